@@ -1,0 +1,42 @@
+# Volley — make targets. `make run` starts Volley locally; `make test` runs every test.
+GO      ?= go
+BIN     := bin
+ADDR    ?= :8080
+PKGS    := ./...
+
+.PHONY: run build test verify generate bench fuzz clean
+
+## run: build and start Volley on $(ADDR) with the embedded PostgreSQL, printing a local API key.
+run: build
+	VOLLEY_ADDR=$${VOLLEY_ADDR:-$(ADDR)} ./$(BIN)/volley serve --dev
+
+## build: compile the binaries into ./bin
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## test: every test, against real PostgreSQL clusters the tests start themselves.
+test:
+	$(GO) test -count=1 -timeout 30m $(PKGS)
+
+## generate: regenerate the HTTP layer from openapi.yaml and the queries from db/queries.
+generate:
+	$(GO) generate ./api/...
+	$(GO) tool sqlc generate
+
+## verify: regenerate and fail on any difference; gofmt and go vet.
+verify: generate
+	@git diff --exit-code -- api db sqlc.yaml || (echo "generated code is stale: run 'make generate' and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- api db)" || (git status --porcelain -- api db; echo "generated files are not committed" && exit 1)
+	@fmt="$$(gofmt -l $$(git ls-files '*.go'))"; test -z "$$fmt" || (echo "gofmt needed:"; echo "$$fmt"; exit 1)
+	$(GO) vet $(PKGS)
+
+## bench: benchmarks with results written to docs/benchmarks.md
+bench:
+	$(GO) run ./cmd/volleybench -out docs/benchmarks.md
+
+## fuzz: fuzz the JSONL line validator for a minute
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 60s ./internal/jsonl/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/volleyhq/volley/db"
+	"github.com/volleyhq/volley/db/dbsqlc"
+	"github.com/volleyhq/volley/handlers"
+	"github.com/volleyhq/volley/internal/apikey"
+	"github.com/volleyhq/volley/internal/config"
+)
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dev := fs.Bool("dev", false, "print a ready-to-use API key for local use (kept in $VOLLEY_DATA_DIR/dev-key)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+
+	d, err := openDatabase(ctx, cfg, logger, cfg.DBMaxConns)
+	if err != nil {
+		return err
+	}
+	defer d.close(ctx)
+
+	srv := handlers.New(d.pool, cfg, logger)
+	srv.MarkReady()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	baseURL := "http://" + displayAddr(ln.Addr()) + "/v1"
+	fmt.Fprintf(stdout, "Volley is serving the OpenAI API at %s\n", baseURL)
+	if *dev {
+		key, err := devKey(ctx, cfg, dbsqlc.New(d.pool))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\n  export OPENAI_BASE_URL=%s\n  export OPENAI_API_KEY=%s\n\n", baseURL, key)
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "base_url", baseURL)
+
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("graceful shutdown incomplete; closing connections", "error", err.Error())
+		_ = httpSrv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// displayAddr turns a listener address into something a browser or SDK can use.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// devKey returns the local development key kept in the data directory, making a new one when there
+// is none or it no longer works.
+func devKey(ctx context.Context, cfg config.Config, q *dbsqlc.Queries) (string, error) {
+	path := filepath.Join(cfg.DataDir, "dev-key")
+	if b, err := os.ReadFile(path); err == nil {
+		key := strings.TrimSpace(string(b))
+		row, err := q.APIKeyGetByHash(ctx, apikey.Hash(key))
+		if err == nil && row.RevokedAt == nil {
+			return key, nil
+		}
+		if err = db.Translate(err); err != nil && !errors.Is(err, db.ErrNotFound) {
+			return "", fmt.Errorf("check dev key: %w", err)
+		}
+	}
+	key, err := createKey(ctx, q, "local", "dev")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write dev key: %w", err)
+	}
+	return key, nil
+}

@@ -1,0 +1,181 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/volleyhq/volley/api"
+	"github.com/volleyhq/volley/db"
+	"github.com/volleyhq/volley/db/dbsqlc"
+)
+
+const (
+	filesDefaultLimit = 10000
+	filesMaxLimit     = 10000
+	// contentChunkRows is how many lines a download reads per query: enough to amortise the round
+	// trip, few enough that memory stays flat.
+	contentChunkRows = 1000
+)
+
+func fileObject(f dbsqlc.File) api.OpenAIFile {
+	out := api.OpenAIFile{
+		Id:        f.ID,
+		Object:    "file",
+		Bytes:     f.Bytes,
+		CreatedAt: f.CreatedAt.Unix(),
+		Filename:  f.Filename,
+		Purpose:   api.OpenAIFilePurpose(f.Purpose),
+		Status:    "processed",
+	}
+	if f.ExpiresAt != nil {
+		exp := f.ExpiresAt.Unix()
+		out.ExpiresAt = &exp
+	}
+	return out
+}
+
+func fileNotFound(id string) *APIError {
+	return notFound("id", "No such File object: %s", id)
+}
+
+// getFile returns the caller's live file or a 404 that says nothing about other owners' files.
+func (s *Server) getFile(ctx context.Context, id string) (dbsqlc.File, error) {
+	f, err := s.queries.FileGetLive(ctx, dbsqlc.FileGetLiveParams{ID: id, Owner: ownerFrom(ctx)})
+	if err = db.Translate(err); err != nil {
+		if errors.Is(err, db.ErrNotFound) {
+			return f, fileNotFound(id)
+		}
+		return f, fmt.Errorf("get file: %w", err)
+	}
+	return f, nil
+}
+
+// ListFiles pages through the caller's files by creation time.
+func (s *Server) ListFiles(ctx context.Context, req api.ListFilesRequestObject) (api.ListFilesResponseObject, error) {
+	p := req.Params
+	limit := filesDefaultLimit
+	if p.Limit != nil {
+		limit = *p.Limit
+		if limit < 1 || limit > filesMaxLimit {
+			return nil, badRequest("invalid_value", "limit", "Invalid 'limit': %d. It must be between 1 and %d.", limit, filesMaxLimit)
+		}
+	}
+	order := "desc"
+	if p.Order != nil {
+		order = *p.Order
+		if order != "asc" && order != "desc" {
+			return nil, badRequest("invalid_value", "order", "Invalid 'order': %q. It must be 'asc' or 'desc'.", order)
+		}
+	}
+	owner := ownerFrom(ctx)
+	var rows []dbsqlc.File
+	var err error
+	if order == "asc" {
+		rows, err = s.queries.FileListAsc(ctx, dbsqlc.FileListAscParams{Owner: owner, Purpose: p.Purpose, After: p.After, MaxRows: int32(limit + 1)})
+	} else {
+		rows, err = s.queries.FileListDesc(ctx, dbsqlc.FileListDescParams{Owner: owner, Purpose: p.Purpose, After: p.After, MaxRows: int32(limit + 1)})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list files: %w", db.Translate(err))
+	}
+	hasMore := len(rows) > limit
+	if hasMore {
+		rows = rows[:limit]
+	}
+	out := api.ListFiles200JSONResponse{Object: "list", Data: make([]api.OpenAIFile, len(rows)), HasMore: hasMore}
+	for i, f := range rows {
+		out.Data[i] = fileObject(f)
+	}
+	if len(rows) > 0 {
+		out.FirstId, out.LastId = &rows[0].ID, &rows[len(rows)-1].ID
+	}
+	return out, nil
+}
+
+// RetrieveFile returns one of the caller's files.
+func (s *Server) RetrieveFile(ctx context.Context, req api.RetrieveFileRequestObject) (api.RetrieveFileResponseObject, error) {
+	f, err := s.getFile(ctx, req.FileId)
+	if err != nil {
+		return nil, err
+	}
+	return api.RetrieveFile200JSONResponse(fileObject(f)), nil
+}
+
+// DeleteFile removes a file and its lines in one transaction.
+func (s *Server) DeleteFile(ctx context.Context, req api.DeleteFileRequestObject) (api.DeleteFileResponseObject, error) {
+	err := db.WithTx(ctx, s.pool, func(_ pgx.Tx, q *dbsqlc.Queries) error {
+		id, err := q.FileMarkDeleted(ctx, dbsqlc.FileMarkDeletedParams{ID: req.FileId, Owner: ownerFrom(ctx)})
+		if err != nil {
+			return err
+		}
+		return q.FileLinesDelete(ctx, id)
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, fileNotFound(req.FileId)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("delete file: %w", err)
+	}
+	return api.DeleteFile200JSONResponse{Id: req.FileId, Object: "file", Deleted: true}, nil
+}
+
+// DownloadFile streams a file's content.
+func (s *Server) DownloadFile(ctx context.Context, req api.DownloadFileRequestObject) (api.DownloadFileResponseObject, error) {
+	f, err := s.getFile(ctx, req.FileId)
+	if err != nil {
+		return nil, err
+	}
+	return contentStream{ctx: ctx, s: s, file: f}, nil
+}
+
+// contentStream writes a file's lines to the response in chunks, with the exact Content-Length.
+type contentStream struct {
+	ctx  context.Context
+	s    *Server
+	file dbsqlc.File
+}
+
+func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(c.file.Bytes, 10))
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", c.file.Filename))
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 256<<10)
+	var written int64
+	after := int32(-1)
+	for {
+		rows, err := c.s.queries.FileLinesChunk(c.ctx, dbsqlc.FileLinesChunkParams{FileID: c.file.ID, AfterLine: after, MaxRows: contentChunkRows})
+		if err != nil {
+			// The status is gone already: cut the connection so that the client sees a short read
+			// rather than a truncated file it might take for whole.
+			loggerFrom(c.ctx).Error("download failed mid-stream", "file_id", c.file.ID, "written", written, "error", err.Error())
+			panic(http.ErrAbortHandler)
+		}
+		for _, row := range rows {
+			n, err := bw.Write(row.Data)
+			written += int64(n)
+			if err != nil {
+				return nil // the client went away; nothing left to tell it
+			}
+		}
+		if len(rows) < contentChunkRows {
+			break
+		}
+		after = rows[len(rows)-1].Line
+	}
+	if err := bw.Flush(); err != nil {
+		return nil
+	}
+	if written != c.file.Bytes {
+		loggerFrom(c.ctx).Error("download size mismatch", "file_id", c.file.ID, "want", c.file.Bytes, "written", written)
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}

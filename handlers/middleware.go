@@ -1,0 +1,159 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/volleyhq/volley/db"
+	"github.com/volleyhq/volley/internal/apikey"
+	"github.com/volleyhq/volley/internal/ids"
+)
+
+type ctxKey int
+
+const (
+	ctxLogger ctxKey = iota
+	ctxOwner
+)
+
+func loggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(ctxLogger).(*slog.Logger); ok {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// ownerFrom returns the owner of the API key that authenticated the request.
+func ownerFrom(ctx context.Context) string {
+	owner, _ := ctx.Value(ctxOwner).(string)
+	return owner
+}
+
+// statusRecorder remembers what was written, for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// observe gives every request an x-request-id, a logger that carries it, an access log line, and
+// turns a panic into a logged stack and a 500 envelope.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		reqID := ids.RequestID()
+		w.Header().Set("x-request-id", reqID)
+		logger := s.logger.With("request_id", reqID)
+		rec := &statusRecorder{ResponseWriter: w}
+		ctx := context.WithValue(r.Context(), ctxLogger, logger)
+		r = r.WithContext(ctx)
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					logger.Warn("response aborted", "method", r.Method, "path", r.URL.Path)
+					panic(p)
+				}
+				logger.Error("panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					writeAPIError(rec, errInternal)
+				}
+			}
+			level := slog.LevelInfo
+			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+				level = slog.LevelDebug
+			}
+			logger.Log(ctx, level, "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// limitBody refuses bodies declared larger than the route allows before reading them, and caps
+// what is read of the others.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := s.cfg.MaxJSONBodyBytes
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/files" {
+			// The form fields and part headers around the file need a little room of their own.
+			limit = s.cfg.Files.MaxBytes + multipartOverhead
+		}
+		if r.ContentLength > limit {
+			writeError(w, r, tooLarge(limit))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// multipartOverhead is the room allowed around an upload's file content.
+const multipartOverhead = 1 << 20
+
+const missingKeyMessage = "You didn't provide an API key. You need to provide your API key in an Authorization " +
+	"header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+
+// authenticate resolves the bearer key of every /v1 request to its owner.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/v1" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		header := r.Header.Get("Authorization")
+		scheme, key, ok := strings.Cut(strings.TrimSpace(header), " ")
+		key = strings.TrimSpace(key)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+			writeError(w, r, unauthorized("", missingKeyMessage))
+			return
+		}
+		row, err := s.queries.APIKeyGetByHash(r.Context(), apikey.Hash(key))
+		err = db.Translate(err)
+		switch {
+		case errors.Is(err, db.ErrNotFound):
+			writeError(w, r, unauthorized("invalid_api_key",
+				fmt.Sprintf("Incorrect API key provided: %s. Create a key with `volley keys create --owner NAME`.", apikey.Mask(key))))
+			return
+		case err != nil:
+			writeError(w, r, fmt.Errorf("look up api key: %w", err))
+			return
+		case row.RevokedAt != nil:
+			writeError(w, r, unauthorized("invalid_api_key",
+				fmt.Sprintf("The API key %s has been revoked.", apikey.Mask(key))))
+			return
+		}
+		ctx := context.WithValue(r.Context(), ctxOwner, row.Owner)
+		ctx = context.WithValue(ctx, ctxLogger, loggerFrom(ctx).With("owner", row.Owner))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}

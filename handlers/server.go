@@ -1,0 +1,77 @@
+// Package handlers implements Volley's HTTP API (api.StrictServerInterface): authentication, the
+// Files API with streaming JSONL ingestion and downloads, and the OpenAI error envelope for every
+// failure from every layer.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/volleyhq/volley/api"
+	"github.com/volleyhq/volley/db/dbsqlc"
+	"github.com/volleyhq/volley/internal/config"
+)
+
+// Server serves the API over one database pool.
+type Server struct {
+	pool    *pgxpool.Pool
+	queries *dbsqlc.Queries
+	cfg     config.Config
+	logger  *slog.Logger
+	ready   atomic.Bool
+}
+
+var _ api.StrictServerInterface = (*Server)(nil)
+
+// New returns a server; call MarkReady once migrations are applied.
+func New(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) *Server {
+	return &Server{pool: pool, queries: dbsqlc.New(pool), cfg: cfg, logger: logger}
+}
+
+// MarkReady records that the schema is migrated, which /readyz reports.
+func (s *Server) MarkReady() { s.ready.Store(true) }
+
+// Handler returns the whole HTTP surface: the generated routes behind observation, body limits and
+// authentication, with unknown routes and methods answered in the error envelope.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.observe, s.limitBody, s.authenticate)
+	r.NotFound(notFoundRoute)
+	r.MethodNotAllowed(methodNotAllowed)
+	strict := api.NewStrictHandlerWithOptions(s, nil, api.StrictHTTPServerOptions{
+		RequestErrorHandlerFunc:  requestErrorHandler,
+		ResponseErrorHandlerFunc: writeError,
+	})
+	return api.HandlerWithOptions(strict, api.ChiServerOptions{
+		BaseRouter:       r,
+		ErrorHandlerFunc: requestErrorHandler,
+	})
+}
+
+// Healthz reports that the process serves HTTP.
+func (s *Server) Healthz(context.Context, api.HealthzRequestObject) (api.HealthzResponseObject, error) {
+	return api.Healthz200JSONResponse{Status: "ok"}, nil
+}
+
+// Readyz reports whether the database answers and the schema is migrated.
+func (s *Server) Readyz(ctx context.Context, _ api.ReadyzRequestObject) (api.ReadyzResponseObject, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	dbState, migState := "ok", "applied"
+	if !s.ready.Load() {
+		migState = "pending"
+	}
+	if err := s.pool.Ping(ctx); err != nil {
+		dbState = "unreachable: " + err.Error()
+	}
+	if dbState != "ok" || !s.ready.Load() {
+		return api.Readyz503JSONResponse{Status: "not ready", Database: &dbState, Migrations: &migState}, nil
+	}
+	return api.Readyz200JSONResponse{Status: "ok", Database: &dbState, Migrations: &migState}, nil
+}

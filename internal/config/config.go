@@ -1,0 +1,207 @@
+// Package config loads Volley's configuration once at start-up, from environment variables and an
+// optional YAML file, and validates it. The resulting Config is passed down explicitly.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting Volley reads.
+type Config struct {
+	// Addr is the HTTP listen address (VOLLEY_ADDR).
+	Addr string
+	// DataDir holds the embedded PostgreSQL cluster when DatabaseURL is empty (VOLLEY_DATA_DIR).
+	DataDir string
+	// DatabaseURL is the PostgreSQL DSN (DATABASE_URL); empty means the embedded cluster.
+	DatabaseURL string
+	// LogLevel is debug, info, warn or error (VOLLEY_LOG_LEVEL).
+	LogLevel slog.Level
+	// LogFormat is "auto" (tint on a terminal, JSON otherwise), "text" or "json" (VOLLEY_LOG_FORMAT).
+	LogFormat string
+
+	// DBMaxConns caps the connection pool (VOLLEY_DB_MAX_CONNS).
+	DBMaxConns int32
+
+	Files FileLimits
+
+	// MaxJSONBodyBytes caps the body of every request but uploads (VOLLEY_MAX_BODY_BYTES, 16 MiB).
+	MaxJSONBodyBytes int64
+
+	// ShutdownGrace is how long a SIGTERM waits for in-flight HTTP requests (VOLLEY_SHUTDOWN_GRACE).
+	ShutdownGrace time.Duration
+}
+
+// FileLimits bound what an upload may hold.
+type FileLimits struct {
+	// MaxBytes is the largest file accepted (VOLLEY_MAX_FILE_BYTES, default 200 MB as OpenAI).
+	MaxBytes int64
+	// MaxLines is the largest number of requests in one file (VOLLEY_MAX_FILE_LINES, default 50,000).
+	MaxLines int
+	// MaxLineBytes bounds one line (VOLLEY_MAX_LINE_BYTES, default 16 MiB), so that memory stays
+	// bounded however a file is shaped.
+	MaxLineBytes int
+	// MaxCustomIDBytes bounds one custom_id (VOLLEY_MAX_CUSTOM_ID_BYTES, default 512).
+	MaxCustomIDBytes int
+	// DefaultExpiry is how long a batch file lives without expires_after (30 days).
+	DefaultExpiry time.Duration
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Addr:       ":8080",
+		DataDir:    ".volley",
+		LogLevel:   slog.LevelInfo,
+		LogFormat:  "auto",
+		DBMaxConns: 40,
+		Files: FileLimits{
+			MaxBytes:         200 * 1000 * 1000,
+			MaxLines:         50_000,
+			MaxLineBytes:     16 << 20,
+			MaxCustomIDBytes: 512,
+			DefaultExpiry:    30 * 24 * time.Hour,
+		},
+		MaxJSONBodyBytes: 16 << 20,
+		ShutdownGrace:    30 * time.Second,
+	}
+}
+
+// Load reads the environment (through getenv, so tests can supply their own) on top of Default.
+func Load(getenv func(string) string) (Config, error) {
+	c := Default()
+	l := loader{getenv: getenv}
+	l.str("VOLLEY_ADDR", &c.Addr)
+	l.str("VOLLEY_DATA_DIR", &c.DataDir)
+	l.str("DATABASE_URL", &c.DatabaseURL)
+	l.level("VOLLEY_LOG_LEVEL", &c.LogLevel)
+	l.str("VOLLEY_LOG_FORMAT", &c.LogFormat)
+	l.int32("VOLLEY_DB_MAX_CONNS", &c.DBMaxConns)
+	l.int64("VOLLEY_MAX_FILE_BYTES", &c.Files.MaxBytes)
+	l.int("VOLLEY_MAX_FILE_LINES", &c.Files.MaxLines)
+	l.int("VOLLEY_MAX_LINE_BYTES", &c.Files.MaxLineBytes)
+	l.int("VOLLEY_MAX_CUSTOM_ID_BYTES", &c.Files.MaxCustomIDBytes)
+	l.int64("VOLLEY_MAX_BODY_BYTES", &c.MaxJSONBodyBytes)
+	l.duration("VOLLEY_SHUTDOWN_GRACE", &c.ShutdownGrace)
+	if l.err != nil {
+		return Config{}, l.err
+	}
+	if err := c.validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// FromEnv loads the configuration from the process environment.
+func FromEnv() (Config, error) { return Load(os.Getenv) }
+
+// PGDataDir is where the embedded cluster lives.
+func (c Config) PGDataDir() string { return filepath.Join(c.DataDir, "pg") }
+
+func (c Config) validate() error {
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		return fmt.Errorf("VOLLEY_LOG_FORMAT: %q is not one of auto, text, json", c.LogFormat)
+	}
+	if c.DBMaxConns < 4 {
+		return fmt.Errorf("VOLLEY_DB_MAX_CONNS: must be at least 4, got %d", c.DBMaxConns)
+	}
+	if c.Files.MaxBytes < 1 {
+		return fmt.Errorf("VOLLEY_MAX_FILE_BYTES: must be positive, got %d", c.Files.MaxBytes)
+	}
+	if c.Files.MaxLines < 1 {
+		return fmt.Errorf("VOLLEY_MAX_FILE_LINES: must be positive, got %d", c.Files.MaxLines)
+	}
+	if c.Files.MaxLineBytes < 1024 {
+		return fmt.Errorf("VOLLEY_MAX_LINE_BYTES: must be at least 1024, got %d", c.Files.MaxLineBytes)
+	}
+	if c.Files.MaxCustomIDBytes < 1 {
+		return fmt.Errorf("VOLLEY_MAX_CUSTOM_ID_BYTES: must be positive, got %d", c.Files.MaxCustomIDBytes)
+	}
+	if c.MaxJSONBodyBytes < 1024 {
+		return fmt.Errorf("VOLLEY_MAX_BODY_BYTES: must be at least 1024, got %d", c.MaxJSONBodyBytes)
+	}
+	if c.DataDir == "" && c.DatabaseURL == "" {
+		return fmt.Errorf("VOLLEY_DATA_DIR: must not be empty when DATABASE_URL is unset")
+	}
+	return nil
+}
+
+// loader reads typed values and keeps the first error, naming the variable.
+type loader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (l *loader) raw(name string) (string, bool) {
+	v := strings.TrimSpace(l.getenv(name))
+	return v, v != "" && l.err == nil
+}
+
+func (l *loader) fail(name, v, want string) {
+	l.err = fmt.Errorf("%s: %q is not %s", name, v, want)
+}
+
+func (l *loader) str(name string, dst *string) {
+	if v, ok := l.raw(name); ok {
+		*dst = v
+	}
+}
+
+func (l *loader) int(name string, dst *int) {
+	if v, ok := l.raw(name); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			l.fail(name, v, "a whole number")
+			return
+		}
+		*dst = n
+	}
+}
+
+func (l *loader) int32(name string, dst *int32) {
+	if v, ok := l.raw(name); ok {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			l.fail(name, v, "a whole number")
+			return
+		}
+		*dst = int32(n)
+	}
+}
+
+func (l *loader) int64(name string, dst *int64) {
+	if v, ok := l.raw(name); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			l.fail(name, v, "a whole number")
+			return
+		}
+		*dst = n
+	}
+}
+
+func (l *loader) duration(name string, dst *time.Duration) {
+	if v, ok := l.raw(name); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			l.fail(name, v, "a duration like 30s or 5m")
+			return
+		}
+		*dst = d
+	}
+}
+
+func (l *loader) level(name string, dst *slog.Level) {
+	if v, ok := l.raw(name); ok {
+		if err := dst.UnmarshalText([]byte(v)); err != nil {
+			l.fail(name, v, "one of debug, info, warn, error")
+		}
+	}
+}
