@@ -151,7 +151,7 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 func (s *Server) copyLines(ctx context.Context, tx pgx.Tx, fileID string, part *multipart.Part) (*lineSource, error) {
 	src := newLineSource(ctx, fileID, part, s.cfg.Files)
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"file_lines"},
-		[]string{"file_id", "line", "custom_id", "url", "model", "data"}, src)
+		[]string{"file_id", "line", "custom_id", "url", "model", "body_start", "body_end", "data"}, src)
 	if src.err != nil {
 		return nil, src.err
 	}
@@ -178,7 +178,7 @@ type lineSource struct {
 	long     []byte // accumulates a line longer than the reader's buffer
 	seen     map[[2]uint64]int32
 	seeds    [2]maphash.Seed
-	values   [6]any
+	values   [8]any
 	err      error
 }
 
@@ -219,9 +219,9 @@ func (s *lineSource) Next() bool {
 	if n := len(content); n > 0 && content[n-1] == '\n' {
 		content = content[:n-1]
 	}
-	s.values[0], s.values[1], s.values[5] = s.fileID, s.line, raw
+	s.values[0], s.values[1], s.values[7] = s.fileID, s.line, raw
 	if isBlank(content) {
-		s.values[2], s.values[3], s.values[4] = nil, nil, nil
+		s.values[2], s.values[3], s.values[4], s.values[5], s.values[6] = nil, nil, nil, nil, nil
 		return true
 	}
 	l, verr := jsonl.Validate(content, s.jl)
@@ -238,6 +238,7 @@ func (s *lineSource) Next() bool {
 	}
 	s.seen[key] = s.line
 	s.values[2], s.values[3], s.values[4] = l.CustomID, l.URL, l.Model
+	s.values[5], s.values[6] = int32(l.BodyStart), int32(l.BodyEnd)
 	return true
 }
 

@@ -31,10 +31,12 @@ type File struct {
 }
 
 type FileLine struct {
-	FileID   string
-	Line     int32
-	CustomID *string
-	Url      *string
-	Model    *string
-	Data     []byte
+	FileID    string
+	Line      int32
+	CustomID  *string
+	Url       *string
+	Model     *string
+	BodyStart *int32
+	BodyEnd   *int32
+	Data      []byte
 }

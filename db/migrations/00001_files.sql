@@ -30,14 +30,17 @@ CREATE INDEX files_expires_at ON files (expires_at) WHERE deleted_at IS NULL AND
 CREATE INDEX files_deleted_at ON files (deleted_at) WHERE deleted_at IS NOT NULL;
 
 -- One row per physical line of an uploaded file, the raw bytes including the line's terminator.
--- custom_id, url and model are NULL for whitespace-only lines, which are kept so that the content
--- reads back byte-identical but are not requests.
+-- custom_id, url, model and the body's byte range are NULL for whitespace-only lines, which are
+-- kept so that the content reads back byte-identical but are not requests. body_start is 0-based
+-- and body_end exclusive: the request body sent upstream is exactly those bytes of the line.
 CREATE TABLE file_lines (
     file_id    text    NOT NULL,
     line       integer NOT NULL,
     custom_id  text,
     url        text,
     model      text,
+    body_start integer,
+    body_end   integer,
     data       bytea   NOT NULL,
     PRIMARY KEY (file_id, line)
 );

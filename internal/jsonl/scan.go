@@ -427,8 +427,8 @@ const (
 
 // scanString scans the string whose opening quote is at b[i]. It returns the
 // index just after the closing quote and whether the string contains escapes.
-// If the string is malformed it returns ok == false and the index of the
-// offending byte (len(b) if the string is unterminated).
+// If the string is malformed it returns ok == false; stringError then finds out
+// what is wrong.
 func scanString(b []byte, i int) (j int, esc, ok bool) {
 	i++
 	for {
