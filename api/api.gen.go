@@ -24,6 +24,72 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for BatchObject.
+const (
+	BatchObjectBatch BatchObject = "batch"
+)
+
+// Valid indicates whether the value is a known member of the BatchObject enum.
+func (e BatchObject) Valid() bool {
+	switch e {
+	case BatchObjectBatch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchStatus.
+const (
+	Cancelled  BatchStatus = "cancelled"
+	Cancelling BatchStatus = "cancelling"
+	Completed  BatchStatus = "completed"
+	Expired    BatchStatus = "expired"
+	Failed     BatchStatus = "failed"
+	Finalizing BatchStatus = "finalizing"
+	InProgress BatchStatus = "in_progress"
+	Validating BatchStatus = "validating"
+)
+
+// Valid indicates whether the value is a known member of the BatchStatus enum.
+func (e BatchStatus) Valid() bool {
+	switch e {
+	case Cancelled:
+		return true
+	case Cancelling:
+		return true
+	case Completed:
+		return true
+	case Expired:
+		return true
+	case Failed:
+		return true
+	case Finalizing:
+		return true
+	case InProgress:
+		return true
+	case Validating:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchListObject.
+const (
+	BatchListObjectList BatchListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the BatchListObject enum.
+func (e BatchListObject) Valid() bool {
+	switch e {
+	case BatchListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FileDeletedObject.
 const (
 	FileDeletedObjectFile FileDeletedObject = "file"
@@ -41,13 +107,13 @@ func (e FileDeletedObject) Valid() bool {
 
 // Defines values for FileListObject.
 const (
-	List FileListObject = "list"
+	FileListObjectList FileListObject = "list"
 )
 
 // Valid indicates whether the value is a known member of the FileListObject enum.
 func (e FileListObject) Valid() bool {
 	switch e {
-	case List:
+	case FileListObjectList:
 		return true
 	default:
 		return false
@@ -71,16 +137,19 @@ func (e OpenAIFileObject) Valid() bool {
 
 // Defines values for OpenAIFilePurpose.
 const (
-	Batch       OpenAIFilePurpose = "batch"
-	BatchOutput OpenAIFilePurpose = "batch_output"
+	OpenAIFilePurposeBatch       OpenAIFilePurpose = "batch"
+	OpenAIFilePurposeBatchError  OpenAIFilePurpose = "batch_error"
+	OpenAIFilePurposeBatchOutput OpenAIFilePurpose = "batch_output"
 )
 
 // Valid indicates whether the value is a known member of the OpenAIFilePurpose enum.
 func (e OpenAIFilePurpose) Valid() bool {
 	switch e {
-	case Batch:
+	case OpenAIFilePurposeBatch:
 		return true
-	case BatchOutput:
+	case OpenAIFilePurposeBatchError:
+		return true
+	case OpenAIFilePurposeBatchOutput:
 		return true
 	default:
 		return false
@@ -106,6 +175,98 @@ func (e OpenAIFileStatus) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// Batch defines model for Batch.
+type Batch struct {
+	CancelledAt      *int64             `json:"cancelled_at"`
+	CancellingAt     *int64             `json:"cancelling_at"`
+	CompletedAt      *int64             `json:"completed_at"`
+	CompletionWindow string             `json:"completion_window"`
+	CreatedAt        int64              `json:"created_at"`
+	Endpoint         string             `json:"endpoint"`
+	ErrorFileId      *string            `json:"error_file_id"`
+	Errors           *BatchErrors       `json:"errors"`
+	ExpiredAt        *int64             `json:"expired_at"`
+	ExpiresAt        *int64             `json:"expires_at"`
+	FailedAt         *int64             `json:"failed_at"`
+	FinalizingAt     *int64             `json:"finalizing_at"`
+	Id               string             `json:"id"`
+	InProgressAt     *int64             `json:"in_progress_at"`
+	InputFileId      string             `json:"input_file_id"`
+	Metadata         *map[string]string `json:"metadata"`
+	Model            *string            `json:"model"`
+	Object           BatchObject        `json:"object"`
+	OutputFileId     *string            `json:"output_file_id"`
+	RequestCounts    BatchRequestCounts `json:"request_counts"`
+	Status           BatchStatus        `json:"status"`
+	Usage            BatchUsage         `json:"usage"`
+}
+
+// BatchObject defines model for Batch.Object.
+type BatchObject string
+
+// BatchStatus defines model for Batch.Status.
+type BatchStatus string
+
+// BatchError defines model for BatchError.
+type BatchError struct {
+	Code    string  `json:"code"`
+	Line    *int    `json:"line"`
+	Message string  `json:"message"`
+	Param   *string `json:"param"`
+}
+
+// BatchErrors defines model for BatchErrors.
+type BatchErrors struct {
+	Data   []BatchError `json:"data"`
+	Object string       `json:"object"`
+}
+
+// BatchList defines model for BatchList.
+type BatchList struct {
+	Data    []Batch         `json:"data"`
+	FirstId *string         `json:"first_id"`
+	HasMore bool            `json:"has_more"`
+	LastId  *string         `json:"last_id"`
+	Object  BatchListObject `json:"object"`
+}
+
+// BatchListObject defines model for BatchList.Object.
+type BatchListObject string
+
+// BatchRequestCounts defines model for BatchRequestCounts.
+type BatchRequestCounts struct {
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+	Total     int `json:"total"`
+}
+
+// BatchUsage defines model for BatchUsage.
+type BatchUsage struct {
+	InputTokens        int64 `json:"input_tokens"`
+	InputTokensDetails struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokens        int64 `json:"output_tokens"`
+	OutputTokensDetails struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+	TotalTokens int64 `json:"total_tokens"`
+}
+
+// CreateBatchRequest defines model for CreateBatchRequest.
+type CreateBatchRequest struct {
+	// CompletionWindow `24h`, or (Volley extension) any duration from `1m` to `168h` such as `90m` or `2h`.
+	CompletionWindow string `json:"completion_window"`
+
+	// Endpoint One of /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, /v1/moderations.
+	Endpoint    string `json:"endpoint"`
+	InputFileId string `json:"input_file_id"`
+
+	// Metadata Up to 16 pairs; keys up to 64 characters, values up to 512.
+	Metadata           *map[string]string `json:"metadata,omitempty"`
+	OutputExpiresAfter *ExpiresAfter      `json:"output_expires_after,omitempty"`
 }
 
 // CreateFileRequest defines model for CreateFileRequest.
@@ -134,6 +295,15 @@ type ErrorObject struct {
 // ErrorResponse defines model for ErrorResponse.
 type ErrorResponse struct {
 	Error ErrorObject `json:"error"`
+}
+
+// ExpiresAfter defines model for ExpiresAfter.
+type ExpiresAfter struct {
+	// Anchor Only `created_at` (of the output or error file).
+	Anchor string `json:"anchor"`
+
+	// Seconds 3600 to 2592000.
+	Seconds int64 `json:"seconds"`
 }
 
 // FileDeleted defines model for FileDeleted.
@@ -191,6 +361,9 @@ type OpenAIFilePurpose string
 // OpenAIFileStatus defines model for OpenAIFile.Status.
 type OpenAIFileStatus string
 
+// BatchID defines model for BatchID.
+type BatchID = string
+
 // FileID defines model for FileID.
 type FileID = string
 
@@ -209,6 +382,15 @@ type TooLarge = ErrorResponse
 // Unauthorized defines model for Unauthorized.
 type Unauthorized = ErrorResponse
 
+// ListBatchesParams defines parameters for ListBatches.
+type ListBatchesParams struct {
+	// After Cursor; the id of the last batch of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size, 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListFilesParams defines parameters for ListFiles.
 type ListFilesParams struct {
 	// Purpose Only files of this purpose.
@@ -224,6 +406,9 @@ type ListFilesParams struct {
 	After *string `form:"after,omitempty" json:"after,omitempty"`
 }
 
+// CreateBatchJSONRequestBody defines body for CreateBatch for application/json ContentType.
+type CreateBatchJSONRequestBody = CreateBatchRequest
+
 // CreateFileMultipartRequestBody defines body for CreateFile for multipart/form-data ContentType.
 type CreateFileMultipartRequestBody = CreateFileRequest
 
@@ -235,6 +420,18 @@ type ServerInterface interface {
 	// Readyz Readiness probe (database reachable and migrations applied). No authentication.
 	// (GET /readyz)
 	Readyz(w http.ResponseWriter, r *http.Request)
+	// ListBatches List the caller's batches, newest first.
+	// (GET /v1/batches)
+	ListBatches(w http.ResponseWriter, r *http.Request, params ListBatchesParams)
+	// CreateBatch Create a batch from an uploaded input file.
+	// (POST /v1/batches)
+	CreateBatch(w http.ResponseWriter, r *http.Request)
+	// RetrieveBatch Get one batch (one row read; counters are kept up to date as requests finish).
+	// (GET /v1/batches/{batch_id})
+	RetrieveBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
+	// CancelBatch Cancel a batch.
+	// (POST /v1/batches/{batch_id}/cancel)
+	CancelBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams)
@@ -265,6 +462,30 @@ func (_ Unimplemented) Healthz(w http.ResponseWriter, r *http.Request) {
 // Readyz Readiness probe (database reachable and migrations applied). No authentication.
 // (GET /readyz)
 func (_ Unimplemented) Readyz(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListBatches List the caller's batches, newest first.
+// (GET /v1/batches)
+func (_ Unimplemented) ListBatches(w http.ResponseWriter, r *http.Request, params ListBatchesParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateBatch Create a batch from an uploaded input file.
+// (POST /v1/batches)
+func (_ Unimplemented) CreateBatch(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RetrieveBatch Get one batch (one row read; counters are kept up to date as requests finish).
+// (GET /v1/batches/{batch_id})
+func (_ Unimplemented) RetrieveBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CancelBatch Cancel a batch.
+// (POST /v1/batches/{batch_id}/cancel)
+func (_ Unimplemented) CancelBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -326,6 +547,118 @@ func (siw *ServerInterfaceWrapper) Readyz(w http.ResponseWriter, r *http.Request
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.Readyz(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListBatches operation middleware
+func (siw *ServerInterfaceWrapper) ListBatches(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListBatchesParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListBatches(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateBatch operation middleware
+func (siw *ServerInterfaceWrapper) CreateBatch(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateBatch(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RetrieveBatch operation middleware
+func (siw *ServerInterfaceWrapper) RetrieveBatch(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RetrieveBatch(w, r, batchId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CancelBatch operation middleware
+func (siw *ServerInterfaceWrapper) CancelBatch(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelBatch(w, r, batchId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -633,6 +966,18 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/files/{file_id}/content", wrapper.DownloadFile)
 	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/batches", wrapper.ListBatches)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/batches", wrapper.CreateBatch)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/batches/{batch_id}", wrapper.RetrieveBatch)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/batches/{batch_id}/cancel", wrapper.CancelBatch)
+	})
 
 	return r
 }
@@ -699,6 +1044,288 @@ func (response Readyz503JSONResponse) VisitReadyzResponse(w http.ResponseWriter)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchesRequestObject struct {
+	Params ListBatchesParams
+}
+
+type ListBatchesResponseObject interface {
+	VisitListBatchesResponse(w http.ResponseWriter) error
+}
+
+type ListBatches200JSONResponse BatchList
+
+func (response ListBatches200JSONResponse) VisitListBatchesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatches400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListBatches400JSONResponse) VisitListBatchesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatches401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListBatches401JSONResponse) VisitListBatchesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchesdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListBatchesdefaultJSONResponse) VisitListBatchesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateBatchRequestObject struct {
+	Body *CreateBatchJSONRequestBody
+}
+
+type CreateBatchResponseObject interface {
+	VisitCreateBatchResponse(w http.ResponseWriter) error
+}
+
+type CreateBatch200JSONResponse Batch
+
+func (response CreateBatch200JSONResponse) VisitCreateBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateBatch400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateBatch400JSONResponse) VisitCreateBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateBatch401JSONResponse) VisitCreateBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateBatchdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CreateBatchdefaultJSONResponse) VisitCreateBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatchRequestObject struct {
+	BatchId BatchID `json:"batch_id"`
+}
+
+type RetrieveBatchResponseObject interface {
+	VisitRetrieveBatchResponse(w http.ResponseWriter) error
+}
+
+type RetrieveBatch200JSONResponse Batch
+
+func (response RetrieveBatch200JSONResponse) VisitRetrieveBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RetrieveBatch401JSONResponse) VisitRetrieveBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatch404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RetrieveBatch404JSONResponse) VisitRetrieveBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatchdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response RetrieveBatchdefaultJSONResponse) VisitRetrieveBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchRequestObject struct {
+	BatchId BatchID `json:"batch_id"`
+}
+
+type CancelBatchResponseObject interface {
+	VisitCancelBatchResponse(w http.ResponseWriter) error
+}
+
+type CancelBatch200JSONResponse Batch
+
+func (response CancelBatch200JSONResponse) VisitCancelBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatch400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CancelBatch400JSONResponse) VisitCancelBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CancelBatch401JSONResponse) VisitCancelBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatch404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CancelBatch404JSONResponse) VisitCancelBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CancelBatchdefaultJSONResponse) VisitCancelBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -1066,6 +1693,18 @@ type StrictServerInterface interface {
 	// Readyz Readiness probe (database reachable and migrations applied). No authentication.
 	// (GET /readyz)
 	Readyz(ctx context.Context, request ReadyzRequestObject) (ReadyzResponseObject, error)
+	// ListBatches List the caller's batches, newest first.
+	// (GET /v1/batches)
+	ListBatches(ctx context.Context, request ListBatchesRequestObject) (ListBatchesResponseObject, error)
+	// CreateBatch Create a batch from an uploaded input file.
+	// (POST /v1/batches)
+	CreateBatch(ctx context.Context, request CreateBatchRequestObject) (CreateBatchResponseObject, error)
+	// RetrieveBatch Get one batch (one row read; counters are kept up to date as requests finish).
+	// (GET /v1/batches/{batch_id})
+	RetrieveBatch(ctx context.Context, request RetrieveBatchRequestObject) (RetrieveBatchResponseObject, error)
+	// CancelBatch Cancel a batch.
+	// (POST /v1/batches/{batch_id}/cancel)
+	CancelBatch(ctx context.Context, request CancelBatchRequestObject) (CancelBatchResponseObject, error)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(ctx context.Context, request ListFilesRequestObject) (ListFilesResponseObject, error)
@@ -1163,6 +1802,115 @@ func (sh *strictHandler) Readyz(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(ReadyzResponseObject); ok {
 		if err := validResponse.VisitReadyzResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListBatches operation middleware
+func (sh *strictHandler) ListBatches(w http.ResponseWriter, r *http.Request, params ListBatchesParams) {
+	var request ListBatchesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListBatches(ctx, request.(ListBatchesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListBatches")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListBatchesResponseObject); ok {
+		if err := validResponse.VisitListBatchesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateBatch operation middleware
+func (sh *strictHandler) CreateBatch(w http.ResponseWriter, r *http.Request) {
+	var request CreateBatchRequestObject
+
+	var body CreateBatchJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateBatch(ctx, request.(CreateBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateBatch")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateBatchResponseObject); ok {
+		if err := validResponse.VisitCreateBatchResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RetrieveBatch operation middleware
+func (sh *strictHandler) RetrieveBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	var request RetrieveBatchRequestObject
+
+	request.BatchId = batchId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveBatch(ctx, request.(RetrieveBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveBatch")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RetrieveBatchResponseObject); ok {
+		if err := validResponse.VisitRetrieveBatchResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CancelBatch operation middleware
+func (sh *strictHandler) CancelBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	var request CancelBatchRequestObject
+
+	request.BatchId = batchId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelBatch(ctx, request.(CancelBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelBatch")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelBatchResponseObject); ok {
+		if err := validResponse.VisitCancelBatchResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -1310,43 +2058,63 @@ func (sh *strictHandler) DownloadFile(w http.ResponseWriter, r *http.Request, fi
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"1Fltc9u4Ef4rO2hnksxQEh0n16tu+sG55Hq+c+w09vVlIo8JkSsRCQjQACiF9ui/dxYg9UpFbpu4c59M",
-	"k8DuYhfPsy+6Z6kuSq1QOcuG96zkhhfo0Pj/fhIST1/Tk1BsyEruchYxxQtkQzYREm9ExiJm8LYSBjM2",
-	"dKbCiNk0x4LTNleXtNQ6I9SULRYLWmxLrSx6Ba949h5vK7SO/ku1cqj8Iy9LKVLuhFaDj1YrercS+0eD",
-	"EzZkfxisjB+Er3bwxhht3jdKgsoMbWpEScLYkJ2qGZciAxMU/wAuRyjQWj5FsLy2MM+5A64ymOdosM8W",
-	"EXuNE15J54U/nqknqgbtcjSAtNRbcq7dT7pS2eNZca7BVmkOevwRUwcTbcDlwsInrJ9Y0HOFwbIrrc+4",
-	"meLjWXaVI2SYSm5wGU8Y66wGYUGSLWQqVz7EqVYTMa1oqRSFcN7m3xSvXK6NuMNH9OhbYa1Q0wjmRqsp",
-	"aAMGZ/oTZnDy7pT82me0qZFH6n40yB0SHtfwUhpdonEiYAk/l8KgveETh+YDV2muzTV92NR9oWQNSerl",
-	"ZTfcJX0WbeM02hJmMdUqsx3Sjr+LY3Aanr/88/M4jvvwirs0B+IGC0EIeBlwHENG4BrXkAUwrSkWyuEU",
-	"DWmmrbt6frm8OD+DJjoRcAeFtm47rlbcITxtxMPzOIa3r555JEuhaGWl3Or7yziK4/gZmTHRpuCODdlY",
-	"KG7qLo+UlSm17TDtbUWXDiEZ09G73LlYp8gP4YQrgdfL9QFgpMzfoIvw706gU515M1QlJR+TtwLt7pjc",
-	"kFoHEUeB6B8kJby4P3CoVlezvlUQBWv3nnGJkt3r3FLtQaQ1ftq2KAjo0kwweo0SXcD8pt5s9aHZONZa",
-	"Ile0U2SdztTLSKGqimWMrw/dBJ89m83RUvM+k89EF+wz7jwhCYeFPeSvixLVySkJW0WWcWN4HaBnrLsJ",
-	"Zzx4LXJubwptsNtRkj9c0q73JJ30oPdWjiMXrJm/Ur9mZpdXf0YuXX7puKtst2fH3HbjpxBT43OD7fxs",
-	"lzI3ySLRn5KICN/XGMKGDHCYMxp5XYdYi+nOEca1Cw9LghPKffeik3hXKeGBG5Y5onvDnrhvUX0oJjs8",
-	"GC4PfuZFKdtysxeP//Svj3+7PZ8fT+J/qpdXt8/t2ad3LPofILnB7O1aT+UsCn9vdOXKynXuXcW53VqV",
-	"UvMM6e6VRqdorX/eZqNtETcZOi6kfQBivkgiIeIb0dyI1JrXVydfnmPHmt0LRxZjWhnh6ktilXC/Tkrx",
-	"K9Ynlct37/wJVTRQ8AxhLlwOyUxLiTW9tRDshF7P15FwfvL2jU+hnrE8qSA3aFYhzp0rQ00l1ETvavt7",
-	"EC4scLAoJ71cW4dZBAEnPWJF7sRYYlOrUMll0czQ9OHUhUfrKwtbjS060JNm7xM7UoQzG4WtaH1t0eYw",
-	"S6JoJw+FiZ5MRCq4hMvXv1qoLEZQqQwNJIPZURJBKSsycoJzwM8OlSU2GSk9AeF8XQ1PC26oKhy1p1qu",
-	"GzEYo9TzZ/2RGqk3MzR16BEimBhdAPo3ktdoIvIF2RMOEZYBqhlKXeJIJfejcDtHbAj3ozaTj1gEI+/0",
-	"8OTzeXiklD5ii0USnJUBt5Bsl8tJf6QoasJ5+IYDsIjN0NgQqbh/1I89VktUvBRUTvbj/rEvHlzu79Ug",
-	"9xR9R89T9HgmfvNqTjM2bCj8jm01ls/j+KuV8xtZoqtLk2KG/Q1ksOGH64jZqiiomhyyMzFDhdZCafQY",
-	"4SmFo2EHig65Uagp/Hx19e5ZH841UFeCyjUG+/zAp9ZnvdKya9I1MMizer9n3ofP/0fHeAt8m/UyPn40",
-	"refagXdN6Ox9O9i09fWXo0T2ivUwtRUAyUtzomQP+FXuB38MzB4etNnRwDdHe8NGVZ4nmbaGbqYxHzob",
-	"udBo6UnoyBs+J81+YHNboW9mmonNGt3vndBE22re+bGIuMMIjqjTO4qpz9ujwTfWG/KbZosN/b7dKmBX",
-	"4aU2DrQhohzXIT8IrcCJAiNIuE0Tqp8S2pTss8Nv77bDa+uqt7bt+LEyVptwiUQWfIxAlaX3evuiNDgT",
-	"urJQ8ulez/sW+It+v/6GOF02D13k5e2mw/ir5NH6IujuErm0cbA2uvNbjg5v2Ri2eEuamBzauDF98whe",
-	"Y9Z2DMClRPPEtudYgS/g7ZoqPR06qN0pUlFJJ0puVuMj6wzyAjMIb+vwVyjgimCHMguX9Ic21wqFtM8P",
-	"F6n0oqwo3EhxYwRVFE85/HJ5cd6O0XwpxEFp1cOidDUVB+K2QkjSyjpd3IgsiSAp0OU6SyB5d3F5lUTA",
-	"wdeknouSyshkpIiSOCRkeNJKz7XMKKNwCDcMkkJnKJNnffhHLhzakqfY00QhZLgFbhA+YelP2ExV6OLB",
-	"uPJHQFCeVn3AbR9OVO1JUmIBXNk5Ggsv4rg9VTtOVbwg5R44QmHk6VNpl9Nb72RtMOuPVJhKNQT1lzBJ",
-	"8QuqstTG+TUs2qLK1VCsGUKjda90Vm8BZxnbAfUovbZhfhh2dgdvi80CnEr0xTcE73rL3j0BDU709/5R",
-	"4fvi6PjwpuVQ+Cvh/TffXkHA0tmSif2NWd3PDvSvJ9/BffPjxWI18dnNxGFEtLxe35Cc22FUR4CbT/3/",
-	"Pkrxi8Oblj8qfKUoBaupuRFNzUQtTeOvbm7eU8M6I3D2zYNwGGRr6Pq9BOGv1Luq1vTOfLhZX3ZpWi0Z",
-	"NL8GLq67oTRYi0RnMF/ruSLw/ufB1KlD1wsZeTOoBwf33dE0fA5+UhI1GUsBfuapgx+DAb0zVFOX/95Q",
-	"1zi4wd0Tu/rBhA7bE1noTiTV8X4AOedtDo78CyplIDlJUyxd4rumr3txNpuvzbHRh2sqgsMkJoitjGwG",
-	"PsPBQOqUy1xbN/w+/j4mYf8OAAD//w==",
+	"7Fvrcts4sn6VLp5TFbuKlmTHyZlR6vzw5LKTmcTJTpK9VOQyIbIlYkICDABKo7j87ltogBRJUZYdO57N",
+	"1v4KTRGNRl+/7kYugljmhRQojA7GF0HBFMvRoKK/fmImTl8+s49cBOOgYCYNwkCwHINxMLW/nvMkCAOF",
+	"n0uuMAnGRpUYBjpOMWd2nVkV9lttFBfz4PIyDF7wDLfSnPEMb0ry0n6sCyk0eq6T3/BzidrYv2IpDAp6",
+	"ZEWR8ZgZLsXwdy2Ffbcm+78KZ8E4+J/hWiJD96sePldKqt/8Jm7LBHWseGGJBePgpViwjCeg3MZPwKQI",
+	"OWrN5giarTQsU2aAiQSWKSocBJdh8AxnrMwMEb8/Vk/ECqRJUQHaT4mTU2leyFIk98fFqQRdxinI6e8Y",
+	"G5hJBSblGj7h6oEGuRToOHsv5Sum5nh/nL1PERKMM6aw1idMZbICriGzvFhWmSAVx1LM+Ly0n2Y854Z4",
+	"/iBYaVKp+Be8R4m+5lpzMQ9hqaSYg1SgcCE/YQInb19auQ7I/Ty92r3J65UsUBnu/CdmIsYsw+ScEc8z",
+	"qXL7FHBhHh9bXy2zjE0zrFzTOyQXBueorAQ8CS7mt6Ah8yJDcys2HAkuxfmSi0Que8JHGMQK2RXbbJJF",
+	"kRSSO4VuUCOnOq/i2PhiG5udFSR5lmVvZsH449WWQGp77hZdnnXlYAn+UdjI+fVycwT01xOYMX4r+5lx",
+	"wTL+5Vb246S/IW0uzgsl5wr1Lc7HRVGappI3tsnRsIQZcmuWJNwaIcvethxtY9GWjV2MJKoywexaRuXX",
+	"jC8CFGUejD+6dB2c9X1bms5xdpL3cfE8lqVHDjst1ufkp26FjUSGmVI3WaQcyozdo7KhoKWxoGkaQSNG",
+	"BLXVB83os/4Dk96jlzZBX4v9D/Tl5WUTmXwMCKp4WTcCQ6Wp2rm7JtMXm2qJbGikG1VaMWvDpFv+2/Wl",
+	"TlxtumorcHRjeNhOCxsWUImyYflnPQa8jl09eUcm2OsWGRd4hVU2/NIjrl4qBG2vYdwdDRNXa8oVHc/V",
+	"1WfUm4esYgI3mF/Pb5y0LuuNmFJs1Xbxq09Qm+fVWnnFHWC+Lb99rM640ua6sSVl+jyXqqnFqZQZMkHG",
+	"wK5PaTMIZvaQZ+GNJNZgf719g82tEm1HvB57r4LX+qAbObT/NyMNy/p+6hzEfdeOk57uVq4/VB7U5tbF",
+	"LyM/odDXxEnNJecJGsazPjGwOMXkJpS7Htoi0HcuH05vxHxrzXbuFTIthQ2SX3+ADRp9ZyBV3mKTlv62",
+	"6KYrqW1S6HDTx+5TSlBNN9jqAG143i5qoqPjNAptMbP3N5lluAL8w6DQXIp9YGIFSamomoKZkjlEh3kE",
+	"RkJ0+PiHNHIVJtMQ/TjKI0skOkqjQdCHwRuQvs3BG4EgZzBcHA7jlJnhmmkdurfdF5hPMUm4mPu/6+aE",
+	"+9MiA8ez7mXlG2HL9qk+FFZMh4+hYFzpJ7Y81FDSy8fHEKdMsdig0iEsWFZi9dujw6NBcA2c6s2mxiEz",
+	"g2pnges+PqFv+623gYfWSGvTirbb4wue4VZzbHH7kYk4leqszyCyFURrALbFoFrENMZSJLqH2sPHo5GV",
+	"7NGjH49Go9EAyGXAnlSDIwJEAx6OIGErDdMVJK5xNAj6a6cMN/f55d2b01fgOxEhMAO51Kbbw9D8C8Ke",
+	"Jw9HoxG8/mmfulYW7QBhvfXvj0bhaDTat2zU0WjKBVOrPokUpSqk7mHtdakNTBEiqlD6xNkxBjrhmmCf",
+	"ugk0vanTfz/Q3Ikf7gJOVi92obQ1wKTv1jiTuN16xrojtGnOFcre2VXycupy5Aj07tx01Y2Nnedcw3Fg",
+	"T87IAl24sAGa9iTr3+91K+9Iu/2oaZPXzJCe7/UmfUe3EeQZ1rCtA5axi+cawHVLMN/EqGTeOzFqu/Ks",
+	"dt7G8h2A+zcFipOXlth/Ef5lGPyMLDPpu7qHsSnZKdP9oSPncw8Aen9e90U6WEh+clCIRglcu0bv7nDp",
+	"6fUdoqHTjSNMVwavC5Zv3kK9dYeRZ+hmRn09vsTlc2aRgZ8qHYym//fP3//6+XT5cDb6h3j0/vORfvXp",
+	"bRDewiVbSa3dZwv9eMyFtvrPbkzt03pFqCwyyRKq2QolY9Qa61bQFSSatcrNWh3tkOL032k1dTpLXgdr",
+	"OTR6WB1uNs3PhfNScbN6Z2OMs7aTgv+Kq5PSpJsecGJxKuQsQVhyk0K0cDUBoVfHJxwc0PAITk9ePycs",
+	"QfGLQgwyhWqt8NSYwg1SuJjJzd18wcE1MNCYzQ5SqQ0mITivObAxkhk+zdCDtpO3L0GjWqAawEvjHjUl",
+	"OF1ONRpbR7i1D/REWK/ToVuKmkBWlcy1JWVXMofQ5GzGY84yePfsVw2lxhBKkaCCaLg4jEIostIyOcPl",
+	"ujzSEyFnwA0N02AvZ+oTJjAJumXUJIApZnK5P5iIiXi+QLVyWTh0JRXSm4ytUIVWFpYfdwifrFEsMJMF",
+	"TkR0MXHWOQnGcDGpIM0kCGFCQndPBGzco8U2k+DyMnLCSqhY687IosFEWK1xQ87sDhCEwQKVdpoaDQ4H",
+	"I/LcAgUruMUDg9HgIaEok5JdDVMK2F/s8xzJu220o21eJsHYB/QvQWeafDQa3dkMr5Uz+kazGV/goOUZ",
+	"wfjjWRjoMs8trB4Hr/gCBWoNhZJThD2rDh8drHasGLmYw8/v37/dH8CpBFaaFIXxDFO2YHNNObDQwZnd",
+	"a6iQJavtkvnN/fwnCoY4oNnqo9HDe9v1VBog0bhxPs2A/Sx/dbWWLL+8qaYKD1h6cWpDMjn8GgkAHQOT",
+	"6yttcTicutixVXEW9fn4UhUU/m7Hx26we1oqLZU7KE/AA3OLhYB2qd4UChdclhoKNscBNZKCcfC5RCr6",
+	"/C0OV+9feQ2ku/9buijBv2AIh9SacBi+jzoN2lvUfUEajI9GPSj/7Bsa7rpz3ufOJCQrOa8osuBjt30f",
+	"1ZrNYeMOCy053L2kdeuAePFC2bWwdQ2FrLoRbaoeAcsyVA90dZIQBC5RGyDg3DTQyibPLDqSuqej9t6a",
+	"mLAFnwUQkPvyv7WNzVk2GFZNAfp0AC49ZVzgAw1RqbLILcfPJcsmIqraQlFI7uVyF43iiDztZ61I17sq",
+	"WRpyRyOBCSgLbRSy/Im7IrPkmhibCCb0EpUNscejkaVho6yjqbTN7DMUiX1nmRuAPaOfkGlgCj06SYC7",
+	"eyOa5TgRRjGhWUz9S8svRRnyNq5BoSmVwASixnwvoizdzeF6DNFGGywCFsdY2P139UmXihuDwmZfNhHL",
+	"VFoxlfkUlTXenIvSoLaVRypLpWEvmgQ/jvJJEIUQTYLDtHo6OraP+0/oMFJUh8nZyoIW0FYfVk+kEUuH",
+	"HiIPKwRYuLrvsn07kDW6yevR408yWd2ZI/f0qy/b+Nhfrvi2oWTbhSQS5HcXPpxQgXk7INMjJ3OFTSMK",
+	"9EeQdpobXlQ3Di+vgCpGcVw0TOXP1tZXiP54dLx7UX1l74509Rdbn9Quu2cflVwS/nniGr+oXCj7hIXx",
+	"84CE1KvXoW7GBdfp/taE0IYgfcyuPxlW108vz7YawtDdSuheXb0J7W1p6kQAFwdV4PVymUtb0UmI1rcj",
+	"ojEUPvbXYtBGFsCsQGMMLZlZxuepqdPLRNhM58TJplJRWdnOABqNyWxdaOrNMIlc3WuruoIpY0tChbrM",
+	"jB7A05ojG8QdEeM7RSwjHAtrrm00r8n6XKOBmye1t9LalGlAYX21zodVLqRM2Busiey/jwfeT7z8U5zW",
+	"ibpS2ZVBlCZKV1YK1JDYVSdQE99Np6gi4Bp872cbXG+0hm5VDnxVQUDr+jr/3Q3fSWVAqgQVTFcOrVm0",
+	"ZHiOIURMx25+bBdF2/ig5f180G59ndob1GGEXu+2DPuWpVE9driyMiJT+g+oi/w51g7o/O3qKigvM8Nt",
+	"IK/vl7v0gAm4tyv3LxeE4Wccs8QZ6ZOqL8cF2nX+5qTroHEzEUwpvkANewx+effmtLpnT+mDgZDiAPPC",
+	"rEIoBf9cIkRxqY3Mz3lioXyOJpVJBNHbN+/e22LKBRgqlKjsskkgAQaRZTyqqKcyozzIwFkYeIC/P4C/",
+	"p9ygLliMB9KGEMt4A07w+jq9NTyYlnQEBEEtGJdVB3AiVtRQydDiyDoJVaeq/r9Fozqz27jMKqRJ7VsS",
+	"slSYDCbCTSR9gPp/X2naD8qioKS8vRZ54WbQ20uRWrfDmVT5QTVqu0k10rytcM/FSHPY159hnRA9eL/P",
+	"PHv4cPei+n+N3JG/f6CKBZwvvaojsQNKtX32eH8z+Q4v/P2Vy/WseDMTu+FybV7fMDhXY+weBfufvrMS",
+	"xnENzOnHOr0Fyl5e/bH5yiLyWytht5M1vOt7qyO7VX0jH96oUPP/XbCuATuuNGxooleZz+RSWOe9uTJl",
+	"bNAcuIzcVurO20792lRsCTRVDX3GEoB/sNjAU8fAwSsUc/O9NQ4qAXu/e6DXt8zsYQ944iYZmcXxdHVh",
+	"yaocHNILC2UgOqFuZUQTlrs1nPagpj1i/nhmQbCb2jqypcr8cHg8HGYyZlkqtRn/MPphZIn9KwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

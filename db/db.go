@@ -104,7 +104,7 @@ func Connect(ctx context.Context, dsn string, pc PoolConfig) (*pgxpool.Pool, err
 
 // WithTx runs fn inside a transaction, committing when fn returns nil and rolling back otherwise.
 // The error returned is already translated.
-func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx, q *dbsqlc.Queries) error) error {
+func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx Tx, q *dbsqlc.Queries) error) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return Translate(fmt.Errorf("begin: %w", err))
@@ -121,3 +121,6 @@ func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx, q *dbsql
 	}
 	return nil
 }
+
+// Tx is the transaction handed to WithTx callbacks.
+type Tx = pgx.Tx

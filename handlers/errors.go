@@ -142,6 +142,9 @@ func paramError(err error) error {
 		return err
 	}
 	msg := err.Error()
+	if strings.Contains(msg, "decode JSON body") {
+		return badRequest("invalid_json", "", "We could not parse the JSON body of your request: %s.", rootCause(err))
+	}
 	if strings.Contains(msg, "multipart") || strings.Contains(msg, "Content-Type") {
 		return badRequest("invalid_multipart", "", "The request body must be multipart/form-data with a 'file' and a 'purpose' field: %s.", msg)
 	}

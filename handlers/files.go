@@ -16,6 +16,7 @@ import (
 )
 
 const (
+	purposeBatchError = "batch_error"
 	filesDefaultLimit = 10000
 	filesMaxLimit     = 10000
 	// contentChunkRows is how many lines a download reads per query: enough to amortise the round
@@ -151,7 +152,7 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 	var written int64
 	after := int32(-1)
 	for {
-		rows, err := c.s.queries.FileLinesChunk(c.ctx, dbsqlc.FileLinesChunkParams{FileID: c.file.ID, AfterLine: after, MaxRows: contentChunkRows})
+		rows, err := c.chunk(after)
 		if err != nil {
 			// The status is gone already: cut the connection so that the client sees a short read
 			// rather than a truncated file it might take for whole.
@@ -159,7 +160,7 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 			panic(http.ErrAbortHandler)
 		}
 		for _, row := range rows {
-			n, err := bw.Write(row.Data)
+			n, err := bw.Write(row.data)
 			written += int64(n)
 			if err != nil {
 				return nil // the client went away; nothing left to tell it
@@ -168,7 +169,7 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 		if len(rows) < contentChunkRows {
 			break
 		}
-		after = rows[len(rows)-1].Line
+		after = rows[len(rows)-1].line
 	}
 	if err := bw.Flush(); err != nil {
 		return nil
@@ -178,4 +179,30 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+type contentRow struct {
+	line int32
+	data []byte
+}
+
+// chunk reads the next lines of the file: an uploaded file's own lines, or a batch's rendered
+// results for its output and error files.
+func (c contentStream) chunk(after int32) ([]contentRow, error) {
+	if c.file.BatchID != nil {
+		rows, err := c.s.queries.RequestResultsChunk(c.ctx, dbsqlc.RequestResultsChunkParams{
+			BatchID: c.file.BatchID, AfterLine: &after, Errors: c.file.Purpose == purposeBatchError, MaxRows: contentChunkRows,
+		})
+		out := make([]contentRow, len(rows))
+		for i, r := range rows {
+			out[i] = contentRow{line: *r.Line, data: r.Result}
+		}
+		return out, err
+	}
+	rows, err := c.s.queries.FileLinesChunk(c.ctx, dbsqlc.FileLinesChunkParams{FileID: c.file.ID, AfterLine: after, MaxRows: contentChunkRows})
+	out := make([]contentRow, len(rows))
+	for i, r := range rows {
+		out[i] = contentRow{line: r.Line, data: r.Data}
+	}
+	return out, err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/volleyhq/volley/api"
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/config"
+	"github.com/volleyhq/volley/internal/upstream"
 )
 
 // Server serves the API over one database pool.
@@ -24,14 +25,16 @@ type Server struct {
 	queries *dbsqlc.Queries
 	cfg     config.Config
 	logger  *slog.Logger
+	router  *upstream.Router // nil: no model is routable
 	ready   atomic.Bool
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
 
-// New returns a server; call MarkReady once migrations are applied.
-func New(pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) *Server {
-	return &Server{pool: pool, queries: dbsqlc.New(pool), cfg: cfg, logger: logger}
+// New returns a server; call MarkReady once migrations are applied. router decides which models
+// a batch may use.
+func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, logger *slog.Logger) *Server {
+	return &Server{pool: pool, queries: dbsqlc.New(pool), cfg: cfg, router: router, logger: logger}
 }
 
 // MarkReady records that the schema is migrated, which /readyz reports.

@@ -49,7 +49,7 @@ func setup(t *testing.T, tweak ...func(*config.Config)) *fixture {
 	}
 	pool := testdb.New(t)
 	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s := New(pool, cfg, logger)
+	s := New(pool, cfg, nil, logger)
 	s.MarkReady()
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)

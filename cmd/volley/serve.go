@@ -13,11 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/volleyhq/volley/daemon"
 	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/handlers"
 	"github.com/volleyhq/volley/internal/apikey"
 	"github.com/volleyhq/volley/internal/config"
+	"github.com/volleyhq/volley/internal/upstream"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -39,8 +41,27 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer d.close(ctx)
 
-	srv := handlers.New(d.pool, cfg, logger)
+	upstreams, err := upstream.Load(os.Getenv)
+	if err != nil {
+		return err
+	}
+	router := upstream.NewRouter(upstreams)
+	srv := handlers.New(d.pool, cfg, router, logger)
 	srv.MarkReady()
+
+	var dispatcher *daemon.Daemon
+	if cfg.Dispatch.Enabled {
+		dc := daemon.DefaultConfig()
+		dc.MaxInFlight = cfg.Dispatch.MaxInFlight
+		dc.LeaseTimeout = cfg.Dispatch.LeaseTimeout
+		dc.HeartbeatInterval = max(cfg.Dispatch.LeaseTimeout/6, 100*time.Millisecond)
+		dc.PollInterval = cfg.Dispatch.PollInterval
+		dc.OutputExpiry = cfg.Files.DefaultExpiry
+		dispatcher = daemon.New(d.pool, dc, upstreams, logger)
+		if err := dispatcher.Start(ctx); err != nil {
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -74,10 +95,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
 	defer cancel()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		if dispatcher != nil {
+			_ = dispatcher.Stop(shutdownCtx)
+		}
+	}()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("graceful shutdown incomplete; closing connections", "error", err.Error())
 		_ = httpSrv.Close()
 	}
+	<-stopped
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http server: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 const fileGetLive = `-- name: FileGetLive :one
-SELECT id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at FROM files
+SELECT id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at, batch_id FROM files
 WHERE id = $1 AND owner = $2 AND deleted_at IS NULL
   AND (expires_at IS NULL OR expires_at > now())
 `
@@ -35,6 +35,7 @@ func (q *Queries) FileGetLive(ctx context.Context, arg FileGetLiveParams) (File,
 		&i.CreatedAt,
 		&i.ExpiresAt,
 		&i.DeletedAt,
+		&i.BatchID,
 	)
 	return i, err
 }
@@ -42,7 +43,7 @@ func (q *Queries) FileGetLive(ctx context.Context, arg FileGetLiveParams) (File,
 const fileInsert = `-- name: FileInsert :one
 INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at
+RETURNING id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at, batch_id
 `
 
 type FileInsertParams struct {
@@ -78,6 +79,7 @@ func (q *Queries) FileInsert(ctx context.Context, arg FileInsertParams) (File, e
 		&i.CreatedAt,
 		&i.ExpiresAt,
 		&i.DeletedAt,
+		&i.BatchID,
 	)
 	return i, err
 }
@@ -131,7 +133,7 @@ func (q *Queries) FileLinesDelete(ctx context.Context, fileID string) error {
 }
 
 const fileListAsc = `-- name: FileListAsc :many
-SELECT id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at FROM files
+SELECT id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at, batch_id FROM files
 WHERE owner = $1 AND deleted_at IS NULL
   AND (expires_at IS NULL OR expires_at > now())
   AND ($2::text IS NULL OR purpose = $2)
@@ -171,6 +173,7 @@ func (q *Queries) FileListAsc(ctx context.Context, arg FileListAscParams) ([]Fil
 			&i.CreatedAt,
 			&i.ExpiresAt,
 			&i.DeletedAt,
+			&i.BatchID,
 		); err != nil {
 			return nil, err
 		}
@@ -183,7 +186,7 @@ func (q *Queries) FileListAsc(ctx context.Context, arg FileListAscParams) ([]Fil
 }
 
 const fileListDesc = `-- name: FileListDesc :many
-SELECT id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at FROM files
+SELECT id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at, batch_id FROM files
 WHERE owner = $1 AND deleted_at IS NULL
   AND (expires_at IS NULL OR expires_at > now())
   AND ($2::text IS NULL OR purpose = $2)
@@ -223,6 +226,7 @@ func (q *Queries) FileListDesc(ctx context.Context, arg FileListDescParams) ([]F
 			&i.CreatedAt,
 			&i.ExpiresAt,
 			&i.DeletedAt,
+			&i.BatchID,
 		); err != nil {
 			return nil, err
 		}

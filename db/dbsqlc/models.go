@@ -18,6 +18,50 @@ type APIKey struct {
 	RevokedAt *time.Time
 }
 
+type Batch struct {
+	ID                   string
+	Owner                string
+	InputFileID          string
+	Endpoint             string
+	CompletionWindow     string
+	Model                *string
+	Status               string
+	Metadata             []byte
+	OutputExpiresSeconds *int32
+	Errors               []byte
+	CreatedAt            time.Time
+	InProgressAt         *time.Time
+	ExpiresAt            time.Time
+	FinalizingAt         *time.Time
+	CompletedAt          *time.Time
+	FailedAt             *time.Time
+	ExpiredAt            *time.Time
+	CancellingAt         *time.Time
+	CancelledAt          *time.Time
+	ExpiringAt           *time.Time
+	OutputFileID         *string
+	ErrorFileID          *string
+	Total                int32
+	Completed            int32
+	Failed               int32
+	OutputBytes          int64
+	ErrorBytes           int64
+	InputTokens          int64
+	CachedTokens         int64
+	OutputTokens         int64
+	ReasoningTokens      int64
+	TotalTokens          int64
+}
+
+type Daemon struct {
+	ID          int64
+	Host        string
+	Pid         int32
+	StartedAt   time.Time
+	HeartbeatAt time.Time
+	StoppedAt   *time.Time
+}
+
 type File struct {
 	ID        string
 	Owner     string
@@ -28,6 +72,7 @@ type File struct {
 	CreatedAt time.Time
 	ExpiresAt *time.Time
 	DeletedAt *time.Time
+	BatchID   *string
 }
 
 type FileLine struct {
@@ -39,4 +84,25 @@ type FileLine struct {
 	BodyStart *int32
 	BodyEnd   *int32
 	Data      []byte
+}
+
+type Request struct {
+	ID         int64
+	BatchID    *string
+	Line       *int32
+	Owner      string
+	Model      string
+	Url        string
+	CustomID   *string
+	FileID     *string
+	Body       []byte
+	State      string
+	Attempt    int32
+	Failures   int32
+	NotBefore  time.Time
+	Deadline   time.Time
+	DaemonID   *int64
+	ClaimedAt  *time.Time
+	FinishedAt *time.Time
+	Result     []byte
 }

@@ -33,8 +33,24 @@ type Config struct {
 	// MaxJSONBodyBytes caps the body of every request but uploads (VOLLEY_MAX_BODY_BYTES, 16 MiB).
 	MaxJSONBodyBytes int64
 
-	// ShutdownGrace is how long a SIGTERM waits for in-flight HTTP requests (VOLLEY_SHUTDOWN_GRACE).
+	// ShutdownGrace is how long a SIGTERM waits for in-flight HTTP requests and upstream calls
+	// before handing the rest back to the queue (VOLLEY_SHUTDOWN_GRACE).
 	ShutdownGrace time.Duration
+
+	Dispatch Dispatch
+}
+
+// Dispatch tunes the replica's dispatcher.
+type Dispatch struct {
+	// Enabled runs the dispatcher in this replica (VOLLEY_DISPATCH, default true); an API-only
+	// replica sets it to false.
+	Enabled bool
+	// MaxInFlight caps this replica's concurrent upstream calls (VOLLEY_MAX_IN_FLIGHT).
+	MaxInFlight int
+	// LeaseTimeout is how long a silent replica keeps its requests (VOLLEY_LEASE_TIMEOUT).
+	LeaseTimeout time.Duration
+	// PollInterval is how often the queue is checked without a notification (VOLLEY_POLL_INTERVAL).
+	PollInterval time.Duration
 }
 
 // FileLimits bound what an upload may hold.
@@ -69,6 +85,12 @@ func Default() Config {
 		},
 		MaxJSONBodyBytes: 16 << 20,
 		ShutdownGrace:    30 * time.Second,
+		Dispatch: Dispatch{
+			Enabled:      true,
+			MaxInFlight:  20000,
+			LeaseTimeout: 15 * time.Second,
+			PollInterval: time.Second,
+		},
 	}
 }
 
@@ -88,6 +110,10 @@ func Load(getenv func(string) string) (Config, error) {
 	l.int("VOLLEY_MAX_CUSTOM_ID_BYTES", &c.Files.MaxCustomIDBytes)
 	l.int64("VOLLEY_MAX_BODY_BYTES", &c.MaxJSONBodyBytes)
 	l.duration("VOLLEY_SHUTDOWN_GRACE", &c.ShutdownGrace)
+	l.boolean("VOLLEY_DISPATCH", &c.Dispatch.Enabled)
+	l.int("VOLLEY_MAX_IN_FLIGHT", &c.Dispatch.MaxInFlight)
+	l.duration("VOLLEY_LEASE_TIMEOUT", &c.Dispatch.LeaseTimeout)
+	l.duration("VOLLEY_POLL_INTERVAL", &c.Dispatch.PollInterval)
 	if l.err != nil {
 		return Config{}, l.err
 	}
@@ -126,6 +152,15 @@ func (c Config) validate() error {
 	}
 	if c.MaxJSONBodyBytes < 1024 {
 		return fmt.Errorf("VOLLEY_MAX_BODY_BYTES: must be at least 1024, got %d", c.MaxJSONBodyBytes)
+	}
+	if c.Dispatch.MaxInFlight < 1 {
+		return fmt.Errorf("VOLLEY_MAX_IN_FLIGHT: must be positive, got %d", c.Dispatch.MaxInFlight)
+	}
+	if c.Dispatch.LeaseTimeout < time.Second {
+		return fmt.Errorf("VOLLEY_LEASE_TIMEOUT: must be at least 1s, got %s", c.Dispatch.LeaseTimeout)
+	}
+	if c.Dispatch.PollInterval < 10*time.Millisecond {
+		return fmt.Errorf("VOLLEY_POLL_INTERVAL: must be at least 10ms, got %s", c.Dispatch.PollInterval)
 	}
 	if c.DataDir == "" && c.DatabaseURL == "" {
 		return fmt.Errorf("VOLLEY_DATA_DIR: must not be empty when DATABASE_URL is unset")
@@ -195,6 +230,17 @@ func (l *loader) duration(name string, dst *time.Duration) {
 			return
 		}
 		*dst = d
+	}
+}
+
+func (l *loader) boolean(name string, dst *bool) {
+	if v, ok := l.raw(name); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			l.fail(name, v, "true or false")
+			return
+		}
+		*dst = b
 	}
 }
 

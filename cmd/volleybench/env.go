@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/volleyhq/volley/internal/pgcluster"
+)
+
+// database is the database Volley and the ceiling runs use in the throwaway cluster.
+const database = "volley"
+
+// env is what every scenario shares: a throwaway PostgreSQL cluster with Volley's schema, a
+// freshly built volley binary, an API key, and a connection for housekeeping between runs.
+type env struct {
+	log   *slog.Logger
+	quick bool
+	runs  int
+
+	workDir   string // binaries and generated input files
+	pgDir     string // the cluster's data directory
+	cluster   *pgcluster.Cluster
+	dsn       string
+	db        *pgx.Conn
+	volleyBin string
+	apiKey    string
+
+	machine  machineInfo
+	settings []pgSetting
+}
+
+// setup starts the cluster, builds volley, creates an API key (which also applies Volley's
+// migrations) and gathers what the report says about the machine. On error, whatever was started
+// is stopped again.
+func setup(ctx context.Context, log *slog.Logger, opts options) (_ *env, err error) {
+	e := &env{log: log, quick: opts.quick, runs: opts.runs}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	if e.workDir, err = os.MkdirTemp("", "volleybench-"); err != nil {
+		return nil, fmt.Errorf("work directory: %w", err)
+	}
+	if err := e.buildVolley(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.startCluster(ctx); err != nil {
+		return nil, err
+	}
+	if err := e.createKey(ctx); err != nil {
+		return nil, err
+	}
+	if e.db, err = pgx.Connect(ctx, e.dsn); err != nil {
+		return nil, fmt.Errorf("connect to the cluster: %w", err)
+	}
+	if e.settings, err = serverSettings(ctx, e.db); err != nil {
+		return nil, err
+	}
+	if e.machine, err = describeMachine(ctx, e.db, e.pgDir); err != nil {
+		return nil, err
+	}
+	log.Info("environment ready", "postgres", e.machine.postgres, "cluster", e.pgDir, "filesystem", e.machine.filesystem)
+	return e, nil
+}
+
+// close stops the cluster and removes every temporary file.
+func (e *env) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if e.db != nil {
+		_ = e.db.Close(ctx)
+	}
+	if e.cluster != nil {
+		if err := e.cluster.Stop(ctx); err != nil {
+			e.log.Error("stop PostgreSQL", "error", err.Error())
+		}
+	}
+	for _, dir := range []string{e.pgDir, e.workDir} {
+		if dir != "" {
+			if err := os.RemoveAll(dir); err != nil {
+				e.log.Warn("remove temporary directory", "dir", dir, "error", err.Error())
+			}
+		}
+	}
+}
+
+// buildVolley compiles ./cmd/volley from the module this program belongs to.
+func (e *env) buildVolley(ctx context.Context) error {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	binDir := filepath.Join(e.workDir, "bin")
+	e.log.Info("building volley", "module", root)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+string(os.PathSeparator), "./cmd/volley")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/volley: %w\n%s", err, out)
+	}
+	e.volleyBin = filepath.Join(binDir, "volley")
+	return nil
+}
+
+// moduleRoot is the directory holding go.mod.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run volleybench inside the Volley module (go run ./cmd/volleybench)")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// startCluster starts a throwaway cluster with PostgreSQL's default durability settings: fsync,
+// synchronous_commit and full_page_writes stay on, as on a production machine.
+func (e *env) startCluster(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "volleybench-pg-")
+	if err != nil {
+		return fmt.Errorf("cluster directory: %w", err)
+	}
+	e.pgDir = dir
+	e.log.Info("starting PostgreSQL", "data_dir", dir)
+	c, err := pgcluster.Start(ctx, pgcluster.Options{
+		DataDir:   dir,
+		Database:  database,
+		Ephemeral: true,
+		Logger:    e.log.With("component", "pgcluster"),
+	})
+	if err != nil {
+		return fmt.Errorf("start PostgreSQL: %w", err)
+	}
+	e.cluster = c
+	e.dsn = c.DSN(database)
+	return nil
+}
+
+// volleyEnv is the environment of every volley process: this process's without any Volley
+// settings, plus the cluster's DSN, quiet JSON logs and extra.
+func (e *env) volleyEnv(extra ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "DATABASE_URL" || strings.HasPrefix(k, "VOLLEY_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	out = append(out,
+		"DATABASE_URL="+e.dsn,
+		"VOLLEY_DATA_DIR="+filepath.Join(e.workDir, "volley-data"),
+		"VOLLEY_LOG_FORMAT=json",
+		"VOLLEY_LOG_LEVEL=warn",
+	)
+	return append(out, extra...)
+}
+
+// createKey runs `volley keys create`, which also applies the migrations.
+func (e *env) createKey(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, e.volleyBin, "keys", "create", "--owner", "bench")
+	cmd.Env = e.volleyEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("volley keys create: %w\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	key := strings.TrimSpace(lines[len(lines)-1])
+	if key == "" || strings.ContainsAny(key, " \t") {
+		return fmt.Errorf("volley keys create: no key on the last line of its output %q", stdout.String())
+	}
+	e.apiKey = key
+	return nil
+}
+
+// exec runs housekeeping SQL on the benchmark's own connection.
+func (e *env) exec(ctx context.Context, sql string) error {
+	if _, err := e.db.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
+	}
+	return nil
+}
+
+// quiesce empties the tables a run writes and forces a checkpoint, so that every timed run starts
+// from an empty table and does not pay for the previous run's dirty pages.
+func (e *env) quiesce(ctx context.Context, tables ...string) error {
+	for _, t := range tables {
+		if err := e.exec(ctx, "TRUNCATE "+pgx.Identifier{t}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	return e.exec(ctx, "CHECKPOINT")
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// machineInfo is what the report says about where it was measured.
+type machineInfo struct {
+	cpu        string
+	cores      int
+	memory     string
+	kernel     string
+	goVersion  string
+	postgres   string
+	filesystem string // of the cluster's data directory
+}
+
+func describeMachine(ctx context.Context, db *pgx.Conn, pgDir string) (machineInfo, error) {
+	m := machineInfo{
+		cpu:        procField("/proc/cpuinfo", "model name"),
+		cores:      runtime.NumCPU(),
+		memory:     memTotal(),
+		kernel:     strings.TrimSpace(readText("/proc/sys/kernel/osrelease")),
+		goVersion:  runtime.Version(),
+		filesystem: filesystemType(pgDir),
+	}
+	if err := db.QueryRow(ctx, "SHOW server_version").Scan(&m.postgres); err != nil {
+		return m, fmt.Errorf("PostgreSQL version: %w", err)
+	}
+	return m, nil
+}
+
+func readText(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// procField returns the value of the first "key: value" line of a /proc file, or "unknown".
+func procField(path, key string) string {
+	for line := range strings.SplitSeq(readText(path), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func memTotal() string {
+	v := strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB")
+	kb, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+}
+
+// filesystemType names the filesystem holding path: a cluster on tmpfs would make fsync free and
+// the numbers meaningless, so the report says where the data went.
+func filesystemType(path string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return "unknown"
+	}
+	names := map[int64]string{
+		0xEF53: "ext2/3/4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs",
+		0x794C7630: "overlayfs", 0x2FC12FC1: "zfs", 0x6969: "nfs", 0x65735546: "fuse",
+	}
+	if name, ok := names[int64(st.Type)]; ok {
+		return name
+	}
+	return fmt.Sprintf("type 0x%X", st.Type)
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	f := strings.Fields(readText("/proc/loadavg"))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// pgSetting is one server setting as the server reports it.
+type pgSetting struct{ name, value string }
+
+// reportedSettings are the settings that decide what writing an upload costs.
+var reportedSettings = []string{
+	"fsync", "synchronous_commit", "full_page_writes", "wal_level", "wal_compression",
+	"shared_buffers", "wal_buffers", "max_wal_size", "checkpoint_timeout", "default_toast_compression",
+}
+
+func serverSettings(ctx context.Context, db *pgx.Conn) ([]pgSetting, error) {
+	rows, err := db.Query(ctx, `SELECT n, current_setting(n) FROM unnest($1::text[]) WITH ORDINALITY AS s(n, i) ORDER BY i`, reportedSettings)
+	if err != nil {
+		return nil, fmt.Errorf("server settings: %w", err)
+	}
+	settings, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pgSetting, error) {
+		var s pgSetting
+		err := r.Scan(&s.name, &s.value)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server settings: %w", err)
+	}
+	return settings, nil
+}

@@ -1,0 +1,246 @@
+// Package daemon is Volley's dispatcher. It runs inside every `volley serve` replica, sharing the
+// database pool: it claims pending requests within each model's global concurrency limit, sends
+// them to their upstream, retries what is transient, records results many at a time, and settles
+// batches (finalize, cancel, expire). Replicas coordinate only through the database: claims are
+// serialised by an advisory lock, results are fenced on (running, daemon, attempt), and the work of
+// a replica that stops heartbeating goes back to the queue.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/volleyhq/volley/db/dbsqlc"
+	"github.com/volleyhq/volley/internal/upstream"
+)
+
+// Config tunes the dispatcher.
+type Config struct {
+	// MaxInFlight caps the requests this replica runs at once, across models.
+	MaxInFlight int
+	// ClaimBatch is the most requests one claim takes.
+	ClaimBatch int
+	// PollInterval is how often the queue is looked at when no notification arrives.
+	PollInterval time.Duration
+	// HeartbeatInterval is how often this replica says it is alive.
+	HeartbeatInterval time.Duration
+	// LeaseTimeout is how long a replica may go without heartbeating before its requests are
+	// handed to others.
+	LeaseTimeout time.Duration
+	// FlushInterval is the longest a result waits before it is written.
+	FlushInterval time.Duration
+	// FlushMax is the most results written in one statement.
+	FlushMax int
+	// OutputExpiry is how long result files live without output_expires_after.
+	OutputExpiry time.Duration
+	// JanitorInterval is how often expired files are removed.
+	JanitorInterval time.Duration
+}
+
+// DefaultConfig returns the settings used when nothing is configured.
+func DefaultConfig() Config {
+	return Config{
+		MaxInFlight:       20000,
+		ClaimBatch:        1000,
+		PollInterval:      time.Second,
+		HeartbeatInterval: 2 * time.Second,
+		LeaseTimeout:      15 * time.Second,
+		FlushInterval:     5 * time.Millisecond,
+		FlushMax:          2000,
+		OutputExpiry:      30 * 24 * time.Hour,
+		JanitorInterval:   time.Minute,
+	}
+}
+
+// Daemon is one replica's dispatcher.
+type Daemon struct {
+	pool    *pgxpool.Pool
+	q       *dbsqlc.Queries
+	cfg     Config
+	router  *upstream.Router
+	client  *upstream.Client
+	retry   upstream.RetryPolicy
+	limits  claimLimits
+	logger  *slog.Logger
+	id      atomic.Int64
+	rec     *recorder
+	wake    chan struct{}
+	workers sync.WaitGroup
+
+	// runCtx is the parent of every upstream call; cancelling it aborts them all (hard stop).
+	runCtx    context.Context
+	runCancel context.CancelFunc
+	stopClaim context.CancelFunc
+	loops     sync.WaitGroup
+	inFlight  atomic.Int64
+
+	mu       sync.Mutex
+	running  map[int64]*call           // in-flight calls by request id
+	byBatch  map[string]map[int64]bool // in-flight request ids by batch
+	stopping bool
+
+	rndMu sync.Mutex
+	rnd   *rand.Rand
+}
+
+// call is one request in flight.
+type call struct {
+	cancel context.CancelCauseFunc
+}
+
+type claimLimits struct {
+	models       []string
+	limits       []int32
+	defaultLimit int32
+}
+
+// Abort causes: why an in-flight call was cancelled.
+var (
+	errCancelled = errors.New("batch cancelled")
+	errExpired   = errors.New("batch expired")
+	errHandBack  = errors.New("replica stopping")
+)
+
+// New returns a dispatcher; Start runs it.
+func New(pool *pgxpool.Pool, cfg Config, upstreams *upstream.Config, logger *slog.Logger) *Daemon {
+	router := upstream.NewRouter(upstreams)
+	models, limits, catchAll, _ := router.Limits()
+	d := &Daemon{
+		pool:    pool,
+		q:       dbsqlc.New(pool),
+		cfg:     cfg,
+		router:  router,
+		client:  upstream.NewClient(upstreams, logger),
+		retry:   upstreams.Retry,
+		limits:  claimLimits{models: models, limits: limits, defaultLimit: catchAll},
+		logger:  logger.With("component", "daemon"),
+		wake:    make(chan struct{}, 1),
+		running: make(map[int64]*call),
+		byBatch: make(map[string]map[int64]bool),
+		rnd:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
+	}
+	d.rec = newRecorder(d)
+	return d
+}
+
+// Start registers the replica and starts claiming.
+func (d *Daemon) Start(ctx context.Context) error {
+	id, err := d.q.DaemonRegister(ctx, dbsqlc.DaemonRegisterParams{Host: hostname(), Pid: int32(pid())})
+	if err != nil {
+		return fmt.Errorf("register daemon: %w", err)
+	}
+	d.id.Store(id)
+	d.logger = d.logger.With("daemon_id", id)
+	d.runCtx, d.runCancel = context.WithCancel(context.WithoutCancel(ctx))
+	claimCtx, stopClaim := context.WithCancel(d.runCtx)
+	d.stopClaim = stopClaim
+
+	d.rec.start(d.runCtx)
+	d.goLoop(func() { d.listen(claimCtx) })
+	d.goLoop(func() { d.dispatch(claimCtx) })
+	d.goLoop(func() { d.maintain(claimCtx) })
+	d.logger.Info("dispatcher started", "max_in_flight", d.cfg.MaxInFlight)
+	return nil
+}
+
+func (d *Daemon) goLoop(f func()) {
+	d.loops.Add(1)
+	go func() {
+		defer d.loops.Done()
+		f()
+	}()
+}
+
+// Stop stops claiming, lets in-flight calls finish until ctx is done, then aborts the rest and
+// hands them back to the queue at once, so another replica can take them without waiting for a
+// lease to run out.
+func (d *Daemon) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
+	d.stopClaim()
+	d.loops.Wait()
+
+	done := make(chan struct{})
+	go func() {
+		d.workers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		d.logger.Warn("grace period over; handing back in-flight requests", "in_flight", d.inFlight.Load())
+		d.abortAll(errHandBack)
+		<-done
+	}
+	d.rec.stop()
+	bg := context.WithoutCancel(ctx)
+	id := d.id.Load()
+	handed, err := d.q.DaemonHandBack(bg, &id)
+	if err != nil {
+		d.logger.Error("hand back requests", "error", err.Error())
+	}
+	if err := d.q.DaemonStop(bg, id); err != nil {
+		d.logger.Error("mark daemon stopped", "error", err.Error())
+	}
+	if handed > 0 {
+		_ = d.q.BatchNotifyWork(bg, "")
+	}
+	d.runCancel()
+	d.client.CloseIdle()
+	d.logger.Info("dispatcher stopped", "handed_back", handed)
+	return err
+}
+
+// poke wakes the claim loop.
+func (d *Daemon) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// abortAll cancels every in-flight call with cause.
+func (d *Daemon) abortAll(cause error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.running {
+		c.cancel(cause)
+	}
+}
+
+// abortBatch cancels the in-flight calls of one batch.
+func (d *Daemon) abortBatch(batchID string, cause error) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for id := range d.byBatch[batchID] {
+		if c := d.running[id]; c != nil {
+			c.cancel(cause)
+			n++
+		}
+	}
+	return n
+}
+
+func (d *Daemon) jitter() float64 {
+	d.rndMu.Lock()
+	defer d.rndMu.Unlock()
+	return d.rnd.Float64()
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+func pid() int { return os.Getpid() }

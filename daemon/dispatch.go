@@ -1,0 +1,194 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/volleyhq/volley/db"
+	"github.com/volleyhq/volley/db/dbsqlc"
+	"github.com/volleyhq/volley/internal/upstream"
+)
+
+// dispatch claims work whenever this replica has room and the queue has work, until ctx ends.
+func (d *Daemon) dispatch(ctx context.Context) {
+	poll := time.NewTicker(d.cfg.PollInterval)
+	defer poll.Stop()
+	for {
+		room := d.cfg.MaxInFlight - int(d.inFlight.Load())
+		full := false
+		if room > 0 {
+			n, err := d.claim(ctx, min(room, d.cfg.ClaimBatch))
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				d.logger.Warn("claim failed", "error", err.Error())
+			default:
+				full = n == min(room, d.cfg.ClaimBatch)
+			}
+		}
+		if full {
+			continue // there may be more right away
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// claim takes up to n requests and starts a call for each.
+func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
+	var rows []dbsqlc.RequestClaimRow
+	err := db.WithTx(ctx, d.pool, func(_ db.Tx, q *dbsqlc.Queries) error {
+		if err := q.RequestClaimLock(ctx); err != nil {
+			return err
+		}
+		var err error
+		rows, err = q.RequestClaim(ctx, dbsqlc.RequestClaimParams{
+			DaemonID:     d.id.Load(),
+			Models:       d.limits.models,
+			Limits:       d.limits.limits,
+			DefaultLimit: d.limits.defaultLimit,
+			MaxClaim:     int32(n),
+		})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("claim: %w", err)
+	}
+	for i := range rows {
+		d.startCall(rows[i])
+	}
+	return len(rows), nil
+}
+
+// startCall registers a claimed request as in flight and runs it.
+func (d *Daemon) startCall(row dbsqlc.RequestClaimRow) {
+	ctx, cancel := context.WithCancelCause(d.runCtx)
+	ctx, cancelDeadline := context.WithDeadline(ctx, row.Deadline)
+	d.mu.Lock()
+	d.running[row.ID] = &call{cancel: cancel}
+	if row.BatchID != nil {
+		set := d.byBatch[*row.BatchID]
+		if set == nil {
+			set = make(map[int64]bool)
+			d.byBatch[*row.BatchID] = set
+		}
+		set[row.ID] = true
+	}
+	d.mu.Unlock()
+	d.inFlight.Add(1)
+	d.workers.Add(1)
+	go func() {
+		defer d.workers.Done()
+		defer d.inFlight.Add(-1)
+		defer cancel(nil)
+		defer cancelDeadline()
+		defer d.forget(row)
+		d.run(ctx, row)
+	}()
+}
+
+func (d *Daemon) forget(row dbsqlc.RequestClaimRow) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.running, row.ID)
+	if row.BatchID != nil {
+		if set := d.byBatch[*row.BatchID]; set != nil {
+			delete(set, row.ID)
+			if len(set) == 0 {
+				delete(d.byBatch, *row.BatchID)
+			}
+		}
+	}
+}
+
+// run sends one request and records what came of it.
+func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
+	res := result{id: row.ID, attempt: row.Attempt, failures: row.Failures, batchID: row.BatchID}
+	route, ok := d.router.Route(row.Model)
+	if !ok {
+		res.finish("failed", renderError(deref(row.BatchID), deref32(row.Line), deref(row.CustomID),
+			"model_not_found", fmt.Sprintf("No upstream is configured for model '%s'.", row.Model)))
+		d.rec.add(res)
+		return
+	}
+	out := d.client.Send(ctx, route, row.Url, row.Body)
+	switch cause := context.Cause(ctx); {
+	case out.StatusCode >= 200 && out.StatusCode < 300:
+		res.usage = usageOf(out.Body)
+		res.finish("completed", d.renderAnswer(row, out))
+	case errors.Is(cause, errHandBack):
+		return // Stop hands the request back to the queue
+	case errors.Is(cause, errCancelled):
+		res.finish("cancelled", renderError(deref(row.BatchID), deref32(row.Line), deref(row.CustomID),
+			"batch_cancelled", "This request was not completed because the batch was cancelled."))
+	case errors.Is(cause, errExpired), errors.Is(cause, context.DeadlineExceeded) && out.StatusCode == 0:
+		res.finish("expired", renderError(deref(row.BatchID), deref32(row.Line), deref(row.CustomID),
+			"batch_expired", "This request could not be executed before the completion window expired."))
+	case d.runCtx.Err() != nil:
+		return // the replica is going away without a grace period; its lease will be rescued
+	case out.Retryable && d.retryable(row, out, &res):
+		res.state = "pending"
+	default:
+		res.failures++
+		if out.StatusCode != 0 {
+			res.finish("failed", d.renderAnswer(row, out))
+		} else {
+			code := out.ErrCode
+			if code == "" {
+				code = "upstream_unreachable"
+			}
+			msg := "The upstream could not be reached"
+			if out.Err != nil {
+				msg += ": " + out.Err.Error()
+			}
+			res.finish("failed", renderError(deref(row.BatchID), deref32(row.Line), deref(row.CustomID), code, msg+"."))
+		}
+	}
+	d.rec.add(res)
+}
+
+// retryable decides whether a transient failure is tried again, and when.
+func (d *Daemon) retryable(row dbsqlc.RequestClaimRow, out upstream.Outcome, res *result) bool {
+	failures := int(row.Failures) + 1
+	if failures >= d.retry.MaxAttempts {
+		return false
+	}
+	wait := d.retry.Backoff(failures, out.RetryAfter, d.jitter)
+	at := time.Now().Add(wait)
+	if !at.Before(row.Deadline) {
+		return false
+	}
+	res.failures = int32(failures)
+	res.notBefore = at
+	d.logger.Debug("retrying", "request", row.ID, "status", out.StatusCode, "failures", failures, "wait", wait.String())
+	return true
+}
+
+func (d *Daemon) renderAnswer(row dbsqlc.RequestClaimRow, out upstream.Outcome) []byte {
+	reqID := out.RequestID
+	if reqID == "" {
+		reqID = fmt.Sprintf("req_%d_%d", row.ID, row.Attempt)
+	}
+	return renderResponse(deref(row.BatchID), deref32(row.Line), deref(row.CustomID), out.StatusCode, reqID, out.Body)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func deref32(n *int32) int32 {
+	if n == nil {
+		return 0
+	}
+	return *n
+}

@@ -1,0 +1,193 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/volleyhq/volley/db/dbsqlc"
+)
+
+// Notification channels shared with the API: work arrived; a batch's in-flight calls must stop.
+const (
+	channelWork  = "volley_work"
+	channelAbort = "volley_abort"
+)
+
+// listen holds one connection that LISTENs for notifications, reconnecting when it drops.
+func (d *Daemon) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := d.listenOnce(ctx); err != nil && ctx.Err() == nil {
+			d.logger.Warn("notification listener lost its connection; polling until it is back", "error", err.Error())
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (d *Daemon) listenOnce(ctx context.Context) error {
+	conn, err := d.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A LISTEN connection is never handed back to the pool for others to use.
+	defer destroy(conn)
+	q := dbsqlc.New(conn)
+	if err := q.DaemonListen(ctx); err != nil {
+		return err
+	}
+	if err := q.DaemonListenAbort(ctx); err != nil {
+		return err
+	}
+	d.poke() // anything that arrived while we were not listening
+	for {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		switch n.Channel {
+		case channelWork:
+			d.poke()
+		case channelAbort:
+			d.onAbort(ctx, n.Payload)
+		}
+	}
+}
+
+func destroy(conn *pgxpool.Conn) {
+	_ = conn.Conn().Close(context.Background())
+	conn.Release()
+}
+
+// onAbort handles "cancelled <batch>" or "expired <batch>": it aborts this replica's calls of that
+// batch and settles the batch if nothing of it runs anywhere any more.
+func (d *Daemon) onAbort(ctx context.Context, payload string) {
+	reason, batchID, ok := strings.Cut(payload, " ")
+	if !ok {
+		return
+	}
+	cause := errCancelled
+	if reason == "expired" {
+		cause = errExpired
+	}
+	if n := d.abortBatch(batchID, cause); n > 0 {
+		d.logger.Info("aborting in-flight requests", "batch_id", batchID, "reason", reason, "requests", n)
+	}
+	d.finalize(ctx, batchID)
+}
+
+// maintain heartbeats, rescues the work of dead replicas, expires and settles batches, and removes
+// expired files, each on its own period.
+func (d *Daemon) maintain(ctx context.Context) {
+	tick := time.NewTicker(min(d.cfg.HeartbeatInterval, time.Second))
+	defer tick.Stop()
+	var lastBeat, lastRescue, lastJanitor time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now()
+		if now.Sub(lastBeat) >= d.cfg.HeartbeatInterval {
+			lastBeat = now
+			d.heartbeat(ctx)
+		}
+		if now.Sub(lastRescue) >= d.cfg.LeaseTimeout/3 {
+			lastRescue = now
+			if n, err := d.q.DaemonsRescue(ctx, d.cfg.LeaseTimeout.Seconds()); err != nil {
+				d.logger.Warn("rescue", "error", err.Error())
+			} else if n > 0 {
+				d.logger.Warn("returned requests of stopped replicas to the queue", "requests", n)
+				d.poke()
+			}
+		}
+		d.settleBatches(ctx)
+		if now.Sub(lastJanitor) >= d.cfg.JanitorInterval {
+			lastJanitor = now
+			d.janitor(ctx)
+		}
+	}
+}
+
+// heartbeat renews this replica's lease. A replica that finds itself declared dead (it stalled
+// longer than the lease) has lost its requests to others: it aborts its calls, whose results could
+// no longer be recorded anyway, and carries on under a new identity.
+func (d *Daemon) heartbeat(ctx context.Context) {
+	n, err := d.q.DaemonHeartbeat(ctx, d.id.Load())
+	if err != nil {
+		d.logger.Warn("heartbeat", "error", err.Error())
+		return
+	}
+	if n == 1 {
+		return
+	}
+	d.logger.Error("this replica was declared dead after missing heartbeats; aborting its calls and re-registering")
+	d.abortAll(errHandBack)
+	id, err := d.q.DaemonRegister(ctx, dbsqlc.DaemonRegisterParams{Host: hostname(), Pid: int32(pid())})
+	if err != nil {
+		d.logger.Error("re-register", "error", err.Error())
+		return
+	}
+	d.id.Store(id)
+}
+
+// settleBatches expires batches past their window, aborts the calls of ending batches, and
+// finalizes batches whose requests are all terminal.
+func (d *Daemon) settleBatches(ctx context.Context) {
+	expiring, err := d.q.BatchMarkExpiring(ctx)
+	if err != nil {
+		d.logger.Warn("expire batches", "error", err.Error())
+		return
+	}
+	for _, id := range expiring {
+		if _, err := d.q.BatchSettlePending(ctx, dbsqlc.BatchSettlePendingParams{
+			BatchID: id, State: "expired", Code: "batch_expired",
+			Message: "This request could not be executed before the completion window expired.",
+		}); err != nil {
+			d.logger.Warn("expire requests", "batch_id", id, "error", err.Error())
+			continue
+		}
+		d.logger.Info("batch window passed", "batch_id", id)
+		_ = d.q.BatchNotifyAbort(ctx, "expired "+id)
+	}
+	ending, err := d.q.BatchesEnding(ctx)
+	if err != nil {
+		d.logger.Warn("list ending batches", "error", err.Error())
+		return
+	}
+	for _, b := range ending {
+		cause := errCancelled
+		if b.Status == "in_progress" {
+			cause = errExpired
+		}
+		d.abortBatch(b.ID, cause)
+	}
+	settled, err := d.q.BatchesSettled(ctx)
+	if err != nil {
+		d.logger.Warn("list settled batches", "error", err.Error())
+		return
+	}
+	for _, id := range settled {
+		d.finalize(ctx, id)
+	}
+}
+
+// janitor marks expired files deleted and removes the lines of deleted input files that no
+// running batch reads any more.
+func (d *Daemon) janitor(ctx context.Context) {
+	ids, err := d.q.FilesJanitor(ctx)
+	if err != nil {
+		d.logger.Warn("janitor", "error", err.Error())
+		return
+	}
+	for _, id := range ids {
+		if err := d.q.FileLinesDelete(ctx, id); err != nil {
+			d.logger.Warn("remove file lines", "file_id", id, "error", err.Error())
+		}
+	}
+}

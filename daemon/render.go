@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+)
+
+// Result line ids are derived from the batch and line, the same way the database derives them for
+// requests it settles itself (see BatchSettlePending), so a line's id never depends on who wrote it.
+func lineID(batchID string, line int32) string {
+	sum := md5.Sum([]byte(batchID + ":" + strconv.Itoa(int(line))))
+	return "batch_req_" + hex.EncodeToString(sum[:])
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(buf *bytes.Buffer, s string) {
+	b, _ := json.Marshal(s) // a string always marshals
+	buf.Write(b)
+}
+
+// appendJSONBody appends an upstream body as JSON on one line: compacted when it is JSON, as a
+// string when it is not, so that a result file stays valid JSONL whatever the upstream sent.
+func appendJSONBody(buf *bytes.Buffer, body []byte) {
+	n := buf.Len()
+	if len(bytes.TrimSpace(body)) > 0 && json.Compact(buf, body) == nil {
+		return
+	}
+	buf.Truncate(n)
+	appendJSONString(buf, string(body))
+}
+
+// renderResponse renders a line that carries the upstream's answer: an output line for a 2xx, an
+// error line (with error null, as OpenAI does) for a final non-2xx.
+func renderResponse(batchID string, line int32, customID string, status int, requestID string, body []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(body) + len(customID) + 160)
+	buf.WriteString(`{"id":"`)
+	buf.WriteString(lineID(batchID, line))
+	buf.WriteString(`","custom_id":`)
+	appendJSONString(&buf, customID)
+	buf.WriteString(`,"response":{"status_code":`)
+	buf.WriteString(strconv.Itoa(status))
+	buf.WriteString(`,"request_id":`)
+	appendJSONString(&buf, requestID)
+	buf.WriteString(`,"body":`)
+	appendJSONBody(&buf, body)
+	buf.WriteString("},\"error\":null}\n")
+	return buf.Bytes()
+}
+
+// renderError renders an error line for a request that got no usable answer.
+func renderError(batchID string, line int32, customID, code, message string) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(customID) + len(message) + 160)
+	buf.WriteString(`{"id":"`)
+	buf.WriteString(lineID(batchID, line))
+	buf.WriteString(`","custom_id":`)
+	appendJSONString(&buf, customID)
+	buf.WriteString(`,"response":null,"error":{"code":`)
+	appendJSONString(&buf, code)
+	buf.WriteString(`,"message":`)
+	appendJSONString(&buf, message)
+	buf.WriteString("}}\n")
+	return buf.Bytes()
+}
+
+// usage is the token accounting of one answer, in the Batch API's shape.
+type usage struct {
+	input, cached, output, reasoning, total int64
+}
+
+// usageOf reads the usage object of an upstream answer, whichever endpoint's shape it has.
+func usageOf(body []byte) usage {
+	var doc struct {
+		Usage *struct {
+			PromptTokens        int64 `json:"prompt_tokens"`
+			CompletionTokens    int64 `json:"completion_tokens"`
+			InputTokens         int64 `json:"input_tokens"`
+			OutputTokens        int64 `json:"output_tokens"`
+			TotalTokens         int64 `json:"total_tokens"`
+			PromptTokensDetails *struct {
+				CachedTokens int64 `json:"cached_tokens"`
+			} `json:"prompt_tokens_details"`
+			InputTokensDetails *struct {
+				CachedTokens int64 `json:"cached_tokens"`
+			} `json:"input_tokens_details"`
+			CompletionTokensDetails *struct {
+				ReasoningTokens int64 `json:"reasoning_tokens"`
+			} `json:"completion_tokens_details"`
+			OutputTokensDetails *struct {
+				ReasoningTokens int64 `json:"reasoning_tokens"`
+			} `json:"output_tokens_details"`
+		} `json:"usage"`
+	}
+	if json.Unmarshal(body, &doc) != nil || doc.Usage == nil {
+		return usage{}
+	}
+	u := doc.Usage
+	out := usage{input: u.PromptTokens + u.InputTokens, output: u.CompletionTokens + u.OutputTokens, total: u.TotalTokens}
+	if u.PromptTokensDetails != nil {
+		out.cached += u.PromptTokensDetails.CachedTokens
+	}
+	if u.InputTokensDetails != nil {
+		out.cached += u.InputTokensDetails.CachedTokens
+	}
+	if u.CompletionTokensDetails != nil {
+		out.reasoning += u.CompletionTokensDetails.ReasoningTokens
+	}
+	if u.OutputTokensDetails != nil {
+		out.reasoning += u.OutputTokensDetails.ReasoningTokens
+	}
+	if out.total == 0 {
+		out.total = out.input + out.output
+	}
+	return out
+}

@@ -1,0 +1,121 @@
+-- name: BatchInsert :one
+INSERT INTO batches (id, owner, input_file_id, endpoint, completion_window, model, status, metadata,
+                     output_expires_seconds, created_at, in_progress_at, expires_at, total)
+VALUES (@id, @owner, @input_file_id, @endpoint, @completion_window, sqlc.narg(model), 'in_progress', @metadata,
+        sqlc.narg(output_expires_seconds), @created_at, @created_at, @expires_at, @total)
+RETURNING *;
+
+-- name: BatchGet :one
+SELECT * FROM batches WHERE id = @id AND owner = @owner;
+
+-- name: BatchList :many
+SELECT * FROM batches
+WHERE owner = @owner AND (sqlc.narg(after)::text IS NULL OR id < sqlc.narg(after))
+ORDER BY id DESC
+LIMIT @max_rows;
+
+-- name: BatchRequestCancel :one
+-- Moves a running batch to cancelling. Nothing happens to a batch in any other state.
+UPDATE batches SET status = 'cancelling', cancelling_at = now()
+WHERE id = @id AND owner = @owner AND status = 'in_progress'
+RETURNING *;
+
+-- name: BatchMarkExpiring :many
+-- Batches whose completion window has passed. They settle as expired once their in-flight
+-- requests are aborted and recorded.
+UPDATE batches SET expiring_at = now()
+WHERE status = 'in_progress' AND expiring_at IS NULL AND expires_at <= now()
+RETURNING id;
+
+-- name: BatchesSettled :many
+-- Batches whose every request is terminal but which have not been finalized, for the sweeper.
+SELECT id FROM batches
+WHERE status IN ('in_progress', 'cancelling') AND completed + failed >= total;
+
+-- name: BatchesEnding :many
+-- Batches whose in-flight requests must be aborted: cancelling, or past their window.
+SELECT id, status FROM batches
+WHERE status = 'cancelling' OR (status = 'in_progress' AND expiring_at IS NOT NULL);
+
+-- name: BatchFinalize :one
+-- Settles a batch whose requests are all terminal, creating its output and error files (only those
+-- that have lines) with their exact sizes: in_progress → completed (through finalizing),
+-- cancelling → cancelled, in_progress past its window → expired.
+WITH b AS (
+    SELECT * FROM batches
+    WHERE batches.id = @id AND status IN ('in_progress', 'cancelling') AND completed + failed >= total
+    FOR UPDATE
+), out_file AS (
+    INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, batch_id)
+    SELECT @output_file_id::text, b.owner, 'batch_' || b.id || '_output.jsonl', 'batch_output', b.output_bytes,
+           b.completed, now(), now() + make_interval(secs => coalesce(b.output_expires_seconds, @default_expiry_seconds::int)), b.id
+    FROM b WHERE b.completed > 0
+    RETURNING files.id
+), err_file AS (
+    INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, batch_id)
+    SELECT @error_file_id::text, b.owner, 'batch_' || b.id || '_error.jsonl', 'batch_error', b.error_bytes,
+           b.failed, now(), now() + make_interval(secs => coalesce(b.output_expires_seconds, @default_expiry_seconds::int)), b.id
+    FROM b WHERE b.failed > 0
+    RETURNING files.id
+)
+UPDATE batches SET
+    status = CASE WHEN b.status = 'cancelling' THEN 'cancelled'
+                  WHEN b.expiring_at IS NOT NULL THEN 'expired'
+                  ELSE 'completed' END,
+    finalizing_at = CASE WHEN b.status = 'in_progress' AND b.expiring_at IS NULL THEN now() END,
+    completed_at  = CASE WHEN b.status = 'in_progress' AND b.expiring_at IS NULL THEN now() END,
+    expired_at    = CASE WHEN b.status = 'in_progress' AND b.expiring_at IS NOT NULL THEN now() END,
+    cancelled_at  = CASE WHEN b.status = 'cancelling' THEN now() END,
+    output_file_id = (SELECT out_file.id FROM out_file),
+    error_file_id  = (SELECT err_file.id FROM err_file)
+FROM b
+WHERE batches.id = b.id
+RETURNING batches.*;
+
+-- name: BatchSettlePending :one
+-- Ends every pending request of a batch with an error line (cancelled or expired) and counts them
+-- in the batch, in one statement.
+WITH settled AS (
+    UPDATE requests SET
+        state = @state::text,
+        finished_at = now(),
+        daemon_id = NULL,
+        result = convert_to(json_build_object(
+            'id', 'batch_req_' || md5(requests.batch_id || ':' || requests.line),
+            'custom_id', requests.custom_id,
+            'response', NULL,
+            'error', json_build_object('code', @code::text, 'message', @message::text))::text || E'\n', 'UTF8')
+    WHERE requests.batch_id = @batch_id AND requests.state = 'pending'
+    RETURNING length(requests.result) AS bytes
+)
+UPDATE batches SET
+    failed = failed + (SELECT count(*) FROM settled),
+    error_bytes = error_bytes + (SELECT coalesce(sum(bytes), 0) FROM settled)
+WHERE batches.id = @batch_id
+RETURNING batches.completed + batches.failed >= batches.total AS settled;
+
+-- name: BatchFileLinesFirstURLMismatch :one
+SELECT line, url FROM file_lines
+WHERE file_id = @file_id AND custom_id IS NOT NULL AND url <> @endpoint
+ORDER BY line
+LIMIT 1;
+
+-- name: BatchFileModels :many
+-- The models an input file uses, each with the first line that names it.
+SELECT model::text AS model, min(line)::int AS first_line FROM file_lines
+WHERE file_id = @file_id AND custom_id IS NOT NULL
+GROUP BY model
+ORDER BY first_line;
+
+-- name: FileGetLiveForShare :one
+-- Locks the file against deletion while a batch is created from it.
+SELECT * FROM files
+WHERE id = @id AND owner = @owner AND deleted_at IS NULL
+  AND (expires_at IS NULL OR expires_at > now())
+FOR SHARE;
+
+-- name: BatchNotifyWork :exec
+SELECT pg_notify('volley_work', @payload::text);
+
+-- name: BatchNotifyAbort :exec
+SELECT pg_notify('volley_abort', @batch_id::text);

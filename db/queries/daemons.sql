@@ -1,0 +1,46 @@
+-- name: DaemonRegister :one
+INSERT INTO daemons (host, pid) VALUES (@host, @pid) RETURNING id;
+
+-- name: DaemonHeartbeat :execrows
+UPDATE daemons SET heartbeat_at = now() WHERE id = @id AND stopped_at IS NULL;
+
+-- name: DaemonStop :exec
+UPDATE daemons SET stopped_at = now() WHERE id = @id AND stopped_at IS NULL;
+
+-- name: DaemonHandBack :execrows
+-- Returns a daemon's running requests to the queue, for another claim to pick up at once.
+UPDATE requests SET state = 'pending', daemon_id = NULL
+WHERE daemon_id = @daemon_id AND state = 'running';
+
+-- name: DaemonsRescue :execrows
+-- Declares replicas that stopped heartbeating dead and returns their requests to the queue.
+-- Their attempt numbers no longer match, so a late answer from them can never be recorded.
+WITH dead AS (
+    UPDATE daemons SET stopped_at = now()
+    WHERE stopped_at IS NULL AND heartbeat_at < now() - make_interval(secs => @lease_seconds::float8)
+    RETURNING id
+)
+UPDATE requests SET state = 'pending', daemon_id = NULL
+WHERE state = 'running'
+  AND (daemon_id IN (SELECT id FROM dead)
+       OR daemon_id IN (SELECT d.id FROM daemons d WHERE d.stopped_at IS NOT NULL));
+
+-- name: FilesJanitor :many
+-- Files past their expiry are marked deleted; returns deleted input files whose lines no running
+-- batch needs any more, for their lines to be removed.
+WITH expired AS (
+    UPDATE files SET deleted_at = now()
+    WHERE deleted_at IS NULL AND expires_at <= now()
+    RETURNING files.id
+)
+SELECT f.id FROM files f
+WHERE f.deleted_at IS NOT NULL AND f.batch_id IS NULL
+  AND EXISTS (SELECT 1 FROM file_lines fl WHERE fl.file_id = f.id)
+  AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.input_file_id = f.id AND b.status IN ('in_progress', 'cancelling'))
+LIMIT 100;
+
+-- name: DaemonListen :exec
+LISTEN volley_work;
+
+-- name: DaemonListenAbort :exec
+LISTEN volley_abort;

@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/stretchr/testify/require"
+)
+
+func TestBatchCompletesWithEveryResultExactlyOnce(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "-latency", "5ms")
+	v := startVolley(t, dispatchEnv(t, m, 8)...)
+	c := v.client(v.key("alice"))
+
+	var lines, ids []string
+	for i := 0; i < 40; i++ {
+		id := fmt.Sprintf("ok-%d", i)
+		lines, ids = append(lines, reqLine(id, "m1", "")), append(ids, id)
+	}
+	special := map[string]string{
+		"bad-request": `,"mock":{"status":400,"message":"unsupported parameter"}`,
+		"flaky-500":   `,"mock":{"status":500,"times":2}`,
+		"throttled":   `,"mock":{"status":429,"retry_after":"2","times":1}`,
+		"reset":       `,"mock":{"reset":true,"times":1}`,
+	}
+	for _, id := range []string{"bad-request", "flaky-500", "throttled", "reset"} {
+		lines, ids = append(lines, reqLine(id, "m1", special[id])), append(ids, id)
+	}
+	fileID := uploadLines(t, c, lines...)
+
+	start := time.Now()
+	b := createBatch(t, c, fileID, "24h")
+	require.Equal(t, openai.BatchStatusInProgress, b.Status)
+	require.Equal(t, int64(44), b.RequestCounts.Total)
+	require.Equal(t, b.CreatedAt+86400, b.ExpiresAt)
+	require.Equal(t, "m1", b.Model)
+	require.Empty(t, b.OutputFileID, "file ids appear only when the batch ends")
+
+	b = waitBatch(t, c, b.ID, time.Minute, terminal)
+	elapsed := time.Since(start)
+	require.Equal(t, openai.BatchStatusCompleted, b.Status)
+	require.NotZero(t, b.CompletedAt)
+	require.NotZero(t, b.FinalizingAt)
+	require.GreaterOrEqual(t, elapsed, 2*time.Second, "Retry-After: 2 is waited for")
+
+	out, errs := checkExactlyOnce(t, c, b, ids)
+	require.Len(t, out, 43)
+	require.Len(t, errs, 1)
+	bad := errs["bad-request"]
+	require.Nil(t, bad.Error, "an upstream answer goes to the error file with error null")
+	require.Equal(t, http.StatusBadRequest, bad.Response.StatusCode)
+	var envelope struct {
+		Error struct{ Message string } `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(bad.Response.Body, &envelope))
+	require.Equal(t, "unsupported parameter", envelope.Error.Message)
+	for _, id := range []string{"flaky-500", "throttled", "reset"} {
+		require.Equal(t, http.StatusOK, out[id].Response.StatusCode, id)
+	}
+
+	// Usage is the sum of the output file's usage.
+	var in, outTok, total int64
+	for _, l := range out {
+		var body struct {
+			Usage struct {
+				PromptTokens     int64 `json:"prompt_tokens"`
+				CompletionTokens int64 `json:"completion_tokens"`
+				TotalTokens      int64 `json:"total_tokens"`
+			} `json:"usage"`
+		}
+		require.NoError(t, json.Unmarshal(l.Response.Body, &body))
+		in += body.Usage.PromptTokens
+		outTok += body.Usage.CompletionTokens
+		total += body.Usage.TotalTokens
+	}
+	require.Positive(t, total)
+	require.Equal(t, in, b.Usage.InputTokens)
+	require.Equal(t, outTok, b.Usage.OutputTokens)
+	require.Equal(t, total, b.Usage.TotalTokens)
+
+	// The output file lists in input order, is a batch_output file of the owner, and never leaks.
+	outFile, err := c.Files.Get(ctx(t), b.OutputFileID)
+	require.NoError(t, err)
+	require.Equal(t, "batch_"+b.ID+"_output.jsonl", outFile.Filename)
+	require.Equal(t, openai.FileObjectPurposeBatchOutput, outFile.Purpose)
+	lines2 := readResults(t, c, b.OutputFileID)
+	require.Equal(t, "ok-0", lines2[0].CustomID)
+	require.Equal(t, "ok-39", lines2[39].CustomID)
+	other := v.client(v.key("mallory"))
+	_, err = other.Files.Content(ctx(t), b.OutputFileID)
+	var apiErr *openai.Error
+	require.True(t, errors.As(err, &apiErr))
+	require.Equal(t, http.StatusNotFound, apiErr.StatusCode)
+	_, err = other.Batches.Get(ctx(t), b.ID)
+	require.True(t, errors.As(err, &apiErr))
+	require.Equal(t, http.StatusNotFound, apiErr.StatusCode)
+
+	// The upstream saw the upstream's key, never the user's.
+	st := m.stats()
+	require.Equal(t, "Bearer upstream-secret", st.Models["m1"].LastAuthorization)
+
+	// A finished batch cannot be cancelled: 400, not 409 (SDKs retry 409).
+	_, err = c.Batches.Cancel(ctx(t), b.ID)
+	require.True(t, errors.As(err, &apiErr))
+	require.Equal(t, http.StatusBadRequest, apiErr.StatusCode)
+	require.Contains(t, apiErr.Message, "'completed'")
+}
+
+func TestBatchCancelKeepsPartialResults(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "-latency", "300ms")
+	v := startVolley(t, dispatchEnv(t, m, 2)...)
+	c := v.client(v.key("alice"))
+	var lines, ids []string
+	for i := 0; i < 30; i++ {
+		id := fmt.Sprintf("r%d", i)
+		lines, ids = append(lines, reqLine(id, "slow", "")), append(ids, id)
+	}
+	b := createBatch(t, c, uploadLines(t, c, lines...), "24h")
+	waitBatch(t, c, b.ID, 30*time.Second, func(b *openai.Batch) bool { return b.RequestCounts.Completed >= 2 })
+
+	cancelled, err := c.Batches.Cancel(ctx(t), b.ID)
+	require.NoError(t, err)
+	require.Contains(t, []openai.BatchStatus{openai.BatchStatusCancelling, openai.BatchStatusCancelled}, cancelled.Status)
+	require.NotZero(t, cancelled.CancellingAt)
+
+	final := waitBatch(t, c, b.ID, 10*time.Second, terminal)
+	require.Equal(t, openai.BatchStatusCancelled, final.Status)
+	require.NotZero(t, final.CancelledAt)
+	out, errs := checkExactlyOnce(t, c, final, ids)
+	require.GreaterOrEqual(t, len(out), 2, "completed results are kept")
+	require.NotEmpty(t, errs)
+	for id, l := range errs {
+		require.Nil(t, l.Response, id)
+		require.Equal(t, "batch_cancelled", l.Error.Code, id)
+	}
+	// Cancelling again is idempotent.
+	again, err := c.Batches.Cancel(ctx(t), b.ID)
+	require.NoError(t, err)
+	require.Equal(t, openai.BatchStatusCancelled, again.Status)
+	// Nothing more is sent after the cancel settled.
+	calls := m.stats().TotalCalls
+	require.LessOrEqual(t, calls, len(out)+2, "at most the two in-flight calls besides the completed ones")
+}
+
+func TestBatchExpiresAfterItsWindow(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "-latency", "2s")
+	v := startVolley(t, dispatchEnv(t, m, 1)...)
+	c := v.client(v.key("alice"))
+	var lines, ids []string
+	for i := 0; i < 45; i++ {
+		id := fmt.Sprintf("e%d", i)
+		lines, ids = append(lines, reqLine(id, "m", "")), append(ids, id)
+	}
+	b := createBatch(t, c, uploadLines(t, c, lines...), "1m")
+	require.Equal(t, b.CreatedAt+60, b.ExpiresAt)
+	final := waitBatch(t, c, b.ID, 100*time.Second, terminal)
+	require.Equal(t, openai.BatchStatusExpired, final.Status)
+	require.NotZero(t, final.ExpiredAt)
+	out, errs := checkExactlyOnce(t, c, final, ids)
+	require.NotEmpty(t, out, "what completed before the window passed is kept")
+	require.NotEmpty(t, errs)
+	for id, l := range errs {
+		require.Equal(t, "batch_expired", l.Error.Code, id)
+		require.Nil(t, l.Response, id)
+	}
+}
+
+func TestBatchListPagesNewestFirst(t *testing.T) {
+	t.Parallel()
+	m := startMock(t)
+	v := startVolley(t, dispatchEnv(t, m, 4)...)
+	c := v.client(v.key("alice"))
+	fileID := uploadLines(t, c, reqLine("a", "m", ""))
+	var created []string
+	for i := 0; i < 3; i++ {
+		created = append(created, createBatch(t, c, fileID, "24h").ID)
+	}
+	var got []string
+	iter := c.Batches.ListAutoPaging(ctx(t), openai.BatchListParams{Limit: openai.Int(1)})
+	for iter.Next() {
+		got = append(got, iter.Current().ID)
+		require.Less(t, len(got), 10)
+	}
+	require.NoError(t, iter.Err())
+	require.Equal(t, []string{created[2], created[1], created[0]}, got)
+}
