@@ -30,8 +30,13 @@ type volley struct {
 
 func startVolley(t *testing.T, env ...string) *volley {
 	t.Helper()
+	return startReplica(t, testdb.DSN(t), env...)
+}
+
+// startReplica starts a volley serve process on an existing database.
+func startReplica(t *testing.T, dsn string, env ...string) *volley {
+	t.Helper()
 	bin := testproc.Binaries(t)
-	dsn := testdb.DSN(t)
 	v := &volley{t: t, bin: bin, dsn: dsn}
 	env = append([]string{"DATABASE_URL=" + dsn, "VOLLEY_ADDR=127.0.0.1:0", "VOLLEY_LOG_FORMAT=json", "VOLLEY_DATA_DIR=" + t.TempDir()}, env...)
 	v.proc = testproc.Start(t, "volley", filepath.Join(bin, "volley"), []string{"serve"}, env, testproc.VolleyReady)
@@ -58,3 +63,9 @@ func (v *volley) client(key string) openai.Client {
 }
 
 func ctx(t *testing.T) context.Context { return t.Context() }
+
+// clientAs returns a client with a fresh key of owner.
+func (v *volley) clientAs(t *testing.T, owner string) openai.Client {
+	t.Helper()
+	return v.client(v.key(owner))
+}
