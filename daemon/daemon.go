@@ -113,7 +113,12 @@ var (
 // New returns a dispatcher; Start runs it.
 func New(pool *pgxpool.Pool, cfg Config, upstreams *upstream.Config, logger *slog.Logger) *Daemon {
 	router := upstream.NewRouter(upstreams)
-	models, limits, catchAll, _ := router.Limits()
+	models, limits, catchAll, hasCatchAll := router.Limits()
+	if !hasCatchAll {
+		// Requests for a model that lost its route are still claimed, to fail with a clear error
+		// rather than wait for their window to pass.
+		catchAll = int32(upstreams.DefaultConcurrency)
+	}
 	d := &Daemon{
 		pool:    pool,
 		q:       dbsqlc.New(pool),

@@ -1,0 +1,150 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/volleyhq/volley/db/dbsqlc"
+	"github.com/volleyhq/volley/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Main(m) }
+
+// seed stores an input file of n requests for model and a batch over it, returning the batch id.
+func seed(t *testing.T, pool *pgxpool.Pool, owner, model string, n int) string {
+	t.Helper()
+	ctx := context.Background()
+	fileID := fmt.Sprintf("file-%s-%d", owner, time.Now().UnixNano())
+	for i := 1; i <= n; i++ {
+		body := fmt.Sprintf(`{"model":%q}`, model)
+		data := fmt.Sprintf(`{"custom_id":"c%d","method":"POST","url":"/v1/chat/completions","body":%s}`+"\n", i, body)
+		_, err := pool.Exec(ctx, `INSERT INTO file_lines (file_id, line, custom_id, url, model, body_start, body_end, data)
+			VALUES ($1, $2, $3, '/v1/chat/completions', $4, $5, $6, $7)`,
+			fileID, i, fmt.Sprint("c", i), model, len(data)-len(body)-2, len(data)-2, []byte(data))
+		require.NoError(t, err)
+	}
+	q := dbsqlc.New(pool)
+	batchID := "batch_" + fileID
+	deadline := time.Now().Add(time.Hour)
+	total, err := q.RequestsCreateFromFile(ctx, dbsqlc.RequestsCreateFromFileParams{BatchID: batchID, Owner: owner, FileID: fileID, Deadline: deadline})
+	require.NoError(t, err)
+	_, err = q.BatchInsert(ctx, dbsqlc.BatchInsertParams{ID: batchID, Owner: owner, InputFileID: fileID, Endpoint: "/v1/chat/completions",
+		CompletionWindow: "1h", CreatedAt: time.Now(), ExpiresAt: deadline, Total: int32(total)})
+	require.NoError(t, err)
+	return batchID
+}
+
+func claim(t *testing.T, pool *pgxpool.Pool, daemonID int64, limit, max int) []dbsqlc.RequestClaimRow {
+	t.Helper()
+	rows, err := dbsqlc.New(pool).RequestClaim(context.Background(), dbsqlc.RequestClaimParams{
+		DaemonID: daemonID, DefaultLimit: int32(limit), MaxClaim: int32(max),
+	})
+	require.NoError(t, err)
+	return rows
+}
+
+func register(t *testing.T, q *dbsqlc.Queries) int64 {
+	t.Helper()
+	id, err := q.DaemonRegister(context.Background(), dbsqlc.DaemonRegisterParams{Host: "test", Pid: 1})
+	require.NoError(t, err)
+	return id
+}
+
+func record(t *testing.T, q *dbsqlc.Queries, daemonID int64, row dbsqlc.RequestClaimRow, attempt int32) []dbsqlc.RequestsRecordRow {
+	t.Helper()
+	rows, err := q.RequestsRecord(context.Background(), dbsqlc.RequestsRecordParams{
+		DaemonID: daemonID, Ids: []int64{row.ID}, Attempts: []int32{attempt}, States: []string{"completed"},
+		Results: [][]byte{[]byte("{}\n")}, Failures: []int32{0}, NotBefore: []time.Time{time.Unix(0, 0)},
+		InputTokens: []int64{1}, CachedTokens: []int64{0}, OutputTokens: []int64{1}, ReasoningTokens: []int64{0}, TotalTokens: []int64{2},
+	})
+	require.NoError(t, err)
+	return rows
+}
+
+func batchCounts(t *testing.T, q *dbsqlc.Queries, id, owner string) (completed, failed int32, totalTokens int64) {
+	t.Helper()
+	b, err := q.BatchGet(context.Background(), dbsqlc.BatchGetParams{ID: id, Owner: owner})
+	require.NoError(t, err)
+	return b.Completed, b.Failed, b.TotalTokens
+}
+
+func TestClaimReturnsTheVerbatimBody(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	seed(t, pool, "alice", "m", 1)
+	rows := claim(t, pool, register(t, dbsqlc.New(pool)), 10, 10)
+	require.Len(t, rows, 1)
+	require.Equal(t, `{"model":"m"}`, string(rows[0].Body))
+	require.Equal(t, int32(1), rows[0].Attempt)
+}
+
+func TestLineIDMatchesTheDatabaseRendering(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	var fromDB string
+	require.NoError(t, pool.QueryRow(t.Context(), "SELECT 'batch_req_' || md5('batch_x' || ':' || 12)").Scan(&fromDB))
+	require.Equal(t, fromDB, lineID("batch_x", 12))
+}
+
+func TestResultWritesAreFenced(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	q := dbsqlc.New(pool)
+	batchID := seed(t, pool, "alice", "m", 1)
+	first := register(t, q)
+	row := claim(t, pool, first, 10, 10)[0]
+
+	require.Empty(t, record(t, q, first, row, row.Attempt+1), "a write for another attempt is refused")
+	second := register(t, q)
+	require.Empty(t, record(t, q, second, row, row.Attempt), "a write from another daemon is refused")
+
+	// The first daemon is declared dead; its request goes back to the queue and is claimed again.
+	require.NoError(t, q.DaemonStop(t.Context(), first))
+	n, err := q.DaemonsRescue(t.Context(), 3600)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	again := claim(t, pool, second, 10, 10)
+	require.Len(t, again, 1)
+	require.Equal(t, row.Attempt+1, again[0].Attempt)
+
+	require.Empty(t, record(t, q, first, row, row.Attempt), "the dead daemon's late answer is refused")
+	got := record(t, q, second, again[0], again[0].Attempt)
+	require.Equal(t, []dbsqlc.RequestsRecordRow{{ID: batchID, Settled: true}}, got)
+	require.Empty(t, record(t, q, second, again[0], again[0].Attempt), "a duplicate write cannot bring a finished request back")
+
+	completed, failed, tokens := batchCounts(t, q, batchID, "alice")
+	require.Equal(t, int32(1), completed)
+	require.Zero(t, failed)
+	require.Equal(t, int64(2), tokens, "counted once")
+}
+
+func TestClaimsHoldTheLimitAcrossDaemons(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	q := dbsqlc.New(pool)
+	seed(t, pool, "alice", "m", 20)
+	a, b := register(t, q), register(t, q)
+	require.Len(t, claim(t, pool, a, 3, 100), 3)
+	require.Empty(t, claim(t, pool, b, 3, 100), "the model's limit is global")
+	require.Empty(t, claim(t, pool, a, 3, 100))
+}
+
+func TestClaimSharesSlotsBetweenOwners(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	q := dbsqlc.New(pool)
+	seed(t, pool, "big", "m", 50)
+	seed(t, pool, "small", "m", 5)
+	rows := claim(t, pool, register(t, q), 6, 100)
+	require.Len(t, rows, 6)
+	per := map[string]int{}
+	for _, r := range rows {
+		per[r.Owner]++
+	}
+	require.Equal(t, map[string]int{"big": 3, "small": 3}, per)
+}

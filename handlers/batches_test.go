@@ -1,0 +1,162 @@
+package handlers
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/volleyhq/volley/internal/upstream"
+)
+
+// withRoutes routes model m1 (and only it) to an upstream that is never called.
+func withRoutes(t *testing.T) *upstream.Router {
+	t.Helper()
+	cfg, err := upstream.Parse([]byte(`upstreams:
+  u:
+    url: http://127.0.0.1:9/v1
+models:
+  - name: m1
+    upstream: u
+    concurrency: 2
+`), "test.yaml", func(string) string { return "" })
+	require.NoError(t, err)
+	return upstream.NewRouter(cfg)
+}
+
+func setupBatches(t *testing.T) *fixture {
+	f := setup(t)
+	f.server.router = withRoutes(t)
+	return f
+}
+
+func (f *fixture) postJSON(path, key, body string) (int, []byte) {
+	f.t.Helper()
+	status, _, b := f.do(http.MethodPost, path, key, strings.NewReader(body), http.Header{"Content-Type": {"application/json"}})
+	return status, b
+}
+
+type batchJSON struct {
+	ID            string            `json:"id"`
+	Object        string            `json:"object"`
+	Status        string            `json:"status"`
+	Model         *string           `json:"model"`
+	CreatedAt     int64             `json:"created_at"`
+	ExpiresAt     int64             `json:"expires_at"`
+	InProgressAt  *int64            `json:"in_progress_at"`
+	CancellingAt  *int64            `json:"cancelling_at"`
+	OutputFileID  *string           `json:"output_file_id"`
+	ErrorFileID   *string           `json:"error_file_id"`
+	Metadata      map[string]string `json:"metadata"`
+	RequestCounts struct {
+		Total, Completed, Failed int
+	} `json:"request_counts"`
+}
+
+func (f *fixture) createBatch(key, body string) batchJSON {
+	f.t.Helper()
+	status, b := f.postJSON("/v1/batches", key, body)
+	require.Equal(f.t, http.StatusOK, status, string(b))
+	var out batchJSON
+	require.NoError(f.t, json.Unmarshal(b, &out))
+	return out
+}
+
+func TestCreateBatchRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	good := f.uploadOK(f.alice, lines(3)).ID
+	mixed := f.uploadOK(f.alice, line("a")+"\n"+strings.Replace(line("b"), "/v1/chat/completions", "/v1/embeddings", 1)+"\n").ID
+	unroutable := f.uploadOK(f.alice, line("a")+"\n"+strings.Replace(line("b"), `"m1"`, `"gpt-unknown"`, 1)+"\n").ID
+	bobs := f.uploadOK(f.bob, lines(1)).ID
+	req := func(fileID, endpoint, window, extra string) string {
+		return fmt.Sprintf(`{"input_file_id":%q,"endpoint":%q,"completion_window":%q%s}`, fileID, endpoint, window, extra)
+	}
+	many := map[string]string{}
+	for i := 0; i < 17; i++ {
+		many[fmt.Sprint("k", i)] = "v"
+	}
+	manyJSON, _ := json.Marshal(many)
+	cases := []struct {
+		name, body, code, param, message string
+	}{
+		{"not json", `{"input_file_id":`, "invalid_json", "", "could not parse the JSON body"},
+		{"missing file", `{"endpoint":"/v1/chat/completions","completion_window":"24h"}`, "missing_required_parameter", "input_file_id", "'input_file_id'"},
+		{"missing endpoint", req(good, "", "24h", ""), "missing_required_parameter", "endpoint", "'endpoint'"},
+		{"bad endpoint", req(good, "/v1/images/generations", "24h", ""), "invalid_value", "endpoint", "'/v1/chat/completions'"},
+		{"missing window", req(good, "/v1/chat/completions", "", ""), "missing_required_parameter", "completion_window", "'completion_window'"},
+		{"bad window", req(good, "/v1/chat/completions", "1d", ""), "invalid_value", "completion_window", "'1d'"},
+		{"window too long", req(good, "/v1/chat/completions", "169h", ""), "invalid_value", "completion_window", "between '1m' and '168h'"},
+		{"too much metadata", req(good, "/v1/chat/completions", "24h", `,"metadata":`+string(manyJSON)), "invalid_value", "metadata", "at most 16"},
+		{"metadata value too long", req(good, "/v1/chat/completions", "24h", `,"metadata":{"k":"`+strings.Repeat("v", 513)+`"}`), "invalid_value", "metadata", "longer than 512"},
+		{"output expiry anchor", req(good, "/v1/chat/completions", "24h", `,"output_expires_after":{"anchor":"now","seconds":3600}`), "invalid_value", "output_expires_after.anchor", "'created_at'"},
+		{"output expiry seconds", req(good, "/v1/chat/completions", "24h", `,"output_expires_after":{"anchor":"created_at","seconds":5}`), "invalid_value", "output_expires_after.seconds", "3600"},
+		{"unknown file", req("file-nope", "/v1/chat/completions", "24h", ""), "invalid_input_file", "input_file_id", "No such File object: file-nope"},
+		{"another owner's file", req(bobs, "/v1/chat/completions", "24h", ""), "invalid_input_file", "input_file_id", "No such File object"},
+		{"url mismatch", req(mixed, "/v1/chat/completions", "24h", ""), "url_mismatch", "endpoint", "Line 2: url '/v1/embeddings'"},
+		{"unroutable model", req(unroutable, "/v1/chat/completions", "24h", ""), "model_not_found", "input_file_id", "Line 2: model 'gpt-unknown'"},
+	}
+	for _, tc := range cases {
+		status, body := f.postJSON("/v1/batches", f.alice, tc.body)
+		require.Equal(t, http.StatusBadRequest, status, "%s: %s", tc.name, body)
+		e := decodeEnvelope(t, body)
+		require.Equal(t, tc.code, strOrEmpty(e.Error.Code), "%s: %s", tc.name, e.Error.Message)
+		require.Equal(t, tc.param, strOrEmpty(e.Error.Param), "%s: %s", tc.name, e.Error.Message)
+		require.Contains(t, e.Error.Message, tc.message, tc.name)
+	}
+	var batches, requests int
+	require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM requests)").Scan(&batches, &requests))
+	require.Zero(t, batches, "no refused batch is stored")
+	require.Zero(t, requests, "no request of a refused batch is stored")
+}
+
+func TestCreateBatchAndCancelIt(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	fileID := f.uploadOK(f.alice, lines(3)+"\n").ID
+	b := f.createBatch(f.alice, fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"90m","metadata":{"team":"ml"}}`, fileID))
+	require.Equal(t, "in_progress", b.Status)
+	require.Equal(t, "batch", b.Object)
+	require.Equal(t, b.CreatedAt+90*60, b.ExpiresAt)
+	require.Equal(t, "m1", *b.Model)
+	require.Equal(t, 3, b.RequestCounts.Total, "blank lines are not requests")
+	require.Equal(t, map[string]string{"team": "ml"}, b.Metadata)
+	require.Nil(t, b.OutputFileID)
+
+	// Another owner can neither see nor cancel it.
+	for _, r := range [][2]string{{http.MethodGet, "/v1/batches/" + b.ID}, {http.MethodPost, "/v1/batches/" + b.ID + "/cancel"}} {
+		status, _, body := f.do(r[0], r[1], f.bob, nil, nil)
+		require.Equal(t, http.StatusNotFound, status, r)
+		require.Equal(t, "No batch found with id '"+b.ID+"'.", decodeEnvelope(t, body).Error.Message)
+	}
+	status, _, body := f.do(http.MethodGet, "/v1/batches", f.bob, nil, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, string(body), `"data":[]`)
+
+	// No daemon runs here, so cancelling ends every request at once; Python's empty JSON body is fine.
+	status, _, body = f.do(http.MethodPost, "/v1/batches/"+b.ID+"/cancel", f.alice, nil, http.Header{"Content-Type": {"application/json"}})
+	require.Equal(t, http.StatusOK, status, string(body))
+	var c batchJSON
+	require.NoError(t, json.Unmarshal(body, &c))
+	require.Equal(t, "cancelling", c.Status)
+	require.NotNil(t, c.CancellingAt)
+	require.Equal(t, 3, c.RequestCounts.Failed, "pending requests are settled at once")
+	status, _, _ = f.do(http.MethodPost, "/v1/batches/"+b.ID+"/cancel", f.alice, nil, nil)
+	require.Equal(t, http.StatusOK, status, "cancelling twice is fine")
+}
+
+func TestListBatchesRejectsBadLimits(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	for _, q := range []string{"?limit=0", "?limit=101", "?limit=x"} {
+		status, _, body := f.do(http.MethodGet, "/v1/batches"+q, f.alice, nil, nil)
+		require.Equal(t, http.StatusBadRequest, status, q)
+		require.Equal(t, "limit", strOrEmpty(decodeEnvelope(t, body).Error.Param), q)
+	}
+	status, _, body := f.do(http.MethodGet, "/v1/batches/batch_nope", f.alice, nil, nil)
+	require.Equal(t, http.StatusNotFound, status)
+	require.Equal(t, "batch_id", strOrEmpty(decodeEnvelope(t, body).Error.Param))
+}
