@@ -6,8 +6,18 @@ PKGS    := ./...
 
 .PHONY: run build test verify generate bench fuzz clean
 
+MOCK_ADDR ?= 127.0.0.1:9090
+
 ## run: build and start Volley on $(ADDR) with the embedded PostgreSQL, printing a local API key.
+## With no upstream configured (VOLLEY_UPSTREAM_URL, VOLLEY_CONFIG) it starts mockllm beside it, so
+## a first batch completes.
 run: build
+	@if [ -z "$$VOLLEY_UPSTREAM_URL$$VOLLEY_CONFIG" ]; then \
+		./$(BIN)/mockllm -addr $(MOCK_ADDR) -no-auth -latency 200ms -latency-jitter 150ms >/dev/null & \
+		mock=$$!; trap 'kill $$mock 2>/dev/null' EXIT INT TERM; \
+		export VOLLEY_UPSTREAM_URL=http://$(MOCK_ADDR)/v1; \
+		echo "No upstream configured: every model goes to mockllm at $$VOLLEY_UPSTREAM_URL"; \
+	fi; \
 	VOLLEY_ADDR=$${VOLLEY_ADDR:-$(ADDR)} ./$(BIN)/volley serve --dev
 
 ## build: compile the binaries into ./bin
