@@ -28,7 +28,7 @@ type uploadSpec struct {
 }
 
 // uploadMethod is how every upload scenario measures.
-var uploadMethod = "Uploads: the input is a generated JSONL file of chat-completion requests (varied text with some " +
+const uploadMethod = "Uploads: the input is a generated JSONL file of chat-completion requests (varied text with some " +
 	"UTF-8 and JSON escapes; the same file every time), uploaded with a streaming `multipart/form-data` " +
 	"`POST /v1/files` (`purpose=batch` first, then the file, sent chunked from disk through a pipe). The time runs " +
 	"from sending the request to reading the whole response. The ceiling is psql's `\\copy " + ceilingTable +
