@@ -1,9 +1,11 @@
 package handlers
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -104,7 +106,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := s.cfg.MaxJSONBodyBytes
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/files" {
+		upload := r.Method == http.MethodPost && r.URL.Path == "/v1/files"
+		if upload {
 			// The form fields and part headers around the file need a little room of their own.
 			limit = s.cfg.Files.MaxBytes + multipartOverhead
 		}
@@ -113,8 +116,17 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if upload {
+			// The multipart reader reads 4 KB at a time; a larger buffer saves most of the syscalls.
+			r.Body = bufferedBody{Reader: bufio.NewReaderSize(r.Body, 256<<10), Closer: r.Body}
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+type bufferedBody struct {
+	*bufio.Reader
+	io.Closer
 }
 
 // multipartOverhead is the room allowed around an upload's file content.
