@@ -177,6 +177,36 @@ func (e OpenAIFileStatus) Valid() bool {
 	}
 }
 
+// Defines values for QueueDepthObject.
+const (
+	QueueDepthObjectList QueueDepthObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the QueueDepthObject enum.
+func (e QueueDepthObject) Valid() bool {
+	switch e {
+	case QueueDepthObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResponseDeletedObject.
+const (
+	ResponseDeletedObjectResponse ResponseDeletedObject = "response"
+)
+
+// Valid indicates whether the value is a known member of the ResponseDeletedObject enum.
+func (e ResponseDeletedObject) Valid() bool {
+	switch e {
+	case ResponseDeletedObjectResponse:
+		return true
+	default:
+		return false
+	}
+}
+
 // Batch defines model for Batch.
 type Batch struct {
 	CancelledAt      *int64             `json:"cancelled_at"`
@@ -284,6 +314,9 @@ type CreateFileRequest struct {
 	Purpose string `json:"purpose"`
 }
 
+// CreateResponseRequest The Responses API request body; passed to the upstream as given.
+type CreateResponseRequest = json.RawMessage
+
 // ErrorObject defines model for ErrorObject.
 type ErrorObject struct {
 	Code    *string `json:"code"`
@@ -337,6 +370,19 @@ type HealthStatus struct {
 	Status string `json:"status"`
 }
 
+// ModelQueue defines model for ModelQueue.
+type ModelQueue struct {
+	Model      string `json:"model"`
+	OwnPending int64  `json:"own_pending"`
+	OwnRunning int64  `json:"own_running"`
+
+	// Pending Requests of every owner waiting for a slot (batch requests and background responses).
+	Pending int64 `json:"pending"`
+
+	// Running Requests of every owner in flight.
+	Running int64 `json:"running"`
+}
+
 // OpenAIFile defines model for OpenAIFile.
 type OpenAIFile struct {
 	Bytes     int64  `json:"bytes"`
@@ -361,11 +407,36 @@ type OpenAIFilePurpose string
 // OpenAIFileStatus defines model for OpenAIFile.Status.
 type OpenAIFileStatus string
 
+// QueueDepth defines model for QueueDepth.
+type QueueDepth struct {
+	Data   []ModelQueue     `json:"data"`
+	Object QueueDepthObject `json:"object"`
+}
+
+// QueueDepthObject defines model for QueueDepth.Object.
+type QueueDepthObject string
+
+// Response An OpenAI Response object. `output` is always an array.
+type Response = json.RawMessage
+
+// ResponseDeleted defines model for ResponseDeleted.
+type ResponseDeleted struct {
+	Deleted bool                  `json:"deleted"`
+	Id      string                `json:"id"`
+	Object  ResponseDeletedObject `json:"object"`
+}
+
+// ResponseDeletedObject defines model for ResponseDeleted.Object.
+type ResponseDeletedObject string
+
 // BatchID defines model for BatchID.
 type BatchID = string
 
 // FileID defines model for FileID.
 type FileID = string
+
+// ResponseID defines model for ResponseID.
+type ResponseID = string
 
 // BadRequest defines model for BadRequest.
 type BadRequest = ErrorResponse
@@ -406,11 +477,20 @@ type ListFilesParams struct {
 	After *string `form:"after,omitempty" json:"after,omitempty"`
 }
 
+// RetrieveResponseParams defines parameters for RetrieveResponse.
+type RetrieveResponseParams struct {
+	// Stream Streaming a stored response is not supported; `true` answers 400.
+	Stream *bool `form:"stream,omitempty" json:"stream,omitempty"`
+}
+
 // CreateBatchJSONRequestBody defines body for CreateBatch for application/json ContentType.
 type CreateBatchJSONRequestBody = CreateBatchRequest
 
 // CreateFileMultipartRequestBody defines body for CreateFile for multipart/form-data ContentType.
 type CreateFileMultipartRequestBody = CreateFileRequest
+
+// CreateResponseJSONRequestBody defines body for CreateResponse for application/json ContentType.
+type CreateResponseJSONRequestBody = CreateResponseRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -447,6 +527,21 @@ type ServerInterface interface {
 	// DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 	// (GET /v1/files/{file_id}/content)
 	DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID)
+	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
+	// (GET /v1/queue)
+	QueueDepth(w http.ResponseWriter, r *http.Request)
+	// CreateResponse Create a model response.
+	// (POST /v1/responses)
+	CreateResponse(w http.ResponseWriter, r *http.Request)
+	// DeleteResponse Delete a stored response (a queued one is cancelled first).
+	// (DELETE /v1/responses/{response_id})
+	DeleteResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID)
+	// RetrieveResponse Get a stored response; `queued` or `in_progress` while it waits or runs.
+	// (GET /v1/responses/{response_id})
+	RetrieveResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID, params RetrieveResponseParams)
+	// CancelResponse Cancel a background response; idempotent, returns the final object.
+	// (POST /v1/responses/{response_id}/cancel)
+	CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID)
 }
 
 // Unimplemented server implementation that returns http.StatusNotImplemented for each endpoint.
@@ -516,6 +611,36 @@ func (_ Unimplemented) RetrieveFile(w http.ResponseWriter, r *http.Request, file
 // DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 // (GET /v1/files/{file_id}/content)
 func (_ Unimplemented) DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
+// (GET /v1/queue)
+func (_ Unimplemented) QueueDepth(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateResponse Create a model response.
+// (POST /v1/responses)
+func (_ Unimplemented) CreateResponse(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DeleteResponse Delete a stored response (a queued one is cancelled first).
+// (DELETE /v1/responses/{response_id})
+func (_ Unimplemented) DeleteResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RetrieveResponse Get a stored response; `queued` or `in_progress` while it waits or runs.
+// (GET /v1/responses/{response_id})
+func (_ Unimplemented) RetrieveResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID, params RetrieveResponseParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CancelResponse Cancel a background response; idempotent, returns the final object.
+// (POST /v1/responses/{response_id}/cancel)
+func (_ Unimplemented) CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -832,6 +957,128 @@ func (siw *ServerInterfaceWrapper) DownloadFile(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
+// QueueDepth operation middleware
+func (siw *ServerInterfaceWrapper) QueueDepth(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.QueueDepth(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateResponse operation middleware
+func (siw *ServerInterfaceWrapper) CreateResponse(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateResponse(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteResponse operation middleware
+func (siw *ServerInterfaceWrapper) DeleteResponse(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "response_id" -------------
+	var responseId ResponseID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "response_id", chi.URLParam(r, "response_id"), &responseId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "response_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteResponse(w, r, responseId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RetrieveResponse operation middleware
+func (siw *ServerInterfaceWrapper) RetrieveResponse(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "response_id" -------------
+	var responseId ResponseID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "response_id", chi.URLParam(r, "response_id"), &responseId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "response_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetrieveResponseParams
+
+	// ------------- Optional query parameter "stream" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "stream", r.URL.Query(), &params.Stream, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "stream"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "stream", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RetrieveResponse(w, r, responseId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CancelResponse operation middleware
+func (siw *ServerInterfaceWrapper) CancelResponse(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "response_id" -------------
+	var responseId ResponseID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "response_id", chi.URLParam(r, "response_id"), &responseId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "response_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelResponse(w, r, responseId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 type UnescapedCookieParamError struct {
 	ParamName string
 	Err       error
@@ -977,6 +1224,21 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/batches/{batch_id}/cancel", wrapper.CancelBatch)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/responses", wrapper.CreateResponse)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/v1/responses/{response_id}", wrapper.DeleteResponse)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/responses/{response_id}", wrapper.RetrieveResponse)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/responses/{response_id}/cancel", wrapper.CancelResponse)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/queue", wrapper.QueueDepth)
 	})
 
 	return r
@@ -1685,6 +1947,398 @@ func (response DownloadFiledefaultJSONResponse) VisitDownloadFileResponse(w http
 	return err
 }
 
+type QueueDepthRequestObject struct {
+}
+
+type QueueDepthResponseObject interface {
+	VisitQueueDepthResponse(w http.ResponseWriter) error
+}
+
+type QueueDepth200JSONResponse QueueDepth
+
+func (response QueueDepth200JSONResponse) VisitQueueDepthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type QueueDepth401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response QueueDepth401JSONResponse) VisitQueueDepthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type QueueDepthdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response QueueDepthdefaultJSONResponse) VisitQueueDepthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateResponseRequestObject struct {
+	Body *CreateResponseJSONRequestBody
+}
+
+type CreateResponseResponseObject interface {
+	VisitCreateResponseResponse(w http.ResponseWriter) error
+}
+
+type CreateResponse200JSONResponse Response
+
+func (response CreateResponse200JSONResponse) VisitCreateResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateResponse200TexteventStreamResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response CreateResponse200TexteventStreamResponse) VisitCreateResponseResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type CreateResponse400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateResponse400JSONResponse) VisitCreateResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateResponse401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateResponse401JSONResponse) VisitCreateResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateResponsedefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CreateResponsedefaultJSONResponse) VisitCreateResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteResponseRequestObject struct {
+	ResponseId ResponseID `json:"response_id"`
+}
+
+type DeleteResponseResponseObject interface {
+	VisitDeleteResponseResponse(w http.ResponseWriter) error
+}
+
+type DeleteResponse200JSONResponse ResponseDeleted
+
+func (response DeleteResponse200JSONResponse) VisitDeleteResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteResponse401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteResponse401JSONResponse) VisitDeleteResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteResponse404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteResponse404JSONResponse) VisitDeleteResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteResponsedefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response DeleteResponsedefaultJSONResponse) VisitDeleteResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveResponseRequestObject struct {
+	ResponseId ResponseID `json:"response_id"`
+	Params     RetrieveResponseParams
+}
+
+type RetrieveResponseResponseObject interface {
+	VisitRetrieveResponseResponse(w http.ResponseWriter) error
+}
+
+type RetrieveResponse200JSONResponse Response
+
+func (response RetrieveResponse200JSONResponse) VisitRetrieveResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveResponse400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetrieveResponse400JSONResponse) VisitRetrieveResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveResponse401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RetrieveResponse401JSONResponse) VisitRetrieveResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveResponse404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RetrieveResponse404JSONResponse) VisitRetrieveResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveResponsedefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response RetrieveResponsedefaultJSONResponse) VisitRetrieveResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelResponseRequestObject struct {
+	ResponseId ResponseID `json:"response_id"`
+}
+
+type CancelResponseResponseObject interface {
+	VisitCancelResponseResponse(w http.ResponseWriter) error
+}
+
+type CancelResponse200JSONResponse Response
+
+func (response CancelResponse200JSONResponse) VisitCancelResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelResponse400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CancelResponse400JSONResponse) VisitCancelResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelResponse401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CancelResponse401JSONResponse) VisitCancelResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelResponse404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CancelResponse404JSONResponse) VisitCancelResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelResponsedefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CancelResponsedefaultJSONResponse) VisitCancelResponseResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// Healthz Liveness probe (the process is serving HTTP). No authentication.
@@ -1720,6 +2374,21 @@ type StrictServerInterface interface {
 	// DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 	// (GET /v1/files/{file_id}/content)
 	DownloadFile(ctx context.Context, request DownloadFileRequestObject) (DownloadFileResponseObject, error)
+	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
+	// (GET /v1/queue)
+	QueueDepth(ctx context.Context, request QueueDepthRequestObject) (QueueDepthResponseObject, error)
+	// CreateResponse Create a model response.
+	// (POST /v1/responses)
+	CreateResponse(ctx context.Context, request CreateResponseRequestObject) (CreateResponseResponseObject, error)
+	// DeleteResponse Delete a stored response (a queued one is cancelled first).
+	// (DELETE /v1/responses/{response_id})
+	DeleteResponse(ctx context.Context, request DeleteResponseRequestObject) (DeleteResponseResponseObject, error)
+	// RetrieveResponse Get a stored response; `queued` or `in_progress` while it waits or runs.
+	// (GET /v1/responses/{response_id})
+	RetrieveResponse(ctx context.Context, request RetrieveResponseRequestObject) (RetrieveResponseResponseObject, error)
+	// CancelResponse Cancel a background response; idempotent, returns the final object.
+	// (POST /v1/responses/{response_id}/cancel)
+	CancelResponse(ctx context.Context, request CancelResponseRequestObject) (CancelResponseResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -2053,68 +2722,218 @@ func (sh *strictHandler) DownloadFile(w http.ResponseWriter, r *http.Request, fi
 	}
 }
 
+// QueueDepth operation middleware
+func (sh *strictHandler) QueueDepth(w http.ResponseWriter, r *http.Request) {
+	var request QueueDepthRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.QueueDepth(ctx, request.(QueueDepthRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "QueueDepth")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(QueueDepthResponseObject); ok {
+		if err := validResponse.VisitQueueDepthResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateResponse operation middleware
+func (sh *strictHandler) CreateResponse(w http.ResponseWriter, r *http.Request) {
+	var request CreateResponseRequestObject
+
+	var body CreateResponseJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateResponse(ctx, request.(CreateResponseRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateResponse")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateResponseResponseObject); ok {
+		if err := validResponse.VisitCreateResponseResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteResponse operation middleware
+func (sh *strictHandler) DeleteResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID) {
+	var request DeleteResponseRequestObject
+
+	request.ResponseId = responseId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteResponse(ctx, request.(DeleteResponseRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteResponse")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteResponseResponseObject); ok {
+		if err := validResponse.VisitDeleteResponseResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RetrieveResponse operation middleware
+func (sh *strictHandler) RetrieveResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID, params RetrieveResponseParams) {
+	var request RetrieveResponseRequestObject
+
+	request.ResponseId = responseId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveResponse(ctx, request.(RetrieveResponseRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveResponse")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RetrieveResponseResponseObject); ok {
+		if err := validResponse.VisitRetrieveResponseResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CancelResponse operation middleware
+func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID) {
+	var request CancelResponseRequestObject
+
+	request.ResponseId = responseId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelResponse(ctx, request.(CancelResponseRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelResponse")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelResponseResponseObject); ok {
+		if err := validResponse.VisitCancelResponseResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fvrcts4sn6VLp5TFbuKlmTHyZlR6vzw5LKTmcTJTpK9VOQyIbIlYkICDABKo7j87ltogBRJUZYdO57N",
-	"1v4KTRGNRl+/7kYugljmhRQojA7GF0HBFMvRoKK/fmImTl8+s49cBOOgYCYNwkCwHINxMLW/nvMkCAOF",
-	"n0uuMAnGRpUYBjpOMWd2nVkV9lttFBfz4PIyDF7wDLfSnPEMb0ry0n6sCyk0eq6T3/BzidrYv2IpDAp6",
-	"ZEWR8ZgZLsXwdy2Ffbcm+78KZ8E4+J/hWiJD96sePldKqt/8Jm7LBHWseGGJBePgpViwjCeg3MZPwKQI",
-	"OWrN5giarTQsU2aAiQSWKSocBJdh8AxnrMwMEb8/Vk/ECqRJUQHaT4mTU2leyFIk98fFqQRdxinI6e8Y",
-	"G5hJBSblGj7h6oEGuRToOHsv5Sum5nh/nL1PERKMM6aw1idMZbICriGzvFhWmSAVx1LM+Ly0n2Y854Z4",
-	"/iBYaVKp+Be8R4m+5lpzMQ9hqaSYg1SgcCE/YQInb19auQ7I/Ty92r3J65UsUBnu/CdmIsYsw+ScEc8z",
-	"qXL7FHBhHh9bXy2zjE0zrFzTOyQXBueorAQ8CS7mt6Ah8yJDcys2HAkuxfmSi0Que8JHGMQK2RXbbJJF",
-	"kRSSO4VuUCOnOq/i2PhiG5udFSR5lmVvZsH449WWQGp77hZdnnXlYAn+UdjI+fVycwT01xOYMX4r+5lx",
-	"wTL+5Vb246S/IW0uzgsl5wr1Lc7HRVGappI3tsnRsIQZcmuWJNwaIcvethxtY9GWjV2MJKoywexaRuXX",
-	"jC8CFGUejD+6dB2c9X1bms5xdpL3cfE8lqVHDjst1ufkp26FjUSGmVI3WaQcyozdo7KhoKWxoGkaQSNG",
-	"BLXVB83os/4Dk96jlzZBX4v9D/Tl5WUTmXwMCKp4WTcCQ6Wp2rm7JtMXm2qJbGikG1VaMWvDpFv+2/Wl",
-	"TlxtumorcHRjeNhOCxsWUImyYflnPQa8jl09eUcm2OsWGRd4hVU2/NIjrl4qBG2vYdwdDRNXa8oVHc/V",
-	"1WfUm4esYgI3mF/Pb5y0LuuNmFJs1Xbxq09Qm+fVWnnFHWC+Lb99rM640ua6sSVl+jyXqqnFqZQZMkHG",
-	"wK5PaTMIZvaQZ+GNJNZgf719g82tEm1HvB57r4LX+qAbObT/NyMNy/p+6hzEfdeOk57uVq4/VB7U5tbF",
-	"LyM/odDXxEnNJecJGsazPjGwOMXkJpS7Htoi0HcuH05vxHxrzXbuFTIthQ2SX3+ADRp9ZyBV3mKTlv62",
-	"6KYrqW1S6HDTx+5TSlBNN9jqAG143i5qoqPjNAptMbP3N5lluAL8w6DQXIp9YGIFSamomoKZkjlEh3kE",
-	"RkJ0+PiHNHIVJtMQ/TjKI0skOkqjQdCHwRuQvs3BG4EgZzBcHA7jlJnhmmkdurfdF5hPMUm4mPu/6+aE",
-	"+9MiA8ez7mXlG2HL9qk+FFZMh4+hYFzpJ7Y81FDSy8fHEKdMsdig0iEsWFZi9dujw6NBcA2c6s2mxiEz",
-	"g2pnges+PqFv+623gYfWSGvTirbb4wue4VZzbHH7kYk4leqszyCyFURrALbFoFrENMZSJLqH2sPHo5GV",
-	"7NGjH49Go9EAyGXAnlSDIwJEAx6OIGErDdMVJK5xNAj6a6cMN/f55d2b01fgOxEhMAO51Kbbw9D8C8Ke",
-	"Jw9HoxG8/mmfulYW7QBhvfXvj0bhaDTat2zU0WjKBVOrPokUpSqk7mHtdakNTBEiqlD6xNkxBjrhmmCf",
-	"ugk0vanTfz/Q3Ikf7gJOVi92obQ1wKTv1jiTuN16xrojtGnOFcre2VXycupy5Aj07tx01Y2Nnedcw3Fg",
-	"T87IAl24sAGa9iTr3+91K+9Iu/2oaZPXzJCe7/UmfUe3EeQZ1rCtA5axi+cawHVLMN/EqGTeOzFqu/Ks",
-	"dt7G8h2A+zcFipOXlth/Ef5lGPyMLDPpu7qHsSnZKdP9oSPncw8Aen9e90U6WEh+clCIRglcu0bv7nDp",
-	"6fUdoqHTjSNMVwavC5Zv3kK9dYeRZ+hmRn09vsTlc2aRgZ8qHYym//fP3//6+XT5cDb6h3j0/vORfvXp",
-	"bRDewiVbSa3dZwv9eMyFtvrPbkzt03pFqCwyyRKq2QolY9Qa61bQFSSatcrNWh3tkOL032k1dTpLXgdr",
-	"OTR6WB1uNs3PhfNScbN6Z2OMs7aTgv+Kq5PSpJsecGJxKuQsQVhyk0K0cDUBoVfHJxwc0PAITk9ePycs",
-	"QfGLQgwyhWqt8NSYwg1SuJjJzd18wcE1MNCYzQ5SqQ0mITivObAxkhk+zdCDtpO3L0GjWqAawEvjHjUl",
-	"OF1ONRpbR7i1D/REWK/ToVuKmkBWlcy1JWVXMofQ5GzGY84yePfsVw2lxhBKkaCCaLg4jEIostIyOcPl",
-	"ujzSEyFnwA0N02AvZ+oTJjAJumXUJIApZnK5P5iIiXi+QLVyWTh0JRXSm4ytUIVWFpYfdwifrFEsMJMF",
-	"TkR0MXHWOQnGcDGpIM0kCGFCQndPBGzco8U2k+DyMnLCSqhY687IosFEWK1xQ87sDhCEwQKVdpoaDQ4H",
-	"I/LcAgUruMUDg9HgIaEok5JdDVMK2F/s8xzJu220o21eJsHYB/QvQWeafDQa3dkMr5Uz+kazGV/goOUZ",
-	"wfjjWRjoMs8trB4Hr/gCBWoNhZJThD2rDh8drHasGLmYw8/v37/dH8CpBFaaFIXxDFO2YHNNObDQwZnd",
-	"a6iQJavtkvnN/fwnCoY4oNnqo9HDe9v1VBog0bhxPs2A/Sx/dbWWLL+8qaYKD1h6cWpDMjn8GgkAHQOT",
-	"6yttcTicutixVXEW9fn4UhUU/m7Hx26we1oqLZU7KE/AA3OLhYB2qd4UChdclhoKNscBNZKCcfC5RCr6",
-	"/C0OV+9feQ2ku/9buijBv2AIh9SacBi+jzoN2lvUfUEajI9GPSj/7Bsa7rpz3ufOJCQrOa8osuBjt30f",
-	"1ZrNYeMOCy053L2kdeuAePFC2bWwdQ2FrLoRbaoeAcsyVA90dZIQBC5RGyDg3DTQyibPLDqSuqej9t6a",
-	"mLAFnwUQkPvyv7WNzVk2GFZNAfp0AC49ZVzgAw1RqbLILcfPJcsmIqraQlFI7uVyF43iiDztZ61I17sq",
-	"WRpyRyOBCSgLbRSy/Im7IrPkmhibCCb0EpUNscejkaVho6yjqbTN7DMUiX1nmRuAPaOfkGlgCj06SYC7",
-	"eyOa5TgRRjGhWUz9S8svRRnyNq5BoSmVwASixnwvoizdzeF6DNFGGywCFsdY2P139UmXihuDwmZfNhHL",
-	"VFoxlfkUlTXenIvSoLaVRypLpWEvmgQ/jvJJEIUQTYLDtHo6OraP+0/oMFJUh8nZyoIW0FYfVk+kEUuH",
-	"HiIPKwRYuLrvsn07kDW6yevR408yWd2ZI/f0qy/b+Nhfrvi2oWTbhSQS5HcXPpxQgXk7INMjJ3OFTSMK",
-	"9EeQdpobXlQ3Di+vgCpGcVw0TOXP1tZXiP54dLx7UX1l74509Rdbn9Quu2cflVwS/nniGr+oXCj7hIXx",
-	"84CE1KvXoW7GBdfp/taE0IYgfcyuPxlW108vz7YawtDdSuheXb0J7W1p6kQAFwdV4PVymUtb0UmI1rcj",
-	"ojEUPvbXYtBGFsCsQGMMLZlZxuepqdPLRNhM58TJplJRWdnOABqNyWxdaOrNMIlc3WuruoIpY0tChbrM",
-	"jB7A05ojG8QdEeM7RSwjHAtrrm00r8n6XKOBmye1t9LalGlAYX21zodVLqRM2Busiey/jwfeT7z8U5zW",
-	"ibpS2ZVBlCZKV1YK1JDYVSdQE99Np6gi4Bp872cbXG+0hm5VDnxVQUDr+jr/3Q3fSWVAqgQVTFcOrVm0",
-	"ZHiOIURMx25+bBdF2/ig5f180G59ndob1GGEXu+2DPuWpVE9driyMiJT+g+oi/w51g7o/O3qKigvM8Nt",
-	"IK/vl7v0gAm4tyv3LxeE4Wccs8QZ6ZOqL8cF2nX+5qTroHEzEUwpvkANewx+effmtLpnT+mDgZDiAPPC",
-	"rEIoBf9cIkRxqY3Mz3lioXyOJpVJBNHbN+/e22LKBRgqlKjsskkgAQaRZTyqqKcyozzIwFkYeIC/P4C/",
-	"p9ygLliMB9KGEMt4A07w+jq9NTyYlnQEBEEtGJdVB3AiVtRQydDiyDoJVaeq/r9Fozqz27jMKqRJ7VsS",
-	"slSYDCbCTSR9gPp/X2naD8qioKS8vRZ54WbQ20uRWrfDmVT5QTVqu0k10rytcM/FSHPY159hnRA9eL/P",
-	"PHv4cPei+n+N3JG/f6CKBZwvvaojsQNKtX32eH8z+Q4v/P2Vy/WseDMTu+FybV7fMDhXY+weBfufvrMS",
-	"xnENzOnHOr0Fyl5e/bH5yiLyWytht5M1vOt7qyO7VX0jH96oUPP/XbCuATuuNGxooleZz+RSWOe9uTJl",
-	"bNAcuIzcVurO20792lRsCTRVDX3GEoB/sNjAU8fAwSsUc/O9NQ4qAXu/e6DXt8zsYQ944iYZmcXxdHVh",
-	"yaocHNILC2UgOqFuZUQTlrs1nPagpj1i/nhmQbCb2jqypcr8cHg8HGYyZlkqtRn/MPphZIn9KwAA//8=",
+	"7HzrctvGkv+rdOH/r7JUBZGU7GQTqvaDEjvn+Bz5cmLnXMpUCUOiSUwMzsAzA9G0S1X7NPtg+yRb3TMA",
+	"ARDUxbKUTep8MkUSPT19/fWF/hzN9LLQCpWz0fhzVAgjlujQ8F8/CDfLnj+ll1JF46gQLoviSIklRuNo",
+	"Sp+eyzSKI4MfSmkwjcbOlBhHdpbhUtBzbl3Qd60zUi2iy8s4+knmuJPmXOZ4e5I/oy20srvJmvCF25K+",
+	"jOtHg0DSn/FDidbRXzOtHCp+KYoilzPhpFbDX61W9N6G7P83OI/G0f8bboQ99J/a4TNjtKku4I9M0c6M",
+	"LIhYNI6eqwuRyxSMP/gYXIawRGvFAsGKtYVVJhwIlcIqQ4OD6DKOnuJclLlj4g/H6olag3YZGkD6KnPy",
+	"UrufdKnSh+PipQZbzjLQ019x5mCuDbhMWniP60cW9Eqh5+yt1qfCLPDhOHubIaQ4y4XBWp8w1ekapIWc",
+	"eCFWhWIVz7Say0VJX83lUjrm+RclSpdpIz/hA0r0hbRWqkUMK6PVArQBgxf6PaZw8vo5yXXAbhjo1ZGD",
+	"A4rRBRonvf/MhJphnmN6LpjnuTZLehVJ5b59Qv5a5rmY5li5ZnBIqRwu0JAEAgmpFnegoZdFju5ObHgS",
+	"UqvzlVSpXvWEjziaGRRXHLNNFlVaaOkVukWNneq8CpHjz7vY7DzBkhd5/moejd9dbQmstmf+ocuzrhyI",
+	"4MeCIueXy80TsF9OYC7knexnLpXI5ac72Y+X/pa0pTovjF4YtHe4n1RF6ZpK3jpmiU6kwrFbizSVZIQi",
+	"f91ytK2HdhzsYyRT1SnmNzKq8Mz4c4SqXEbjdx4JRGd93y1d5zrXkg9x8XymywBKrrXYkJN/9E9QJHLC",
+	"lbbJIudQ4eiMyoailsaipmlEjRgR1VYfNaPP5g9Me69eUoK+Efu/8DcvL5vI5F3EUCXIuhEYKk3Vzt01",
+	"mb7YVEtkSyPdqNKKWVsm3fLfri914mrTVVuBoxvD43Za2LKASpQNyz/rMeBN7OrJOzrFXrfIpcIrrLLh",
+	"lwFx9VJh1HwD4+5omLnaUK7oBK6uvqPdvmQVE6TD5c38xkvrsj5IGCPWbRe/+ga1eV6tlVPpAfNd+e1j",
+	"dS6NdTeNLZmw50ttmlqcap2jUGwM4uaUtoNgTpc8i28lsQb7m+MbbO6UaDvi9dh7Fbw2F93Kof2fOe1E",
+	"3vdR5yL+e+04Geju5PqXyoPa3Pr45fR7VPaGOKn5yHmKTsi8TwxilmF6G8pdD20R6LtXCKe3Yr71zG7u",
+	"DQqrFQXJL7/AFo2+O7Aq73BIS387dNOV1C4pdLjpY/dHTlBNN9jpAG143i5qkqMnWRJTMbP3d53nuAb8",
+	"6FBZqdU+CLWGtDRcTcHc6CUkh8sEnIbk8NvvssRXmMJC8v1omRCR5ChLBlEfBm9A+jYHrxSCnsPw4nA4",
+	"y4Qbbpi2sX+3+wYup5imUi3C33Vzwv9JyMDzbHtZuSds2b7VLwWJ6fBbKIQ09pjKQwslv/ntE5hlwoiZ",
+	"Q2NjuBB5idVn3xweDaIb4NRgNjUOmTs01xa4/ssn/N1+623goQ3S2rai3fb4k8xxpzm2uH0n1CzT5qzP",
+	"IPI1JBsAtsOgWsQszrRKbQ+1x9+ORiTZo2++PxqNRgNglwG6qQVPBJgGPB5BKtYWpmtIfeNoEPXXTjlu",
+	"n/OXN69enkLoRMQgHCy1dd0ehpWfEPYCeTgajeDFD/vctSK0A4z1Np9/M4pHo9E+sVFHo6lUwqz7JFKU",
+	"ptC2h7UXpXUwRUi4QukTZ8cY+IYbgrvVXbVLGirf7vVUX7LcJ2k2fI6hENZiSvohQZWFdQbFkkLKQl6g",
+	"arBaQ4aPBwt9EN781Wo1+FmsXgTweBlHjOZe1bikHwFfC2y+Bs6t3rgOPm6QL39vA4CZ2z7ht1tV235W",
+	"wf9r211BTl2OPIHek5sxZOtg79I38GjY03PWuI9jlDn4THbL/V5/Dx5+vYM3neWGqTvwvTmk7+oU2p5i",
+	"jSc7KB67QLOBqHdkmW3wzH53LXhul8TVybtY/gpVx6sC1clzIvbv0uMyjv6MInfZm7q5si3ZqbD9oWMp",
+	"FwGZ9H68adh0QJp+7zEazzik9R3o6+N4oNd3iRc6xfxvJZY98aNugm0LfaXOC1SEvW6K8lfq3JRK3fyJ",
+	"Bv22FEKSsYQW8QLN2k8xYCWkk2rBIw4BNtcO9jjTVbnGcoKditn7hdGlSqEGjPs3ihZx1LjBzXiSCua5",
+	"XGTuS8JR1dqqJLE5v62BtnT7tNzw3C0tT9cOb1qr3b6Df+cGt8zRjy37Wsyph5OCgGmYlx6Mpv/xr1//",
+	"9uHl6vF89E/1zdsPR/b0/esovkPgbWGqdps3DoNfn8DqP7uZs8+3K0JlkWuRcsugMHqGhISqTuQVJJql",
+	"8u06be3E4fXf6XR2GptBBxs5NFqoHW76zI/jy1MsXHbHDNSIVlf26e6SCvou0MRY3SEveOeq4W2YtA4g",
+	"8TaRUKAW+YpKCqGAuf0CPFuRv2foUYXErwc/PGYrjXTrN6RGz+1JIf+K65PSm0RHplQlw1KkCCvpMkgu",
+	"fEeCa2dvpnBw4APsy5MXz7iSYRPhW6MwaDYCzpwr/BhXqrnePi20O0hJYDGfH2TaOkzjoNcDMkPh5DTH",
+	"UDJS9WLRXKAZwHPnX1pGsbacWnSUA/yzj+xEUdC1sX8UfQZqFUL0pPD1oZ7P5UyKHN48/auF0mIMpUrR",
+	"QDK8OExiKPKSmJzjatOcsROl5yAdj/JhbynMe0xhEnWbOJMIppjr1f5goibqGacojjCxb+j4pJWLNZqY",
+	"ZEH8BMP2iBzVBea6wIlKPk98cJpEY/g8qeqWSRTDhIXuX3H14l9SATOJLi8TL6yUW0XdCX0ymCjSmnQc",
+	"y/0Foji6QGO9pkaDw8GIzbZAJQpJoH8wGjzmUsllbFfDjFHZJ3q9QDZtchI+5nkajQNq+xR1dlmORqOv",
+	"tkHQAoZ9iyG5vMBByzOi8buzOLLlcklF/Tg6paoXrYXC6CnCHqkjJAfSDomRoM6f3759vT+AlxpE6TJU",
+	"LjDM8UUsLEe3wkZndNbQoEjXuyXzs//4NxQMc8CbHd+MHj/YqS+1AxaNXybiDZSwSbS+WkvEr2yqqQL9",
+	"RG+WUUZmh9/AfeBrYHpzpV0cDqc+duxUHJV2Ib5UXYOwtPauG+x+LI3Vxl9UphCqbyp4wEPl8E5h8ELq",
+	"0kIhFjjgNnY0jj6UyC2nsEfmu41XLqN1z3/Na1ryE8ZwyI1RX6j3Uec1nxb10A6LxkejHux8do+Gu5nb",
+	"9bkzC4kkFxTFFvzEH99HtWZz2Nig40cOr3+ktfPEvAShXPdgawmOrboRbaoOpchzNI9sdZMYFK7QOuDq",
+	"uGmglU2eETjWu1p+3E3mZg4sQ/OxdQzlLAqGVUuSvzoAn55yqfCRhaQ0eeIfxw+lyCcqqZrSSczu5XMX",
+	"V0tMns8jK7L1qUaXjt3RaQJhVYPx2C/oraRlxiZKKLuiss3Ck9GIaFCU9TSNpcw+9zUXMzcAuuOmuDQY",
+	"0ElKdR8DArHEiXJGKCtmPD0hfjnKsLdJCwZdaRSmkDS2CxLO0t0cbseQbDXhExCzGRZc3F4zpVkZ6Rwq",
+	"yr5iolaZJjGVyykaMt6lVKVDC9pApktjYS+ZRN+PlpMoiSGZRIdZ9eroCb3cP+bLaFVdZinWBFrAkj5I",
+	"T6wRosMvkgArFFC1su+zfTuQNWZZm8WHH3S6/mqO3DMtu2wD27Dadb+hZNc6JAvydxc+vFBBBDtg02Mn",
+	"83VtIwr0R5B2mht+rlapL6+AKs5IvGiYym+trS8Q/ZPRk+sfqheGv5Ku/kT1Se2ye/TS6BXjn2M/dkLj",
+	"Q9l7LFyYRqasXrsJdXOppM32dyaENgTpY3bzlWG1V395ttMQhn4nqruTfxvau9LUiQKpDqrAG+Sy0FTR",
+	"aUg2u1nJGEK/bSMG63QBggQ6w5jI+F5fnV4mijKdF6eYasNlZTsDWHQup7rQ1Ydhmvi6l6q6QhhHJaFB",
+	"W+bODuDHmiMK4p6IC+1gkTOOhQ3XFM1rsiHXWJDuuPZWfjYTFlCRr9b5sMqFnAl7gzWT/b/jgQ8TL38T",
+	"p/WirlR2ZRDlefaVlQI3JK6rE3hS52fjXBFIC6H1twuuNzqDdyoHvqgg4Of6+undA99o40CbFA1M1x6t",
+	"EVpycokxJMLO/PYKPZTs4oMf7+eDT+sbx9yiDmP0+nXLsPssjerZ4pWVEZvSH6AuCvfYOKD3t6uroGWZ",
+	"O0mBvP51i08PmIJ/d+3/lYox/FxinnojPa76clIhPRf2tn0HTbqJEsbIC7SwJ+Avb169rH7lw+lDgNLq",
+	"AJeFW8dQKvmhREhmpXV6eS5TgvJLdJlOE0hev3rzloopH2C4UOKyi5JACgISYjypqGc65zwowFsYBIC/",
+	"P4B/ZNKhLcQMDzSFEGK8ASdk/WMeMjyYlnwFBMUtGJ9VB3Ci1txQyZFwZJ2EqltVv/ZqVGd0jM+sSruM",
+	"3mUha4PpYKL82kEIUP8ZKk36QlkUnJR31yI/+Q2Y3aVIrdvhXJvlQTXNuE010tyVeuBipDnR78+wXogB",
+	"vD9knj18fP1D9W/WvpK//8IVC3hfOq0jcXuI3Of9zeQ7/By25y43U5ntTOzHOLV53WNwrgZGPQoOH/3O",
+	"ShjPNQivH3J6AspBXv2x+coi8r6VcL2TNbzr91ZHdqv6Rj68VaEWfgdd14AdVxo2NNGrzKd6pch5b69M",
+	"PXPoDnxGbiv12l3Lfm0asQIeqschYynAj2Lm4EfPwMEpqoX7vTUOKgEHv3tkNzuudNkDmfpJRk44nveT",
+	"VqLKwTG/QVAGkhPuViY8YbkPw/lQ7TL1mkljE+EePb5xSo+N8KeQ0scE/Rg7xby1xGCPvIqCmv+ldoU9",
+	"B78pEO52osebHki1dUUshxUkKNBU17rhAhY4vUCX0T13DMFayurH2geQbGiPgcBTMmYZVsvG0gLbR1r9",
+	"yiHMIBKifv4///XfCcg0hsTvtIxhEvmvT6IkniioVjrG8O4s8evalnBsWFvmKz+ym/VlP72vBgEklgM/",
+	"peBS1sYwF9Lw/FColOgbdGYNhc7lbE0Qvy29Y/okBxnw/Z+evR0Qq3QU41lC0TWmDasTG4Ekg4k6gIRH",
+	"xzM8dxINXXCe48dJ5DtOunStJ8aVtOorrESYkpJVsu4tlMrJ3I9PADYDFKlgz7cP//7q9PTZv85/On32",
+	"z/N/nDx/G4dF+1UmuQGFMCuN4VBinczz2o5CvSFtkA0PSvarDpqqi4Ncvic8YNdqlhmtqGAm/vjCr+oB",
+	"T/sLhbD2wGVGl4tsa+98L4g1GBFVIx8lWgYafvXjgBRPbOEFuREpy2W4Bl+Q7ccVcPYmUBubpHdy0njC",
+	"XxjDXOQWSTdvq9kzz/eV296Cj8E/2dAQy6K2AQoZQWM1Wt1Z2tQ7Tfc5aen+MOCB65vGf+MQRw4/uiGr",
+	"qzfb3yi3d5a8/A+mvKcFJez7spj0pud1gAtm8vsd7fi4VT3TjNIb5W3H6uHnxv81c4N6qGWT92wTf9y6",
+	"KISe2vb2RBUVtG8jbSYCPNbe36XOawqnhraubCa/YXeoOkZt3rpp6xgSH3Kb04cdjc/gxT2dz3rz8V5b",
+	"n9f95zbdjdA//JyCisItFR9D4q3Pt9abWw6EAHJkQMNIQhtK/Xa3Od6uNGj8R1h1ebAjNH3xgLF1xqYJ",
+	"3Dcqe8jg9m+T3B6dbVUdxyBTXBbaV7HVcNRv+yiR1zLakevai4HtleZ3Z2QNHip6OypNHpaRx8Nhrmci",
+	"z7R14+9G343IOv83AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

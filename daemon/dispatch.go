@@ -8,6 +8,7 @@ import (
 
 	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
+	"github.com/volleyhq/volley/internal/responses"
 	"github.com/volleyhq/volley/internal/upstream"
 )
 
@@ -73,11 +74,11 @@ func (d *Daemon) startCall(row dbsqlc.RequestClaimRow) {
 	ctx, cancelDeadline := context.WithDeadline(ctx, row.Deadline)
 	d.mu.Lock()
 	d.running[row.ID] = &call{cancel: cancel}
-	if row.BatchID != nil {
-		set := d.byBatch[*row.BatchID]
+	if key := groupOf(row); key != "" {
+		set := d.byBatch[key]
 		if set == nil {
 			set = make(map[int64]bool)
-			d.byBatch[*row.BatchID] = set
+			d.byBatch[key] = set
 		}
 		set[row.ID] = true
 	}
@@ -98,23 +99,33 @@ func (d *Daemon) forget(row dbsqlc.RequestClaimRow) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.running, row.ID)
-	if row.BatchID != nil {
-		if set := d.byBatch[*row.BatchID]; set != nil {
+	if key := groupOf(row); key != "" {
+		if set := d.byBatch[key]; set != nil {
 			delete(set, row.ID)
 			if len(set) == 0 {
-				delete(d.byBatch, *row.BatchID)
+				delete(d.byBatch, key)
 			}
 		}
 	}
 }
 
+// groupOf is what a request is aborted with: its batch, or the response it answers.
+func groupOf(row dbsqlc.RequestClaimRow) string {
+	switch {
+	case row.BatchID != nil:
+		return *row.BatchID
+	case row.ResponseID != nil:
+		return *row.ResponseID
+	}
+	return ""
+}
+
 // run sends one request and records what came of it.
 func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
-	res := result{id: row.ID, attempt: row.Attempt, failures: row.Failures, batchID: row.BatchID}
+	res := result{id: row.ID, attempt: row.Attempt, failures: row.Failures, batchID: row.BatchID, responseID: row.ResponseID}
 	route, ok := d.router.Route(row.Model)
 	if !ok {
-		res.finish("failed", renderError(deref(row.BatchID), deref32(row.Line), deref(row.CustomID),
-			"model_not_found", fmt.Sprintf("No upstream is configured for model '%s'.", row.Model)))
+		res.finish("failed", failureLine(row, "model_not_found", fmt.Sprintf("No upstream is configured for model '%s'.", row.Model)))
 		d.rec.add(res)
 		return
 	}
@@ -122,15 +133,13 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 	switch cause := context.Cause(ctx); {
 	case out.StatusCode >= 200 && out.StatusCode < 300:
 		res.usage = usageOf(out.Body)
-		res.finish("completed", d.renderAnswer(row, out))
+		res.finish("completed", answerLine(row, out))
 	case errors.Is(cause, errHandBack):
 		return // Stop hands the request back to the queue
 	case errors.Is(cause, errCancelled):
-		res.finish("cancelled", renderError(deref(row.BatchID), deref32(row.Line), deref(row.CustomID),
-			"batch_cancelled", "This request was not completed because the batch was cancelled."))
+		res.finish("cancelled", failureLine(row, "batch_cancelled", "This request was not completed because the batch was cancelled."))
 	case errors.Is(cause, errExpired), errors.Is(cause, context.DeadlineExceeded) && out.StatusCode == 0:
-		res.finish("expired", renderError(deref(row.BatchID), deref32(row.Line), deref(row.CustomID),
-			"batch_expired", "This request could not be executed before the completion window expired."))
+		res.finish("expired", failureLine(row, "batch_expired", "This request could not be executed before the completion window expired."))
 	case d.runCtx.Err() != nil:
 		return // the replica is going away without a grace period; its lease will be rescued
 	case out.Retryable && d.retryable(row, out, &res):
@@ -138,20 +147,44 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 	default:
 		res.failures++
 		if out.StatusCode != 0 {
-			res.finish("failed", d.renderAnswer(row, out))
-		} else {
-			code := out.ErrCode
-			if code == "" {
-				code = "upstream_unreachable"
-			}
-			msg := "The upstream could not be reached"
-			if out.Err != nil {
-				msg += ": " + out.Err.Error()
-			}
-			res.finish("failed", renderError(deref(row.BatchID), deref32(row.Line), deref(row.CustomID), code, msg+"."))
+			res.finish("failed", answerLine(row, out))
+			break
 		}
+		code := out.ErrCode
+		if code == "" {
+			code = "upstream_unreachable"
+		}
+		msg := "The upstream could not be reached"
+		if out.Err != nil {
+			msg += ": " + out.Err.Error()
+		}
+		res.finish("failed", failureLine(row, code, msg+"."))
 	}
 	d.rec.add(res)
+}
+
+// answerLine renders what the upstream answered: a batch's output or error line, or a response's
+// final object (under Volley's id) or error.
+func answerLine(row dbsqlc.RequestClaimRow, out upstream.Outcome) []byte {
+	if row.ResponseID != nil {
+		if out.StatusCode >= 200 && out.StatusCode < 300 {
+			return responses.WithID(out.Body, *row.ResponseID)
+		}
+		return responses.FromUpstreamError(out.StatusCode, out.Body)
+	}
+	reqID := out.RequestID
+	if reqID == "" {
+		reqID = fmt.Sprintf("req_%d_%d", row.ID, row.Attempt)
+	}
+	return renderResponse(deref(row.BatchID), deref32(row.Line), deref(row.CustomID), out.StatusCode, reqID, out.Body)
+}
+
+// failureLine renders a request that got no usable answer.
+func failureLine(row dbsqlc.RequestClaimRow, code, message string) []byte {
+	if row.ResponseID != nil {
+		return responses.Failure(code, message)
+	}
+	return renderError(deref(row.BatchID), deref32(row.Line), deref(row.CustomID), code, message)
 }
 
 // retryable decides whether a transient failure is tried again, and when.
@@ -169,14 +202,6 @@ func (d *Daemon) retryable(row dbsqlc.RequestClaimRow, out upstream.Outcome, res
 	res.notBefore = at
 	d.logger.Debug("retrying", "request", row.ID, "status", out.StatusCode, "failures", failures, "wait", wait.String())
 	return true
-}
-
-func (d *Daemon) renderAnswer(row dbsqlc.RequestClaimRow, out upstream.Outcome) []byte {
-	reqID := out.RequestID
-	if reqID == "" {
-		reqID = fmt.Sprintf("req_%d_%d", row.ID, row.Attempt)
-	}
-	return renderResponse(deref(row.BatchID), deref32(row.Line), deref(row.CustomID), out.StatusCode, reqID, out.Body)
 }
 
 func deref(s *string) string {

@@ -12,14 +12,15 @@ import (
 
 // result is what became of one call, waiting to be written.
 type result struct {
-	id        int64
-	attempt   int32
-	failures  int32
-	batchID   *string
-	state     string // completed, failed, cancelled, expired; pending for a retry
-	line      []byte // the rendered output or error line
-	notBefore time.Time
-	usage     usage
+	id         int64
+	attempt    int32
+	failures   int32
+	batchID    *string
+	responseID *string
+	state      string // completed, failed, cancelled, expired; pending for a retry
+	line       []byte // the rendered output or error line
+	notBefore  time.Time
+	usage      usage
 }
 
 func (r *result) finish(state string, line []byte) {
@@ -116,6 +117,7 @@ func (r *recorder) flush(ctx context.Context, batch []result) {
 					r.d.finalize(ctx, row.ID)
 				}
 			}
+			r.notifyResponses(ctx, batch)
 			r.d.poke()
 			return
 		}
@@ -129,6 +131,22 @@ func (r *recorder) flush(ctx context.Context, batch []result) {
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// notifyResponses wakes the API calls waiting for responses that this write finished.
+func (r *recorder) notifyResponses(ctx context.Context, batch []result) {
+	var done []string
+	for _, res := range batch {
+		if res.responseID != nil && res.state != "pending" {
+			done = append(done, *res.responseID)
+		}
+	}
+	if len(done) == 0 {
+		return
+	}
+	if err := r.d.q.ResponsesNotifyDone(ctx, done); err != nil {
+		r.d.logger.Warn("notify finished responses", "error", err.Error())
 	}
 }
 

@@ -163,10 +163,7 @@ func (s *Server) CreateBatch(ctx context.Context, req api.CreateBatchRequestObje
 }
 
 func (s *Server) routable(model string) bool {
-	if s.router == nil {
-		return false
-	}
-	_, ok := s.router.Route(model)
+	_, ok := s.route(model)
 	return ok
 }
 

@@ -26,16 +26,22 @@ type Server struct {
 	cfg     config.Config
 	logger  *slog.Logger
 	router  *upstream.Router // nil: no model is routable
+	client  *upstream.Client
+	hub     *hub
 	ready   atomic.Bool
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
 
-// New returns a server; call MarkReady once migrations are applied. router decides which models
-// a batch may use.
-func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, logger *slog.Logger) *Server {
-	return &Server{pool: pool, queries: dbsqlc.New(pool), cfg: cfg, router: router, logger: logger}
+// New returns a server; call MarkReady once migrations are applied, and Close when done. router
+// decides which models may be used; client calls upstreams for synchronous responses.
+func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, client *upstream.Client, logger *slog.Logger) *Server {
+	return &Server{pool: pool, queries: dbsqlc.New(pool), cfg: cfg, router: router, client: client,
+		hub: newHub(pool, logger), logger: logger}
 }
+
+// Close stops the server's background listener.
+func (s *Server) Close() { s.hub.close() }
 
 // MarkReady records that the schema is migrated, which /readyz reports.
 func (s *Server) MarkReady() { s.ready.Store(true) }

@@ -49,7 +49,8 @@ func setup(t *testing.T, tweak ...func(*config.Config)) *fixture {
 	}
 	pool := testdb.New(t)
 	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s := New(pool, cfg, nil, logger)
+	s := New(pool, cfg, nil, nil, logger)
+	t.Cleanup(s.Close)
 	s.MarkReady()
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)

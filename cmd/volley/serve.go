@@ -46,7 +46,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	router := upstream.NewRouter(upstreams)
-	srv := handlers.New(d.pool, cfg, router, logger)
+	srv := handlers.New(d.pool, cfg, router, upstream.NewClient(upstreams, logger), logger)
+	defer srv.Close()
 	srv.MarkReady()
 
 	var dispatcher *daemon.Daemon

@@ -105,4 +105,18 @@ type Request struct {
 	ClaimedAt  *time.Time
 	FinishedAt *time.Time
 	Result     []byte
+	ResponseID *string
+}
+
+type Response struct {
+	ID          string
+	Owner       string
+	Model       string
+	Mode        string
+	RequestID   *int64
+	Params      []byte
+	Object      []byte
+	CreatedAt   time.Time
+	CancelledAt *time.Time
+	DeletedAt   *time.Time
 }

@@ -57,7 +57,7 @@ WITH RECURSIVE pairs AS (
 UPDATE requests r SET state = 'running', daemon_id = $1::bigint, attempt = r.attempt + 1, claimed_at = now()
 FROM locked LEFT JOIN file_lines fl ON fl.file_id = locked.file_id AND fl.line = locked.line
 WHERE r.id = locked.id
-RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.attempt, r.failures, r.deadline,
+RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.response_id, r.attempt, r.failures, r.deadline,
           coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body
 `
 
@@ -70,17 +70,18 @@ type RequestClaimParams struct {
 }
 
 type RequestClaimRow struct {
-	ID       int64
-	BatchID  *string
-	Line     *int32
-	Owner    string
-	Model    string
-	Url      string
-	CustomID *string
-	Attempt  int32
-	Failures int32
-	Deadline time.Time
-	Body     []byte
+	ID         int64
+	BatchID    *string
+	Line       *int32
+	Owner      string
+	Model      string
+	Url        string
+	CustomID   *string
+	ResponseID *string
+	Attempt    int32
+	Failures   int32
+	Deadline   time.Time
+	Body       []byte
 }
 
 // Claims up to @max_claim pending requests for @daemon_id within every model's free global
@@ -109,6 +110,7 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 			&i.Model,
 			&i.Url,
 			&i.CustomID,
+			&i.ResponseID,
 			&i.Attempt,
 			&i.Failures,
 			&i.Deadline,

@@ -59,7 +59,7 @@ WITH RECURSIVE pairs AS (
 UPDATE requests r SET state = 'running', daemon_id = @daemon_id::bigint, attempt = r.attempt + 1, claimed_at = now()
 FROM locked LEFT JOIN file_lines fl ON fl.file_id = locked.file_id AND fl.line = locked.line
 WHERE r.id = locked.id
-RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.attempt, r.failures, r.deadline,
+RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.response_id, r.attempt, r.failures, r.deadline,
           coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body;
 
 -- name: RequestsRecord :many

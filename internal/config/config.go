@@ -38,6 +38,13 @@ type Config struct {
 	ShutdownGrace time.Duration
 
 	Dispatch Dispatch
+
+	// FlexWait is how long a flex-tier /v1/responses call waits for its queued answer before it
+	// returns the response as it stands (VOLLEY_FLEX_WAIT, default 10m).
+	FlexWait time.Duration
+	// ResponseWindow is how long a queued response may wait and run before it fails
+	// (VOLLEY_RESPONSE_WINDOW, default 24h).
+	ResponseWindow time.Duration
 }
 
 // Dispatch tunes the replica's dispatcher.
@@ -85,6 +92,8 @@ func Default() Config {
 		},
 		MaxJSONBodyBytes: 16 << 20,
 		ShutdownGrace:    30 * time.Second,
+		FlexWait:         10 * time.Minute,
+		ResponseWindow:   24 * time.Hour,
 		Dispatch: Dispatch{
 			Enabled:      true,
 			MaxInFlight:  20000,
@@ -110,6 +119,8 @@ func Load(getenv func(string) string) (Config, error) {
 	l.int("VOLLEY_MAX_CUSTOM_ID_BYTES", &c.Files.MaxCustomIDBytes)
 	l.int64("VOLLEY_MAX_BODY_BYTES", &c.MaxJSONBodyBytes)
 	l.duration("VOLLEY_SHUTDOWN_GRACE", &c.ShutdownGrace)
+	l.duration("VOLLEY_FLEX_WAIT", &c.FlexWait)
+	l.duration("VOLLEY_RESPONSE_WINDOW", &c.ResponseWindow)
 	l.boolean("VOLLEY_DISPATCH", &c.Dispatch.Enabled)
 	l.int("VOLLEY_MAX_IN_FLIGHT", &c.Dispatch.MaxInFlight)
 	l.duration("VOLLEY_LEASE_TIMEOUT", &c.Dispatch.LeaseTimeout)
@@ -152,6 +163,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxJSONBodyBytes < 1024 {
 		return fmt.Errorf("VOLLEY_MAX_BODY_BYTES: must be at least 1024, got %d", c.MaxJSONBodyBytes)
+	}
+	if c.ResponseWindow < time.Minute {
+		return fmt.Errorf("VOLLEY_RESPONSE_WINDOW: must be at least 1m, got %s", c.ResponseWindow)
 	}
 	if c.Dispatch.MaxInFlight < 1 {
 		return fmt.Errorf("VOLLEY_MAX_IN_FLIGHT: must be positive, got %d", c.Dispatch.MaxInFlight)

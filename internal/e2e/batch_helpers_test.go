@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/require"
 
 	"github.com/volleyhq/volley/internal/testproc"
@@ -201,4 +202,9 @@ func checkExactlyOnce(t *testing.T, c openai.Client, b *openai.Batch, want []str
 	require.Equal(t, int64(len(outLines)), b.RequestCounts.Completed)
 	require.Equal(t, int64(len(errLines)), b.RequestCounts.Failed)
 	return out, errs
+}
+
+// optMock adds a mockllm directive to a request body.
+func optMock(directive string) option.RequestOption {
+	return option.WithJSONSet("mock", json.RawMessage(directive))
 }

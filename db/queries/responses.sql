@@ -1,0 +1,48 @@
+-- name: ResponseRequestInsert :one
+INSERT INTO requests (owner, model, url, body, deadline, response_id)
+VALUES (@owner, @model, '/v1/responses', @body, @deadline, @response_id)
+RETURNING id;
+
+-- name: ResponseInsert :exec
+INSERT INTO responses (id, owner, model, mode, request_id, params, object, created_at)
+VALUES (@id, @owner, @model, @mode, sqlc.narg(request_id), @params, @object, @created_at);
+
+-- name: ResponseGet :one
+-- A stored response with the state of its queued request, if it has one.
+SELECT r.id, r.owner, r.model, r.mode, r.params, r.object, r.created_at, r.cancelled_at,
+       q.state AS request_state, q.result AS request_result, q.finished_at AS request_finished_at
+FROM responses r
+LEFT JOIN requests q ON q.id = r.request_id
+WHERE r.id = @id AND r.owner = @owner AND r.deleted_at IS NULL;
+
+-- name: ResponseCancelPending :execrows
+-- Ends a background response that has not started yet.
+UPDATE requests SET state = 'cancelled', finished_at = now(), daemon_id = NULL,
+    result = convert_to(json_build_object('code', 'cancelled', 'message', 'The response was cancelled.')::text, 'UTF8')
+WHERE response_id = @response_id AND state = 'pending';
+
+-- name: ResponseMarkCancelled :exec
+UPDATE responses SET cancelled_at = coalesce(cancelled_at, now()) WHERE id = @id;
+
+-- name: ResponseMarkDeleted :execrows
+UPDATE responses SET deleted_at = now() WHERE id = @id AND owner = @owner AND deleted_at IS NULL;
+
+-- name: ResponsesNotifyDone :exec
+SELECT pg_notify('volley_response', id) FROM unnest(@ids::text[]) AS id;
+
+-- name: ResponseNotifyAbort :exec
+SELECT pg_notify('volley_abort', 'cancelled ' || @response_id::text);
+
+-- name: ResponsesListen :exec
+LISTEN volley_response;
+
+-- name: QueueDepth :many
+SELECT model::text AS model,
+       count(*) FILTER (WHERE state = 'pending')::bigint AS pending,
+       count(*) FILTER (WHERE state = 'running')::bigint AS running,
+       count(*) FILTER (WHERE state = 'pending' AND owner = @owner)::bigint AS own_pending,
+       count(*) FILTER (WHERE state = 'running' AND owner = @owner)::bigint AS own_running
+FROM requests
+WHERE state IN ('pending', 'running')
+GROUP BY model
+ORDER BY model;

@@ -1,0 +1,99 @@
+package handlers
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestCreateResponseRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	for _, tc := range []struct{ name, body, code, param, message string }{
+		{"not an object", `[1]`, "invalid_json", "", "JSON object"},
+		{"not json", `{"model":`, "invalid_json", "", "could not parse"},
+		{"missing model", `{"input":"hi"}`, "missing_required_parameter", "model", "'model'"},
+		{"model not a string", `{"model":7,"input":"hi"}`, "invalid_value", "model", "non-empty string"},
+		{"unroutable model", `{"model":"nope","input":"hi"}`, "model_not_found", "model", "'nope'"},
+		{"background stream", `{"model":"m1","input":"hi","background":true,"stream":true}`, "unsupported_value", "stream", "background"},
+		{"flex stream", `{"model":"m1","input":"hi","service_tier":"flex","stream":true}`, "unsupported_value", "stream", "flex"},
+	} {
+		status, body := f.postJSON("/v1/responses", f.alice, tc.body)
+		require.Equal(t, http.StatusBadRequest, status, "%s: %s", tc.name, body)
+		e := decodeEnvelope(t, body)
+		require.Equal(t, tc.code, strOrEmpty(e.Error.Code), "%s: %s", tc.name, e.Error.Message)
+		require.Equal(t, tc.param, strOrEmpty(e.Error.Param), tc.name)
+		require.Contains(t, e.Error.Message, tc.message, tc.name)
+	}
+	var n int
+	require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT (SELECT count(*) FROM responses) + (SELECT count(*) FROM requests)").Scan(&n))
+	require.Zero(t, n, "nothing stored for a refused response")
+}
+
+func TestQueuedResponseSkeletonAndQueueDepth(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	status, body := f.postJSON("/v1/responses", f.alice, `{"model":"m1","input":"hi","background":true,"instructions":"be brief","metadata":{"k":"v"}}`)
+	require.Equal(t, http.StatusOK, status, string(body))
+	var r map[string]any
+	require.NoError(t, json.Unmarshal(body, &r))
+	require.Equal(t, "queued", r["status"])
+	require.Equal(t, []any{}, r["output"])
+	require.Nil(t, r["usage"])
+	require.Nil(t, r["error"])
+	require.Equal(t, "be brief", r["instructions"])
+	require.Equal(t, map[string]any{"k": "v"}, r["metadata"])
+	require.Equal(t, "m1", r["model"])
+	require.Equal(t, true, r["background"])
+	id := r["id"].(string)
+
+	var sent []byte
+	require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT body FROM requests WHERE response_id = $1", id).Scan(&sent))
+	require.NotContains(t, string(sent), "background", "the upstream gets the body without background")
+
+	fileID := f.uploadOK(f.alice, lines(3)).ID
+	f.createBatch(f.alice, fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}`, fileID))
+	for _, tc := range []struct {
+		key      string
+		own      int
+		everyone int
+	}{{f.alice, 4, 4}, {f.bob, 0, 4}} {
+		status, _, body = f.do(http.MethodGet, "/v1/queue", tc.key, nil, nil)
+		require.Equal(t, http.StatusOK, status)
+		var q struct {
+			Data []struct {
+				Model      string `json:"model"`
+				Pending    int    `json:"pending"`
+				OwnPending int    `json:"own_pending"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(body, &q))
+		require.Len(t, q.Data, 1)
+		require.Equal(t, "m1", q.Data[0].Model)
+		require.Equal(t, tc.everyone, q.Data[0].Pending, "batch requests and background responses together")
+		require.Equal(t, tc.own, q.Data[0].OwnPending)
+	}
+
+	// Streaming a stored response is refused; unknown ids are 404 with the response's wording.
+	status, _, body = f.do(http.MethodGet, "/v1/responses/"+id+"?stream=true", f.alice, nil, nil)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Equal(t, "stream", strOrEmpty(decodeEnvelope(t, body).Error.Param))
+	for _, r := range [][2]string{{http.MethodGet, ""}, {http.MethodPost, "/cancel"}, {http.MethodDelete, ""}} {
+		status, _, body = f.do(r[0], "/v1/responses/resp_nope"+r[1], f.alice, nil, nil)
+		require.Equal(t, http.StatusNotFound, status, r)
+		e := decodeEnvelope(t, body)
+		require.Equal(t, "Response with id 'resp_nope' not found.", e.Error.Message)
+		require.Equal(t, "response_id", strOrEmpty(e.Error.Param))
+	}
+
+	// Deleting a queued response stops it.
+	status, _, body = f.do(http.MethodDelete, "/v1/responses/"+id, f.alice, nil, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.JSONEq(t, fmt.Sprintf(`{"id":%q,"object":"response","deleted":true}`, id), string(body))
+	var state string
+	require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT state FROM requests WHERE response_id = $1", id).Scan(&state))
+	require.Equal(t, "cancelled", state)
+}
