@@ -13,13 +13,13 @@ func TestBackoffFullJitter(t *testing.T) {
 	t.Parallel()
 	p := RetryPolicy{MaxAttempts: 8, BaseDelay: time.Second, MaxDelay: 30 * time.Second}
 	ceilings := map[int]time.Duration{
-		0: time.Second, // treated as the first attempt
-		1: time.Second,
-		2: 2 * time.Second,
-		3: 4 * time.Second,
-		5: 16 * time.Second,
-		6: 30 * time.Second,
-		7: 30 * time.Second,
+		0:    time.Second, // treated as the first attempt
+		1:    time.Second,
+		2:    2 * time.Second,
+		3:    4 * time.Second,
+		5:    16 * time.Second,
+		6:    30 * time.Second,
+		7:    30 * time.Second,
 		1000: 30 * time.Second, // no overflow
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
