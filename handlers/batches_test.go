@@ -160,3 +160,22 @@ func TestListBatchesRejectsBadLimits(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, status)
 	require.Equal(t, "batch_id", strOrEmpty(decodeEnvelope(t, body).Error.Param))
 }
+
+func TestDeletingAnInputFileKeepsWhatARunningBatchReads(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	fileID := f.uploadOK(f.alice, lines(2)).ID
+	b := f.createBatch(f.alice, fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}`, fileID))
+	status, _, _ := f.do(http.MethodDelete, "/v1/files/"+fileID, f.alice, nil, nil)
+	require.Equal(t, http.StatusOK, status)
+	status, _, _ = f.do(http.MethodGet, "/v1/files/"+fileID, f.alice, nil, nil)
+	require.Equal(t, http.StatusNotFound, status, "the file is gone for its owner at once")
+	_, lineRows := f.rowCounts()
+	require.Equal(t, 2, lineRows, "the running batch still reads its lines")
+
+	// A batch can no longer be made from it.
+	status, body := f.postJSON("/v1/batches", f.alice, fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}`, fileID))
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Equal(t, "invalid_input_file", strOrEmpty(decodeEnvelope(t, body).Error.Code))
+	_ = b
+}

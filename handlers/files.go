@@ -108,14 +108,15 @@ func (s *Server) RetrieveFile(ctx context.Context, req api.RetrieveFileRequestOb
 	return api.RetrieveFile200JSONResponse(fileObject(f)), nil
 }
 
-// DeleteFile removes a file and its lines in one transaction.
+// DeleteFile removes a file and, unless a running batch still reads them, its lines, in one
+// transaction.
 func (s *Server) DeleteFile(ctx context.Context, req api.DeleteFileRequestObject) (api.DeleteFileResponseObject, error) {
 	err := db.WithTx(ctx, s.pool, func(_ pgx.Tx, q *dbsqlc.Queries) error {
 		id, err := q.FileMarkDeleted(ctx, dbsqlc.FileMarkDeletedParams{ID: req.FileId, Owner: ownerFrom(ctx)})
 		if err != nil {
 			return err
 		}
-		return q.FileLinesDelete(ctx, id)
+		return q.FileLinesDeleteUnlessInUse(ctx, id)
 	})
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, fileNotFound(req.FileId)

@@ -104,17 +104,22 @@ const filesJanitor = `-- name: FilesJanitor :many
 WITH expired AS (
     UPDATE files SET deleted_at = now()
     WHERE deleted_at IS NULL AND expires_at <= now()
-    RETURNING files.id
+    RETURNING files.id, files.batch_id
+), candidates AS (
+    SELECT expired.id FROM expired WHERE expired.batch_id IS NULL
+    UNION
+    SELECT f.id FROM files f
+    WHERE f.deleted_at IS NOT NULL AND f.batch_id IS NULL
+      AND EXISTS (SELECT 1 FROM file_lines fl WHERE fl.file_id = f.id)
 )
-SELECT f.id FROM files f
-WHERE f.deleted_at IS NOT NULL AND f.batch_id IS NULL
-  AND EXISTS (SELECT 1 FROM file_lines fl WHERE fl.file_id = f.id)
-  AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.input_file_id = f.id AND b.status IN ('in_progress', 'cancelling'))
+SELECT c.id FROM candidates c
+WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.input_file_id = c.id AND b.status IN ('in_progress', 'cancelling'))
 LIMIT 100
 `
 
 // Files past their expiry are marked deleted; returns deleted input files whose lines no running
-// batch needs any more, for their lines to be removed.
+// batch needs any more, for their lines to be removed. (The files this statement marks are not
+// visible to its own SELECT over files, hence the union with what it returns.)
 func (q *Queries) FilesJanitor(ctx context.Context) ([]string, error) {
 	rows, err := q.db.Query(ctx, filesJanitor)
 	if err != nil {

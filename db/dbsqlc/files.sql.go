@@ -132,6 +132,19 @@ func (q *Queries) FileLinesDelete(ctx context.Context, fileID string) error {
 	return err
 }
 
+const fileLinesDeleteUnlessInUse = `-- name: FileLinesDeleteUnlessInUse :exec
+DELETE FROM file_lines
+WHERE file_id = $1
+  AND NOT EXISTS (SELECT 1 FROM batches WHERE input_file_id = $1 AND status IN ('in_progress', 'cancelling'))
+`
+
+// Removes a deleted file's lines at once unless a running batch still reads them; the janitor
+// removes those later.
+func (q *Queries) FileLinesDeleteUnlessInUse(ctx context.Context, fileID string) error {
+	_, err := q.db.Exec(ctx, fileLinesDeleteUnlessInUse, fileID)
+	return err
+}
+
 const fileListAsc = `-- name: FileListAsc :many
 SELECT id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at, batch_id FROM files
 WHERE owner = $1 AND deleted_at IS NULL

@@ -36,6 +36,13 @@ RETURNING id;
 -- name: FileLinesDelete :exec
 DELETE FROM file_lines WHERE file_id = @file_id;
 
+-- name: FileLinesDeleteUnlessInUse :exec
+-- Removes a deleted file's lines at once unless a running batch still reads them; the janitor
+-- removes those later.
+DELETE FROM file_lines
+WHERE file_id = @file_id
+  AND NOT EXISTS (SELECT 1 FROM batches WHERE input_file_id = @file_id AND status IN ('in_progress', 'cancelling'));
+
 -- name: FileLinesChunk :many
 -- Content is read in chunks of lines so that a download's memory stays flat however large the file.
 SELECT line, data FROM file_lines
