@@ -1,0 +1,53 @@
+package config
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaultsAndOverrides(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, Default(), c)
+	require.Equal(t, ".volley/pg", c.PGDataDir())
+
+	c, err = Load(env(map[string]string{
+		"VOLLEY_ADDR": "127.0.0.1:9000", "VOLLEY_LOG_LEVEL": "debug", "VOLLEY_MAX_FILE_LINES": "10",
+		"VOLLEY_DISPATCH": "false", "VOLLEY_LEASE_TIMEOUT": "3s", "VOLLEY_FLEX_WAIT": "30s",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9000", c.Addr)
+	require.Equal(t, slog.LevelDebug, c.LogLevel)
+	require.Equal(t, 10, c.Files.MaxLines)
+	require.False(t, c.Dispatch.Enabled)
+	require.Equal(t, 3*time.Second, c.Dispatch.LeaseTimeout)
+	require.Equal(t, 30*time.Second, c.FlexWait)
+}
+
+func TestLoadNamesTheBadVariable(t *testing.T) {
+	t.Parallel()
+	for name, value := range map[string]string{
+		"VOLLEY_LOG_LEVEL":      "loud",
+		"VOLLEY_LOG_FORMAT":     "xml",
+		"VOLLEY_MAX_FILE_BYTES": "lots",
+		"VOLLEY_MAX_FILE_LINES": "0",
+		"VOLLEY_DB_MAX_CONNS":   "2",
+		"VOLLEY_SHUTDOWN_GRACE": "soon",
+		"VOLLEY_DISPATCH":       "maybe",
+		"VOLLEY_LEASE_TIMEOUT":  "10ms",
+		"VOLLEY_MAX_LINE_BYTES": "12",
+		"VOLLEY_POLL_INTERVAL":  "1ms",
+	} {
+		_, err := Load(env(map[string]string{name: value}))
+		require.Error(t, err, name)
+		require.Contains(t, err.Error(), name)
+	}
+}
