@@ -81,6 +81,7 @@ type Daemon struct {
 	runCancel context.CancelFunc
 	stopClaim context.CancelFunc
 	loops     sync.WaitGroup
+	beating   chan struct{} // closed when the heartbeat loop has ended
 	inFlight  atomic.Int64
 
 	mu       sync.Mutex
@@ -153,6 +154,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.goLoop(func() { d.listen(claimCtx) })
 	d.goLoop(func() { d.dispatch(claimCtx) })
 	d.goLoop(func() { d.maintain(claimCtx) })
+	d.beating = make(chan struct{})
+	go func() {
+		defer close(d.beating)
+		d.beat(d.runCtx)
+	}()
 	d.logger.Info("dispatcher started", "max_in_flight", d.cfg.MaxInFlight)
 	return nil
 }
@@ -201,6 +207,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		_ = d.q.BatchNotifyWork(bg, "")
 	}
 	d.runCancel()
+	<-d.beating
 	d.client.CloseIdle()
 	d.logger.Info("dispatcher stopped", "handed_back", handed)
 	return err

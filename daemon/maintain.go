@@ -80,12 +80,27 @@ func (d *Daemon) onAbort(ctx context.Context, payload string) {
 	d.finalize(ctx, batchID)
 }
 
-// maintain heartbeats, rescues the work of dead replicas, expires and settles batches, and removes
-// expired files, each on its own period.
+// beat renews this replica's lease until ctx ends. It runs until the very end of Stop, so that a
+// long grace period does not look like a dead replica.
+func (d *Daemon) beat(ctx context.Context) {
+	tick := time.NewTicker(d.cfg.HeartbeatInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			d.heartbeat(ctx)
+		}
+	}
+}
+
+// maintain rescues the work of dead replicas, expires and settles batches and responses, and
+// removes expired files, each on its own period.
 func (d *Daemon) maintain(ctx context.Context) {
 	tick := time.NewTicker(min(d.cfg.HeartbeatInterval, time.Second))
 	defer tick.Stop()
-	var lastBeat, lastRescue, lastJanitor time.Time
+	var lastRescue, lastJanitor time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -93,10 +108,6 @@ func (d *Daemon) maintain(ctx context.Context) {
 		case <-tick.C:
 		}
 		now := time.Now()
-		if now.Sub(lastBeat) >= d.cfg.HeartbeatInterval {
-			lastBeat = now
-			d.heartbeat(ctx)
-		}
 		if now.Sub(lastRescue) >= d.cfg.LeaseTimeout/3 {
 			lastRescue = now
 			if n, err := d.q.DaemonsRescue(ctx, d.cfg.LeaseTimeout.Seconds()); err != nil {
@@ -166,6 +177,11 @@ func (d *Daemon) settleBatches(ctx context.Context) {
 			cause = errExpired
 		}
 		d.abortBatch(b.ID, cause)
+	}
+	if expired, err := d.q.ResponsesExpire(ctx); err != nil {
+		d.logger.Warn("expire responses", "error", err.Error())
+	} else if len(expired) > 0 {
+		_ = d.q.ResponsesNotifyDone(ctx, expired)
 	}
 	settled, err := d.q.BatchesSettled(ctx)
 	if err != nil {

@@ -210,6 +210,35 @@ func (q *Queries) ResponseRequestInsert(ctx context.Context, arg ResponseRequest
 	return id, err
 }
 
+const responsesExpire = `-- name: ResponsesExpire :many
+UPDATE requests SET state = 'expired', finished_at = now(), daemon_id = NULL,
+    result = convert_to(json_build_object('code', 'server_error',
+        'message', 'The response could not be completed within its time limit.')::text, 'UTF8')
+WHERE response_id IS NOT NULL AND state = 'pending' AND deadline <= now()
+RETURNING response_id::text
+`
+
+// Queued responses whose window passed without a slot: they fail.
+func (q *Queries) ResponsesExpire(ctx context.Context) ([]string, error) {
+	rows, err := q.db.Query(ctx, responsesExpire)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var response_id string
+		if err := rows.Scan(&response_id); err != nil {
+			return nil, err
+		}
+		items = append(items, response_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const responsesListen = `-- name: ResponsesListen :exec
 LISTEN volley_response
 `

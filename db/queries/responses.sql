@@ -46,3 +46,11 @@ FROM requests
 WHERE state IN ('pending', 'running')
 GROUP BY model
 ORDER BY model;
+
+-- name: ResponsesExpire :many
+-- Queued responses whose window passed without a slot: they fail.
+UPDATE requests SET state = 'expired', finished_at = now(), daemon_id = NULL,
+    result = convert_to(json_build_object('code', 'server_error',
+        'message', 'The response could not be completed within its time limit.')::text, 'UTF8')
+WHERE response_id IS NOT NULL AND state = 'pending' AND deadline <= now()
+RETURNING response_id::text;

@@ -75,7 +75,7 @@ type Outcome struct {
 }
 
 // OK reports a 2xx answer.
-func (o *Outcome) OK() bool { return o.StatusCode >= 200 && o.StatusCode <= 299 }
+func (o Outcome) OK() bool { return o.StatusCode >= 200 && o.StatusCode <= 299 }
 
 // retryableStatus reports the statuses worth another attempt.
 func retryableStatus(code int) bool {

@@ -231,8 +231,8 @@ func TestSendRetryAfter(t *testing.T) {
 func TestSendTimeout(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // so that the server notices the client going away
 		if r.URL.Path == "/v1/completions" {
 			// Headers and part of the body, then nothing.
 			w.Header().Set("Content-Length", "100")
@@ -245,6 +245,7 @@ func TestSendTimeout(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs before srv.Close, which waits for the handlers
 	c, route := setup(t, srv.URL+"/v1", func(u *Upstream) { u.Timeout = 50 * time.Millisecond })
 
 	for _, endpoint := range []string{"/v1/chat/completions", "/v1/completions"} {
@@ -261,10 +262,10 @@ func TestSendTimeout(t *testing.T) {
 
 func TestSendCancelled(t *testing.T) {
 	t.Parallel()
-	arrived := make(chan struct{}, 1)
+	arrived := make(chan struct{}, 2)
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // so that the server notices the client going away
 		arrived <- struct{}{}
 		select {
 		case <-r.Context().Done():
@@ -272,6 +273,7 @@ func TestSendCancelled(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs before srv.Close, which waits for the handlers
 	c, route := setup(t, srv.URL+"/v1", nil)
 
 	t.Run("cancelled", func(t *testing.T) {

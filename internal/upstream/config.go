@@ -114,8 +114,8 @@ type RetryPolicy struct {
 
 // Config is the routing configuration: upstreams, routes and the retry policy.
 type Config struct {
-	// Source names the YAML file the configuration came from; empty when it came from the
-	// environment alone.
+	// Source names the YAML file the configuration came from (Parse's source); empty when the
+	// configuration came from the environment alone.
 	Source string
 	// Upstreams by name.
 	Upstreams map[string]*Upstream
@@ -185,9 +185,7 @@ func Parse(yamlBytes []byte, source string, getenv func(string) string) (*Config
 			MaxDelay:    DefaultMaxDelay,
 		},
 	}
-	if len(yamlBytes) > 0 {
-		cfg.Source = source
-	}
+	cfg.Source = source
 	if err := p.defaults(sections.defaults, cfg); err != nil {
 		return nil, err
 	}
@@ -490,9 +488,11 @@ func (p *parser) keyFromEnv(f entry) (string, error) {
 }
 
 // reservedHeaders are set by Volley or by the HTTP transport and may not be configured.
+// Accept-Encoding is the transport's: it asks for gzip and decompresses, so that bodies are
+// recorded as the upstream meant them.
 var reservedHeaders = []string{
-	"Connection", "Content-Length", "Content-Type", "Host", "Keep-Alive", "Proxy-Connection",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Accept-Encoding", "Connection", "Content-Length", "Content-Type", "Host", "Keep-Alive",
+	"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
 func (p *parser) headers(e entry, hasKey bool) (map[string]string, error) {

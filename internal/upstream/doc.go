@@ -17,7 +17,8 @@
 //
 //   - VOLLEY_UPSTREAM_URL adds an upstream named "default" (so the file must not define one). Routes
 //     in the file may name it; it becomes the catch-all only when the file has no "*" route.
-//     VOLLEY_UPSTREAM_API_KEY is that upstream's key.
+//     VOLLEY_UPSTREAM_API_KEY is that upstream's key; without VOLLEY_UPSTREAM_URL it is ignored
+//     when there is a file (whose upstreams may name it in api_key_env), and an error otherwise.
 //   - VOLLEY_MODEL_CONCURRENCY, VOLLEY_UPSTREAM_TIMEOUT and VOLLEY_MAX_ATTEMPTS override the file's
 //     defaults.concurrency, defaults.timeout and retry.max_attempts. A value written on an upstream
 //     (timeout) or a model (concurrency) is more specific and wins over both.
