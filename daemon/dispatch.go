@@ -150,17 +150,27 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 			res.finish("failed", answerLine(row, out))
 			break
 		}
-		code := out.ErrCode
-		if code == "" {
-			code = "upstream_unreachable"
-		}
-		msg := "The upstream could not be reached"
-		if out.Err != nil {
-			msg += ": " + out.Err.Error()
-		}
-		res.finish("failed", failureLine(row, code, msg+"."))
+		code, msg := noAnswer(out)
+		res.finish("failed", failureLine(row, code, msg))
 	}
 	d.rec.add(res)
+}
+
+// noAnswer describes a call that got no usable answer.
+func noAnswer(out upstream.Outcome) (code, message string) {
+	code, message = out.ErrCode, "The upstream could not be reached"
+	switch code {
+	case "":
+		code = upstream.ErrCodeUnreachable
+	case upstream.ErrCodeTimeout:
+		message = "The upstream did not answer in time"
+	case upstream.ErrCodeResponseTooLarge:
+		message = "The upstream's answer was too large to store"
+	}
+	if out.Err != nil {
+		message += ": " + out.Err.Error()
+	}
+	return code, message + "."
 }
 
 // answerLine renders what the upstream answered: a batch's output or error line, or a response's
