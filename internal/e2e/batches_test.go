@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -191,4 +192,44 @@ func TestBatchListPagesNewestFirst(t *testing.T) {
 	}
 	require.NoError(t, iter.Err())
 	require.Equal(t, []string{created[2], created[1], created[0]}, got)
+}
+
+func TestRequestsOutOfRetriesLandInTheErrorFile(t *testing.T) {
+	t.Parallel()
+	m := startMock(t)
+	path := t.TempDir() + "/volley.yaml"
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`upstreams:
+  mock:
+    url: %s
+    api_key: upstream-secret
+    timeout: 500ms
+models:
+  - name: "*"
+    upstream: mock
+    concurrency: 4
+retry:
+  max_attempts: 2
+  base_delay: 20ms
+  max_delay: 100ms
+`, m.v1())), 0o600))
+	v := startVolley(t, "VOLLEY_CONFIG="+path, "VOLLEY_POLL_INTERVAL=100ms")
+	c := v.clientAs(t, "alice")
+	lines := []string{
+		reqLine("ok", "m", ""),
+		reqLine("always-500", "m", `,"mock":{"status":500}`),
+		reqLine("hangs", "m", `,"mock":{"hang":true}`),
+		reqLine("resets", "m", `,"mock":{"reset":true}`),
+	}
+	b := createBatch(t, c, uploadLines(t, c, lines...), "24h")
+	final := waitBatch(t, c, b.ID, 30*time.Second, terminal)
+	require.Equal(t, openai.BatchStatusCompleted, final.Status)
+	out, errs := checkExactlyOnce(t, c, final, []string{"ok", "always-500", "hangs", "resets"})
+	require.Len(t, out, 1)
+	require.Equal(t, http.StatusInternalServerError, errs["always-500"].Response.StatusCode, "a final HTTP answer keeps its status and body")
+	require.Nil(t, errs["always-500"].Error)
+	require.Nil(t, errs["hangs"].Response)
+	require.Equal(t, "request_timeout", errs["hangs"].Error.Code)
+	require.Nil(t, errs["resets"].Response)
+	require.Equal(t, "upstream_unreachable", errs["resets"].Error.Code)
+	require.Equal(t, 1+2+2+2, m.stats().TotalCalls, "each failing request is tried max_attempts times")
 }
