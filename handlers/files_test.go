@@ -240,3 +240,5 @@ func mustField(t *testing.T, body []byte, key string) json.RawMessage {
 	require.NoError(t, json.Unmarshal(body, &m))
 	return m[key]
 }
+
+func jsonDecode(res *http.Response, v any) error { return json.NewDecoder(res.Body).Decode(v) }

@@ -40,6 +40,9 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if fs.NArg() != 1 {
 			return errors.New("keys revoke: give the id of the key to revoke (see `volley keys list`)")
 		}
+		if _, err := strconv.ParseInt(fs.Arg(0), 10, 64); err != nil {
+			return fmt.Errorf("keys revoke: %q is not a key id (see `volley keys list`)", fs.Arg(0))
+		}
 	default:
 		fmt.Fprintf(stderr, "unknown keys command %q\n\n%s", sub, usage)
 		return errUsage
@@ -77,10 +80,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return tw.Flush()
 	case "revoke":
-		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
-		if err != nil {
-			return fmt.Errorf("keys revoke: %q is not a key id (see `volley keys list`)", fs.Arg(0))
-		}
+		id, _ := strconv.ParseInt(fs.Arg(0), 10, 64) // checked above
 		k, err := q.APIKeyRevoke(ctx, id)
 		if err = db.Translate(err); errors.Is(err, db.ErrNotFound) {
 			return fmt.Errorf("keys revoke: no key with id %d", id)

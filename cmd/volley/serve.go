@@ -34,6 +34,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	upstreams, err := upstream.Load(os.Getenv)
+	if err != nil {
+		return err
+	}
 
 	d, err := openDatabase(ctx, cfg, logger, cfg.DBMaxConns)
 	if err != nil {
@@ -41,10 +45,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer d.close(ctx)
 
-	upstreams, err := upstream.Load(os.Getenv)
-	if err != nil {
-		return err
-	}
 	router := upstream.NewRouter(upstreams)
 	srv := handlers.New(d.pool, cfg, router, upstream.NewClient(upstreams, logger), logger)
 	defer srv.Close()
