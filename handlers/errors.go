@@ -87,8 +87,13 @@ func toAPIError(err error) (*APIError, bool) {
 
 // writeError is the single place where errors become HTTP answers.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	apiErr, expected := toAPIError(err)
 	logger := loggerFrom(r.Context())
+	if r.Context().Err() != nil {
+		// The client went away; there is no one to answer, and it is not a server fault.
+		logger.Info("request abandoned by the client", "error", err.Error())
+		return
+	}
+	apiErr, expected := toAPIError(err)
 	if expected {
 		logger.Info("request refused", "status", apiErr.Status, "code", apiErr.Code, "message", apiErr.Message)
 	} else {
