@@ -26,6 +26,10 @@ var ErrNotFound = errors.New("not found")
 // ErrUnavailable is returned when the database cannot be reached or did not answer in time.
 var ErrUnavailable = errors.New("database unavailable")
 
+// ErrInvalidText is returned when a value holds text PostgreSQL cannot store: a NUL character or
+// bytes that are not UTF-8. No stored object can be named by such text.
+var ErrInvalidText = errors.New("text the database cannot store")
+
 // ConflictError is returned when a write violates a unique constraint.
 type ConflictError struct {
 	Constraint string
@@ -47,6 +51,8 @@ func Translate(err error) error {
 		switch pgErr.Code {
 		case "23505":
 			return fmt.Errorf("%w: %w", &ConflictError{Constraint: pgErr.ConstraintName}, err)
+		case "22021", "22P05":
+			return fmt.Errorf("%w: %w", ErrInvalidText, err)
 		case "57P01", "57P02", "57P03", "53300":
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}

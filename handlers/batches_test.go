@@ -179,3 +179,43 @@ func TestDeletingAnInputFileKeepsWhatARunningBatchReads(t *testing.T) {
 	require.Equal(t, "invalid_input_file", strOrEmpty(decodeEnvelope(t, body).Error.Code))
 	_ = b
 }
+
+// Regression: the generated JSON decoder stops after the first value, so trailing data was accepted.
+func TestJSONBodiesWithTrailingDataAreRefused(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	fileID := f.uploadOK(f.alice, lines(1)).ID
+	for _, body := range []string{
+		fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"} this is not JSON`, fileID),
+		fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}{}`, fileID),
+		`{"input_file_id":` + strings.Repeat("[", 10000),
+	} {
+		status, b := f.postJSON("/v1/batches", f.alice, body)
+		require.Equal(t, http.StatusBadRequest, status, string(b))
+		require.Equal(t, "invalid_json", strOrEmpty(decodeEnvelope(t, b).Error.Code))
+	}
+	status, b := f.postJSON("/v1/responses", f.alice, `{"model":"m1","input":"hi","background":true} trailing`)
+	require.Equal(t, http.StatusBadRequest, status, string(b))
+	var n int
+	require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT (SELECT count(*) FROM batches) + (SELECT count(*) FROM responses)").Scan(&n))
+	require.Zero(t, n)
+}
+
+// Regression: ids holding a NUL byte or invalid UTF-8 made PostgreSQL refuse the lookup, which
+// answered 500.
+func TestUnstorableIDsAreClientErrors(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	for _, path := range []string{"/v1/files/%00", "/v1/files/%ff", "/v1/files/%00/content", "/v1/batches/%00", "/v1/batches/%ff",
+		"/v1/responses/%00", "/v1/files?after=%00", "/v1/batches?after=%ff"} {
+		status, _, body := f.do(http.MethodGet, path, f.alice, nil, nil)
+		require.Contains(t, []int{http.StatusBadRequest, http.StatusNotFound}, status, "%s: %s", path, body)
+		decodeEnvelope(t, body)
+	}
+	// A filename with invalid UTF-8 is cleaned, not refused.
+	status, body := f.upload(f.alice, false, part{name: "purpose", content: "batch"}, part{name: "file", filename: "ab\xffc.jsonl", content: lines(1)})
+	require.Equal(t, http.StatusOK, status, string(body))
+	var got fileJSON
+	require.NoError(t, jsonUnmarshal(body, &got))
+	require.Equal(t, "ab\uFFFDc.jsonl", got.Filename)
+}

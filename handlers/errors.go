@@ -79,6 +79,9 @@ func toAPIError(err error) (*APIError, bool) {
 	if errors.As(err, &maxErr) {
 		return tooLarge(maxErr.Limit), true
 	}
+	if errors.Is(err, db.ErrInvalidText) {
+		return badRequest("invalid_value", "", "The request holds text that cannot be stored or matched: a NUL character or bytes that are not UTF-8."), true
+	}
 	if errors.Is(err, db.ErrUnavailable) {
 		return errUnavailable, false
 	}

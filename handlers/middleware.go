@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -119,6 +121,26 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 		if upload {
 			// The multipart reader reads 4 KB at a time; a larger buffer saves most of the syscalls.
 			r.Body = bufferedBody{Reader: bufio.NewReaderSize(r.Body, 256<<10), Closer: r.Body}
+		} else if r.Method == http.MethodPost {
+			// JSON bodies are read whole and checked here: the generated decoder stops after the
+			// first value and would accept trailing garbage.
+			body, err := io.ReadAll(r.Body)
+			var maxErr *http.MaxBytesError
+			switch {
+			case errors.As(err, &maxErr):
+				writeError(w, r, err)
+				return
+			case err != nil:
+				writeError(w, r, badRequest("invalid_request", "", "The request body could not be read: %s.", err.Error()))
+				return
+			}
+			if len(bytes.TrimSpace(body)) > 0 {
+				if err := json.Unmarshal(body, new(json.RawMessage)); err != nil {
+					writeError(w, r, badRequest("invalid_json", "", "We could not parse the JSON body of your request: %s.", err.Error()))
+					return
+				}
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -310,11 +310,18 @@ func uploadReadError(ctx context.Context, err error) error {
 	return badRequest("invalid_multipart", "", "The multipart body could not be read: %s.", err.Error())
 }
 
-// cleanFilename keeps the last path element of a client-supplied name.
+// cleanFilename keeps the last path element of a client-supplied name, as valid UTF-8 without
+// control characters.
 func cleanFilename(name string) string {
 	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 		name = name[i+1:]
 	}
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(name, "\uFFFD"))
 	name = strings.TrimSpace(name)
 	if name == "" {
 		name = "upload.jsonl"
