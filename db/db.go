@@ -92,6 +92,14 @@ func Connect(ctx context.Context, dsn string, pc PoolConfig) (*pgxpool.Pool, err
 	if pc.StatementTimeout > 0 {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(pc.StatementTimeout.Milliseconds())
 	}
+	// Volley's statements are short and run constantly. JIT compilation would cost more than it
+	// saves, and a cached generic plan of the claim or record statement can be orders of magnitude
+	// slower than one planned for the actual parameters, so every execution gets a fresh plan.
+	for k, v := range map[string]string{"jit": "off", "plan_cache_mode": "force_custom_plan"} {
+		if _, ok := cfg.ConnConfig.RuntimeParams[k]; !ok {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
+	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "volley"
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -139,4 +140,104 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// batchObject is the part of OpenAI's Batch object the benchmark reads.
+type batchObject struct {
+	ID            string  `json:"id"`
+	Status        string  `json:"status"`
+	OutputFileID  *string `json:"output_file_id"`
+	ErrorFileID   *string `json:"error_file_id"`
+	RequestCounts struct {
+		Total     int64 `json:"total"`
+		Completed int64 `json:"completed"`
+		Failed    int64 `json:"failed"`
+	} `json:"request_counts"`
+}
+
+// terminal reports a status a batch never leaves.
+func (b batchObject) terminal() bool {
+	switch b.Status {
+	case "completed", "failed", "expired", "cancelled":
+		return true
+	}
+	return false
+}
+
+// createBatch creates a chat-completions batch of an uploaded file with POST /batches.
+func (c *apiClient) createBatch(ctx context.Context, fileID string) (batchObject, error) {
+	body, err := json.Marshal(map[string]string{
+		"input_file_id": fileID, "endpoint": benchURL, "completion_window": "24h",
+	})
+	if err != nil {
+		return batchObject{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/batches", bytes.NewReader(body))
+	if err != nil {
+		return batchObject{}, fmt.Errorf("create batch request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	var out batchObject
+	return out, c.do(req, &out)
+}
+
+// getBatch reads a batch with GET /batches/{id}.
+func (c *apiClient) getBatch(ctx context.Context, id string) (batchObject, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/batches/"+url.PathEscape(id), nil)
+	if err != nil {
+		return batchObject{}, fmt.Errorf("get batch request: %w", err)
+	}
+	var out batchObject
+	return out, c.do(req, &out)
+}
+
+// downloaded is what a download read.
+type downloaded struct {
+	bytes int64
+	lines int64
+	first []byte // the first line, for a look at its content
+}
+
+// downloadFile reads GET /files/{id}/content to the end, counting bytes and lines; nothing but
+// the first line is kept.
+func (c *apiClient) downloadFile(ctx context.Context, id string) (downloaded, error) {
+	var d downloaded
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/files/"+url.PathEscape(id)+"/content", nil)
+	if err != nil {
+		return d, fmt.Errorf("download request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	res, err := c.http.Do(req)
+	if err != nil {
+		return d, fmt.Errorf("GET /files/%s/content: %w", id, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(res.Body, 2000))
+		return d, fmt.Errorf("GET /files/%s/content: %s: %s", id, res.Status, body)
+	}
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := res.Body.Read(buf)
+		chunk := buf[:n]
+		if d.lines == 0 {
+			if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+				d.first = append(d.first, chunk[:i+1]...)
+			} else {
+				d.first = append(d.first, chunk...)
+			}
+		}
+		d.bytes += int64(n)
+		d.lines += int64(bytes.Count(chunk, []byte{'\n'}))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return d, fmt.Errorf("GET /files/%s/content: read after %d bytes: %w", id, d.bytes, err)
+		}
+	}
+	if res.ContentLength >= 0 && d.bytes != res.ContentLength {
+		return d, fmt.Errorf("GET /files/%s/content: read %d bytes, Content-Length says %d", id, d.bytes, res.ContentLength)
+	}
+	return d, nil
 }

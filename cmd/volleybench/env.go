@@ -20,8 +20,8 @@ import (
 // database is the database Volley and the ceiling runs use in the throwaway cluster.
 const database = "volley"
 
-// env is what every scenario shares: a throwaway PostgreSQL cluster with Volley's schema, a
-// freshly built volley binary, an API key, and a connection for housekeeping between runs.
+// env is what every scenario shares: a throwaway PostgreSQL cluster with Volley's schema, freshly
+// built volley and mockllm binaries, an API key, and a connection for housekeeping between runs.
 type env struct {
 	log   *slog.Logger
 	quick bool
@@ -33,7 +33,12 @@ type env struct {
 	dsn       string
 	db        *pgx.Conn
 	volleyBin string
+	mockBin   string
 	apiKey    string
+
+	// output is the output file of the last batch a dispatch scenario ran, which the download
+	// scenario reads; nil when there is none (or it was removed since).
+	output *batchOutput
 
 	machine  machineInfo
 	settings []pgSetting
@@ -52,7 +57,7 @@ func setup(ctx context.Context, log *slog.Logger, opts options) (_ *env, err err
 	if e.workDir, err = os.MkdirTemp("", "volleybench-"); err != nil {
 		return nil, fmt.Errorf("work directory: %w", err)
 	}
-	if err := e.buildVolley(ctx); err != nil {
+	if err := e.buildBinaries(ctx); err != nil {
 		return nil, err
 	}
 	if err := e.startCluster(ctx); err != nil {
@@ -95,20 +100,21 @@ func (e *env) close() {
 	}
 }
 
-// buildVolley compiles ./cmd/volley from the module this program belongs to.
-func (e *env) buildVolley(ctx context.Context) error {
+// buildBinaries compiles ./cmd/volley and ./cmd/mockllm from the module this program belongs to.
+func (e *env) buildBinaries(ctx context.Context) error {
 	root, err := moduleRoot(ctx)
 	if err != nil {
 		return err
 	}
 	binDir := filepath.Join(e.workDir, "bin")
-	e.log.Info("building volley", "module", root)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+string(os.PathSeparator), "./cmd/volley")
+	e.log.Info("building volley and mockllm", "module", root)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+string(os.PathSeparator), "./cmd/volley", "./cmd/mockllm")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/volley: %w\n%s", err, out)
+		return fmt.Errorf("go build ./cmd/volley ./cmd/mockllm: %w\n%s", err, out)
 	}
 	e.volleyBin = filepath.Join(binDir, "volley")
+	e.mockBin = filepath.Join(binDir, "mockllm")
 	return nil
 }
 

@@ -95,10 +95,12 @@ func loadAverage() string {
 // pgSetting is one server setting as the server reports it.
 type pgSetting struct{ name, value string }
 
-// reportedSettings are the settings that decide what writing an upload costs.
+// reportedSettings are the settings that decide what writing an upload costs, and how the
+// dispatcher's statements are planned.
 var reportedSettings = []string{
 	"fsync", "synchronous_commit", "full_page_writes", "wal_level", "wal_compression",
 	"shared_buffers", "wal_buffers", "max_wal_size", "checkpoint_timeout", "default_toast_compression",
+	"jit", "plan_cache_mode",
 }
 
 func serverSettings(ctx context.Context, db *pgx.Conn) ([]pgSetting, error) {

@@ -127,35 +127,32 @@ func (r *report) writeMarkdown(b *bytes.Buffer) {
 	}
 
 	fmt.Fprintf(b, "\n## Targets\n\n")
-	fmt.Fprintf(b, "- Upload throughput: Volley at least %.0f%% of the ceiling's (medians). Volley parses and checks "+
-		"every line (JSON syntax, `custom_id` uniqueness, `method`, `url`, `body.model`) and receives the file over HTTP "+
-		"as multipart; the ceiling does neither, so some gap is expected, but most of the time should go to PostgreSQL.\n", 100*uploadMinRatio)
-	fmt.Fprintf(b, "- Server memory: the RSS growth of `volley serve` during one upload below %.0f MB whatever the file's "+
-		"size, checked against the worst run. The upload streams: a line buffer and COPY batches of about 64 KB, "+
-		"not the file, should be in memory.\n", mb(uploadMaxRSSGrowth))
+	var targets []string
+	for _, s := range r.scenarios {
+		for _, t := range s.targets {
+			if !slices.Contains(targets, t) {
+				targets = append(targets, t)
+				fmt.Fprintf(b, "- %s\n", t)
+			}
+		}
+	}
 	fmt.Fprintf(b, "\nA missed target is reported as FAIL in the table; the program still exits successfully.\n")
 }
 
 // commonMethod is how every scenario is measured.
 func commonMethod(r *report) []string {
 	return []string{
-		fmt.Sprintf("Everything runs on this one machine: the client (this program), `volley serve` and PostgreSQL share "+
-			"its %d cores, as psql and PostgreSQL do for the ceiling. Client and server talk over 127.0.0.1; Volley and "+
-			"psql reach PostgreSQL over its Unix socket.", r.machine.cores),
-		"`volley` is built from the working tree with `go build` and run as `volley serve` with `DATABASE_URL` set to the " +
-			"cluster, `VOLLEY_ADDR=127.0.0.1:0`, `VOLLEY_LOG_FORMAT=json` and `VOLLEY_LOG_LEVEL=warn`, otherwise with its defaults. An API key comes from " +
-			"`volley keys create --owner bench`.",
-		"Each upload gets a fresh `volley serve` process, so that the peak RSS it reports belongs to that upload alone " +
-			"(rather than resetting it with `/proc/PID/clear_refs`, which would leave heap kept from an earlier upload in " +
-			"the baseline). RSS before is `VmRSS` from `/proc/PID/status` after start-up and one authenticated request; " +
-			"peak is `VmHWM` after the response; growth is the difference.",
-		"Before every timed upload and every timed `\\copy`, `file_lines` and the ceiling table are truncated and a " +
-			"`CHECKPOINT` is forced, so each run starts from an empty table and pays only for its own writes: WAL, " +
-			"flushed at commit, and dirty pages evicted from shared buffers while it runs.",
-		"Volley and the ceiling alternate (Volley, ceiling, Volley, …), so a change in the machine's load touches both. " +
-			"After each upload the stored byte and line counts are checked and the file is deleted with " +
-			"`DELETE /v1/files/{id}`. After the first of each, a hash of every stored column but `file_id`, row by row, " +
-			"is compared between Volley's rows and the ceiling's, so both are known to store the same data.",
+		fmt.Sprintf("Everything runs on this one machine: the client (this program), `volley serve`, mockllm (the "+
+			"simulated upstream of the dispatch scenarios) and PostgreSQL share its %d cores, as psql and PostgreSQL do "+
+			"for the upload ceiling. Clients and servers talk over 127.0.0.1; Volley and psql reach PostgreSQL over its "+
+			"Unix socket.", r.machine.cores),
+		"`volley` and `mockllm` are built from the working tree with `go build`; `volley` runs as `volley serve` with " +
+			"`DATABASE_URL` set to the cluster, `VOLLEY_ADDR=127.0.0.1:0`, `VOLLEY_LOG_FORMAT=json` and " +
+			"`VOLLEY_LOG_LEVEL=warn`, the settings each scenario names, and otherwise its defaults. An API key comes " +
+			"from `volley keys create --owner bench`.",
+		"Every measured run gets a fresh `volley serve` process, so that the peak RSS it reports (`VmHWM` from " +
+			"`/proc/PID/status`) belongs to that run alone, rather than resetting it with `/proc/PID/clear_refs`, which " +
+			"would leave heap kept from an earlier run in the baseline.",
 	}
 }
 

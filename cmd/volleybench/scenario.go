@@ -7,8 +7,8 @@ import (
 	"strings"
 )
 
-// scenario is one benchmark. To add one (batch dispatch against a mock upstream, downloads, ...),
-// write a function returning a scenario and list it in scenarios.
+// scenario is one benchmark. To add one, write a function returning a scenario and list it in
+// scenarios.
 type scenario struct {
 	name string
 	// summary says, in Markdown, what this scenario's input is; it goes into the report.
@@ -16,12 +16,17 @@ type scenario struct {
 	// method explains, in Markdown, how the scenario measures. Scenarios of one kind share it, and
 	// the report prints each distinct method once.
 	method string
+	// targets are the Markdown paragraphs explaining the scenario's targets; the report prints
+	// each distinct one once.
+	targets []string
 	// run measures on the shared environment and returns the table rows. Rows made before an
 	// error are reported along with it.
 	run func(ctx context.Context, e *env) ([]row, error)
 }
 
-// scenarios are every benchmark, in the order they run.
+// scenarios are every benchmark, in the order they run. The uploads come first, as they empty
+// file_lines; download reads the output file dispatch-zero-latency leaves behind, which
+// dispatch-2s-latency removes.
 var scenarios = []scenario{
 	uploadScenario(uploadSpec{
 		name: "upload-100mb", lines: 50_000, lineBytes: 2_000, quickLines: 400,
@@ -30,6 +35,9 @@ var scenarios = []scenario{
 		name: "upload-200mb", lines: 50_000, lineBytes: 4_000, quickLines: 400,
 		maxFileBytes: 210_000_000, // Volley's default limit is 200,000,000 bytes
 	}),
+	zeroLatencyScenario(),
+	downloadScenario(),
+	latencyScenario(),
 }
 
 func scenarioNames() []string {

@@ -36,7 +36,26 @@ const uploadMethod = "Uploads: the input is a generated JSONL file of chat-compl
 	"`file_lines`, read from the database), in the binary COPY format pgx's `CopyFrom` sends, into a table made " +
 	"`LIKE file_lines INCLUDING ALL`: PostgreSQL's own cost of storing the upload, with no parsing, no checks and " +
 	"no HTTP. The COPY file is generated before timing; psql's start-up and connection are timed. Both rates are " +
-	"in MB of JSONL per second."
+	"in MB of JSONL per second.\n\n" +
+	"- Server RSS before is `VmRSS` after start-up and one authenticated request; peak is `VmHWM` after the " +
+	"response; growth is the difference.\n" +
+	"- Before every timed upload and every timed `\\copy`, `file_lines` and the ceiling table are truncated and a " +
+	"`CHECKPOINT` is forced, so each run starts from an empty table and pays only for its own writes: WAL, " +
+	"flushed at commit, and dirty pages evicted from shared buffers while it runs.\n" +
+	"- Volley and the ceiling alternate (Volley, ceiling, Volley, …), so a change in the machine's load touches both. " +
+	"After each upload the stored byte and line counts are checked and the file is deleted with " +
+	"`DELETE /v1/files/{id}`. After the first of each, a hash of every stored column but `file_id`, row by row, " +
+	"is compared between Volley's rows and the ceiling's, so both are known to store the same data."
+
+// uploadTargets explain the upload scenarios' targets.
+var uploadTargets = []string{
+	fmt.Sprintf("Upload throughput: Volley at least %.0f%% of the ceiling's (medians). Volley parses and checks "+
+		"every line (JSON syntax, `custom_id` uniqueness, `method`, `url`, `body.model`) and receives the file over HTTP "+
+		"as multipart; the ceiling does neither, so some gap is expected, but most of the time should go to PostgreSQL.", 100*uploadMinRatio),
+	fmt.Sprintf("Upload memory: the RSS growth of `volley serve` during one upload below %.0f MB whatever the file's "+
+		"size, checked against the worst run. The upload streams: a line buffer and COPY batches of about 64 KB, "+
+		"not the file, should be in memory.", mb(uploadMaxRSSGrowth)),
+}
 
 // uploadScenario uploads one generated file to Volley and loads the same rows with psql's \copy,
 // alternately, runs times each.
@@ -46,7 +65,7 @@ func uploadScenario(s uploadSpec) scenario {
 	if s.maxFileBytes > 0 {
 		summary += fmt.Sprintf("; Volley runs with `VOLLEY_MAX_FILE_BYTES=%d`, its default limit being 200,000,000 bytes", s.maxFileBytes)
 	}
-	return scenario{name: s.name, summary: summary + ".", method: uploadMethod, run: s.run}
+	return scenario{name: s.name, summary: summary + ".", method: uploadMethod, targets: uploadTargets, run: s.run}
 }
 
 // uploadRun is what one repetition measured.

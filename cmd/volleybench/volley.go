@@ -25,32 +25,42 @@ const (
 	logTailBytes = 16 << 10
 )
 
-// volleyProc is a running `volley serve`.
-type volleyProc struct {
-	baseURL string // e.g. http://127.0.0.1:41234/v1
+// proc is a running server process (`volley serve` or mockllm) that announced its base URL.
+type proc struct {
+	name    string // for messages: "volley serve", "mockllm"
+	baseURL string // what the process announced, e.g. http://127.0.0.1:41234/v1
 	cmd     *exec.Cmd
 	done    chan struct{}
 	waitErr error
 	output  tailBuffer
 }
 
+// volleyProc is a running `volley serve`.
+type volleyProc = proc
+
 // startVolley starts `volley serve` on a free port of 127.0.0.1 with extra environment variables
 // and waits until it announces its base URL.
 func (e *env) startVolley(ctx context.Context, extra ...string) (*volleyProc, error) {
 	cmd := exec.Command(e.volleyBin, "serve")
 	cmd.Env = e.volleyEnv(append([]string{"VOLLEY_ADDR=127.0.0.1:0"}, extra...)...)
+	return startProc(ctx, "volley serve", cmd, readyLine)
+}
+
+// startProc starts cmd in a process group of its own and waits until a line of its stdout matches
+// ready, whose first group is the base URL.
+func startProc(ctx context.Context, name string, cmd *exec.Cmd, ready *regexp.Regexp) (*proc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &volleyProc{cmd: cmd, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	cmd.Stderr = &p.output
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("volley serve: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start volley serve: %w", err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	announced := make(chan string, 1)
-	go p.readStdout(stdout, announced)
+	go p.readStdout(stdout, ready, announced)
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
@@ -62,10 +72,10 @@ func (e *env) startVolley(ctx context.Context, extra ...string) (*volleyProc, er
 	case p.baseURL = <-announced:
 		return p, nil
 	case <-p.done:
-		return nil, fmt.Errorf("volley serve exited before it was ready: %v\n%s", p.waitErr, p.output.String())
+		return nil, fmt.Errorf("%s exited before it was ready: %v\n%s", name, p.waitErr, p.output.String())
 	case <-timer.C:
 		p.kill()
-		return nil, fmt.Errorf("volley serve not ready after %s\n%s", startTimeout, p.output.String())
+		return nil, fmt.Errorf("%s not ready after %s\n%s", name, startTimeout, p.output.String())
 	case <-ctx.Done():
 		p.kill()
 		return nil, ctx.Err()
@@ -73,43 +83,43 @@ func (e *env) startVolley(ctx context.Context, extra ...string) (*volleyProc, er
 }
 
 // readStdout keeps the process's stdout for error messages and reports the announced URL.
-func (p *volleyProc) readStdout(r io.Reader, announced chan<- string) {
+func (p *proc) readStdout(r io.Reader, ready *regexp.Regexp, announced chan<- string) {
 	sc := bufio.NewScanner(r)
 	sent := false
 	for sc.Scan() {
 		line := sc.Text()
 		_, _ = p.output.Write([]byte(line + "\n"))
-		if m := readyLine.FindStringSubmatch(line); m != nil && !sent {
+		if m := ready.FindStringSubmatch(line); m != nil && !sent {
 			announced <- m[1]
 			sent = true
 		}
 	}
 }
 
-// pid is the volley process's id (it is started directly, not through a shell).
-func (p *volleyProc) pid() int { return p.cmd.Process.Pid }
+// pid is the process's id (it is started directly, not through a shell).
+func (p *proc) pid() int { return p.cmd.Process.Pid }
 
-// stop asks volley to shut down and waits, killing it if it takes too long.
-func (p *volleyProc) stop() error {
+// stop asks the process to shut down and waits, killing it if it takes too long.
+func (p *proc) stop() error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 		var exit *exec.ExitError
 		if p.waitErr != nil && !errors.As(p.waitErr, &exit) {
-			return fmt.Errorf("volley serve: %w", p.waitErr)
+			return fmt.Errorf("%s: %w", p.name, p.waitErr)
 		}
 		if p.waitErr != nil {
-			return fmt.Errorf("volley serve exited with %v\n%s", p.waitErr, p.output.String())
+			return fmt.Errorf("%s exited with %v\n%s", p.name, p.waitErr, p.output.String())
 		}
 		return nil
 	case <-time.After(stopTimeout):
 		p.kill()
-		return fmt.Errorf("volley serve did not stop within %s of SIGTERM", stopTimeout)
+		return fmt.Errorf("%s did not stop within %s of SIGTERM", p.name, stopTimeout)
 	}
 }
 
-// kill ends the process group started for volley at once.
-func (p *volleyProc) kill() {
+// kill ends the process group started for the process at once.
+func (p *proc) kill() {
 	select {
 	case <-p.done:
 		return

@@ -50,8 +50,10 @@ WITH RECURSIVE pairs AS (
     ORDER BY x.level, x.deadline
     LIMIT $5::int
 ), locked AS (
-    SELECT q.id, q.file_id, q.line FROM requests q JOIN pick ON pick.id = q.id
-    WHERE q.state = 'pending'
+    -- Looked up by primary key from an array, so that the plan never depends on how many rows the
+    -- statistics expect the steps above to produce.
+    SELECT q.id, q.file_id, q.line FROM requests q
+    WHERE q.id = ANY (ARRAY(SELECT pick.id FROM pick)) AND q.state = 'pending'
     FOR UPDATE OF q SKIP LOCKED
 )
 UPDATE requests r SET state = 'running', daemon_id = $1::bigint, attempt = r.attempt + 1, claimed_at = now()
