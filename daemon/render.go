@@ -24,13 +24,13 @@ func appendJSONString(buf *bytes.Buffer, s string) {
 // appendJSONBody appends an upstream body as JSON on one line: compacted when it is JSON, as a
 // string when it is not, so that a result file stays valid JSONL whatever the upstream sent.
 func appendJSONBody(buf *bytes.Buffer, body []byte) {
-	body = bytes.TrimSpace(body)
-	if len(body) > 0 && bytes.IndexAny(body, "\r\n") < 0 && json.Valid(body) {
-		buf.Write(body) // already one line: the common case, and cheaper than compacting
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) > 0 && bytes.IndexAny(trimmed, "\r\n") < 0 && json.Valid(trimmed) {
+		buf.Write(trimmed) // already one line: the common case, and cheaper than compacting
 		return
 	}
 	n := buf.Len()
-	if len(body) > 0 && json.Compact(buf, body) == nil {
+	if len(trimmed) > 0 && json.Compact(buf, trimmed) == nil {
 		return
 	}
 	buf.Truncate(n)
