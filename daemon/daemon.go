@@ -83,6 +83,9 @@ type Daemon struct {
 	loops     sync.WaitGroup
 	beating   chan struct{} // closed when the heartbeat loop has ended
 	inFlight  atomic.Int64
+	// fenced is set while this replica's lease may have lapsed: it claims nothing and has aborted
+	// its calls, until a heartbeat succeeds and it has handed its requests back.
+	fenced atomic.Bool
 
 	mu       sync.Mutex
 	running  map[int64]*call           // in-flight calls by request id
@@ -194,7 +197,10 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		<-done
 	}
 	d.rec.stop()
-	bg := context.WithoutCancel(ctx)
+	// The database may not answer (a partition, a stall): a stop must end all the same. What is
+	// not handed back here is rescued by another replica once this one's lease runs out.
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	id := d.id.Load()
 	handed, err := d.q.DaemonHandBack(bg, &id)
 	if err != nil {
@@ -243,6 +249,11 @@ func (d *Daemon) abortBatch(batchID string, cause error) int {
 	}
 	return n
 }
+
+// freshLease is how recent this replica's heartbeat must be for it to claim, and how long it
+// keeps calls in flight without a successful heartbeat: two thirds of the lease, so that it stops
+// before any other replica may declare it dead and take its requests.
+func (d *Daemon) freshLease() time.Duration { return d.cfg.LeaseTimeout * 2 / 3 }
 
 func (d *Daemon) jitter() float64 {
 	d.rndMu.Lock()

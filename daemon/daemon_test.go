@@ -42,7 +42,7 @@ func seed(t *testing.T, pool *pgxpool.Pool, owner, model string, n int) string {
 func claim(t *testing.T, pool *pgxpool.Pool, daemonID int64, limit, max int) []dbsqlc.RequestClaimRow {
 	t.Helper()
 	rows, err := dbsqlc.New(pool).RequestClaim(context.Background(), dbsqlc.RequestClaimParams{
-		DaemonID: daemonID, DefaultLimit: int32(limit), MaxClaim: int32(max),
+		DaemonID: daemonID, DefaultLimit: int32(limit), MaxClaim: int32(max), FreshSeconds: 60,
 	})
 	require.NoError(t, err)
 	return rows
@@ -147,4 +147,20 @@ func TestClaimSharesSlotsBetweenOwners(t *testing.T) {
 		per[r.Owner]++
 	}
 	require.Equal(t, map[string]int{"big": 3, "small": 3}, per)
+}
+
+// Regression: a replica declared dead could still claim under its old id until its next heartbeat,
+// so the next rescue handed its in-flight requests to another replica: twice the model's limit.
+func TestOnlyAReplicaWithAFreshLeaseClaims(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	q := dbsqlc.New(pool)
+	seed(t, pool, "alice", "m", 20)
+	stale, dead, live := register(t, q), register(t, q), register(t, q)
+	_, err := pool.Exec(t.Context(), "UPDATE daemons SET heartbeat_at = now() - interval '2 minutes' WHERE id = $1", stale)
+	require.NoError(t, err)
+	require.NoError(t, q.DaemonStop(t.Context(), dead))
+	require.Empty(t, claim(t, pool, stale, 4, 100), "a replica whose heartbeat is stale claims nothing")
+	require.Empty(t, claim(t, pool, dead, 4, 100), "a replica declared dead claims nothing")
+	require.Len(t, claim(t, pool, live, 4, 100), 4)
 }

@@ -19,7 +19,7 @@ func (d *Daemon) dispatch(ctx context.Context) {
 	for {
 		room := d.cfg.MaxInFlight - int(d.inFlight.Load())
 		full := false
-		if room > 0 {
+		if room > 0 && !d.fenced.Load() {
 			n, err := d.claim(ctx, min(room, d.cfg.ClaimBatch))
 			switch {
 			case ctx.Err() != nil:
@@ -56,6 +56,7 @@ func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 			Limits:       d.limits.limits,
 			DefaultLimit: d.limits.defaultLimit,
 			MaxClaim:     int32(n),
+			FreshSeconds: d.freshLease().Seconds(),
 		})
 		return err
 	})

@@ -81,18 +81,51 @@ func (d *Daemon) onAbort(ctx context.Context, payload string) {
 }
 
 // beat renews this replica's lease until ctx ends. It runs until the very end of Stop, so that a
-// long grace period does not look like a dead replica.
+// long grace period does not look like a dead replica. When heartbeats fail for longer than
+// freshLease (the database is unreachable or stalled), the replica fences itself: it aborts its
+// calls and stops claiming, so that its requests are never sent twice at once when another replica
+// rescues them.
 func (d *Daemon) beat(ctx context.Context) {
 	tick := time.NewTicker(d.cfg.HeartbeatInterval)
 	defer tick.Stop()
+	lastOK := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			d.heartbeat(ctx)
+		}
+		if d.heartbeat(ctx) {
+			lastOK = time.Now()
+			if d.fenced.Load() {
+				d.unfence(ctx)
+			}
+			continue
+		}
+		if time.Since(lastOK) > d.freshLease() && !d.fenced.Swap(true) {
+			d.logger.Error("no heartbeat for too long; aborting in-flight calls until the database answers",
+				"since_last_heartbeat", time.Since(lastOK).String(), "in_flight", d.inFlight.Load())
+			d.abortAll(errHandBack)
 		}
 	}
+}
+
+// unfence hands back what the fenced replica had claimed, once its aborted calls have returned, and
+// lets it claim again.
+func (d *Daemon) unfence(ctx context.Context) {
+	if d.inFlight.Load() > 0 {
+		d.abortAll(errHandBack) // claimed before the fence took effect; they return at once
+		return                  // try again at the next heartbeat
+	}
+	id := d.id.Load()
+	n, err := d.q.DaemonHandBack(ctx, &id)
+	if err != nil {
+		d.logger.Warn("hand back after a lapse", "error", err.Error())
+		return
+	}
+	d.fenced.Store(false)
+	d.logger.Info("heartbeat restored; claiming again", "handed_back", n)
+	d.poke()
 }
 
 // maintain rescues the work of dead replicas, expires and settles batches and responses, and
@@ -125,26 +158,29 @@ func (d *Daemon) maintain(ctx context.Context) {
 	}
 }
 
-// heartbeat renews this replica's lease. A replica that finds itself declared dead (it stalled
-// longer than the lease) has lost its requests to others: it aborts its calls, whose results could
-// no longer be recorded anyway, and carries on under a new identity.
-func (d *Daemon) heartbeat(ctx context.Context) {
+// heartbeat renews this replica's lease and reports whether it could. A replica that finds itself
+// declared dead (it stalled longer than the lease) has lost its requests to others: it aborts its
+// calls, whose results could no longer be recorded anyway, and carries on under a new identity.
+func (d *Daemon) heartbeat(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, max(d.cfg.HeartbeatInterval, time.Second))
+	defer cancel()
 	n, err := d.q.DaemonHeartbeat(ctx, d.id.Load())
 	if err != nil {
 		d.logger.Warn("heartbeat", "error", err.Error())
-		return
+		return false
 	}
 	if n == 1 {
-		return
+		return true
 	}
 	d.logger.Error("this replica was declared dead after missing heartbeats; aborting its calls and re-registering")
 	d.abortAll(errHandBack)
 	id, err := d.q.DaemonRegister(ctx, dbsqlc.DaemonRegisterParams{Host: hostname(), Pid: int32(pid())})
 	if err != nil {
 		d.logger.Error("re-register", "error", err.Error())
-		return
+		return false
 	}
 	d.id.Store(id)
+	return true
 }
 
 // settleBatches expires batches past their window, aborts the calls of ending batches, and

@@ -62,6 +62,16 @@ func (r *recorder) stop() {
 
 func (r *recorder) loop(ctx context.Context) {
 	defer close(r.done)
+	// A write blocked on a database that does not answer is abandoned when the stop gives up.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	max := r.d.cfg.FlushMax
 	batch := make([]result, 0, max)
 	for {

@@ -23,8 +23,8 @@ WITH RECURSIVE pairs AS (
     SELECT q.model, q.owner, count(*)::int AS n FROM requests q WHERE q.state = 'running' GROUP BY q.model, q.owner
 ), free AS (
     SELECT m.model,
-           coalesce((SELECT c.lim FROM (SELECT unnest($2::text[]) AS model, unnest($3::int[]) AS lim) c WHERE c.model = m.model),
-                    $4::int)
+           coalesce((SELECT c.lim FROM (SELECT unnest($3::text[]) AS model, unnest($4::int[]) AS lim) c WHERE c.model = m.model),
+                    $5::int)
            - coalesce((SELECT sum(run.n) FROM run WHERE run.model = m.model), 0)::int AS slots
     FROM (SELECT DISTINCT pairs.model FROM pairs) m
 ), cand AS (
@@ -38,7 +38,7 @@ WITH RECURSIVE pairs AS (
         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
           AND q.not_before <= now() AND q.deadline > now()
         ORDER BY q.deadline, q.id
-        LIMIT least(f.slots, $5::int)
+        LIMIT least(f.slots, $6::int)
     ) c
 ), pick AS (
     SELECT x.id FROM (
@@ -48,7 +48,7 @@ WITH RECURSIVE pairs AS (
     ) x
     WHERE x.k <= x.slots
     ORDER BY x.level, x.deadline
-    LIMIT $5::int
+    LIMIT $6::int
 ), locked AS (
     -- Looked up by primary key from an array, so that the plan never depends on how many rows the
     -- statistics expect the steps above to produce.
@@ -59,12 +59,17 @@ WITH RECURSIVE pairs AS (
 UPDATE requests r SET state = 'running', daemon_id = $1::bigint, attempt = r.attempt + 1, claimed_at = now()
 FROM locked LEFT JOIN file_lines fl ON fl.file_id = locked.file_id AND fl.line = locked.line
 WHERE r.id = locked.id
+  -- Only a replica whose lease is fresh may claim: one that stalled, and may have been declared
+  -- dead, must heartbeat first, or its claims could overlap the rescue of its earlier ones.
+  AND EXISTS (SELECT 1 FROM daemons d WHERE d.id = $1::bigint AND d.stopped_at IS NULL
+              AND d.heartbeat_at > now() - make_interval(secs => $2::float8))
 RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.response_id, r.attempt, r.failures, r.deadline,
           coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body
 `
 
 type RequestClaimParams struct {
 	DaemonID     int64
+	FreshSeconds float64
 	Models       []string
 	Limits       []int32
 	DefaultLimit int32
@@ -92,6 +97,7 @@ type RequestClaimRow struct {
 func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]RequestClaimRow, error) {
 	rows, err := q.db.Query(ctx, requestClaim,
 		arg.DaemonID,
+		arg.FreshSeconds,
 		arg.Models,
 		arg.Limits,
 		arg.DefaultLimit,

@@ -61,6 +61,10 @@ WITH RECURSIVE pairs AS (
 UPDATE requests r SET state = 'running', daemon_id = @daemon_id::bigint, attempt = r.attempt + 1, claimed_at = now()
 FROM locked LEFT JOIN file_lines fl ON fl.file_id = locked.file_id AND fl.line = locked.line
 WHERE r.id = locked.id
+  -- Only a replica whose lease is fresh may claim: one that stalled, and may have been declared
+  -- dead, must heartbeat first, or its claims could overlap the rescue of its earlier ones.
+  AND EXISTS (SELECT 1 FROM daemons d WHERE d.id = @daemon_id::bigint AND d.stopped_at IS NULL
+              AND d.heartbeat_at > now() - make_interval(secs => @fresh_seconds::float8))
 RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.response_id, r.attempt, r.failures, r.deadline,
           coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body;
 
