@@ -3,9 +3,11 @@ package handlers
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -187,4 +189,33 @@ func TestUploadCRLFAndLongLinesAreByteIdentical(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, fmt.Sprint(len(content)), header.Get("Content-Length"))
 	require.True(t, bytes.Equal([]byte(content), raw))
+}
+
+func TestAnUploadAbandonedMidwayLeavesNothing(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ct, body := multipartBody(t, part{name: "purpose", content: "batch"}, part{name: "file", filename: "in.jsonl", content: lines(2000)})
+	addr := strings.TrimPrefix(f.url, "http://")
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	_, err = fmt.Fprintf(conn, "POST /v1/files HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+		addr, f.alice, ct, len(body))
+	require.NoError(t, err)
+	_, err = conn.Write(body[:len(body)/2])
+	require.NoError(t, err)
+
+	// Wait until the upload is streaming into the database, then hang up.
+	activeCopy := func() (n int) {
+		require.NoError(t, f.pool.QueryRow(t.Context(),
+			`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+			 AND (query ILIKE 'copy%' OR state = 'idle in transaction')`).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return activeCopy() > 0 }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, conn.Close())
+	require.Eventually(t, func() bool { return activeCopy() == 0 }, 10*time.Second, 10*time.Millisecond,
+		"the upload's transaction ends when its client goes away")
+	files, fileLines := f.rowCounts()
+	require.Zero(t, files)
+	require.Zero(t, fileLines)
 }
