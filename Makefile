@@ -4,7 +4,7 @@ BIN     := bin
 ADDR    ?= :8080
 PKGS    := ./...
 
-.PHONY: run build test verify generate bench fuzz clean
+.PHONY: run build test verify generate bench chaos fuzz clean
 
 MOCK_ADDR ?= 127.0.0.1:9090
 
@@ -43,6 +43,12 @@ verify: generate
 ## bench: benchmarks with results written to docs/benchmarks.md
 bench:
 	$(GO) run ./cmd/volleybench -out docs/benchmarks.md
+
+## chaos: reliability suites against real replicas, mockllm and PostgreSQL (killed replicas, a
+## crashed and a frozen database, rolling restarts, load, hostile input, an auth sweep); results
+## written to docs/reliability.md
+chaos:
+	$(GO) run ./cmd/volleychaos -out docs/reliability.md
 
 ## fuzz: fuzz the JSONL line validator for a minute
 fuzz:
