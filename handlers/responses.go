@@ -256,7 +256,7 @@ func renderStored(row dbsqlc.ResponseGetRow) ([]byte, bool) {
 			sk.Status = "cancelled"
 			break
 		}
-		return row.RequestResult, true
+		return responses.WithBackground(row.RequestResult, row.Mode == modeBackground), true
 	default: // failed, expired
 		sk.Status = "failed"
 		sk.Error = row.RequestResult

@@ -53,6 +53,7 @@ func TestBackgroundResponseLifecycle(t *testing.T) {
 	require.Equal(t, responses.ResponseStatusCompleted, done.Status)
 	require.Equal(t, r.ID, done.ID, "the upstream's object carries Volley's id")
 	require.Equal(t, "echo: what is volley", done.OutputText())
+	require.True(t, done.Background, "a completed background response still says background: true")
 	require.Positive(t, done.Usage.TotalTokens)
 
 	// The upstream got the body without background, with the upstream's key.
@@ -62,6 +63,7 @@ func TestBackgroundResponseLifecycle(t *testing.T) {
 	again, err := c.Responses.Cancel(ctx(t), r.ID)
 	require.NoError(t, err)
 	require.Equal(t, responses.ResponseStatusCompleted, again.Status)
+	require.True(t, again.Background)
 
 	// Another owner sees nothing.
 	other := v.clientAs(t, "mallory")
@@ -122,6 +124,7 @@ func TestFlexAndSynchronousResponses(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, responses.ResponseStatusCompleted, r.Status, "flex answers in one call")
 	require.Equal(t, "echo: flexible", r.OutputText())
+	require.False(t, r.Background)
 
 	sync, err := c.Responses.New(ctx(t), ask("m", "right now"))
 	require.NoError(t, err)

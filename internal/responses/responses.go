@@ -26,6 +26,22 @@ func WithID(body []byte, id string) []byte {
 	return b
 }
 
+// WithBackground returns a stored Response object with "background" set as the client created it.
+// A background response is sent upstream without "background" (the upstream runs it in the
+// foreground for Volley), so the upstream's object says false; the client's object must not.
+func WithBackground(obj []byte, background bool) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(obj, &m) != nil || m == nil {
+		return obj
+	}
+	m["background"], _ = json.Marshal(background)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return obj
+	}
+	return b
+}
+
 // Failure is the error of a failed response: {code, message}.
 func Failure(code, message string) []byte {
 	b, _ := json.Marshal(struct {

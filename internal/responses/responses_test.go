@@ -29,6 +29,17 @@ func TestWithIDReplacesTheIDAndKeepsEverythingElse(t *testing.T) {
 	require.Equal(t, "server_error", failed["code"])
 }
 
+func TestWithBackgroundSetsTheClientsMode(t *testing.T) {
+	t.Parallel()
+	upstream := []byte(`{"id":"resp_ours","background":false,"status":"completed","output":[]}`)
+	obj := decode(t, WithBackground(upstream, true))
+	require.Equal(t, true, obj["background"])
+	require.Equal(t, "resp_ours", obj["id"])
+	require.Equal(t, "completed", obj["status"])
+	require.Equal(t, false, decode(t, WithBackground([]byte(`{"id":"r"}`), false))["background"], "set even when the upstream left it out")
+	require.Equal(t, "not json", string(WithBackground([]byte("not json"), true)), "what is not an object is left alone")
+}
+
 func TestFromUpstreamError(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
