@@ -29,6 +29,10 @@ type Server struct {
 	client  *upstream.Client
 	hub     *hub
 	ready   atomic.Bool
+	// uploads holds a token per upload being ingested; nil means no limit.
+	uploads chan struct{}
+	// uploadsWaiting counts uploads waiting for a token.
+	uploadsWaiting atomic.Int32
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -36,8 +40,12 @@ var _ api.StrictServerInterface = (*Server)(nil)
 // New returns a server; call MarkReady once migrations are applied, and Close when done. router
 // decides which models may be used; client calls upstreams for synchronous responses.
 func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, client *upstream.Client, logger *slog.Logger) *Server {
-	return &Server{pool: pool, queries: dbsqlc.New(pool), cfg: cfg, router: router, client: client,
+	s := &Server{pool: pool, queries: dbsqlc.New(pool), cfg: cfg, router: router, client: client,
 		hub: newHub(pool, logger), logger: logger}
+	if cfg.Files.MaxConcurrent > 0 {
+		s.uploads = make(chan struct{}, cfg.Files.MaxConcurrent)
+	}
+	return s
 }
 
 // Close stops the server's background listener.

@@ -70,6 +70,11 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 			}
 			form.sawFileHeader = true
 			form.filename = cleanFilename(part.FileName())
+			release, err := s.uploadTurn(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer release()
 			if tx, err = s.pool.Begin(ctx); err != nil {
 				return nil, fmt.Errorf("begin upload: %w", db.Translate(err))
 			}
@@ -145,6 +150,28 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 	tx = nil
 	loggerFrom(ctx).Info("file stored", "file_id", row.ID, "bytes", row.Bytes, "requests", form.ingested.requests)
 	return api.CreateFile200JSONResponse(fileObject(row)), nil
+}
+
+// uploadTurn waits until this replica ingests fewer than its limit of uploads, and returns the
+// function that gives the turn back. The file part is not read meanwhile, so the client is held
+// back by TCP flow control rather than buffered here.
+func (s *Server) uploadTurn(ctx context.Context) (func(), error) {
+	if s.uploads == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.uploads <- struct{}{}:
+		return func() { <-s.uploads }, nil
+	default:
+	}
+	s.uploadsWaiting.Add(1)
+	defer s.uploadsWaiting.Add(-1)
+	select {
+	case s.uploads <- struct{}{}:
+		return func() { <-s.uploads }, nil
+	case <-ctx.Done():
+		return nil, uploadReadError(ctx, ctx.Err())
+	}
 }
 
 // copyLines COPYs the file part's lines into file_lines, validating each on the way.

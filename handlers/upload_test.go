@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -215,6 +217,95 @@ func TestAnUploadAbandonedMidwayLeavesNothing(t *testing.T) {
 	require.NoError(t, conn.Close())
 	require.Eventually(t, func() bool { return activeCopy() == 0 }, 10*time.Second, 10*time.Millisecond,
 		"the upload's transaction ends when its client goes away")
+	files, fileLines := f.rowCounts()
+	require.Zero(t, files)
+	require.Zero(t, fileLines)
+}
+
+func TestUploadsBeyondTheLimitWaitTheirTurn(t *testing.T) {
+	t.Parallel()
+	f := setup(t, func(c *config.Config) { c.Files.MaxConcurrent = 1 })
+
+	// The first upload takes the only turn and holds it, half sent.
+	ct, body := multipartBody(t, part{name: "purpose", content: "batch"}, part{name: "file", filename: "in.jsonl", content: lines(2000)})
+	addr := strings.TrimPrefix(f.url, "http://")
+	first, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer first.Close()
+	_, err = fmt.Fprintf(first, "POST /v1/files HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+		addr, f.alice, ct, len(body))
+	require.NoError(t, err)
+	_, err = first.Write(body[:len(body)/2])
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(f.server.uploads) == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	// A second one, sent whole, waits.
+	type result struct {
+		status int
+		body   []byte
+	}
+	second := make(chan result, 1)
+	go func() {
+		status, b := f.upload(f.bob, false, part{name: "purpose", content: "batch"}, part{name: "file", filename: "b.jsonl", content: lines(3)})
+		second <- result{status, b}
+	}()
+	require.Eventually(t, func() bool { return f.server.uploadsWaiting.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+	select {
+	case r := <-second:
+		t.Fatalf("the second upload ran beside the first: %d %s", r.status, r.body)
+	default:
+	}
+	files, _ := f.rowCounts()
+	require.Zero(t, files)
+
+	// The first finishes; the second then gets its turn.
+	_, err = first.Write(body[len(body)/2:])
+	require.NoError(t, err)
+	res, err := http.ReadResponse(bufio.NewReader(first), nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.NoError(t, res.Body.Close())
+	select {
+	case r := <-second:
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second upload did not run once the first finished")
+	}
+	require.Zero(t, f.server.uploadsWaiting.Load())
+	require.Empty(t, f.server.uploads, "both turns given back")
+	files, fileLines := f.rowCounts()
+	require.Equal(t, 2, files)
+	require.Equal(t, 2003, fileLines)
+}
+
+func TestAnUploadThatGivesUpWaitingLeavesNothing(t *testing.T) {
+	t.Parallel()
+	f := setup(t, func(c *config.Config) { c.Files.MaxConcurrent = 1 })
+	f.server.uploads <- struct{}{} // the only turn is taken
+
+	ct, body := multipartBody(t, part{name: "purpose", content: "batch"}, part{name: "file", filename: "in.jsonl", content: lines(3)})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url+"/v1/files", bytes.NewReader(body))
+		if err != nil {
+			done <- err
+			return
+		}
+		req.Header.Set("Authorization", "Bearer "+f.alice)
+		req.Header.Set("Content-Type", ct)
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return f.server.uploadsWaiting.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	require.Eventually(t, func() bool { return f.server.uploadsWaiting.Load() == 0 }, 10*time.Second, 5*time.Millisecond,
+		"a client that goes away stops waiting")
+	require.Len(t, f.server.uploads, 1, "it never took the turn")
 	files, fileLines := f.rowCounts()
 	require.Zero(t, files)
 	require.Zero(t, fileLines)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +74,11 @@ type FileLimits struct {
 	MaxCustomIDBytes int
 	// DefaultExpiry is how long a batch file lives without expires_after (30 days).
 	DefaultExpiry time.Duration
+	// MaxConcurrent is how many uploads this replica ingests at once (VOLLEY_MAX_CONCURRENT_UPLOADS,
+	// default half the CPUs, at least 1; 0 means no limit). Ingesting is CPU-bound here and in
+	// PostgreSQL, so more uploads at once only slow each other and every other request; later ones
+	// wait their turn unread.
+	MaxConcurrent int
 }
 
 // Default returns the configuration used when nothing is set.
@@ -89,6 +95,7 @@ func Default() Config {
 			MaxLineBytes:     16 << 20,
 			MaxCustomIDBytes: 512,
 			DefaultExpiry:    30 * 24 * time.Hour,
+			MaxConcurrent:    max(1, runtime.GOMAXPROCS(0)/2),
 		},
 		MaxJSONBodyBytes: 16 << 20,
 		ShutdownGrace:    30 * time.Second,
@@ -117,6 +124,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.int("VOLLEY_MAX_FILE_LINES", &c.Files.MaxLines)
 	l.int("VOLLEY_MAX_LINE_BYTES", &c.Files.MaxLineBytes)
 	l.int("VOLLEY_MAX_CUSTOM_ID_BYTES", &c.Files.MaxCustomIDBytes)
+	l.int("VOLLEY_MAX_CONCURRENT_UPLOADS", &c.Files.MaxConcurrent)
 	l.int64("VOLLEY_MAX_BODY_BYTES", &c.MaxJSONBodyBytes)
 	l.duration("VOLLEY_SHUTDOWN_GRACE", &c.ShutdownGrace)
 	l.duration("VOLLEY_FLEX_WAIT", &c.FlexWait)
@@ -160,6 +168,9 @@ func (c Config) validate() error {
 	}
 	if c.Files.MaxCustomIDBytes < 1 {
 		return fmt.Errorf("VOLLEY_MAX_CUSTOM_ID_BYTES: must be positive, got %d", c.Files.MaxCustomIDBytes)
+	}
+	if c.Files.MaxConcurrent < 0 {
+		return fmt.Errorf("VOLLEY_MAX_CONCURRENT_UPLOADS: must be 0 (no limit) or more, got %d", c.Files.MaxConcurrent)
 	}
 	if c.MaxJSONBodyBytes < 1024 {
 		return fmt.Errorf("VOLLEY_MAX_BODY_BYTES: must be at least 1024, got %d", c.MaxJSONBodyBytes)

@@ -22,6 +22,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 	c, err = Load(env(map[string]string{
 		"VOLLEY_ADDR": "127.0.0.1:9000", "VOLLEY_LOG_LEVEL": "debug", "VOLLEY_MAX_FILE_LINES": "10",
 		"VOLLEY_DISPATCH": "false", "VOLLEY_LEASE_TIMEOUT": "3s", "VOLLEY_FLEX_WAIT": "30s",
+		"VOLLEY_MAX_CONCURRENT_UPLOADS": "0",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9000", c.Addr)
@@ -30,6 +31,8 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 	require.False(t, c.Dispatch.Enabled)
 	require.Equal(t, 3*time.Second, c.Dispatch.LeaseTimeout)
 	require.Equal(t, 30*time.Second, c.FlexWait)
+	require.Zero(t, c.Files.MaxConcurrent, "0 lifts the limit")
+	require.Positive(t, Default().Files.MaxConcurrent)
 }
 
 func TestLoadNamesTheBadVariable(t *testing.T) {
@@ -45,6 +48,8 @@ func TestLoadNamesTheBadVariable(t *testing.T) {
 		"VOLLEY_LEASE_TIMEOUT":  "10ms",
 		"VOLLEY_MAX_LINE_BYTES": "12",
 		"VOLLEY_POLL_INTERVAL":  "1ms",
+
+		"VOLLEY_MAX_CONCURRENT_UPLOADS": "-1",
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		require.Error(t, err, name)
