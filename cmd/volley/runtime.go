@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lmittmann/tint"
@@ -67,9 +68,26 @@ func openDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger, m
 	return d, nil
 }
 
+// poolCloseBound is how long closing the pool may take. Closing waits for connections still in use
+// and, for connections broken by a cancelled query, for pgx's clean-up, which asks the server to
+// cancel and may wait up to 15 s each for a server that does not answer. By then nothing is left to
+// save: PostgreSQL rolls back whatever a vanished connection had open, so the process exits and its
+// sockets close with it.
+const poolCloseBound = 3 * time.Second
+
 func (d *database) close(ctx context.Context) {
 	if d.pool != nil {
-		d.pool.Close()
+		closed := make(chan struct{})
+		go func() {
+			d.pool.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(poolCloseBound):
+			d.logger.Warn("database connections did not close in time; leaving them to the operating system",
+				"bound", poolCloseBound.String())
+		}
 	}
 	if d.cluster != nil {
 		if err := d.cluster.Stop(context.WithoutCancel(ctx)); err != nil {

@@ -38,12 +38,12 @@ func StallReduced() StallParams {
 
 // The replicas' shutdown grace in the stall scenario, and how long after SIGTERM a replica must
 // be gone whatever the database does: the grace, the recorder's 10s limit on writing its last
-// results, 5s to hand its requests back, and pgx's 15s to give up on connections whose server
-// does not answer (closing the pool waits for them). The freeze outlasts SIGTERM by more than
-// that, so a replica that waits for the database instead fails the check.
+// results, 5s to hand its requests back, 3s to close the pool, and 2s of slack. The freeze
+// outlasts SIGTERM by more than that, so a replica that waits for the database instead fails the
+// check.
 const (
 	stallGrace     = 2 * time.Second
-	stallExitBound = stallGrace + 30*time.Second
+	stallExitBound = stallGrace + 20*time.Second
 	termAfter      = time.Second
 )
 
@@ -51,7 +51,7 @@ const (
 const CheckStallLimit = CheckLimit + ", across the stall"
 
 // CheckTermWhileFrozen names the check of a SIGTERM sent while the database is frozen.
-const CheckTermWhileFrozen = "SIGTERM while the database is frozen: the replica exits within its grace period and 30s, before the thaw"
+const CheckTermWhileFrozen = "SIGTERM while the database is frozen: the replica exits within its grace period and 20s, before the thaw"
 
 // How quickly the replicas must notice and get over an outage.
 const (
