@@ -119,18 +119,37 @@ func Connect(ctx context.Context, dsn string, pc PoolConfig) (*pgxpool.Pool, err
 // WithTx runs fn inside a transaction, committing when fn returns nil and rolling back otherwise.
 // The error returned is already translated.
 func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx Tx, q *dbsqlc.Queries) error) error {
-	tx, err := pool.Begin(ctx)
+	return WithBoundedTx(ctx, pool, 0, fn)
+}
+
+// WithBoundedTx is WithTx with every statement, the BEGIN and COMMIT included, limited to d as
+// Bounded does (zero: no limit), so that a database that does not answer fails the transaction in
+// time instead of holding its caller.
+func WithBoundedTx(ctx context.Context, pool *pgxpool.Pool, d time.Duration, fn func(tx Tx, q *dbsqlc.Queries) error) error {
+	bound := func(ctx context.Context) (context.Context, context.CancelFunc) {
+		if d <= 0 {
+			return ctx, func() {}
+		}
+		return context.WithTimeout(ctx, d)
+	}
+	beginCtx, cancel := bound(ctx)
+	tx, err := pool.Begin(beginCtx)
+	cancel()
 	if err != nil {
 		return Translate(fmt.Errorf("begin: %w", err))
 	}
 	defer func() {
 		// Rollback after a commit is a no-op; with a cancelled ctx it still releases the connection.
-		_ = tx.Rollback(context.WithoutCancel(ctx))
+		rbCtx, cancel := bound(context.WithoutCancel(ctx))
+		defer cancel()
+		_ = tx.Rollback(rbCtx)
 	}()
-	if err := fn(tx, dbsqlc.New(tx)); err != nil {
+	if err := fn(tx, dbsqlc.New(Bounded(tx, d))); err != nil {
 		return Translate(err)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	commitCtx, cancel := bound(ctx)
+	defer cancel()
+	if err := tx.Commit(commitCtx); err != nil {
 		return Translate(fmt.Errorf("commit: %w", err))
 	}
 	return nil

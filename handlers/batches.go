@@ -110,7 +110,7 @@ func (s *Server) CreateBatch(ctx context.Context, req api.CreateBatchRequestObje
 
 	owner := ownerFrom(ctx)
 	var batch dbsqlc.Batch
-	err = db.WithTx(ctx, s.pool, func(_ db.Tx, q *dbsqlc.Queries) error {
+	err = s.withTx(ctx, func(_ db.Tx, q *dbsqlc.Queries) error {
 		file, err := q.FileGetLiveForShare(ctx, dbsqlc.FileGetLiveForShareParams{ID: in.InputFileId, Owner: owner})
 		if err = db.Translate(err); errors.Is(err, db.ErrNotFound) {
 			return badRequest("invalid_input_file", "input_file_id", "No such File object: %s", in.InputFileId)
@@ -228,7 +228,7 @@ func (s *Server) ListBatches(ctx context.Context, req api.ListBatchesRequestObje
 // every replica to abort its in-flight calls.
 func (s *Server) CancelBatch(ctx context.Context, req api.CancelBatchRequestObject) (api.CancelBatchResponseObject, error) {
 	owner := ownerFrom(ctx)
-	err := db.WithTx(ctx, s.pool, func(_ db.Tx, q *dbsqlc.Queries) error {
+	err := s.withTx(ctx, func(_ db.Tx, q *dbsqlc.Queries) error {
 		if _, err := q.BatchRequestCancel(ctx, dbsqlc.BatchRequestCancelParams{ID: req.BatchId, Owner: owner}); err != nil {
 			return err
 		}

@@ -111,7 +111,7 @@ func (s *Server) RetrieveFile(ctx context.Context, req api.RetrieveFileRequestOb
 // DeleteFile removes a file and, unless a running batch still reads them, its lines, in one
 // transaction.
 func (s *Server) DeleteFile(ctx context.Context, req api.DeleteFileRequestObject) (api.DeleteFileResponseObject, error) {
-	err := db.WithTx(ctx, s.pool, func(_ pgx.Tx, q *dbsqlc.Queries) error {
+	err := s.withTx(ctx, func(_ pgx.Tx, q *dbsqlc.Queries) error {
 		id, err := q.FileMarkDeleted(ctx, dbsqlc.FileMarkDeletedParams{ID: req.FileId, Owner: ownerFrom(ctx)})
 		if err != nil {
 			return err

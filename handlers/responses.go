@@ -117,7 +117,7 @@ func (s *Server) queueResponse(ctx context.Context, model string, raw []byte, mo
 		wait = ch
 	}
 	owner := ownerFrom(ctx)
-	err = db.WithTx(ctx, s.pool, func(_ db.Tx, q *dbsqlc.Queries) error {
+	err = s.withTx(ctx, func(_ db.Tx, q *dbsqlc.Queries) error {
 		reqID, err := q.ResponseRequestInsert(ctx, dbsqlc.ResponseRequestInsertParams{
 			Owner: owner, Model: model, Body: body, Deadline: created.Add(s.cfg.ResponseWindow), ResponseID: &id,
 		})
@@ -305,7 +305,7 @@ func (s *Server) CancelResponse(ctx context.Context, req api.CancelResponseReque
 // stopQueued marks a queued response cancelled, ends its request if it has not started, and
 // asks the replica running it to abort.
 func (s *Server) stopQueued(ctx context.Context, id string) error {
-	return db.WithTx(ctx, s.pool, func(_ db.Tx, q *dbsqlc.Queries) error {
+	return s.withTx(ctx, func(_ db.Tx, q *dbsqlc.Queries) error {
 		if err := q.ResponseMarkCancelled(ctx, id); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/volleyhq/volley/api"
+	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/config"
 	"github.com/volleyhq/volley/internal/upstream"
@@ -40,12 +41,25 @@ var _ api.StrictServerInterface = (*Server)(nil)
 // New returns a server; call MarkReady once migrations are applied, and Close when done. router
 // decides which models may be used; client calls upstreams for synchronous responses.
 func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, client *upstream.Client, logger *slog.Logger) *Server {
-	s := &Server{pool: pool, queries: dbsqlc.New(pool), cfg: cfg, router: router, client: client,
+	s := &Server{pool: pool, queries: dbsqlc.New(db.Bounded(pool, cfg.DBTimeout)), cfg: cfg, router: router, client: client,
 		hub: newHub(pool, logger), logger: logger}
 	if cfg.Files.MaxConcurrent > 0 {
 		s.uploads = make(chan struct{}, cfg.Files.MaxConcurrent)
 	}
 	return s
+}
+
+// withTx runs fn in a transaction whose statements are bounded by VOLLEY_DB_TIMEOUT.
+func (s *Server) withTx(ctx context.Context, fn func(tx db.Tx, q *dbsqlc.Queries) error) error {
+	return db.WithBoundedTx(ctx, s.pool, s.cfg.DBTimeout, fn)
+}
+
+// dbBound limits ctx to VOLLEY_DB_TIMEOUT, for the statements not sent through s.queries or withTx.
+func (s *Server) dbBound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.cfg.DBTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.cfg.DBTimeout)
 }
 
 // Close stops the server's background listener.

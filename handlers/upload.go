@@ -52,7 +52,9 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 	var tx pgx.Tx
 	defer func() {
 		if tx != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
+			rbCtx, cancel := s.dbBound(context.WithoutCancel(ctx))
+			defer cancel()
+			_ = tx.Rollback(rbCtx)
 		}
 	}()
 	for {
@@ -75,7 +77,10 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 				return nil, err
 			}
 			defer release()
-			if tx, err = s.pool.Begin(ctx); err != nil {
+			beginCtx, cancel := s.dbBound(ctx)
+			tx, err = s.pool.Begin(beginCtx)
+			cancel()
+			if err != nil {
 				return nil, fmt.Errorf("begin upload: %w", db.Translate(err))
 			}
 			form.fileID, form.createdAt = ids.New("file-")
@@ -137,14 +142,16 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 		expiry = time.Duration(*form.seconds) * time.Second
 	}
 	expiresAt := form.createdAt.Add(expiry)
-	row, err := dbsqlc.New(tx).FileInsert(ctx, dbsqlc.FileInsertParams{
+	row, err := dbsqlc.New(db.Bounded(tx, s.cfg.DBTimeout)).FileInsert(ctx, dbsqlc.FileInsertParams{
 		ID: form.fileID, Owner: ownerFrom(ctx), Filename: form.filename, Purpose: *form.purpose,
 		Bytes: form.ingested.bytes, LineCount: form.ingested.line, CreatedAt: form.createdAt, ExpiresAt: &expiresAt,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("insert file: %w", db.Translate(err))
 	}
-	if err := tx.Commit(ctx); err != nil {
+	commitCtx, cancel := s.dbBound(ctx)
+	defer cancel()
+	if err := tx.Commit(commitCtx); err != nil {
 		return nil, fmt.Errorf("commit upload: %w", db.Translate(err))
 	}
 	tx = nil

@@ -28,6 +28,11 @@ type Config struct {
 
 	// DBMaxConns caps the connection pool (VOLLEY_DB_MAX_CONNS).
 	DBMaxConns int32
+	// DBTimeout bounds each database statement of an API request (VOLLEY_DB_TIMEOUT, default 15s; 0
+	// means no limit). A request whose statement runs out answers 503, which the SDKs retry, instead
+	// of waiting for as long as the database does not answer. COPY of an upload is not bounded: it
+	// goes as fast as the client sends.
+	DBTimeout time.Duration
 
 	Files FileLimits
 
@@ -89,6 +94,7 @@ func Default() Config {
 		LogLevel:   slog.LevelInfo,
 		LogFormat:  "auto",
 		DBMaxConns: 40,
+		DBTimeout:  15 * time.Second,
 		Files: FileLimits{
 			MaxBytes:         200 * 1000 * 1000,
 			MaxLines:         50_000,
@@ -120,6 +126,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.level("VOLLEY_LOG_LEVEL", &c.LogLevel)
 	l.str("VOLLEY_LOG_FORMAT", &c.LogFormat)
 	l.int32("VOLLEY_DB_MAX_CONNS", &c.DBMaxConns)
+	l.duration("VOLLEY_DB_TIMEOUT", &c.DBTimeout)
 	l.int64("VOLLEY_MAX_FILE_BYTES", &c.Files.MaxBytes)
 	l.int("VOLLEY_MAX_FILE_LINES", &c.Files.MaxLines)
 	l.int("VOLLEY_MAX_LINE_BYTES", &c.Files.MaxLineBytes)
@@ -168,6 +175,9 @@ func (c Config) validate() error {
 	}
 	if c.Files.MaxCustomIDBytes < 1 {
 		return fmt.Errorf("VOLLEY_MAX_CUSTOM_ID_BYTES: must be positive, got %d", c.Files.MaxCustomIDBytes)
+	}
+	if c.DBTimeout != 0 && c.DBTimeout < 100*time.Millisecond {
+		return fmt.Errorf("VOLLEY_DB_TIMEOUT: must be 0 (no limit) or at least 100ms, got %s", c.DBTimeout)
 	}
 	if c.Files.MaxConcurrent < 0 {
 		return fmt.Errorf("VOLLEY_MAX_CONCURRENT_UPLOADS: must be 0 (no limit) or more, got %d", c.Files.MaxConcurrent)

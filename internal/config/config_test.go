@@ -22,7 +22,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 	c, err = Load(env(map[string]string{
 		"VOLLEY_ADDR": "127.0.0.1:9000", "VOLLEY_LOG_LEVEL": "debug", "VOLLEY_MAX_FILE_LINES": "10",
 		"VOLLEY_DISPATCH": "false", "VOLLEY_LEASE_TIMEOUT": "3s", "VOLLEY_FLEX_WAIT": "30s",
-		"VOLLEY_MAX_CONCURRENT_UPLOADS": "0",
+		"VOLLEY_MAX_CONCURRENT_UPLOADS": "0", "VOLLEY_DB_TIMEOUT": "2s",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9000", c.Addr)
@@ -32,6 +32,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 	require.Equal(t, 3*time.Second, c.Dispatch.LeaseTimeout)
 	require.Equal(t, 30*time.Second, c.FlexWait)
 	require.Zero(t, c.Files.MaxConcurrent, "0 lifts the limit")
+	require.Equal(t, 2*time.Second, c.DBTimeout)
 	require.Positive(t, Default().Files.MaxConcurrent)
 }
 
@@ -50,6 +51,7 @@ func TestLoadNamesTheBadVariable(t *testing.T) {
 		"VOLLEY_POLL_INTERVAL":  "1ms",
 
 		"VOLLEY_MAX_CONCURRENT_UPLOADS": "-1",
+		"VOLLEY_DB_TIMEOUT":             "5ms",
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		require.Error(t, err, name)
