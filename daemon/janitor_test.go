@@ -39,10 +39,72 @@ func TestJanitorRemovesExpiredAndUnusedFiles(t *testing.T) {
 	require.Zero(t, lines("file-expired"), "and its lines removed")
 	require.Equal(t, 2, lines(runningFile), "a deleted file's lines stay while a running batch reads them")
 
-	_, err = dbsqlc.New(pool).BatchSettlePending(ctx, dbsqlc.BatchSettlePendingParams{BatchID: running, State: "cancelled", Code: "batch_cancelled", Message: "x"})
+	_, err = pool.Exec(ctx, "UPDATE batches SET status = 'cancelling' WHERE id = $1", running)
+	require.NoError(t, err)
+	_, err = dbsqlc.New(pool).BatchSettlePending(ctx, running)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "UPDATE batches SET status = 'cancelled' WHERE id = $1", running)
 	require.NoError(t, err)
 	d.janitor(ctx)
 	require.Zero(t, lines(runningFile), "then go once the batch has ended")
+}
+
+// An ending batch settles the requests that come back to the queue after it began to end (a
+// replica's lease ran out, a retry was recorded): no claim takes them, so without that the batch
+// would never finish.
+func TestEndingBatchesSettleRequestsThatComeBackLater(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, end, status, code string
+	}{
+		{"expired", "UPDATE batches SET expires_at = now() - interval '1 second' WHERE id = $1", "expired", "batch_expired"},
+		{"cancelled", "UPDATE batches SET status = 'cancelling', cancelling_at = now() WHERE id = $1", "cancelled", "batch_cancelled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			pool := testdb.New(t)
+			ctx := t.Context()
+			q := dbsqlc.New(pool)
+			batchID := seed(t, pool, "alice", "m", 3)
+			gone := register(t, q)
+			require.Len(t, claim(t, pool, gone, 10, 10), 3)
+
+			_, err := pool.Exec(ctx, tc.end, batchID)
+			require.NoError(t, err)
+			if tc.name == "expired" {
+				_, err = pool.Exec(ctx, "UPDATE requests SET deadline = now() - interval '1 second' WHERE batch_id = $1", batchID)
+			} else {
+				err = q.BatchEndRunning(ctx, batchID) // as the cancel does
+			}
+			require.NoError(t, err)
+			d := New(pool, DefaultConfig(), &upstream.Config{DefaultConcurrency: 10}, slog.New(slog.DiscardHandler))
+			d.settleBatches(ctx) // the batch begins to end while its requests run elsewhere
+			b, err := q.BatchGet(ctx, dbsqlc.BatchGetParams{ID: batchID, Owner: "alice"})
+			require.NoError(t, err)
+			require.Contains(t, []string{"in_progress", "cancelling"}, b.Status, "not settled while its requests run")
+
+			// Their replica goes away without recording them: they return to the queue.
+			handed, err := q.DaemonHandBack(ctx, &gone)
+			require.NoError(t, err)
+			require.EqualValues(t, 3, handed)
+			require.Empty(t, claim(t, pool, register(t, q), 10, 10), "no claim takes them")
+
+			d.settleBatches(ctx)
+			b, err = q.BatchGet(ctx, dbsqlc.BatchGetParams{ID: batchID, Owner: "alice"})
+			require.NoError(t, err)
+			require.Equal(t, tc.status, b.Status)
+			require.EqualValues(t, 3, b.Failed)
+			require.NotNil(t, b.ErrorFileID)
+			var codes []string
+			rows, err := pool.Query(ctx, "SELECT convert_from(result, 'UTF8')::json->'error'->>'code' FROM requests WHERE batch_id = $1", batchID)
+			require.NoError(t, err)
+			for rows.Next() {
+				var c string
+				require.NoError(t, rows.Scan(&c))
+				codes = append(codes, c)
+			}
+			require.NoError(t, rows.Err())
+			require.Equal(t, []string{tc.code, tc.code, tc.code}, codes)
+		})
+	}
 }

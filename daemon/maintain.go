@@ -192,13 +192,6 @@ func (d *Daemon) settleBatches(ctx context.Context) {
 		return
 	}
 	for _, id := range expiring {
-		if _, err := d.q.BatchSettlePending(ctx, dbsqlc.BatchSettlePendingParams{
-			BatchID: id, State: "expired", Code: "batch_expired",
-			Message: "This request could not be executed before the completion window expired.",
-		}); err != nil {
-			d.logger.Warn("expire requests", "batch_id", id, "error", err.Error())
-			continue
-		}
 		d.logger.Info("batch window passed", "batch_id", id)
 		_ = d.q.BatchNotifyAbort(ctx, "expired "+id)
 	}
@@ -208,6 +201,11 @@ func (d *Daemon) settleBatches(ctx context.Context) {
 		return
 	}
 	for _, b := range ending {
+		// Settled on every tick, not once: a request can come back to the queue after the batch
+		// began to end (its replica's lease ran out, a retry was recorded), and no claim takes it.
+		if _, err := d.q.BatchSettlePending(ctx, b.ID); err != nil {
+			d.logger.Warn("settle pending requests", "batch_id", b.ID, "error", err.Error())
+		}
 		cause := errCancelled
 		if b.Status == "in_progress" {
 			cause = errExpired

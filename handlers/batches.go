@@ -232,10 +232,10 @@ func (s *Server) CancelBatch(ctx context.Context, req api.CancelBatchRequestObje
 		if _, err := q.BatchRequestCancel(ctx, dbsqlc.BatchRequestCancelParams{ID: req.BatchId, Owner: owner}); err != nil {
 			return err
 		}
-		if _, err := q.BatchSettlePending(ctx, dbsqlc.BatchSettlePendingParams{
-			BatchID: req.BatchId, State: "cancelled", Code: "batch_cancelled",
-			Message: "This request was not completed because the batch was cancelled.",
-		}); err != nil {
+		if _, err := q.BatchSettlePending(ctx, req.BatchId); err != nil {
+			return err
+		}
+		if err := q.BatchEndRunning(ctx, req.BatchId); err != nil {
 			return err
 		}
 		return q.BatchNotifyAbort(ctx, "cancelled "+req.BatchId)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/upstream"
 )
 
@@ -218,4 +219,34 @@ func TestUnstorableIDsAreClientErrors(t *testing.T) {
 	var got fileJSON
 	require.NoError(t, jsonUnmarshal(body, &got))
 	require.Equal(t, "ab\uFFFDc.jsonl", got.Filename)
+}
+
+// A request running when its batch is cancelled must never be sent again, even when it comes back
+// to the queue (its replica stopped or was declared dead before recording it).
+func TestACancelledBatchsRunningRequestsAreNotClaimedAgain(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	ctx := t.Context()
+	fileID := f.uploadOK(f.alice, lines(3)).ID
+	b := f.createBatch(f.alice, fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"24h"}`, fileID))
+
+	q := dbsqlc.New(f.pool)
+	claimFor := func(daemonID int64) []dbsqlc.RequestClaimRow {
+		rows, err := q.RequestClaim(ctx, dbsqlc.RequestClaimParams{DaemonID: daemonID, DefaultLimit: 10, MaxClaim: 2, FreshSeconds: 60})
+		require.NoError(t, err)
+		return rows
+	}
+	first, err := q.DaemonRegister(ctx, dbsqlc.DaemonRegisterParams{Host: "a", Pid: 1})
+	require.NoError(t, err)
+	require.Len(t, claimFor(first), 2, "two requests running, one pending")
+
+	status, _, body := f.do(http.MethodPost, "/v1/batches/"+b.ID+"/cancel", f.alice, nil, nil)
+	require.Equal(t, http.StatusOK, status, string(body))
+
+	handed, err := q.DaemonHandBack(ctx, &first)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, handed, "the running requests are back in the queue")
+	second, err := q.DaemonRegister(ctx, dbsqlc.DaemonRegisterParams{Host: "b", Pid: 2})
+	require.NoError(t, err)
+	require.Empty(t, claimFor(second), "no request of a cancelled batch is claimed again")
 }

@@ -303,13 +303,17 @@ func (s *Server) CancelResponse(ctx context.Context, req api.CancelResponseReque
 }
 
 // stopQueued marks a queued response cancelled, ends its request if it has not started, and
-// asks the replica running it to abort.
+// asks the replica running it to abort; should that request come back to the queue, it is not
+// claimed again.
 func (s *Server) stopQueued(ctx context.Context, id string) error {
 	return s.withTx(ctx, func(_ db.Tx, q *dbsqlc.Queries) error {
 		if err := q.ResponseMarkCancelled(ctx, id); err != nil {
 			return err
 		}
 		if _, err := q.ResponseCancelPending(ctx, &id); err != nil {
+			return err
+		}
+		if err := q.ResponseEndRunning(ctx, id); err != nil {
 			return err
 		}
 		return q.ResponseNotifyAbort(ctx, id)

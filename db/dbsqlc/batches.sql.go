@@ -10,6 +10,18 @@ import (
 	"time"
 )
 
+const batchEndRunning = `-- name: BatchEndRunning :exec
+UPDATE requests SET deadline = least(deadline, now())
+WHERE batch_id = $1::text AND state = 'running'
+`
+
+// Moves the deadline of a cancelled batch's running requests to now, so that none of them is
+// claimed again if it comes back to the queue: BatchSettlePending ends it instead.
+func (q *Queries) BatchEndRunning(ctx context.Context, batchID string) error {
+	_, err := q.db.Exec(ctx, batchEndRunning, batchID)
+	return err
+}
+
 const batchFileLinesFirstURLMismatch = `-- name: BatchFileLinesFirstURLMismatch :one
 SELECT line, url FROM file_lines
 WHERE file_id = $1 AND custom_id IS NOT NULL AND url <> $2
@@ -443,17 +455,25 @@ func (q *Queries) BatchRequestCancel(ctx context.Context, arg BatchRequestCancel
 }
 
 const batchSettlePending = `-- name: BatchSettlePending :one
-WITH settled AS (
+WITH b AS (
+    SELECT batches.id, batches.status = 'cancelling' AS cancelled FROM batches
+    WHERE batches.id = $1
+      AND (batches.status = 'cancelling' OR (batches.status = 'in_progress' AND batches.expiring_at IS NOT NULL))
+), settled AS (
     UPDATE requests SET
-        state = $2::text,
+        state = CASE WHEN b.cancelled THEN 'cancelled' ELSE 'expired' END,
         finished_at = now(),
         daemon_id = NULL,
         result = convert_to(json_build_object(
             'id', 'batch_req_' || md5(requests.batch_id || ':' || requests.line),
             'custom_id', requests.custom_id,
             'response', NULL,
-            'error', json_build_object('code', $3::text, 'message', $4::text))::text || E'\n', 'UTF8')
-    WHERE requests.batch_id = $1 AND requests.state = 'pending'
+            'error', CASE WHEN b.cancelled
+                THEN json_build_object('code', 'batch_cancelled', 'message', 'This request was not completed because the batch was cancelled.')
+                ELSE json_build_object('code', 'batch_expired', 'message', 'This request could not be executed before the completion window expired.')
+            END)::text || E'\n', 'UTF8')
+    FROM b
+    WHERE requests.batch_id = b.id AND requests.state = 'pending'
     RETURNING length(requests.result) AS bytes
 )
 UPDATE batches SET
@@ -463,22 +483,12 @@ WHERE batches.id = $1
 RETURNING batches.completed + batches.failed >= batches.total AS settled
 `
 
-type BatchSettlePendingParams struct {
-	BatchID string
-	State   string
-	Code    string
-	Message string
-}
-
-// Ends every pending request of a batch with an error line (cancelled or expired) and counts them
-// in the batch, in one statement.
-func (q *Queries) BatchSettlePending(ctx context.Context, arg BatchSettlePendingParams) (bool, error) {
-	row := q.db.QueryRow(ctx, batchSettlePending,
-		arg.BatchID,
-		arg.State,
-		arg.Code,
-		arg.Message,
-	)
+// Ends every pending request of an ending batch with an error line, in one statement counted in
+// the batch: batch_cancelled when it is cancelling, batch_expired when its window has passed.
+// Requests that come back to the queue later (a replica's lease ran out, a retry was recorded) are
+// settled by the next call, which the daemon makes on every tick while the batch is ending.
+func (q *Queries) BatchSettlePending(ctx context.Context, batchID string) (bool, error) {
+	row := q.db.QueryRow(ctx, batchSettlePending, batchID)
 	var settled bool
 	err := row.Scan(&settled)
 	return settled, err

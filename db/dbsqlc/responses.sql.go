@@ -71,6 +71,18 @@ func (q *Queries) ResponseCancelPending(ctx context.Context, responseID *string)
 	return result.RowsAffected(), nil
 }
 
+const responseEndRunning = `-- name: ResponseEndRunning :exec
+UPDATE requests SET deadline = least(deadline, now())
+WHERE id = (SELECT request_id FROM responses WHERE responses.id = $1) AND state = 'running'
+`
+
+// Moves the deadline of a cancelled response's running request to now, so that it is not claimed
+// again if it comes back to the queue (ResponsesExpire ends it instead).
+func (q *Queries) ResponseEndRunning(ctx context.Context, responseID string) error {
+	_, err := q.db.Exec(ctx, responseEndRunning, responseID)
+	return err
+}
+
 const responseGet = `-- name: ResponseGet :one
 SELECT r.id, r.owner, r.model, r.mode, r.params, r.object, r.created_at, r.cancelled_at,
        q.state AS request_state, q.result AS request_result, q.finished_at AS request_finished_at

@@ -73,19 +73,29 @@ WHERE batches.id = b.id
 RETURNING batches.*;
 
 -- name: BatchSettlePending :one
--- Ends every pending request of a batch with an error line (cancelled or expired) and counts them
--- in the batch, in one statement.
-WITH settled AS (
+-- Ends every pending request of an ending batch with an error line, in one statement counted in
+-- the batch: batch_cancelled when it is cancelling, batch_expired when its window has passed.
+-- Requests that come back to the queue later (a replica's lease ran out, a retry was recorded) are
+-- settled by the next call, which the daemon makes on every tick while the batch is ending.
+WITH b AS (
+    SELECT batches.id, batches.status = 'cancelling' AS cancelled FROM batches
+    WHERE batches.id = @batch_id
+      AND (batches.status = 'cancelling' OR (batches.status = 'in_progress' AND batches.expiring_at IS NOT NULL))
+), settled AS (
     UPDATE requests SET
-        state = @state::text,
+        state = CASE WHEN b.cancelled THEN 'cancelled' ELSE 'expired' END,
         finished_at = now(),
         daemon_id = NULL,
         result = convert_to(json_build_object(
             'id', 'batch_req_' || md5(requests.batch_id || ':' || requests.line),
             'custom_id', requests.custom_id,
             'response', NULL,
-            'error', json_build_object('code', @code::text, 'message', @message::text))::text || E'\n', 'UTF8')
-    WHERE requests.batch_id = @batch_id AND requests.state = 'pending'
+            'error', CASE WHEN b.cancelled
+                THEN json_build_object('code', 'batch_cancelled', 'message', 'This request was not completed because the batch was cancelled.')
+                ELSE json_build_object('code', 'batch_expired', 'message', 'This request could not be executed before the completion window expired.')
+            END)::text || E'\n', 'UTF8')
+    FROM b
+    WHERE requests.batch_id = b.id AND requests.state = 'pending'
     RETURNING length(requests.result) AS bytes
 )
 UPDATE batches SET
@@ -93,6 +103,12 @@ UPDATE batches SET
     error_bytes = error_bytes + (SELECT coalesce(sum(bytes), 0) FROM settled)
 WHERE batches.id = @batch_id
 RETURNING batches.completed + batches.failed >= batches.total AS settled;
+
+-- name: BatchEndRunning :exec
+-- Moves the deadline of a cancelled batch's running requests to now, so that none of them is
+-- claimed again if it comes back to the queue: BatchSettlePending ends it instead.
+UPDATE requests SET deadline = least(deadline, now())
+WHERE batch_id = @batch_id::text AND state = 'running';
 
 -- name: BatchFileLinesFirstURLMismatch :one
 SELECT line, url FROM file_lines

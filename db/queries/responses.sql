@@ -21,6 +21,12 @@ UPDATE requests SET state = 'cancelled', finished_at = now(), daemon_id = NULL,
     result = convert_to(json_build_object('code', 'cancelled', 'message', 'The response was cancelled.')::text, 'UTF8')
 WHERE response_id = @response_id AND state = 'pending';
 
+-- name: ResponseEndRunning :exec
+-- Moves the deadline of a cancelled response's running request to now, so that it is not claimed
+-- again if it comes back to the queue (ResponsesExpire ends it instead).
+UPDATE requests SET deadline = least(deadline, now())
+WHERE id = (SELECT request_id FROM responses WHERE responses.id = @response_id) AND state = 'running';
+
 -- name: ResponseMarkCancelled :exec
 UPDATE responses SET cancelled_at = coalesce(cancelled_at, now()) WHERE id = @id;
 

@@ -55,14 +55,14 @@ const CheckTermWhileFrozen = "SIGTERM while the database is frozen: the replica 
 
 // How quickly the replicas must notice and get over an outage.
 const (
-	readyzNoticeWithin  = 5 * time.Second
-	recoverWithin       = 30 * time.Second
-	apiCallBound        = 90 * time.Second
+	readyzNoticeWithin = 5 * time.Second
+	recoverWithin      = 30 * time.Second
+	apiCallBound       = 90 * time.Second
 	// apiUnavailableWithin is how soon an API call made while the database is frozen must be
 	// answered 503: Volley's default VOLLEY_DB_TIMEOUT (15s), plus slack for pgx to give up on the
 	// connection.
 	apiUnavailableWithin = 20 * time.Second
-	readyzProbeInterval = 250 * time.Millisecond
+	readyzProbeInterval  = 250 * time.Millisecond
 )
 
 // probeLog is what the probes of one replica saw.
