@@ -114,7 +114,11 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 			limit = s.cfg.Files.MaxBytes + multipartOverhead
 		}
 		if r.ContentLength > limit {
-			writeError(w, r, tooLarge(limit))
+			if upload {
+				writeError(w, r, fileTooLarge(s.cfg.Files.MaxBytes))
+			} else {
+				writeError(w, r, tooLarge(limit))
+			}
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)

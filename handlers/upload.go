@@ -284,7 +284,7 @@ func (s *lineSource) readLine() ([]byte, error) {
 		chunk, err := s.r.ReadSlice('\n')
 		s.bytes += int64(len(chunk))
 		if s.bytes > s.limits.MaxBytes {
-			return nil, badRequest("file_too_large", "file", "File is too large: it exceeds the limit of %d bytes.", s.limits.MaxBytes)
+			return nil, fileTooLarge(s.limits.MaxBytes)
 		}
 		switch {
 		case err == nil && len(s.long) == 0:
@@ -331,13 +331,21 @@ func readField(ctx context.Context, part *multipart.Part, name string) (string, 
 	return strings.TrimSpace(string(b)), nil
 }
 
+// fileTooLarge is the answer to an upload over the size limit: 400, as OpenAI answers it, whether
+// the declared length says so before anything is read or the body outgrows it while streaming.
+func fileTooLarge(limit int64) error {
+	return badRequest("file_too_large", "file", "File is too large: it exceeds the limit of %d bytes.", limit)
+}
+
 // uploadReadError classifies a failure to read the request body.
 func uploadReadError(ctx context.Context, err error) error {
 	var apiErr *APIError
 	var maxErr *http.MaxBytesError
 	switch {
-	case errors.As(err, &apiErr), errors.As(err, &maxErr):
+	case errors.As(err, &apiErr):
 		return err
+	case errors.As(err, &maxErr):
+		return fileTooLarge(maxErr.Limit - multipartOverhead) // the body's limit leaves room for the form
 	case ctx != nil && ctx.Err() != nil:
 		return fmt.Errorf("upload abandoned by the client: %w", err)
 	}

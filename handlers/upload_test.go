@@ -119,7 +119,10 @@ func TestUploadRejectsBadInput(t *testing.T) {
 			ct, body := multipartBody(f.t, purpose, file(strings.Repeat("\n", 1<<20+20_000)))
 			s, _, b := f.do(http.MethodPost, "/v1/files", f.alice, bytes.NewReader(body), http.Header{"Content-Type": {ct}})
 			return s, b
-		}, status: 413, code: "request_too_large", message: "too large"},
+		}, status: 400, code: "file_too_large", param: "file", message: "File is too large: it exceeds the limit of 10000 bytes"},
+		{name: "streamed body outgrowing the limit in another field", chunked: true,
+			parts: []part{purpose, file(lines(1)), {name: "note", content: strings.Repeat("x", 1<<20+20_000)}},
+			status: 400, code: "file_too_large", param: "file", message: "10000 bytes"},
 	}
 	require.GreaterOrEqual(t, len(cases), 20)
 	for _, tc := range cases {

@@ -151,15 +151,20 @@ func (hs *hostile) addr() string { return strings.TrimPrefix(hs.r.Root(), "http:
 func (hs *hostile) oversize(ctx context.Context) {
 	const declared = 10_000_000_000 // 10 GB declared, 64 KiB sent
 	sent := bytes.Repeat([]byte(" "), 64<<10)
-	for _, c := range []struct{ name, path, ct string }{
-		{"JSON body declaring 10 GB: 413 before the body is read", "/v1/batches", "application/json"},
-		{"upload declaring 10 GB: 413 before the body is read", "/v1/files", "multipart/form-data; boundary=x"},
+	for _, c := range []struct {
+		name, path, ct string
+		status         int
+		code           string
+	}{
+		{"JSON body declaring 10 GB: 413 before the body is read", "/v1/batches", "application/json", http.StatusRequestEntityTooLarge, "request_too_large"},
+		// An oversize file is a 400 at OpenAI, and the SDKs treat it as one.
+		{"upload declaring 10 GB: 400 file_too_large before the body is read", "/v1/files", "multipart/form-data; boundary=x", http.StatusBadRequest, "file_too_large"},
 	} {
 		hs.check(ctx, c.name, func() (string, error) {
 			req := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
 				c.path, hs.addr(), hs.key, c.ct, int64(declared))
 			a := rawExchange(ctx, hs.addr(), append([]byte(req), sent...), 10*time.Second)
-			d, err := expect(a, http.StatusRequestEntityTooLarge, "request_too_large")
+			d, err := expect(a, c.status, c.code)
 			return d + fmt.Sprintf(", after %s of %s sent", fmtInt(int64(len(sent))), fmtInt(declared)), err
 		})
 	}
