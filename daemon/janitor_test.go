@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -107,4 +108,47 @@ func TestEndingBatchesSettleRequestsThatComeBackLater(t *testing.T) {
 			require.Equal(t, []string{tc.code, tc.code, tc.code}, codes)
 		})
 	}
+}
+
+// The results of an ended batch are its output and error files' content: they go once both files
+// are gone, and not before.
+func TestJanitorRemovesTheResultsOfBatchesWhoseFilesAreGone(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ctx := t.Context()
+	requests := func(batchID string) (n int) {
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM requests WHERE batch_id = $1", batchID).Scan(&n))
+		return n
+	}
+	end := func(batchID, outputDeleted, errorDeleted string) {
+		t.Helper()
+		_, err := pool.Exec(ctx, `INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at, batch_id) VALUES
+			($1 || '-out', 'alice', 'o.jsonl', 'batch_output', 1, 1, now(), now() + interval '1 day', `+outputDeleted+`, $1),
+			($1 || '-err', 'alice', 'e.jsonl', 'batch_error', 1, 1, now(), now() + interval '1 day', `+errorDeleted+`, $1)`, batchID)
+		require.NoError(t, err)
+		_, err = pool.Exec(ctx, `UPDATE batches SET status = 'completed', output_file_id = $1 || '-out', error_file_id = $1 || '-err' WHERE id = $1`, batchID)
+		require.NoError(t, err)
+	}
+	bothGone := seed(t, pool, "alice", "m", 2)
+	end(bothGone, "now()", "now()")
+	oneLeft := seed(t, pool, "alice", "m", 2)
+	end(oneLeft, "now()", "NULL")
+	running := seed(t, pool, "alice", "m", 2)
+
+	d := New(pool, DefaultConfig(), &upstream.Config{DefaultConcurrency: 1}, slog.New(slog.DiscardHandler))
+	d.janitor(ctx)
+	require.Zero(t, requests(bothGone), "both files gone: the results go")
+	require.Equal(t, 2, requests(oneLeft), "the error file still reads them")
+	require.Equal(t, 2, requests(running))
+	var removedAt *time.Time
+	require.NoError(t, pool.QueryRow(ctx, "SELECT results_removed_at FROM batches WHERE id = $1", bothGone).Scan(&removedAt))
+	require.NotNil(t, removedAt)
+	b, err := dbsqlc.New(pool).BatchGet(ctx, dbsqlc.BatchGetParams{ID: bothGone, Owner: "alice"})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, b.Total, "the batch and its counts stay")
+
+	_, err = pool.Exec(ctx, "UPDATE files SET expires_at = now() - interval '1 second' WHERE id = $1 || '-err'", oneLeft)
+	require.NoError(t, err)
+	d.janitor(ctx)
+	require.Zero(t, requests(oneLeft), "an expired file is gone too")
 }

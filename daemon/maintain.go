@@ -227,8 +227,9 @@ func (d *Daemon) settleBatches(ctx context.Context) {
 	}
 }
 
-// janitor marks expired files deleted and removes the lines of deleted input files that no
-// running batch reads any more.
+// janitor marks expired files deleted, removes the lines of deleted input files that no running
+// batch reads any more, and removes the results of ended batches whose output and error files are
+// both gone.
 func (d *Daemon) janitor(ctx context.Context) {
 	ids, err := d.q.FilesJanitor(ctx)
 	if err != nil {
@@ -239,5 +240,11 @@ func (d *Daemon) janitor(ctx context.Context) {
 		if err := d.q.FileLinesDelete(ctx, id); err != nil {
 			d.logger.Warn("remove file lines", "file_id", id, "error", err.Error())
 		}
+	}
+	removed, err := d.q.BatchResultsRemove(ctx)
+	if err != nil {
+		d.logger.Warn("remove results of batches whose files are gone", "error", err.Error())
+	} else if removed > 0 {
+		d.logger.Info("removed results of batches whose files are gone", "requests", removed)
 	}
 }

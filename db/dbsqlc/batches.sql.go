@@ -81,7 +81,7 @@ func (q *Queries) BatchFileModels(ctx context.Context, fileID string) ([]BatchFi
 
 const batchFinalize = `-- name: BatchFinalize :one
 WITH b AS (
-    SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens FROM batches
+    SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at FROM batches
     WHERE batches.id = $1 AND status IN ('in_progress', 'cancelling') AND completed + failed >= total
     FOR UPDATE
 ), out_file AS (
@@ -109,7 +109,7 @@ UPDATE batches SET
     error_file_id  = (SELECT err_file.id FROM err_file)
 FROM b
 WHERE batches.id = b.id
-RETURNING batches.id, batches.owner, batches.input_file_id, batches.endpoint, batches.completion_window, batches.model, batches.status, batches.metadata, batches.output_expires_seconds, batches.errors, batches.created_at, batches.in_progress_at, batches.expires_at, batches.finalizing_at, batches.completed_at, batches.failed_at, batches.expired_at, batches.cancelling_at, batches.cancelled_at, batches.expiring_at, batches.output_file_id, batches.error_file_id, batches.total, batches.completed, batches.failed, batches.output_bytes, batches.error_bytes, batches.input_tokens, batches.cached_tokens, batches.output_tokens, batches.reasoning_tokens, batches.total_tokens
+RETURNING batches.id, batches.owner, batches.input_file_id, batches.endpoint, batches.completion_window, batches.model, batches.status, batches.metadata, batches.output_expires_seconds, batches.errors, batches.created_at, batches.in_progress_at, batches.expires_at, batches.finalizing_at, batches.completed_at, batches.failed_at, batches.expired_at, batches.cancelling_at, batches.cancelled_at, batches.expiring_at, batches.output_file_id, batches.error_file_id, batches.total, batches.completed, batches.failed, batches.output_bytes, batches.error_bytes, batches.input_tokens, batches.cached_tokens, batches.output_tokens, batches.reasoning_tokens, batches.total_tokens, batches.results_removed_at
 `
 
 type BatchFinalizeParams struct {
@@ -163,12 +163,13 @@ func (q *Queries) BatchFinalize(ctx context.Context, arg BatchFinalizeParams) (B
 		&i.OutputTokens,
 		&i.ReasoningTokens,
 		&i.TotalTokens,
+		&i.ResultsRemovedAt,
 	)
 	return i, err
 }
 
 const batchGet = `-- name: BatchGet :one
-SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens FROM batches WHERE id = $1 AND owner = $2
+SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at FROM batches WHERE id = $1 AND owner = $2
 `
 
 type BatchGetParams struct {
@@ -212,6 +213,7 @@ func (q *Queries) BatchGet(ctx context.Context, arg BatchGetParams) (Batch, erro
 		&i.OutputTokens,
 		&i.ReasoningTokens,
 		&i.TotalTokens,
+		&i.ResultsRemovedAt,
 	)
 	return i, err
 }
@@ -221,7 +223,7 @@ INSERT INTO batches (id, owner, input_file_id, endpoint, completion_window, mode
                      output_expires_seconds, created_at, in_progress_at, expires_at, total)
 VALUES ($1, $2, $3, $4, $5, $6, 'in_progress', $7,
         $8, $9, $9, $10, $11)
-RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens
+RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at
 `
 
 type BatchInsertParams struct {
@@ -286,12 +288,13 @@ func (q *Queries) BatchInsert(ctx context.Context, arg BatchInsertParams) (Batch
 		&i.OutputTokens,
 		&i.ReasoningTokens,
 		&i.TotalTokens,
+		&i.ResultsRemovedAt,
 	)
 	return i, err
 }
 
 const batchList = `-- name: BatchList :many
-SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens FROM batches
+SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at FROM batches
 WHERE owner = $1 AND ($2::text IS NULL OR id < $2)
 ORDER BY id DESC
 LIMIT $3
@@ -345,6 +348,7 @@ func (q *Queries) BatchList(ctx context.Context, arg BatchListParams) ([]Batch, 
 			&i.OutputTokens,
 			&i.ReasoningTokens,
 			&i.TotalTokens,
+			&i.ResultsRemovedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -405,7 +409,7 @@ func (q *Queries) BatchNotifyWork(ctx context.Context, payload string) error {
 const batchRequestCancel = `-- name: BatchRequestCancel :one
 UPDATE batches SET status = 'cancelling', cancelling_at = now()
 WHERE id = $1 AND owner = $2 AND status = 'in_progress'
-RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens
+RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at
 `
 
 type BatchRequestCancelParams struct {
@@ -450,6 +454,7 @@ func (q *Queries) BatchRequestCancel(ctx context.Context, arg BatchRequestCancel
 		&i.OutputTokens,
 		&i.ReasoningTokens,
 		&i.TotalTokens,
+		&i.ResultsRemovedAt,
 	)
 	return i, err
 }

@@ -9,6 +9,33 @@ import (
 	"context"
 )
 
+const batchResultsRemove = `-- name: BatchResultsRemove :execrows
+WITH gone AS (
+    SELECT b.id FROM batches b
+    WHERE b.results_removed_at IS NULL AND b.status IN ('completed', 'failed', 'expired', 'cancelled')
+      AND NOT EXISTS (SELECT 1 FROM files f
+                      WHERE f.id IN (b.output_file_id, b.error_file_id)
+                        AND f.deleted_at IS NULL AND (f.expires_at IS NULL OR f.expires_at > now()))
+    LIMIT 100
+    FOR UPDATE OF b SKIP LOCKED
+), marked AS (
+    UPDATE batches SET results_removed_at = now()
+    FROM gone WHERE batches.id = gone.id
+    RETURNING batches.id
+)
+DELETE FROM requests r USING marked WHERE r.batch_id = marked.id
+`
+
+// Removes the requests, and so the results, of up to 100 ended batches whose output and error
+// files are both gone (deleted, expired, or never created); returns how many requests went.
+func (q *Queries) BatchResultsRemove(ctx context.Context) (int64, error) {
+	result, err := q.db.Exec(ctx, batchResultsRemove)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const daemonHandBack = `-- name: DaemonHandBack :execrows
 UPDATE requests SET state = 'pending', daemon_id = NULL
 WHERE daemon_id = $1 AND state = 'running'

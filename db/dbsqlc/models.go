@@ -51,6 +51,7 @@ type Batch struct {
 	OutputTokens         int64
 	ReasoningTokens      int64
 	TotalTokens          int64
+	ResultsRemovedAt     *time.Time
 }
 
 type Daemon struct {

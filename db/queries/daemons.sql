@@ -49,3 +49,21 @@ LISTEN volley_work;
 
 -- name: DaemonListenAbort :exec
 LISTEN volley_abort;
+
+-- name: BatchResultsRemove :execrows
+-- Removes the requests, and so the results, of up to 100 ended batches whose output and error
+-- files are both gone (deleted, expired, or never created); returns how many requests went.
+WITH gone AS (
+    SELECT b.id FROM batches b
+    WHERE b.results_removed_at IS NULL AND b.status IN ('completed', 'failed', 'expired', 'cancelled')
+      AND NOT EXISTS (SELECT 1 FROM files f
+                      WHERE f.id IN (b.output_file_id, b.error_file_id)
+                        AND f.deleted_at IS NULL AND (f.expires_at IS NULL OR f.expires_at > now()))
+    LIMIT 100
+    FOR UPDATE OF b SKIP LOCKED
+), marked AS (
+    UPDATE batches SET results_removed_at = now()
+    FROM gone WHERE batches.id = gone.id
+    RETURNING batches.id
+)
+DELETE FROM requests r USING marked WHERE r.batch_id = marked.id;

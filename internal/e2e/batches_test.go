@@ -111,6 +111,32 @@ func TestBatchCompletesWithEveryResultExactlyOnce(t *testing.T) {
 	require.True(t, errors.As(err, &apiErr))
 	require.Equal(t, http.StatusBadRequest, apiErr.StatusCode)
 	require.Contains(t, apiErr.Message, "'completed'")
+
+	// The output and error files list under their purposes and delete like any file.
+	for _, f := range []struct {
+		id      string
+		purpose openai.FileListParams
+	}{
+		{b.OutputFileID, openai.FileListParams{Purpose: openai.String("batch_output")}},
+		{b.ErrorFileID, openai.FileListParams{Purpose: openai.String("batch_error")}},
+	} {
+		var listed []string
+		iter := c.Files.ListAutoPaging(ctx(t), f.purpose)
+		for iter.Next() {
+			listed = append(listed, iter.Current().ID)
+		}
+		require.NoError(t, iter.Err())
+		require.Equal(t, []string{f.id}, listed)
+		deleted, err := c.Files.Delete(ctx(t), f.id)
+		require.NoError(t, err)
+		require.True(t, deleted.Deleted)
+		_, err = c.Files.Content(ctx(t), f.id)
+		require.True(t, errors.As(err, &apiErr))
+		require.Equal(t, http.StatusNotFound, apiErr.StatusCode)
+	}
+	got, err := c.Batches.Get(ctx(t), b.ID)
+	require.NoError(t, err)
+	require.Equal(t, b.RequestCounts, got.RequestCounts, "the batch outlives its files")
 }
 
 func TestBatchCancelKeepsPartialResults(t *testing.T) {
