@@ -121,7 +121,7 @@ func TestUploadRejectsBadInput(t *testing.T) {
 			return s, b
 		}, status: 400, code: "file_too_large", param: "file", message: "File is too large: it exceeds the limit of 10000 bytes"},
 		{name: "streamed body outgrowing the limit in another field", chunked: true,
-			parts: []part{purpose, file(lines(1)), {name: "note", content: strings.Repeat("x", 1<<20+20_000)}},
+			parts:  []part{purpose, file(lines(1)), {name: "note", content: strings.Repeat("x", 1<<20+20_000)}},
 			status: 400, code: "file_too_large", param: "file", message: "10000 bytes"},
 	}
 	require.GreaterOrEqual(t, len(cases), 20)
