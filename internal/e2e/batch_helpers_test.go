@@ -40,6 +40,8 @@ type mockStats struct {
 	PeakConcurrency int            `json:"peak_concurrency"`
 	Violations      int            `json:"violations"`
 	DuplicateCalls  int            `json:"duplicate_calls"`
+	InFlight        int            `json:"in_flight"`
+	Canceled        int            `json:"canceled"`
 	StatusCounts    map[string]int `json:"status_counts"`
 	Models          map[string]struct {
 		Calls             int    `json:"calls"`

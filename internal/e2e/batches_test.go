@@ -176,6 +176,38 @@ func TestBatchCancelKeepsPartialResults(t *testing.T) {
 	require.LessOrEqual(t, calls, len(out)+2, "at most the two in-flight calls besides the completed ones")
 }
 
+// Cancelling aborts the calls in flight: with an upstream that takes a minute, the batch can only
+// end within seconds if they are abandoned.
+func TestBatchCancelAbortsInFlightCalls(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "-latency", "60s")
+	v := startVolley(t, dispatchEnv(t, m, 2)...)
+	c := v.client(v.key("alice"))
+	var lines, ids []string
+	for i := 0; i < 5; i++ {
+		id := fmt.Sprintf("r%d", i)
+		lines, ids = append(lines, reqLine(id, "slow", "")), append(ids, id)
+	}
+	b := createBatch(t, c, uploadLines(t, c, lines...), "24h")
+	require.Eventually(t, func() bool { return m.stats().InFlight == 2 }, 20*time.Second, 20*time.Millisecond)
+
+	_, err := c.Batches.Cancel(ctx(t), b.ID)
+	require.NoError(t, err)
+	final := waitBatch(t, c, b.ID, 20*time.Second, terminal)
+	require.Equal(t, openai.BatchStatusCancelled, final.Status)
+	out, errs := checkExactlyOnce(t, c, final, ids)
+	require.Empty(t, out)
+	require.Len(t, errs, 5)
+	for id, l := range errs {
+		require.Equal(t, "batch_cancelled", l.Error.Code, id)
+	}
+	require.Eventually(t, func() bool { return m.stats().Canceled == 2 }, 10*time.Second, 20*time.Millisecond,
+		"the upstream saw both calls abandoned")
+	st := m.stats()
+	require.Equal(t, 2, st.TotalCalls, "nothing else was sent")
+	require.Zero(t, st.InFlight)
+}
+
 func TestBatchExpiresAfterItsWindow(t *testing.T) {
 	t.Parallel()
 	m := startMock(t, "-latency", "2s")
