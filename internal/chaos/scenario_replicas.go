@@ -204,6 +204,7 @@ func RunReplicaChaos(ctx context.Context, h *Harness, p ReplicaChaosParams) *Res
 	res.UpstreamDuplicates = max(st.DuplicateCalls-faultRetries, 0)
 	checkReplicaHealth(res, e)
 	res.Check("no replica failed to restart", restartFailures.Load() == 0, "%d failed restarts", restartFailures.Load())
+	res.Check("replicas were killed while the batch ran", kills.Load() > 0, "%d kills", kills.Load())
 
 	res.Metric("batch duration", "%s (%.0f requests/s)", fmtDur(elapsed), float64(p.Requests)/elapsed.Seconds())
 	res.Metric("replica kills", "%d", kills.Load())
