@@ -24,9 +24,10 @@ const (
 	modeBackground = "background"
 	modeFlex       = "flex"
 	modeSync       = "sync"
-	// recheckEvery bounds how long a flex call can miss a lost notification.
-	recheckEvery = 2 * time.Second
 )
+
+// flexRecheck bounds how long a flex call can miss a lost notification.
+const flexRecheck = 2 * time.Second
 
 // createParams are the fields of a create request that decide how it is served.
 type createParams struct {
@@ -145,7 +146,7 @@ func (s *Server) queueResponse(ctx context.Context, model string, raw []byte, mo
 func (s *Server) awaitResponse(ctx context.Context, id string, done <-chan struct{}) (api.CreateResponseResponseObject, error) {
 	limit := time.NewTimer(s.cfg.FlexWait)
 	defer limit.Stop()
-	recheck := time.NewTicker(recheckEvery)
+	recheck := time.NewTicker(s.flexRecheck)
 	defer recheck.Stop()
 	for {
 		select {
@@ -288,7 +289,7 @@ func (s *Server) CancelResponse(ctx context.Context, req api.CancelResponseReque
 		return nil, fmt.Errorf("get response: %w", err)
 	}
 	if row.Mode != modeBackground {
-		return nil, badRequest("invalid_state", "", "Cannot cancel a synchronous response.")
+		return nil, badRequest("invalid_state", "", "Only background responses can be cancelled; this one was not created with background: true.")
 	}
 	if _, finished := renderStored(row); !finished {
 		if err := s.stopQueued(ctx, row.ID); err != nil {

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/volleyhq/volley/db/dbsqlc"
 )
 
 func TestCreateResponseRejectsBadInput(t *testing.T) {
@@ -96,4 +99,60 @@ func TestQueuedResponseSkeletonAndQueueDepth(t *testing.T) {
 	var state string
 	require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT state FROM requests WHERE response_id = $1", id).Scan(&state))
 	require.Equal(t, "cancelled", state)
+}
+
+// A flex call waits for the daemon's notification, not for its next look at the database.
+func TestFlexCallIsWokenByTheNotification(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	f.server.flexRecheck = time.Hour // only the notification can end the wait
+	ctx := t.Context()
+	type answer struct {
+		status int
+		body   []byte
+	}
+	got := make(chan answer, 1)
+	go func() {
+		status, body := f.postJSON("/v1/responses", f.alice, `{"model":"m1","input":"hi","service_tier":"flex"}`)
+		got <- answer{status, body}
+	}()
+	var id string
+	require.Eventually(t, func() bool {
+		return f.pool.QueryRow(ctx, "SELECT id FROM responses WHERE mode = 'flex'").Scan(&id) == nil
+	}, 10*time.Second, 10*time.Millisecond)
+
+	// What the daemon does when the upstream answers: store the object, then notify.
+	_, err := f.pool.Exec(ctx, `UPDATE requests SET state = 'completed', finished_at = now(), result = $2
+		WHERE response_id = $1`, id, []byte(`{"id":"`+id+`","object":"response","status":"completed","output":[]}`))
+	require.NoError(t, err)
+	require.NoError(t, dbsqlc.New(f.pool).ResponsesNotifyDone(ctx, []string{id}))
+
+	select {
+	case a := <-got:
+		require.Equal(t, http.StatusOK, a.status, string(a.body))
+		var r map[string]any
+		require.NoError(t, json.Unmarshal(a.body, &r))
+		require.Equal(t, id, r["id"])
+		require.Equal(t, "completed", r["status"])
+	case <-time.After(30 * time.Second):
+		t.Fatal("the flex call was not woken by the notification")
+	}
+}
+
+// A flex call that outwaits VOLLEY_FLEX_WAIT answers with the response as it stands.
+func TestFlexCallAnswersAsItStandsAfterItsWait(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	f.server.cfg.FlexWait = 200 * time.Millisecond
+	status, body := f.postJSON("/v1/responses", f.alice, `{"model":"m1","input":"hi","service_tier":"flex"}`)
+	require.Equal(t, http.StatusOK, status, string(body))
+	var r map[string]any
+	require.NoError(t, json.Unmarshal(body, &r))
+	require.Equal(t, "queued", r["status"], "no daemon runs here")
+	require.Equal(t, false, r["background"])
+	require.Equal(t, []any{}, r["output"])
+
+	// It can be fetched later like any stored response.
+	status, _, body = f.do(http.MethodGet, "/v1/responses/"+r["id"].(string), f.alice, nil, nil)
+	require.Equal(t, http.StatusOK, status, string(body))
 }

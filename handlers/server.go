@@ -34,6 +34,8 @@ type Server struct {
 	uploads chan struct{}
 	// uploadsWaiting counts uploads waiting for a token.
 	uploadsWaiting atomic.Int32
+	// flexRecheck is how often a waiting flex call looks for its answer without a notification.
+	flexRecheck time.Duration
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -42,7 +44,7 @@ var _ api.StrictServerInterface = (*Server)(nil)
 // decides which models may be used; client calls upstreams for synchronous responses.
 func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, client *upstream.Client, logger *slog.Logger) *Server {
 	s := &Server{pool: pool, queries: dbsqlc.New(db.Bounded(pool, cfg.DBTimeout)), cfg: cfg, router: router, client: client,
-		hub: newHub(pool, logger), logger: logger}
+		hub: newHub(pool, logger), logger: logger, flexRecheck: flexRecheck}
 	if cfg.Files.MaxConcurrent > 0 {
 		s.uploads = make(chan struct{}, cfg.Files.MaxConcurrent)
 	}

@@ -86,7 +86,7 @@ func TestBackgroundResponseLifecycle(t *testing.T) {
 
 func TestCancelQueuedBackgroundResponse(t *testing.T) {
 	t.Parallel()
-	m := startMock(t, "-latency", "2s")
+	m := startMock(t, "-latency", "5s")
 	v := startVolley(t, dispatchEnv(t, m, 1)...)
 	c := v.clientAs(t, "alice")
 	var ids []string
@@ -97,8 +97,27 @@ func TestCancelQueuedBackgroundResponse(t *testing.T) {
 		require.NoError(t, err)
 		ids = append(ids, r.ID)
 	}
-	// With a limit of 1 and 2 s per call, the last one is still queued; the first is running.
-	for _, id := range []string{ids[2], ids[0]} {
+	// With a limit of 1 and 5 s per call, one runs and the other two wait.
+	require.Eventually(t, func() bool { return m.stats().InFlight == 1 }, 20*time.Second, 20*time.Millisecond)
+	status := func(id string) responses.ResponseStatus {
+		r, err := c.Responses.Get(ctx(t), id, responses.ResponseGetParams{})
+		require.NoError(t, err)
+		return r.Status
+	}
+	var running, queued []string
+	for _, id := range ids {
+		switch status(id) {
+		case responses.ResponseStatusInProgress:
+			running = append(running, id)
+		case responses.ResponseStatusQueued:
+			queued = append(queued, id)
+		}
+	}
+	require.Len(t, running, 1)
+	require.Len(t, queued, 2)
+
+	// Cancel a queued one and the running one; the other queued one then runs and completes.
+	for _, id := range []string{queued[1], running[0]} {
 		got, err := c.Responses.Cancel(ctx(t), id)
 		require.NoError(t, err)
 		require.Equal(t, responses.ResponseStatusCancelled, got.Status, id)
@@ -106,10 +125,12 @@ func TestCancelQueuedBackgroundResponse(t *testing.T) {
 		require.NoError(t, err, "cancel is idempotent")
 		require.Equal(t, responses.ResponseStatusCancelled, again.Status)
 	}
-	require.Equal(t, responses.ResponseStatusCompleted, waitResponse(t, c, ids[1], 20*time.Second).Status)
-	final, err := c.Responses.Get(ctx(t), ids[0], responses.ResponseGetParams{})
-	require.NoError(t, err)
-	require.Equal(t, responses.ResponseStatusCancelled, final.Status, "a cancelled response stays cancelled")
+	require.Equal(t, responses.ResponseStatusCompleted, waitResponse(t, c, queued[0], 30*time.Second).Status)
+	require.Equal(t, responses.ResponseStatusCancelled, status(running[0]), "a cancelled response stays cancelled")
+	require.Equal(t, responses.ResponseStatusCancelled, status(queued[1]))
+	st := m.stats()
+	require.Equal(t, 2, st.TotalCalls, "the cancelled queued response was never sent")
+	require.Equal(t, 1, st.Canceled, "the running one was abandoned upstream")
 }
 
 func TestFlexAndSynchronousResponses(t *testing.T) {
@@ -138,7 +159,7 @@ func TestFlexAndSynchronousResponses(t *testing.T) {
 	var apiErr *openai.Error
 	require.True(t, errors.As(err, &apiErr))
 	require.Equal(t, http.StatusBadRequest, apiErr.StatusCode)
-	require.Contains(t, apiErr.Message, "Cannot cancel a synchronous response")
+	require.Contains(t, apiErr.Message, "Only background responses can be cancelled")
 
 	notStored := ask("m", "forget me")
 	notStored.Store = openai.Bool(false)
