@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/volleyhq/volley/internal/machine"
 )
 
 // machineInfo is what the report says about where it was measured.
@@ -24,46 +23,19 @@ type machineInfo struct {
 }
 
 func describeMachine(ctx context.Context, db *pgx.Conn, pgDir string) (machineInfo, error) {
+	facts := machine.Describe()
 	m := machineInfo{
-		cpu:        procField("/proc/cpuinfo", "model name"),
-		cores:      runtime.NumCPU(),
-		memory:     memTotal(),
-		kernel:     strings.TrimSpace(readText("/proc/sys/kernel/osrelease")),
-		goVersion:  runtime.Version(),
+		cpu:        facts.CPU,
+		cores:      facts.Cores,
+		memory:     facts.Memory,
+		kernel:     facts.Kernel,
+		goVersion:  facts.Go,
 		filesystem: filesystemType(pgDir),
 	}
 	if err := db.QueryRow(ctx, "SHOW server_version").Scan(&m.postgres); err != nil {
 		return m, fmt.Errorf("PostgreSQL version: %w", err)
 	}
 	return m, nil
-}
-
-func readText(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
-
-// procField returns the value of the first "key: value" line of a /proc file, or "unknown".
-func procField(path, key string) string {
-	for line := range strings.SplitSeq(readText(path), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func memTotal() string {
-	v := strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB")
-	kb, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return "unknown"
-	}
-	return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 }
 
 // filesystemType names the filesystem holding path: a cluster on tmpfs would make fsync free and
@@ -85,7 +57,7 @@ func filesystemType(path string) string {
 
 // loadAverage is the 1, 5 and 15 minute load averages.
 func loadAverage() string {
-	f := strings.Fields(readText("/proc/loadavg"))
+	f := strings.Fields(machine.ReadText("/proc/loadavg"))
 	if len(f) < 3 {
 		return "unknown"
 	}

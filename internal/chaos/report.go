@@ -3,12 +3,11 @@ package chaos
 import (
 	"fmt"
 	"io"
-	"os"
-	"runtime"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/volleyhq/volley/internal/machine"
 )
 
 // Machine is what the report says about where the suites ran.
@@ -23,41 +22,8 @@ type Machine struct {
 
 // DescribeMachine reads the machine's facts from /proc.
 func DescribeMachine() Machine {
-	return Machine{
-		CPU:    procField("/proc/cpuinfo", "model name"),
-		Cores:  runtime.NumCPU(),
-		Memory: memTotal(),
-		Kernel: strings.TrimSpace(readText("/proc/sys/kernel/osrelease")),
-		Go:     runtime.Version(),
-	}
-}
-
-func readText(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
-
-// procField returns the value of the first "key: value" line of a /proc file, or "unknown".
-func procField(path, key string) string {
-	for line := range strings.SplitSeq(readText(path), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func memTotal() string {
-	v := strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB")
-	kb, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return "unknown"
-	}
-	return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+	f := machine.Describe()
+	return Machine{CPU: f.CPU, Cores: f.Cores, Memory: f.Memory, Kernel: f.Kernel, Go: f.Go}
 }
 
 // Report is one run of the suites.
