@@ -143,7 +143,7 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 		res.finish("expired", failureLine(row, "batch_expired", "This request could not be executed before the completion window expired."))
 	case d.runCtx.Err() != nil:
 		return // the replica is going away without a grace period; its lease will be rescued
-	case out.Retryable && d.retryable(row, out, &res):
+	case out.Retryable && d.retryable(row, route, out, &res):
 		res.state = "pending"
 	default:
 		res.failures++
@@ -199,12 +199,16 @@ func failureLine(row dbsqlc.RequestClaimRow, code, message string) []byte {
 }
 
 // retryable decides whether a transient failure is tried again, and when.
-func (d *Daemon) retryable(row dbsqlc.RequestClaimRow, out upstream.Outcome, res *result) bool {
+func (d *Daemon) retryable(row dbsqlc.RequestClaimRow, route upstream.Route, out upstream.Outcome, res *result) bool {
+	policy := d.retry
+	if route.Retry != nil {
+		policy = *route.Retry // the model's own
+	}
 	failures := int(row.Failures) + 1
-	if failures >= d.retry.MaxAttempts {
+	if failures >= policy.MaxAttempts {
 		return false
 	}
-	wait := d.retry.Backoff(failures, out.RetryAfter, d.jitter)
+	wait := policy.Backoff(failures, out.RetryAfter, d.jitter)
 	at := time.Now().Add(wait)
 	if !at.Before(row.Deadline) {
 		return false

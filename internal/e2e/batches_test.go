@@ -265,6 +265,11 @@ models:
   - name: "*"
     upstream: mock
     concurrency: 4
+  - name: patient
+    upstream: mock
+    concurrency: 4
+    timeout: 2s
+    retry: {max_attempts: 4}
 retry:
   max_attempts: 2
   base_delay: 20ms
@@ -277,17 +282,23 @@ retry:
 		reqLine("always-500", "m", `,"mock":{"status":500}`),
 		reqLine("hangs", "m", `,"mock":{"hang":true}`),
 		reqLine("resets", "m", `,"mock":{"reset":true}`),
+		// The model's own policy: more attempts (inheriting the delays), and a timeout long
+		// enough for an answer that takes a second.
+		reqLine("patient-500", "patient", `,"mock":{"status":500}`),
+		reqLine("patient-slow", "patient", `,"mock":{"latency":"1s"}`),
 	}
 	b := createBatch(t, c, uploadLines(t, c, lines...), "24h")
 	final := waitBatch(t, c, b.ID, 30*time.Second, terminal)
 	require.Equal(t, openai.BatchStatusCompleted, final.Status)
-	out, errs := checkExactlyOnce(t, c, final, []string{"ok", "always-500", "hangs", "resets"})
-	require.Len(t, out, 1)
+	out, errs := checkExactlyOnce(t, c, final, []string{"ok", "always-500", "hangs", "resets", "patient-500", "patient-slow"})
+	require.Len(t, out, 2)
+	require.Contains(t, out, "patient-slow")
+	require.Equal(t, 4+1, m.stats().Models["patient"].Calls, "max_attempts 4 for the failing one, 1 for the slow one")
 	require.Equal(t, http.StatusInternalServerError, errs["always-500"].Response.StatusCode, "a final HTTP answer keeps its status and body")
 	require.Nil(t, errs["always-500"].Error)
 	require.Nil(t, errs["hangs"].Response)
 	require.Equal(t, "request_timeout", errs["hangs"].Error.Code)
 	require.Nil(t, errs["resets"].Response)
 	require.Equal(t, "upstream_unreachable", errs["resets"].Error.Code)
-	require.Equal(t, 1+2+2+2, m.stats().TotalCalls, "each failing request is tried max_attempts times")
+	require.Equal(t, 1+2+2+2+4+1, m.stats().TotalCalls, "each failing request is tried max_attempts times")
 }

@@ -211,7 +211,7 @@ func (c *Client) CloseIdle() {
 
 // Send posts body, unchanged, to endpoint (such as "/v1/chat/completions") on route's upstream,
 // with the upstream's key and headers and nothing from the caller, and reads the whole answer
-// within the upstream's timeout. ctx ending abandons the request (Outcome.ErrCode is then
+// within the route's timeout (the upstream's unless the model sets its own). ctx ending abandons the request (Outcome.ErrCode is then
 // empty). Send never retries.
 func (c *Client) Send(ctx context.Context, route Route, endpoint string, body []byte) Outcome {
 	start := time.Now()
@@ -225,10 +225,14 @@ func (c *Client) Send(ctx context.Context, route Route, endpoint string, body []
 			ErrCode: ErrCodeUnreachable,
 		}
 	}
-	if ctx.Err() != nil {
-		return uc.failed(ctx, ctx, ctx.Err(), start)
+	timeout := uc.timeout
+	if route.Timeout > 0 {
+		timeout = route.Timeout // the model's own
 	}
-	rctx, cancel := context.WithTimeoutCause(ctx, uc.timeout, ErrTimeout)
+	if ctx.Err() != nil {
+		return uc.failed(ctx, ctx, ctx.Err(), start, timeout)
+	}
+	rctx, cancel := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
 	defer cancel()
 	target, ok := uc.urls[endpoint]
 	if !ok {
@@ -241,7 +245,7 @@ func (c *Client) Send(ctx context.Context, route Route, endpoint string, body []
 	req.Header = uc.header
 	resp, err := uc.transport.RoundTrip(req)
 	if err != nil {
-		return uc.failed(ctx, rctx, err, start)
+		return uc.failed(ctx, rctx, err, start, timeout)
 	}
 	o := Outcome{StatusCode: resp.StatusCode, Header: resp.Header}
 	o.Body, err = readBody(resp, c.maxBody)
@@ -255,7 +259,7 @@ func (c *Client) Send(ctx context.Context, route Route, endpoint string, body []
 				Duration: time.Since(start),
 			}
 		}
-		return uc.failed(ctx, rctx, err, start)
+		return uc.failed(ctx, rctx, err, start, timeout)
 	}
 	if v := resp.Header["X-Request-Id"]; len(v) > 0 {
 		o.RequestID = v[0]
@@ -270,13 +274,13 @@ func (c *Client) Send(ctx context.Context, route Route, endpoint string, body []
 
 // failed classifies a request that got no usable answer. parent is the caller's context, rctx
 // the request's (parent with the timeout).
-func (uc *upstreamClient) failed(parent, rctx context.Context, err error, start time.Time) Outcome {
+func (uc *upstreamClient) failed(parent, rctx context.Context, err error, start time.Time, timeout time.Duration) Outcome {
 	o := Outcome{Duration: time.Since(start)}
 	switch {
 	case parent.Err() != nil:
 		o.Err = fmt.Errorf("upstream %s: request abandoned: %w", uc.name, context.Cause(parent))
 	case context.Cause(rctx) == ErrTimeout:
-		o.Err = fmt.Errorf("upstream %s: %w after %s", uc.name, ErrTimeout, uc.timeout)
+		o.Err = fmt.Errorf("upstream %s: %w after %s", uc.name, ErrTimeout, timeout)
 		o.ErrCode, o.Retryable = ErrCodeTimeout, true
 	default:
 		o.Err = fmt.Errorf("upstream %s: %w", uc.name, err)

@@ -258,6 +258,13 @@ func TestSendTimeout(t *testing.T) {
 		require.EqualError(t, o.Err, "upstream up: request timed out after 50ms")
 		require.GreaterOrEqual(t, o.Duration, 50*time.Millisecond)
 	}
+
+	// A model's own timeout replaces the upstream's.
+	long, route := setup(t, srv.URL+"/v1", func(u *Upstream) { u.Timeout = time.Hour })
+	route.Timeout = 80 * time.Millisecond
+	o := long.Send(context.Background(), route, "/v1/chat/completions", []byte(`{"model":"m"}`))
+	require.Equal(t, ErrCodeTimeout, o.ErrCode)
+	require.EqualError(t, o.Err, "upstream up: request timed out after 80ms")
 }
 
 func TestSendCancelled(t *testing.T) {

@@ -100,6 +100,11 @@ type Route struct {
 	// Concurrency is how many of the model's requests may be in flight at once, across every
 	// replica. For the catch-all route it applies to each model separately.
 	Concurrency int
+	// Timeout bounds one request of the model, in place of the upstream's; zero keeps the
+	// upstream's.
+	Timeout time.Duration
+	// Retry is the model's retry policy; nil means Config.Retry.
+	Retry *RetryPolicy
 }
 
 // RetryPolicy bounds how often and how soon a failed request is tried again.
@@ -364,34 +369,45 @@ func (p *parser) retry(e *entry, cfg *Config) error {
 	if e == nil {
 		return nil
 	}
-	fields, err := p.mapping(e.node, e.path, "a mapping", "max_attempts", "base_delay", "max_delay")
+	policy, err := p.retryPolicy(e.node, e.path, cfg.Retry)
 	if err != nil {
 		return err
 	}
+	cfg.Retry = policy
+	return nil
+}
+
+// retryPolicy reads a retry mapping at path; the keys it leaves out keep their values in base.
+func (p *parser) retryPolicy(node *yaml.Node, path string, base RetryPolicy) (RetryPolicy, error) {
+	fields, err := p.mapping(node, path, "a mapping", "max_attempts", "base_delay", "max_delay")
+	if err != nil {
+		return base, err
+	}
+	r := base
 	maxSet := false
 	for _, f := range fields {
 		switch f.key {
 		case "max_attempts":
-			cfg.Retry.MaxAttempts, err = p.intIn(f, 1, MaxAttempts)
+			r.MaxAttempts, err = p.intIn(f, 1, MaxAttempts)
 		case "base_delay":
-			cfg.Retry.BaseDelay, err = p.durationIn(f, time.Millisecond, maxDelayBound)
+			r.BaseDelay, err = p.durationIn(f, time.Millisecond, maxDelayBound)
 		case "max_delay":
-			cfg.Retry.MaxDelay, err = p.durationIn(f, time.Millisecond, maxDelayBound)
+			r.MaxDelay, err = p.durationIn(f, time.Millisecond, maxDelayBound)
 			maxSet = true
 		}
 		if err != nil {
-			return err
+			return base, err
 		}
 	}
-	if r := cfg.Retry; r.MaxDelay < r.BaseDelay {
+	if r.MaxDelay < r.BaseDelay {
 		if maxSet {
-			return p.errorf(e.path+".max_delay", "must be at least retry.base_delay (%s), got %s",
+			return base, p.errorf(path+".max_delay", "must be at least the base_delay (%s), got %s",
 				fmtDuration(r.BaseDelay), fmtDuration(r.MaxDelay))
 		}
-		return p.errorf(e.path+".base_delay", "must be at most retry.max_delay (%s unless set), got %s",
+		return base, p.errorf(path+".base_delay", "must be at most the max_delay (%s unless set), got %s",
 			fmtDuration(r.MaxDelay), fmtDuration(r.BaseDelay))
 	}
-	return nil
+	return r, nil
 }
 
 func (p *parser) upstreams(e *entry, cfg *Config) error {
@@ -544,8 +560,8 @@ func (p *parser) models(e *entry, cfg *Config) error {
 	seen := make(map[string]string, len(n.Content))
 	for i, item := range n.Content {
 		path := e.path + "[" + strconv.Itoa(i) + "]"
-		fields, err := p.mapping(item, path, "a mapping with the keys name, upstream and concurrency",
-			"name", "upstream", "concurrency")
+		fields, err := p.mapping(item, path, "a mapping with the keys name, upstream, concurrency, timeout and retry",
+			"name", "upstream", "concurrency", "timeout", "retry")
 		if err != nil {
 			return err
 		}
@@ -565,6 +581,13 @@ func (p *parser) models(e *entry, cfg *Config) error {
 				}
 			case "concurrency":
 				r.Concurrency, err = p.intIn(f, 1, MaxConcurrency)
+			case "timeout":
+				r.Timeout, err = p.durationIn(f, time.Millisecond, maxTimeout)
+			case "retry":
+				var policy RetryPolicy
+				if policy, err = p.retryPolicy(f.node, f.path, cfg.Retry); err == nil {
+					r.Retry = &policy
+				}
 			}
 			if err != nil {
 				return err

@@ -36,6 +36,8 @@ models:
     concurrency: 256
   - name: qwen
     upstream: vllm
+    timeout: 30s
+    retry: {max_attempts: 2}
 retry:
   max_attempts: 5
   base_delay: 500ms
@@ -73,7 +75,9 @@ func TestParseFile(t *testing.T) {
 
 	require.Equal(t, []Route{
 		{Model: "llama-3.1-8b", Upstream: vllm, Concurrency: 256},
-		{Model: "qwen", Upstream: vllm, Concurrency: 16}, // defaults.concurrency
+		// defaults.concurrency; the model's own timeout, and retry over the file's policy
+		{Model: "qwen", Upstream: vllm, Concurrency: 16, Timeout: 30 * time.Second,
+			Retry: &RetryPolicy{MaxAttempts: 2, BaseDelay: 500 * time.Millisecond, MaxDelay: time.Minute}},
 	}, cfg.Routes)
 	require.Equal(t, RetryPolicy{MaxAttempts: 5, BaseDelay: 500 * time.Millisecond, MaxDelay: time.Minute}, cfg.Retry)
 	require.Equal(t, 16, cfg.DefaultConcurrency)
@@ -150,12 +154,14 @@ func TestParseFileAndEnv(t *testing.T) {
 
 	t.Run("the file's catch-all stays", func(t *testing.T) {
 		t.Parallel()
-		doc := strings.Replace(twoUpstreams, "retry:", `  - name: "*"
+		doc := strings.Replace(twoUpstreams, "\nretry:\n", `
+  - name: "*"
     upstream: openai
     concurrency: 32
   - name: local
     upstream: default
-retry:`, 1)
+retry:
+`, 1)
 		cfg, err := Parse([]byte(doc), "volley.yaml", envOf(env...))
 		require.NoError(t, err)
 		require.Len(t, cfg.Routes, 4)
@@ -247,7 +253,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown upstream key", "upstreams:\n  vllm: {url: \"http://h/v1\", timout: 5m}\n", nil,
 			`volley.yaml: upstreams.vllm.timout: unknown key (known: api_key, api_key_env, headers, max_connections, timeout, url)`},
 		{"unknown model key", up + "models:\n  - {name: a, upstream: vllm, upstream_model: b}\n", nil,
-			`volley.yaml: models[0].upstream_model: unknown key (known: concurrency, name, upstream)`},
+			`volley.yaml: models[0].upstream_model: unknown key (known: concurrency, name, retry, timeout, upstream)`},
 		{"unknown retry key", "retry: {attempts: 3}\n", nil,
 			`volley.yaml: retry.attempts: unknown key (known: base_delay, max_attempts, max_delay)`},
 		{"key set twice", "upstreams:\n  vllm:\n    url: http://h/v1\n    url: http://g/v1\n", nil,
@@ -275,9 +281,17 @@ func TestParseErrors(t *testing.T) {
 		{"base delay", "retry: {base_delay: fast}\n", nil,
 			`volley.yaml: retry.base_delay: must be a duration like 30s or 5m, got "fast"`},
 		{"max delay below base", "retry: {base_delay: 10s, max_delay: 1s}\n", nil,
-			`volley.yaml: retry.max_delay: must be at least retry.base_delay (10s), got 1s`},
+			`volley.yaml: retry.max_delay: must be at least the base_delay (10s), got 1s`},
 		{"base delay above default max", "retry: {base_delay: 10m}\n", nil,
-			`volley.yaml: retry.base_delay: must be at most retry.max_delay (5m unless set), got 10m`},
+			`volley.yaml: retry.base_delay: must be at most the max_delay (5m unless set), got 10m`},
+		{"model timeout", "upstreams:\n  vllm: {url: \"http://h/v1\"}\nmodels:\n  - {name: m, upstream: vllm, timeout: 0s}\n", nil,
+			`volley.yaml: models[0].timeout: must be between 1ms and 24h, got 0s`},
+		{"model retry", "upstreams:\n  vllm: {url: \"http://h/v1\"}\nmodels:\n  - {name: m, upstream: vllm, retry: {max_attempts: 101}}\n", nil,
+			`volley.yaml: models[0].retry.max_attempts: must be between 1 and 100, got 101`},
+		{"model retry delays", "upstreams:\n  vllm: {url: \"http://h/v1\"}\nmodels:\n  - {name: m, upstream: vllm, retry: {max_delay: 1ms}}\n", nil,
+			`volley.yaml: models[0].retry.max_delay: must be at least the base_delay (1s), got 1ms`},
+		{"model retry unknown key", "upstreams:\n  vllm: {url: \"http://h/v1\"}\nmodels:\n  - {name: m, upstream: vllm, retry: {attempts: 3}}\n", nil,
+			`volley.yaml: models[0].retry.attempts: unknown key (known: base_delay, max_attempts, max_delay)`},
 		{"max attempts", "retry: {max_attempts: 0}\n", nil,
 			`volley.yaml: retry.max_attempts: must be between 1 and 100, got 0`},
 		{"defaults concurrency", "defaults: {concurrency: -1}\n", nil,
