@@ -122,6 +122,18 @@ func exec(ctx context.Context, dsn, sql string) error {
 // is dropped when the test ends.
 func DSN(t testing.TB) string {
 	t.Helper()
+	return create(t, " TEMPLATE "+template)
+}
+
+// EmptyDSN creates a fresh database without Volley's schema, for tests of migrating itself. It is
+// dropped when the test ends.
+func EmptyDSN(t testing.TB) string {
+	t.Helper()
+	return create(t, "")
+}
+
+func create(t testing.TB, clause string) string {
+	t.Helper()
 	once.Do(func() { initErr = setup() })
 	if initErr != nil {
 		t.Fatalf("test database: %v", initErr)
@@ -129,10 +141,10 @@ func DSN(t testing.TB) string {
 	name := fmt.Sprintf("volley_test_%d_%d", os.Getpid(), seq.Add(1))
 	ctx := context.Background()
 	cloneMu.Lock()
-	err := exec(ctx, adminDSN, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template))
+	err := exec(ctx, adminDSN, "CREATE DATABASE "+name+clause)
 	cloneMu.Unlock()
 	if err != nil {
-		t.Fatalf("clone template: %v", err)
+		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := exec(context.Background(), adminDSN, fmt.Sprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)", name)); err != nil {
