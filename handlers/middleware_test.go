@@ -1,7 +1,10 @@
 package handlers
 
 import (
+	"bytes"
+	"encoding/json"
 	"log/slog"
+	"strings"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -14,8 +17,12 @@ import (
 
 func TestPanicsBecomeA500Envelope(t *testing.T) {
 	t.Parallel()
-	s := &Server{logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil))}
-	h := s.observe(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	var logs bytes.Buffer
+	s := &Server{logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	h := s.observe(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		loggerFrom(r.Context()).Info("before the panic")
+		panic("boom")
+	}))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/files", nil))
 	require.Equal(t, http.StatusInternalServerError, rec.Code)
@@ -25,6 +32,25 @@ func TestPanicsBecomeA500Envelope(t *testing.T) {
 	e := decodeEnvelope(t, rec.Body.Bytes())
 	require.Equal(t, "server_error", e.Error.Type)
 	require.NotContains(t, e.Error.Message, "boom", "internals are not leaked")
+
+	// Every line of the request carries its id; the panic is logged with its stack.
+	var lines []map[string]any
+	for l := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &m), l)
+		lines = append(lines, m)
+	}
+	require.NotEmpty(t, lines)
+	var panicked bool
+	for _, l := range lines {
+		require.Equal(t, rec.Header().Get("x-request-id"), l["request_id"], l)
+		if l["msg"] == "panic" {
+			panicked = true
+			require.Equal(t, "boom", l["panic"])
+			require.Contains(t, l["stack"], "middleware_test.go", "the stack points at the panic")
+		}
+	}
+	require.True(t, panicked, logs.String())
 }
 
 func TestReadyzReportsWhatIsMissing(t *testing.T) {
