@@ -13,7 +13,7 @@ import (
 	"github.com/volleyhq/volley/internal/upstream"
 )
 
-// withRoutes routes model m1 (and only it) to an upstream that is never called.
+// withRoutes routes models m1 and m2 (and only them) to an upstream that is never called.
 func withRoutes(t *testing.T) *upstream.Router {
 	t.Helper()
 	cfg, err := upstream.Parse([]byte(`upstreams:
@@ -21,6 +21,9 @@ func withRoutes(t *testing.T) *upstream.Router {
     url: http://127.0.0.1:9/v1
 models:
   - name: m1
+    upstream: u
+    concurrency: 2
+  - name: m2
     upstream: u
     concurrency: 2
 `), "test.yaml", func(string) string { return "" })
@@ -147,6 +150,27 @@ func TestCreateBatchAndCancelIt(t *testing.T) {
 	require.Equal(t, 3, c.RequestCounts.Failed, "pending requests are settled at once")
 	status, _, _ = f.do(http.MethodPost, "/v1/batches/"+b.ID+"/cancel", f.alice, nil, nil)
 	require.Equal(t, http.StatusOK, status, "cancelling twice is fine")
+}
+
+// A batch may use several models (beyond OpenAI); its model field is then null.
+func TestABatchOverSeveralModels(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	content := line("a") + "\n" + strings.Replace(line("b"), `"model":"m1"`, `"model":"m2"`, 1) + "\n"
+	b := f.createBatch(f.alice, fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"1h"}`, f.uploadOK(f.alice, content).ID))
+	require.Nil(t, b.Model)
+	require.Equal(t, 2, b.RequestCounts.Total)
+	require.Equal(t, b.CreatedAt+3600, b.ExpiresAt)
+	var models []string
+	rows, err := f.pool.Query(t.Context(), "SELECT model FROM requests WHERE batch_id = $1 ORDER BY line", b.ID)
+	require.NoError(t, err)
+	for rows.Next() {
+		var m string
+		require.NoError(t, rows.Scan(&m))
+		models = append(models, m)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"m1", "m2"}, models, "each request keeps its own model")
 }
 
 func TestListBatchesRejectsBadLimits(t *testing.T) {

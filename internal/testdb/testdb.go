@@ -122,21 +122,25 @@ func exec(ctx context.Context, dsn, sql string) error {
 // is dropped when the test ends.
 func DSN(t testing.TB) string {
 	t.Helper()
-	return create(t, " TEMPLATE "+template)
+	return create(t, true)
 }
 
 // EmptyDSN creates a fresh database without Volley's schema, for tests of migrating itself. It is
 // dropped when the test ends.
 func EmptyDSN(t testing.TB) string {
 	t.Helper()
-	return create(t, "")
+	return create(t, false)
 }
 
-func create(t testing.TB, clause string) string {
+func create(t testing.TB, migrated bool) string {
 	t.Helper()
 	once.Do(func() { initErr = setup() })
 	if initErr != nil {
 		t.Fatalf("test database: %v", initErr)
+	}
+	clause := ""
+	if migrated {
+		clause = " TEMPLATE " + template
 	}
 	name := fmt.Sprintf("volley_test_%d_%d", os.Getpid(), seq.Add(1))
 	ctx := context.Background()
