@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
-	"strings"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
