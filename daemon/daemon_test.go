@@ -164,3 +164,25 @@ func TestOnlyAReplicaWithAFreshLeaseClaims(t *testing.T) {
 	require.Empty(t, claim(t, pool, dead, 4, 100), "a replica declared dead claims nothing")
 	require.Len(t, claim(t, pool, live, 4, 100), 4)
 }
+
+// Within one owner and model, the earliest deadline is claimed first.
+func TestClaimTakesTheEarliestDeadlineFirst(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ctx := t.Context()
+	late := seed(t, pool, "alice", "m", 3)
+	soon := seed(t, pool, "alice", "m", 3)
+	_, err := pool.Exec(ctx, "UPDATE requests SET deadline = now() + interval '10 minutes' WHERE batch_id = $1", soon)
+	require.NoError(t, err)
+	daemonID := register(t, dbsqlc.New(pool))
+	rows := claim(t, pool, daemonID, 3, 10)
+	require.Len(t, rows, 3)
+	for _, r := range rows {
+		require.Equal(t, soon, *r.BatchID, "the batch due sooner goes first, though it was created later")
+	}
+	rows = claim(t, pool, daemonID, 6, 10)
+	require.Len(t, rows, 3)
+	for _, r := range rows {
+		require.Equal(t, late, *r.BatchID)
+	}
+}
