@@ -152,3 +152,51 @@ func TestJanitorRemovesTheResultsOfBatchesWhoseFilesAreGone(t *testing.T) {
 	d.janitor(ctx)
 	require.Zero(t, requests(oneLeft), "an expired file is gone too")
 }
+
+// Deleted responses go for good, with their requests, once nothing of them runs.
+func TestJanitorRemovesDeletedResponses(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ctx := t.Context()
+	q := dbsqlc.New(pool)
+	add := func(id, state string, deleted bool) {
+		t.Helper()
+		var reqID *int64
+		if state != "" {
+			rid, err := q.ResponseRequestInsert(ctx, dbsqlc.ResponseRequestInsertParams{Owner: "alice", Model: "m", Body: []byte(`{}`), Deadline: time.Now().Add(time.Hour), ResponseID: &id})
+			require.NoError(t, err)
+			_, err = pool.Exec(ctx, "UPDATE requests SET state = $2 WHERE id = $1", rid, state)
+			require.NoError(t, err)
+			reqID = &rid
+		}
+		mode := "background"
+		if state == "" {
+			mode = "sync"
+		}
+		require.NoError(t, q.ResponseInsert(ctx, dbsqlc.ResponseInsertParams{ID: id, Owner: "alice", Model: "m", Mode: mode, RequestID: reqID, Params: []byte(`{}`), CreatedAt: time.Now()}))
+		if deleted {
+			_, err := q.ResponseMarkDeleted(ctx, dbsqlc.ResponseMarkDeletedParams{ID: id, Owner: "alice"})
+			require.NoError(t, err)
+		}
+	}
+	add("resp_done", "completed", true)
+	add("resp_sync", "", true)
+	add("resp_running", "running", true)
+	add("resp_kept", "completed", false)
+
+	d := New(pool, DefaultConfig(), &upstream.Config{DefaultConcurrency: 1}, slog.New(slog.DiscardHandler))
+	d.janitor(ctx)
+	var responses []string
+	rows, err := pool.Query(ctx, "SELECT id FROM responses ORDER BY id")
+	require.NoError(t, err)
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		responses = append(responses, id)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"resp_kept", "resp_running"}, responses, "a deleted response still running waits")
+	var requests int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM requests").Scan(&requests))
+	require.Equal(t, 2, requests, "the removed responses' requests went with them")
+}

@@ -228,8 +228,8 @@ func (d *Daemon) settleBatches(ctx context.Context) {
 }
 
 // janitor marks expired files deleted, removes the lines of deleted input files that no running
-// batch reads any more, and removes the results of ended batches whose output and error files are
-// both gone.
+// batch reads any more, the results of ended batches whose output and error files are both gone,
+// and deleted responses.
 func (d *Daemon) janitor(ctx context.Context) {
 	ids, err := d.q.FilesJanitor(ctx)
 	if err != nil {
@@ -246,5 +246,10 @@ func (d *Daemon) janitor(ctx context.Context) {
 		d.logger.Warn("remove results of batches whose files are gone", "error", err.Error())
 	} else if removed > 0 {
 		d.logger.Info("removed results of batches whose files are gone", "requests", removed)
+	}
+	if n, err := d.q.ResponsesRemoveDeleted(ctx); err != nil {
+		d.logger.Warn("remove deleted responses", "error", err.Error())
+	} else if n > 0 {
+		d.logger.Info("removed deleted responses", "requests", n)
 	}
 }

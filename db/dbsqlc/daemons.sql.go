@@ -166,3 +166,22 @@ func (q *Queries) FilesJanitor(ctx context.Context) ([]string, error) {
 	}
 	return items, nil
 }
+
+const responsesRemoveDeleted = `-- name: ResponsesRemoveDeleted :execrows
+WITH gone AS (
+    DELETE FROM responses r
+    WHERE r.id IN (SELECT d.id FROM responses d WHERE d.deleted_at IS NOT NULL ORDER BY d.deleted_at LIMIT 500)
+      AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.id = r.request_id AND q.state IN ('pending', 'running'))
+    RETURNING r.request_id
+)
+DELETE FROM requests q USING gone WHERE q.id = gone.request_id
+`
+
+// Removes up to 500 deleted responses for good, with their requests, once nothing of them runs.
+func (q *Queries) ResponsesRemoveDeleted(ctx context.Context) (int64, error) {
+	result, err := q.db.Exec(ctx, responsesRemoveDeleted)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}

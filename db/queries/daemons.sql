@@ -67,3 +67,13 @@ WITH gone AS (
     RETURNING batches.id
 )
 DELETE FROM requests r USING marked WHERE r.batch_id = marked.id;
+
+-- name: ResponsesRemoveDeleted :execrows
+-- Removes up to 500 deleted responses for good, with their requests, once nothing of them runs.
+WITH gone AS (
+    DELETE FROM responses r
+    WHERE r.id IN (SELECT d.id FROM responses d WHERE d.deleted_at IS NOT NULL ORDER BY d.deleted_at LIMIT 500)
+      AND NOT EXISTS (SELECT 1 FROM requests q WHERE q.id = r.request_id AND q.state IN ('pending', 'running'))
+    RETURNING r.request_id
+)
+DELETE FROM requests q USING gone WHERE q.id = gone.request_id;
