@@ -61,6 +61,33 @@ func CreateBatch(ctx context.Context, c openai.Client, fileID string) (*openai.B
 	return b, nil
 }
 
+// Submitted is a batch a scenario created: its owner's key, its input and the batch.
+type Submitted struct {
+	Key   string
+	Input Input
+	Batch *openai.Batch
+}
+
+// SubmitBatch creates an API key for owner, uploads n requests spread over models (custom_ids
+// prefix-0 …) and starts their batch, all through the first replica.
+func (e *Env) SubmitBatch(ctx context.Context, owner, prefix string, n int, models []Model) (Submitted, error) {
+	key, err := e.Key(ctx, owner)
+	if err != nil {
+		return Submitted{}, err
+	}
+	c := e.Client(e.Replicas[0], key)
+	in := MakeInput(prefix, n, models)
+	fileID, err := Upload(ctx, c, in.Content)
+	if err != nil {
+		return Submitted{}, err
+	}
+	batch, err := CreateBatch(ctx, c, fileID)
+	if err != nil {
+		return Submitted{}, err
+	}
+	return Submitted{Key: key, Input: in, Batch: batch}, nil
+}
+
 // Terminal reports whether a batch has ended.
 func Terminal(b *openai.Batch) bool {
 	switch b.Status {

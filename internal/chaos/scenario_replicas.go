@@ -97,20 +97,11 @@ func RunReplicaChaos(ctx context.Context, h *Harness, p ReplicaChaosParams) *Res
 		return res.Fail(err)
 	}
 	defer e.Close()
-	key, err := e.Key(ctx, "chaos")
+	sub, err := e.SubmitBatch(ctx, "chaos", "rc", p.Requests, p.Models)
 	if err != nil {
 		return res.Fail(err)
 	}
-	c := e.Client(e.Replicas[0], key)
-	in := MakeInput("rc", p.Requests, p.Models)
-	fileID, err := Upload(ctx, c, in.Content)
-	if err != nil {
-		return res.Fail(err)
-	}
-	batch, err := CreateBatch(ctx, c, fileID)
-	if err != nil {
-		return res.Fail(err)
-	}
+	key, in, batch := sub.Key, sub.Input, sub.Batch
 	h.logf("%s: batch %s of %d requests created", res.Name, batch.ID, p.Requests)
 	runStart := time.Now()
 

@@ -54,20 +54,11 @@ func RunRolling(ctx context.Context, h *Harness, p RollingParams) *Result {
 		return res.Fail(err)
 	}
 	defer e.Close()
-	key, err := e.Key(ctx, "rolling")
+	sub, err := e.SubmitBatch(ctx, "rolling", "rr", p.Requests, p.Models)
 	if err != nil {
 		return res.Fail(err)
 	}
-	c := e.Client(e.Replicas[0], key)
-	in := MakeInput("rr", p.Requests, p.Models)
-	fileID, err := Upload(ctx, c, in.Content)
-	if err != nil {
-		return res.Fail(err)
-	}
-	batch, err := CreateBatch(ctx, c, fileID)
-	if err != nil {
-		return res.Fail(err)
-	}
+	key, in, batch := sub.Key, sub.Input, sub.Batch
 	w := &Watcher{Env: e, Key: key}
 	runStart := time.Now()
 	deadline := runStart.Add(p.Timeout)

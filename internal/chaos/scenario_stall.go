@@ -102,20 +102,11 @@ func RunStall(ctx context.Context, h *Harness, p StallParams) *Result {
 		return res.Fail(err)
 	}
 	defer e.Close()
-	key, err := e.Key(ctx, "stall")
+	sub, err := e.SubmitBatch(ctx, "stall", "st", p.Requests, p.Models)
 	if err != nil {
 		return res.Fail(err)
 	}
-	c := e.Client(e.Replicas[0], key)
-	in := MakeInput("st", p.Requests, p.Models)
-	fileID, err := Upload(ctx, c, in.Content)
-	if err != nil {
-		return res.Fail(err)
-	}
-	batch, err := CreateBatch(ctx, c, fileID)
-	if err != nil {
-		return res.Fail(err)
-	}
+	key, in, batch := sub.Key, sub.Input, sub.Batch
 	w := &Watcher{Env: e, Key: key}
 	runStart := time.Now()
 	target := int64(p.FreezeAt * float64(p.Requests))
