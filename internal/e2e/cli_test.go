@@ -51,6 +51,7 @@ func TestCommandsShareTheEmbeddedCluster(t *testing.T) {
 
 	serve := testproc.Start(t, "volley", bin, []string{"serve"}, append(env, "VOLLEY_ADDR=127.0.0.1:0"), testproc.VolleyReady)
 	bob := lastLine(run("keys", "create", "--owner", "bob", "--name", "ci")) // serve is running
+	require.Contains(t, run("migrate"), "migrations applied", "migrate works beside a running serve")
 	client := func(key string) openai.Client {
 		return openai.NewClient(option.WithBaseURL(serve.URL), option.WithAPIKey(key), option.WithMaxRetries(0))
 	}
