@@ -27,13 +27,13 @@ type bounded struct {
 }
 
 func (b bounded) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.d)
+	ctx, cancel := Bound(ctx, b.d)
 	defer cancel()
 	return b.conn.Exec(ctx, sql, args...)
 }
 
 func (b bounded) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.d)
+	ctx, cancel := Bound(ctx, b.d)
 	rows, err := b.conn.Query(ctx, sql, args...)
 	if err != nil {
 		cancel()
@@ -43,7 +43,7 @@ func (b bounded) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 }
 
 func (b bounded) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	ctx, cancel := context.WithTimeout(ctx, b.d)
+	ctx, cancel := Bound(ctx, b.d)
 	return &boundedRow{row: b.conn.QueryRow(ctx, sql, args...), cancel: cancel}
 }
 

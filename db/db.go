@@ -122,17 +122,19 @@ func WithTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx Tx, q *dbsqlc.Qu
 	return WithBoundedTx(ctx, pool, 0, fn)
 }
 
+// Bound limits ctx to d from now, as Bounded does for each statement; zero leaves ctx as it is.
+func Bound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
+
 // WithBoundedTx is WithTx with every statement, the BEGIN and COMMIT included, limited to d as
 // Bounded does (zero: no limit), so that a database that does not answer fails the transaction in
 // time instead of holding its caller.
 func WithBoundedTx(ctx context.Context, pool *pgxpool.Pool, d time.Duration, fn func(tx Tx, q *dbsqlc.Queries) error) error {
-	bound := func(ctx context.Context) (context.Context, context.CancelFunc) {
-		if d <= 0 {
-			return ctx, func() {}
-		}
-		return context.WithTimeout(ctx, d)
-	}
-	beginCtx, cancel := bound(ctx)
+	beginCtx, cancel := Bound(ctx, d)
 	tx, err := pool.Begin(beginCtx)
 	cancel()
 	if err != nil {
@@ -140,14 +142,14 @@ func WithBoundedTx(ctx context.Context, pool *pgxpool.Pool, d time.Duration, fn 
 	}
 	defer func() {
 		// Rollback after a commit is a no-op; with a cancelled ctx it still releases the connection.
-		rbCtx, cancel := bound(context.WithoutCancel(ctx))
+		rbCtx, cancel := Bound(context.WithoutCancel(ctx), d)
 		defer cancel()
 		_ = tx.Rollback(rbCtx)
 	}()
 	if err := fn(tx, dbsqlc.New(Bounded(tx, d))); err != nil {
 		return Translate(err)
 	}
-	commitCtx, cancel := bound(ctx)
+	commitCtx, cancel := Bound(ctx, d)
 	defer cancel()
 	if err := tx.Commit(commitCtx); err != nil {
 		return Translate(fmt.Errorf("commit: %w", err))

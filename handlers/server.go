@@ -58,10 +58,7 @@ func (s *Server) withTx(ctx context.Context, fn func(tx db.Tx, q *dbsqlc.Queries
 
 // dbBound limits ctx to VOLLEY_DB_TIMEOUT, for the statements not sent through s.queries or withTx.
 func (s *Server) dbBound(ctx context.Context) (context.Context, context.CancelFunc) {
-	if s.cfg.DBTimeout <= 0 {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, s.cfg.DBTimeout)
+	return db.Bound(ctx, s.cfg.DBTimeout)
 }
 
 // Close stops the server's background listener.
