@@ -88,6 +88,28 @@ func (e *Env) SubmitBatch(ctx context.Context, owner, prefix string, n int, mode
 	return Submitted{Key: key, Input: in, Batch: batch}, nil
 }
 
+// verifyRun checks a scenario's single batch once it has ended: every custom_id exactly once,
+// counts matching the files, every request answered, the mock's peaks within the limits
+// (reported under limitCheck) and healthy replicas. It fills the result's lost, duplicated,
+// violation and upstream-duplicate counts, and returns the mock's statistics.
+func verifyRun(ctx context.Context, res *Result, e *Env, via *Replica, key string, final *openai.Batch, ids []string, models []Model, limitCheck string) (MockStats, error) {
+	v, err := Verify(ctx, e.Client(via, key), final, ids)
+	if err != nil {
+		return MockStats{}, err
+	}
+	st, err := e.Mock.Stats(ctx)
+	if err != nil {
+		return MockStats{}, err
+	}
+	res.Lost, res.Duplicated, res.Violations = int64(v.Lost), int64(v.Duplicated), st.Violations
+	res.UpstreamDuplicates = st.DuplicateCalls
+	checkBatch(res, "", final, v)
+	checkAnswered(res, "", v)
+	checkModelPeaks(res, limitCheck, models, st)
+	checkReplicaHealth(res, e)
+	return st, nil
+}
+
 // Terminal reports whether a batch has ended.
 func Terminal(b *openai.Batch) bool {
 	switch b.Status {

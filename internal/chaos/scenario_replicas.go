@@ -178,22 +178,12 @@ func RunReplicaChaos(ctx context.Context, h *Harness, p ReplicaChaosParams) *Res
 	if len(live) == 0 {
 		return res.Fail(fmt.Errorf("no replica running at the end"))
 	}
-	v, err := Verify(ctx, e.Client(live[0], key), final, in.IDs)
+	st, err := verifyRun(ctx, res, e, live[0], key, final, in.IDs, p.Models, CheckLimit)
 	if err != nil {
 		return res.Fail(err)
 	}
-	st, err := e.Mock.Stats(ctx)
-	if err != nil {
-		return res.Fail(err)
-	}
-	res.Lost, res.Duplicated = int64(v.Lost), int64(v.Duplicated)
-	res.Violations = st.Violations
-	checkBatch(res, "", final, v)
-	checkAnswered(res, "", v)
-	checkModelPeaks(res, CheckLimit, p.Models, st)
 	faultRetries := st.FaultAnswers()
-	res.UpstreamDuplicates = max(st.DuplicateCalls-faultRetries, 0)
-	checkReplicaHealth(res, e)
+	res.UpstreamDuplicates = max(st.DuplicateCalls-faultRetries, 0) // beyond the retries of injected faults
 	res.Check("no replica failed to restart", restartFailures.Load() == 0, "%d failed restarts", restartFailures.Load())
 	res.Check("replicas were killed while the batch ran", kills.Load() > 0, "%d kills", kills.Load())
 

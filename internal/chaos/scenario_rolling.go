@@ -100,20 +100,10 @@ func RunRolling(ctx context.Context, h *Harness, p RollingParams) *Result {
 	if err != nil {
 		return res.Fail(err)
 	}
-	v, err := Verify(ctx, e.Client(e.Replicas[0], key), final, in.IDs)
+	st, err := verifyRun(ctx, res, e, e.Replicas[0], key, final, in.IDs, p.Models, CheckLimit)
 	if err != nil {
 		return res.Fail(err)
 	}
-	st, err := e.Mock.Stats(ctx)
-	if err != nil {
-		return res.Fail(err)
-	}
-	res.Lost, res.Duplicated, res.Violations = int64(v.Lost), int64(v.Duplicated), st.Violations
-	res.UpstreamDuplicates = st.DuplicateCalls
-	checkBatch(res, "", final, v)
-	checkAnswered(res, "", v)
-	checkModelPeaks(res, CheckLimit, p.Models, st)
-	checkReplicaHealth(res, e)
 	res.Target("requests sent upstream twice (mock duplicate_calls)", fmtInt(st.DuplicateCalls), "0", st.DuplicateCalls == 0)
 	res.Metric("upstream calls", "%s for %s requests", fmtInt(st.TotalCalls), fmtInt(int64(p.Requests)))
 	res.Metric("SIGTERM to exit", "%s", strings.Join(shutdowns, ", "))

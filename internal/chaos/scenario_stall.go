@@ -294,20 +294,9 @@ func RunStall(ctx context.Context, h *Harness, p StallParams) *Result {
 	if len(live) == 0 {
 		return res.Fail(fmt.Errorf("no replica running at the end"))
 	}
-	v, err := Verify(ctx, e.Client(live[0], key), final, in.IDs)
-	if err != nil {
+	if _, err := verifyRun(ctx, res, e, live[0], key, final, in.IDs, p.Models, CheckStallLimit); err != nil {
 		return res.Fail(err)
 	}
-	st, err := e.Mock.Stats(ctx)
-	if err != nil {
-		return res.Fail(err)
-	}
-	res.Lost, res.Duplicated, res.Violations = int64(v.Lost), int64(v.Duplicated), st.Violations
-	res.UpstreamDuplicates = st.DuplicateCalls
-	checkBatch(res, "", final, v)
-	checkAnswered(res, "", v)
-	checkModelPeaks(res, CheckStallLimit, p.Models, st)
-	checkReplicaHealth(res, e)
 	res.Metric("batch duration", "%s including the %s freeze", fmtDur(elapsed), p.FreezeFor)
 	res.Metric("frozen processes", "%d (postmaster and children)", frozenProcs)
 	res.Note("An API call that needs the database waits for it at most VOLLEY_DB_TIMEOUT (15s by default) per statement, then answers 503 with the error envelope, which the SDKs retry; /readyz, with its 2s ping budget, reports the outage sooner.")
