@@ -4,7 +4,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/volley ./cmd/mockllm
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/volley ./internal/tools/cmd/mockllm
 
 FROM alpine:3.22
 RUN apk add --no-cache ca-certificates tzdata wget && adduser -D -H -u 10001 volley

@@ -22,7 +22,7 @@ run: build
 
 ## build: compile the binaries into ./bin
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/... ./internal/tools/cmd/...
 
 ## test: every test, against real PostgreSQL clusters the tests start themselves.
 test:
@@ -42,13 +42,13 @@ verify: generate
 
 ## bench: benchmarks with results written to docs/benchmarks.md
 bench:
-	$(GO) run ./cmd/volleybench -out docs/benchmarks.md
+	$(GO) run ./internal/tools/cmd/volleybench -out docs/benchmarks.md
 
 ## chaos: reliability suites against real replicas, mockllm and PostgreSQL (killed replicas, a
 ## crashed and a frozen database, rolling restarts, load, hostile input, an auth sweep); results
 ## written to docs/reliability.md
 chaos:
-	$(GO) run ./cmd/volleychaos -out docs/reliability.md
+	$(GO) run ./internal/tools/cmd/volleychaos -out docs/reliability.md
 
 ## fuzz: fuzz the JSONL line validator for a minute
 fuzz:

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/volleyhq/volley/db/dbsqlc"
-	"github.com/volleyhq/volley/internal/testdb"
+	"github.com/volleyhq/volley/internal/tools/testdb"
 	"github.com/volleyhq/volley/internal/upstream"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
-	"github.com/volleyhq/volley/internal/testdb"
+	"github.com/volleyhq/volley/internal/tools/testdb"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/volleyhq/volley/internal/config"
-	"github.com/volleyhq/volley/internal/testdb"
+	"github.com/volleyhq/volley/internal/tools/testdb"
 )
 
 func TestPanicsBecomeA500Envelope(t *testing.T) {

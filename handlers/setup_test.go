@@ -19,7 +19,7 @@ import (
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/apikey"
 	"github.com/volleyhq/volley/internal/config"
-	"github.com/volleyhq/volley/internal/testdb"
+	"github.com/volleyhq/volley/internal/tools/testdb"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }

@@ -100,7 +100,7 @@ func (e *env) close() {
 	}
 }
 
-// buildBinaries compiles ./cmd/volley and ./cmd/mockllm from the module this program belongs to.
+// buildBinaries compiles ./cmd/volley and ./internal/tools/cmd/mockllm from the module this program belongs to.
 func (e *env) buildBinaries(ctx context.Context) error {
 	root, err := moduleRoot(ctx)
 	if err != nil {
@@ -108,10 +108,10 @@ func (e *env) buildBinaries(ctx context.Context) error {
 	}
 	binDir := filepath.Join(e.workDir, "bin")
 	e.log.Info("building volley and mockllm", "module", root)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+string(os.PathSeparator), "./cmd/volley", "./cmd/mockllm")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+string(os.PathSeparator), "./cmd/volley", "./internal/tools/cmd/mockllm")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/volley ./cmd/mockllm: %w\n%s", err, out)
+		return fmt.Errorf("go build ./cmd/volley ./internal/tools/cmd/mockllm: %w\n%s", err, out)
 	}
 	e.volleyBin = filepath.Join(binDir, "volley")
 	e.mockBin = filepath.Join(binDir, "mockllm")
@@ -126,7 +126,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 	}
 	mod := strings.TrimSpace(string(out))
 	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run volleybench inside the Volley module (go run ./cmd/volleybench)")
+		return "", errors.New("run volleybench inside the Volley module (go run ./internal/tools/cmd/volleybench)")
 	}
 	return filepath.Dir(mod), nil
 }

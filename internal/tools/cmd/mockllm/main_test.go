@@ -18,7 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/volleyhq/volley/internal/mockllm"
+	"github.com/volleyhq/volley/internal/tools/mockllm"
 )
 
 const reexecEnv = "MOCKLLM_TEST_REEXEC_MAIN"

@@ -33,7 +33,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/volleyhq/volley/internal/mockllm"
+	"github.com/volleyhq/volley/internal/tools/mockllm"
 )
 
 func main() {

@@ -15,7 +15,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/require"
 
-	"github.com/volleyhq/volley/internal/testproc"
+	"github.com/volleyhq/volley/internal/tools/testproc"
 )
 
 // mock is a running mockllm process.

@@ -29,13 +29,13 @@ func ModuleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// Build compiles ./cmd/volley and ./cmd/mockllm into dir.
+// Build compiles ./cmd/volley and ./internal/tools/cmd/mockllm into dir.
 func Build(ctx context.Context, dir string) (Binaries, error) {
 	root, err := ModuleRoot(ctx)
 	if err != nil {
 		return Binaries{}, err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator), "./cmd/volley", "./cmd/mockllm")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator), "./cmd/volley", "./internal/tools/cmd/mockllm")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return Binaries{}, fmt.Errorf("go build: %v\n%s", err, out)

@@ -30,7 +30,7 @@ func (r *report) add(s scenario, rows []row) {
 }
 
 // makeBenchCommand is what `make bench` runs.
-const makeBenchCommand = "go run ./cmd/volleybench -out docs/benchmarks.md"
+const makeBenchCommand = "go run ./internal/tools/cmd/volleybench -out docs/benchmarks.md"
 
 var tableHeader = []string{"scenario", "measure", "result", "target", "verdict", "detail"}
 
@@ -49,7 +49,7 @@ func (r *report) writeTable(w io.Writer) error {
 }
 
 func (r *report) command() string {
-	parts := []string{"go run ./cmd/volleybench"}
+	parts := []string{"go run ./internal/tools/cmd/volleybench"}
 	for _, a := range r.opts.args {
 		if a == "" || strings.ContainsAny(a, " \t'\"$") {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"

@@ -16,7 +16,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/require"
 
-	"github.com/volleyhq/volley/internal/testproc"
+	"github.com/volleyhq/volley/internal/tools/testproc"
 )
 
 // The embedded cluster: the CLI works on it whether or not volley serve is running.

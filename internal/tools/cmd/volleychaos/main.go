@@ -1,10 +1,10 @@
-// Command volleychaos runs Volley's reliability suites (internal/chaos) against real processes —
+// Command volleychaos runs Volley's reliability suites (internal/tools/chaos) against real processes —
 // several `volley serve` replicas, mockllm and a PostgreSQL cluster of each scenario's own — prints
 // a results table and writes a Markdown report.
 //
-//	go run ./cmd/volleychaos -out docs/reliability.md       every scenario at full size (make chaos)
-//	go run ./cmd/volleychaos -quick -out /tmp/chaos.md      reduced sizes: a smoke test
-//	go run ./cmd/volleychaos -only db-stall,auth-sweep      a subset of the scenarios
+//	go run ./internal/tools/cmd/volleychaos -out docs/reliability.md       every scenario at full size (make chaos)
+//	go run ./internal/tools/cmd/volleychaos -quick -out /tmp/chaos.md      reduced sizes: a smoke test
+//	go run ./internal/tools/cmd/volleychaos -only db-stall,auth-sweep      a subset of the scenarios
 //
 // It exits with status 1 when a scenario fails (after writing the report).
 package main
@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/volleyhq/volley/internal/chaos"
+	"github.com/volleyhq/volley/internal/tools/chaos"
 )
 
 func main() {
@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	h := &chaos.Harness{Bin: bin, WorkDir: work, Durable: *durable,
 		Logf: func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }}
 
-	command := "go run ./cmd/volleychaos " + strings.Join(args, " ")
+	command := "go run ./internal/tools/cmd/volleychaos " + strings.Join(args, " ")
 	if len(args) == 2 && args[0] == "-out" && args[1] == "docs/reliability.md" {
 		command = "make chaos"
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/require"
 
-	"github.com/volleyhq/volley/internal/testdb"
-	"github.com/volleyhq/volley/internal/testproc"
+	"github.com/volleyhq/volley/internal/tools/testdb"
+	"github.com/volleyhq/volley/internal/tools/testproc"
 )
 
 func TestMain(m *testing.M) { testdb.Main(m) }

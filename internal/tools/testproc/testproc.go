@@ -36,7 +36,7 @@ func ModuleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// Binaries builds ./cmd/volley and ./cmd/mockllm (once per process) and returns their directory.
+// Binaries builds ./cmd/volley and ./internal/tools/cmd/mockllm (once per process) and returns their directory.
 func Binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -50,7 +50,7 @@ func Binaries(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/volley", "./cmd/mockllm")
+		cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/volley", "./internal/tools/cmd/mockllm")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

@@ -2,9 +2,9 @@
 // cluster, a freshly built `volley serve` and an HTTP client, on the machine it runs on. It prints
 // a results table on stdout and writes a Markdown report (machine, settings, results, method).
 //
-//	go run ./cmd/volleybench -out docs/benchmarks.md      all scenarios (what `make bench` runs)
-//	go run ./cmd/volleybench -quick -out /tmp/bench.md    tiny sizes: a smoke test in seconds
-//	go run ./cmd/volleybench -only upload-100mb           a subset of the scenarios
+//	go run ./internal/tools/cmd/volleybench -out docs/benchmarks.md      all scenarios (what `make bench` runs)
+//	go run ./internal/tools/cmd/volleybench -quick -out /tmp/bench.md    tiny sizes: a smoke test in seconds
+//	go run ./internal/tools/cmd/volleybench -only upload-100mb           a subset of the scenarios
 package main
 
 import (

@@ -9,7 +9,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/require"
 
-	"github.com/volleyhq/volley/internal/testdb"
+	"github.com/volleyhq/volley/internal/tools/testdb"
 )
 
 func manyLines(prefix, model string, n int) (lines, ids []string) {

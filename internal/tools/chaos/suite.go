@@ -4,7 +4,7 @@
 // key) and check that no request is lost or duplicated in the results and that no concurrency
 // limit is exceeded.
 //
-// Every scenario is one function taking its size as parameters: cmd/volleychaos (`make chaos`)
+// Every scenario is one function taking its size as parameters: internal/tools/cmd/volleychaos (`make chaos`)
 // runs them at full size and writes docs/reliability.md; the package's tests run the same
 // functions at reduced size, so `make test` guards them.
 package chaos

@@ -220,9 +220,9 @@ const methodText = `## Method
 
 ` + "```sh" + `
 make chaos                                         # every scenario at full size; writes this file
-go run ./cmd/volleychaos -only db-stall,load       # a subset (the report then holds only those)
-go run ./cmd/volleychaos -quick -out /tmp/r.md     # reduced sizes: a smoke test in a few minutes
-go test ./internal/chaos/                          # the same scenarios at reduced size, as make test runs them
+go run ./internal/tools/cmd/volleychaos -only db-stall,load       # a subset (the report then holds only those)
+go run ./internal/tools/cmd/volleychaos -quick -out /tmp/r.md     # reduced sizes: a smoke test in a few minutes
+go test ./internal/tools/chaos/                          # the same scenarios at reduced size, as make test runs them
 ` + "```" + `
 
 A scenario passes when every check holds and every target is met; ` + "`volleychaos`" + ` exits with an error when one fails, after writing the report. The package's tests enforce the correctness checks at reduced size (targets are machine-dependent and only logged there).
