@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/volleyhq/volley/db/dbsqlc"
+	"github.com/volleyhq/volley/internal/metrics"
 	"github.com/volleyhq/volley/internal/upstream"
 )
 
@@ -44,6 +45,8 @@ type Config struct {
 	OutputExpiry time.Duration
 	// JanitorInterval is how often expired files are removed.
 	JanitorInterval time.Duration
+	// Metrics records claims, upstream calls and outcomes; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // DefaultConfig returns the settings used when nothing is configured.
@@ -136,6 +139,9 @@ func New(pool *pgxpool.Pool, cfg Config, upstreams *upstream.Config, logger *slo
 		running: make(map[int64]*call),
 		byBatch: make(map[string]map[int64]bool),
 		rnd:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
+	}
+	for i, m := range models {
+		cfg.Metrics.ModelLimit(m, int(limits[i]))
 	}
 	d.rec = newRecorder(d)
 	return d

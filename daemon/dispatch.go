@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/volleyhq/volley/db"
@@ -45,6 +46,7 @@ func (d *Daemon) dispatch(ctx context.Context) {
 // claim takes up to n requests and starts a call for each.
 func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 	var rows []dbsqlc.RequestClaimRow
+	start := time.Now()
 	err := db.WithTx(ctx, d.pool, func(_ db.Tx, q *dbsqlc.Queries) error {
 		if err := q.RequestClaimLock(ctx); err != nil {
 			return err
@@ -63,6 +65,7 @@ func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("claim: %w", err)
 	}
+	d.cfg.Metrics.Claim(len(rows), time.Since(start))
 	for i := range rows {
 		d.startCall(rows[i])
 	}
@@ -85,10 +88,12 @@ func (d *Daemon) startCall(row dbsqlc.RequestClaimRow) {
 	}
 	d.mu.Unlock()
 	d.inFlight.Add(1)
+	d.cfg.Metrics.InFlight(row.Model, 1)
 	d.workers.Add(1)
 	go func() {
 		defer d.workers.Done()
 		defer d.inFlight.Add(-1)
+		defer d.cfg.Metrics.InFlight(row.Model, -1)
 		defer cancel(nil)
 		defer cancelDeadline()
 		defer d.forget(row)
@@ -127,10 +132,14 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 	route, ok := d.router.Route(row.Model)
 	if !ok {
 		res.finish("failed", failureLine(row, "model_not_found", fmt.Sprintf("No upstream is configured for model '%s'.", row.Model)))
+		d.cfg.Metrics.Finished(row.Model, res.state)
 		d.rec.add(res)
 		return
 	}
-	out := d.client.Send(ctx, route, row.Url, row.Body)
+	sent := time.Now()
+	out := d.client.Send(upstream.WithCall(ctx, callOf(row)), route, row.Url, row.Body)
+	d.cfg.Metrics.UpstreamCall(row.Model, route.Upstream.Name, out.StatusCode, time.Since(sent))
+	defer func() { d.observe(row, res, out) }()
 	switch cause := context.Cause(ctx); {
 	case out.StatusCode >= 200 && out.StatusCode < 300:
 		res.usage = usageOf(out.Body)
@@ -231,4 +240,34 @@ func deref32(n *int32) int32 {
 		return 0
 	}
 	return *n
+}
+
+// callOf identifies a claimed request to its upstream.
+func callOf(row dbsqlc.RequestClaimRow) upstream.Call {
+	c := upstream.Call{CustomID: deref(row.CustomID), Attempt: row.Attempt}
+	switch {
+	case row.BatchID != nil:
+		c.BatchID = *row.BatchID
+		c.RequestID = lineID(c.BatchID, deref32(row.Line))
+	case row.ResponseID != nil:
+		c.ResponseID = *row.ResponseID
+		c.RequestID = c.ResponseID
+	}
+	return c
+}
+
+// observe records in the metrics what became of a call.
+func (d *Daemon) observe(row dbsqlc.RequestClaimRow, res result, out upstream.Outcome) {
+	switch res.state {
+	case "":
+		// handed back or abandoned: nothing became of it yet
+	case "pending":
+		reason := out.ErrCode
+		if out.StatusCode != 0 {
+			reason = strconv.Itoa(out.StatusCode)
+		}
+		d.cfg.Metrics.Retry(reason)
+	default:
+		d.cfg.Metrics.Finished(row.Model, res.state)
+	}
 }

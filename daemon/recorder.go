@@ -175,5 +175,6 @@ func (d *Daemon) finalize(ctx context.Context, batchID string) {
 		}
 		return
 	}
+	d.cfg.Metrics.BatchEnded(b.Status)
 	d.logger.Info("batch finished", "batch_id", b.ID, "status", b.Status, "completed", b.Completed, "failed", b.Failed)
 }

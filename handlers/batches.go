@@ -158,6 +158,7 @@ func (s *Server) CreateBatch(ctx context.Context, req api.CreateBatchRequestObje
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.BatchCreated()
 	loggerFrom(ctx).Info("batch created", "batch_id", batch.ID, "requests", batch.Total, "endpoint", batch.Endpoint)
 	return api.CreateBatch200JSONResponse(batchObject(batch)), nil
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/internal/apikey"
 	"github.com/volleyhq/volley/internal/ids"
@@ -96,11 +98,22 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 				level = slog.LevelDebug
 			}
+			took := time.Since(start)
 			logger.Log(ctx, level, "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-				"bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+				"bytes", rec.bytes, "duration_ms", float64(took.Microseconds())/1000)
+			s.metrics.HTTPRequest(routePattern(r), rec.status, took)
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// routePattern is the route a request matched ("/v1/batches/{batch_id}"), so that metrics have one
+// label per route rather than per id; empty when none matched.
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		return rc.RoutePattern()
+	}
+	return ""
 }
 
 // limitBody refuses bodies declared larger than the route allows before reading them, and caps

@@ -17,6 +17,7 @@ import (
 	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/config"
+	"github.com/volleyhq/volley/internal/metrics"
 	"github.com/volleyhq/volley/internal/upstream"
 )
 
@@ -36,6 +37,8 @@ type Server struct {
 	uploadsWaiting atomic.Int32
 	// flexRecheck is how often a waiting flex call looks for its answer without a notification.
 	flexRecheck time.Duration
+	// metrics records what the API serves; nil records nothing.
+	metrics *metrics.Metrics
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -60,6 +63,9 @@ func (s *Server) withTx(ctx context.Context, fn func(tx db.Tx, q *dbsqlc.Queries
 func (s *Server) dbBound(ctx context.Context) (context.Context, context.CancelFunc) {
 	return db.Bound(ctx, s.cfg.DBTimeout)
 }
+
+// UseMetrics records the API's requests, uploads and batches in m. Call it before Handler.
+func (s *Server) UseMetrics(m *metrics.Metrics) { s.metrics = m }
 
 // Close stops the server's background listener.
 func (s *Server) Close() { s.hub.close() }

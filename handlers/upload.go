@@ -48,6 +48,7 @@ type uploadForm struct {
 // any order; every line is validated as it arrives and the first problem aborts the transaction, so
 // a refused upload leaves nothing behind.
 func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject) (api.CreateFileResponseObject, error) {
+	defer s.metrics.UploadStarted()()
 	var form uploadForm
 	var tx pgx.Tx
 	defer func() {
@@ -155,6 +156,7 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 		return nil, fmt.Errorf("commit upload: %w", db.Translate(err))
 	}
 	tx = nil
+	s.metrics.UploadBytes(row.Bytes)
 	loggerFrom(ctx).Info("file stored", "file_id", row.ID, "bytes", row.Bytes, "requests", form.ingested.requests)
 	return api.CreateFile200JSONResponse(fileObject(row)), nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/volleyhq/volley/handlers"
 	"github.com/volleyhq/volley/internal/apikey"
 	"github.com/volleyhq/volley/internal/config"
+	"github.com/volleyhq/volley/internal/metrics"
 	"github.com/volleyhq/volley/internal/upstream"
 )
 
@@ -46,7 +47,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer d.close(ctx)
 
 	router := upstream.NewRouter(upstreams)
+	m := metrics.New()
+	models, _, _, _ := router.Limits()
+	m.DeclareModels(models...)
+	m.Register(metrics.NewPool(d.pool), metrics.NewQueue(queueLoader(d.pool), cfg.Metrics.QueueInterval, m, logger))
 	srv := handlers.New(d.pool, cfg, router, upstream.NewClient(upstreams, logger), logger)
+	srv.UseMetrics(m)
 	defer srv.Close()
 	srv.MarkReady()
 
@@ -58,6 +64,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		dc.HeartbeatInterval = max(cfg.Dispatch.LeaseTimeout/6, 100*time.Millisecond)
 		dc.PollInterval = cfg.Dispatch.PollInterval
 		dc.OutputExpiry = cfg.Files.DefaultExpiry
+		dc.Metrics = m
 		dispatcher = daemon.New(d.pool, dc, upstreams, logger)
 		if err := dispatcher.Start(ctx); err != nil {
 			return err
@@ -68,8 +75,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	handler := srv.Handler()
+	metricsSrv, err := serveMetrics(cfg, m, logger)
+	if err != nil {
+		return err
+	}
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
+	} else if cfg.Metrics.Addr == "" {
+		handler = withMetrics(handler, m.Handler())
+	}
 	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -51,7 +51,22 @@ type Config struct {
 	// ResponseWindow is how long a queued response may wait and run before it fails
 	// (VOLLEY_RESPONSE_WINDOW, default 24h).
 	ResponseWindow time.Duration
+
+	Metrics Metrics
 }
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Addr serves /metrics on an address of its own (VOLLEY_METRICS_ADDR); empty serves it on the
+	// API's address, "off" not at all.
+	Addr string
+	// QueueInterval is how often the queue figures are read from the database, at most
+	// (VOLLEY_METRICS_QUEUE_INTERVAL, default 5s), however many scrapers there are.
+	QueueInterval time.Duration
+}
+
+// MetricsOff is the VOLLEY_METRICS_ADDR that serves no metrics.
+const MetricsOff = "off"
 
 // Dispatch tunes the replica's dispatcher.
 type Dispatch struct {
@@ -107,6 +122,7 @@ func Default() Config {
 		ShutdownGrace:    30 * time.Second,
 		FlexWait:         10 * time.Minute,
 		ResponseWindow:   24 * time.Hour,
+		Metrics:          Metrics{QueueInterval: 5 * time.Second},
 		Dispatch: Dispatch{
 			Enabled:      true,
 			MaxInFlight:  20000,
@@ -140,6 +156,8 @@ func Load(getenv func(string) string) (Config, error) {
 	l.int("VOLLEY_MAX_IN_FLIGHT", &c.Dispatch.MaxInFlight)
 	l.duration("VOLLEY_LEASE_TIMEOUT", &c.Dispatch.LeaseTimeout)
 	l.duration("VOLLEY_POLL_INTERVAL", &c.Dispatch.PollInterval)
+	l.str("VOLLEY_METRICS_ADDR", &c.Metrics.Addr)
+	l.duration("VOLLEY_METRICS_QUEUE_INTERVAL", &c.Metrics.QueueInterval)
 	if l.err != nil {
 		return Config{}, l.err
 	}
@@ -196,6 +214,9 @@ func (c Config) validate() error {
 	}
 	if c.Dispatch.PollInterval < 10*time.Millisecond {
 		return fmt.Errorf("VOLLEY_POLL_INTERVAL: must be at least 10ms, got %s", c.Dispatch.PollInterval)
+	}
+	if c.Metrics.QueueInterval < 100*time.Millisecond {
+		return fmt.Errorf("VOLLEY_METRICS_QUEUE_INTERVAL: must be at least 100ms, got %s", c.Metrics.QueueInterval)
 	}
 	if c.DataDir == "" && c.DatabaseURL == "" {
 		return fmt.Errorf("VOLLEY_DATA_DIR: must not be empty when DATABASE_URL is unset")

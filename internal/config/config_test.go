@@ -23,6 +23,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 		"VOLLEY_ADDR": "127.0.0.1:9000", "VOLLEY_LOG_LEVEL": "debug", "VOLLEY_MAX_FILE_LINES": "10",
 		"VOLLEY_DISPATCH": "false", "VOLLEY_LEASE_TIMEOUT": "3s", "VOLLEY_FLEX_WAIT": "30s",
 		"VOLLEY_MAX_CONCURRENT_UPLOADS": "0", "VOLLEY_DB_TIMEOUT": "2s",
+		"VOLLEY_METRICS_ADDR": "127.0.0.1:9464", "VOLLEY_METRICS_QUEUE_INTERVAL": "1s",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9000", c.Addr)
@@ -34,6 +35,8 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 	require.Zero(t, c.Files.MaxConcurrent, "0 lifts the limit")
 	require.Equal(t, 2*time.Second, c.DBTimeout)
 	require.Positive(t, Default().Files.MaxConcurrent)
+	require.Equal(t, "127.0.0.1:9464", c.Metrics.Addr)
+	require.Equal(t, time.Second, c.Metrics.QueueInterval)
 }
 
 func TestLoadNamesTheBadVariable(t *testing.T) {
@@ -52,6 +55,7 @@ func TestLoadNamesTheBadVariable(t *testing.T) {
 
 		"VOLLEY_MAX_CONCURRENT_UPLOADS": "-1",
 		"VOLLEY_DB_TIMEOUT":             "5ms",
+		"VOLLEY_METRICS_QUEUE_INTERVAL": "1ms",
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		require.Error(t, err, name)

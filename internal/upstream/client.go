@@ -242,7 +242,7 @@ func (c *Client) Send(ctx context.Context, route Route, endpoint string, body []
 	if err != nil {
 		return Outcome{Err: fmt.Errorf("upstream %s: %w", uc.name, err), ErrCode: ErrCodeUnreachable, Duration: time.Since(start)}
 	}
-	req.Header = uc.header
+	req.Header = headersFor(ctx, uc.header)
 	resp, err := uc.transport.RoundTrip(req)
 	if err != nil {
 		return uc.failed(ctx, rctx, err, start, timeout)
