@@ -44,7 +44,9 @@ func (p *Pool) Describe(ch chan<- *prometheus.Desc) {
 func (p *Pool) Collect(ch chan<- prometheus.Metric) {
 	s := p.pool.Stat()
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
-	counter := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
 	gauge(p.total, float64(s.TotalConns()))
 	gauge(p.idle, float64(s.IdleConns()))
 	gauge(p.acquired, float64(s.AcquiredConns()))

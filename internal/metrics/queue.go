@@ -34,9 +34,9 @@ type Queue struct {
 	models   *Models
 	now      func() time.Time
 
-	mu     sync.Mutex // held while reading, so that concurrent scrapes share one reading
-	readAt  time.Time // of the last good reading
-	triedAt time.Time // of the last attempt
+	mu      sync.Mutex // held while reading, so that concurrent scrapes share one reading
+	readAt  time.Time  // of the last good reading
+	triedAt time.Time  // of the last attempt
 	last    []QueueModel
 	// seen holds every model label reported so far: a model whose queue is empty reports 0 rather
 	// than vanishing, so that a drained queue reads as 0 and not as no data.
