@@ -9,7 +9,10 @@
 // and Stop between processes.
 //
 // PostgreSQL refuses to run as root. When this process is root, the PostgreSQL programs run as the
-// "postgres" system user, which must exist and be able to reach the data directory.
+// "postgres" system user, which must exist. When that user cannot reach the data directory (a
+// checkout in /root, mode 0700), the cluster lives instead in a directory under /var/lib/volley
+// named after a hash of the data directory's path, so every volley command given the same data
+// directory finds the same cluster; the data directory then holds only a note saying where.
 //
 // Layout of the data directory:
 //
@@ -105,6 +108,9 @@ type Cluster struct {
 	socketDir string
 	port      int
 	database  string
+	// noteDir is the data directory the caller named when the cluster had to live elsewhere
+	// (see placeCluster); it holds only a note saying where.
+	noteDir   string
 	ephemeral bool
 	user      serverUser
 	env       []string
@@ -142,11 +148,16 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	binDir, err := chooseBinDir(opts.BinDir, clusterMajor(filepath.Join(dataDir, pgDataDirName)))
+	dataDir, noteDir, err := placeCluster(dataDir, u)
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureDataDir(dataDir, u); err != nil {
+	if noteDir != "" && opts.Logger != nil {
+		opts.Logger.Info("the postgres user cannot reach the data directory; the embedded cluster lives elsewhere",
+			"data_dir", noteDir, "cluster_dir", dataDir)
+	}
+	binDir, err := chooseBinDir(opts.BinDir, clusterMajor(filepath.Join(dataDir, pgDataDirName)))
+	if err != nil {
 		return nil, err
 	}
 	if resolved, err := filepath.EvalSymlinks(dataDir); err == nil {
@@ -160,6 +171,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		logFile:   filepath.Join(dataDir, logDirName, logFileName),
 		port:      defaultPort,
 		database:  database,
+		noteDir:   noteDir,
 		ephemeral: opts.Ephemeral,
 		user:      u,
 		env:       childEnv(u),
@@ -258,6 +270,9 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		}
 		if c.tempSocketDir {
 			_ = os.RemoveAll(c.socketDir)
+		}
+		if c.noteDir != "" {
+			_ = os.RemoveAll(c.noteDir)
 		}
 	}
 	return nil

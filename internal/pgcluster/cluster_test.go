@@ -334,20 +334,80 @@ func TestInvalidSettings(t *testing.T) {
 	}
 }
 
-func TestRootUnreachableParent(t *testing.T) {
+// As root, a data directory the postgres user cannot reach (a checkout in /root, mode 0700) gets
+// its cluster under relocationBase; every Start given that data directory finds the same cluster,
+// and the modes above the data directory are left as they were.
+func TestRootUnreachableParentRelocates(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root switches to the postgres user")
 	}
 	requirePostgres(t)
+	ctx := testContext(t)
+	saved := relocationBase
+	relocationBase = testDataDir(t)
+	t.Cleanup(func() { relocationBase = saved })
+
 	closed := filepath.Join(filepath.Dir(testDataDir(t)), "closed")
 	require.NoError(t, os.Mkdir(closed, 0o700))
 	dataDir := filepath.Join(closed, "volley", "pg")
 
-	_, err := Start(t.Context(), Options{DataDir: dataDir})
+	owner := start(t, ctx, testOptions(t, dataDir))
+	require.True(t, owner.Owned())
+	require.True(t, strings.HasPrefix(owner.SocketDir(), relocationBase), "socket in %s", owner.SocketDir())
+	exec1(t, ctx, owner.DSN(""), "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('found')")
+
+	fi, err := os.Stat(closed)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), "the closed directory keeps its mode")
+	note, err := os.ReadFile(filepath.Join(dataDir, locationNote))
+	require.NoError(t, err)
+	require.Contains(t, string(note), relocationBase)
+	require.Contains(t, string(note), "cannot enter "+closed)
+
+	// Another process given the same data directory (volley keys, volley migrate) attaches to it.
+	attached := start(t, ctx, testOptions(t, dataDir))
+	require.False(t, attached.Owned())
+	v, err := queryString(ctx, attached.DSN(""), "SELECT v FROM kept")
+	require.NoError(t, err)
+	require.Equal(t, "found", v)
+	require.NoError(t, attached.Stop(ctx))
+	require.NoError(t, owner.Stop(ctx))
+
+	// Restarted, it is the same cluster still.
+	again := start(t, ctx, testOptions(t, dataDir))
+	require.True(t, again.Owned())
+	v, err = queryString(ctx, again.DSN(""), "SELECT v FROM kept")
+	require.NoError(t, err)
+	require.Equal(t, "found", v)
+	require.NoError(t, again.Stop(ctx))
+}
+
+// A cluster that already lives in a data directory the postgres user can no longer reach is not
+// moved: Start says which directory to open instead.
+func TestRootUnreachableExistingClusterStays(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root switches to the postgres user")
+	}
+	requirePostgres(t)
+	ctx := testContext(t)
+	saved := relocationBase
+	relocationBase = testDataDir(t)
+	t.Cleanup(func() { relocationBase = saved })
+
+	dataDir := testDataDir(t)
+	c := start(t, ctx, testOptions(t, dataDir))
+	require.NoError(t, c.Stop(ctx))
+	parent := filepath.Dir(dataDir)
+	require.NoError(t, os.Chmod(parent, 0o700))
+
+	_, err := Start(ctx, testOptions(t, dataDir))
 	require.Error(t, err)
-	require.Contains(t, err.Error(), fmt.Sprintf("cannot enter directory %s ", closed))
-	_, err = os.Stat(filepath.Join(closed, "volley"))
-	require.ErrorIs(t, err, os.ErrNotExist, "nothing is created")
+	require.Contains(t, err.Error(), fmt.Sprintf("cannot enter directory %s ", parent))
+	entries, err := os.ReadDir(filepath.Dir(relocationBase))
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.NotEqual(t, filepath.Base(relocationBase), e.Name(), "nothing is created in the fallback")
+	}
 }
 
 func TestRootWithoutPostgresUser(t *testing.T) {

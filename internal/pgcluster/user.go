@@ -125,13 +125,63 @@ func (u serverUser) checkSearchable(dir string) error {
 			return fmt.Errorf("pgcluster: %w", err)
 		}
 		if !u.canSearch(fi) {
-			return fmt.Errorf("pgcluster: PostgreSQL runs as the %q user (this process is root), which cannot"+
-				" enter directory %s (mode %v): allow it (e.g. `chmod o+x %s`), choose a data directory it can"+
-				" reach (e.g. under /var/lib), run volley as a non-root user, or set DATABASE_URL",
-				u.name, p, fi.Mode().Perm(), p)
+			return &unreachableError{user: u.name, dir: p, mode: fi.Mode().Perm()}
 		}
 	}
 	return nil
+}
+
+// unreachableError says that the server user cannot traverse dir.
+type unreachableError struct {
+	user string
+	dir  string
+	mode fs.FileMode
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("pgcluster: PostgreSQL runs as the %q user (this process is root), which cannot"+
+		" enter directory %s (mode %v): allow it (e.g. `chmod o+x %s`), choose a data directory it can"+
+		" reach (e.g. under /var/lib), run volley as a non-root user, or set DATABASE_URL",
+		e.user, e.dir, e.mode, e.dir)
+}
+
+// relocationBase is where a root process keeps the clusters of data directories the server user
+// cannot reach. Tests replace it.
+var relocationBase = "/var/lib/volley/pg"
+
+// locationNote is the file left in such a data directory to say where its cluster lives.
+const locationNote = "CLUSTER_LOCATION"
+
+// placeCluster prepares the directory the cluster lives in and returns it. That is dataDir itself
+// unless this process is root and the server user cannot traverse a directory above dataDir (the
+// usual case for a checkout in /root): the cluster then lives in relocationBase, in a directory
+// named after a hash of dataDir so that every process given dataDir agrees on it, and dataDir (made
+// for this process alone, its parents' modes untouched) holds a note naming it; noteDir is then
+// dataDir. A cluster that already lives in dataDir is never moved.
+func placeCluster(dataDir string, u serverUser) (clusterDir, noteDir string, err error) {
+	err = ensureDataDir(dataDir, u)
+	var unreachable *unreachableError
+	if err == nil || !errors.As(err, &unreachable) {
+		return dataDir, "", err
+	}
+	if _, statErr := os.Stat(filepath.Join(dataDir, pgDataDirName, "PG_VERSION")); statErr == nil {
+		return "", "", err
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	clusterDir = filepath.Join(relocationBase, hex.EncodeToString(sum[:8]))
+	if err := ensureDataDir(clusterDir, u); err != nil {
+		return "", "", fmt.Errorf("pgcluster: %s is out of the %s user's reach and so is the fallback: %w",
+			dataDir, u.name, err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", "", fmt.Errorf("pgcluster: %w", err)
+	}
+	note := fmt.Sprintf("The %s user, which PostgreSQL runs as, cannot enter %s,\n"+
+		"so the embedded cluster of this data directory lives in:\n%s\n", u.name, unreachable.dir, clusterDir)
+	if err := os.WriteFile(filepath.Join(dataDir, locationNote), []byte(note), 0o600); err != nil {
+		return "", "", fmt.Errorf("pgcluster: %w", err)
+	}
+	return clusterDir, dataDir, nil
 }
 
 // ensureDataDir creates dir, and any missing parent, for the cluster. Existing parents are only
