@@ -10,12 +10,16 @@ MOCK_ADDR ?= 127.0.0.1:9090
 
 ## run: build and start Volley on $(ADDR) with the embedded PostgreSQL, printing a local API key.
 ## With no upstream configured (VOLLEY_UPSTREAM_URL, VOLLEY_CONFIG) it starts mockllm beside it, so
-## a first batch completes.
+## a first batch completes (on $(MOCK_ADDR), or on a free port when that one is taken).
 run: build
 	@if [ -z "$$VOLLEY_UPSTREAM_URL$$VOLLEY_CONFIG" ]; then \
-		./$(BIN)/mockllm -addr $(MOCK_ADDR) -no-auth -latency 200ms -latency-jitter 150ms >/dev/null & \
+		rm -f $(BIN)/mockllm.addr; \
+		./$(BIN)/mockllm -addr $(MOCK_ADDR) -any-port-if-taken -addr-file $(BIN)/mockllm.addr \
+			-no-auth -latency 200ms -latency-jitter 150ms >/dev/null & \
 		mock=$$!; trap 'kill $$mock 2>/dev/null' EXIT INT TERM; \
-		export VOLLEY_UPSTREAM_URL=http://$(MOCK_ADDR)/v1; \
+		for i in $$(seq 100); do [ -s $(BIN)/mockllm.addr ] || ! kill -0 $$mock 2>/dev/null && break; sleep 0.1; done; \
+		[ -s $(BIN)/mockllm.addr ] || { echo "mockllm did not start"; exit 1; }; \
+		export VOLLEY_UPSTREAM_URL=http://$$(cat $(BIN)/mockllm.addr)/v1; \
 		echo "No upstream configured: every model goes to mockllm at $$VOLLEY_UPSTREAM_URL"; \
 	fi; \
 	VOLLEY_ADDR=$${VOLLEY_ADDR:-$(ADDR)} ./$(BIN)/volley serve --dev

@@ -42,6 +42,8 @@ func main() {
 
 type options struct {
 	addr            string
+	addrFile        string
+	anyPortIfTaken  bool
 	cfg             mockllm.Config
 	maxHeaderBytes  int
 	shutdownTimeout time.Duration
@@ -64,6 +66,8 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 		seed       uint64
 	)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:9090", "listen address (port 0 picks a free port)")
+	fs.BoolVar(&o.anyPortIfTaken, "any-port-if-taken", false, "listen on a free port of the same host when -addr's port is in use")
+	fs.StringVar(&o.addrFile, "addr-file", "", "once listening, write the address (host:port) to this file")
 	fs.StringVar(&c.APIKey, "api-key", "", "only accept this bearer key (default: accept any non-empty key)")
 	fs.BoolVar(&c.NoAuth, "no-auth", false, "do not require an Authorization header at all")
 	fs.DurationVar(&c.Latency, "latency", 0, "latency of every API request (mean for -latency-dist exp), e.g. 20ms, 2s")
@@ -146,10 +150,17 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	mock := mockllm.New(opts.cfg, logger)
 
-	ln, err := net.Listen("tcp", opts.addr)
+	ln, err := listen(opts.addr, opts.anyPortIfTaken, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "mockllm:", err)
 		return 1
+	}
+	if opts.addrFile != "" {
+		if err := writeAddrFile(opts.addrFile, ln.Addr().String()); err != nil {
+			_ = ln.Close()
+			fmt.Fprintln(stderr, "mockllm:", err)
+			return 1
+		}
 	}
 	srv := &http.Server{
 		Handler:           mock.Handler(),
@@ -190,4 +201,35 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		_ = srv.Close()
 	}
 	return 0
+}
+
+// listen listens on addr or, when its port is taken and anyPort is set, on a free port of the same
+// host.
+func listen(addr string, anyPort bool, logger *slog.Logger) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil || !anyPort || !errors.Is(err, syscall.EADDRINUSE) {
+		return ln, err
+	}
+	host, _, splitErr := net.SplitHostPort(addr)
+	if splitErr != nil {
+		return nil, err
+	}
+	ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err == nil {
+		logger.Info("address in use, listening on a free port instead", "wanted", addr, "addr", ln.Addr().String())
+	}
+	return ln, err
+}
+
+// writeAddrFile writes addr to path through a temporary file renamed into place, so that a reader
+// polling for path never sees it half-written.
+func writeAddrFile(path, addr string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(addr+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write -addr-file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write -addr-file: %w", err)
+	}
+	return nil
 }

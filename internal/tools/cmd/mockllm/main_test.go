@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -279,4 +280,40 @@ func TestRunInProcess(t *testing.T) {
 	require.Equal(t, 0, <-done)
 	_, err = http.Get(m[1] + "/healthz")
 	require.Error(t, err, "the listener is closed")
+}
+
+// With -any-port-if-taken, a taken -addr port falls back to a free one, and -addr-file says which.
+func TestRunPortTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = taken.Close() })
+
+	// Without the flag, a taken port is an error.
+	var stderr bytes.Buffer
+	require.Equal(t, 1, run(t.Context(), []string{"-addr", taken.Addr().String()}, envMap(), io.Discard, &stderr))
+	require.Contains(t, stderr.String(), "address already in use")
+
+	addrFile := filepath.Join(t.TempDir(), "addr")
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", taken.Addr().String(), "-any-port-if-taken", "-addr-file", addrFile}, envMap(), pw, io.Discard)
+		_ = pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err)
+	m := listeningLine.FindStringSubmatch(strings.TrimSpace(line))
+	require.NotNil(t, m, line)
+	require.NotEqual(t, "http://"+taken.Addr().String(), m[1])
+
+	written, err := os.ReadFile(addrFile)
+	require.NoError(t, err)
+	require.Equal(t, m[1], "http://"+strings.TrimSpace(string(written)))
+	resp, err := http.Get(m[1] + "/healthz")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, resp.Body.Close())
+	cancel()
+	require.Equal(t, 0, <-done)
 }
