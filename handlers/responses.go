@@ -31,11 +31,45 @@ const flexRecheck = 2 * time.Second
 
 // createParams are the fields of a create request that decide how it is served.
 type createParams struct {
-	Model       any     `json:"model"`
-	Background  *bool   `json:"background"`
-	Stream      *bool   `json:"stream"`
-	Store       *bool   `json:"store"`
-	ServiceTier *string `json:"service_tier"`
+	Model             any             `json:"model"`
+	Background        *bool           `json:"background"`
+	Stream            *bool           `json:"stream"`
+	Store             *bool           `json:"store"`
+	ServiceTier       *string         `json:"service_tier"`
+	BackgroundOptions json.RawMessage `json:"background_options"`
+}
+
+// backgroundOptions are the options of a queued response the SDKs may send; completion_window, as
+// a batch's, sets its deadline (VOLLEY_RESPONSE_WINDOW when absent). Other options are accepted
+// and have no effect.
+type backgroundOptions struct {
+	CompletionWindow *string `json:"completion_window"`
+}
+
+// window returns the deadline window p asks for, or def.
+func (p createParams) window(def time.Duration) (time.Duration, error) {
+	raw := bytes.TrimSpace(p.BackgroundOptions)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return def, nil
+	}
+	const param = "background_options.completion_window"
+	var o backgroundOptions
+	if raw[0] != '{' || json.Unmarshal(raw, &o) != nil {
+		if raw[0] == '{' {
+			return 0, badRequest("invalid_type", param, "Invalid 'background_options.completion_window': it must be a string such as '24h'.")
+		}
+		return 0, badRequest("invalid_type", "background_options", "Invalid 'background_options': it must be an object.")
+	}
+	if o.CompletionWindow == nil {
+		return def, nil
+	}
+	d, err := parseWindow(*o.CompletionWindow)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		apiErr.Param = param
+		apiErr.Message = strings.Replace(apiErr.Message, "'completion_window'", "'"+param+"'", 1)
+	}
+	return d, err
 }
 
 func responseNotFound(id string) *APIError {
@@ -86,10 +120,16 @@ func (s *Server) CreateResponse(ctx context.Context, req api.CreateResponseReque
 		return nil, badRequest("unsupported_value", "stream", "Streaming a background response is not supported; create it without 'stream' and poll GET /v1/responses/{id}.")
 	case flex && stream:
 		return nil, badRequest("unsupported_value", "stream", "Streaming a flex response is not supported; create it without 'stream'.")
-	case background:
-		return s.queueResponse(ctx, model, raw, modeBackground)
-	case flex:
-		return s.queueResponse(ctx, model, raw, modeFlex)
+	case background, flex:
+		window, err := p.window(s.cfg.ResponseWindow)
+		if err != nil {
+			return nil, err
+		}
+		mode := modeFlex
+		if background {
+			mode = modeBackground
+		}
+		return s.queueResponse(ctx, model, raw, mode, window)
 	case stream:
 		store := p.Store == nil || *p.Store
 		return sseProxy{s: s, ctx: ctx, route: route, raw: raw, model: model, store: store}, nil
@@ -105,8 +145,8 @@ func (s *Server) route(model string) (upstream.Route, bool) {
 }
 
 // queueResponse stores the response and its request; a flex call then waits for the answer.
-func (s *Server) queueResponse(ctx context.Context, model string, raw []byte, mode string) (api.CreateResponseResponseObject, error) {
-	body, err := withoutKeys(raw, "background", "stream")
+func (s *Server) queueResponse(ctx context.Context, model string, raw []byte, mode string, window time.Duration) (api.CreateResponseResponseObject, error) {
+	body, err := withoutKeys(raw, "background", "stream", "background_options")
 	if err != nil {
 		return nil, badRequest("invalid_json", "", "Invalid request body: %s.", err.Error())
 	}
@@ -120,7 +160,7 @@ func (s *Server) queueResponse(ctx context.Context, model string, raw []byte, mo
 	owner := ownerFrom(ctx)
 	err = s.withTx(ctx, func(_ db.Tx, q *dbsqlc.Queries) error {
 		reqID, err := q.ResponseRequestInsert(ctx, dbsqlc.ResponseRequestInsertParams{
-			Owner: owner, Model: model, Body: body, Deadline: created.Add(s.cfg.ResponseWindow), ResponseID: &id,
+			Owner: owner, Model: model, Body: body, Deadline: created.Add(window), ResponseID: &id,
 		})
 		if err != nil {
 			return err

@@ -23,6 +23,10 @@ func TestCreateResponseRejectsBadInput(t *testing.T) {
 		{"unroutable model", `{"model":"nope","input":"hi"}`, "model_not_found", "model", "'nope'"},
 		{"background stream", `{"model":"m1","input":"hi","background":true,"stream":true}`, "unsupported_value", "stream", "background"},
 		{"flex stream", `{"model":"m1","input":"hi","service_tier":"flex","stream":true}`, "unsupported_value", "stream", "flex"},
+		{"background options not an object", `{"model":"m1","input":"hi","background":true,"background_options":"24h"}`, "invalid_type", "background_options", "must be an object"},
+		{"completion window not a string", `{"model":"m1","input":"hi","background":true,"background_options":{"completion_window":24}}`, "invalid_type", "background_options.completion_window", "must be a string"},
+		{"bad completion window", `{"model":"m1","input":"hi","background":true,"background_options":{"completion_window":"1d"}}`, "invalid_value", "background_options.completion_window", "Invalid 'background_options.completion_window': '1d'"},
+		{"completion window too long", `{"model":"m1","input":"hi","service_tier":"flex","background_options":{"completion_window":"169h"}}`, "invalid_value", "background_options.completion_window", "between '1m' and '168h'"},
 	} {
 		status, body := f.postJSON("/v1/responses", f.alice, tc.body)
 		require.Equal(t, http.StatusBadRequest, status, "%s: %s", tc.name, body)
@@ -155,4 +159,32 @@ func TestFlexCallAnswersAsItStandsAfterItsWait(t *testing.T) {
 	// It can be fetched later like any stored response.
 	status, _, body = f.do(http.MethodGet, "/v1/responses/"+r["id"].(string), f.alice, nil, nil)
 	require.Equal(t, http.StatusOK, status, string(body))
+}
+
+// background_options.completion_window sets a queued response's deadline, as completion_window
+// sets a batch's; the options are not sent upstream, and other options are accepted.
+func TestQueuedResponseBackgroundOptions(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	for _, tc := range []struct {
+		body   string
+		window time.Duration
+	}{
+		{`{"model":"m1","input":"hi","background":true,"background_options":{"completion_window":"90m"}}`, 90 * time.Minute},
+		{`{"model":"m1","input":"hi","background":true,"background_options":{"some_future_option":true}}`, 24 * time.Hour},
+		{`{"model":"m1","input":"hi","background":true,"background_options":null}`, 24 * time.Hour},
+	} {
+		status, body := f.postJSON("/v1/responses", f.alice, tc.body)
+		require.Equal(t, http.StatusOK, status, string(body))
+		var r struct {
+			ID        string `json:"id"`
+			CreatedAt int64  `json:"created_at"`
+		}
+		require.NoError(t, json.Unmarshal(body, &r))
+		var sent []byte
+		var deadline time.Time
+		require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT body, deadline FROM requests WHERE response_id = $1", r.ID).Scan(&sent, &deadline))
+		require.NotContains(t, string(sent), "background", tc.body)
+		require.WithinDuration(t, time.Unix(r.CreatedAt, 0).Add(tc.window), deadline, 2*time.Second, tc.body)
+	}
 }

@@ -19,6 +19,11 @@ func WithID(body []byte, id string) []byte {
 	if out, ok := obj["output"]; !ok || bytes.Equal(bytes.TrimSpace(out), []byte("null")) {
 		obj["output"] = json.RawMessage("[]")
 	}
+	for _, f := range required {
+		if _, ok := obj[f.name]; !ok {
+			obj[f.name] = json.RawMessage(f.def)
+		}
+	}
 	b, err := json.Marshal(obj)
 	if err != nil {
 		return Failure("server_error", "The upstream's Response object could not be stored.")
@@ -93,10 +98,29 @@ type Skeleton struct {
 	Error []byte
 }
 
+// required are the fields the official SDKs require of a Response object that an upstream other
+// than OpenAI may leave out, with the value OpenAI gives them by default.
+var required = []struct {
+	name, def string
+}{
+	{"object", `"response"`},
+	{"access_programs", "null"},
+	{"error", "null"},
+	{"incomplete_details", "null"},
+	{"instructions", "null"},
+	{"metadata", "{}"},
+	{"parallel_tool_calls", "true"},
+	{"temperature", "1.0"},
+	{"tool_choice", `"auto"`},
+	{"tools", "[]"},
+	{"top_p", "1.0"},
+}
+
 // echoed are the request fields a Response object repeats, with their defaults.
 var echoed = []struct {
 	name, def string
 }{
+	{"access_programs", "null"},
 	{"instructions", "null"},
 	{"max_output_tokens", "null"},
 	{"metadata", "{}"},

@@ -2,8 +2,11 @@ package responses
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 
+	sdkresponses "github.com/openai/openai-go/v3/responses"
 	"github.com/stretchr/testify/require"
 )
 
@@ -84,4 +87,29 @@ func TestSkeletonEchoesTheRequestAndDefaultsTheRest(t *testing.T) {
 
 	failed := decode(t, Skeleton{ID: "resp_2", Status: "failed", Params: params, Error: Failure("server_error", "boom")}.Render())
 	require.Equal(t, map[string]any{"code": "server_error", "message": "boom"}, failed["error"])
+}
+
+// Every field the official Go SDK marks as required of a Response object is present, whether the
+// object is Volley's own skeleton or an upstream's that left fields out.
+func TestObjectsCarryEveryFieldTheSDKRequires(t *testing.T) {
+	t.Parallel()
+	var want []string
+	typ := reflect.TypeFor[sdkresponses.Response]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if strings.Contains(f.Tag.Get("api"), "required") {
+			want = append(want, strings.Split(f.Tag.Get("json"), ",")[0])
+		}
+	}
+	require.Contains(t, want, "access_programs")
+	objects := map[string][]byte{
+		"skeleton": Skeleton{ID: "resp_1", Status: "queued", Params: []byte(`{"model":"m","input":"hi"}`)}.Render(),
+		"upstream": WithID([]byte(`{"id":"u","status":"completed","model":"m","created_at":1,"output":[]}`), "resp_1"),
+	}
+	for name, b := range objects {
+		obj := decode(t, b)
+		for _, field := range want {
+			require.Contains(t, obj, field, "%s: %s", name, field)
+		}
+	}
 }
