@@ -92,9 +92,11 @@ func toAPIError(err error) (*APIError, bool) {
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	logger := loggerFrom(r.Context())
 	if r.Context().Err() != nil {
-		// The client went away; there is no one to answer, and it is not a server fault.
+		// The client went away, or cut its body off: there is no one to answer, and it is not a
+		// server fault. The connection is reset rather than left to an implicit 200, so that nothing
+		// between here and the client can take the cut-off request for a success.
 		logger.Info("request abandoned by the client", "error", err.Error())
-		return
+		panic(http.ErrAbortHandler)
 	}
 	apiErr, expected := toAPIError(err)
 	if expected {

@@ -86,7 +86,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
-					logger.Warn("response aborted", "method", r.Method, "path", r.URL.Path)
+					logger.Info("http", "method", r.Method, "path", r.URL.Path, "status", rec.status, "aborted", true,
+						"bytes", rec.bytes, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+					s.metrics.HTTPRequest(routePattern(r), 0, time.Since(start))
 					panic(p)
 				}
 				logger.Error("panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))

@@ -77,16 +77,31 @@ func (s *Server) MarkReady() { s.ready.Store(true) }
 // authentication, with unknown routes and methods answered in the error envelope.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.observe, s.limitBody, s.authenticate)
+	// Authentication runs before routing and the route's own checks before the body limit, so that
+	// nothing of a body is read for a request that has no key, no route or the wrong method.
+	r.Use(s.observe, s.authenticate)
 	r.NotFound(notFoundRoute)
 	r.MethodNotAllowed(methodNotAllowed)
 	strict := api.NewStrictHandlerWithOptions(s, nil, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  requestErrorHandler,
 		ResponseErrorHandlerFunc: writeError,
 	})
-	return api.HandlerWithOptions(strict, api.ChiServerOptions{
+	return headAsGet(api.HandlerWithOptions(strict, api.ChiServerOptions{
 		BaseRouter:       r,
 		ErrorHandlerFunc: requestErrorHandler,
+		Middlewares:      []api.MiddlewareFunc{s.limitBody},
+	}))
+}
+
+// headAsGet serves HEAD on the probes as their GET, which health checkers expect; net/http sends
+// the headers of the answer without its body.
+func headAsGet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz") {
+			r = r.Clone(r.Context())
+			r.Method = http.MethodGet
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
