@@ -41,34 +41,34 @@ func (e BatchObject) Valid() bool {
 
 // Defines values for BatchStatus.
 const (
-	Cancelled  BatchStatus = "cancelled"
-	Cancelling BatchStatus = "cancelling"
-	Completed  BatchStatus = "completed"
-	Expired    BatchStatus = "expired"
-	Failed     BatchStatus = "failed"
-	Finalizing BatchStatus = "finalizing"
-	InProgress BatchStatus = "in_progress"
-	Validating BatchStatus = "validating"
+	BatchStatusCancelled  BatchStatus = "cancelled"
+	BatchStatusCancelling BatchStatus = "cancelling"
+	BatchStatusCompleted  BatchStatus = "completed"
+	BatchStatusExpired    BatchStatus = "expired"
+	BatchStatusFailed     BatchStatus = "failed"
+	BatchStatusFinalizing BatchStatus = "finalizing"
+	BatchStatusInProgress BatchStatus = "in_progress"
+	BatchStatusValidating BatchStatus = "validating"
 )
 
 // Valid indicates whether the value is a known member of the BatchStatus enum.
 func (e BatchStatus) Valid() bool {
 	switch e {
-	case Cancelled:
+	case BatchStatusCancelled:
 		return true
-	case Cancelling:
+	case BatchStatusCancelling:
 		return true
-	case Completed:
+	case BatchStatusCompleted:
 		return true
-	case Expired:
+	case BatchStatusExpired:
 		return true
-	case Failed:
+	case BatchStatusFailed:
 		return true
-	case Finalizing:
+	case BatchStatusFinalizing:
 		return true
-	case InProgress:
+	case BatchStatusInProgress:
 		return true
-	case Validating:
+	case BatchStatusValidating:
 		return true
 	default:
 		return false
@@ -84,6 +84,66 @@ const (
 func (e BatchListObject) Valid() bool {
 	switch e {
 	case BatchListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchRequestObject.
+const (
+	BatchRequestObjectBatchRequest BatchRequestObject = "batch.request"
+)
+
+// Valid indicates whether the value is a known member of the BatchRequestObject enum.
+func (e BatchRequestObject) Valid() bool {
+	switch e {
+	case BatchRequestObjectBatchRequest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchRequestStatus.
+const (
+	BatchRequestStatusCancelled BatchRequestStatus = "cancelled"
+	BatchRequestStatusCompleted BatchRequestStatus = "completed"
+	BatchRequestStatusExpired   BatchRequestStatus = "expired"
+	BatchRequestStatusFailed    BatchRequestStatus = "failed"
+	BatchRequestStatusPending   BatchRequestStatus = "pending"
+	BatchRequestStatusRunning   BatchRequestStatus = "running"
+)
+
+// Valid indicates whether the value is a known member of the BatchRequestStatus enum.
+func (e BatchRequestStatus) Valid() bool {
+	switch e {
+	case BatchRequestStatusCancelled:
+		return true
+	case BatchRequestStatusCompleted:
+		return true
+	case BatchRequestStatusExpired:
+		return true
+	case BatchRequestStatusFailed:
+		return true
+	case BatchRequestStatusPending:
+		return true
+	case BatchRequestStatusRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchRequestListObject.
+const (
+	BatchRequestListObjectList BatchRequestListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the BatchRequestListObject enum.
+func (e BatchRequestListObject) Valid() bool {
+	switch e {
+	case BatchRequestListObjectList:
 		return true
 	default:
 		return false
@@ -265,11 +325,72 @@ type BatchList struct {
 // BatchListObject defines model for BatchList.Object.
 type BatchListObject string
 
+// BatchRequest One request of a batch (Volley extension).
+type BatchRequest struct {
+	// Attempts How many times the request was sent upstream.
+	Attempts int `json:"attempts"`
+
+	// Body The request body as sent upstream; only with `include=body`, and always on a single request.
+	Body *json.RawMessage `json:"body,omitempty"`
+
+	// CreatedAt When the batch holding it was created.
+	CreatedAt  int64              `json:"created_at"`
+	CustomId   string             `json:"custom_id"`
+	Error      *BatchRequestError `json:"error"`
+	FinishedAt *int64             `json:"finished_at"`
+
+	// Line The 1-based line of the input file.
+	Line     int                   `json:"line"`
+	Model    string                `json:"model"`
+	Object   BatchRequestObject    `json:"object"`
+	Response *BatchRequestResponse `json:"response"`
+
+	// StartedAt When its latest attempt was sent upstream.
+	StartedAt *int64             `json:"started_at"`
+	Status    BatchRequestStatus `json:"status"`
+}
+
+// BatchRequestObject defines model for BatchRequest.Object.
+type BatchRequestObject string
+
+// BatchRequestStatus defines model for BatchRequest.Status.
+type BatchRequestStatus string
+
 // BatchRequestCounts defines model for BatchRequestCounts.
 type BatchRequestCounts struct {
 	Completed int `json:"completed"`
 	Failed    int `json:"failed"`
 	Total     int `json:"total"`
+}
+
+// BatchRequestError defines model for BatchRequestError.
+type BatchRequestError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// BatchRequestList defines model for BatchRequestList.
+type BatchRequestList struct {
+	Data []BatchRequest `json:"data"`
+
+	// FirstId The `custom_id` of the first item.
+	FirstId *string `json:"first_id"`
+	HasMore bool    `json:"has_more"`
+
+	// LastId The `custom_id` of the last item; pass it as `after` for the next page.
+	LastId *string                `json:"last_id"`
+	Object BatchRequestListObject `json:"object"`
+}
+
+// BatchRequestListObject defines model for BatchRequestList.Object.
+type BatchRequestListObject string
+
+// BatchRequestResponse defines model for BatchRequestResponse.
+type BatchRequestResponse struct {
+	// Body The upstream's answer, as in the output or error line.
+	Body       json.RawMessage `json:"body"`
+	RequestId  string          `json:"request_id"`
+	StatusCode int             `json:"status_code"`
 }
 
 // BatchUsage defines model for BatchUsage.
@@ -462,6 +583,27 @@ type ListBatchesParams struct {
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// ListBatchRequestsParams defines parameters for ListBatchRequests.
+type ListBatchRequestsParams struct {
+	// After Cursor; the `custom_id` of the last request of the previous page (its `last_id`).
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size, 1 to 1000.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Status Only requests in one of these states (repeat the parameter or separate with commas).
+	Status *[]string `form:"status,omitempty" json:"status,omitempty"`
+
+	// Search Only requests whose `custom_id` contains this text, ignoring case. `%`, `_` and `\` match literally.
+	Search *string `form:"search,omitempty" json:"search,omitempty"`
+
+	// Model Only requests for this model.
+	Model *string `form:"model,omitempty" json:"model,omitempty"`
+
+	// Include `body` adds each request's body as sent upstream.
+	Include *[]string `form:"include,omitempty" json:"include,omitempty"`
+}
+
 // ListFilesParams defines parameters for ListFiles.
 type ListFilesParams struct {
 	// Purpose Only files of this purpose.
@@ -512,6 +654,12 @@ type ServerInterface interface {
 	// CancelBatch Cancel a batch.
 	// (POST /v1/batches/{batch_id}/cancel)
 	CancelBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
+	// ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
+	// (GET /v1/batches/{batch_id}/requests)
+	ListBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID, params ListBatchRequestsParams)
+	// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
+	// (GET /v1/batches/{batch_id}/requests/{custom_id})
+	RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams)
@@ -581,6 +729,18 @@ func (_ Unimplemented) RetrieveBatch(w http.ResponseWriter, r *http.Request, bat
 // CancelBatch Cancel a batch.
 // (POST /v1/batches/{batch_id}/cancel)
 func (_ Unimplemented) CancelBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
+// (GET /v1/batches/{batch_id}/requests)
+func (_ Unimplemented) ListBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID, params ListBatchRequestsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
+// (GET /v1/batches/{batch_id}/requests/{custom_id})
+func (_ Unimplemented) RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -784,6 +944,148 @@ func (siw *ServerInterfaceWrapper) CancelBatch(w http.ResponseWriter, r *http.Re
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.CancelBatch(w, r, batchId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListBatchRequests operation middleware
+func (siw *ServerInterfaceWrapper) ListBatchRequests(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListBatchRequestsParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", r.URL.Query(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "search"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "search", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "model" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "model", r.URL.Query(), &params.Model, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "model"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "model", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "include" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "include", r.URL.Query(), &params.Include, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "include"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "include", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListBatchRequests(w, r, batchId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RetrieveBatchRequest operation middleware
+func (siw *ServerInterfaceWrapper) RetrieveBatchRequest(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "custom_id" -------------
+	var customId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "custom_id", chi.URLParam(r, "custom_id"), &customId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "custom_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RetrieveBatchRequest(w, r, batchId, customId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1226,6 +1528,12 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/batches/{batch_id}/cancel", wrapper.CancelBatch)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests", wrapper.ListBatchRequests)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests/{custom_id}", wrapper.RetrieveBatchRequest)
+	})
+	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/responses", wrapper.CreateResponse)
 	})
 	r.Group(func(r chi.Router) {
@@ -1581,6 +1889,156 @@ type CancelBatchdefaultJSONResponse struct {
 }
 
 func (response CancelBatchdefaultJSONResponse) VisitCancelBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchRequestsRequestObject struct {
+	BatchId BatchID `json:"batch_id"`
+	Params  ListBatchRequestsParams
+}
+
+type ListBatchRequestsResponseObject interface {
+	VisitListBatchRequestsResponse(w http.ResponseWriter) error
+}
+
+type ListBatchRequests200JSONResponse BatchRequestList
+
+func (response ListBatchRequests200JSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchRequests400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListBatchRequests400JSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchRequests401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListBatchRequests401JSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchRequests404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ListBatchRequests404JSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchRequestsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListBatchRequestsdefaultJSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatchRequestRequestObject struct {
+	BatchId  BatchID `json:"batch_id"`
+	CustomId string  `json:"custom_id"`
+}
+
+type RetrieveBatchRequestResponseObject interface {
+	VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error
+}
+
+type RetrieveBatchRequest200JSONResponse BatchRequest
+
+func (response RetrieveBatchRequest200JSONResponse) VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatchRequest401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RetrieveBatchRequest401JSONResponse) VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatchRequest404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RetrieveBatchRequest404JSONResponse) VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatchRequestdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response RetrieveBatchRequestdefaultJSONResponse) VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2345,6 +2803,12 @@ type StrictServerInterface interface {
 	// CancelBatch Cancel a batch.
 	// (POST /v1/batches/{batch_id}/cancel)
 	CancelBatch(ctx context.Context, request CancelBatchRequestObject) (CancelBatchResponseObject, error)
+	// ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
+	// (GET /v1/batches/{batch_id}/requests)
+	ListBatchRequests(ctx context.Context, request ListBatchRequestsRequestObject) (ListBatchRequestsResponseObject, error)
+	// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
+	// (GET /v1/batches/{batch_id}/requests/{custom_id})
+	RetrieveBatchRequest(ctx context.Context, request RetrieveBatchRequestRequestObject) (RetrieveBatchRequestResponseObject, error)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(ctx context.Context, request ListFilesRequestObject) (ListFilesResponseObject, error)
@@ -2566,6 +3030,60 @@ func (sh *strictHandler) CancelBatch(w http.ResponseWriter, r *http.Request, bat
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(CancelBatchResponseObject); ok {
 		if err := validResponse.VisitCancelBatchResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListBatchRequests operation middleware
+func (sh *strictHandler) ListBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID, params ListBatchRequestsParams) {
+	var request ListBatchRequestsRequestObject
+
+	request.BatchId = batchId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListBatchRequests(ctx, request.(ListBatchRequestsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListBatchRequests")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListBatchRequestsResponseObject); ok {
+		if err := validResponse.VisitListBatchRequestsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RetrieveBatchRequest operation middleware
+func (sh *strictHandler) RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string) {
+	var request RetrieveBatchRequestRequestObject
+
+	request.BatchId = batchId
+	request.CustomId = customId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveBatchRequest(ctx, request.(RetrieveBatchRequestRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveBatchRequest")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RetrieveBatchRequestResponseObject); ok {
+		if err := validResponse.VisitRetrieveBatchRequestResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -2847,79 +3365,94 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Hzrctu4kv+rdPH/r4pdRUuyJzM7I9d+8EySc3KOczmT5FwqcpmQ2BIxoQAGAK0oKVft0+yD7ZNsdQOk",
-	"SIryJY4zm6nzKbJENBp9/XWjmU/RTC8LrVA5G40/RYUwYokODf/1s3Cz7Okj+ihVNI4K4bIojpRYYjSO",
-	"pvTruUyjODL4vpQG02jsTIlxZGcZLgWtc+uCnrXOSLWILi/j6InMcSfNuczx9iR/RVtoZXeTNeGB25K+",
-	"jOulQSDpr/i+ROvor5lWDhV/FEWRy5lwUqvhb1Yr+m5D9v8bnEfj6P8NN8Ie+l/t8LEx2lQH8FumaGdG",
-	"FkQsGkdP1YXIZQrGb3wMLkNYorVigWDF2sIqEw6ESmGVocFBdBlHj3Auytwx8a/H6olag3YZGkB6lDl5",
-	"rt0TXar063HxXIMtZxno6W84czDXBlwmLbzD9QMLeqXQc/Za61NhFvj1OHudIaQ4y4XBWp8w1ekapIWc",
-	"eCFWhWIVz7Say0VJj+ZyKR3z/EaJ0mXayI/4FSX6TFor1SKGldFqAdqAwQv9DlM4efmU5DpgNwz06sjB",
-	"AcXoAo2T3n9mQs0wzzE9F8zzXJslfYqkcj88JH8t81xMc6xcMzikVA4XaEgCgYRUizvQ0MsiR3cnNjwJ",
-	"qdX5SqpUr3rCRxzNDIorttkmiyottPQK3aLGTnVehcjxp11sdlaw5EWev5hH47dXWwKr7bFfdHnWlQMR",
-	"/FBQ5Px8uXkC9vMJzIW8k/3MpRK5/Hgn+/HS35K2VOeF0QuD9g7nk6ooXVPJW9ss0YlUOHZrkaaSjFDk",
-	"L1uOtrVox8Y+RjJVnWJ+I6MKa8afIlTlMhq/9UggOut7tnSd41xLPsTF85kuAyi51mJDTv7Fr6BI5IQr",
-	"bZNFzqHC0R6VDUUtjUVN04gaMSKqrT5qRp/NH5j2Hr2kBH0j9t/wk5eXTWTyNmKoEmTdCAyVpmrn7ppM",
-	"X2yqJbKlkW5UacWsLZNu+W/XlzpxtemqrcDRjeFxOy1sWUAlyobln/UY8CZ29eQdnWKvW+RS4RVW2fDL",
-	"gLh6qTBqvoFxdzTMXG0oV3QCV1ef0W4fsooJ0uHyZn7jpXVZbySMEeu2i199gto8r9bKqfSA+a789rE6",
-	"l8a6m8aWTNjzpTZNLU61zlEoNgZxc0rbQTCnQ57Ft5JYg/3N9g02d0q0HfF67L0KXpuDbuXQ/t+cdiLv",
-	"+6lzEP9cO04Guju5flN5UJtbH7+cfofK3hAnNZecp+iEzPvEIGYZpreh3PXQFoG+c4VweivmW2t2c29Q",
-	"WK0oSH7+AbZo9J2BVXmHTVr626GbrqR2SaHDTR+7v3CCarrBTgdow/N2UZMcPcySmIqZvb/rPMc14AeH",
-	"ykqt9kGoNaSl4WoK5kYvITlcJuA0JIc//JglvsIUFpKfRsuEiCRHWTKI+jB4A9K3OXihEPQchheHw1km",
-	"3HDDtI39t90vcDnFNJVqEf6umxP+T0IGnmfby8o9Ycv2qd4UJKbDH6AQ0thjKg8tlPzlDw9hlgkjZg6N",
-	"jeFC5CVWv31/eDSIboBTg9nUOGTu0Fxb4PqHT/jZfutt4KEN0tq2ot32+ETmuNMcW9y+FWqWaXPWZxD5",
-	"GpINANthUC1iFmdapbaH2nc/jEYk2aPvfzoajUYDYJcBOqkFTwSYBnw3glSsLUzXkPrG0SDqr51y3N7n",
-	"L69ePD+F0ImIQThYauu6PQwrPyLsBfJwNBrBs5/3uWtFaAcY621+/34Uj0ajfWKjjkZTqYRZ90mkKE2h",
-	"bQ9rz0rrYIqQcIXSJ86OMfAJNwR3q7tqlzRUvt3rqR6y3CdpNnyOoRDWYkr6IUGVhXUGxZJCykJeoGqw",
-	"WkOGDwcLfRC+/M1qNfhVrJ4F8HgZR4zmXtS4pB8BXwtsvgTOrb64Dj5ukC8/twHAzG2f8Nutqm0/q+D/",
-	"te2uIKcuR55A787NGLK1sXfpG3g07Ok5a9zHMcocvCe75X6vvwcPv97Bm85yw9Qd+N5s0nd0Cm2PsMaT",
-	"HRSPXaDZQNQ7ssw2eGa/uxY8t0viauddLH+BquNFgerkKRH7d+lxGUd/RpG77FXdXNmW7FTY/tCxlIuA",
-	"THp/3jRsOiBNv/MYje84pPUd6OvjeKDXd4hnOsX8byWWPfGjboJtC32lzgtUhL1uivJX6tyUSt18RYN+",
-	"WwohyVhCi3iBZu1vMWAlpJNqwVccAmyuHexxpqtyjeUEOxWzdwujS5VCDRj3bxQt4qhxgpvxJBXMc7nI",
-	"3OeEo6q1VUlis39bA23p9mm54blbWp6uHd60Vrt9B//ODW6Zo7+27Gsxpx5OCgKm4b70YDT9j3/99rf3",
-	"z1ffzUf/VN+/fn9kT9+9jOI7BN4Wpmq3eeNw8esTWP1nN3P2+XZFqCxyLVJuGRRGz5CQUNWJvIJEs1S+",
-	"XaetnTi8/judzk5jM+hgI4dGC7XDTZ/5cXx5hIXL7piBGtHqyj7dXVJB3wGaGKt7yQveuWp4G25aB5B4",
-	"m0goUIt8RSWFUMDcfgaercjfM/SoQuKXgx8es5VGuvUrUqPn9qSQf8X1SelNoiNTqpJhKVKElXQZJBe+",
-	"I8G1szdTODjwAfb5ybPHXMmwifCpURg0GwFnzhX+Glequd7eLbQ7SElgMZ8fZNo6TOOg1wMyQ+HkNMdQ",
-	"MlL1YtFcoBnAU+c/WkaxtpxadJQD/NoHdqIo6NrYL0WfgVqFEK0Uvj7U87mcSZHDq0d/tVBajKFUKRpI",
-	"hheHSQxFXhKTc1xtmjN2ovQcpOOrfNhbCvMOU5hE3SbOJIIp5nq1P5ioiXrMKYojTOwbOj5p5WKNJiZZ",
-	"ED/BsD0iR3WBuS5wopJPEx+cJtEYPk2qumUSxTBhoftPXL34j1TATKLLy8QLK+VWUfeGPhlMFGlNOo7l",
-	"/gBRHF2gsV5To8HhYMRmW6AShSTQPxgNvuNSyWVsV8OMUdlH+rxANm1yEt7maRqNA2r7GHVmWY5Goy82",
-	"QdAChn2DIbm8wEHLM6Lx27M4suVySUX9ODqlqhethcLoKcIeqSMkB9IOiZGgzp9fv365P4DnGkTpMlQu",
-	"MMzxRSwsR7fCRme019CgSNe7JfOr//l3FAxzwJMd34+++2q7PtcOWDR+mIgnUMIk0fpqLRG/sqmmCvQT",
-	"vVlGGZkdfgP3gY+B6c2VdnE4nPrYsVNxVNqF+FJ1DcLQ2ttusPulNFYbf1CZQqi+qeABD5XDN4XBC6lL",
-	"C4VY4IDb2NE4el8it5zCHJnvNl45jNbd/yWPacmPGMMhN0Z9od5Hncd8WtRDOywaH416sPPZPRru5t6u",
-	"z51ZSCS5oCi24Id++z6qNZvDxgQdLzm8fklr5ol5CUK5bmFrCI6tuhFtqg6lyHM0D2x1khgUrtA64Oq4",
-	"aaCVTZ4RONa7Wn7cTeZmDixD87G1DeUsCoZVS5IfHYBPT7lU+MBCUpo88cvxfSnyiUqqpnQSs3v53MXV",
-	"EpPn/ciKbL2r0aVjd3SaQFjVYDz2A3oraZmxiRLKrqhss/BwNCIaFGU9TWMps899zcXMDYDOuCkuDQZ0",
-	"klLdx4BALHGinBHKihnfnhC/HGXY26QFg640ClNIGtMFCWfpbg63Y0i2mvAJiNkMCy5ur7mlWRnpHCrK",
-	"vmKiVpkmMZXLKRoy3qVUpUML2kCmS2NhL5lEP42WkyiJIZlEh1n16eghfdw/5sNoVR1mKdYEWsCSPkhP",
-	"rBGiwx+SACsUULWy77N9O5A17rI2gw8/63T9xRy557bssg1sw2jX/YaSXeOQLMhvLnx4oYIIdsCmx07m",
-	"69pGFOiPIO00N/xUjVJfXgFVnJF40TCV31tbnyH6h6OH1y+qB4a/kK7+RPVJ7bJ79NHoFeOfY3/thMaH",
-	"sndYuHAbmbJ67SbUzaWSNtvfmRDaEKSP2c0jw2qu/vJspyEM/UxUdyb/NrR3pakTBVIdVIE3yGWhqaLT",
-	"kGxms5IxhH7bRgzW6QIECXSGMZHxvb46vUwUZTovTjHVhsvKdgaw6FxOdaGrN8M08XUvVXWFMI5KQoO2",
-	"zJ0dwC81RxTEPREX2sEiZxwLG64pmtdkQ66xIN1x7a28NhMWUJGv1vmwyoWcCXuDNZP9v+OBXyde/i5O",
-	"60VdqezKIMr32VdWCtyQuK5O4Js6fzfOFYG0EFp/u+B6ozN4p3LgswoCXtfXT+9u+EobB9qkaGC69miN",
-	"0JKTS4whEXbmp1doUbKLD17ezwfv1ncdc4s6jNHrly3D7rM0qu8Wr6yM2JT+AHVROMfGAb2/XV0FLcvc",
-	"SQrk9dstPj1gCv7btf9XKsbwc4l56o30uOrLSYW0Lsxt+w6adBMljJEXaGFPwF9evXheveXD6UOA0uoA",
-	"l4Vbx1Aq+b5ESGaldXp5LlOC8kt0mU4TSF6+ePWaiikfYLhQ4rKLkkAKAhJiPKmoZzrnPCjAWxgEgL8/",
-	"gH9k0qEtxAwPNIUQYrwBJ2T9Mg8ZHkxLPgKC4haMz6oDOFFrbqjkSDiyTkLVqaq3vRrVGW3jM6vSLqNv",
-	"WcjaYDqYqJPgUxf8QpEPOP4tohb5hKeenNbn/PJREsMU55pSt1rXRCnBwoqqGK4X6/eXclQLxwUdbyPd",
-	"APy0Q4iL/xkKXOKrLArGArtLoCd+8GZ3BVSb1HCuzfKgukS5TRHUHNH6yjVQc5CgP7F73YWa4RuLGm+4",
-	"7gHvkad1PG9fRffFkGYKH34KM3iXm7ud7XzuL4Nqa7nHEF9dO/XoK/z0jRVCnmsQXj8UOghuB3n1R/gr",
-	"S9H7VsL1PtNwlm+tGu32BhpZ9VblXnibuq4kO640bGiiV5mP9EqR895emXrm0B34vN5W6rUTm/3aNGIF",
-	"fDUfh7ynAD+ImYNfPAMHp5xxvjWvCwIOfvfAbiZl6bAHMvX3ITlVAzzltBJVJo/5CwJEkJxwzzPhe5r7",
-	"MJz31URUr5k05hnu0eMbu/TYCP8KKf1MAJIRWMyzTwwZyasoqPn3vSsEO/hdE2O3nz3edFKq2S1iOQwy",
-	"QYGmOtYNx7jA6QW6jM654yqtpax+xH4AyYb2GAgLJWOWYTWyLC2wfaTVuxLhJiMh6uf/81//nYBMY0j8",
-	"ZMwYJpF/fBIl8URBNRgyhrdniR/6toSGw/AzH/mB3QxB+xmA6jqBxHLg7zoYwtoY5kIavoUUKiX6Bp1Z",
-	"Q6FzOVtTodCW3jH9koMMVcKfHr8eEKu0FcNTwuI1RA0DGBuBJIOJOoCEL6BneO4kGjrgPMcPk8j3rXTp",
-	"WivGlbTqI6xEuGslq2TdWyiVk7kH1QCbaxipYM83If/+4vT08b/On5w+/uf5P06evo7DuP4qk9zGQpiV",
-	"xnAosU7meW1HoWqRNsiGr1v2qz6cqmuAXL4jPGDXapYZrajsJv74wC/qa6L2A4Ww9sBlRpeLbGt6fS+I",
-	"NRgR1TQfJFoGGn6A5IAUT2zhBbkRKctluAZf1u3HFQ72JlAbm6RvctJ4wg+MYS5yi6Sb19UNNk8JKLc9",
-	"Sx+DX9nQEMuitgEKGUFjNVrdWanUk1H3eV/Tfb3gK5crjf8MIo4cfnBDVldvtr9Rbu+MivnXrrynBSXs",
-	"++Ka9KbndYALZvLtXhD5uFWtaUbpjfK2Y/XwU+N/rLlBPdSyyXu2iT9uXRRCT217e6KKCto3ozb3Cnw5",
-	"vr9LndcUTg1tXdmSfsXuUPWd2rx109YxJD7kNu8wdrRPgxf39E/r+cl7baBe91/kdOdK//C3HVQUbqn4",
-	"GBJvfb5B35yVIASQIwMaRhLaUOq3u83xdqVB47/TqsuDHaHps68pW3tsWsl9F25fM7j92yS3L+C2qo5j",
-	"kCkuC+2r2OqK1c8MKZHXMtqR69rjhe3B6LdnZA0eKno7Kk0eRprHw2GuZyLPtHXjH0c/jsg6/zcAAP//",
+	"7FzrctvIlX6VLuxuWaqCSMrjmU2oyg/Fl8SJb/Elk5SpEprEIdFjoBvuboimXarap9kH2yfZOqcbVwIi",
+	"JVmeeCq/RJFA4/S5fufS+BIsVJYrCdKaYPolyLnmGVjQ9N8fuV0kTx/hRyGDaZBzmwRhIHkGwTSY46/n",
+	"Ig7CQMPHQmiIg6nVBYSBWSSQcbzPbnK81lgt5Cq4vAyDJyKFwTWXIoXrL/kaTK6kGV5W+wuuu/RlWN3q",
+	"GRK/ho8FGIv/LZS0IOkjz/NULLgVSo5/MUrid/Wy/6lhGUyD/xjXzB67X834sdZKlxtwj4zBLLTIcbFg",
+	"GjyVFzwVMdPuwSfMJsAyMIavgBm+MWydcMu4jNk6AQ2j4DIMHsGSF6mlxb8dqadyw5RNQDPAS4mSF8o+",
+	"UYWMvx0VLxQzxSJhav4LLCxbKs1sIgz7AJt7hqm1BEfZW6Wecb2Cb0fZ2wRYDIuUa6jkyeYq3jBhWIq0",
+	"IKlckogXSi7FqsBLU5EJSzS/k7ywidLiM3xDjj4Xxgi5CtlaK7liSjMNF+oDxOz01VPk64jM0K9XeQ5y",
+	"KFrloK1w9rPgcgFpCvE5J5qXSmf4KRDS/vQA7bVIUz5PoTRNb5BCWliBRg74JYRc3WINleUp2FuR4ZYQ",
+	"Sp6vhYzVusd9hMFCA7/iMdvLgoxzJZxAt1YjozovXeT0yxCZnTuI8zxNXy6D6furNYHE9tjddHnW5QMu",
+	"+ClHz3lzvrkFzM0XWHJxK/1ZCslT8flW+uO4v8VtIc9zrVYazC32J2Re2KaQtx6TgeUxt2TWPI4FKiFP",
+	"X7UMbeumgQc7H0mrqhjSvZTK3zP9EoAssmD63iGB4Kzv2sJ2trNzee8Xzxeq8KBkp8b6mPzQ3YGeyHJb",
+	"mCaJFEO5xWeUOhS0JBY0VSNo+Iig0vqg6X3qfyDu3XqBAXov8t/RlZeXTWTyPiCo4nndcAylpCrj7qpM",
+	"n2+qOLIlka5XafmsLZVu2W/Xljp+tWmqLcfR9eFhOyxsaUDJyobmn/UocO27euKOiqHXLFIh4QqtbNil",
+	"R1y9qxBq3kO5OxImquqVy3U8VVfv0WxvsvQJwkK2n904bl1WD+Ja803bxK/eQaWeV0vlmXCA+bb09pG6",
+	"FNrYfX1Lws15pnRTinOlUuCSlIHvv9K2E0xxk2fhtTjWIL9+fIPMQY42spA2VHspoUKWask4I9/MDv6u",
+	"0hQ2DD5ZkEYoeThCfWvJg1sLWe5cbnvRP6s1y7jcMCsyMIROy2esuWEGpGVFbqwGno16cQ2C3O113zYW",
+	"IhjcXeyEKZlu2FrYhEVCLtIihj/glVFICQ9P15gAKck4Q4SaVus1yKhY/ulopY78l4iQR6/5+rk3vi2w",
+	"1qb05wQcKnfsTFQaC7liwjHA34nP3APjLQpjVTYU3aH0YNdAbF4bvDn34balkMIkt8FNpafcluDx0Zwb",
+	"ylIkoM4hmygkMQwq/fpQoY190cXIy7U31JY5+s3YVmc+fZwzlusrtUJYzN0s6rC3oH6juAHPt2FMDjJ2",
+	"4EMXUm4jlQrZ1Nikhi/7O6daRb3ga9RRAYnKXXQgQ4Nhbb1ryKlU813+7WGFAbvxvNxyrUJbOUL/b1ZZ",
+	"nvb91OGFu66Xu7uovi4IGYYWVwOGXXR8rbBbBpsd0XfbM0SVHkWlY6AbGD57NGwCNwjYez0cr6dnn7Cc",
+	"G4PumxsW8aUFHflCETAJnyzL+Qr2ovBfAwi8bnjAtriHI2/pnO4ZxqVZgw6RG8LFOZcmMOVLeeTcR7tj",
+	"aAndB4Kbcx7nHUsYMsHm1a2lPZ4YZMq70pzarHB5klUfQJo96zHNW85jsFykfe6IL9DHXWPlrmG3Fujb",
+	"l0/brkV8655h6jVwozCW3GIDW2v07YFc6i0e0pLfgGy6nBriQoeaPnIfUlTrwu3eQNQuA7ZNLbr/IIlC",
+	"tKRtEM4QVMeFpqotW2qVseg4i5hVLDr+6XdJ5CrZ6KR+P8kiXCS6n0QNTNUAjo3S4XZOoJZsfHE8XiTc",
+	"jmuiTei+7X4B2RxiBBr+/6oJ4v5FLOBoNr2k3FENq72rdzmy6fgnlnOhzQn7ABvDCvrypwdskXDNFxa0",
+	"CdkFTwsof/vx+P4Vfn3L4Kp6B8aInYV0d/EpXduvvY26S13R2daiYX18IlIYVMcWte+5XCRKn/UpRLph",
+	"UY3aBhSqtZiBhZKx6Vnth58mE+Ts/R9/f38ymYwYmQyBf8PcIozWYD9MWIz52nzDYteg6s8O8Nbt5/zl",
+	"zcsXz5jveISMW5YpY7u9EiM+Azvwy7P7kwl7/sdDShYpP6GaUv37j5NwMpkctvD5XEiuN30cyQudK9ND",
+	"2vMCM1hgEeUqfezsKAPtsF5wWNxlYB9M+DGSlxcZ6sc0M2oHdCBG+dhGzEeXshIXIG+QJxO8fVnBnn6Q",
+	"uxM3fY16WvnFLtxcV9jourrQRtT2Mb/dEtu2sxLh72yreT51KRpOf1o+ZOvBzqT3sGh24DFvF8ih5h32",
+	"2ru38N0Gvk+Zo7NfT3f9kL6to2t7BFVe10lboJvwNRKBgSizjc3J7nZi83bpvXzyEMlfIc16mYM8fYqL",
+	"/bvEeRkGfwae2uRNVf3Y5uycm4FcWqw8MrkiAekBaeqDw2g0SyGM63Tv9uN+vb5NPFcxpH8roOjxH1eU",
+	"v9byvCzy7Iny1/K8LAbtd0dj/TYXfJAxiBbhAvTGTUuwNRdWyBVlyJyZVFl24AqhurwDA+ycLz6stCpk",
+	"zCrAeLhnUbSxg/1oEpItU7FK7E3cUVnM6iunNSXQ5m6flBuWu516byzsm6tdf1Lg1o10kYIbj+prZccO",
+	"TnIEpn4u62gy/+9//vK3jy/WPywn/5A/vv143zz78CoIb+F4W5iq3U4O/YCZC2DVv93I2Wfb5UJFnioe",
+	"U+ku12oBiIR6ao9b9YlGqny9jl47cDj5d8qjnQaql0HNh0aFtUNNn/qRf3kEuU1uGYEa3urKfuBtQkHf",
+	"BpoYqztMxpxxVfDWT3SNWOR0IkJH7VtAXDKi9gZ4tlz+jqFHVfz+avDDYbZCC7t5g2J01J7m4q+wOS2c",
+	"SnR4ilkyy3gMvqd24SoSlDs7NWVHR87Bvjh9/pgyGVIR2jVwDbpmcGJt7sbFhFyq7af5cgcKiRlIl0eJ",
+	"Mhbi0Mv1CNWQWzFPwaeMmL0Y0BegR+ypdR9du9EUcwPU0XT33jMziU7XhO5WcBGolQjhndzlh2q5FAvB",
+	"U/bm0V8NKwyErJAxaBaNL46jkOVpgUQuYV0XZ8xMqiV1d9RasoOM6w8Qs1nQLeLMAjaHVK0PRzM5k48p",
+	"RJGHCV1BxwWtlG9Ah8gLpMcrtkPkIC8gVTnMZPRl5pzTLJiyL7Myb5kFIZsR090nyl7cR0xgZsHlZeSY",
+	"Fbt6dmcSMBrNJEpNWPLlbgNBGFyANk5Sk9HxaEJqm4PkuUDQP5qMfqBUySakV+OEUNln/LwCUm00EnrM",
+	"0ziYetT2OejMzN6fTL7apGILGPYNoKbiAkYtywim78/CwBRZhkn9NHiGWS8Yw3Kt5sAOUBw+OKB0kI0I",
+	"df789u2rwxF7oRgvbALSeoLJv/CVIe+Wm+AMnzXWwOPNMGdeu59/RcYQBTRB+uPkh2/21BfKMmKNG1qm",
+	"Fr+fWN5cLSWkVzTFVIJ+XG+RYEQmg6/hPqNtQLy/0C6Ox3PnOwYFh6md9y9l1cAPx7/vOruHhTZKu42K",
+	"uNVxclDZf5NruBCqMFWHicbVPxZAJSc/r+6qjVcOvXef/4rGwcVnCNkxFUZdot63Oo0Tt1b35bBgen/S",
+	"g53P7lBx6/mgPnMmJiHnvKBIgx+4x/etWpE5bkzq0y3Hu29pzVYTLZ4pu25sDduTVje8TVmh5GkK+p4p",
+	"dxIyCWsw1jVEmwpa6uQZgmM1VPKrByxY5ouPrcdgzEJnWJYk3SwGc+EpFRLuGRYVOo3c7fCx4OlMRmVR",
+	"2s/XuNhF2ZLv3qbAUItM9VStCkvmaBWCsMbkjk1Ar4UhwmbStRjRxT6YTHAN9LJ1R1gtly7ncp1G1hgN",
+	"MoxrKGdsyv6k4RnMpNVcGr6g7gnSW0/oCMM02EJLiFnUmGKMKEp3Y7iZsmirCB8xvlhATsntji7NWgtr",
+	"QWL05TO5ThSyqcjmoFF5MyELC4YpzRJVaMMOolnw+0k2C6KQRbPgOCk/3X+AHw9PaDNKlpvJ+AZBCzMo",
+	"D5QTSQTXoQ+RhxWSYbZy6KJ925E1ell1K/WPvjX8VQy5p1t22Qa2fqDmbl3J0LELN0T0vbkPx9Rqio9U",
+	"j4zM5bXdMastD9IOc+Mv5ZGtyyugitUCLhqq8mtL6wasfzB5sPum6mDSV5LVnzA/qUz2AD9qtSb8c+La",
+	"TqCdK/sAufXdyJjEa2pX5wamDgcDQhuC9BFbXzIuz+9dng0qwtgNinXP/l1n7aEwdSqZkEel4/V8WSnM",
+	"6BSL6hnwaMp8va1mg7EqZxwZuoAQl3G1viq8zCRGOsdOPlea0sp2BDBgbYp5oa0eBnHk8l7M6nKuLaaE",
+	"GkyRWjNiDyuK0Im7RawvB/OUcCyrqUZvXi3rY41hwp5U1kr3JtwwkGirVTwsYyFFwl5nTcv+61jgt/GX",
+	"v4rROlaXIrumEx2X6trwpttpF4GjdYLIqVZOXUhXsXCNcWGdkoSskFakpJ9eL0nFNWQKs/sDglK/cCks",
+	"HcLDbyn0Z2QprlrhGn4E36qOn1tmrixaoITDEXvMESVZyBAIlryKUDdjFtGNEd0Dn/jCphvfGKnXb02G",
+	"uazOk0BoBHQmJE8Jbb3iKyFX02rQjgpCW+N5onQRB4XDjAT+kTrfNUJc1JrPm0maNTWeiWRvXiT3jMeR",
+	"T0RKfnehsjkSSuZ/+uIR8ecDQI4roTkvlNawsH32WGWBZS/iOrng0BhiY0h/Ky1kB8joet93mybeJE88",
+	"nvQlimFvW7py6kJSgHQ7RjhrOcLiAw05+EJdxVbULwP4r/VCW6gs466fBJ/ylOYMXE2+j/a6iF4RX9XB",
+	"B6YI6nK3sRvX9VA6C3btap0o0xYzemcupHFKbeGTDZlYSaVJz7iBEYv+CwH/eURqGM1mEctI91NhEeGn",
+	"myGZGOCawsI1ZN6mtzoPTbnD0HOqce/9HxPRwQzG49gw4HVzEJPevsMde0rSH/v4KqK880pGc/L6yoJG",
+	"KY7ffojt5trTMtreq2Fv6DMZ7lrHRWqZETGw+Yb+4s/+CqVj0N8OHZcEjr9U9r1n7lTK6htp3BCOq45D",
+	"fec6o3rPtYU1nEcX85X1IrzivBriktrlh+zd62dHYBY8d8fAet5B0jxTs/8bSErdJBB3ZZ2a2mG7kAmF",
+	"AgcIS9DlG89DgaDRl74dyrghzNgPaLxR2vsG9BlUKxRK0nnFkEXcLNzsNN4UDdFBt/fTQU/rGwa6RheA",
+	"aqdftwlwl+Gsmmy7MoyRKv0GqvJ+H7X7cPZ2dQ0+K1Ircq7rd7g4YAMxc99u3F8hqYK8FJDGTklPyq4w",
+	"piTCMP92Ate/FXYmudYCU7sDzv7y5uWL8l025O04k0oeQZbbDeaL4mMBbV8UZWATFUcsevXyzdsoLL0l",
+	"ZaJU9HdpHmcesvnVy1OtnDkNY768fDhiPyfCgsn5Ao7oRC4S3ihmieqVNah4bF7QFoBJZWukw07lhtp5",
+	"KWSsUQIpd1W+06jRG8DHuLqOVDahE7dUG9IQj2by1NvUBbiDWzT6Td6ktXxEM/dWqXN6xU4UsjkslQYU",
+	"SrWoBk7vT5KuW1G9pScFubLUTqDHCDtibtbW+8U/+PYK0lXkOVWihgvwT9zY93D9vVKpMQLWo3KE5zol",
+	"+OYBgW9cgW+OsfbDESc7X7H+zrzGO6q6M2eRzyp/3h6E7PMhzRA+/uJPgFzWk0Xb8dyNIlXacocuvhx6",
+	"6pGX/+k7g46OasadfNB1IDr0/Or38FeC+bsWwm6baRjL99YL6XamGlH1WpDcvzOwjYZrUxo3JNErzEdq",
+	"LdF4ry9MtbBgj1xcbwt153mhgYSMrxkNhvrchUtXYmUPHQFHzyjifG9W5xns7e6eqc9p4WaPROymcVLM",
+	"BqiUTO9IoGgQ0hcIiFh0Sh33iOrJd6E4H8t5/F41aUzT3qHFN57SoyP0K4vxZwSQhMBCKtoRZESrQqdW",
+	"HlZ3CHb0qwbG7Wy9Lo76kwNU2HFj9CwHXW5rz0MEzKoV2KRd+GkNcrWE1Y/Yj1hUrz1liIWiaetdNsIw",
+	"0o+4PKnr52ioPXL+f//zvxETccgiV1ueslngLp8FUTiTrBxLnrL3Z5E7ckj1Tn/0jrZ8z9RH8NwEajnM",
+	"gmw5cpM2BGFNyJZcaJqB4zLG9TVYvWG5SsWCqqlt7p3gLym9kgb9yp8evx0hqfgogqeIxSuI6sd/a4ZE",
+	"o5k8YhGNPy7g3ArQuMFlCp9mgeuaqsK27piW3Kq2sOZ+0g+1kmRvfEOLQDVj9RCQkOzAtcD//vLZs8f/",
+	"PH/y7PE/zn8+ffo29O2cdSKoiQpsUWhNrsRYkaaVHvmsRRjPGxr2OSy7wLLKAVLxAfGA2chFopXEtBvp",
+	"ow2/rIaU2hfk3Jgjm2hVrJKts5MHnq1eiTCn+STAENBw48tHKHgkCy7QjFBYNoENc2ndYVjiYKcClbIJ",
+	"/CZFiUd0wZQteWoAZfO2nJ8UnSp6dZIzZO7OhoRcd6HUAXQZXmIVWh3MVF7Xr2q5u2mh7uHWb5yuNF55",
+	"GgYWPtkxias32u8V2zsHFdyhf2dpXgiHLrlGuVETwF/v1OT7HU9yfqu8p+mla+Ft++rxl8Z7mffIh1o6",
+	"ecc68dvNi7zrqXTvgJdeQbliVD3VQqOZh0Pi3JE4NaR1ZUn6DZlDWXdq09YNWycsci63OUEz1Cl1VtxT",
+	"P61O79xpAXXXi6C7p5p+841ATAq3RHzCIqd9rkDfnNT1QzP0jj0aPNE0NjOsjtdLDRovja/SgwHXdOMh",
+	"udYz6lJy37jXt3Ru/1bJ7fGvrazjhIkYsly5LLYc8HMT65KnFY8GYl37cEv7WN77M9QGBxWdHhU69Qfq",
+	"puNxqhY8TZSx099NfjdB7fz/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
