@@ -41,34 +41,34 @@ func (e BatchObject) Valid() bool {
 
 // Defines values for BatchStatus.
 const (
-	Cancelled  BatchStatus = "cancelled"
-	Cancelling BatchStatus = "cancelling"
-	Completed  BatchStatus = "completed"
-	Expired    BatchStatus = "expired"
-	Failed     BatchStatus = "failed"
-	Finalizing BatchStatus = "finalizing"
-	InProgress BatchStatus = "in_progress"
-	Validating BatchStatus = "validating"
+	BatchStatusCancelled  BatchStatus = "cancelled"
+	BatchStatusCancelling BatchStatus = "cancelling"
+	BatchStatusCompleted  BatchStatus = "completed"
+	BatchStatusExpired    BatchStatus = "expired"
+	BatchStatusFailed     BatchStatus = "failed"
+	BatchStatusFinalizing BatchStatus = "finalizing"
+	BatchStatusInProgress BatchStatus = "in_progress"
+	BatchStatusValidating BatchStatus = "validating"
 )
 
 // Valid indicates whether the value is a known member of the BatchStatus enum.
 func (e BatchStatus) Valid() bool {
 	switch e {
-	case Cancelled:
+	case BatchStatusCancelled:
 		return true
-	case Cancelling:
+	case BatchStatusCancelling:
 		return true
-	case Completed:
+	case BatchStatusCompleted:
 		return true
-	case Expired:
+	case BatchStatusExpired:
 		return true
-	case Failed:
+	case BatchStatusFailed:
 		return true
-	case Finalizing:
+	case BatchStatusFinalizing:
 		return true
-	case InProgress:
+	case BatchStatusInProgress:
 		return true
-	case Validating:
+	case BatchStatusValidating:
 		return true
 	default:
 		return false
@@ -84,6 +84,66 @@ const (
 func (e BatchListObject) Valid() bool {
 	switch e {
 	case BatchListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchRequestObject.
+const (
+	BatchRequestObjectBatchRequest BatchRequestObject = "batch.request"
+)
+
+// Valid indicates whether the value is a known member of the BatchRequestObject enum.
+func (e BatchRequestObject) Valid() bool {
+	switch e {
+	case BatchRequestObjectBatchRequest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchRequestStatus.
+const (
+	BatchRequestStatusCancelled BatchRequestStatus = "cancelled"
+	BatchRequestStatusCompleted BatchRequestStatus = "completed"
+	BatchRequestStatusExpired   BatchRequestStatus = "expired"
+	BatchRequestStatusFailed    BatchRequestStatus = "failed"
+	BatchRequestStatusPending   BatchRequestStatus = "pending"
+	BatchRequestStatusRunning   BatchRequestStatus = "running"
+)
+
+// Valid indicates whether the value is a known member of the BatchRequestStatus enum.
+func (e BatchRequestStatus) Valid() bool {
+	switch e {
+	case BatchRequestStatusCancelled:
+		return true
+	case BatchRequestStatusCompleted:
+		return true
+	case BatchRequestStatusExpired:
+		return true
+	case BatchRequestStatusFailed:
+		return true
+	case BatchRequestStatusPending:
+		return true
+	case BatchRequestStatusRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchRequestListObject.
+const (
+	BatchRequestListObjectList BatchRequestListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the BatchRequestListObject enum.
+func (e BatchRequestListObject) Valid() bool {
+	switch e {
+	case BatchRequestListObjectList:
 		return true
 	default:
 		return false
@@ -265,11 +325,72 @@ type BatchList struct {
 // BatchListObject defines model for BatchList.Object.
 type BatchListObject string
 
+// BatchRequest One request of a batch (Volley extension).
+type BatchRequest struct {
+	// Attempts How many times the request was sent upstream.
+	Attempts int `json:"attempts"`
+
+	// Body The request body as sent upstream; only with `include=body`, and always on a single request.
+	Body *json.RawMessage `json:"body,omitempty"`
+
+	// CreatedAt When the batch holding it was created.
+	CreatedAt  int64              `json:"created_at"`
+	CustomId   string             `json:"custom_id"`
+	Error      *BatchRequestError `json:"error"`
+	FinishedAt *int64             `json:"finished_at"`
+
+	// Line The 1-based line of the input file.
+	Line     int                   `json:"line"`
+	Model    string                `json:"model"`
+	Object   BatchRequestObject    `json:"object"`
+	Response *BatchRequestResponse `json:"response"`
+
+	// StartedAt When its latest attempt was sent upstream.
+	StartedAt *int64             `json:"started_at"`
+	Status    BatchRequestStatus `json:"status"`
+}
+
+// BatchRequestObject defines model for BatchRequest.Object.
+type BatchRequestObject string
+
+// BatchRequestStatus defines model for BatchRequest.Status.
+type BatchRequestStatus string
+
 // BatchRequestCounts defines model for BatchRequestCounts.
 type BatchRequestCounts struct {
 	Completed int `json:"completed"`
 	Failed    int `json:"failed"`
 	Total     int `json:"total"`
+}
+
+// BatchRequestError defines model for BatchRequestError.
+type BatchRequestError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// BatchRequestList defines model for BatchRequestList.
+type BatchRequestList struct {
+	Data []BatchRequest `json:"data"`
+
+	// FirstId The `custom_id` of the first item.
+	FirstId *string `json:"first_id"`
+	HasMore bool    `json:"has_more"`
+
+	// LastId The `custom_id` of the last item; pass it as `after` for the next page.
+	LastId *string                `json:"last_id"`
+	Object BatchRequestListObject `json:"object"`
+}
+
+// BatchRequestListObject defines model for BatchRequestList.Object.
+type BatchRequestListObject string
+
+// BatchRequestResponse defines model for BatchRequestResponse.
+type BatchRequestResponse struct {
+	// Body The upstream's answer, as in the output or error line.
+	Body       json.RawMessage `json:"body"`
+	RequestId  string          `json:"request_id"`
+	StatusCode int             `json:"status_code"`
 }
 
 // BatchUsage defines model for BatchUsage.
@@ -462,6 +583,27 @@ type ListBatchesParams struct {
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// ListBatchRequestsParams defines parameters for ListBatchRequests.
+type ListBatchRequestsParams struct {
+	// After Cursor; the `custom_id` of the last request of the previous page (its `last_id`).
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size, 1 to 1000.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Status Only requests in one of these states (repeat the parameter or separate with commas).
+	Status *[]string `form:"status,omitempty" json:"status,omitempty"`
+
+	// Search Only requests whose `custom_id` contains this text, ignoring case. `%`, `_` and `\` match literally.
+	Search *string `form:"search,omitempty" json:"search,omitempty"`
+
+	// Model Only requests for this model.
+	Model *string `form:"model,omitempty" json:"model,omitempty"`
+
+	// Include `body` adds each request's body as sent upstream.
+	Include *[]string `form:"include,omitempty" json:"include,omitempty"`
+}
+
 // ListFilesParams defines parameters for ListFiles.
 type ListFilesParams struct {
 	// Purpose Only files of this purpose.
@@ -512,6 +654,12 @@ type ServerInterface interface {
 	// CancelBatch Cancel a batch.
 	// (POST /v1/batches/{batch_id}/cancel)
 	CancelBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
+	// ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
+	// (GET /v1/batches/{batch_id}/requests)
+	ListBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID, params ListBatchRequestsParams)
+	// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
+	// (GET /v1/batches/{batch_id}/requests/{custom_id})
+	RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams)
@@ -581,6 +729,18 @@ func (_ Unimplemented) RetrieveBatch(w http.ResponseWriter, r *http.Request, bat
 // CancelBatch Cancel a batch.
 // (POST /v1/batches/{batch_id}/cancel)
 func (_ Unimplemented) CancelBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
+// (GET /v1/batches/{batch_id}/requests)
+func (_ Unimplemented) ListBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID, params ListBatchRequestsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
+// (GET /v1/batches/{batch_id}/requests/{custom_id})
+func (_ Unimplemented) RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -784,6 +944,148 @@ func (siw *ServerInterfaceWrapper) CancelBatch(w http.ResponseWriter, r *http.Re
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.CancelBatch(w, r, batchId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListBatchRequests operation middleware
+func (siw *ServerInterfaceWrapper) ListBatchRequests(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListBatchRequestsParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", r.URL.Query(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "search"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "search", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "model" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "model", r.URL.Query(), &params.Model, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "model"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "model", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "include" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "include", r.URL.Query(), &params.Include, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "include"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "include", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListBatchRequests(w, r, batchId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RetrieveBatchRequest operation middleware
+func (siw *ServerInterfaceWrapper) RetrieveBatchRequest(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "custom_id" -------------
+	var customId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "custom_id", chi.URLParam(r, "custom_id"), &customId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "custom_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RetrieveBatchRequest(w, r, batchId, customId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1226,6 +1528,12 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/batches/{batch_id}/cancel", wrapper.CancelBatch)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests", wrapper.ListBatchRequests)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests/{custom_id}", wrapper.RetrieveBatchRequest)
+	})
+	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/responses", wrapper.CreateResponse)
 	})
 	r.Group(func(r chi.Router) {
@@ -1581,6 +1889,156 @@ type CancelBatchdefaultJSONResponse struct {
 }
 
 func (response CancelBatchdefaultJSONResponse) VisitCancelBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchRequestsRequestObject struct {
+	BatchId BatchID `json:"batch_id"`
+	Params  ListBatchRequestsParams
+}
+
+type ListBatchRequestsResponseObject interface {
+	VisitListBatchRequestsResponse(w http.ResponseWriter) error
+}
+
+type ListBatchRequests200JSONResponse BatchRequestList
+
+func (response ListBatchRequests200JSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchRequests400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListBatchRequests400JSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchRequests401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListBatchRequests401JSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchRequests404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ListBatchRequests404JSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBatchRequestsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListBatchRequestsdefaultJSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatchRequestRequestObject struct {
+	BatchId  BatchID `json:"batch_id"`
+	CustomId string  `json:"custom_id"`
+}
+
+type RetrieveBatchRequestResponseObject interface {
+	VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error
+}
+
+type RetrieveBatchRequest200JSONResponse BatchRequest
+
+func (response RetrieveBatchRequest200JSONResponse) VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatchRequest401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RetrieveBatchRequest401JSONResponse) VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatchRequest404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RetrieveBatchRequest404JSONResponse) VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveBatchRequestdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response RetrieveBatchRequestdefaultJSONResponse) VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2345,6 +2803,12 @@ type StrictServerInterface interface {
 	// CancelBatch Cancel a batch.
 	// (POST /v1/batches/{batch_id}/cancel)
 	CancelBatch(ctx context.Context, request CancelBatchRequestObject) (CancelBatchResponseObject, error)
+	// ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
+	// (GET /v1/batches/{batch_id}/requests)
+	ListBatchRequests(ctx context.Context, request ListBatchRequestsRequestObject) (ListBatchRequestsResponseObject, error)
+	// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
+	// (GET /v1/batches/{batch_id}/requests/{custom_id})
+	RetrieveBatchRequest(ctx context.Context, request RetrieveBatchRequestRequestObject) (RetrieveBatchRequestResponseObject, error)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(ctx context.Context, request ListFilesRequestObject) (ListFilesResponseObject, error)
@@ -2566,6 +3030,60 @@ func (sh *strictHandler) CancelBatch(w http.ResponseWriter, r *http.Request, bat
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(CancelBatchResponseObject); ok {
 		if err := validResponse.VisitCancelBatchResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListBatchRequests operation middleware
+func (sh *strictHandler) ListBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID, params ListBatchRequestsParams) {
+	var request ListBatchRequestsRequestObject
+
+	request.BatchId = batchId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListBatchRequests(ctx, request.(ListBatchRequestsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListBatchRequests")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListBatchRequestsResponseObject); ok {
+		if err := validResponse.VisitListBatchRequestsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RetrieveBatchRequest operation middleware
+func (sh *strictHandler) RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string) {
+	var request RetrieveBatchRequestRequestObject
+
+	request.BatchId = batchId
+	request.CustomId = customId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveBatchRequest(ctx, request.(RetrieveBatchRequestRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveBatchRequest")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RetrieveBatchRequestResponseObject); ok {
+		if err := validResponse.VisitRetrieveBatchRequestResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -2847,81 +3365,96 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fz9bhtHkn+VwtwBloARSTlOLqFwfyixs+td2/JG9mYXpqBpcoqcjofd4+4e0bQh4J7mHuye5FDVPV/k",
-	"UB+W5ayD/csUyamurs9ffdAfo5leFlqhcjYaf4wKYcQSHRr+60fhZtnTx/RSqmgcFcJlURwpscRoHE3p",
-	"03OZRnFk8F0pDabR2JkS48jOMlwKes6tC/qudUaqRXR5GUc/yxx30pzLHG9P8he0hVZ2N1kTvnBb0pdx",
-	"/WgQSPoLvivROvprppVDxS9FUeRyJpzUavib1Yrea8j+p8F5NI7+Y9gIe+g/tcMnxmhTXcAfmaKdGVkQ",
-	"sWgcPVUXIpcpGH/wEbgMYYnWigWCFWsLq0w4ECqFVYYGB9FlHD3GuShzx8S/HKvHag3aZWgA6avMyQvt",
-	"ftalSr8cFy802HKWgZ7+hjMHc23AZdLCW1w/sKBXCj1nr7R+JswCvxxnrzKEFGe5MFjrE6Y6XYO0kBMv",
-	"xKpQrOKZVnO5KOmruVxKxzy/VqJ0mTbyA35BiT6X1kq1iGFltFqANmDwQr/FFI5fPiW5DtgNA706cnBA",
-	"MbpA46T3n5lQM8xzTM8F8zzXZkmvIqncd4/IX8s8F9McK9cMDimVwwUakkAgIdXiDjT0ssjR3YkNT0Jq",
-	"db6SKtWrnvARRzOD4opjtsmiSgstvUK3qLFTnVchcvxxF5sbT7DkRZ6fzKPxm6stgdX2xD90ebYpByL4",
-	"vqDI+ely8wTspxOYC3kn+5lLJXL54U7246W/JW2pzgujFwbtHe4nVVG6tpK3jlmiE6lw7NYiTSUZochf",
-	"dhxt66EdB/sYyVR1ivmNjCo8M/4YoSqX0fiNRwLRWd93S7dxnWvJh7h4PtNlACXXWmzIyT/5JygSOeFK",
-	"22aRc6hwdEZlQ1FHY1HbNKJWjIhqq4/a0af5A9Peq5eUoG/E/mv+5uVlG5m8iRiqBFm3AkOlqdq5N02m",
-	"LzbVEtnSyGZU6cSsLZPu+O+mL23E1bardgLHZgyPu2lhywIqUbYs/6zHgJvY1ZN3dIq9bpFLhVdYZcsv",
-	"A+LqpcKo+QbGvaFh5qqhXNEJXF19R7t9ySomSIfLm/mNl9ZlfZAwRqy7Ln71DWrzvForz6QHzHflt4/V",
-	"uTTW3TS2ZMKeL7Vpa3GqdY5CsTGIm1PaDoI5XfIsvpXEWuw3x7fY3CnRbsTrsfcqeDUX3cqh/Z857UTe",
-	"99HGRfz3unEy0N3J9evKg7rc+vjl9FtU9oY4qf3IeYpOyLxPDGKWYXobypse2iHQd68QTm/FfOeZ3dwb",
-	"FFYrCpKffoEtGn13YFXe4ZCO/nboZlNSu6SwwU0fuz9xgmq7wU4H6MLzblGTPHyUJTEVM3t/13mOa8D3",
-	"DpWVWu2DUGtIS8PVFMyNXkJyuEzAaUgOv/s+S3yFKSwkP4yWCRFJHmbJIOrD4C1I3+XgRCHoOQwvDoez",
-	"TLhhw7SN/bubb+Byimkq1SL8XTcn/J+EDDzPtpeVe8KW3Vu9LkhMh99BIaSxR1QeWij5ze8ewSwTRswc",
-	"GhvDhchLrD779vDhILoBTg1mU+OQuUNzbYHrv3zM3+233hYeapDWthXttsefZY47zbHD7RuhZpk2Z30G",
-	"ka8haQDYDoPqELM40yq1PdS++W40Isk+/PaHh6PRaADsMkA3teCJANOAb0aQirWF6RpS3zgaRP21U47b",
-	"5/zl9OTFMwidiBiEg6W2brOHYeUHhL1AHh6ORvD8x33uWhHaAcZ6zeffjuLRaLRPbNTRaCqVMOs+iRSl",
-	"KbTtYe15aR1MERKuUPrEuWEMfMOG4G51V+2Slsq3ez3Vlyz3SdoNnyMohLWYkn5IUGVhnUGxpJCykBeo",
-	"WqzWkOH9wUIfhDd/s1oNfhGr5wE8XsYRo7mTGpf0I+Brgc3nwLnVG9fBxwb58vcaAMzc9gm/26ra9rMK",
-	"/l/b7gpy2uTIE+g9uR1Dtg72Ln0Dj4Y9PWeN+zhGmYPPZLfc7/X34OHXO3jbWW6YugPfzSF9V6fQ9hhr",
-	"PLmB4nETaLYQ9Y4ssw2e2e+uBc/dkrg6eRfLn6HqOClQHT8lYv8uPS7j6M8ocped1s2VbclOhe0PHUu5",
-	"CMik9+OmYbMB0vRbj9F4xiGt70BfH8cDvb5LPNcp5n8rseyJH3UTbFvoK3VeoCLsdVOUv1LnplTq5k+0",
-	"6HelEJKMJbSIF2jWfooBKyGdVAsecQiwuXawx5muyjWWE+xUzN4ujC5VCjVg3L9RtIij1g1uxpNUMM/l",
-	"InOfEo6q1lYlieb8rga60u3Tcstzt7Q8XTu8aa12+w7+nRvcMkc/tuxrMaceTgoCpmFeejCa/tc/f/vb",
-	"uxerb+ajf6hvX717aJ+9fRnFdwi8HUzVbfPGYfDrE1j952bm7PPtilBZ5Fqk3DIojJ4hIaGqE3kFiXap",
-	"fLtOWzdxeP1vdDo3GptBB40cWi3UDW76zI/jy2MsXHbHDNSKVlf26e6SCvou0MZYm0Ne8M5Vw9swaR1A",
-	"4m0ioUAt8hWVFEIBc/sJeLYif8/QowqJnw9+eMxWGunWp6RGz+1xIf+K6+PSm8SGTKlKhqVIEVbSZZBc",
-	"+I4E187eTOHgwAfYF8fPn3AlwybCt0Zh0DQCzpwr/BhXqrnePi20O0hJYDGfH2TaOkzjoNcDMkPh5DTH",
-	"UDJS9WLRXKAZwFPnX1pGsbacWnSUA/yzD+xEUdC1sX8UfQbqFEL0pPD1oZ7P5UyKHE4f/9VCaTGGUqVo",
-	"IBleHCYxFHlJTM5x1TRn7ETpOUjHo3zYWwrzFlOYRJtNnEkEU8z1an8wURP1hFMUR5jYN3R80srFGk1M",
-	"siB+gmF7RI7qAnNd4EQlHyc+OE2iMXycVHXLJIphwkL3r7h68S+pgJlEl5eJF1bKraLNCX0ymCjSmnQc",
-	"y/0Foji6QGO9pkaDw8GIzbZAJQpJoH8wGnzDpZLL2K6GGaOyD/R6gWza5CR8zNM0GgfU9iHa2GV5OBp9",
-	"tg2CDjDsWwzJ5QUOOp4Rjd+cxZEtl0sq6sfRM6p60VoojJ4i7JE6QnIg7ZAYCer8+dWrl/sDeKFBlC5D",
-	"5QLDHF/EwnJ0K2x0RmcNDYp0vVsyv/iPf0fBMAe82fHt6JsvduoL7YBF45eJeAMlbBKtr9YS8SvbaqpA",
-	"P9GbZZSR2eEbuA98DUxvrrSLw+HUx46diqPSLsSXqmsQltbebAa7n0pjtfEXlSmE6psKHvBQObxTGLyQ",
-	"urRQiAUOuI0djaN3JXLLKeyR+W7jlctom+e/5DUt+QFjOOTGqC/U+6jzmk+HemiHReOHox7sfHaPhtvM",
-	"7frcmYVEkguKYgt+5I/vo1qzOWxt0PEjh9c/0tl5Yl6CUK57sLMEx1bdijZVh1LkOZoHtrpJDApXaB1w",
-	"ddw20Momzwgc610tP+4mczMHlqH52DmGchYFw6olyV8dgE9PuVT4wEJSmjzxj+O7UuQTlVRN6SRm9/K5",
-	"i6slJs/nkRXZ+lSjS8fu6DSBsKrBeOQX9FbSMmMTJZRdUdlm4dFoRDQoynqaxlJmn/uai5kbAN2xKS4N",
-	"BnSSUt3HgEAscaKcEcqKGU9PiF+OMuxt0oJBVxqFKSSt7YKEs/RmDrdjSLaa8AmI2QwLLm6vmdKsjHQO",
-	"FWVfMVGrTJOYyuUUDRnvUqrSoQVtINOlsbCXTKIfRstJlMSQTKLDrHr18BG93D/iy2hVXWYp1gRawJI+",
-	"SE+sEaLDL5IAKxRQtbLvs303kLVmWc3iw486XX82R+6Zll12gW1Y7brfULJrHZIF+dWFDy9UEMEO2PTY",
-	"yXxd24oC/RGkm+aGH6tV6ssroIozEi9apvJ7a+sTRP9o9Oj6h+qF4c+kqz9RfVK77B69NHrF+OfIj53Q",
-	"+FD2FgsXppEpq9c2oW4ulbTZ/s6E0IUgfcw2XxlWe/WXZzsNYeh3ojZ38m9De1eaOlYg1UEVeINcFpoq",
-	"Og1Js5uVjCH02xoxWKcLECTQGcZExvf66vQyUZTpvDjFVBsuK7sZwKJzOdWFrj4M08TXvVTVFcI4KgkN",
-	"2jJ3dgA/1RxREPdEXGgHi5xxLDRcUzSvyYZcY0G6o9pb+dlMWEBFvlrnwyoXcibsDdZM9l/HA79MvPxd",
-	"nNaLulLZlUGU59lXVgrckLiuTuBJnZ+Nc0UgLYTW3y643uoM3qkc+KSCgJ/r66dvHniqjQNtUjQwXXu0",
-	"RmjJySXGkAg789sr9FCyiw9+vJ8PPq1vHHOLOozR6+ctw+6zNKpni1dWRmxKf4C6KNyjcUDvb1dXQcsy",
-	"d5ICef3rFp8eMAX/7tr/KxVj+LnEPPVGelT15aRCei7sbfsOmnQTJYyRF2hhT8BfTk9eVL/y4fQhQGl1",
-	"gMvCrWMolXxXIiSz0jq9PJcpQfklukynCSQvT05fUTHlAwwXSlx2URJIQUBCjCcV9UznnAcFeAuDAPD3",
-	"B/BrJh3aQszwQFMIIcZbcELWP+Yhw4NpyVdAUNyC8Vl1AMdqzQ2VHAlH1kmoulX1a69WdUbH+MyqtMvo",
-	"XRayNpgOJuo4+NQF/6DIBxz/K6IO+YS3npzW5/zjoySGKc41pW61rolSgoUVVTFcL9a/X8pRLRwXdHyM",
-	"dAPw2w4hLv53KHCJr7IoGAvsLoF+9os3uyug2qSGc22WB9UQ5TZFUHtF6wvXQO1Fgv7E7nUXaoavLGq8",
-	"5roHvEc+q+N5dxTdF0PaKXz4MezgXTazne187odBtbXcY4ivxk49+goffWWFkOcahNcPhQ6C20Fe/RH+",
-	"ylL0vpVwvc+0nOVrq0Y3ewOtrHqrci/8mrquJDdcadjSRK8yH+uVIue9vTL1zKE78Hm9q9RrNzb7tWnE",
-	"Cng0H4e8pwDfi5mDnzwDB88443xtXhcEHPzugW02ZemyBzL185CcqgHeclqJKpPH/AYBIkiOueeZ8Jzm",
-	"PgznXbUR1WsmrX2Ge/T41ik9NsKfQkofE4BkBBbz7hNDRvIqCmr+994Vgh38rolxs589bjop1e4WsRwW",
-	"maBAU13rhmtc4PQCXUb33DFK6yirH7EfQNLQHgNhoWTMMqxWlqUFto+0+q1EmGQkRP38//7nfxOQaQyJ",
-	"34wZwyTyX59ESTxRUC2GjOHNWeKXvi2h4bD8zFd+YJslaL8DUI0TSCwHftbBENbGMBfS8BRSqJToG3Rm",
-	"DYXO5WxNhUJXekf0SQ4yVAl/evJqQKzSUQxPCYvXEDUsYDQCSQYTdQAJD6BneO4kGrrgPMf3k8j3rXTp",
-	"Ok+MK2nVV1iJMGslq2TdWyiVk7kH1QDNGEYq2PNNyL+fPHv25J/nPz978o/zX4+fvorDuv4qk9zGQpiV",
-	"xnAosU7meW1HoWqRNsiGxy37VR9O1TVALt8SHrBrNcuMVlR2E3984ZN6TNT9QiGsPXCZ0eUi29pe3wti",
-	"DUZENc17iZaBhl8gOSDFE1t4QW5EynIZrsGXdftxhYO9CdTGJumdnDSe8BfGMBe5xaCbRvTnuvA/f+mZ",
-	"Gu2JSi2VTzywkKJIfS1VzYqCUNiEHrAEe0ZQcd+46aj69USluV+enL48eXH65PzXpy8en/y6T+rNSIwG",
-	"0zCII/otxw7s+/4pR3yqfFUKmbigohFwPseZG0zUq2pwz8sRym3/hCAGL7CWYcaN3RPRHsElFD8nqhZU",
-	"wO4767Z6T+w+p1ebP7b4wsVb67/GiCOH792QjbcX+9wI6Wwszvkfofm4E9Sz71sNpE49r+01OM3XOy7z",
-	"Ubx6pp2zGuVtZ67hx9b/33OD6rBjk/dsE3/cKjEE4tr2mvCpfWuumbLwqsD+LnVeU0a2tHVlg/6U3aHq",
-	"wnV520ziR5D4BNSe6OxoJgcv7ukm19uk99pOvu4/DNrcsv3Dz36oRN5S8REk3vr8uKK9OUJ4KEeGd4yr",
-	"tCEgZHeb4+0KpdZ/LlYXSztC0ycPbTtnNI31vvHjlwxu/zbJ7XHkVg12BDLFZaF9TV8NnP0GlRJ5LaMd",
-	"ua67bNldE39zRtbggbO3o9LkYcF7PBzmeibyTFs3/n70/Yis8/8DAAD//w==",
+	"7FzrctvIlX6VLuxuWaqCSMrjmU2oyg/Fl8SJb/Elk5SpEprEIdFjoBvuboimXarap9kH2yfZOqcbVwIi",
+	"JVmeeCq/RJFA4/S5fufS+BIsVJYrCdKaYPolyLnmGVjQ9N8fuV0kTx/hRyGDaZBzmwRhIHkGwTSY46/n",
+	"Ig7CQMPHQmiIg6nVBYSBWSSQcbzPbnK81lgt5Cq4vAyDJyKFwTWXIoXrL/kaTK6kGV5W+wuuu/RlWN3q",
+	"GRK/ho8FGIv/LZS0IOkjz/NULLgVSo5/MUrid/Wy/6lhGUyD/xjXzB67X834sdZKlxtwj4zBLLTIcbFg",
+	"GjyVFzwVMdPuwSfMJsAyMIavgBm+MWydcMu4jNk6AQ2j4DIMHsGSF6mlxb8dqadyw5RNQDPAS4mSF8o+",
+	"UYWMvx0VLxQzxSJhav4LLCxbKs1sIgz7AJt7hqm1BEfZW6Wecb2Cb0fZ2wRYDIuUa6jkyeYq3jBhWIq0",
+	"IKlckogXSi7FqsBLU5EJSzS/k7ywidLiM3xDjj4Xxgi5CtlaK7liSjMNF+oDxOz01VPk64jM0K9XeQ5y",
+	"KFrloK1w9rPgcgFpCvE5J5qXSmf4KRDS/vQA7bVIUz5PoTRNb5BCWliBRg74JYRc3WINleUp2FuR4ZYQ",
+	"Sp6vhYzVusd9hMFCA7/iMdvLgoxzJZxAt1YjozovXeT0yxCZnTuI8zxNXy6D6furNYHE9tjddHnW5QMu",
+	"+ClHz3lzvrkFzM0XWHJxK/1ZCslT8flW+uO4v8VtIc9zrVYazC32J2Re2KaQtx6TgeUxt2TWPI4FKiFP",
+	"X7UMbeumgQc7H0mrqhjSvZTK3zP9EoAssmD63iGB4Kzv2sJ2trNzee8Xzxeq8KBkp8b6mPzQ3YGeyHJb",
+	"mCaJFEO5xWeUOhS0JBY0VSNo+Iig0vqg6X3qfyDu3XqBAXov8t/RlZeXTWTyPiCo4nndcAylpCrj7qpM",
+	"n2+qOLIlka5XafmsLZVu2W/Xljp+tWmqLcfR9eFhOyxsaUDJyobmn/UocO27euKOiqHXLFIh4QqtbNil",
+	"R1y9qxBq3kO5OxImquqVy3U8VVfv0WxvsvQJwkK2n904bl1WD+Ja803bxK/eQaWeV0vlmXCA+bb09pG6",
+	"FNrYfX1Lws15pnRTinOlUuCSlIHvv9K2E0xxk2fhtTjWIL9+fIPMQY42spA2VHspoUKWask4I9/MDv6u",
+	"0hQ2DD5ZkEYoeThCfWvJg1sLWe5cbnvRP6s1y7jcMCsyMIROy2esuWEGpGVFbqwGno16cQ2C3O113zYW",
+	"IhjcXeyEKZlu2FrYhEVCLtIihj/glVFICQ9P15gAKck4Q4SaVus1yKhY/ulopY78l4iQR6/5+rk3vi2w",
+	"1qb05wQcKnfsTFQaC7liwjHA34nP3APjLQpjVTYU3aH0YNdAbF4bvDn34balkMIkt8FNpafcluDx0Zwb",
+	"ylIkoM4hmygkMQwq/fpQoY190cXIy7U31JY5+s3YVmc+fZwzlusrtUJYzN0s6rC3oH6juAHPt2FMDjJ2",
+	"4EMXUm4jlQrZ1Nikhi/7O6daRb3ga9RRAYnKXXQgQ4Nhbb1ryKlU813+7WGFAbvxvNxyrUJbOUL/b1ZZ",
+	"nvb91OGFu66Xu7uovi4IGYYWVwOGXXR8rbBbBpsd0XfbM0SVHkWlY6AbGD57NGwCNwjYez0cr6dnn7Cc",
+	"G4PumxsW8aUFHflCETAJnyzL+Qr2ovBfAwi8bnjAtriHI2/pnO4ZxqVZgw6RG8LFOZcmMOVLeeTcR7tj",
+	"aAndB4Kbcx7nHUsYMsHm1a2lPZ4YZMq70pzarHB5klUfQJo96zHNW85jsFykfe6IL9DHXWPlrmG3Fujb",
+	"l0/brkV8655h6jVwozCW3GIDW2v07YFc6i0e0pLfgGy6nBriQoeaPnIfUlTrwu3eQNQuA7ZNLbr/IIlC",
+	"tKRtEM4QVMeFpqotW2qVseg4i5hVLDr+6XdJ5CrZ6KR+P8kiXCS6n0QNTNUAjo3S4XZOoJZsfHE8XiTc",
+	"jmuiTei+7X4B2RxiBBr+/6oJ4v5FLOBoNr2k3FENq72rdzmy6fgnlnOhzQn7ABvDCvrypwdskXDNFxa0",
+	"CdkFTwsof/vx+P4Vfn3L4Kp6B8aInYV0d/EpXduvvY26S13R2daiYX18IlIYVMcWte+5XCRKn/UpRLph",
+	"UY3aBhSqtZiBhZKx6Vnth58mE+Ts/R9/f38ymYwYmQyBf8PcIozWYD9MWIz52nzDYteg6s8O8Nbt5/zl",
+	"zcsXz5jveISMW5YpY7u9EiM+Azvwy7P7kwl7/sdDShYpP6GaUv37j5NwMpkctvD5XEiuN30cyQudK9ND",
+	"2vMCM1hgEeUqfezsKAPtsF5wWNxlYB9M+DGSlxcZ6sc0M2oHdCBG+dhGzEeXshIXIG+QJxO8fVnBnn6Q",
+	"uxM3fY16WvnFLtxcV9jourrQRtT2Mb/dEtu2sxLh72yreT51KRpOf1o+ZOvBzqT3sGh24DFvF8ih5h32",
+	"2ru38N0Gvk+Zo7NfT3f9kL6to2t7BFVe10lboJvwNRKBgSizjc3J7nZi83bpvXzyEMlfIc16mYM8fYqL",
+	"/bvEeRkGfwae2uRNVf3Y5uycm4FcWqw8MrkiAekBaeqDw2g0SyGM63Tv9uN+vb5NPFcxpH8roOjxH1eU",
+	"v9byvCzy7Iny1/K8LAbtd0dj/TYXfJAxiBbhAvTGTUuwNRdWyBVlyJyZVFl24AqhurwDA+ycLz6stCpk",
+	"zCrAeLhnUbSxg/1oEpItU7FK7E3cUVnM6iunNSXQ5m6flBuWu516byzsm6tdf1Lg1o10kYIbj+prZccO",
+	"TnIEpn4u62gy/+9//vK3jy/WPywn/5A/vv143zz78CoIb+F4W5iq3U4O/YCZC2DVv93I2Wfb5UJFnioe",
+	"U+ku12oBiIR6ao9b9YlGqny9jl47cDj5d8qjnQaql0HNh0aFtUNNn/qRf3kEuU1uGYEa3urKfuBtQkHf",
+	"BpoYqztMxpxxVfDWT3SNWOR0IkJH7VtAXDKi9gZ4tlz+jqFHVfz+avDDYbZCC7t5g2J01J7m4q+wOS2c",
+	"SnR4ilkyy3gMvqd24SoSlDs7NWVHR87Bvjh9/pgyGVIR2jVwDbpmcGJt7sbFhFyq7af5cgcKiRlIl0eJ",
+	"Mhbi0Mv1CNWQWzFPwaeMmL0Y0BegR+ypdR9du9EUcwPU0XT33jMziU7XhO5WcBGolQjhndzlh2q5FAvB",
+	"U/bm0V8NKwyErJAxaBaNL46jkOVpgUQuYV0XZ8xMqiV1d9RasoOM6w8Qs1nQLeLMAjaHVK0PRzM5k48p",
+	"RJGHCV1BxwWtlG9Ah8gLpMcrtkPkIC8gVTnMZPRl5pzTLJiyL7Myb5kFIZsR090nyl7cR0xgZsHlZeSY",
+	"Fbt6dmcSMBrNJEpNWPLlbgNBGFyANk5Sk9HxaEJqm4PkuUDQP5qMfqBUySakV+OEUNln/LwCUm00EnrM",
+	"0ziYetT2OejMzN6fTL7apGILGPYNoKbiAkYtywim78/CwBRZhkn9NHiGWS8Yw3Kt5sAOUBw+OKB0kI0I",
+	"df789u2rwxF7oRgvbALSeoLJv/CVIe+Wm+AMnzXWwOPNMGdeu59/RcYQBTRB+uPkh2/21BfKMmKNG1qm",
+	"Fr+fWN5cLSWkVzTFVIJ+XG+RYEQmg6/hPqNtQLy/0C6Ox3PnOwYFh6md9y9l1cAPx7/vOruHhTZKu42K",
+	"uNVxclDZf5NruBCqMFWHicbVPxZAJSc/r+6qjVcOvXef/4rGwcVnCNkxFUZdot63Oo0Tt1b35bBgen/S",
+	"g53P7lBx6/mgPnMmJiHnvKBIgx+4x/etWpE5bkzq0y3Hu29pzVYTLZ4pu25sDduTVje8TVmh5GkK+p4p",
+	"dxIyCWsw1jVEmwpa6uQZgmM1VPKrByxY5ouPrcdgzEJnWJYk3SwGc+EpFRLuGRYVOo3c7fCx4OlMRmVR",
+	"2s/XuNhF2ZLv3qbAUItM9VStCkvmaBWCsMbkjk1Ar4UhwmbStRjRxT6YTHAN9LJ1R1gtly7ncp1G1hgN",
+	"MoxrKGdsyv6k4RnMpNVcGr6g7gnSW0/oCMM02EJLiFnUmGKMKEp3Y7iZsmirCB8xvlhATsntji7NWgtr",
+	"QWL05TO5ThSyqcjmoFF5MyELC4YpzRJVaMMOolnw+0k2C6KQRbPgOCk/3X+AHw9PaDNKlpvJ+AZBCzMo",
+	"D5QTSQTXoQ+RhxWSYbZy6KJ925E1ell1K/WPvjX8VQy5p1t22Qa2fqDmbl3J0LELN0T0vbkPx9Rqio9U",
+	"j4zM5bXdMastD9IOc+Mv5ZGtyyugitUCLhqq8mtL6wasfzB5sPum6mDSV5LVnzA/qUz2AD9qtSb8c+La",
+	"TqCdK/sAufXdyJjEa2pX5wamDgcDQhuC9BFbXzIuz+9dng0qwtgNinXP/l1n7aEwdSqZkEel4/V8WSnM",
+	"6BSL6hnwaMp8va1mg7EqZxwZuoAQl3G1viq8zCRGOsdOPlea0sp2BDBgbYp5oa0eBnHk8l7M6nKuLaaE",
+	"GkyRWjNiDyuK0Im7RawvB/OUcCyrqUZvXi3rY41hwp5U1kr3JtwwkGirVTwsYyFFwl5nTcv+61jgt/GX",
+	"v4rROlaXIrumEx2X6trwpttpF4GjdYLIqVZOXUhXsXCNcWGdkoSskFakpJ9eL0nFNWQKs/sDglK/cCks",
+	"HcLDbyn0Z2QprlrhGn4E36qOn1tmrixaoITDEXvMESVZyBAIlryKUDdjFtGNEd0Dn/jCphvfGKnXb02G",
+	"uazOk0BoBHQmJE8Jbb3iKyFX02rQjgpCW+N5onQRB4XDjAT+kTrfNUJc1JrPm0maNTWeiWRvXiT3jMeR",
+	"T0RKfnehsjkSSuZ/+uIR8ecDQI4roTkvlNawsH32WGWBZS/iOrng0BhiY0h/Ky1kB8joet93mybeJE88",
+	"nvQlimFvW7py6kJSgHQ7RjhrOcLiAw05+EJdxVbULwP4r/VCW6gs466fBJ/ylOYMXE2+j/a6iF4RX9XB",
+	"B6YI6nK3sRvX9VA6C3btap0o0xYzemcupHFKbeGTDZlYSaVJz7iBEYv+CwH/eURqGM1mEctI91NhEeGn",
+	"myGZGOCawsI1ZN6mtzoPTbnD0HOqce/9HxPRwQzG49gw4HVzEJPevsMde0rSH/v4KqK880pGc/L6yoJG",
+	"KY7ffojt5trTMtreq2Fv6DMZ7lrHRWqZETGw+Yb+4s/+CqVj0N8OHZcEjr9U9r1n7lTK6htp3BCOq45D",
+	"fec6o3rPtYU1nEcX85X1IrzivBriktrlh+zd62dHYBY8d8fAet5B0jxTs/8bSErdJBB3ZZ2a2mG7kAmF",
+	"AgcIS9DlG89DgaDRl74dyrghzNgPaLxR2vsG9BlUKxRK0nnFkEXcLNzsNN4UDdFBt/fTQU/rGwa6RheA",
+	"aqdftwlwl+Gsmmy7MoyRKv0GqvJ+H7X7cPZ2dQ0+K1Ircq7rd7g4YAMxc99u3F8hqYK8FJDGTklPyq4w",
+	"piTCMP92Ate/FXYmudYCU7sDzv7y5uWL8l025O04k0oeQZbbDeaL4mMBbV8UZWATFUcsevXyzdsoLL0l",
+	"ZaJU9HdpHmcesvnVy1OtnDkNY768fDhiPyfCgsn5Ao7oRC4S3ihmieqVNah4bF7QFoBJZWukw07lhtp5",
+	"KWSsUQIpd1W+06jRG8DHuLqOVDahE7dUG9IQj2by1NvUBbiDWzT6Td6ktXxEM/dWqXN6xU4UsjkslQYU",
+	"SrWoBk7vT5KuW1G9pScFubLUTqDHCDtibtbW+8U/+PYK0lXkOVWihgvwT9zY93D9vVKpMQLWo3KE5zol",
+	"+OYBgW9cgW+OsfbDESc7X7H+zrzGO6q6M2eRzyp/3h6E7PMhzRA+/uJPgFzWk0Xb8dyNIlXacocuvhx6",
+	"6pGX/+k7g46OasadfNB1IDr0/Or38FeC+bsWwm6baRjL99YL6XamGlH1WpDcvzOwjYZrUxo3JNErzEdq",
+	"LdF4ry9MtbBgj1xcbwt153mhgYSMrxkNhvrchUtXYmUPHQFHzyjifG9W5xns7e6eqc9p4WaPROymcVLM",
+	"BqiUTO9IoGgQ0hcIiFh0Sh33iOrJd6E4H8t5/F41aUzT3qHFN57SoyP0K4vxZwSQhMBCKtoRZESrQqdW",
+	"HlZ3CHb0qwbG7Wy9Lo76kwNU2HFj9CwHXW5rz0MEzKoV2KRd+GkNcrWE1Y/Yj1hUrz1liIWiaetdNsIw",
+	"0o+4PKnr52ioPXL+f//zvxETccgiV1ueslngLp8FUTiTrBxLnrL3Z5E7ckj1Tn/0jrZ8z9RH8NwEajnM",
+	"gmw5cpM2BGFNyJZcaJqB4zLG9TVYvWG5SsWCqqlt7p3gLym9kgb9yp8evx0hqfgogqeIxSuI6sd/a4ZE",
+	"o5k8YhGNPy7g3ArQuMFlCp9mgeuaqsK27piW3Kq2sOZ+0g+1kmRvfEOLQDVj9RCQkOzAtcD//vLZs8f/",
+	"PH/y7PE/zn8+ffo29O2cdSKoiQpsUWhNrsRYkaaVHvmsRRjPGxr2OSy7wLLKAVLxAfGA2chFopXEtBvp",
+	"ow2/rIaU2hfk3Jgjm2hVrJKts5MHnq1eiTCn+STAENBw48tHKHgkCy7QjFBYNoENc2ndYVjiYKcClbIJ",
+	"/CZFiUd0wZQteWrAy6Zm/bnK3eHrnpmlA16KpbSJe4bFwGOXS5WTSp4pvhBL2ru9WNg37HRSnt0tJff6",
+	"8ZtXL1+8eXz+89MXj17+fIjiTZCNGmI/BobrNwzbk++69+TxMfOVMUv4BSaNDJZL14t7W46Nik7zoDrA",
+	"GjLHsIZihrXeU3tlm3H0so+ZrBjlsftg3va6fnHN3c1OdY/6fuPkrfEC2DCw8MmOSXl7sc9eSKdzbMO9",
+	"AsH5HS+eQ1dqQHFSS8Rf74zm+x3Wcl68vKcZs2rhbUeu8ZfGW6r3yA5bOnnHOvHbzRK9I650r3afypXm",
+	"6hkfGlQ9HBLnjjSyIa0rC/RvyBzKKlybtm4QP2GRC0DNeaKhvrGz4p5qcnWW6U7Lybtei9094/Wbb4ti",
+	"irwl4hMWOe1z7Yrm3LIfIaI3DtIYjqYhomF1vF6i1HiFfpUsDbimG48Mtp5RF9b7ht++pXP7t0puD8Nt",
+	"5WAnTMSQ5crl9OW4o5vflzyteDQQ69pHfdqHFN+foTY44Oz0qNCpP144HY9TteBpooyd/m7yuwlq5/8H",
+	"AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -145,6 +145,65 @@ func (q *Queries) RequestClaimLock(ctx context.Context) error {
 	return err
 }
 
+const requestGetByCustomID = `-- name: RequestGetByCustomID :one
+SELECT r.line::int AS line, r.custom_id::text AS custom_id, r.model, r.state, r.attempt, r.claimed_at, r.finished_at, r.result,
+       coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body
+FROM requests r
+LEFT JOIN file_lines fl ON fl.file_id = r.file_id AND fl.line = r.line
+WHERE r.batch_id = $1::text AND r.custom_id = $2::text
+`
+
+type RequestGetByCustomIDParams struct {
+	BatchID  string
+	CustomID string
+}
+
+type RequestGetByCustomIDRow struct {
+	Line       int32
+	CustomID   string
+	Model      string
+	State      string
+	Attempt    int32
+	ClaimedAt  *time.Time
+	FinishedAt *time.Time
+	Result     []byte
+	Body       []byte
+}
+
+// One request of a batch with its body as sent upstream.
+func (q *Queries) RequestGetByCustomID(ctx context.Context, arg RequestGetByCustomIDParams) (RequestGetByCustomIDRow, error) {
+	row := q.db.QueryRow(ctx, requestGetByCustomID, arg.BatchID, arg.CustomID)
+	var i RequestGetByCustomIDRow
+	err := row.Scan(
+		&i.Line,
+		&i.CustomID,
+		&i.Model,
+		&i.State,
+		&i.Attempt,
+		&i.ClaimedAt,
+		&i.FinishedAt,
+		&i.Result,
+		&i.Body,
+	)
+	return i, err
+}
+
+const requestLineByCustomID = `-- name: RequestLineByCustomID :one
+SELECT line::int AS line FROM requests WHERE batch_id = $1::text AND custom_id = $2::text
+`
+
+type RequestLineByCustomIDParams struct {
+	BatchID  string
+	CustomID string
+}
+
+func (q *Queries) RequestLineByCustomID(ctx context.Context, arg RequestLineByCustomIDParams) (int32, error) {
+	row := q.db.QueryRow(ctx, requestLineByCustomID, arg.BatchID, arg.CustomID)
+	var line int32
+	err := row.Scan(&line)
+	return line, err
+}
+
 const requestResultsChunk = `-- name: RequestResultsChunk :many
 SELECT line, result FROM requests
 WHERE batch_id = $1 AND line > $2
@@ -181,6 +240,81 @@ func (q *Queries) RequestResultsChunk(ctx context.Context, arg RequestResultsChu
 	for rows.Next() {
 		var i RequestResultsChunkRow
 		if err := rows.Scan(&i.Line, &i.Result); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const requestsBrowse = `-- name: RequestsBrowse :many
+SELECT r.line::int AS line, r.custom_id::text AS custom_id, r.model, r.state, r.attempt, r.claimed_at, r.finished_at, r.result,
+       (CASE WHEN $1::bool THEN coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start)) END)::bytea AS body
+FROM requests r
+LEFT JOIN file_lines fl ON $1::bool AND fl.file_id = r.file_id AND fl.line = r.line
+WHERE r.batch_id = $2::text AND r.line > $3::int
+  AND (cardinality($4::text[]) = 0 OR r.state = ANY ($4::text[]))
+  AND ($5::text IS NULL OR r.model = $5::text)
+  AND ($6::text IS NULL OR r.custom_id ILIKE $6::text)
+ORDER BY r.line
+LIMIT $7
+`
+
+type RequestsBrowseParams struct {
+	WithBody  bool
+	BatchID   string
+	AfterLine int32
+	States    []string
+	Model     *string
+	Search    *string
+	MaxRows   int32
+}
+
+type RequestsBrowseRow struct {
+	Line       int32
+	CustomID   string
+	Model      string
+	State      string
+	Attempt    int32
+	ClaimedAt  *time.Time
+	FinishedAt *time.Time
+	Result     []byte
+	Body       []byte
+}
+
+// A page of a batch's requests in input order after @after_line, with their results and, when
+// @with_body, the body as sent upstream. @search is a LIKE pattern, escaped by the caller.
+func (q *Queries) RequestsBrowse(ctx context.Context, arg RequestsBrowseParams) ([]RequestsBrowseRow, error) {
+	rows, err := q.db.Query(ctx, requestsBrowse,
+		arg.WithBody,
+		arg.BatchID,
+		arg.AfterLine,
+		arg.States,
+		arg.Model,
+		arg.Search,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RequestsBrowseRow{}
+	for rows.Next() {
+		var i RequestsBrowseRow
+		if err := rows.Scan(
+			&i.Line,
+			&i.CustomID,
+			&i.Model,
+			&i.State,
+			&i.Attempt,
+			&i.ClaimedAt,
+			&i.FinishedAt,
+			&i.Result,
+			&i.Body,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

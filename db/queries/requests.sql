@@ -125,3 +125,28 @@ WHERE batch_id = @batch_id AND line > @after_line
   AND (CASE WHEN @errors::bool THEN state IN ('failed', 'cancelled', 'expired') ELSE state = 'completed' END)
 ORDER BY line
 LIMIT @max_rows;
+
+-- name: RequestsBrowse :many
+-- A page of a batch's requests in input order after @after_line, with their results and, when
+-- @with_body, the body as sent upstream. @search is a LIKE pattern, escaped by the caller.
+SELECT r.line::int AS line, r.custom_id::text AS custom_id, r.model, r.state, r.attempt, r.claimed_at, r.finished_at, r.result,
+       (CASE WHEN @with_body::bool THEN coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start)) END)::bytea AS body
+FROM requests r
+LEFT JOIN file_lines fl ON @with_body::bool AND fl.file_id = r.file_id AND fl.line = r.line
+WHERE r.batch_id = @batch_id::text AND r.line > @after_line::int
+  AND (cardinality(@states::text[]) = 0 OR r.state = ANY (@states::text[]))
+  AND (sqlc.narg(model)::text IS NULL OR r.model = sqlc.narg(model)::text)
+  AND (sqlc.narg(search)::text IS NULL OR r.custom_id ILIKE sqlc.narg(search)::text)
+ORDER BY r.line
+LIMIT @max_rows;
+
+-- name: RequestGetByCustomID :one
+-- One request of a batch with its body as sent upstream.
+SELECT r.line::int AS line, r.custom_id::text AS custom_id, r.model, r.state, r.attempt, r.claimed_at, r.finished_at, r.result,
+       coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body
+FROM requests r
+LEFT JOIN file_lines fl ON fl.file_id = r.file_id AND fl.line = r.line
+WHERE r.batch_id = @batch_id::text AND r.custom_id = @custom_id::text;
+
+-- name: RequestLineByCustomID :one
+SELECT line::int AS line FROM requests WHERE batch_id = @batch_id::text AND custom_id = @custom_id::text;
