@@ -78,10 +78,22 @@ func zeroLatencyScenario() scenario {
 }
 
 func latencyScenario() scenario {
-	s := dispatchSpec{
+	return latencyScenarioOf(dispatchSpec{
 		name: "dispatch-2s-latency", lines: 20_000, quickLines: 400,
 		concurrency: 2_000, quickConcurrency: 200, latency: 2 * time.Second,
-	}
+	})
+}
+
+// shortLatencyScenario is a slow upstream at a small limit: each slot turns over fifty times a
+// second, so the time between an answer and the slot's next call shows.
+func shortLatencyScenario() scenario {
+	return latencyScenarioOf(dispatchSpec{
+		name: "dispatch-20ms-latency", lines: 20_000, quickLines: 400,
+		concurrency: 256, quickConcurrency: 256, latency: 20 * time.Millisecond,
+	})
+}
+
+func latencyScenarioOf(s dispatchSpec) scenario {
 	return scenario{
 		name: s.name,
 		summary: fmt.Sprintf("`%s`: one batch of %s requests (%s under `-quick`) against mockllm answering each "+
@@ -139,7 +151,7 @@ var (
 		"%s jobs/s on this 2-core machine: a figure we were given, not measured by this program). Volley, mockllm "+
 		"and PostgreSQL share the cores, and each request is claimed, sent over HTTP, answered, rendered and "+
 		"recorded with its result.", thousands(zeroLatencyMinRate), thousands(riverJobsPerSec))
-	latencyTarget = fmt.Sprintf("Dispatch at 2 s latency: throughput at least %.0f%% of the Little's-law ideal, "+
+	latencyTarget = fmt.Sprintf("Dispatch against a slow upstream (2 s, 20 ms): throughput at least %.0f%% of the Little's-law ideal, "+
 		"the concurrency limit divided by the latency, and the mock's peak concurrency equal to the limit: the "+
 		"dispatcher keeps every slot busy, and never more.", 100*latencyMinShare)
 )

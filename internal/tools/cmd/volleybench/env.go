@@ -34,6 +34,7 @@ type env struct {
 	db        *pgx.Conn
 	volleyBin string
 	mockBin   string
+	riverBin  string // built on first use
 	apiKey    string
 
 	// output is the output file of the last batch a dispatch scenario ran, which the download

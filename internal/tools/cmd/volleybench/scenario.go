@@ -38,6 +38,10 @@ var scenarios = []scenario{
 	zeroLatencyScenario(),
 	downloadScenario(),
 	latencyScenario(),
+	shortLatencyScenario(),
+	riverCallScenario(256),
+	riverCallScenario(4_000),
+	riverNoopScenario(),
 }
 
 func scenarioNames() []string {
