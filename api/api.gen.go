@@ -267,6 +267,21 @@ func (e ResponseDeletedObject) Valid() bool {
 	}
 }
 
+// Defines values for RetrieveResponseParamsStream.
+const (
+	False RetrieveResponseParamsStream = false
+)
+
+// Valid indicates whether the value is a known member of the RetrieveResponseParamsStream enum.
+func (e RetrieveResponseParamsStream) Valid() bool {
+	switch e {
+	case False:
+		return true
+	default:
+		return false
+	}
+}
+
 // Batch defines model for Batch.
 type Batch struct {
 	CancelledAt      *int64             `json:"cancelled_at"`
@@ -415,7 +430,7 @@ type CreateBatchRequest struct {
 	Endpoint    string `json:"endpoint"`
 	InputFileId string `json:"input_file_id"`
 
-	// Metadata Up to 16 pairs; keys up to 64 characters, values up to 512.
+	// Metadata Up to 16 pairs; keys up to 64 characters, values up to 512, every value a string.
 	Metadata           *map[string]string `json:"metadata,omitempty"`
 	OutputExpiresAfter *ExpiresAfter      `json:"output_expires_after,omitempty"`
 }
@@ -622,8 +637,11 @@ type ListFilesParams struct {
 // RetrieveResponseParams defines parameters for RetrieveResponse.
 type RetrieveResponseParams struct {
 	// Stream Streaming a stored response is not supported; `true` answers 400.
-	Stream *bool `form:"stream,omitempty" json:"stream,omitempty"`
+	Stream *RetrieveResponseParamsStream `form:"stream,omitempty" json:"stream,omitempty"`
 }
+
+// RetrieveResponseParamsStream defines parameters for RetrieveResponse.
+type RetrieveResponseParamsStream bool
 
 // CreateBatchJSONRequestBody defines body for CreateBatch for application/json ContentType.
 type CreateBatchJSONRequestBody = CreateBatchRequest
@@ -3365,96 +3383,101 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzrctvIlX6VLuxuWaqCSMrjmU2oyg/Fl8SJb/Elk5SpEprEIdFjoBvuboimXarap9kH2yfZOqcbVwIi",
-	"JVmeeCq/RJFA4/S5fufS+BIsVJYrCdKaYPolyLnmGVjQ9N8fuV0kTx/hRyGDaZBzmwRhIHkGwTSY46/n",
-	"Ig7CQMPHQmiIg6nVBYSBWSSQcbzPbnK81lgt5Cq4vAyDJyKFwTWXIoXrL/kaTK6kGV5W+wuuu/RlWN3q",
-	"GRK/ho8FGIv/LZS0IOkjz/NULLgVSo5/MUrid/Wy/6lhGUyD/xjXzB67X834sdZKlxtwj4zBLLTIcbFg",
-	"GjyVFzwVMdPuwSfMJsAyMIavgBm+MWydcMu4jNk6AQ2j4DIMHsGSF6mlxb8dqadyw5RNQDPAS4mSF8o+",
-	"UYWMvx0VLxQzxSJhav4LLCxbKs1sIgz7AJt7hqm1BEfZW6Wecb2Cb0fZ2wRYDIuUa6jkyeYq3jBhWIq0",
-	"IKlckogXSi7FqsBLU5EJSzS/k7ywidLiM3xDjj4Xxgi5CtlaK7liSjMNF+oDxOz01VPk64jM0K9XeQ5y",
-	"KFrloK1w9rPgcgFpCvE5J5qXSmf4KRDS/vQA7bVIUz5PoTRNb5BCWliBRg74JYRc3WINleUp2FuR4ZYQ",
-	"Sp6vhYzVusd9hMFCA7/iMdvLgoxzJZxAt1YjozovXeT0yxCZnTuI8zxNXy6D6furNYHE9tjddHnW5QMu",
-	"+ClHz3lzvrkFzM0XWHJxK/1ZCslT8flW+uO4v8VtIc9zrVYazC32J2Re2KaQtx6TgeUxt2TWPI4FKiFP",
-	"X7UMbeumgQc7H0mrqhjSvZTK3zP9EoAssmD63iGB4Kzv2sJ2trNzee8Xzxeq8KBkp8b6mPzQ3YGeyHJb",
-	"mCaJFEO5xWeUOhS0JBY0VSNo+Iig0vqg6X3qfyDu3XqBAXov8t/RlZeXTWTyPiCo4nndcAylpCrj7qpM",
-	"n2+qOLIlka5XafmsLZVu2W/Xljp+tWmqLcfR9eFhOyxsaUDJyobmn/UocO27euKOiqHXLFIh4QqtbNil",
-	"R1y9qxBq3kO5OxImquqVy3U8VVfv0WxvsvQJwkK2n904bl1WD+Ja803bxK/eQaWeV0vlmXCA+bb09pG6",
-	"FNrYfX1Lws15pnRTinOlUuCSlIHvv9K2E0xxk2fhtTjWIL9+fIPMQY42spA2VHspoUKWask4I9/MDv6u",
-	"0hQ2DD5ZkEYoeThCfWvJg1sLWe5cbnvRP6s1y7jcMCsyMIROy2esuWEGpGVFbqwGno16cQ2C3O113zYW",
-	"IhjcXeyEKZlu2FrYhEVCLtIihj/glVFICQ9P15gAKck4Q4SaVus1yKhY/ulopY78l4iQR6/5+rk3vi2w",
-	"1qb05wQcKnfsTFQaC7liwjHA34nP3APjLQpjVTYU3aH0YNdAbF4bvDn34balkMIkt8FNpafcluDx0Zwb",
-	"ylIkoM4hmygkMQwq/fpQoY190cXIy7U31JY5+s3YVmc+fZwzlusrtUJYzN0s6rC3oH6juAHPt2FMDjJ2",
-	"4EMXUm4jlQrZ1Nikhi/7O6daRb3ga9RRAYnKXXQgQ4Nhbb1ryKlU813+7WGFAbvxvNxyrUJbOUL/b1ZZ",
-	"nvb91OGFu66Xu7uovi4IGYYWVwOGXXR8rbBbBpsd0XfbM0SVHkWlY6AbGD57NGwCNwjYez0cr6dnn7Cc",
-	"G4PumxsW8aUFHflCETAJnyzL+Qr2ovBfAwi8bnjAtriHI2/pnO4ZxqVZgw6RG8LFOZcmMOVLeeTcR7tj",
-	"aAndB4Kbcx7nHUsYMsHm1a2lPZ4YZMq70pzarHB5klUfQJo96zHNW85jsFykfe6IL9DHXWPlrmG3Fujb",
-	"l0/brkV8655h6jVwozCW3GIDW2v07YFc6i0e0pLfgGy6nBriQoeaPnIfUlTrwu3eQNQuA7ZNLbr/IIlC",
-	"tKRtEM4QVMeFpqotW2qVseg4i5hVLDr+6XdJ5CrZ6KR+P8kiXCS6n0QNTNUAjo3S4XZOoJZsfHE8XiTc",
-	"jmuiTei+7X4B2RxiBBr+/6oJ4v5FLOBoNr2k3FENq72rdzmy6fgnlnOhzQn7ABvDCvrypwdskXDNFxa0",
-	"CdkFTwsof/vx+P4Vfn3L4Kp6B8aInYV0d/EpXduvvY26S13R2daiYX18IlIYVMcWte+5XCRKn/UpRLph",
-	"UY3aBhSqtZiBhZKx6Vnth58mE+Ts/R9/f38ymYwYmQyBf8PcIozWYD9MWIz52nzDYteg6s8O8Nbt5/zl",
-	"zcsXz5jveISMW5YpY7u9EiM+Azvwy7P7kwl7/sdDShYpP6GaUv37j5NwMpkctvD5XEiuN30cyQudK9ND",
-	"2vMCM1hgEeUqfezsKAPtsF5wWNxlYB9M+DGSlxcZ6sc0M2oHdCBG+dhGzEeXshIXIG+QJxO8fVnBnn6Q",
-	"uxM3fY16WvnFLtxcV9jourrQRtT2Mb/dEtu2sxLh72yreT51KRpOf1o+ZOvBzqT3sGh24DFvF8ih5h32",
-	"2ru38N0Gvk+Zo7NfT3f9kL6to2t7BFVe10lboJvwNRKBgSizjc3J7nZi83bpvXzyEMlfIc16mYM8fYqL",
-	"/bvEeRkGfwae2uRNVf3Y5uycm4FcWqw8MrkiAekBaeqDw2g0SyGM63Tv9uN+vb5NPFcxpH8roOjxH1eU",
-	"v9byvCzy7Iny1/K8LAbtd0dj/TYXfJAxiBbhAvTGTUuwNRdWyBVlyJyZVFl24AqhurwDA+ycLz6stCpk",
-	"zCrAeLhnUbSxg/1oEpItU7FK7E3cUVnM6iunNSXQ5m6flBuWu516byzsm6tdf1Lg1o10kYIbj+prZccO",
-	"TnIEpn4u62gy/+9//vK3jy/WPywn/5A/vv143zz78CoIb+F4W5iq3U4O/YCZC2DVv93I2Wfb5UJFnioe",
-	"U+ku12oBiIR6ao9b9YlGqny9jl47cDj5d8qjnQaql0HNh0aFtUNNn/qRf3kEuU1uGYEa3urKfuBtQkHf",
-	"BpoYqztMxpxxVfDWT3SNWOR0IkJH7VtAXDKi9gZ4tlz+jqFHVfz+avDDYbZCC7t5g2J01J7m4q+wOS2c",
-	"SnR4ilkyy3gMvqd24SoSlDs7NWVHR87Bvjh9/pgyGVIR2jVwDbpmcGJt7sbFhFyq7af5cgcKiRlIl0eJ",
-	"Mhbi0Mv1CNWQWzFPwaeMmL0Y0BegR+ypdR9du9EUcwPU0XT33jMziU7XhO5WcBGolQjhndzlh2q5FAvB",
-	"U/bm0V8NKwyErJAxaBaNL46jkOVpgUQuYV0XZ8xMqiV1d9RasoOM6w8Qs1nQLeLMAjaHVK0PRzM5k48p",
-	"RJGHCV1BxwWtlG9Ah8gLpMcrtkPkIC8gVTnMZPRl5pzTLJiyL7Myb5kFIZsR090nyl7cR0xgZsHlZeSY",
-	"Fbt6dmcSMBrNJEpNWPLlbgNBGFyANk5Sk9HxaEJqm4PkuUDQP5qMfqBUySakV+OEUNln/LwCUm00EnrM",
-	"0ziYetT2OejMzN6fTL7apGILGPYNoKbiAkYtywim78/CwBRZhkn9NHiGWS8Yw3Kt5sAOUBw+OKB0kI0I",
-	"df789u2rwxF7oRgvbALSeoLJv/CVIe+Wm+AMnzXWwOPNMGdeu59/RcYQBTRB+uPkh2/21BfKMmKNG1qm",
-	"Fr+fWN5cLSWkVzTFVIJ+XG+RYEQmg6/hPqNtQLy/0C6Ox3PnOwYFh6md9y9l1cAPx7/vOruHhTZKu42K",
-	"uNVxclDZf5NruBCqMFWHicbVPxZAJSc/r+6qjVcOvXef/4rGwcVnCNkxFUZdot63Oo0Tt1b35bBgen/S",
-	"g53P7lBx6/mgPnMmJiHnvKBIgx+4x/etWpE5bkzq0y3Hu29pzVYTLZ4pu25sDduTVje8TVmh5GkK+p4p",
-	"dxIyCWsw1jVEmwpa6uQZgmM1VPKrByxY5ouPrcdgzEJnWJYk3SwGc+EpFRLuGRYVOo3c7fCx4OlMRmVR",
-	"2s/XuNhF2ZLv3qbAUItM9VStCkvmaBWCsMbkjk1Ar4UhwmbStRjRxT6YTHAN9LJ1R1gtly7ncp1G1hgN",
-	"MoxrKGdsyv6k4RnMpNVcGr6g7gnSW0/oCMM02EJLiFnUmGKMKEp3Y7iZsmirCB8xvlhATsntji7NWgtr",
-	"QWL05TO5ThSyqcjmoFF5MyELC4YpzRJVaMMOolnw+0k2C6KQRbPgOCk/3X+AHw9PaDNKlpvJ+AZBCzMo",
-	"D5QTSQTXoQ+RhxWSYbZy6KJ925E1ell1K/WPvjX8VQy5p1t22Qa2fqDmbl3J0LELN0T0vbkPx9Rqio9U",
-	"j4zM5bXdMastD9IOc+Mv5ZGtyyugitUCLhqq8mtL6wasfzB5sPum6mDSV5LVnzA/qUz2AD9qtSb8c+La",
-	"TqCdK/sAufXdyJjEa2pX5wamDgcDQhuC9BFbXzIuz+9dng0qwtgNinXP/l1n7aEwdSqZkEel4/V8WSnM",
-	"6BSL6hnwaMp8va1mg7EqZxwZuoAQl3G1viq8zCRGOsdOPlea0sp2BDBgbYp5oa0eBnHk8l7M6nKuLaaE",
-	"GkyRWjNiDyuK0Im7RawvB/OUcCyrqUZvXi3rY41hwp5U1kr3JtwwkGirVTwsYyFFwl5nTcv+61jgt/GX",
-	"v4rROlaXIrumEx2X6trwpttpF4GjdYLIqVZOXUhXsXCNcWGdkoSskFakpJ9eL0nFNWQKs/sDglK/cCks",
-	"HcLDbyn0Z2QprlrhGn4E36qOn1tmrixaoITDEXvMESVZyBAIlryKUDdjFtGNEd0Dn/jCphvfGKnXb02G",
-	"uazOk0BoBHQmJE8Jbb3iKyFX02rQjgpCW+N5onQRB4XDjAT+kTrfNUJc1JrPm0maNTWeiWRvXiT3jMeR",
-	"T0RKfnehsjkSSuZ/+uIR8ecDQI4roTkvlNawsH32WGWBZS/iOrng0BhiY0h/Ky1kB8joet93mybeJE88",
-	"nvQlimFvW7py6kJSgHQ7RjhrOcLiAw05+EJdxVbULwP4r/VCW6gs466fBJ/ylOYMXE2+j/a6iF4RX9XB",
-	"B6YI6nK3sRvX9VA6C3btap0o0xYzemcupHFKbeGTDZlYSaVJz7iBEYv+CwH/eURqGM1mEctI91NhEeGn",
-	"myGZGOCawsI1ZN6mtzoPTbnD0HOqce/9HxPRwQzG49gw4HVzEJPevsMde0rSH/v4KqK880pGc/L6yoJG",
-	"KY7ffojt5trTMtreq2Fv6DMZ7lrHRWqZETGw+Yb+4s/+CqVj0N8OHZcEjr9U9r1n7lTK6htp3BCOq45D",
-	"fec6o3rPtYU1nEcX85X1IrzivBriktrlh+zd62dHYBY8d8fAet5B0jxTs/8bSErdJBB3ZZ2a2mG7kAmF",
-	"AgcIS9DlG89DgaDRl74dyrghzNgPaLxR2vsG9BlUKxRK0nnFkEXcLNzsNN4UDdFBt/fTQU/rGwa6RheA",
-	"aqdftwlwl+Gsmmy7MoyRKv0GqvJ+H7X7cPZ2dQ0+K1Ircq7rd7g4YAMxc99u3F8hqYK8FJDGTklPyq4w",
-	"piTCMP92Ate/FXYmudYCU7sDzv7y5uWL8l025O04k0oeQZbbDeaL4mMBbV8UZWATFUcsevXyzdsoLL0l",
-	"ZaJU9HdpHmcesvnVy1OtnDkNY768fDhiPyfCgsn5Ao7oRC4S3ihmieqVNah4bF7QFoBJZWukw07lhtp5",
-	"KWSsUQIpd1W+06jRG8DHuLqOVDahE7dUG9IQj2by1NvUBbiDWzT6Td6ktXxEM/dWqXN6xU4UsjkslQYU",
-	"SrWoBk7vT5KuW1G9pScFubLUTqDHCDtibtbW+8U/+PYK0lXkOVWihgvwT9zY93D9vVKpMQLWo3KE5zol",
-	"+OYBgW9cgW+OsfbDESc7X7H+zrzGO6q6M2eRzyp/3h6E7PMhzRA+/uJPgFzWk0Xb8dyNIlXacocuvhx6",
-	"6pGX/+k7g46OasadfNB1IDr0/Or38FeC+bsWwm6baRjL99YL6XamGlH1WpDcvzOwjYZrUxo3JNErzEdq",
-	"LdF4ry9MtbBgj1xcbwt153mhgYSMrxkNhvrchUtXYmUPHQFHzyjifG9W5xns7e6eqc9p4WaPROymcVLM",
-	"BqiUTO9IoGgQ0hcIiFh0Sh33iOrJd6E4H8t5/F41aUzT3qHFN57SoyP0K4vxZwSQhMBCKtoRZESrQqdW",
-	"HlZ3CHb0qwbG7Wy9Lo76kwNU2HFj9CwHXW5rz0MEzKoV2KRd+GkNcrWE1Y/Yj1hUrz1liIWiaetdNsIw",
-	"0o+4PKnr52ioPXL+f//zvxETccgiV1ueslngLp8FUTiTrBxLnrL3Z5E7ckj1Tn/0jrZ8z9RH8NwEajnM",
-	"gmw5cpM2BGFNyJZcaJqB4zLG9TVYvWG5SsWCqqlt7p3gLym9kgb9yp8evx0hqfgogqeIxSuI6sd/a4ZE",
-	"o5k8YhGNPy7g3ArQuMFlCp9mgeuaqsK27piW3Kq2sOZ+0g+1kmRvfEOLQDVj9RCQkOzAtcD//vLZs8f/",
-	"PH/y7PE/zn8+ffo29O2cdSKoiQpsUWhNrsRYkaaVHvmsRRjPGxr2OSy7wLLKAVLxAfGA2chFopXEtBvp",
-	"ow2/rIaU2hfk3Jgjm2hVrJKts5MHnq1eiTCn+STAENBw48tHKHgkCy7QjFBYNoENc2ndYVjiYKcClbIJ",
-	"/CZFiUd0wZQteWrAy6Zm/bnK3eHrnpmlA16KpbSJe4bFwGOXS5WTSp4pvhBL2ru9WNg37HRSnt0tJff6",
-	"8ZtXL1+8eXz+89MXj17+fIjiTZCNGmI/BobrNwzbk++69+TxMfOVMUv4BSaNDJZL14t7W46Nik7zoDrA",
-	"GjLHsIZihrXeU3tlm3H0so+ZrBjlsftg3va6fnHN3c1OdY/6fuPkrfEC2DCw8MmOSXl7sc9eSKdzbMO9",
-	"AsH5HS+eQ1dqQHFSS8Rf74zm+x3Wcl68vKcZs2rhbUeu8ZfGW6r3yA5bOnnHOvHbzRK9I650r3afypXm",
-	"6hkfGlQ9HBLnjjSyIa0rC/RvyBzKKlybtm4QP2GRC0DNeaKhvrGz4p5qcnWW6U7Lybtei9094/Wbb4ti",
-	"irwl4hMWOe1z7Yrm3LIfIaI3DtIYjqYhomF1vF6i1HiFfpUsDbimG48Mtp5RF9b7ht++pXP7t0puD8Nt",
-	"5WAnTMSQ5crl9OW4o5vflzyteDQQ69pHfdqHFN+foTY44Oz0qNCpP144HY9TteBpooyd/m7yuwlq5/8H",
-	"AAD//w==",
+	"7F17c9vGtf8qO7i9Y6kDUpTjuAk1/UONncatY7u207QjqsKSOCQ2Bnbh3YVo2tLM/TT3g91PcuecXTwJ",
+	"ipRkKXWmf5nCYx/n+TuPhT8FM5XlSoK0Jhh/CnKueQYWNP31J25nybMn+FPIYBzk3CZBGEieQTAOpnj3",
+	"TMRBGGh4XwgNcTC2uoAwMLMEMo7v2VWOzxqrhVwEl5dh8L1IYeOYc5HC9Yd8DSZX0mweVvsHrjv0ZVi9",
+	"6gkSv4b3BRiLf82UtCDpJ8/zVMy4FUoe/GKUxGv1sL/TMA/GwX8d1MQ+cHfNwVOtlS434KaMwcy0yHGw",
+	"YBw8k+c8FTHTbuIjZhNgGRjDF8AMXxm2TLhlXMZsmYCGYXAZBk9gzovU0uD3t9RjuWLKJqAZ4KO0khfK",
+	"fq8KGd/fKl4oZopZwtT0F5hZNlea2UQY9g5WDwxTSwluZW+Ves71Au5vZW8TYDHMUq6h4iebqnjFhGEp",
+	"rgWXyiWxeKbkXCwKfDQVmbC05p8kL2yitPgI90jRH4UxQi5CttRKLpjSTMO5egcxO371DOk6JDX041WW",
+	"gwyKVjloK5z+zLicQZpCfMZpzXOlM/wVCGkfP0J9LdKUT1MoVdMrpJAWFqCRAn4IIRe3GENleQr2Vstw",
+	"Qwglz5ZCxmrZYz7CYKaBXzHN+rAg41wJx9C10UipzkoTOf60aZmdN4jyPE1fzoPxydWSQGx76l66PO3S",
+	"AQf8kKPlvDnd3ADm5gPMubiV/MyF5Kn4eCv5cdRfo7aQZ7lWCw3mFvsTMi9sk8lr02RgecwtqTWPY4FC",
+	"yNNXLUVbe2nDxM5G0qgqhnQnofLvjD8FIIssGJ84JBCc9j1b2M52tg7v7eLZTBUelGyVWO+Tv3NvoCWy",
+	"3BamuUTyodziHKUMBS2OBU3RCBo2IqikPmhan/oPiHu3XqCD3mn5P9GTl5dNZHISEFTxtG4YhpJTlXJ3",
+	"RabPNlUUWeNI16q0bNaaSLf0t6tLHbvaVNWW4eja8LDtFtYkoCRlQ/JPewS4tl09fkfF0KsWqZBwhVQ2",
+	"9NIjrt5RCDXvINwdDtOq6pHLcfyqrt6jWd9kaROEhWw3vXHUuqwm4lrzVVvFr95BJZ5Xc+W5cID5tuvt",
+	"W+pcaGN3tS0JN2eZ0k0uTpVKgUsSBr77SOtGMMVNnobXolhj+fX0jWVupGgjCmlDtZcSKmSp5owzss1s",
+	"7+8qTWHF4IMFaYSS+0OUtxY/uLWQ5c7ktgf9QS1ZxuWKWZGBIXRazrHkhhmQlhW5sRp4NuzFNQhy18d9",
+	"2xiIYHB3sCOmZLpiS2ETFgk5S4sY/ohPRiEFPDxdYgCkJOMMEWpajddYRkXyD4OFGviLiJCHr/nyR698",
+	"a2CtvdKfE3Co3JEzUWks5IIJRwD/Js65A8abFcaqbJN3h9KCXQOxeWnw6tyH2+ZCCpPcBjeVlnKdg4eD",
+	"KTcUpUhAmUMykUti6FT65aFCG7uii6Hna6+rLWP0m5Gtjnz6KGcs11dKhbAYu1mUYa9B/UpxA5qvw5gc",
+	"ZOzAhy6kXEcqFbKpsUkNX3Y3TrWIesbXqKMCEpW56ECGBsHactfgUynm2+zbdxUG7Przcsu1CK3FCP33",
+	"rLI87bvVoYV7rpe621Z9XRCyGVpcDRi2reNzud3S2WzxvuuWIarkKCoNA73AcO7hZhW4gcPeaXJ8nuY+",
+	"Yjk3Bs03Nyzicws68okiYBI+WJbzBey0wn8PIPC6YQHb7N7seUvj9MAwLs0SdIjUEM7PuTCBKZ/KI+M+",
+	"3O5DS+i+wbk543HW0YRNKth8ujW0xxMbifJTqU5tUrg4yap3IM2O+ZjmK2cxWC7SPnPEZ2jjrjFyV7Fb",
+	"A/Tty4dt11p8653Nq9fAjUJfcosNrI3RtwcyqbeYpMW/DbzpUmoTFTqr6Vvud+TVunC71xG104BtVYse",
+	"PkqiEDVpHYQzBNVxoSlry+ZaZSw6zCJmFYsOH3+TRC6TjUbq21EW4SDRwyQi7I7+V+ME/9rbOzkcfHt6",
+	"Mhp8e/ppFH51eXE4Gp2MBn9wl/Cvb0b72YV77KJ++OLwZDT4uvz9+GQ0+OZ0P9n/XdCXSmxkJtdDDjVn",
+	"B+eHB7OE24OaJiZ0V7sXIJtCjDjG/13VWNyfCDUcSUxnp3h3rzvJRfN3PfRFNepFY8D+za0l3TIhn4Nc",
+	"2CQYH4Y3S8Fl/EM5xNeHD3sGaVPxpxy5fviY5Vxoc8Tewcqwgi4+fsRmCdd8ZkGbkJ3ztIDyHg7N4Bz0",
+	"yl3HQIhmQMpl/ENzTYePd8gDenWp8jzoG7cWENzDx/Rsv9Y28k11Jmtdezbr4fcihY1q2FrtCZezROnT",
+	"PklNVyyq0WpXkeo7/SrQmsXATMnY9Ezz1ePRCHnz8OtvH45GoyEjG0LRkGFuEEZjsK9GLMYAdrpisavY",
+	"ebaJDLGEHyBEcXRXcOj+rHbaE5395c3LF8+ZrxGFjFuWKWO71SUjPgLb8/Ozh6MR+/FP+xReU0RHWbj6",
+	"/tejcDQa7bcimqmQXK/6SJYXOlemZ2k/FhjzA4souusygi728KAjWrTrepLNwlPCo41pE8RD5UOGqlrN",
+	"vISDixAjU20DOaFhXohzkOvJlCmfvVvosvC5QesaULZ+/kzRokzfezs4n7VX7tVPXF5VWegUixndYN4p",
+	"alVYMEhhLltx8xZTbECfixmcWeHs1FbAbqyPJ7YzxS1il2c7gum2fHrtFBRFji+riKI/fty6w8+Rqi4v",
+	"bAtJ6+Q1PVfnsGm1fRrZrjavm/IyeN5asfZ06q5oc2ah5aa2apfzIjs4Ebbnw8tuzITmaf96LsY7le0+",
+	"pS+hdG2/0aGc33G9ij4ioh9+AlXypZNbgG5WpqFNG2LC9QCazPrWALpdHytn3rTkz5ALeZmDPH6Gg/2n",
+	"DnEZBj8AT23ypkpRrlN2ys2GhJdYeDh+RZagJ5JS71wgRQ1Pwrh2lOFWmODH69vEj2io/1ZA0WOJrshR",
+	"L+VZmYndMRRfyrMyY7vbG43x21TwGMZgzOWAP7U0sSUXVsgFpbE4M6mybM9VK3T5BmK6GmiwKkDa37Fy",
+	"0djBbmsSks1TsUjsThP0OtGwN+fd5ECbun1cbmjuen5sZWHXhMr123lu3e0iUnA9jH39JrGLfTjCQN88",
+	"ORhN//DPX/72/sXyq/noH/Lrt+8fmufvXgXhLQxvC8a3ez5C3wXqXF/1Z9cH9+l2OVCRp4rHlF/PtZoB",
+	"Au2eAsFaErGRz7pe2b3tOBz/OzWMTpeD50FNh0YZpLOaPvEj+/IEcpvc0gM1rNWVRfvbuIK+DTTRWrfj",
+	"kznlqqIn33Y5ZJGTiQgNta/TcslotTcozpbD3zH0qCpUnw1+OFBXaGFXb5CNbrXHufgrrI4LJxLdwOgd",
+	"rFjGY/CF73MXIVFGyIkpGwycgX1x/ONTCp5JRGjXwDXomsCJtbnr6RRyrtZn8+EXMokZSOeDRBkLcej5",
+	"OkAx5FZMU/BpDAyOMegCPWTPrPvpegJMMTVAbQfu3QdmItHomtC9Cs4DteJsfJO7lISaz8VM8JS9efJX",
+	"wwoDIStkDJpFB+eHUcjytMBFzmFZZ1DNRKo5lWDVUrK9jOt3ELNJ0M20TgI2hVQt94cTOZFPyUWRhQld",
+	"1tU5rZSvQIdIC1yPF2yH5UGeQ6pymMjo08QZp0kwZp8mZQQ0CUI2IaK7XxQHuZ8YCk2Cy8vIESt2RadO",
+	"u240nEjkmrBky90GgjA4B20cp0bDw+GIxDYHyXOBUcFwNPzKBRgJydVBQqjsI/5eAIk2KglN8ywOxh61",
+	"fQw6je0PR6PP1k7cAoZ9XeKpOIdhSzOC8clpGJgiy7heBePguTgHCcawXKspsD1kh3cOyB2K+eWC/fD2",
+	"7av9IXuhGC9sAtL6BZN94QtD1i03wSnOdaCBx6vNlHntbv+KhKEVUJv316Ov7m3WF8oyIo07WUB9OP5Y",
+	"wepqLuF6RZNNJejH8WYJemRS+BruM9oGxLsz7fzwYOpsx0bGYWjn7UuZf/AnWE66xu67Qhul3UZF3CoL",
+	"O6jsr+QazoUqTFUGpjMl7wugLKc/VOJS483jI404/+Rfk0kxGo1Gp7/vTZN1V/aKTnOIjxCyQyoEuBi/",
+	"b146DdCa1+dmg/HDUSMLcNjKABz24O3TOxT2uvGvzwQQYZHanrkk9Y/c9H2jVss8aBzBoVcOt7/SOjRB",
+	"a/Hk2vZi6xQNaULDQpWJdJ6moB+Ycichk7AEY12nQ1OoSzk+RUCtNmWh684plvkceWsa9HNoQMvMuWuy",
+	"Ys6lpULCA8OiQqeRex3eFzydyKisuvjGOefvXALWtWWkwFC+TDWrVoUlFW6nZI/cCZ+lMLSwiXS9A2iW",
+	"H41GOAZa5rrVQ83nLk5zLQSs0fNnGNdQNs+VjQeGZzCRVnNp+IzKorjeuvVOGKbBFlpCzKJGe3JEnr3r",
+	"982YRWtp8ojx2QxyCoi3lF+XWlgLEj02n8hlopBMRTYFjcKbCUlJa6VZogpt2F40Cb4dZZMgClk0CQ6T",
+	"8tfDR/hz/4g2o2S5mYyvEOgwg/xAPhFHcBz6EXkoIhlGOPsOIbSNX6NIXfdI/Mn3fHwWRe4pg1+2wbDv",
+	"lLtbU7LpPJXrDvzSzIcjatWeS6JHSuZi4W7/5JoFabvGg0/lWczLK+CN1QLOG6Lya3PrBqR/NHq0/aXq",
+	"xOFn4tWfMaapVHYPf2q1JMx05KqjoJ0pewe59XX5mNhralPnOiH3NzqENmzpW2z9yEF5MPfydKMgHLgO",
+	"0O6h3uuMvclNHUsm5KA0vJ4uC+Wqd1F9uCMaM5+jq8lgrMoZR4LOIMRhXH6wci8TiZ7OkZNPlaZQtO0B",
+	"DFibYixpq8kgjlysjJFgzrXFMFKDKVJrhuy7akVoxN0g1qeQeUrYl9WrRmteDet9jWHCHlXaSu8m3DCQ",
+	"qKuVPyx9IXnCXmNNw/77aOD92MtfRWkdqUuWXdOIHpTi2rCm66EagaNlgsipFk5dSJflcA0ewjohCVkh",
+	"rUhJPr1ckohryNQ5xBThTuQvXApLp2vxKrn+jDTFZThceZHgW1VfdMNMlUUNlLA/ZE85oiQLGQLBklYR",
+	"ymbMInoxonfgA5/ZdOWLKfX4rZZPFwn6JRAaAZ0JyVNCW6/4QsjFuOqgpSTSWt+tKE3EXuEwI4F/XJ2v",
+	"NCEuajXeTiQ1kRtPRNI3z5IHxuPI70VKdnemsikulNT/+MUTos87gBxHQnWeKa1hZvv0sYocy/rFdeLH",
+	"Tf3FjdM3a6Ek20NC1/v+tULLm8SWLpxsBJfbosuwt3JeeQIhyas6MiEGthyx9J6GHHxGsOIFCqUB/NN6",
+	"Ts9UlnFXuIIPeUqtES7537etOltf7atKuDcbZLy7uvDFpIuq+f/Ctf5fVI7hwh+q2N8Lb/LW/u97y//d",
+	"lL6xK1fZUToLthF0mSjTFkv0JlxI45TQwgcbMrGQSpNecANDFv03BihnEalNNJlELCNdTYXFiCRdbZIU",
+	"A1yTG/ssMtreSfXJBoqCNq2gOpHyORYQ0akyxuPYMOB10RQD+76TaTsKnj+ztlXycI4bSMSdJ3CaJ0mu",
+	"zOOUvPvtI4tuimFcgowHNdoPfQDHXZW9SC0zIgY2XdG/eNs/oXQM+v6CgnKBB58qM7FjyFjy6p4kbhN8",
+	"rY53fuEyo3rP6YZ1FIMW4TPLRXjF+VuEY7XnCNlPr58PwMx47o619nxTqXlGcPcvKpWySdj1ypQ+VQ63",
+	"ATLyGw4Hl1jT1+g3eY1GCf+uwNUN0dUavro2wHqjtLcoaGkosSqUpFPbIYu4mbkTJPhStGmN9Hr/Gmm2",
+	"ztETbmYXeHl/J2pdUX+hDPR9lV/u0m9W3YZX+kuS2d9A1cPvo7ZTTrGvrnFkRWpFznX98SsHqiBm7urK",
+	"/SskZejnAtLYyfVRWanHkE8Y5j/r4mrqwk4k11pg6LzH2V/evHxRfgSMzCpnUskBZLldYTwu3hfQNnpR",
+	"BjZRccSiVy/fvI3C0ixTpE9FFRdGc+bhoh+9/BxAefaG+fT9/pD9nAgLJuczGNCnDHDhjWShqL71hYLH",
+	"pgVtAZhUtoZU7FiuqMSaQsYaKaZyV+XH4Bq1F5zG5c2ksgl9qoBybxri4UQee207B3filU6AkHFqDR/R",
+	"oR2r1Bl9mywK2RTmSgMypRpUA6cPz0lXDao+b5ZSzz4+QdMIO2Suc9ob4D/68hWuq8hzyvRtLnB87056",
+	"bK5vVCJ1gMh4ULZVXafE0TxhdM8VjmZrcT/ucbzzFYEvzGr8RFUN5jTyeWXp282pfTakiRUOPvkjZJd1",
+	"t9c6cHDtYZW03KGJLxvRevjlb31hGNWtmnHHHzQdCEM9vfot/JVRw10zYbvONJTlS6s1dSt/Da96Lezv",
+	"P7baht21Kh00ONHLzCdqKVF5r89MNbNgB/UJqpqpW48Nboj8+JJRs64Pkrh0KWz2nVvAwJ0S+9K0zhPY",
+	"690DUx/XxM0OROw6pFIMLihVTx+XIW8Q0gUERCw6po6GiPL1dyE478szEr1i0uhwvkONb8zSIyN0l8V4",
+	"GwEkIbCQUokEGVGr0KiVX/lwCHb4qzrG9bRAncz1pzkog+TyyiwHXW5rx4MdzKoF2KSdYWo117WY1Y/Y",
+	"Byyqxx4zxELRuPURMGEYyUdcfuLA9ylR+ens//7nfyMm4pBFLg0/ZpPAPT4JonAiWdkqPmYnp5E7eUy5",
+	"Vn/alrb8wNSnbl1XcNkshGQZuE4mgrAmZHMuNPUlchnj+BqsXrFcpWJGmdw29Y7wTkrf8kK78uenb4e4",
+	"VJyK4Cli8Qqi+pbsmiDRcCIHLGoeQ8UNzlP4MAlcVVoVtvXGuKRWtYUl992XKJXEe+MLhgSqGaubrIRk",
+	"e67F4O8vnz9/+s+z758//cfZz8fP3oa+XLZMBBWpgc0KrcmUGCvStJIjH7UI42lDzVT7ZZVdVjFAKt7R",
+	"9wRWcpZoJTEgx/XRhl9WTWDtB3JuzMAmWhWLZO249J4nqxcijGk+CDAENFxL+QAZj8uCc1QjZJZNYMVc",
+	"WLcfljjYiUAlbAKvpMjxiB4YszlPDXjerJ+tHvb0hO3xki2lTjwwLAYeu1iq7ATzRPEZX5Le9cHCvmay",
+	"o/KMf8m510/fvHr54s3Ts5+fvXjy8ud9ZG+CZNQQ+zY7HL+h2H75rjuCLD5GvjJmCT/HoJHBfO5qnW/L",
+	"Vl7RKVxUZ9ZD5gjWEMywlnsqB60Tjr6SNJEVoTx23xi3va6/+HV3vWnd0/33HLw1vpwdBhY+2AMS3l7s",
+	"07asVKpvCL6Tei/0NcfolrDrHxkoo9z1L1Wcw4ZvSPeehOkcbdlwDqgflnXO/bgP3Tgj6WVp3+VFcCdU",
+	"KPLPOw3/cjv3nMsp32k62FrS1t3swafG/0WwQyjbUqA7FuDfbkjrvUYle7WtVy6PWDd8Udfy/iZ2bol5",
+	"G9y6smzxhtShTBm219ZFHEcsct6y2Vy2qSjvTE4zKe5PtpE/PO35cMXp/VjGXWzHb792jOH9GsePWOSE",
+	"0VVnmj3tvr2MPjNLLVqaGsw2S+f1grzG/5tSBXobLNWN20lbc9RFgb7GyPu0df8RyfVGybX48YiJGLJc",
+	"uXxE2QrrznZInlY02uD62kfH2odeT05RGhz2cXJU6NQfVx0fHKRqxtNEGTv+ZvTNCKXz/wMAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

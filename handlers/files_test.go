@@ -210,9 +210,19 @@ func TestUnknownRoutesAndMethodsAnswerWithTheEnvelope(t *testing.T) {
 	require.Equal(t, "application/json", header.Get("Content-Type"))
 	require.Equal(t, "Invalid URL (GET /v1/nothing-here)", decodeEnvelope(t, body).Error.Message)
 
-	status, _, body = f.do(http.MethodPut, "/v1/files", f.alice, nil, nil)
+	status, header, body = f.do(http.MethodPut, "/v1/files", f.alice, nil, nil)
 	require.Equal(t, http.StatusMethodNotAllowed, status)
 	require.Contains(t, decodeEnvelope(t, body).Error.Message, "PUT /v1/files")
+	require.Equal(t, "GET, POST", header.Get("Allow"), "a 405 names the methods the route serves")
+	for path, allow := range map[string]string{
+		"/v1/files/file-x":           "GET, DELETE",
+		"/v1/batches/batch_x/cancel": "POST",
+		"/healthz":                   "GET, HEAD",
+	} {
+		status, header, _ = f.do("TRACE", path, f.alice, nil, nil)
+		require.Equal(t, http.StatusMethodNotAllowed, status, path)
+		require.Equal(t, allow, header.Get("Allow"), path)
+	}
 
 	status, _, body = f.do(http.MethodGet, "/nope", "", nil, nil)
 	require.Equal(t, http.StatusNotFound, status)

@@ -120,11 +120,15 @@ func (s *Server) CreateResponse(ctx context.Context, req api.CreateResponseReque
 		return nil, badRequest("unsupported_value", "stream", "Streaming a background response is not supported; create it without 'stream' and poll GET /v1/responses/{id}.")
 	case flex && stream:
 		return nil, badRequest("unsupported_value", "stream", "Streaming a flex response is not supported; create it without 'stream'.")
+	}
+	// background_options are checked whatever the mode, so that a request is refused or accepted
+	// for what it says rather than for where it goes.
+	window, err := p.window(s.cfg.ResponseWindow)
+	if err != nil {
+		return nil, err
+	}
+	switch {
 	case background, flex:
-		window, err := p.window(s.cfg.ResponseWindow)
-		if err != nil {
-			return nil, err
-		}
 		mode := modeFlex
 		if background {
 			mode = modeBackground

@@ -26,6 +26,7 @@ func TestCreateResponseRejectsBadInput(t *testing.T) {
 		{"background options not an object", `{"model":"m1","input":"hi","background":true,"background_options":"24h"}`, "invalid_type", "background_options", "must be an object"},
 		{"completion window not a string", `{"model":"m1","input":"hi","background":true,"background_options":{"completion_window":24}}`, "invalid_type", "background_options.completion_window", "must be a string"},
 		{"bad completion window", `{"model":"m1","input":"hi","background":true,"background_options":{"completion_window":"1d"}}`, "invalid_value", "background_options.completion_window", "Invalid 'background_options.completion_window': '1d'"},
+		{"bad completion window, synchronous", `{"model":"m1","input":"hi","background_options":{"completion_window":""}}`, "invalid_value", "background_options.completion_window", "Invalid 'background_options.completion_window': ''"},
 		{"completion window too long", `{"model":"m1","input":"hi","service_tier":"flex","background_options":{"completion_window":"169h"}}`, "invalid_value", "background_options.completion_window", "between '1m' and '168h'"},
 	} {
 		status, body := f.postJSON("/v1/responses", f.alice, tc.body)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -81,7 +82,10 @@ func (s *Server) Handler() http.Handler {
 	// nothing of a body is read for a request that has no key, no route or the wrong method.
 	r.Use(s.observe, s.authenticate)
 	r.NotFound(notFoundRoute)
-	r.MethodNotAllowed(methodNotAllowed)
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(allowedMethods(r, req), ", "))
+		methodNotAllowed(w, req)
+	})
 	strict := api.NewStrictHandlerWithOptions(s, nil, api.StrictHTTPServerOptions{
 		RequestErrorHandlerFunc:  requestErrorHandler,
 		ResponseErrorHandlerFunc: writeError,
@@ -93,11 +97,32 @@ func (s *Server) Handler() http.Handler {
 	}))
 }
 
+// allowedMethods are the methods mux serves on req's path, as a 405's Allow header lists them
+// (RFC 9110 §15.5.6).
+func allowedMethods(mux *chi.Mux, req *http.Request) []string {
+	path := req.URL.RawPath
+	if path == "" {
+		path = req.URL.Path
+	}
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if mux.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+			if m == http.MethodGet && isProbe(req.URL.Path) {
+				allowed = append(allowed, http.MethodHead)
+			}
+		}
+	}
+	return allowed
+}
+
+func isProbe(path string) bool { return path == "/healthz" || path == "/readyz" }
+
 // headAsGet serves HEAD on the probes as their GET, which health checkers expect; net/http sends
 // the headers of the answer without its body.
 func headAsGet(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodHead && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz") {
+		if r.Method == http.MethodHead && isProbe(r.URL.Path) {
 			r = r.Clone(r.Context())
 			r.Method = http.MethodGet
 		}
