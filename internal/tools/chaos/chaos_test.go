@@ -118,3 +118,8 @@ func TestAuthSweep(t *testing.T) {
 	h := harness(t)
 	requireCorrect(t, RunAuthSweep(testContext(t, 2*time.Minute), h))
 }
+
+func TestAPIFuzz(t *testing.T) {
+	h := harness(t)
+	requireCorrect(t, RunAPIFuzz(testContext(t, 5*time.Minute), h, APIFuzzReduced()))
+}

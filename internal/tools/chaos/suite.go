@@ -44,6 +44,9 @@ func Scenarios() []Scenario {
 		{"auth-sweep", "Auth sweep", func(ctx context.Context, h *Harness, _ bool) *Result {
 			return RunAuthSweep(ctx, h)
 		}},
+		{"api-fuzz", "API fuzz", func(ctx context.Context, h *Harness, full bool) *Result {
+			return RunAPIFuzz(ctx, h, pick(full, APIFuzzFull, APIFuzzReduced))
+		}},
 	}
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Creates the virtualenv the Python SDK suite runs in (internal/tools/pysdk/.venv), with the pinned
-# packages of requirements.txt from PyPI, unless it already holds exactly those.
+# Creates the virtualenv a Python suite runs in (DIR/.venv), with the pinned packages of
+# DIR/requirements.txt from PyPI, unless it already holds exactly those. DIR defaults to this
+# script's directory (the Python SDK suite); internal/tools/apifuzz is the other.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
+here="$(cd "${1:-$(dirname "$0")}" && pwd)"
 venv="$here/.venv"
 if [ -x "$venv/bin/python" ] && cmp -s "$here/requirements.txt" "$venv/requirements.txt"; then
   exit 0
