@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +52,9 @@ func tooLarge(limit int64) *APIError {
 var errUnavailable = &APIError{Status: http.StatusServiceUnavailable, Type: typeServer,
 	Message: "The server is temporarily unable to reach its database. Please retry shortly."}
 
+var errHandlerTimedOut = &APIError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "timeout",
+	Message: "The request took longer than the server allows (VOLLEY_HANDLER_TIMEOUT). Please retry."}
+
 var errInternal = &APIError{Status: http.StatusInternalServerError, Type: typeServer,
 	Message: "The server had an error while processing your request. Sorry about that!"}
 
@@ -91,7 +95,13 @@ func toAPIError(err error) (*APIError, bool) {
 // writeError is the single place where errors become HTTP answers.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	logger := loggerFrom(r.Context())
-	if r.Context().Err() != nil {
+	var apiErr *APIError
+	switch {
+	case errors.Is(context.Cause(r.Context()), errHandlerTimeout):
+		err = errHandlerTimedOut
+	case errors.As(err, &apiErr) && apiErr.Code == "request_timeout":
+		// A stalled body: the client is still there to be told, though its read side is done.
+	case r.Context().Err() != nil:
 		// The client went away, or cut its body off: there is no one to answer, and it is not a
 		// server fault. The connection is reset rather than left to an implicit 200, so that nothing
 		// between here and the client can take the cut-off request for a success.

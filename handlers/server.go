@@ -31,10 +31,8 @@ type Server struct {
 	client  *upstream.Client
 	hub     *hub
 	ready   atomic.Bool
-	// uploads holds a token per upload being ingested; nil means no limit.
-	uploads chan struct{}
-	// uploadsWaiting counts uploads waiting for a token.
-	uploadsWaiting atomic.Int32
+	// turns are the ingest turns of uploads; nil means no limit.
+	turns *turns
 	// flexRecheck is how often a waiting flex call looks for its answer without a notification.
 	flexRecheck time.Duration
 	// metrics records what the API serves; nil records nothing.
@@ -48,9 +46,7 @@ var _ api.StrictServerInterface = (*Server)(nil)
 func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, client *upstream.Client, logger *slog.Logger) *Server {
 	s := &Server{pool: pool, queries: dbsqlc.New(db.Bounded(pool, cfg.DBTimeout)), cfg: cfg, router: router, client: client,
 		hub: newHub(pool, logger), logger: logger, flexRecheck: flexRecheck}
-	if cfg.Files.MaxConcurrent > 0 {
-		s.uploads = make(chan struct{}, cfg.Files.MaxConcurrent)
-	}
+	s.turns = newTurns(cfg.Files.MaxConcurrent)
 	return s
 }
 
