@@ -32,12 +32,26 @@ func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.
 
 func badRequest(code, param, format string, args ...any) *APIError {
 	return &APIError{Status: http.StatusBadRequest, Type: typeInvalidRequest, Code: code, Param: param,
-		Message: fmt.Sprintf(format, args...)}
+		Message: fmt.Sprintf(format, clipArgs(args)...)}
 }
 
 func notFound(param, format string, args ...any) *APIError {
 	return &APIError{Status: http.StatusNotFound, Type: typeInvalidRequest, Param: param,
-		Message: fmt.Sprintf(format, args...)}
+		Message: fmt.Sprintf(format, clipArgs(args)...)}
+}
+
+// maxQuotedBytes bounds a client-supplied value (an id, a name) quoted in an error message, so that
+// a 10 KB id does not come back whole in every answer and log line.
+const maxQuotedBytes = 128
+
+// clipArgs truncates the string arguments of a message.
+func clipArgs(args []any) []any {
+	for i, a := range args {
+		if s, ok := a.(string); ok && len(s) > maxQuotedBytes {
+			args[i] = truncate(s, maxQuotedBytes)
+		}
+	}
+	return args
 }
 
 func unauthorized(code, message string) *APIError {

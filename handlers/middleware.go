@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,8 +190,78 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 					writeError(w, r, badRequest("invalid_json", "", "We could not parse the JSON body of your request: %s.", err.Error()))
 					return
 				}
+				if err := checkMetadataValues(body); err != nil {
+					writeError(w, r, err)
+					return
+				}
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkMetadataValues refuses a metadata object whose values are not all strings, as OpenAI does,
+// on every route that takes one: decoded into the generated map[string]string, a null would become
+// "" and a number an error without the key's name.
+func checkMetadataValues(body []byte) error {
+	if !bytes.Contains(body, []byte(`"metadata"`)) {
+		return nil
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return nil // not an object: the route's decoder says so
+	}
+	var md map[string]json.RawMessage
+	if raw, ok := top["metadata"]; !ok || json.Unmarshal(raw, &md) != nil {
+		return nil // absent, null or not an object: the route's decoder decides
+	}
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if v := bytes.TrimSpace(md[k]); len(v) == 0 || v[0] != '"' {
+			return badRequest("invalid_value", "metadata", "Invalid 'metadata': the value of '%s' must be a string, got %s.", k, jsonKind(v))
+		}
+	}
+	return nil
+}
+
+// jsonKind names the type of a JSON value.
+func jsonKind(v []byte) string {
+	switch {
+	case len(v) == 0:
+		return "nothing"
+	case v[0] == 'n':
+		return "null"
+	case v[0] == 't', v[0] == 'f':
+		return "a boolean"
+	case v[0] == '{':
+		return "an object"
+	case v[0] == '[':
+		return "an array"
+	}
+	return "a number"
+}
+
+// checkQuery refuses a query string net/http would silently drop parts of: a malformed %-escape
+// (limit=%zz) is an error, not a parameter left out.
+func checkQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for pair := range strings.SplitSeq(r.URL.RawQuery, "&") {
+			key, value, _ := strings.Cut(pair, "=")
+			name, kerr := url.QueryUnescape(key)
+			_, verr := url.QueryUnescape(value)
+			if kerr == nil && verr == nil {
+				continue
+			}
+			if kerr != nil {
+				name = key
+			}
+			writeError(w, r, badRequest("invalid_value", name, "Invalid query parameter '%s': '%s' is not a valid URL encoding.", name, pair))
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

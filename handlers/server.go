@@ -75,7 +75,7 @@ func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	// Authentication runs before routing and the route's own checks before the body limit, so that
 	// nothing of a body is read for a request that has no key, no route or the wrong method.
-	r.Use(s.observe, s.authenticate)
+	r.Use(s.observe, s.authenticate, checkQuery)
 	r.NotFound(notFoundRoute)
 	r.MethodNotAllowed(methodNotAllowed)
 	strict := api.NewStrictHandlerWithOptions(s, nil, api.StrictHTTPServerOptions{

@@ -57,6 +57,8 @@ func TestUploadRejectsBadInput(t *testing.T) {
 			status: 400, code: "invalid_custom_id", param: "custom_id", message: "Line 2:"},
 		{name: "custom_id too long", parts: []part{purpose, file(line(strings.Repeat("c", 65)))},
 			status: 400, code: "invalid_custom_id", param: "custom_id", message: "Line 1:"},
+		{name: "custom_id with a lone surrogate", parts: []part{purpose, file(line("a") + "\n" + `{"custom_id":"\ud800","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}` + "\n")},
+			status: 400, code: "invalid_custom_id", param: "custom_id", message: "Line 2: custom_id must not contain an unpaired UTF-16 surrogate"},
 		{name: "duplicate custom_id", parts: []part{purpose, file(line("a") + "\n" + line("b") + "\n" + line("a") + "\n")},
 			status: 400, code: "duplicate_custom_id", param: "custom_id", message: "Line 3: custom_id 'a' is already used on line 1"},
 		{name: "method GET", parts: []part{purpose, file(strings.Replace(line("a"), `"POST"`, `"GET"`, 1))},
