@@ -260,7 +260,7 @@ func (hs *hostile) smallItems(ctx context.Context) {
 
 // trickleMany keeps n connections that trickle a request's headers a byte every pace, opening a
 // new one when the server closes one, until ctx ends; it returns how many the server closed.
-func trickleMany(ctx context.Context, wg *sync.WaitGroup, addr string, n int, pace time.Duration) func() int {
+func trickleMany(ctx context.Context, wg *sync.WaitGroup, addr string, n int, pace time.Duration) func() int64 {
 	var mu sync.Mutex
 	closed := 0
 	header := []byte("POST /v1/batches HTTP/1.1\r\nHost: " + addr + "\r\nX-Trickle: " + strings.Repeat("t", 4096))
@@ -295,9 +295,9 @@ func trickleMany(ctx context.Context, wg *sync.WaitGroup, addr string, n int, pa
 			}
 		}()
 	}
-	return func() int {
+	return func() int64 {
 		mu.Lock()
 		defer mu.Unlock()
-		return closed
+		return int64(closed)
 	}
 }
