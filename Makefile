@@ -49,7 +49,7 @@ bench:
 	$(GO) run ./internal/tools/cmd/volleybench -out docs/benchmarks.md
 
 ## chaos: reliability suites against real replicas, mockllm and PostgreSQL (killed replicas, a
-## crashed and a frozen database, rolling restarts, load, hostile input, an auth sweep); results
+## crashed and a frozen database, rolling restarts, load, hostile input, slow clients, an auth sweep); results
 ## written to docs/reliability.md
 chaos:
 	$(GO) run ./internal/tools/cmd/volleychaos -out docs/reliability.md

@@ -101,6 +101,10 @@ func TestCreateBatchRejectsBadInput(t *testing.T) {
 		{"unknown file", req("file-nope", "/v1/chat/completions", "24h", ""), "invalid_input_file", "input_file_id", "No such File object: file-nope"},
 		{"another owner's file", req(bobs, "/v1/chat/completions", "24h", ""), "invalid_input_file", "input_file_id", "No such File object"},
 		{"url mismatch", req(mixed, "/v1/chat/completions", "24h", ""), "url_mismatch", "endpoint", "Line 2: url '/v1/embeddings'"},
+		{"metadata value null", req(good, "/v1/chat/completions", "24h", `,"metadata":{"a":"x","k":null}`), "invalid_value", "metadata", "the value of 'k' must be a string, got null"},
+		{"metadata value a number", req(good, "/v1/chat/completions", "24h", `,"metadata":{"k":1}`), "invalid_value", "metadata", "got a number"},
+		{"metadata value an object", req(good, "/v1/chat/completions", "24h", `,"metadata":{"k":{}}`), "invalid_value", "metadata", "got an object"},
+		{"a 10 KB file id", req("file-"+strings.Repeat("f", 10_000), "/v1/chat/completions", "24h", ""), "invalid_input_file", "input_file_id", "No such File object: file-fff"},
 		{"unroutable model", req(unroutable, "/v1/chat/completions", "24h", ""), "model_not_found", "input_file_id", "Line 2: model 'gpt-unknown'"},
 	}
 	for _, tc := range cases {
@@ -110,6 +114,7 @@ func TestCreateBatchRejectsBadInput(t *testing.T) {
 		require.Equal(t, tc.code, strOrEmpty(e.Error.Code), "%s: %s", tc.name, e.Error.Message)
 		require.Equal(t, tc.param, strOrEmpty(e.Error.Param), "%s: %s", tc.name, e.Error.Message)
 		require.Contains(t, e.Error.Message, tc.message, tc.name)
+		require.Less(t, len(e.Error.Message), 400, "%s: a long value is not echoed whole", tc.name)
 	}
 	var batches, requests int
 	require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM requests)").Scan(&batches, &requests))
@@ -176,7 +181,7 @@ func TestABatchOverSeveralModels(t *testing.T) {
 func TestListBatchesRejectsBadLimits(t *testing.T) {
 	t.Parallel()
 	f := setupBatches(t)
-	for _, q := range []string{"?limit=0", "?limit=101", "?limit=x"} {
+	for _, q := range []string{"?limit=0", "?limit=101", "?limit=x", "?limit=%zz", "?after=x&limit=%4"} {
 		status, _, body := f.do(http.MethodGet, "/v1/batches"+q, f.alice, nil, nil)
 		require.Equal(t, http.StatusBadRequest, status, q)
 		require.Equal(t, "limit", strOrEmpty(decodeEnvelope(t, body).Error.Param), q)

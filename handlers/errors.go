@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,12 +32,26 @@ func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.
 
 func badRequest(code, param, format string, args ...any) *APIError {
 	return &APIError{Status: http.StatusBadRequest, Type: typeInvalidRequest, Code: code, Param: param,
-		Message: fmt.Sprintf(format, args...)}
+		Message: fmt.Sprintf(format, clipArgs(args)...)}
 }
 
 func notFound(param, format string, args ...any) *APIError {
 	return &APIError{Status: http.StatusNotFound, Type: typeInvalidRequest, Param: param,
-		Message: fmt.Sprintf(format, args...)}
+		Message: fmt.Sprintf(format, clipArgs(args)...)}
+}
+
+// maxQuotedBytes bounds a client-supplied value (an id, a name) quoted in an error message, so that
+// a 10 KB id does not come back whole in every answer and log line.
+const maxQuotedBytes = 128
+
+// clipArgs truncates the string arguments of a message.
+func clipArgs(args []any) []any {
+	for i, a := range args {
+		if s, ok := a.(string); ok && len(s) > maxQuotedBytes {
+			args[i] = truncate(s, maxQuotedBytes)
+		}
+	}
+	return args
 }
 
 func unauthorized(code, message string) *APIError {
@@ -50,6 +65,9 @@ func tooLarge(limit int64) *APIError {
 
 var errUnavailable = &APIError{Status: http.StatusServiceUnavailable, Type: typeServer,
 	Message: "The server is temporarily unable to reach its database. Please retry shortly."}
+
+var errHandlerTimedOut = &APIError{Status: http.StatusServiceUnavailable, Type: typeServer, Code: "timeout",
+	Message: "The request took longer than the server allows (VOLLEY_HANDLER_TIMEOUT). Please retry."}
 
 var errInternal = &APIError{Status: http.StatusInternalServerError, Type: typeServer,
 	Message: "The server had an error while processing your request. Sorry about that!"}
@@ -91,7 +109,13 @@ func toAPIError(err error) (*APIError, bool) {
 // writeError is the single place where errors become HTTP answers.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	logger := loggerFrom(r.Context())
-	if r.Context().Err() != nil {
+	var apiErr *APIError
+	switch {
+	case errors.Is(context.Cause(r.Context()), errHandlerTimeout):
+		err = errHandlerTimedOut
+	case errors.As(err, &apiErr) && apiErr.Code == "request_timeout":
+		// A stalled body: the client is still there to be told, though its read side is done.
+	case r.Context().Err() != nil:
 		// The client went away, or cut its body off: there is no one to answer, and it is not a
 		// server fault. The connection is reset rather than left to an implicit 200, so that nothing
 		// between here and the client can take the cut-off request for a success.

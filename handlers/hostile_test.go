@@ -2,10 +2,13 @@ package handlers
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"github.com/volleyhq/volley/internal/config"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +66,7 @@ func TestNoBodyIsReadBeforeTheKeyRouteAndMethodAreChecked(t *testing.T) {
 			require.Equal(t, c.status, res.StatusCode, string(body))
 			env := decodeEnvelope(t, body)
 			require.Equal(t, c.code, strOrEmpty(env.Error.Code))
+			require.True(t, res.Close, "the unread body is not waited for: the connection closes")
 		})
 	}
 }
@@ -108,4 +112,64 @@ func TestACutOffUploadIsNeverASuccess(t *testing.T) {
 	files, fileLines := f.rowCounts()
 	require.Zero(t, files)
 	require.Zero(t, fileLines)
+}
+
+func TestAStalledBodyIsAnsweredAndCutOff(t *testing.T) {
+	t.Parallel()
+	f := setup(t, func(c *config.Config) { c.BodyIdleTimeout = 300 * time.Millisecond; c.Files.MaxConcurrent = 1 })
+	host := strings.TrimPrefix(f.url, "http://")
+
+	start := time.Now()
+	res, body, _, _ := f.rawResponse(fmt.Sprintf("POST /v1/batches HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"input_", host, f.alice))
+	require.Equal(t, http.StatusRequestTimeout, res.StatusCode, string(body))
+	require.Equal(t, "request_timeout", strOrEmpty(decodeEnvelope(t, body).Error.Code))
+	require.True(t, res.Close, "the connection closes after the answer")
+	require.Less(t, time.Since(start), 5*time.Second)
+
+	ct, mp := multipartBody(t, part{name: "purpose", content: "batch"}, part{name: "file", filename: "in.jsonl", content: lines(2000)})
+	res, body, _, _ = f.rawResponse(fmt.Sprintf("POST /v1/files HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s",
+		host, f.alice, ct, len(mp), mp[:len(mp)/2]))
+	require.Equal(t, http.StatusRequestTimeout, res.StatusCode, string(body))
+	require.Equal(t, "request_timeout", strOrEmpty(decodeEnvelope(t, body).Error.Code))
+	require.Eventually(t, func() bool { return f.server.turns.held() == 0 }, 5*time.Second, 5*time.Millisecond)
+	files, fileLines := f.rowCounts()
+	require.Zero(t, files)
+	require.Zero(t, fileLines)
+}
+
+func TestASlowSteadyUploadIsNotCutOff(t *testing.T) {
+	t.Parallel()
+	f := setup(t, func(c *config.Config) { c.BodyIdleTimeout = 300 * time.Millisecond })
+	host := strings.TrimPrefix(f.url, "http://")
+	ct, mp := multipartBody(t, part{name: "purpose", content: "batch"}, part{name: "file", filename: "in.jsonl", content: lines(20)})
+	conn := f.rawConn()
+	_, err := fmt.Fprintf(conn, "POST /v1/files HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", host, f.alice, ct, len(mp))
+	require.NoError(t, err)
+	// Ten pieces 100 ms apart: a second in all, more than three times the idle timeout.
+	step := len(mp)/10 + 1
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for off := 0; off < len(mp); off += step {
+		<-tick.C // the client's pace
+		_, err := conn.Write(mp[off:min(off+step, len(mp))])
+		require.NoError(t, err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(res.Body)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(b))
+}
+
+func TestARequestOverTheHandlerTimeoutIsA503(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeoutCause(t.Context(), time.Nanosecond, errHandlerTimeout)
+	defer cancel()
+	<-ctx.Done()
+	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/v1/batches", nil)
+	w := httptest.NewRecorder()
+	writeError(w, r, ctx.Err())
+	require.Equal(t, http.StatusServiceUnavailable, w.Code)
+	env := decodeEnvelope(t, w.Body.Bytes())
+	require.Equal(t, "timeout", strOrEmpty(env.Error.Code))
+	require.Contains(t, env.Error.Message, "VOLLEY_HANDLER_TIMEOUT")
 }

@@ -10,7 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +28,17 @@ type ctxKey int
 const (
 	ctxLogger ctxKey = iota
 	ctxOwner
+	ctxBody
 )
+
+// bodyFrom returns the request's body wrapper, nil when the request has none.
+func bodyFrom(ctx context.Context) *body {
+	b, _ := ctx.Value(ctxBody).(*body)
+	return b
+}
+
+// errHandlerTimeout is the cause of a request context that ran out of VOLLEY_HANDLER_TIMEOUT.
+var errHandlerTimeout = errors.New("handler timeout")
 
 func loggerFrom(ctx context.Context) *slog.Logger {
 	if l, ok := ctx.Value(ctxLogger).(*slog.Logger); ok {
@@ -41,9 +53,12 @@ func ownerFrom(ctx context.Context) string {
 	return owner
 }
 
-// statusRecorder remembers what was written, for the access log.
+// statusRecorder remembers what was written, for the access log. An answer sent while the client
+// may still be sending a body it will not read closes the connection after it, rather than having
+// net/http wait for the rest.
 type statusRecorder struct {
 	http.ResponseWriter
+	body   *body
 	status int
 	bytes  int64
 }
@@ -51,13 +66,16 @@ type statusRecorder struct {
 func (s *statusRecorder) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
+		if s.body != nil && code >= 400 && s.body.unread() {
+			s.Header().Set("Connection", "close")
+		}
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
-		s.status = http.StatusOK
+		s.WriteHeader(http.StatusOK)
 	}
 	n, err := s.ResponseWriter.Write(b)
 	s.bytes += int64(n)
@@ -82,6 +100,19 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		logger := s.logger.With("request_id", reqID)
 		rec := &statusRecorder{ResponseWriter: w}
 		ctx := context.WithValue(r.Context(), ctxLogger, logger)
+		if r.Body != nil && r.Body != http.NoBody {
+			rec.body = newBody(w, r, s.cfg.BodyIdleTimeout)
+			r.Body = rec.body
+			ctx = context.WithValue(ctx, ctxBody, rec.body)
+			defer rec.body.finish()
+		}
+		if !isUpload(r) && s.cfg.HandlerTimeout > 0 {
+			// An upload's time is bounded per read instead, so that a large file on a slow link
+			// takes what it needs.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeoutCause(ctx, s.cfg.HandlerTimeout, errHandlerTimeout)
+			defer cancel()
+		}
 		r = r.WithContext(ctx)
 		defer func() {
 			if p := recover(); p != nil {
@@ -123,7 +154,7 @@ func routePattern(r *http.Request) string {
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := s.cfg.MaxJSONBodyBytes
-		upload := r.Method == http.MethodPost && r.URL.Path == "/v1/files"
+		upload := isUpload(r)
 		if upload {
 			// The form fields and part headers around the file need a little room of their own.
 			limit = s.cfg.Files.MaxBytes + multipartOverhead
@@ -145,8 +176,9 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 			// first value and would accept trailing garbage.
 			body, err := io.ReadAll(r.Body)
 			var maxErr *http.MaxBytesError
+			var apiErr *APIError
 			switch {
-			case errors.As(err, &maxErr):
+			case errors.As(err, &maxErr), errors.As(err, &apiErr):
 				writeError(w, r, err)
 				return
 			case err != nil:
@@ -158,11 +190,86 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 					writeError(w, r, badRequest("invalid_json", "", "We could not parse the JSON body of your request: %s.", err.Error()))
 					return
 				}
+				if err := checkMetadataValues(body); err != nil {
+					writeError(w, r, err)
+					return
+				}
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// checkMetadataValues refuses a metadata object whose values are not all strings, as OpenAI does,
+// on every route that takes one: decoded into the generated map[string]string, a null would become
+// "" and a number an error without the key's name.
+func checkMetadataValues(body []byte) error {
+	if !bytes.Contains(body, []byte(`"metadata"`)) {
+		return nil
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return nil // not an object: the route's decoder says so
+	}
+	var md map[string]json.RawMessage
+	if raw, ok := top["metadata"]; !ok || json.Unmarshal(raw, &md) != nil {
+		return nil // absent, null or not an object: the route's decoder decides
+	}
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if v := bytes.TrimSpace(md[k]); len(v) == 0 || v[0] != '"' {
+			return badRequest("invalid_value", "metadata", "Invalid 'metadata': the value of '%s' must be a string, got %s.", k, jsonKind(v))
+		}
+	}
+	return nil
+}
+
+// jsonKind names the type of a JSON value.
+func jsonKind(v []byte) string {
+	switch {
+	case len(v) == 0:
+		return "nothing"
+	case v[0] == 'n':
+		return "null"
+	case v[0] == 't', v[0] == 'f':
+		return "a boolean"
+	case v[0] == '{':
+		return "an object"
+	case v[0] == '[':
+		return "an array"
+	}
+	return "a number"
+}
+
+// checkQuery refuses a query string net/http would silently drop parts of: a malformed %-escape
+// (limit=%zz) is an error, not a parameter left out.
+func checkQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for pair := range strings.SplitSeq(r.URL.RawQuery, "&") {
+			key, value, _ := strings.Cut(pair, "=")
+			name, kerr := url.QueryUnescape(key)
+			_, verr := url.QueryUnescape(value)
+			if kerr == nil && verr == nil {
+				continue
+			}
+			if kerr != nil {
+				name = key
+			}
+			writeError(w, r, badRequest("invalid_value", name, "Invalid query parameter '%s': '%s' is not a valid URL encoding.", name, pair))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isUpload reports whether r is a file upload.
+func isUpload(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == "/v1/files"
 }
 
 type bufferedBody struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ func TestCreateResponseRejectsBadInput(t *testing.T) {
 		{"model not a string", `{"model":7,"input":"hi"}`, "invalid_value", "model", "non-empty string"},
 		{"unroutable model", `{"model":"nope","input":"hi"}`, "model_not_found", "model", "'nope'"},
 		{"background stream", `{"model":"m1","input":"hi","background":true,"stream":true}`, "unsupported_value", "stream", "background"},
+		{"metadata value null", `{"model":"m1","input":"hi","background":true,"metadata":{"k":null}}`, "invalid_value", "metadata", "must be a string, got null"},
+		{"a 10 KB model name", `{"model":"` + strings.Repeat("m", 10_000) + `","input":"hi"}`, "model_not_found", "model", "'mmm"},
 		{"flex stream", `{"model":"m1","input":"hi","service_tier":"flex","stream":true}`, "unsupported_value", "stream", "flex"},
 		{"background options not an object", `{"model":"m1","input":"hi","background":true,"background_options":"24h"}`, "invalid_type", "background_options", "must be an object"},
 		{"completion window not a string", `{"model":"m1","input":"hi","background":true,"background_options":{"completion_window":24}}`, "invalid_type", "background_options.completion_window", "must be a string"},
@@ -35,6 +38,7 @@ func TestCreateResponseRejectsBadInput(t *testing.T) {
 		require.Equal(t, tc.code, strOrEmpty(e.Error.Code), "%s: %s", tc.name, e.Error.Message)
 		require.Equal(t, tc.param, strOrEmpty(e.Error.Param), tc.name)
 		require.Contains(t, e.Error.Message, tc.message, tc.name)
+		require.Less(t, len(e.Error.Message), 400, "%s: a long value is not echoed whole", tc.name)
 	}
 	var n int
 	require.NoError(t, f.pool.QueryRow(t.Context(), "SELECT (SELECT count(*) FROM responses) + (SELECT count(*) FROM requests)").Scan(&n))

@@ -32,10 +32,8 @@ type Server struct {
 	client  *upstream.Client
 	hub     *hub
 	ready   atomic.Bool
-	// uploads holds a token per upload being ingested; nil means no limit.
-	uploads chan struct{}
-	// uploadsWaiting counts uploads waiting for a token.
-	uploadsWaiting atomic.Int32
+	// turns are the ingest turns of uploads; nil means no limit.
+	turns *turns
 	// flexRecheck is how often a waiting flex call looks for its answer without a notification.
 	flexRecheck time.Duration
 	// metrics records what the API serves; nil records nothing.
@@ -49,9 +47,7 @@ var _ api.StrictServerInterface = (*Server)(nil)
 func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, client *upstream.Client, logger *slog.Logger) *Server {
 	s := &Server{pool: pool, queries: dbsqlc.New(db.Bounded(pool, cfg.DBTimeout)), cfg: cfg, router: router, client: client,
 		hub: newHub(pool, logger), logger: logger, flexRecheck: flexRecheck}
-	if cfg.Files.MaxConcurrent > 0 {
-		s.uploads = make(chan struct{}, cfg.Files.MaxConcurrent)
-	}
+	s.turns = newTurns(cfg.Files.MaxConcurrent)
 	return s
 }
 
@@ -80,7 +76,7 @@ func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	// Authentication runs before routing and the route's own checks before the body limit, so that
 	// nothing of a body is read for a request that has no key, no route or the wrong method.
-	r.Use(s.observe, s.authenticate)
+	r.Use(s.observe, s.authenticate, checkQuery)
 	r.NotFound(notFoundRoute)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Allow", strings.Join(allowedMethods(r, req), ", "))

@@ -52,13 +52,21 @@ func setup(t *testing.T, tweak ...func(*config.Config)) *fixture {
 	s := New(pool, cfg, nil, nil, logger)
 	t.Cleanup(s.Close)
 	s.MarkReady()
-	ts := httptest.NewServer(s.Handler())
+	ts := httptest.NewUnstartedServer(CloseAmbiguous(s.Handler()))
+	ts.Listener = Listener(ts.Listener, testMaxHeaderBytes)
+	ts.Config.ConnContext = ConnContext
+	ts.Config.MaxHeaderBytes = testMaxHeaderBytes
+	ts.Config.ReadHeaderTimeout = cfg.HeaderTimeout
+	ts.Start()
 	t.Cleanup(ts.Close)
 	f := &fixture{t: t, pool: pool, url: ts.URL, server: s}
 	f.alice = f.newKey("alice")
 	f.bob = f.newKey("bob")
 	return f
 }
+
+// testMaxHeaderBytes is the test server's header limit, as volley serve's.
+const testMaxHeaderBytes = 64 << 10
 
 func (f *fixture) newKey(owner string) string {
 	key, hash, display := apikey.New()

@@ -73,11 +73,23 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 			}
 			form.sawFileHeader = true
 			form.filename = cleanFilename(part.FileName())
-			release, err := s.uploadTurn(ctx)
-			if err != nil {
-				return nil, err
+			// The upload's reads take an ingest turn while data flows (see body.pace); the
+			// transaction begins only once the file's first bytes are in, so a client that stops
+			// after the part's headers holds neither a turn nor a database connection.
+			b := bodyFrom(ctx)
+			if b != nil {
+				b.pace(ctx, s.turns, ownerFrom(ctx))
+				defer b.unpace()
 			}
-			defer release()
+			in := bufio.NewReaderSize(part, 1<<20)
+			if _, err := in.Peek(1); err != nil && !errors.Is(err, io.EOF) {
+				return nil, uploadReadError(ctx, err)
+			}
+			if b != nil {
+				if err := b.takeTurn(); err != nil {
+					return nil, err
+				}
+			}
 			beginCtx, cancel := s.dbBound(ctx)
 			tx, err = s.pool.Begin(beginCtx)
 			cancel()
@@ -85,7 +97,7 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 				return nil, fmt.Errorf("begin upload: %w", db.Translate(err))
 			}
 			form.fileID, form.createdAt = ids.New("file-")
-			src, err := s.copyLines(ctx, tx, form.fileID, part)
+			src, err := s.copyLines(ctx, tx, form.fileID, in)
 			if err != nil {
 				return nil, err
 			}
@@ -161,31 +173,9 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 	return api.CreateFile200JSONResponse(fileObject(row)), nil
 }
 
-// uploadTurn waits until this replica ingests fewer than its limit of uploads, and returns the
-// function that gives the turn back. The file part is not read meanwhile, so the client is held
-// back by TCP flow control rather than buffered here.
-func (s *Server) uploadTurn(ctx context.Context) (func(), error) {
-	if s.uploads == nil {
-		return func() {}, nil
-	}
-	select {
-	case s.uploads <- struct{}{}:
-		return func() { <-s.uploads }, nil
-	default:
-	}
-	s.uploadsWaiting.Add(1)
-	defer s.uploadsWaiting.Add(-1)
-	select {
-	case s.uploads <- struct{}{}:
-		return func() { <-s.uploads }, nil
-	case <-ctx.Done():
-		return nil, uploadReadError(ctx, ctx.Err())
-	}
-}
-
 // copyLines COPYs the file part's lines into file_lines, validating each on the way.
-func (s *Server) copyLines(ctx context.Context, tx pgx.Tx, fileID string, part *multipart.Part) (*lineSource, error) {
-	src := newLineSource(ctx, fileID, part, s.cfg.Files)
+func (s *Server) copyLines(ctx context.Context, tx pgx.Tx, fileID string, in *bufio.Reader) (*lineSource, error) {
+	src := newLineSource(ctx, fileID, in, s.cfg.Files)
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"file_lines"},
 		[]string{"file_id", "line", "custom_id", "url", "model", "body_start", "body_end", "data"}, src)
 	if src.err != nil {
@@ -218,10 +208,10 @@ type lineSource struct {
 	err      error
 }
 
-func newLineSource(ctx context.Context, fileID string, r io.Reader, limits config.FileLimits) *lineSource {
+func newLineSource(ctx context.Context, fileID string, r *bufio.Reader, limits config.FileLimits) *lineSource {
 	return &lineSource{
 		ctx:    ctx,
-		r:      bufio.NewReaderSize(r, 1<<20),
+		r:      r,
 		fileID: fileID,
 		limits: limits,
 		jl:     jsonl.Limits{MaxCustomIDBytes: limits.MaxCustomIDBytes},

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,6 +57,8 @@ func TestUploadRejectsBadInput(t *testing.T) {
 			status: 400, code: "invalid_custom_id", param: "custom_id", message: "Line 2:"},
 		{name: "custom_id too long", parts: []part{purpose, file(line(strings.Repeat("c", 65)))},
 			status: 400, code: "invalid_custom_id", param: "custom_id", message: "Line 1:"},
+		{name: "custom_id with a lone surrogate", parts: []part{purpose, file(line("a") + "\n" + `{"custom_id":"\ud800","method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}` + "\n")},
+			status: 400, code: "invalid_custom_id", param: "custom_id", message: "Line 2: custom_id must not contain an unpaired UTF-16 surrogate"},
 		{name: "duplicate custom_id", parts: []part{purpose, file(line("a") + "\n" + line("b") + "\n" + line("a") + "\n")},
 			status: 400, code: "duplicate_custom_id", param: "custom_id", message: "Line 3: custom_id 'a' is already used on line 1"},
 		{name: "method GET", parts: []part{purpose, file(strings.Replace(line("a"), `"POST"`, `"GET"`, 1))},
@@ -228,8 +231,45 @@ func TestAnUploadAbandonedMidwayLeavesNothing(t *testing.T) {
 func TestUploadsBeyondTheLimitWaitTheirTurn(t *testing.T) {
 	t.Parallel()
 	f := setup(t, func(c *config.Config) { c.Files.MaxConcurrent = 1 })
+	require.NoError(t, f.server.turns.acquire(t.Context(), "someone")) // the only turn is taken
 
-	// The first upload takes the only turn and holds it, half sent.
+	type result struct {
+		status int
+		body   []byte
+	}
+	second := make(chan result, 1)
+	go func() {
+		status, b := f.upload(f.bob, false, part{name: "purpose", content: "batch"}, part{name: "file", filename: "b.jsonl", content: lines(3)})
+		second <- result{status, b}
+	}()
+	require.Eventually(t, func() bool { return f.server.turns.waiting() == 1 }, 10*time.Second, 5*time.Millisecond)
+	select {
+	case r := <-second:
+		t.Fatalf("the upload ran without a turn: %d %s", r.status, r.body)
+	default:
+	}
+	files, _ := f.rowCounts()
+	require.Zero(t, files)
+
+	f.server.turns.release()
+	select {
+	case r := <-second:
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upload did not run once the turn was free")
+	}
+	require.Zero(t, f.server.turns.waiting())
+	require.Zero(t, f.server.turns.held(), "the turn is given back")
+	files, fileLines := f.rowCounts()
+	require.Equal(t, 1, files)
+	require.Equal(t, 3, fileLines)
+}
+
+func TestAStalledUploadHoldsNoTurn(t *testing.T) {
+	t.Parallel()
+	f := setup(t, func(c *config.Config) { c.Files.MaxConcurrent = 1 })
+
+	// Alice's upload sends its file's header and some lines, then goes silent.
 	ct, body := multipartBody(t, part{name: "purpose", content: "batch"}, part{name: "file", filename: "in.jsonl", content: lines(2000)})
 	addr := strings.TrimPrefix(f.url, "http://")
 	first, err := net.Dial("tcp", addr)
@@ -240,51 +280,74 @@ func TestUploadsBeyondTheLimitWaitTheirTurn(t *testing.T) {
 	require.NoError(t, err)
 	_, err = first.Write(body[:len(body)/2])
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(f.server.uploads) == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, f.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND pid <> pg_backend_pid() AND query ILIKE 'copy%'`).Scan(&n))
+		return n > 0
+	}, 10*time.Second, 5*time.Millisecond, "the first upload is streaming")
 
-	// A second one, sent whole, waits.
-	type result struct {
-		status int
-		body   []byte
-	}
-	second := make(chan result, 1)
-	go func() {
-		status, b := f.upload(f.bob, false, part{name: "purpose", content: "batch"}, part{name: "file", filename: "b.jsonl", content: lines(3)})
-		second <- result{status, b}
-	}()
-	require.Eventually(t, func() bool { return f.server.uploadsWaiting.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
-	select {
-	case r := <-second:
-		t.Fatalf("the second upload ran beside the first: %d %s", r.status, r.body)
-	default:
-	}
+	// Bob's upload, sent whole, is served meanwhile, while Alice's is still open and silent.
+	status, b := f.upload(f.bob, false, part{name: "purpose", content: "batch"}, part{name: "file", filename: "b.jsonl", content: lines(3)})
+	require.Equal(t, http.StatusOK, status, string(b))
 	files, _ := f.rowCounts()
-	require.Zero(t, files)
+	require.Equal(t, 1, files)
 
-	// The first finishes; the second then gets its turn.
+	// Alice then sends the rest and is served too.
 	_, err = first.Write(body[len(body)/2:])
 	require.NoError(t, err)
 	res, err := http.ReadResponse(bufio.NewReader(first), nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.NoError(t, res.Body.Close())
-	select {
-	case r := <-second:
-		require.Equal(t, http.StatusOK, r.status, string(r.body))
-	case <-time.After(10 * time.Second):
-		t.Fatal("the second upload did not run once the first finished")
-	}
-	require.Zero(t, f.server.uploadsWaiting.Load())
-	require.Empty(t, f.server.uploads, "both turns given back")
+	require.Eventually(t, func() bool { return f.server.turns.held() == 0 }, 10*time.Second, 5*time.Millisecond, "both turns given back")
 	files, fileLines := f.rowCounts()
 	require.Equal(t, 2, files)
 	require.Equal(t, 2003, fileLines)
 }
 
+func TestTurnsGoRoundTheOwners(t *testing.T) {
+	t.Parallel()
+	tr := newTurns(1)
+	require.NoError(t, tr.acquire(t.Context(), "holder"))
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	// Queue alice three times, then bob once, in that order.
+	for i, owner := range []string{"alice", "alice", "alice", "bob"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			require.NoError(t, tr.acquire(t.Context(), owner))
+			mu.Lock()
+			order = append(order, owner)
+			mu.Unlock()
+			tr.release()
+		}()
+		require.Eventually(t, func() bool { return tr.waiting() == i+1 }, 5*time.Second, time.Millisecond)
+	}
+	tr.release()
+	wg.Wait()
+	require.Equal(t, []string{"alice", "bob", "alice", "alice"}, order, "bob is served second, not after all of alice's")
+	require.Zero(t, tr.held())
+
+	// A waiter that gives up leaves the line.
+	require.NoError(t, tr.acquire(t.Context(), "holder"))
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- tr.acquire(ctx, "carol") }()
+	require.Eventually(t, func() bool { return tr.waiting() == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	require.Error(t, <-errc)
+	require.Zero(t, tr.waiting())
+	tr.release()
+	require.Zero(t, tr.held())
+}
+
 func TestAnUploadThatGivesUpWaitingLeavesNothing(t *testing.T) {
 	t.Parallel()
 	f := setup(t, func(c *config.Config) { c.Files.MaxConcurrent = 1 })
-	f.server.uploads <- struct{}{} // the only turn is taken
+	require.NoError(t, f.server.turns.acquire(t.Context(), "someone")) // the only turn is taken
 
 	ct, body := multipartBody(t, part{name: "purpose", content: "batch"}, part{name: "file", filename: "in.jsonl", content: lines(3)})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -303,12 +366,12 @@ func TestAnUploadThatGivesUpWaitingLeavesNothing(t *testing.T) {
 		}
 		done <- err
 	}()
-	require.Eventually(t, func() bool { return f.server.uploadsWaiting.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return f.server.turns.waiting() == 1 }, 10*time.Second, 5*time.Millisecond)
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
-	require.Eventually(t, func() bool { return f.server.uploadsWaiting.Load() == 0 }, 10*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return f.server.turns.waiting() == 0 }, 10*time.Second, 5*time.Millisecond,
 		"a client that goes away stops waiting")
-	require.Len(t, f.server.uploads, 1, "it never took the turn")
+	require.Equal(t, 1, f.server.turns.held(), "it never took the turn")
 	files, fileLines := f.rowCounts()
 	require.Zero(t, files)
 	require.Zero(t, fileLines)

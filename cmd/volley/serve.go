@@ -86,10 +86,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		handler = withMetrics(handler, m.Handler())
 	}
 	httpSrv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           handlers.CloseAmbiguous(handler),
+		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnContext:       handlers.ConnContext,
 	}
 	baseURL := "http://" + displayAddr(ln.Addr()) + "/v1"
 	fmt.Fprintf(stdout, "Volley is serving the OpenAI API at %s\n", baseURL)
@@ -103,7 +104,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger.Info("serving", "addr", ln.Addr().String(), "base_url", baseURL)
 
 	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(ln) }()
+	go func() { served <- httpSrv.Serve(handlers.Listener(ln, maxHeaderBytes)) }()
 
 	select {
 	case err := <-served:
@@ -131,6 +132,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger.Info("stopped")
 	return nil
 }
+
+// maxHeaderBytes bounds a request's line and headers; more is answered 431.
+const maxHeaderBytes = 64 << 10
 
 // displayAddr turns a listener address into something a browser or SDK can use.
 func displayAddr(a net.Addr) string {

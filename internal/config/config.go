@@ -39,6 +39,18 @@ type Config struct {
 	// MaxJSONBodyBytes caps the body of every request but uploads (VOLLEY_MAX_BODY_BYTES, 16 MiB).
 	MaxJSONBodyBytes int64
 
+	// HeaderTimeout is how long a client may take to send a request's line and headers
+	// (VOLLEY_HEADER_TIMEOUT, default 10s); a slower one is disconnected.
+	HeaderTimeout time.Duration
+	// BodyIdleTimeout is how long a request body may go without sending a byte
+	// (VOLLEY_BODY_IDLE_TIMEOUT, default 30s); a stalled body is answered 408. It bounds each read,
+	// not the whole body, so a large upload over a slow link takes the time it needs.
+	BodyIdleTimeout time.Duration
+	// HandlerTimeout bounds the time from a request's headers to its answer
+	// (VOLLEY_HANDLER_TIMEOUT, default 15m), the time an upload spends receiving its file excepted
+	// (the idle timeout bounds that). It must exceed the flex wait and the upstream timeout.
+	HandlerTimeout time.Duration
+
 	// ShutdownGrace is how long a SIGTERM waits for in-flight HTTP requests and upstream calls
 	// before handing the rest back to the queue (VOLLEY_SHUTDOWN_GRACE).
 	ShutdownGrace time.Duration
@@ -120,6 +132,9 @@ func Default() Config {
 		},
 		MaxJSONBodyBytes: 16 << 20,
 		ShutdownGrace:    30 * time.Second,
+		HeaderTimeout:    10 * time.Second,
+		BodyIdleTimeout:  30 * time.Second,
+		HandlerTimeout:   15 * time.Minute,
 		FlexWait:         10 * time.Minute,
 		ResponseWindow:   24 * time.Hour,
 		Metrics:          Metrics{QueueInterval: 5 * time.Second},
@@ -150,6 +165,9 @@ func Load(getenv func(string) string) (Config, error) {
 	l.int("VOLLEY_MAX_CONCURRENT_UPLOADS", &c.Files.MaxConcurrent)
 	l.int64("VOLLEY_MAX_BODY_BYTES", &c.MaxJSONBodyBytes)
 	l.duration("VOLLEY_SHUTDOWN_GRACE", &c.ShutdownGrace)
+	l.duration("VOLLEY_HEADER_TIMEOUT", &c.HeaderTimeout)
+	l.duration("VOLLEY_BODY_IDLE_TIMEOUT", &c.BodyIdleTimeout)
+	l.duration("VOLLEY_HANDLER_TIMEOUT", &c.HandlerTimeout)
 	l.duration("VOLLEY_FLEX_WAIT", &c.FlexWait)
 	l.duration("VOLLEY_RESPONSE_WINDOW", &c.ResponseWindow)
 	l.boolean("VOLLEY_DISPATCH", &c.Dispatch.Enabled)
@@ -202,6 +220,17 @@ func (c Config) validate() error {
 	}
 	if c.MaxJSONBodyBytes < 1024 {
 		return fmt.Errorf("VOLLEY_MAX_BODY_BYTES: must be at least 1024, got %d", c.MaxJSONBodyBytes)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"VOLLEY_HEADER_TIMEOUT", c.HeaderTimeout}, {"VOLLEY_BODY_IDLE_TIMEOUT", c.BodyIdleTimeout}, {"VOLLEY_HANDLER_TIMEOUT", c.HandlerTimeout}} {
+		if d.v < 100*time.Millisecond {
+			return fmt.Errorf("%s: must be at least 100ms, got %s", d.name, d.v)
+		}
+	}
+	if c.HandlerTimeout <= c.FlexWait {
+		return fmt.Errorf("VOLLEY_HANDLER_TIMEOUT: must be longer than VOLLEY_FLEX_WAIT (%s), got %s", c.FlexWait, c.HandlerTimeout)
 	}
 	if c.ResponseWindow < time.Minute {
 		return fmt.Errorf("VOLLEY_RESPONSE_WINDOW: must be at least 1m, got %s", c.ResponseWindow)

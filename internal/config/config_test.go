@@ -56,6 +56,9 @@ func TestLoadNamesTheBadVariable(t *testing.T) {
 		"VOLLEY_MAX_CONCURRENT_UPLOADS": "-1",
 		"VOLLEY_DB_TIMEOUT":             "5ms",
 		"VOLLEY_METRICS_QUEUE_INTERVAL": "1ms",
+		"VOLLEY_HEADER_TIMEOUT":         "0s",
+		"VOLLEY_BODY_IDLE_TIMEOUT":      "1ms",
+		"VOLLEY_HANDLER_TIMEOUT":        "5m", // shorter than the flex wait
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		require.Error(t, err, name)

@@ -153,3 +153,33 @@ func foldRune(r rune) rune {
 		r = r2
 	}
 }
+
+// hasLoneSurrogate reports whether the well-formed string v holds a \u escape naming a UTF-16
+// surrogate that is not half of a valid pair: one that encoding/json, and appendDecoded, turn
+// into U+FFFD.
+func hasLoneSurrogate(b []byte, v value) bool {
+	if !v.esc {
+		return false
+	}
+	s := b[v.start+1 : v.end-1]
+	for {
+		k := bytes.IndexByte(s, '\\')
+		if k < 0 {
+			return false
+		}
+		s = s[k:]
+		if s[1] != 'u' {
+			s = s[2:]
+			continue
+		}
+		r := hex4(s[2:6])
+		s = s[6:]
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		if len(s) < 6 || s[0] != '\\' || s[1] != 'u' || utf16.DecodeRune(r, hex4(s[2:6])) == unicode.ReplacementChar {
+			return true
+		}
+		s = s[6:]
+	}
+}

@@ -165,7 +165,7 @@ func reference(b []byte, lim Limits) refResult {
 		return fail(CodeMissingCustomID, fCustomID)
 	}
 	s, ok := str(fCustomID)
-	if !ok || s == "" || len(s) > lim.MaxCustomIDBytes || strings.Contains(s, "\x00") {
+	if !ok || s == "" || len(s) > lim.MaxCustomIDBytes || strings.Contains(s, "\x00") || refLoneSurrogate(occ[fCustomID].val) {
 		return fail(CodeInvalidCustomID, fCustomID)
 	}
 	r.line.CustomID = s
@@ -345,4 +345,47 @@ func FuzzValidate(f *testing.F) {
 		checkAgainstReference(t, b, Limits{})
 		checkAgainstReference(t, b, smallLimits)
 	})
+}
+
+// refLoneSurrogate reports whether the raw JSON string holds a \u escape of a surrogate that is not
+// half of a high-then-low pair, reading the escapes one by one.
+func refLoneSurrogate(raw []byte) bool {
+	var pendingHigh bool
+	for i := 1; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			if pendingHigh {
+				return true
+			}
+			continue
+		}
+		i++
+		if raw[i] != 'u' {
+			if pendingHigh {
+				return true
+			}
+			continue
+		}
+		n, err := strconv.ParseUint(string(raw[i+1:i+5]), 16, 16)
+		if err != nil {
+			panic(err)
+		}
+		i += 4
+		switch {
+		case n >= 0xD800 && n < 0xDC00:
+			if pendingHigh {
+				return true
+			}
+			pendingHigh = true
+		case n >= 0xDC00 && n < 0xE000:
+			if !pendingHigh {
+				return true
+			}
+			pendingHigh = false
+		default:
+			if pendingHigh {
+				return true
+			}
+		}
+	}
+	return pendingHigh
 }

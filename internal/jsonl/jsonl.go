@@ -31,7 +31,7 @@
 //     If several keys are duplicated, the first duplicate in the line is reported.
 //  4. custom_id is present ([CodeMissingCustomID]) and is a non-empty string of at most
 //     [Limits.MaxCustomIDBytes] bytes (counted after decoding escapes) that contains
-//     no NUL character ([CodeInvalidCustomID]).
+//     no NUL character and no unpaired UTF-16 surrogate escape ([CodeInvalidCustomID]).
 //  5. method is present ([CodeMissingMethod]) and is the string "POST"
 //     ([CodeInvalidMethod]).
 //  6. url is present ([CodeMissingURL]) and is one of [BatchEndpoints]
@@ -46,7 +46,9 @@
 // whatever the order of the keys in the line.
 //
 // Strings are decoded exactly as encoding/json decodes them: escapes are resolved,
-// and a \u escape naming an unpaired UTF-16 surrogate becomes U+FFFD. Unlike
+// and a \u escape naming an unpaired UTF-16 surrogate becomes U+FFFD — except in
+// custom_id, where it is refused ([CodeInvalidCustomID]), since the output line
+// could not give it back exactly and the caller could not match it. Unlike
 // encoding/json, invalid UTF-8 anywhere in the line is an error rather than being
 // replaced.
 //
@@ -263,6 +265,8 @@ func (s *scanner) result(lim Limits) (Line, *Error) {
 			" bytes long, more than the maximum of "+strconv.Itoa(lim.MaxCustomIDBytes)+" bytes.")
 	case v.esc && bytes.IndexByte(buf, 0) >= 0:
 		return Line{}, newError(CodeInvalidCustomID, ParamCustomID, `custom_id must not contain a NUL character (\u0000).`)
+	case hasLoneSurrogate(b, v):
+		return Line{}, newError(CodeInvalidCustomID, ParamCustomID, `custom_id must not contain an unpaired UTF-16 surrogate escape (such as \ud800): it could not be returned exactly.`)
 	}
 
 	if !s.present(fMethod) {

@@ -40,10 +40,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"escaped values are decoded", req(`"custom_id":"a\"b\\c\/d\b\f\n\r\t\u00e9\u20AC"`, `"method":"\u0050OST"`, `"url":"\/v1\/chat\/completions"`, `"body":{"model":"gpt\u002d4"}`),
 			Limits{}, Line{"a\"b\\c/d\b\f\n\r\té€", "POST", "/v1/chat/completions", "gpt-4", 0, 0}},
 		{"surrogate pair", req(`"custom_id":"\ud83d\ude00"`, post, chat, body), Limits{}, Line{"😀", "POST", "/v1/chat/completions", "gpt-4o-mini", 0, 0}},
-		{"lone high surrogate", req(`"custom_id":"a\ud800b"`, post, chat, body), Limits{}, Line{"a\uFFFDb", "POST", "/v1/chat/completions", "gpt-4o-mini", 0, 0}},
-		{"lone low surrogate", req(`"custom_id":"\udc00"`, post, chat, body), Limits{}, Line{"\uFFFD", "POST", "/v1/chat/completions", "gpt-4o-mini", 0, 0}},
-		{"high surrogate then non-surrogate escape", req(`"custom_id":"\ud800\u0041"`, post, chat, body), Limits{}, Line{"\uFFFDA", "POST", "/v1/chat/completions", "gpt-4o-mini", 0, 0}},
-		{"two high surrogates", req(`"custom_id":"\ud800\ud800\udc00"`, post, chat, body), Limits{}, Line{"\uFFFD𐀀", "POST", "/v1/chat/completions", "gpt-4o-mini", 0, 0}},
+		{"lone surrogate in the model", req(cid, post, chat, `"body":{"model":"m\ud800"}`), Limits{}, Line{"req-1", "POST", "/v1/chat/completions", "m\uFFFD", 0, 0}},
 		{"raw UTF-8", req(`"custom_id":"日本語 ✓"`, post, chat, `"body":{"model":"мод"}`), Limits{}, Line{"日本語 ✓", "POST", "/v1/chat/completions", "мод", 0, 0}},
 		{"escaped key names", req(`"custom\u005fid":"a"`, `"m\u0065thod":"POST"`, `"\u0075rl":"/v1/chat/completions"`, `"bod\u0079":{"mode\u006c":"m"}`),
 			Limits{}, Line{"a", "POST", "/v1/chat/completions", "m", 0, 0}},
@@ -90,6 +87,12 @@ func TestValidateRejects(t *testing.T) {
 		param string
 		msg   string // a fragment of the message
 	}{
+		// custom_id with an unpaired surrogate escape: it could not be given back exactly
+		{"lone high surrogate in custom_id", req(`"custom_id":"a\ud800b"`, post, chat, body), Limits{}, CodeInvalidCustomID, ParamCustomID, "unpaired UTF-16 surrogate"},
+		{"lone low surrogate in custom_id", req(`"custom_id":"\udc00"`, post, chat, body), Limits{}, CodeInvalidCustomID, ParamCustomID, "unpaired UTF-16 surrogate"},
+		{"high surrogate then non-surrogate escape in custom_id", req(`"custom_id":"\ud800\u0041"`, post, chat, body), Limits{}, CodeInvalidCustomID, ParamCustomID, "unpaired"},
+		{"two high surrogates in custom_id", req(`"custom_id":"\ud800\ud800\udc00"`, post, chat, body), Limits{}, CodeInvalidCustomID, ParamCustomID, "unpaired"},
+		{"high surrogate at the end of custom_id", req(`"custom_id":"x\ud83d"`, post, chat, body), Limits{}, CodeInvalidCustomID, ParamCustomID, "unpaired"},
 		// UTF-8
 		{"invalid byte", "{\"custom_id\":\"\xff\"}", Limits{}, CodeInvalidUTF8, "", "invalid UTF-8 at byte 15 (0xFF)"},
 		{"latin-1 text", req(cid, post, chat, "\"body\":{\"model\":\"caf\xe9\"}"), Limits{}, CodeInvalidUTF8, "", "(0xE9)"},

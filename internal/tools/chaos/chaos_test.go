@@ -114,6 +114,11 @@ func TestHostileInput(t *testing.T) {
 	requireCorrect(t, RunHostile(testContext(t, 2*time.Minute), h, HostileReduced()))
 }
 
+func TestSlowClients(t *testing.T) {
+	h := harness(t)
+	requireCorrect(t, RunSlow(testContext(t, 2*time.Minute), h, SlowReduced()))
+}
+
 func TestAuthSweep(t *testing.T) {
 	h := harness(t)
 	requireCorrect(t, RunAuthSweep(testContext(t, 2*time.Minute), h))

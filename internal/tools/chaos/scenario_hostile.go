@@ -47,11 +47,12 @@ const (
 
 // hostile is the state shared by the cases.
 type hostile struct {
-	res    *Result
-	r      *Replica
-	key    string
-	fileID string
-	client *http.Client
+	res      *Result
+	r        *Replica
+	key      string
+	otherKey string // another owner's
+	fileID   string
+	client   *http.Client
 }
 
 // RunHostile sends malformed, oversized, slow and malicious requests to a replica and checks
@@ -60,8 +61,8 @@ func RunHostile(ctx context.Context, h *Harness, p HostileParams) *Result {
 	res := newResult("hostile-input", "Hostile input")
 	start := time.Now()
 	defer func() { res.Duration = time.Since(start) }()
-	res.Load = []string{"1 replica (VOLLEY_MAX_BODY_BYTES 16 MiB, the default; VOLLEY_MAX_FILE_BYTES 5 MB), one client at a time, " +
-		"/healthz and GET /v1/files after every case"}
+	res.Load = []string{"1 replica (VOLLEY_MAX_BODY_BYTES 16 MiB, the default; VOLLEY_MAX_FILE_BYTES 5 MB; VOLLEY_BODY_IDLE_TIMEOUT " +
+		hostileIdleTimeout.String() + "; VOLLEY_MAX_CONCURRENT_UPLOADS 1), one client at a time, /healthz and GET /v1/files after every case"}
 	res.Faults = []string{
 		"bodies declared far over the limit, and a chunked body and upload outgrowing it",
 		"headers trickled one byte every 500 ms",
@@ -69,13 +70,20 @@ func RunHostile(ctx context.Context, h *Harness, p HostileParams) *Result {
 		"malformed and truncated multipart; wrong Content-Types",
 		"ids with path-like and SQL-like content (../, %2e%2e, ' OR 1=1 --, NUL)",
 		"a 1 MB custom_id, metadata value, input_file_id and model; JSON nested 10,000 and 100,000 deep (in an upload line, and as POST /v1/batches and POST /v1/responses bodies); malformed JSON bodies",
-		"unknown query parameters and bad values of known ones; unknown routes and methods",
+		"unknown query parameters and bad values of known ones (a malformed %-escape included); unknown routes and methods",
+		"bodies declared but not sent without a key, with an unknown key, to an unknown route and with the wrong method",
+		"a JSON body and an upload that stop sending; two stalled uploads in front of another owner's",
+		"uploads cut off mid-body",
+		"what net/http answers on its own: headers over the limit, bad %-escapes, negative Content-Length, NUL in a header, no Host, unknown Transfer-Encoding and Expect; HEAD on the probes",
+		"a request with both Content-Length and Transfer-Encoding hiding a second request",
+		"a custom_id with a lone surrogate, metadata values that are not strings, a 10 KB id",
 	}
 	res.Held = "1 replica, one hostile client at a time"
 	res.Injected = fmt.Sprintf("oversized, trickled, malformed, deep and malicious requests; %s idle connections", fmtInt(int64(p.IdleConns)))
 	e, err := h.NewEnv(ctx, res.Name, EnvOptions{Replicas: 1, Models: []Model{{hostileModel, 4}},
 		Mock: MockOptions{Latency: time.Millisecond},
-		Env:  []string{fmt.Sprintf("VOLLEY_MAX_FILE_BYTES=%d", hostileMaxFile), fmt.Sprintf("VOLLEY_MAX_BODY_BYTES=%d", hostileMaxBody)}})
+		Env: []string{fmt.Sprintf("VOLLEY_MAX_FILE_BYTES=%d", hostileMaxFile), fmt.Sprintf("VOLLEY_MAX_BODY_BYTES=%d", hostileMaxBody),
+			"VOLLEY_BODY_IDLE_TIMEOUT=" + hostileIdleTimeout.String(), "VOLLEY_MAX_CONCURRENT_UPLOADS=1"}})
 	if err != nil {
 		return res.Fail(err)
 	}
@@ -84,7 +92,11 @@ func RunHostile(ctx context.Context, h *Harness, p HostileParams) *Result {
 	if err != nil {
 		return res.Fail(err)
 	}
-	hs := &hostile{res: res, r: e.Replicas[0], key: key, client: newHTTPClient(4)}
+	otherKey, err := e.Key(ctx, "hostile-other")
+	if err != nil {
+		return res.Fail(err)
+	}
+	hs := &hostile{res: res, r: e.Replicas[0], key: key, otherKey: otherKey, client: newHTTPClient(4)}
 	defer hs.client.CloseIdleConnections()
 	in := MakeInput("ok", 3, []Model{{hostileModel, 4}})
 	if hs.fileID, err = Upload(ctx, e.Client(hs.r, key), in.Content); err != nil {
@@ -98,6 +110,12 @@ func RunHostile(ctx context.Context, h *Harness, p HostileParams) *Result {
 	hs.ids(ctx)
 	hs.bigAndDeep(ctx)
 	hs.query(ctx)
+	hs.beforeAuth(ctx)
+	hs.stalledBodies(ctx)
+	hs.cutOff(ctx)
+	hs.ownAnswers(ctx)
+	hs.bothLengths(ctx)
+	hs.smallItems(ctx)
 
 	// The real file is still there, untouched by any of it.
 	a := do(ctx, hs.client, http.MethodGet, hs.r.BaseURL()+"/files/"+hs.fileID+"/content", key, nil, nil, 10*time.Second)

@@ -41,6 +41,9 @@ func Scenarios() []Scenario {
 		{"hostile-input", "Hostile input", func(ctx context.Context, h *Harness, full bool) *Result {
 			return RunHostile(ctx, h, pick(full, HostileFull, HostileReduced))
 		}},
+		{"slow-clients", "Slow clients", func(ctx context.Context, h *Harness, full bool) *Result {
+			return RunSlow(ctx, h, pick(full, SlowFull, SlowReduced))
+		}},
 		{"auth-sweep", "Auth sweep", func(ctx context.Context, h *Harness, _ bool) *Result {
 			return RunAuthSweep(ctx, h)
 		}},
