@@ -150,6 +150,21 @@ func (e BatchRequestListObject) Valid() bool {
 	}
 }
 
+// Defines values for CancelBatchRequestsResultObject.
+const (
+	CancelBatchRequestsResultObjectList CancelBatchRequestsResultObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the CancelBatchRequestsResultObject enum.
+func (e CancelBatchRequestsResultObject) Valid() bool {
+	switch e {
+	case CancelBatchRequestsResultObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FileDeletedObject.
 const (
 	FileDeletedObjectFile FileDeletedObject = "file"
@@ -246,6 +261,39 @@ const (
 func (e QueueDepthObject) Valid() bool {
 	switch e {
 	case QueueDepthObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RequestCancelOutcomeResult.
+const (
+	RequestCancelOutcomeResultAlreadyCancelled RequestCancelOutcomeResult = "already_cancelled"
+	RequestCancelOutcomeResultAlreadyCompleted RequestCancelOutcomeResult = "already_completed"
+	RequestCancelOutcomeResultAlreadyExpired   RequestCancelOutcomeResult = "already_expired"
+	RequestCancelOutcomeResultAlreadyFailed    RequestCancelOutcomeResult = "already_failed"
+	RequestCancelOutcomeResultCancelled        RequestCancelOutcomeResult = "cancelled"
+	RequestCancelOutcomeResultCancelling       RequestCancelOutcomeResult = "cancelling"
+	RequestCancelOutcomeResultNotFound         RequestCancelOutcomeResult = "not_found"
+)
+
+// Valid indicates whether the value is a known member of the RequestCancelOutcomeResult enum.
+func (e RequestCancelOutcomeResult) Valid() bool {
+	switch e {
+	case RequestCancelOutcomeResultAlreadyCancelled:
+		return true
+	case RequestCancelOutcomeResultAlreadyCompleted:
+		return true
+	case RequestCancelOutcomeResultAlreadyExpired:
+		return true
+	case RequestCancelOutcomeResultAlreadyFailed:
+		return true
+	case RequestCancelOutcomeResultCancelled:
+		return true
+	case RequestCancelOutcomeResultCancelling:
+		return true
+	case RequestCancelOutcomeResultNotFound:
 		return true
 	default:
 		return false
@@ -406,6 +454,22 @@ type BatchUsage struct {
 	TotalTokens int64 `json:"total_tokens"`
 }
 
+// CancelBatchRequestsRequest defines model for CancelBatchRequestsRequest.
+type CancelBatchRequestsRequest struct {
+	// CustomIds 1 to 1000 custom_ids of the batch.
+	CustomIds []string `json:"custom_ids"`
+}
+
+// CancelBatchRequestsResult defines model for CancelBatchRequestsResult.
+type CancelBatchRequestsResult struct {
+	BatchId string                          `json:"batch_id"`
+	Data    []RequestCancelOutcome          `json:"data"`
+	Object  CancelBatchRequestsResultObject `json:"object"`
+}
+
+// CancelBatchRequestsResultObject defines model for CancelBatchRequestsResult.Object.
+type CancelBatchRequestsResultObject string
+
 // CreateBatchRequest defines model for CreateBatchRequest.
 type CreateBatchRequest struct {
 	// CompletionWindow `24h`, or (Volley extension) any duration from `1m` to `168h` such as `90m` or `2h`.
@@ -537,6 +601,15 @@ type QueueDepth struct {
 // QueueDepthObject defines model for QueueDepth.Object.
 type QueueDepthObject string
 
+// RequestCancelOutcome defines model for RequestCancelOutcome.
+type RequestCancelOutcome struct {
+	CustomId string                     `json:"custom_id"`
+	Result   RequestCancelOutcomeResult `json:"result"`
+}
+
+// RequestCancelOutcomeResult defines model for RequestCancelOutcome.Result.
+type RequestCancelOutcomeResult string
+
 // Response An OpenAI Response object. `output` is always an array.
 type Response = json.RawMessage
 
@@ -628,6 +701,9 @@ type RetrieveResponseParams struct {
 // CreateBatchJSONRequestBody defines body for CreateBatch for application/json ContentType.
 type CreateBatchJSONRequestBody = CreateBatchRequest
 
+// CancelBatchRequestsJSONRequestBody defines body for CancelBatchRequests for application/json ContentType.
+type CancelBatchRequestsJSONRequestBody = CancelBatchRequestsRequest
+
 // CreateFileMultipartRequestBody defines body for CreateFile for multipart/form-data ContentType.
 type CreateFileMultipartRequestBody = CreateFileRequest
 
@@ -657,6 +733,9 @@ type ServerInterface interface {
 	// ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
 	// (GET /v1/batches/{batch_id}/requests)
 	ListBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID, params ListBatchRequestsParams)
+	// CancelBatchRequests Volley extension: cancel some requests of a running batch; the rest runs on.
+	// (POST /v1/batches/{batch_id}/requests/cancel)
+	CancelBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID)
 	// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
 	// (GET /v1/batches/{batch_id}/requests/{custom_id})
 	RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string)
@@ -735,6 +814,12 @@ func (_ Unimplemented) CancelBatch(w http.ResponseWriter, r *http.Request, batch
 // ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
 // (GET /v1/batches/{batch_id}/requests)
 func (_ Unimplemented) ListBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID, params ListBatchRequestsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CancelBatchRequests Volley extension: cancel some requests of a running batch; the rest runs on.
+// (POST /v1/batches/{batch_id}/requests/cancel)
+func (_ Unimplemented) CancelBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1051,6 +1136,32 @@ func (siw *ServerInterfaceWrapper) ListBatchRequests(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ListBatchRequests(w, r, batchId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CancelBatchRequests operation middleware
+func (siw *ServerInterfaceWrapper) CancelBatchRequests(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelBatchRequests(w, r, batchId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1531,6 +1642,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests", wrapper.ListBatchRequests)
 	})
 	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/batches/{batch_id}/requests/cancel", wrapper.CancelBatchRequests)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests/{custom_id}", wrapper.RetrieveBatchRequest)
 	})
 	r.Group(func(r chi.Router) {
@@ -1971,6 +2085,88 @@ type ListBatchRequestsdefaultJSONResponse struct {
 }
 
 func (response ListBatchRequestsdefaultJSONResponse) VisitListBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchRequestsRequestObject struct {
+	BatchId BatchID `json:"batch_id"`
+	Body    *CancelBatchRequestsJSONRequestBody
+}
+
+type CancelBatchRequestsResponseObject interface {
+	VisitCancelBatchRequestsResponse(w http.ResponseWriter) error
+}
+
+type CancelBatchRequests200JSONResponse CancelBatchRequestsResult
+
+func (response CancelBatchRequests200JSONResponse) VisitCancelBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchRequests400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CancelBatchRequests400JSONResponse) VisitCancelBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchRequests401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CancelBatchRequests401JSONResponse) VisitCancelBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchRequests404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CancelBatchRequests404JSONResponse) VisitCancelBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchRequestsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CancelBatchRequestsdefaultJSONResponse) VisitCancelBatchRequestsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2806,6 +3002,9 @@ type StrictServerInterface interface {
 	// ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
 	// (GET /v1/batches/{batch_id}/requests)
 	ListBatchRequests(ctx context.Context, request ListBatchRequestsRequestObject) (ListBatchRequestsResponseObject, error)
+	// CancelBatchRequests Volley extension: cancel some requests of a running batch; the rest runs on.
+	// (POST /v1/batches/{batch_id}/requests/cancel)
+	CancelBatchRequests(ctx context.Context, request CancelBatchRequestsRequestObject) (CancelBatchRequestsResponseObject, error)
 	// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
 	// (GET /v1/batches/{batch_id}/requests/{custom_id})
 	RetrieveBatchRequest(ctx context.Context, request RetrieveBatchRequestRequestObject) (RetrieveBatchRequestResponseObject, error)
@@ -3057,6 +3256,39 @@ func (sh *strictHandler) ListBatchRequests(w http.ResponseWriter, r *http.Reques
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(ListBatchRequestsResponseObject); ok {
 		if err := validResponse.VisitListBatchRequestsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CancelBatchRequests operation middleware
+func (sh *strictHandler) CancelBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	var request CancelBatchRequestsRequestObject
+
+	request.BatchId = batchId
+
+	var body CancelBatchRequestsJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelBatchRequests(ctx, request.(CancelBatchRequestsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelBatchRequests")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelBatchRequestsResponseObject); ok {
+		if err := validResponse.VisitCancelBatchRequestsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -3365,94 +3597,100 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzrctvIlX6VLuxuWaqCSMrjmU2oyg/Fl8SJb/Elk5SpEprEIdFjoBvuboimXarap9kH2yfZOqcbVwIi",
-	"JVmeeCq/RJFA4/S5fufS+BIsVJYrCdKaYPolyLnmGVjQ9N8fuV0kTx/hRyGDaZBzmwRhIHkGwTSY46/n",
-	"Ig7CQMPHQmiIg6nVBYSBWSSQcbzPbnK81lgt5Cq4vAyDJyKFwTWXIoXrL/kaTK6kGV5W+wuuu/RlWN3q",
-	"GRK/ho8FGIv/LZS0IOkjz/NULLgVSo5/MUrid/Wy/6lhGUyD/xjXzB67X834sdZKlxtwj4zBLLTIcbFg",
-	"GjyVFzwVMdPuwSfMJsAyMIavgBm+MWydcMu4jNk6AQ2j4DIMHsGSF6mlxb8dqadyw5RNQDPAS4mSF8o+",
-	"UYWMvx0VLxQzxSJhav4LLCxbKs1sIgz7AJt7hqm1BEfZW6Wecb2Cb0fZ2wRYDIuUa6jkyeYq3jBhWIq0",
-	"IKlckogXSi7FqsBLU5EJSzS/k7ywidLiM3xDjj4Xxgi5CtlaK7liSjMNF+oDxOz01VPk64jM0K9XeQ5y",
-	"KFrloK1w9rPgcgFpCvE5J5qXSmf4KRDS/vQA7bVIUz5PoTRNb5BCWliBRg74JYRc3WINleUp2FuR4ZYQ",
-	"Sp6vhYzVusd9hMFCA7/iMdvLgoxzJZxAt1YjozovXeT0yxCZnTuI8zxNXy6D6furNYHE9tjddHnW5QMu",
-	"+ClHz3lzvrkFzM0XWHJxK/1ZCslT8flW+uO4v8VtIc9zrVYazC32J2Re2KaQtx6TgeUxt2TWPI4FKiFP",
-	"X7UMbeumgQc7H0mrqhjSvZTK3zP9EoAssmD63iGB4Kzv2sJ2trNzee8Xzxeq8KBkp8b6mPzQ3YGeyHJb",
-	"mCaJFEO5xWeUOhS0JBY0VSNo+Iig0vqg6X3qfyDu3XqBAXov8t/RlZeXTWTyPiCo4nndcAylpCrj7qpM",
-	"n2+qOLIlka5XafmsLZVu2W/Xljp+tWmqLcfR9eFhOyxsaUDJyobmn/UocO27euKOiqHXLFIh4QqtbNil",
-	"R1y9qxBq3kO5OxImquqVy3U8VVfv0WxvsvQJwkK2n904bl1WD+Ja803bxK/eQaWeV0vlmXCA+bb09pG6",
-	"FNrYfX1Lws15pnRTinOlUuCSlIHvv9K2E0xxk2fhtTjWIL9+fIPMQY42spA2VHspoUKWask4I9/MDv6u",
-	"0hQ2DD5ZkEYoeThCfWvJg1sLWe5cbnvRP6s1y7jcMCsyMIROy2esuWEGpGVFbqwGno16cQ2C3O113zYW",
-	"IhjcXeyEKZlu2FrYhEVCLtIihj/glVFICQ9P15gAKck4Q4SaVus1yKhY/ulopY78l4iQR6/5+rk3vi2w",
-	"1qb05wQcKnfsTFQaC7liwjHA34nP3APjLQpjVTYU3aH0YNdAbF4bvDn34balkMIkt8FNpafcluDx0Zwb",
-	"ylIkoM4hmygkMQwq/fpQoY190cXIy7U31JY5+s3YVmc+fZwzlusrtUJYzN0s6rC3oH6juAHPt2FMDjJ2",
-	"4EMXUm4jlQrZ1Nikhi/7O6daRb3ga9RRAYnKXXQgQ4Nhbb1ryKlU813+7WGFAbvxvNxyrUJbOUL/b1ZZ",
-	"nvb91OGFu66Xu7uovi4IGYYWVwOGXXR8rbBbBpsd0XfbM0SVHkWlY6AbGD57NGwCNwjYez0cr6dnn7Cc",
-	"G4PumxsW8aUFHflCETAJnyzL+Qr2ovBfAwi8bnjAtriHI2/pnO4ZxqVZgw6RG8LFOZcmMOVLeeTcR7tj",
-	"aAndB4Kbcx7nHUsYMsHm1a2lPZ4YZMq70pzarHB5klUfQJo96zHNW85jsFykfe6IL9DHXWPlrmG3Fujb",
-	"l0/brkV8655h6jVwozCW3GIDW2v07YFc6i0e0pLfgGy6nBriQoeaPnIfUlTrwu3eQNQuA7ZNLbr/IIlC",
-	"tKRtEM4QVMeFpqotW2qVseg4i5hVLDr+6XdJ5CrZ6KR+P8kiXCS6n0QNTNUAjo3S4XZOoJZsfHE8XiTc",
-	"jmuiTei+7X4B2RxiBBr+/6oJ4v5FLOBoNr2k3FENq72rdzmy6fgnlnOhzQn7ABvDCvrypwdskXDNFxa0",
-	"CdkFTwsof/vx+P4Vfn3L4Kp6B8aInYV0d/EpXduvvY26S13R2daiYX18IlIYVMcWte+5XCRKn/UpRLph",
-	"UY3aBhSqtZiBhZKx6Vnth58mE+Ts/R9/f38ymYwYmQyBf8PcIozWYD9MWIz52nzDYteg6s8O8Nbt5/zl",
-	"zcsXz5jveISMW5YpY7u9EiM+Azvwy7P7kwl7/sdDShYpP6GaUv37j5NwMpkctvD5XEiuN30cyQudK9ND",
-	"2vMCM1hgEeUqfezsKAPtsF5wWNxlYB9M+DGSlxcZ6sc0M2oHdCBG+dhGzEeXshIXIG+QJxO8fVnBnn6Q",
-	"uxM3fY16WvnFLtxcV9jourrQRtT2Mb/dEtu2sxLh72yreT51KRpOf1o+ZOvBzqT3sGh24DFvF8ih5h32",
-	"2ru38N0Gvk+Zo7NfT3f9kL6to2t7BFVe10lboJvwNRKBgSizjc3J7nZi83bpvXzyEMlfIc16mYM8fYqL",
-	"/bvEeRkGfwae2uRNVf3Y5uycm4FcWqw8MrkiAekBaeqDw2g0SyGM63Tv9uN+vb5NPFcxpH8roOjxH1eU",
-	"v9byvCzy7Iny1/K8LAbtd0dj/TYXfJAxiBbhAvTGTUuwNRdWyBVlyJyZVFl24AqhurwDA+ycLz6stCpk",
-	"zCrAeLhnUbSxg/1oEpItU7FK7E3cUVnM6iunNSXQ5m6flBuWu516byzsm6tdf1Lg1o10kYIbj+prZccO",
-	"TnIEpn4u62gy/+9//vK3jy/WPywn/5A/vv143zz78CoIb+F4W5iq3U4O/YCZC2DVv93I2Wfb5UJFnioe",
-	"U+ku12oBiIR6ao9b9YlGqny9jl47cDj5d8qjnQaql0HNh0aFtUNNn/qRf3kEuU1uGYEa3urKfuBtQkHf",
-	"BpoYqztMxpxxVfDWT3SNWOR0IkJH7VtAXDKi9gZ4tlz+jqFHVfz+avDDYbZCC7t5g2J01J7m4q+wOS2c",
-	"SnR4ilkyy3gMvqd24SoSlDs7NWVHR87Bvjh9/pgyGVIR2jVwDbpmcGJt7sbFhFyq7af5cgcKiRlIl0eJ",
-	"Mhbi0Mv1CNWQWzFPwaeMmL0Y0BegR+ypdR9du9EUcwPU0XT33jMziU7XhO5WcBGolQjhndzlh2q5FAvB",
-	"U/bm0V8NKwyErJAxaBaNL46jkOVpgUQuYV0XZ8xMqiV1d9RasoOM6w8Qs1nQLeLMAjaHVK0PRzM5k48p",
-	"RJGHCV1BxwWtlG9Ah8gLpMcrtkPkIC8gVTnMZPRl5pzTLJiyL7Myb5kFIZsR090nyl7cR0xgZsHlZeSY",
-	"Fbt6dmcSMBrNJEpNWPLlbgNBGFyANk5Sk9HxaEJqm4PkuUDQP5qMfqBUySakV+OEUNln/LwCUm00EnrM",
-	"0ziYetT2OejMzN6fTL7apGILGPYNoKbiAkYtywim78/CwBRZhkn9NHiGWS8Yw3Kt5sAOUBw+OKB0kI0I",
-	"df789u2rwxF7oRgvbALSeoLJv/CVIe+Wm+AMnzXWwOPNMGdeu59/RcYQBTRB+uPkh2/21BfKMmKNG1qm",
-	"Fr+fWN5cLSWkVzTFVIJ+XG+RYEQmg6/hPqNtQLy/0C6Ox3PnOwYFh6md9y9l1cAPx7/vOruHhTZKu42K",
-	"uNVxclDZf5NruBCqMFWHicbVPxZAJSc/r+6qjVcOvXef/4rGwcVnCNkxFUZdot63Oo0Tt1b35bBgen/S",
-	"g53P7lBx6/mgPnMmJiHnvKBIgx+4x/etWpE5bkzq0y3Hu29pzVYTLZ4pu25sDduTVje8TVmh5GkK+p4p",
-	"dxIyCWsw1jVEmwpa6uQZgmM1VPKrByxY5ouPrcdgzEJnWJYk3SwGc+EpFRLuGRYVOo3c7fCx4OlMRmVR",
-	"2s/XuNhF2ZLv3qbAUItM9VStCkvmaBWCsMbkjk1Ar4UhwmbStRjRxT6YTHAN9LJ1R1gtly7ncp1G1hgN",
-	"MoxrKGdsyv6k4RnMpNVcGr6g7gnSW0/oCMM02EJLiFnUmGKMKEp3Y7iZsmirCB8xvlhATsntji7NWgtr",
-	"QWL05TO5ThSyqcjmoFF5MyELC4YpzRJVaMMOolnw+0k2C6KQRbPgOCk/3X+AHw9PaDNKlpvJ+AZBCzMo",
-	"D5QTSQTXoQ+RhxWSYbZy6KJ925E1ell1K/WPvjX8VQy5p1t22Qa2fqDmbl3J0LELN0T0vbkPx9Rqio9U",
-	"j4zM5bXdMastD9IOc+Mv5ZGtyyugitUCLhqq8mtL6wasfzB5sPum6mDSV5LVnzA/qUz2AD9qtSb8c+La",
-	"TqCdK/sAufXdyJjEa2pX5wamDgcDQhuC9BFbXzIuz+9dng0qwtgNinXP/l1n7aEwdSqZkEel4/V8WSnM",
-	"6BSL6hnwaMp8va1mg7EqZxwZuoAQl3G1viq8zCRGOsdOPlea0sp2BDBgbYp5oa0eBnHk8l7M6nKuLaaE",
-	"GkyRWjNiDyuK0Im7RawvB/OUcCyrqUZvXi3rY41hwp5U1kr3JtwwkGirVTwsYyFFwl5nTcv+61jgt/GX",
-	"v4rROlaXIrumEx2X6trwpttpF4GjdYLIqVZOXUhXsXCNcWGdkoSskFakpJ9eL0nFNWQKs/sDglK/cCks",
-	"HcLDbyn0Z2QprlrhGn4E36qOn1tmrixaoITDEXvMESVZyBAIlryKUDdjFtGNEd0Dn/jCphvfGKnXb02G",
-	"uazOk0BoBHQmJE8Jbb3iKyFX02rQjgpCW+N5onQRB4XDjAT+kTrfNUJc1JrPm0maNTWeiWRvXiT3jMeR",
-	"T0RKfnehsjkSSuZ/+uIR8ecDQI4roTkvlNawsH32WGWBZS/iOrng0BhiY0h/Ky1kB8joet93mybeJE88",
-	"nvQlimFvW7py6kJSgHQ7RjhrOcLiAw05+EJdxVbULwP4r/VCW6gs466fBJ/ylOYMXE2+j/a6iF4RX9XB",
-	"B6YI6nK3sRvX9VA6C3btap0o0xYzemcupHFKbeGTDZlYSaVJz7iBEYv+CwH/eURqGM1mEctI91NhEeGn",
-	"myGZGOCawsI1ZN6mtzoPTbnD0HOqce/9HxPRwQzG49gw4HVzEJPevsMde0rSH/v4KqK880pGc/L6yoJG",
-	"KY7ffojt5trTMtreq2Fv6DMZ7lrHRWqZETGw+Yb+4s/+CqVj0N8OHZcEjr9U9r1n7lTK6htp3BCOq45D",
-	"fec6o3rPtYU1nEcX85X1IrzivBriktrlh+zd62dHYBY8d8fAet5B0jxTs/8bSErdJBB3ZZ2a2mG7kAmF",
-	"AgcIS9DlG89DgaDRl74dyrghzNgPaLxR2vsG9BlUKxRK0nnFkEXcLNzsNN4UDdFBt/fTQU/rGwa6RheA",
-	"aqdftwlwl+Gsmmy7MoyRKv0GqvJ+H7X7cPZ2dQ0+K1Ircq7rd7g4YAMxc99u3F8hqYK8FJDGTklPyq4w",
-	"piTCMP92Ate/FXYmudYCU7sDzv7y5uWL8l025O04k0oeQZbbDeaL4mMBbV8UZWATFUcsevXyzdsoLL0l",
-	"ZaJU9HdpHmcesvnVy1OtnDkNY768fDhiPyfCgsn5Ao7oRC4S3ihmieqVNah4bF7QFoBJZWukw07lhtp5",
-	"KWSsUQIpd1W+06jRG8DHuLqOVDahE7dUG9IQj2by1NvUBbiDWzT6Td6ktXxEM/dWqXN6xU4UsjkslQYU",
-	"SrWoBk7vT5KuW1G9pScFubLUTqDHCDtibtbW+8U/+PYK0lXkOVWihgvwT9zY93D9vVKpMQLWo3KE5zol",
-	"+OYBgW9cgW+OsfbDESc7X7H+zrzGO6q6M2eRzyp/3h6E7PMhzRA+/uJPgFzWk0Xb8dyNIlXacocuvhx6",
-	"6pGX/+k7g46OasadfNB1IDr0/Or38FeC+bsWwm6baRjL99YL6XamGlH1WpDcvzOwjYZrUxo3JNErzEdq",
-	"LdF4ry9MtbBgj1xcbwt153mhgYSMrxkNhvrchUtXYmUPHQFHzyjifG9W5xns7e6eqc9p4WaPROymcVLM",
-	"BqiUTO9IoGgQ0hcIiFh0Sh33iOrJd6E4H8t5/F41aUzT3qHFN57SoyP0K4vxZwSQhMBCKtoRZESrQqdW",
-	"HlZ3CHb0qwbG7Wy9Lo76kwNU2HFj9CwHXW5rz0MEzKoV2KRd+GkNcrWE1Y/Yj1hUrz1liIWiaetdNsIw",
-	"0o+4PKnr52ioPXL+f//zvxETccgiV1ueslngLp8FUTiTrBxLnrL3Z5E7ckj1Tn/0jrZ8z9RH8NwEajnM",
-	"gmw5cpM2BGFNyJZcaJqB4zLG9TVYvWG5SsWCqqlt7p3gLym9kgb9yp8evx0hqfgogqeIxSuI6sd/a4ZE",
-	"o5k8YhGNPy7g3ArQuMFlCp9mgeuaqsK27piW3Kq2sOZ+0g+1kmRvfEOLQDVj9RCQkOzAtcD//vLZs8f/",
-	"PH/y7PE/zn8+ffo29O2cdSKoiQpsUWhNrsRYkaaVHvmsRRjPGxr2OSy7wLLKAVLxAfGA2chFopXEtBvp",
-	"ow2/rIaU2hfk3Jgjm2hVrJKts5MHnq1eiTCn+STAENBw48tHKHgkCy7QjFBYNoENc2ndYVjiYKcClbIJ",
-	"/CZFiUd0wZQteWoAZfO2nJ8UnSp6dZIzZO7OhoRcd6HUAXQZXmIVWh3MVF7Xr2q5u2mh7uHWb5yuNF55",
-	"GgYWPtkxias32u8V2zsHFdyhf2dpXgiHLrlGuVETwF/v1OT7HU9yfqu8p+mla+Ft++rxl8Z7mffIh1o6",
-	"ecc68dvNi7zrqXTvgJdeQbliVD3VQqOZh0Pi3JE4NaR1ZUn6DZlDWXdq09YNWycsci63OUEz1Cl1VtxT",
-	"P61O79xpAXXXi6C7p5p+841ATAq3RHzCIqd9rkDfnNT1QzP0jj0aPNE0NjOsjtdLDRovja/SgwHXdOMh",
-	"udYz6lJy37jXt3Ru/1bJ7fGvrazjhIkYsly5LLYc8HMT65KnFY8GYl37cEv7WN77M9QGBxWdHhU69Qfq",
-	"puNxqhY8TZSx099NfjdB7fz/AAAA//8=",
+	"7H1tc9u4tf9XwfD/vxN7hpblbHZvK09fuEm2TZtN0iTbbSfKmJB4JGFNAgwAWtFmPHM/zf1g95PcOQcA",
+	"n0Rash1nb7Z9FVkiwYPz+DsPYD5Fc5UXSoK0Jpp8igqueQ4WNP31R27nq2dP8KOQ0SQquF1FcSR5DtEk",
+	"muGv5yKN4kjDh1JoSKOJ1SXEkZmvIOd4n90UeK2xWshldHUVR9+LDAbXXIgMbr7kazCFkmZ4We0vuOnS",
+	"V3F1q2dI+ho+lGAs/jVX0oKkj7woMjHnVih5/LNREr+rl/3/GhbRJPp/xzWzj92v5vip1kqHDbhHpmDm",
+	"WhS4WDSJnslLnomUaffgU2ZXwHIwhi+BGb4xbL3ilnGZsvUKNIyiqzh6AgteZpYW/3KknskNU3YFmgFe",
+	"SpS8UPZ7Vcr0y1HxQjFTzldMzX6GuWULpZldCcMuYPPAMLWW4Ch7q9Rzrpfw5Sh7uwKWwjzjGip5splK",
+	"N0wYliEtSCqXJOK5kguxLPHSTOTCEs0/Sl7aldLiF/iCHP1BGCPkMmZrreSSKc00XKoLSNnZq2fI1xGZ",
+	"oV+v8hzkULQqQFvh7GfO5RyyDNJzTjQvlM7xUySk/e4R2muZZXyWQTBNb5BCWliCRg74JYRc3mENlRcZ",
+	"2DuR4ZYQSp6vhUzVusd9xNFcA7/mMdvLgkwLJZxAt1YjozoPLnLyaYjMzh3EeZ5lLxfR5N31mkBie+pu",
+	"unrf5QMu+LFAz3l7vrkFzO0XWHBxJ/1ZCMkz8cud9Mdxf4vbQp4XWi01mDvsT8iitE0hbz0mB8tTbsms",
+	"eZoKVEKevWoZ2tZNAw92PpJWVSlkeymVv2fyKQJZ5tHknUMC0fu+a0vb2c7O5b1fPJ+r0oOSnRrrY/Jj",
+	"dwd6IsttaZokUgzlFp8RdChqSSxqqkbU8BFRpfVR0/vUf0Dau/USA/Re5P9IV15dNZHJu4igiud1wzEE",
+	"SVXG3VWZPt9UcWRLIl2v0vJZWyrdst+uLXX8atNUW46j68PjdljY0oDAyobmv+9R4Np39cQdlUKvWWRC",
+	"wjVa2bBLj7h6VyHUvIdydyRMVNUrh3U8Vdfv0WxvMvgEYSHfz24ct66qB3Gt+aZt4tfvoFLP66XyXDjA",
+	"fFd6+0hdCG3svr5lxc15rnRTijOlMuCSlIHvv9K2E8xwk+/jG3GsQX79+AaZgxxtZCFtqPZSQoUs1YJx",
+	"Rr6ZHfxdZRlsGHy0II1Q8nCE+taSB7cW8sK53Paif1ZrlnO5YVbkYAidhmesuWEGpGVlYawGno96cQ2C",
+	"3O113zYWIhjcXeyUKZlt2FrYFUuEnGdlCn/AK5OYEh6erTEBUpJxhgg1q9ZrkFGx/OPRUh35LxEhj17z",
+	"9Q/e+LbAWpvSn1bgULlj50plqZBLJhwD/J34zD0w3rw0VuVD0R2CB7sBYvPa4M25D7cthBRmdRfcFDzl",
+	"tgRPjmbcUJYiAXUO2UQhiWFQ6deHCm3siy5GXq69oTbk6LdjW5359HHOWK6v1QphMXezqMPegvqN4hY8",
+	"34YxBcjUgQ9dSrmNVCpkU2OTGr7s75xqFfWCr1FHBSQqd9GBDA2GtfWuIaeg5rv82+MKA3bjedhyrUJb",
+	"OUL/b1ZZnvX91OGFu66Xu7uovikIGYYW1wOGXXR8rrAbgs2O6LvtGZJKj5LgGOgGhs8eDZvALQL2Xg/H",
+	"6+nZp6zgxqD75oYlfGFBJ75QBEzCR8sKvoS9KPy/AQReNzxgW9zDkTc4pweGcWnWoGPkhnBxzqUJTPlS",
+	"Hjn30e4YGqD7QHBzzuO8YwlDJti8urW0xxODTPkxmFObFS5PsuoCpNmzHtO85TwFy0XW5474HH3cDVbu",
+	"GnZrgb59+bTtRsS37hmmXgM3CmPJHTawtUbfHsil3uEhLfkNyKbLqSEudKjpI/cxhdCmlZkG7O5oQPA1",
+	"Pej5hFnFTsbjMauvCh7JYRvcTPDGWzbTdrldxamfu/cWTJn17KDq5vTRcKOYEWI3Pftlaecqh+uTzFt6",
+	"zkYDajD/fEzQpJsz9aKJdi23LcPk4aNVEqM73M6kGGZGaamp9M4WWuUsOckTlHpy8t3vVolrR2Ck+f04",
+	"T3CR5OEqaQDjBvpv1H+3Ezu1YMeXJ8fzFbfHNdEmdt92v4B8BimiRf931clyfyKgczSbXlLuqRDZ3tWP",
+	"BRnHd6zgQptTdgEbw0r68rtHbL7ims8taBOzS56VEH779uThNcF5y2tWRSsM9Du7Ie7iM7q23wU1imd1",
+	"WW5bi4b18XuRwaA6tqh9x+V8pfT7PoXINiypofeAQrUWMzBXMjU9q33z3XiMnH347e8fjsfjESOToQzO",
+	"MLcIozXYN2OWYtI927DUdRn7Uzy8dfs5f3nz8sVz5ttWMeOW5crYbsPLiF+AHfjl2cPxmP3wx0PK+CnJ",
+	"pMJg/fu343g8Hh+2kqyZkFxv+jhSlLpQpoe0H0pj2QxYQn6lj50dZaAd1gsOizugs8GqDcKxcJGhplqz",
+	"LOLQKqQoH9sAbuhSluIS5C2KHZSjvKw8cH+mshP8fo6iaPhiV/JTl0npurpaStT2Mb/d19y2s5Cm7eyN",
+	"ej51KRrOYVs+ZOvBzqT3sGh24GFCF42j5h322ru38N0Gvk+tqrNfT3f9kL6to2t7AlVy3sk9oZu1N7K5",
+	"gSizDRPI7nbChHb/JDx5iOTPkCu/LECePcPF/l2nvoqjPwPP7OpNVcLa5uyMm4GCiFh6ZHJNFtkD0tSF",
+	"w2g0ECOMG1fY7cf9en2b+EGlkP2thLLHf1xTw1zL81Cp2zNVW8vzUNHb747G+m0uBKCPaBEuQW/cyAtb",
+	"c2GFXFKZgzOTKcsOXDVbhzswwM74/GKpVSlTVgHGwz0r240d7EeTkGyRieXK3sYdhYpkX020KYE2d/uk",
+	"3LDc7bxoY2HfhPvm4x53noYQGbgZt755hNTBSY7A1A/XHY1n//nPn//24cX6m8X4H/Lbtx8emucXr6L4",
+	"Do63hanaMwEhSXMBrPqzGzn7bDssVBaZ4inVXwut5oBIqKeAvFVkatQ7btaWbQcOJ/9OjbvTBfcyqPnQ",
+	"KJN3qOlTP/IvT6CwqztGoIa3uo98ezDJ7s34h2skvcqqq7pEoK7ZwmjNXfBMA083583SfPiuaoBUFzVW",
+	"Cd/V8xxS2fMFjSfuZEOzJ+KJ7edFjTe705HMOZoK6vsRxRFLnH0kGLR8T5NLRpK7BbYPy98zDKu6OZ8N",
+	"ijn8WmphN29QpR21Z4X4K2zOSmceHZ6yC9iwnKfgm8SXrjpDdQRnsuzoyAWbF2c/PKWsjsyFdg1cg64Z",
+	"vLK2cPOPQi7U9tN86QeFxAxki6OVMhbS2Mv1CBWSWzHLwKfPmMkZ0JegR+yZdR9d/9yUMwPUonf3PjBT",
+	"iQHIxO5WcNG4lRTindzlymqxEHPBM/bmyV8NKw3ErJQpaJYcX54kMSuyEolcwLouVJmpVAtqV6q1ZAc5",
+	"1xeQsmnULWhNIzaDTK0PR1M5lU8pXJO3jV1xywXwjG9Ax8gLpMcrtstOQF5CpgqYyuTT1DnqaTRhn6Yh",
+	"h5tGMZsS090nyuTcR0zmptHVVeKYlboGTWe0NRlNJUpNWIprbgNRHF2CNk5S49HJaExqW4DkhcAEaDQe",
+	"fUNpo12RXh2vCKH+gp+XQKqNRkKPeZZGE49gf4k6Q+APx+PPNnrbAsl9E9WZuIRRyzKiybv3cWTKPOd6",
+	"E02i5+ISJBjDCq1mwA5QHD5QonSQjQj7/vz27avDEXuhGC/tCqT1BJN/4UtDnr4w0Xt81jH5yWHOvHY/",
+	"/4qMIQpoJPrb8Tdf7KkvlGXEGjeFTzMrfgR/c72UkF7RFFNIgHC9+QrRCRl8nfow2gak+wvt8uR45nzH",
+	"oOAwzfX+JVRQ/GmPd11n97jURmm3UZG2WqgubfDfFBouhSpN1TKl8xcfSqDymz+A4Sqv157i6D7/FZ1v",
+	"EL9AzEIHZWh1mo9vre5Lg9Hk4bgnj3h/j4pbD7z1mTMxCTnnBUUa/Mg9vm/ViszjxtETuuVk9y2twwJE",
+	"i2fKrhtbp0dIqxveJlRreZaBfmDCTmImYQ3Gug5/U0GDTr7HREENlT/riSGW+0Js6zEYs9AZhvKsGy5i",
+	"LjxlQsIDw5JSZ4m7HT6UPJvKJBTo/cCYi12UOfpxhAwYapGpnqpVackcrUIQ1hhFsyvQa2GIsKl0PXN0",
+	"sY/GY1wDvWw94qAWC5d/utY5a8y6GcY1hKGx0HA3PIeptJpLw+fUSUJ665EzYZgGW2oJKUsaY7kJRelu",
+	"DDcTlmw1JBLG53MoKNHf0bFaa2EtSIy+fCrXK4VsKvMZaFTeXMjSgmFKs5UqtWEHyTT6/TifRknMkml0",
+	"sgqfHj7Cj4entBklw2ZyvkHQwgzKA+VEEsF16EPiYYVkmLkdumjfdmSNvl49G/BHP+vwWQy5p3N41Qa2",
+	"fkLsfl3J0Dki3zn+ytyHY2o1lkqqR0bmcvzu3OCWB2mHueNPoQV8dQ1UsVrAZUNVfm1p3YL1j8aPdt9U",
+	"nbT7TLL6E+Ynlcke4Eet1oR/Tl0LDrRzZRdQWN+ZTUm8pnZ1bgLwcDAgtCFIH7H1JcfhQOrV+0FFOHYJ",
+	"f/cw603WHgpTZ5IJeRQcr+fLUmFGp1hSlyiSCfO1x5oNxqqCcWToHGJcxtU9q/AylRjpHDv5TGlKK9sR",
+	"wIC1GeaFtnoYpInLezGrK7i2mBK64oQZsccVRejE3SLWl8Z9KYTVVKM3r5b1scYwYU8ra6V7V9wwkGir",
+	"VTwMsZAiYa+zrsdQon8df/mrGK1jdRDZDZ3ocVDXhjfdTrsIHK1XiJxq5dSldBULNyQgrFOSmJXSioz0",
+	"0+slqbiGXGF2f0BQ6mcuhaVTpfgthf6cLMVVK1zzk+Bb1f10y8yURQuUcDhiTzmiJAs5AsHAqwR1M2UJ",
+	"3ZjQPfCRz2228U2iev3WqKPL6jwJhEZA50LyjNDWK74UcjmpJkepILQ1byqCizgoHWYk8I/U+Q4a4qLW",
+	"wOlU0vC08Uwke/MieWA8jvxeZOR35yqfIaFk/mcvnhB/LgAKXAnNea60hrnts8cqCwx9mZvkgkNztY1T",
+	"J1tpITtARtf7vt808TZ54sm4L1GMe1v0lVMXkgKk2zHCWcsRFh9oKMAX6iq2on4ZwD+tF9pc5Tl3vTX4",
+	"WGQ0c+H6E3201w2Fivh9ZwbjyNiN6wApnUe7drVeKdMWM3pnLqRxSm3ho42ZWEqlSc+4gRFL/gMB/3lC",
+	"aphMpwnLSfczYRHhZ5shmRjgmsLCDWTeprc64E+5w9BzqvML+z8moZNGjKepYcDrRikmvX2nlfaUpD/H",
+	"9FlEee+VjOZRgmsLGkEcv/0Q2821JyHaPqhhb+wzGe7a6GVmmREpsNmG/sWf/RVKp6C/HDoOBN4jTH7V",
+	"xb6AsMBB31Pm+/DoOA1b8UuKjELXQ22IgwME9lEdZGqoFCGnshGjvRdNAeO9PzJc4eLYpyhVgSWIKHEt",
+	"wsSVZHwVB8P9VBagW35v7QBvUYCEdNJC3QcOA0u1Poxb2B9DHR0A8xudEMbATU0lIgIgON5E+A4rmb5N",
+	"sFJmmGrYvuMajGstEERRwekwnspkqzOKTrndGm1+0+RW0mmO0iTNVCZVhzQZsTPWTiKksu1aFGskAqEk",
+	"Jij7weC1IzVogJF7qecMj/N/4brO8FR+j4f9CXk9gznPyc1SHMJAktYnXf/1HK5TXGZU3iiq0nHn4F5I",
+	"UU/9UWVEp5iftBsnN0mIjj9VbmHPUlPg9BcK0ENpb1tJvl6Jq95z7XFd/UBE9pnDaHzNeXUMJHWkiNmP",
+	"r58fgZnzwh0D73kHWXt+ZN83kIVQTjnvtW09mh7YlcgRcnb5c8hR/czSEG5ujDTdLSm7ZVa2X172RmkP",
+	"pRBiUWtFKEnvK8DQZubu2A3elAzRQbf300FP65sjvUHTlFpNn7dnep/ovxqKvhb1kyr9BpqYfh+1+3D2",
+	"dn3LMi8zKwqu63e4OYQGKXPfbty/QlLDbSEgS52SnoYhGoSxwjD/diI37iLsVDpoZ9gBZ3958/JFeJcd",
+	"eTvOpJJHkBd2E7NSig8ltH1RkoNdqTRhyauXb94mcfCWVLijHqmrinHmM1y/enirBWdOw5jvxh2O2E8r",
+	"YcEUfA5H9EYOJLxR+xfVK+tQ8dispC0AAcQqMWRnckPTDxnkLaDodxXeadhopeJjHEiWyq4ITVIpXUM6",
+	"msozb1OX4A5u06kh8iat5RM6rmWVOqdX7CUxm8FCacT+m2pRxL5s7d/yMZXVW/oykEtL3Vd6jLAj5o5p",
+	"eL/4B9+NRrrKonBZy2C/8nt3YmgY3lYqdYz5/VGY/rxJx7J5tuwLA9vmCYh+OOJk5xt8X5nX+JGalMxZ",
+	"5PPKn7dn6Pt8SDOEH3/yhwev6kHM7XjuJjcrbblHFx9mRHvk5X/6yqCjo5pxJx+XX5vgmfo9/LVg/r6F",
+	"sNtmGsbytbWOu438RlS9EST37wxuo+HalI4bkugV5hO1lmi8NxemmluwRy6ut4W686jpQELG14zOFPjc",
+	"hUvXkWKPHQFHzynifG1W5xns7e6BqY/44maPROqGFzPMBqisRu9IomgQ0xcIiFhyRgNKCdXj7kNxPoSj",
+	"XL1q0jiIcY8W33hKj47QryzFnxFAEgKLqcdBkBGtCp1aeFmNQ7CjXzUwbmfrdS/JHzqjOrgvzRSgw7b2",
+	"PH/GrFqCXbXr5K2515aw+hH7EUvqtScMsVAyab3LThhG+pGGlzz4sUPqJp//z3/9d8JEGrPEVTMnbBq5",
+	"y6dREk8lC6c4Juzd+8SdVqf2kD+1TVt+YOpCtxvYD7N/yJYjN5hIENbEbMGFppFhLlNcX4PVG1aoTMyp",
+	"+dTm3in+ktEr6dCv/Onp2xGSio9KQrG2gqj+tETNkGQ0lUcsoWnxOZxbARo3uMjg4zRyQyaqtK07JoFb",
+	"1RbW3A9GUw0fZW98/59ANWP1zKSQ7MBNDP395fPnT/95/v3zp/84/+ns2dvYd7/XK0GlZmDzUmtyJcaK",
+	"LKs7CC5rEcbzhmYjD8PQjKxygExcIB4wGzlfaSUx7Ub6aMMvq5nO9gUFN+bIrrQql6utY/cHnq1eiTCn",
+	"+SjAuEo3nfY4QsEjWXCJZoTCsivY+Ir9YRxwsFOBStlEGgr+CV0wYQueGUDZvA3j5qLTdKxeAhAzd2dD",
+	"Qq4ZG3QAXYaXWIVWBzOV1/Wr2u5vuLL7XoQvnK40XnkeRxY+2mMSV2+03yu2d851uffFOEvzQjh0yTXK",
+	"jXqm/nqnJl/vNKfzW+Geppeuhbftq48/Nf5fhj3yoZZO3rNO/HbzIu96Kt074MErKFeMqocAXWNxSJw7",
+	"EqeGtK4tSb8hcwh1pzZt3bB1yhLncpsDh0ODJc6Ke+qn1WHHey2g7vqPILqHQH/zbTxMCrdEfMoSp32u",
+	"QN9qJrsZQ2qn05yepi7esDreLDVo/KcxVXow4JpuPSzRekZdSu5rgX9J5/Zvldyelt3KOk6ZSCEvlMti",
+	"wzy0O+AjeVbxaCDWtc8Ctk8xv3uP2uCgotOjUmf+/PHk+DhTc56tlLGT341/N0bt/N8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
