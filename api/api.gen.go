@@ -623,6 +623,19 @@ type ResponseDeleted struct {
 // ResponseDeletedObject defines model for ResponseDeleted.Object.
 type ResponseDeletedObject string
 
+// RetryBatchRequest defines model for RetryBatchRequest.
+type RetryBatchRequest struct {
+	// CompletionWindow The new batch's window, as in `POST /v1/batches`; default the old batch's.
+	CompletionWindow *string `json:"completion_window,omitempty"`
+
+	// CustomIds Retry only these lines (at most 50,000); each must be a line of the batch.
+	CustomIds *[]string          `json:"custom_ids,omitempty"`
+	Metadata  *map[string]string `json:"metadata,omitempty"`
+
+	// Statuses Retry the lines in these states: any of `completed`, `failed`, `expired`, `cancelled`. Default: `failed`, `expired`, `cancelled`.
+	Statuses *[]string `json:"statuses,omitempty"`
+}
+
 // BatchID defines model for BatchID.
 type BatchID = string
 
@@ -704,6 +717,9 @@ type CreateBatchJSONRequestBody = CreateBatchRequest
 // CancelBatchRequestsJSONRequestBody defines body for CancelBatchRequests for application/json ContentType.
 type CancelBatchRequestsJSONRequestBody = CancelBatchRequestsRequest
 
+// RetryBatchJSONRequestBody defines body for RetryBatch for application/json ContentType.
+type RetryBatchJSONRequestBody = RetryBatchRequest
+
 // CreateFileMultipartRequestBody defines body for CreateFile for multipart/form-data ContentType.
 type CreateFileMultipartRequestBody = CreateFileRequest
 
@@ -739,6 +755,9 @@ type ServerInterface interface {
 	// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
 	// (GET /v1/batches/{batch_id}/requests/{custom_id})
 	RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string)
+	// RetryBatch Volley extension: retry an ended batch's lines as a new batch.
+	// (POST /v1/batches/{batch_id}/retry)
+	RetryBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams)
@@ -826,6 +845,12 @@ func (_ Unimplemented) CancelBatchRequests(w http.ResponseWriter, r *http.Reques
 // RetrieveBatchRequest Volley extension: one request of a batch, with its body.
 // (GET /v1/batches/{batch_id}/requests/{custom_id})
 func (_ Unimplemented) RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RetryBatch Volley extension: retry an ended batch's lines as a new batch.
+// (POST /v1/batches/{batch_id}/retry)
+func (_ Unimplemented) RetryBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1197,6 +1222,32 @@ func (siw *ServerInterfaceWrapper) RetrieveBatchRequest(w http.ResponseWriter, r
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.RetrieveBatchRequest(w, r, batchId, customId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RetryBatch operation middleware
+func (siw *ServerInterfaceWrapper) RetryBatch(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RetryBatch(w, r, batchId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1637,6 +1688,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/batches/{batch_id}/cancel", wrapper.CancelBatch)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/batches/{batch_id}/retry", wrapper.RetryBatch)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests", wrapper.ListBatchRequests)
@@ -2235,6 +2289,88 @@ type RetrieveBatchRequestdefaultJSONResponse struct {
 }
 
 func (response RetrieveBatchRequestdefaultJSONResponse) VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryBatchRequestObject struct {
+	BatchId BatchID `json:"batch_id"`
+	Body    *RetryBatchJSONRequestBody
+}
+
+type RetryBatchResponseObject interface {
+	VisitRetryBatchResponse(w http.ResponseWriter) error
+}
+
+type RetryBatch200JSONResponse Batch
+
+func (response RetryBatch200JSONResponse) VisitRetryBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryBatch400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetryBatch400JSONResponse) VisitRetryBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RetryBatch401JSONResponse) VisitRetryBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryBatch404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RetryBatch404JSONResponse) VisitRetryBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryBatchdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response RetryBatchdefaultJSONResponse) VisitRetryBatchResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3008,6 +3144,9 @@ type StrictServerInterface interface {
 	// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
 	// (GET /v1/batches/{batch_id}/requests/{custom_id})
 	RetrieveBatchRequest(ctx context.Context, request RetrieveBatchRequestRequestObject) (RetrieveBatchRequestResponseObject, error)
+	// RetryBatch Volley extension: retry an ended batch's lines as a new batch.
+	// (POST /v1/batches/{batch_id}/retry)
+	RetryBatch(ctx context.Context, request RetryBatchRequestObject) (RetryBatchResponseObject, error)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(ctx context.Context, request ListFilesRequestObject) (ListFilesResponseObject, error)
@@ -3323,6 +3462,42 @@ func (sh *strictHandler) RetrieveBatchRequest(w http.ResponseWriter, r *http.Req
 	}
 }
 
+// RetryBatch operation middleware
+func (sh *strictHandler) RetryBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	var request RetryBatchRequestObject
+
+	request.BatchId = batchId
+
+	var body RetryBatchJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RetryBatch(ctx, request.(RetryBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetryBatch")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RetryBatchResponseObject); ok {
+		if err := validResponse.VisitRetryBatchResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListFiles operation middleware
 func (sh *strictHandler) ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams) {
 	var request ListFilesRequestObject
@@ -3597,100 +3772,107 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1tc9u4tf9XwfD/vxN7hpblbHZvK09fuEm2TZtN0iTbbSfKmJB4JGFNAgwAWtFmPHM/zf1g95PcOQcA",
-	"n0Rash1nb7Z9FVkiwYPz+DsPYD5Fc5UXSoK0Jpp8igqueQ4WNP31R27nq2dP8KOQ0SQquF1FcSR5DtEk",
-	"muGv5yKN4kjDh1JoSKOJ1SXEkZmvIOd4n90UeK2xWshldHUVR9+LDAbXXIgMbr7kazCFkmZ4We0vuOnS",
-	"V3F1q2dI+ho+lGAs/jVX0oKkj7woMjHnVih5/LNREr+rl/3/GhbRJPp/xzWzj92v5vip1kqHDbhHpmDm",
-	"WhS4WDSJnslLnomUaffgU2ZXwHIwhi+BGb4xbL3ilnGZsvUKNIyiqzh6AgteZpYW/3KknskNU3YFmgFe",
-	"SpS8UPZ7Vcr0y1HxQjFTzldMzX6GuWULpZldCcMuYPPAMLWW4Ch7q9Rzrpfw5Sh7uwKWwjzjGip5splK",
-	"N0wYliEtSCqXJOK5kguxLPHSTOTCEs0/Sl7aldLiF/iCHP1BGCPkMmZrreSSKc00XKoLSNnZq2fI1xGZ",
-	"oV+v8hzkULQqQFvh7GfO5RyyDNJzTjQvlM7xUySk/e4R2muZZXyWQTBNb5BCWliCRg74JYRc3mENlRcZ",
-	"2DuR4ZYQSp6vhUzVusd9xNFcA7/mMdvLgkwLJZxAt1YjozoPLnLyaYjMzh3EeZ5lLxfR5N31mkBie+pu",
-	"unrf5QMu+LFAz3l7vrkFzO0XWHBxJ/1ZCMkz8cud9Mdxf4vbQp4XWi01mDvsT8iitE0hbz0mB8tTbsms",
-	"eZoKVEKevWoZ2tZNAw92PpJWVSlkeymVv2fyKQJZ5tHknUMC0fu+a0vb2c7O5b1fPJ+r0oOSnRrrY/Jj",
-	"dwd6IsttaZokUgzlFp8RdChqSSxqqkbU8BFRpfVR0/vUf0Dau/USA/Re5P9IV15dNZHJu4igiud1wzEE",
-	"SVXG3VWZPt9UcWRLIl2v0vJZWyrdst+uLXX8atNUW46j68PjdljY0oDAyobmv+9R4Np39cQdlUKvWWRC",
-	"wjVa2bBLj7h6VyHUvIdydyRMVNUrh3U8Vdfv0WxvMvgEYSHfz24ct66qB3Gt+aZt4tfvoFLP66XyXDjA",
-	"fFd6+0hdCG3svr5lxc15rnRTijOlMuCSlIHvv9K2E8xwk+/jG3GsQX79+AaZgxxtZCFtqPZSQoUs1YJx",
-	"Rr6ZHfxdZRlsGHy0II1Q8nCE+taSB7cW8sK53Paif1ZrlnO5YVbkYAidhmesuWEGpGVlYawGno96cQ2C",
-	"3O113zYWIhjcXeyUKZlt2FrYFUuEnGdlCn/AK5OYEh6erTEBUpJxhgg1q9ZrkFGx/OPRUh35LxEhj17z",
-	"9Q/e+LbAWpvSn1bgULlj50plqZBLJhwD/J34zD0w3rw0VuVD0R2CB7sBYvPa4M25D7cthBRmdRfcFDzl",
-	"tgRPjmbcUJYiAXUO2UQhiWFQ6deHCm3siy5GXq69oTbk6LdjW5359HHOWK6v1QphMXezqMPegvqN4hY8",
-	"34YxBcjUgQ9dSrmNVCpkU2OTGr7s75xqFfWCr1FHBSQqd9GBDA2GtfWuIaeg5rv82+MKA3bjedhyrUJb",
-	"OUL/b1ZZnvX91OGFu66Xu7uovikIGYYW1wOGXXR8rrAbgs2O6LvtGZJKj5LgGOgGhs8eDZvALQL2Xg/H",
-	"6+nZp6zgxqD75oYlfGFBJ75QBEzCR8sKvoS9KPy/AQReNzxgW9zDkTc4pweGcWnWoGPkhnBxzqUJTPlS",
-	"Hjn30e4YGqD7QHBzzuO8YwlDJti8urW0xxODTPkxmFObFS5PsuoCpNmzHtO85TwFy0XW5474HH3cDVbu",
-	"GnZrgb59+bTtRsS37hmmXgM3CmPJHTawtUbfHsil3uEhLfkNyKbLqSEudKjpI/cxhdCmlZkG7O5oQPA1",
-	"Pej5hFnFTsbjMauvCh7JYRvcTPDGWzbTdrldxamfu/cWTJn17KDq5vTRcKOYEWI3Pftlaecqh+uTzFt6",
-	"zkYDajD/fEzQpJsz9aKJdi23LcPk4aNVEqM73M6kGGZGaamp9M4WWuUsOckTlHpy8t3vVolrR2Ck+f04",
-	"T3CR5OEqaQDjBvpv1H+3Ezu1YMeXJ8fzFbfHNdEmdt92v4B8BimiRf931clyfyKgczSbXlLuqRDZ3tWP",
-	"BRnHd6zgQptTdgEbw0r68rtHbL7ims8taBOzS56VEH779uThNcF5y2tWRSsM9Du7Ie7iM7q23wU1imd1",
-	"WW5bi4b18XuRwaA6tqh9x+V8pfT7PoXINiypofeAQrUWMzBXMjU9q33z3XiMnH347e8fjsfjESOToQzO",
-	"MLcIozXYN2OWYtI927DUdRn7Uzy8dfs5f3nz8sVz5ttWMeOW5crYbsPLiF+AHfjl2cPxmP3wx0PK+CnJ",
-	"pMJg/fu343g8Hh+2kqyZkFxv+jhSlLpQpoe0H0pj2QxYQn6lj50dZaAd1gsOizugs8GqDcKxcJGhplqz",
-	"LOLQKqQoH9sAbuhSluIS5C2KHZSjvKw8cH+mshP8fo6iaPhiV/JTl0npurpaStT2Mb/d19y2s5Cm7eyN",
-	"ej51KRrOYVs+ZOvBzqT3sGh24GFCF42j5h322ru38N0Gvk+tqrNfT3f9kL6to2t7AlVy3sk9oZu1N7K5",
-	"gSizDRPI7nbChHb/JDx5iOTPkCu/LECePcPF/l2nvoqjPwPP7OpNVcLa5uyMm4GCiFh6ZHJNFtkD0tSF",
-	"w2g0ECOMG1fY7cf9en2b+EGlkP2thLLHf1xTw1zL81Cp2zNVW8vzUNHb747G+m0uBKCPaBEuQW/cyAtb",
-	"c2GFXFKZgzOTKcsOXDVbhzswwM74/GKpVSlTVgHGwz0r240d7EeTkGyRieXK3sYdhYpkX020KYE2d/uk",
-	"3LDc7bxoY2HfhPvm4x53noYQGbgZt755hNTBSY7A1A/XHY1n//nPn//24cX6m8X4H/Lbtx8emucXr6L4",
-	"Do63hanaMwEhSXMBrPqzGzn7bDssVBaZ4inVXwut5oBIqKeAvFVkatQ7btaWbQcOJ/9OjbvTBfcyqPnQ",
-	"KJN3qOlTP/IvT6CwqztGoIa3uo98ezDJ7s34h2skvcqqq7pEoK7ZwmjNXfBMA083583SfPiuaoBUFzVW",
-	"Cd/V8xxS2fMFjSfuZEOzJ+KJ7edFjTe705HMOZoK6vsRxRFLnH0kGLR8T5NLRpK7BbYPy98zDKu6OZ8N",
-	"ijn8WmphN29QpR21Z4X4K2zOSmceHZ6yC9iwnKfgm8SXrjpDdQRnsuzoyAWbF2c/PKWsjsyFdg1cg64Z",
-	"vLK2cPOPQi7U9tN86QeFxAxki6OVMhbS2Mv1CBWSWzHLwKfPmMkZ0JegR+yZdR9d/9yUMwPUonf3PjBT",
-	"iQHIxO5WcNG4lRTindzlymqxEHPBM/bmyV8NKw3ErJQpaJYcX54kMSuyEolcwLouVJmpVAtqV6q1ZAc5",
-	"1xeQsmnULWhNIzaDTK0PR1M5lU8pXJO3jV1xywXwjG9Ax8gLpMcrtstOQF5CpgqYyuTT1DnqaTRhn6Yh",
-	"h5tGMZsS090nyuTcR0zmptHVVeKYlboGTWe0NRlNJUpNWIprbgNRHF2CNk5S49HJaExqW4DkhcAEaDQe",
-	"fUNpo12RXh2vCKH+gp+XQKqNRkKPeZZGE49gf4k6Q+APx+PPNnrbAsl9E9WZuIRRyzKiybv3cWTKPOd6",
-	"E02i5+ISJBjDCq1mwA5QHD5QonSQjQj7/vz27avDEXuhGC/tCqT1BJN/4UtDnr4w0Xt81jH5yWHOvHY/",
-	"/4qMIQpoJPrb8Tdf7KkvlGXEGjeFTzMrfgR/c72UkF7RFFNIgHC9+QrRCRl8nfow2gak+wvt8uR45nzH",
-	"oOAwzfX+JVRQ/GmPd11n97jURmm3UZG2WqgubfDfFBouhSpN1TKl8xcfSqDymz+A4Sqv157i6D7/FZ1v",
-	"EL9AzEIHZWh1mo9vre5Lg9Hk4bgnj3h/j4pbD7z1mTMxCTnnBUUa/Mg9vm/ViszjxtETuuVk9y2twwJE",
-	"i2fKrhtbp0dIqxveJlRreZaBfmDCTmImYQ3Gug5/U0GDTr7HREENlT/riSGW+0Js6zEYs9AZhvKsGy5i",
-	"LjxlQsIDw5JSZ4m7HT6UPJvKJBTo/cCYi12UOfpxhAwYapGpnqpVackcrUIQ1hhFsyvQa2GIsKl0PXN0",
-	"sY/GY1wDvWw94qAWC5d/utY5a8y6GcY1hKGx0HA3PIeptJpLw+fUSUJ665EzYZgGW2oJKUsaY7kJRelu",
-	"DDcTlmw1JBLG53MoKNHf0bFaa2EtSIy+fCrXK4VsKvMZaFTeXMjSgmFKs5UqtWEHyTT6/TifRknMkml0",
-	"sgqfHj7Cj4entBklw2ZyvkHQwgzKA+VEEsF16EPiYYVkmLkdumjfdmSNvl49G/BHP+vwWQy5p3N41Qa2",
-	"fkLsfl3J0Dki3zn+ytyHY2o1lkqqR0bmcvzu3OCWB2mHueNPoQV8dQ1UsVrAZUNVfm1p3YL1j8aPdt9U",
-	"nbT7TLL6E+Ynlcke4Eet1oR/Tl0LDrRzZRdQWN+ZTUm8pnZ1bgLwcDAgtCFIH7H1JcfhQOrV+0FFOHYJ",
-	"f/cw603WHgpTZ5IJeRQcr+fLUmFGp1hSlyiSCfO1x5oNxqqCcWToHGJcxtU9q/AylRjpHDv5TGlKK9sR",
-	"wIC1GeaFtnoYpInLezGrK7i2mBK64oQZsccVRejE3SLWl8Z9KYTVVKM3r5b1scYwYU8ra6V7V9wwkGir",
-	"VTwMsZAiYa+zrsdQon8df/mrGK1jdRDZDZ3ocVDXhjfdTrsIHK1XiJxq5dSldBULNyQgrFOSmJXSioz0",
-	"0+slqbiGXGF2f0BQ6mcuhaVTpfgthf6cLMVVK1zzk+Bb1f10y8yURQuUcDhiTzmiJAs5AsHAqwR1M2UJ",
-	"3ZjQPfCRz2228U2iev3WqKPL6jwJhEZA50LyjNDWK74UcjmpJkepILQ1byqCizgoHWYk8I/U+Q4a4qLW",
-	"wOlU0vC08Uwke/MieWA8jvxeZOR35yqfIaFk/mcvnhB/LgAKXAnNea60hrnts8cqCwx9mZvkgkNztY1T",
-	"J1tpITtARtf7vt808TZ54sm4L1GMe1v0lVMXkgKk2zHCWcsRFh9oKMAX6iq2on4ZwD+tF9pc5Tl3vTX4",
-	"WGQ0c+H6E3201w2Fivh9ZwbjyNiN6wApnUe7drVeKdMWM3pnLqRxSm3ho42ZWEqlSc+4gRFL/gMB/3lC",
-	"aphMpwnLSfczYRHhZ5shmRjgmsLCDWTeprc64E+5w9BzqvML+z8moZNGjKepYcDrRikmvX2nlfaUpD/H",
-	"9FlEee+VjOZRgmsLGkEcv/0Q2821JyHaPqhhb+wzGe7a6GVmmREpsNmG/sWf/RVKp6C/HDoOBN4jTH7V",
-	"xb6AsMBB31Pm+/DoOA1b8UuKjELXQ22IgwME9lEdZGqoFCGnshGjvRdNAeO9PzJc4eLYpyhVgSWIKHEt",
-	"wsSVZHwVB8P9VBagW35v7QBvUYCEdNJC3QcOA0u1Poxb2B9DHR0A8xudEMbATU0lIgIgON5E+A4rmb5N",
-	"sFJmmGrYvuMajGstEERRwekwnspkqzOKTrndGm1+0+RW0mmO0iTNVCZVhzQZsTPWTiKksu1aFGskAqEk",
-	"Jij7weC1IzVogJF7qecMj/N/4brO8FR+j4f9CXk9gznPyc1SHMJAktYnXf/1HK5TXGZU3iiq0nHn4F5I",
-	"UU/9UWVEp5iftBsnN0mIjj9VbmHPUlPg9BcK0ENpb1tJvl6Jq95z7XFd/UBE9pnDaHzNeXUMJHWkiNmP",
-	"r58fgZnzwh0D73kHWXt+ZN83kIVQTjnvtW09mh7YlcgRcnb5c8hR/czSEG5ujDTdLSm7ZVa2X172RmkP",
-	"pRBiUWtFKEnvK8DQZubu2A3elAzRQbf300FP65sjvUHTlFpNn7dnep/ovxqKvhb1kyr9BpqYfh+1+3D2",
-	"dn3LMi8zKwqu63e4OYQGKXPfbty/QlLDbSEgS52SnoYhGoSxwjD/diI37iLsVDpoZ9gBZ3958/JFeJcd",
-	"eTvOpJJHkBd2E7NSig8ltH1RkoNdqTRhyauXb94mcfCWVLijHqmrinHmM1y/enirBWdOw5jvxh2O2E8r",
-	"YcEUfA5H9EYOJLxR+xfVK+tQ8dispC0AAcQqMWRnckPTDxnkLaDodxXeadhopeJjHEiWyq4ITVIpXUM6",
-	"msozb1OX4A5u06kh8iat5RM6rmWVOqdX7CUxm8FCacT+m2pRxL5s7d/yMZXVW/oykEtL3Vd6jLAj5o5p",
-	"eL/4B9+NRrrKonBZy2C/8nt3YmgY3lYqdYz5/VGY/rxJx7J5tuwLA9vmCYh+OOJk5xt8X5nX+JGalMxZ",
-	"5PPKn7dn6Pt8SDOEH3/yhwev6kHM7XjuJjcrbblHFx9mRHvk5X/6yqCjo5pxJx+XX5vgmfo9/LVg/r6F",
-	"sNtmGsbytbWOu438RlS9EST37wxuo+HalI4bkugV5hO1lmi8NxemmluwRy6ut4W686jpQELG14zOFPjc",
-	"hUvXkWKPHQFHzynifG1W5xns7e6BqY/44maPROqGFzPMBqisRu9IomgQ0xcIiFhyRgNKCdXj7kNxPoSj",
-	"XL1q0jiIcY8W33hKj47QryzFnxFAEgKLqcdBkBGtCp1aeFmNQ7CjXzUwbmfrdS/JHzqjOrgvzRSgw7b2",
-	"PH/GrFqCXbXr5K2515aw+hH7EUvqtScMsVAyab3LThhG+pGGlzz4sUPqJp//z3/9d8JEGrPEVTMnbBq5",
-	"y6dREk8lC6c4Juzd+8SdVqf2kD+1TVt+YOpCtxvYD7N/yJYjN5hIENbEbMGFppFhLlNcX4PVG1aoTMyp",
-	"+dTm3in+ktEr6dCv/Onp2xGSio9KQrG2gqj+tETNkGQ0lUcsoWnxOZxbARo3uMjg4zRyQyaqtK07JoFb",
-	"1RbW3A9GUw0fZW98/59ANWP1zKSQ7MBNDP395fPnT/95/v3zp/84/+ns2dvYd7/XK0GlZmDzUmtyJcaK",
-	"LKs7CC5rEcbzhmYjD8PQjKxygExcIB4wGzlfaSUx7Ub6aMMvq5nO9gUFN+bIrrQql6utY/cHnq1eiTCn",
-	"+SjAuEo3nfY4QsEjWXCJZoTCsivY+Ir9YRxwsFOBStlEGgr+CV0wYQueGUDZvA3j5qLTdKxeAhAzd2dD",
-	"Qq4ZG3QAXYaXWIVWBzOV1/Wr2u5vuLL7XoQvnK40XnkeRxY+2mMSV2+03yu2d851uffFOEvzQjh0yTXK",
-	"jXqm/nqnJl/vNKfzW+Geppeuhbftq48/Nf5fhj3yoZZO3rNO/HbzIu96Kt074MErKFeMqocAXWNxSJw7",
-	"EqeGtK4tSb8hcwh1pzZt3bB1yhLncpsDh0ODJc6Ke+qn1WHHey2g7vqPILqHQH/zbTxMCrdEfMoSp32u",
-	"QN9qJrsZQ2qn05yepi7esDreLDVo/KcxVXow4JpuPSzRekZdSu5rgX9J5/Zvldyelt3KOk6ZSCEvlMti",
-	"wzy0O+AjeVbxaCDWtc8Ctk8xv3uP2uCgotOjUmf+/PHk+DhTc56tlLGT341/N0bt/N8AAAD//w==",
+	"7H3rchNJlv+rZNT/v4EdUZYFTffOyDEf3EDPMEMDA/T0TCDCla46UmVTyiwysywE4Yh9mn2wfZKNczKz",
+	"bqqyZIzppXs+IUtVeTnX37lk8jFK1apUEqQ10exjVHLNV2BB01/fc5vmjx/iRyGjWVRym0dxJPkKoll0",
+	"jr+eiSyKIw3vKqEhi2ZWVxBHJs1hxfE9uynxWWO1kMvo8jKOfhAFjI65EAVcf8gXYEolzfiw2j9w3aEv",
+	"4/pVT5DsBbyrwFj8K1XSgqSPvCwLkXIrlDz+xSiJ3zXD/n8Ni2gW/b/jhtjH7ldz/EhrpcMG3JQZmFSL",
+	"EgeLZtFjecELkTHtJj5hNge2AmP4EpjhG8PWObeMy4ytc9AwiS7j6CEseFVYGvzLLfVUbpiyOWgG+Cit",
+	"5KmyP6hKZl9uFU8VM1WaM3X+C6SWLZRmNheGvYXNHcPUWoJb2SulnnC9hC+3slc5sAzSgmuo+cnOVbZh",
+	"wrAC14JL5ZJYnCq5EMsKHy3ESlha80+SVzZXWnyAL0jRH4UxQi5jttZKLpnSTMOFegsZO33+GOk6ITX0",
+	"49WWgwyKViVoK5z+pFymUBSQnXFa80LpFX6KhLTf3Ud9rYqCnxcQVNMrpJAWlqCRAn4IIZc3GEOtygLs",
+	"jZbhhhBKnq2FzNR6wHzEUaqBXzHN9rAgs1IJx9Ct0UipzoKJnH0cW2bvDaI8L4pni2j2+mpJILY9ci9d",
+	"vunTAQd8X6Ll/HS6uQHMpw+w4OJG8rMQkhfiw43kx1F/i9pCnpVaLTWYG+xPyLKybSZvTbMCyzNuSa15",
+	"lgkUQl487yja1ksjEzsbSaOqDIq9hMq/M/sYgaxW0ey1QwLRm6FnK9vbzs7hvV08S1XlQclOifU++YF7",
+	"Ay2R5bYy7SWSD+UW5wgyFHU4FrVFI2rZiKiW+qhtfZo/IBvceoUOeq/l/0RPXl62kcnriKCKp3XLMARO",
+	"1crdF5kh21RTZIsjfavSsVlbIt3R374u9exqW1U7hqNvw+OuW9iSgEDKluS/GRDgxnYN+B2VwaBaFELC",
+	"FVLZ0kuPuAZHIdS8h3D3OEyrakYO4/hVXb1Hs73JYBOEhdV+euOodVlPxLXmm66KX72DWjyv5soT4QDz",
+	"Tdc7tNSF0Mbua1tybs5WSre5eK5UAVySMPD9R9o2ggVu8k18LYq1lt9M31rmKEVbUUgXqj2TUCNLtWCc",
+	"kW1mB/9QRQEbBu8tSCOUPJygvHX4wa2FVelMbnfQv6g1W3G5YVaswBA6DXOsuWEGpGVVaawGvpoM4hoE",
+	"udvjvmoNRDC4P9gJU7LYsLWwOUuETIsqgz/hk0lMAQ8v1hgAKck4Q4Ra1OO1llGT/P3RUh35LxEhT17w",
+	"9Y9e+bbAWnelP+fgULkjZ66KTMglE44A/k2ccw+Ml1bGqtWYd4dgwa6B2Lw0eHUewm0LIYXJb4KbgqXc",
+	"5uDdo3NuKEqRgDKHZCKXxNCpDMtDjTb2RRcTz9dBVxti9E8jWxP5DFHOWK6vlAphMXazKMNeg4aV4hNo",
+	"vg1jSpCZAx+6knIbqdTIpsEmDXzZ3zg1IuoZ36COGkjU5qIHGVoE68pdi09BzHfZtwc1Buz787DlRoS2",
+	"YoTh36yyvBj6qUcL99wgdXet+rogZBxaXA0Ydq3jc7nd4Gx2eN9ty5DUcpQEw0AvMJx7Mq4Cn+Cw95oc",
+	"n6e5T1jJjUHzzQ1L+MKCTnyiCJiE95aVfAl7rfD/BhB40bKAXXaPe95gnO4YxqVZg46RGsL5ORcmMOVT",
+	"eWTcJ7t9aIDuI87NGY+zniaMqWD76c7QHk+MEuWnoE5dUrg4yaq3IM2e+Zj2K2cZWC6KIXPEU7Rx1xi5",
+	"r9idAYb25cO2ay2+88746jVwo9CX3GADW2MM7YFM6g0m6fBvhDd9So1RobeaoeU+IBfa1jLTgt09CQi2",
+	"ZgA932VWsbvT6ZQ1TwWL5LANbiZY4y2d6ZrcvuA08+69BVMVAzuoqzlDa7iWzwi+m+Z+VtlUreDqIPMT",
+	"LWerADUafz4gaNKPmQbRRDeX2+Vhcu9+nsRoDrcjKYaRUVZpSr2zhVYrltxdJcj15O53f8gTV45AT/PH",
+	"6SrBQZJ7edICxi3038r/bgd2asGOL+4epzm3x82iTey+7X8Bq3PIEC36v+tKlvsTAZ1bsxlcyi0lIru7",
+	"+qkk5fiOlVxoc8Lewsawir787j5Lc655akGbmF3wooLw27d3713hnLesZp20Qke/sxriHj6lZ4dNUCt5",
+	"1qTltqVoXB5/EAWMimNnta+5THOl3wwJRLFhSQO9RwSqM5iBVMnMDIz2zXfTKVL23rd/vDedTieMVIYi",
+	"OMPcIIzGYN9MWYZB9/mGZa7KOBzi4avb8/z15bOnT5gvW8WMW7ZSxvYLXkZ8AHbgh2f3plP24/eHFPFT",
+	"kEmJweb3b6fxdDo97ARZ50JyvRmiSFnpUpmBpf1YGcvOgSVkV4bI2RMG2mEz4Di7AzobzdogHAsPGSqq",
+	"tdMiDq1ChvyxLeCGJmUpLkB+QrKDYpRntQUejlR2gt/PkRQNX+wKfpo0KT3XZEtptUPE79Y1t/UshGk7",
+	"a6OeTv0VjcewHRuyNbFT6T00mh14mNBH4yh5h4P67jV8t4Lvk6vq7devu5lkaOto2h5CHZz3Yk/oR+2t",
+	"aG7Ey2zDBNK7nTChWz8JM48t+TPEys9KkKePcbB/56kv4+gvwAubv6xTWNuUPedmJCEilh6ZXBFFDoA0",
+	"9dZhNGqIEca1K+y24368oU38qDIo/l5BNWA/rshhruVZyNTtGaqt5VnI6O33Rmv8LhUC0Ee0CBegN67l",
+	"ha25sEIuKc3BmSmUZQcum63DG+hgz3n6dqlVJTNWA8bDPTPbrR3styYh2aIQy9x+ijkKGcmhnGibA13q",
+	"DnG5pbnbcdHGwr4B9/XbPW7cDSEKcD1uQ/0ImYOTHIGpb647mp7/579++fu7p+tvFtN/ym9fvbtnnrx9",
+	"HsU3MLwdTNXtCQhBmnNg9Z99zzmk22GgqiwUzyj/WmqVAiKhgQTyVpKple+4Xlm26zgc/3s57l4V3POg",
+	"oUMrTd5bzZD4kX15CKXNb+iBWtbqNuLt0SB7MOIfz5EMCquu8xJhde0SRqfvghcaeLY5a6fmw3d1AaR+",
+	"qDVK+K7p55DKni2oPXEnGdo1Eb/YYVo0eLPfHcmcoamhvm9RnLDE6UeCTsvXNLlkxLlPwPZh+FuGYXU1",
+	"5zNCsRdg9ebG2ZpXlMVfu+zaHcPccyG9nTx/9vIVpUDodzDJSYhkHdgusvDmIMS+KtdH63dFa5uDAYpX",
+	"DTsIca4PVU8Y8DRnKx9x8k7t9No5wdtqCXOmC0a3SSUV2p8rGhhg+AqYGaXE1IIltYomMUucbuInr4D4",
+	"sdbPZMJ81/Js96PXy5j2dubCpEoLu3mJltPt8LQUf4PNaeWscE912VvYsBXPwPciXLgkIKWrnGdgR0cO",
+	"0zw9/fERLZCsMikXcA26EaXc2tK12Qq5UNuz+Qwj2gJmoFgc5cpYyGJvPo6QqNyK8wJ8lub0+WNmQF+A",
+	"nrDH1n10bRqmOjdAnSDu3TtmLhHnmNi9Cg70dXIP+Cb3qrBYiFTwgr18+DfDKgMxq2QGmiXHF3eTmJVF",
+	"hYtcwLrJh5q5VAuqiqu1ZAcrrt9CxuZRP286j9g5FGp9OJnLuXxEqJCceuxyqA4nFnwDOkZa4Hq8/XRB",
+	"MMgLKFQJc5l8nDs8MI9m7OM8pArmUczmRHT3iRIG7mOqMphHl5eJI1bm6oC9DupkMpfINWEJPrkNRHF0",
+	"Ado4Tk0ndydTso4lSF4KjLMn08k3lJ2wOcnVcU6B0Af8vAQyaKiWNM3jLJr5QOlD1DtrcG86/Wwd3p1Y",
+	"bKhxvxAXMOloRjR7/SaOTLVacb2JZtETcQESjGGlVufADpAdHo8hd5CMGF385dWr54cT9lQxXtkcpPUL",
+	"JkvKl4YARWmiNzjXMbnjccq8cD//ioShFVDn/bfTb77YrE+VZUQad9iDWqP8SY/N1VzC9Yo2m0KcjeOl",
+	"OZp7Uvgmwma0Dcj2Z1rjOEcZ90QY6+1LSNT5Q0Wv+8buQaWN0m6jIutU6l106r8pNVwIVZm6Mk/HfN5V",
+	"QFlef87HJfivPCzUn/85HaMRHyBmoVA3Njodw+iM7mFDNLs3HQhX39yi4DZ9lUPqTERCynlGkQTfd9MP",
+	"jVov87h1woleubv7lc6ZFFqLJ8quFzuHlEiqW9YmFAV4UYC+Y8JOYgR2YKxrJGkLaJDJNxiPqrEse9OY",
+	"VqOvzjTos9AYhiqA62Fjzj0h2LljWFLpInGvw7uKF3OZhDqQ70t0vosSFL7rpQCGUmTqWbWqLKmjVYj1",
+	"Wx2PNge9FoYWNpeuNQNN7P3pFMdAK9t00qjFwqU5XIcGa7VUGsY1hN7E0Ndh+Arm0mouDU+pYInrbTob",
+	"hWEabKUlZCxpdX8n5KX7PtzMaojX4PGE8TSFkvJJOwqjay2sBYnel8/lOldIpmp1DhqFdyVkZcEwpVmu",
+	"Km3YQTKP/jhdzSNEg/Pobh4+3buPHw9PaDNKhs2s+AZBCzPID+QTcQTHoQ+JhxWSIRQ+dN6+a8ha5eOm",
+	"BeV731LzWRR5oEB92Y2ffCPi7ZqSseNqPhj5ysyHI2rd/UyiR0rmUkn99tQtC9J1c8cfQ6fB5RVQxWoB",
+	"Fy1R+bW59Qmkvz+9v/ul+kDnZ+LVnzE+qVX2AD9qtSb8c+IqvaCdKXsLpfUNABmx1zSmzjWaHo46hC4E",
+	"GVps88hxOPd8+WZUEI5dMNo/M32dscfc1KlkQh4Fw+vpslQY0ak6CBZymcyYT3E3ZDBWlYwjQVOIcRiX",
+	"Xq/dy1yip3Pk5OdKU1jZ9QAGrC0wLrTtiNvFvRjVlVxbDAldDsxM2IN6RWjE3SDWV2B8xo01q0ZrXg/r",
+	"fY1hwp7U2krv5twwkKirtT8MvpA84aCxbrqdot+PvfxVlNaROrDsmkb0OIhry5puh10EjtY5IqdGOHUl",
+	"XcbC9aII64QkZpW0oiD59HJJIq5hpTC6PyAo9QuXwtLhZfyWXP+KNMVlK1yNneBbXWR3w5wrixoo4XDC",
+	"HnFESRZWCAQDrRKUzYwl9GJC78B7ntpi42uRzfidjloX1fklEBoBvRKSF4S2nvOlkMtZ3aBMCaGttmYR",
+	"TMRB5TAjgX9cnS/UIi7q9DXPJfXoG09E0jfPkjvG48gfREF2N1Wrc1woqf/p04dEn7cAJY6E6pwqrSG1",
+	"Q/pYR4Gh/HedWHCsfbt1uGkrLGQHSOhm37cbJn5KnHh3OhQoxoOdILVRF5IcpNtxnWRlBxpK8Im6mqwo",
+	"XwbwT+uZlqrVirsSLrwvC2rtcQnfobU3dat68funoY3duEKj0qto167WuTJdNqN15kIaJ9QW3tuYiaVU",
+	"muSMG5iw5D8Q8J8lJIbJfJ6wFcl+ISwi/GIzxhMDXJNbuAbPu+ut75Gg2GFsnvqYzP7TJHSgjfEsM64s",
+	"0Oji4KG4PTnpj8t9FlbeeiajfWLlyoRGYMdv38X2Y+1Z8LZ3Gtgb+0iGu26NqrDMiAzY+Yb+xZ/9E0pn",
+	"oL8cOg4LvEWY/LyPfQFhgYO+J8y3e6DhNCznF+QZhW56JxEHBwjsvTrIzFAqQs5ly0d7K5oB+nt/Mr3G",
+	"xbEPUeoES2BRKGG5lIzP4qC7n8sSdMfurR3gLUuQkM06qPvAYWCp1odxB/ujq6Nzhn6jM8IYuKm5REQA",
+	"BMfbCN9hJTO0CVbJAkMNO3QqiHGtBYIoSjgdxnOZbBXg0Sh3K/Dtb9rUSno1eGrYmsukLsQnE3bKukGE",
+	"VLabi2KtQCCkxARFP+i8doQGLTByK/mc8VMjXzivM374Y8DC/oy0PoeUr8jMkh9CR5I1B6p/fwbXCS4z",
+	"atVKqtKp+mBeSFBP/Il4RKcYn3QLJ9cJiI4/1mZhz1RToPQXctBjYW9XSL5ejqvB6xPiJvuBiOwzu9H4",
+	"imsR0JE0niJmP714cgQm5aW7bWDgqrtum9K+F91d6cqt3tyGA3dJWoxp614dpi5A13WKdrEm3LgQWmuY",
+	"gQJS668dMHUoTP4yZKEOagcVM+eWYn+WJeukoQ5j71FouLcw0CI0Yd/X513mEupykHNSmcjIS4X5fBlF",
+	"C8hOWBL6aHzU0vQPJUxyrdXalaByJVKYywPXYdJ+ihdKQhyaaiht0UxA8AEXVLtAOHSgo9UCNZdJ6BEK",
+	"VQ/qc1JU0DrwJ59R+ulAyaHr7PBtLmckAmdqMWPzajr9JsU3RUafITmheUMBjNBHd3QHPsxgpaj7pIch",
+	"7kwLbaHuxcJR5lJQprcA2uemzrFwmnLDkIMT9lTZnIpkiki0ievMorGiKILtpk5x7vHxXC5coskhjiVS",
+	"Yke2sWlVuyUksd0Ld7l9I+UXS2zWwvR7BAIkRygsDo4HjO9MD++YsCtdP8nulV0T1Jy1K09GiQmnB8Hu",
+	"+c7jsbREqzH5ZjmvT0x67Zf2eqm0j1QxgqXKtVCSbh3CyMGk7vAsvpSMrYNeH14HzTZ0GuQaPSlkJj5v",
+	"S8ptJlfqo01XJlVIlH4DPSJ+H40COn27uiNkVRVWlFw3N7G6ABgy5r7duH+FJAe8EID+CqXshLVwgDDM",
+	"3zHougmFnUsXORt2wNlfXz57Gm6kJQfPmVTyCFal3cSskuJdBV2ohw47V1niwEhSezGqi1ALiis6cOYT",
+	"iH70gJQ4cxLGfLPD4YT9nAsLpuQpHBGO8vYrlFZFffEsCh47r2gLQMimzruxU7mh5rICVp043O8q3Ezc",
+	"6lTBaVwOQnrXTERWGrLJXJ56naqRn/gA7sbbzvAJHbq2Sp3RRblJzM5hoTS66U09qAZOtyBL1ztT37Vb",
+	"gFxaam5RDihNmDts6e3in3yzD66rKkuXFBptB/nBnfsd9/m1SB0vlF4dhc7s6zSEtE+If+G8Qfsc4zAW",
+	"cLzz/RNfmdX4iXpAmNPIJ7U9756EG7IhbRd+/NFfAXDZHKfY9ufu/EUtLbdo4sNJjwF++Z++ssjcrZpx",
+	"x58QQXh6DVv4K3Mlt82E3TrTUpavrTOn3yfV8qrXSgn4m//rZENPlY5bnBhk5kO1lqi812emSi3YI+fX",
+	"u0zdeWHESL6LrxmdDPSpIQwNMBhlD9wCjp6Qx/natM4T2OvdHdNc1IGbPRKZ6w0vMBqgqgXddEjeIG7y",
+	"EMkp9X8mVO64DcF5Fw5kD4pJ6zjlLWp8a5YBGaFfWYY/I4AkBBZTCZkgo0svZPWVcw7BTn5VxzgU9YZS",
+	"vT86TmVGn/kuQYdt7XmKnFm1BJt3y5CdYwUdZg0j9iOWNGPPGGKhZNa5kVYYRvKRhauafFc3Neuc/c9/",
+	"/XfCRBaHrNyMzSP3+DxK4rlk4SzmjL1+k7g7Z6j67u9eoS3fMU0d0Z2HqlOWJegj1/dNENZQ4lHTiQzK",
+	"YDGfSyhVIVLKXHWpd4K/FHSxLNqVPz96NcGl4lRJqIXVENUfRmsIkkzm8ogldBgnhTMrQOMGFwW8n0eu",
+	"h09VtvPGLFCr3sKa+3MnVCJF3hvfXkWgmrGmJV1IduAaMv/x7MmTR/86++HJo3+e/Xz6+FXsm4vWuaBK",
+	"HrC00ppMSScLF6IWYTxtqPX8MPQkyjoGoLwsZ2Yj01wriWE3ro82/Kxume8+UHJjjmyuVbXMty7POfBk",
+	"9UKEMc17AcZlUekw3REyHpcFF6hGdZrRhXWHccDBTgRqYRNZSGQm9MCMLXhhAHnzKpzmEb2ejvoqn5i5",
+	"N1scclnjIANoMjzHarQ6Gqm8aC5cvb3e9f7tRl84XGn9xyVxZOG9PSZ2DXr7vXx773S2u/XNaZpnwqEL",
+	"rpFv1JLin3di8vU2yzu7Fd5pW+mGedu2+vhj639X2iMe6sjkLcvEbzcu8qanlr0DHqyCcsmopsfa9W2M",
+	"sXNH4NTi1pUp6ZekDiHv1F1b322dsMSZ3HaFZaxvz2nxQP60vrLgVhOou/47p/5VDr/54ggGhVssPmGJ",
+	"kz6XoO/06rgWbupWojZoTU0S4+J4vdCg9V+/1eHBiGn65F60zhxNKnmow+hLGrd/i+T2YYStqOOEiQxW",
+	"pXJRbDhu4s5PSl7UNBrxdd2j1t1LIl6/QWlwUNHJUaULf73D7Pi4UCkvcmXs7A/TP0xROv83AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -43,3 +43,16 @@ SELECT id FROM requests WHERE id = ANY (@ids::bigint[]) AND cancel_requested_at 
 -- Batches holding pending requests whose cancel was asked while they ran, for the sweeper.
 SELECT DISTINCT r.batch_id::text AS batch_id FROM requests r
 WHERE r.cancel_requested_at IS NOT NULL AND r.state = 'pending';
+
+-- name: RequestsCreateRetry :execrows
+-- The requests of a retry batch: those of the old batch in one of @states (and among @custom_ids
+-- when any are given), at their input lines, reading their bodies from the same input file.
+INSERT INTO requests (batch_id, line, owner, model, url, custom_id, file_id, deadline)
+SELECT @batch_id::text, r.line, r.owner, r.model, r.url, r.custom_id, r.file_id, @deadline::timestamptz
+FROM requests r
+WHERE r.batch_id = @old_batch_id::text AND r.state = ANY (@states::text[])
+  AND (cardinality(@custom_ids::text[]) = 0 OR r.custom_id = ANY (@custom_ids::text[]))
+ORDER BY r.line;
+
+-- name: RequestsBatchModels :many
+SELECT DISTINCT model FROM requests WHERE batch_id = @batch_id::text ORDER BY model;
