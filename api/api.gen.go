@@ -75,6 +75,21 @@ func (e BatchStatus) Valid() bool {
 	}
 }
 
+// Defines values for BatchDeletedObject.
+const (
+	BatchDeletedObjectBatch BatchDeletedObject = "batch"
+)
+
+// Valid indicates whether the value is a known member of the BatchDeletedObject enum.
+func (e BatchDeletedObject) Valid() bool {
+	switch e {
+	case BatchDeletedObjectBatch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BatchListObject.
 const (
 	BatchListObjectList BatchListObject = "list"
@@ -346,6 +361,16 @@ type BatchObject string
 
 // BatchStatus defines model for Batch.Status.
 type BatchStatus string
+
+// BatchDeleted defines model for BatchDeleted.
+type BatchDeleted struct {
+	Deleted bool               `json:"deleted"`
+	Id      string             `json:"id"`
+	Object  BatchDeletedObject `json:"object"`
+}
+
+// BatchDeletedObject defines model for BatchDeleted.Object.
+type BatchDeletedObject string
 
 // BatchError defines model for BatchError.
 type BatchError struct {
@@ -740,6 +765,9 @@ type ServerInterface interface {
 	// CreateBatch Create a batch from an uploaded input file.
 	// (POST /v1/batches)
 	CreateBatch(w http.ResponseWriter, r *http.Request)
+	// DeleteBatch Volley extension: delete a batch with its requests and its output and error files.
+	// (DELETE /v1/batches/{batch_id})
+	DeleteBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
 	// RetrieveBatch Get one batch (one row read; counters are kept up to date as requests finish).
 	// (GET /v1/batches/{batch_id})
 	RetrieveBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
@@ -815,6 +843,12 @@ func (_ Unimplemented) ListBatches(w http.ResponseWriter, r *http.Request, param
 // CreateBatch Create a batch from an uploaded input file.
 // (POST /v1/batches)
 func (_ Unimplemented) CreateBatch(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DeleteBatch Volley extension: delete a batch with its requests and its output and error files.
+// (DELETE /v1/batches/{batch_id})
+func (_ Unimplemented) DeleteBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1002,6 +1036,32 @@ func (siw *ServerInterfaceWrapper) CreateBatch(w http.ResponseWriter, r *http.Re
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.CreateBatch(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteBatch operation middleware
+func (siw *ServerInterfaceWrapper) DeleteBatch(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteBatch(w, r, batchId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1684,6 +1744,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/batches", wrapper.CreateBatch)
 	})
 	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/v1/batches/{batch_id}", wrapper.DeleteBatch)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches/{batch_id}", wrapper.RetrieveBatch)
 	})
 	r.Group(func(r chi.Router) {
@@ -1909,6 +1972,73 @@ type CreateBatchdefaultJSONResponse struct {
 }
 
 func (response CreateBatchdefaultJSONResponse) VisitCreateBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteBatchRequestObject struct {
+	BatchId BatchID `json:"batch_id"`
+}
+
+type DeleteBatchResponseObject interface {
+	VisitDeleteBatchResponse(w http.ResponseWriter) error
+}
+
+type DeleteBatch200JSONResponse BatchDeleted
+
+func (response DeleteBatch200JSONResponse) VisitDeleteBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteBatch401JSONResponse) VisitDeleteBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteBatch404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteBatch404JSONResponse) VisitDeleteBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteBatchdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response DeleteBatchdefaultJSONResponse) VisitDeleteBatchResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3129,6 +3259,9 @@ type StrictServerInterface interface {
 	// CreateBatch Create a batch from an uploaded input file.
 	// (POST /v1/batches)
 	CreateBatch(ctx context.Context, request CreateBatchRequestObject) (CreateBatchResponseObject, error)
+	// DeleteBatch Volley extension: delete a batch with its requests and its output and error files.
+	// (DELETE /v1/batches/{batch_id})
+	DeleteBatch(ctx context.Context, request DeleteBatchRequestObject) (DeleteBatchResponseObject, error)
 	// RetrieveBatch Get one batch (one row read; counters are kept up to date as requests finish).
 	// (GET /v1/batches/{batch_id})
 	RetrieveBatch(ctx context.Context, request RetrieveBatchRequestObject) (RetrieveBatchResponseObject, error)
@@ -3316,6 +3449,32 @@ func (sh *strictHandler) CreateBatch(w http.ResponseWriter, r *http.Request) {
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(CreateBatchResponseObject); ok {
 		if err := validResponse.VisitCreateBatchResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteBatch operation middleware
+func (sh *strictHandler) DeleteBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	var request DeleteBatchRequestObject
+
+	request.BatchId = batchId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteBatch(ctx, request.(DeleteBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteBatch")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteBatchResponseObject); ok {
+		if err := validResponse.VisitDeleteBatchResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -3772,107 +3931,110 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchNJlv+rZNT/v4EdUZYFTffOyDEf3EDPMEMDA/T0TCDCla46UmVTyiwysywE4Yh9mn2wfZKNczKz",
-	"bqqyZIzppXs+IUtVeTnX37lk8jFK1apUEqQ10exjVHLNV2BB01/fc5vmjx/iRyGjWVRym0dxJPkKoll0",
-	"jr+eiSyKIw3vKqEhi2ZWVxBHJs1hxfE9uynxWWO1kMvo8jKOfhAFjI65EAVcf8gXYEolzfiw2j9w3aEv",
-	"4/pVT5DsBbyrwFj8K1XSgqSPvCwLkXIrlDz+xSiJ3zXD/n8Ni2gW/b/jhtjH7ldz/EhrpcMG3JQZmFSL",
-	"EgeLZtFjecELkTHtJj5hNge2AmP4EpjhG8PWObeMy4ytc9AwiS7j6CEseFVYGvzLLfVUbpiyOWgG+Cit",
-	"5KmyP6hKZl9uFU8VM1WaM3X+C6SWLZRmNheGvYXNHcPUWoJb2SulnnC9hC+3slc5sAzSgmuo+cnOVbZh",
-	"wrAC14JL5ZJYnCq5EMsKHy3ESlha80+SVzZXWnyAL0jRH4UxQi5jttZKLpnSTMOFegsZO33+GOk6ITX0",
-	"49WWgwyKViVoK5z+pFymUBSQnXFa80LpFX6KhLTf3Ud9rYqCnxcQVNMrpJAWlqCRAn4IIZc3GEOtygLs",
-	"jZbhhhBKnq2FzNR6wHzEUaqBXzHN9rAgs1IJx9Ct0UipzoKJnH0cW2bvDaI8L4pni2j2+mpJILY9ci9d",
-	"vunTAQd8X6Ll/HS6uQHMpw+w4OJG8rMQkhfiw43kx1F/i9pCnpVaLTWYG+xPyLKybSZvTbMCyzNuSa15",
-	"lgkUQl487yja1ksjEzsbSaOqDIq9hMq/M/sYgaxW0ey1QwLRm6FnK9vbzs7hvV08S1XlQclOifU++YF7",
-	"Ay2R5bYy7SWSD+UW5wgyFHU4FrVFI2rZiKiW+qhtfZo/IBvceoUOeq/l/0RPXl62kcnriKCKp3XLMARO",
-	"1crdF5kh21RTZIsjfavSsVlbIt3R374u9exqW1U7hqNvw+OuW9iSgEDKluS/GRDgxnYN+B2VwaBaFELC",
-	"FVLZ0kuPuAZHIdS8h3D3OEyrakYO4/hVXb1Hs73JYBOEhdV+euOodVlPxLXmm66KX72DWjyv5soT4QDz",
-	"Tdc7tNSF0Mbua1tybs5WSre5eK5UAVySMPD9R9o2ggVu8k18LYq1lt9M31rmKEVbUUgXqj2TUCNLtWCc",
-	"kW1mB/9QRQEbBu8tSCOUPJygvHX4wa2FVelMbnfQv6g1W3G5YVaswBA6DXOsuWEGpGVVaawGvpoM4hoE",
-	"udvjvmoNRDC4P9gJU7LYsLWwOUuETIsqgz/hk0lMAQ8v1hgAKck4Q4Ra1OO1llGT/P3RUh35LxEhT17w",
-	"9Y9e+bbAWnelP+fgULkjZ66KTMglE44A/k2ccw+Ml1bGqtWYd4dgwa6B2Lw0eHUewm0LIYXJb4KbgqXc",
-	"5uDdo3NuKEqRgDKHZCKXxNCpDMtDjTb2RRcTz9dBVxti9E8jWxP5DFHOWK6vlAphMXazKMNeg4aV4hNo",
-	"vg1jSpCZAx+6knIbqdTIpsEmDXzZ3zg1IuoZ36COGkjU5qIHGVoE68pdi09BzHfZtwc1Buz787DlRoS2",
-	"YoTh36yyvBj6qUcL99wgdXet+rogZBxaXA0Ydq3jc7nd4Gx2eN9ty5DUcpQEw0AvMJx7Mq4Cn+Cw95oc",
-	"n6e5T1jJjUHzzQ1L+MKCTnyiCJiE95aVfAl7rfD/BhB40bKAXXaPe95gnO4YxqVZg46RGsL5ORcmMOVT",
-	"eWTcJ7t9aIDuI87NGY+zniaMqWD76c7QHk+MEuWnoE5dUrg4yaq3IM2e+Zj2K2cZWC6KIXPEU7Rx1xi5",
-	"r9idAYb25cO2ay2+88746jVwo9CX3GADW2MM7YFM6g0m6fBvhDd9So1RobeaoeU+IBfa1jLTgt09CQi2",
-	"ZgA932VWsbvT6ZQ1TwWL5LANbiZY4y2d6ZrcvuA08+69BVMVAzuoqzlDa7iWzwi+m+Z+VtlUreDqIPMT",
-	"LWerADUafz4gaNKPmQbRRDeX2+Vhcu9+nsRoDrcjKYaRUVZpSr2zhVYrltxdJcj15O53f8gTV45AT/PH",
-	"6SrBQZJ7edICxi3038r/bgd2asGOL+4epzm3x82iTey+7X8Bq3PIEC36v+tKlvsTAZ1bsxlcyi0lIru7",
-	"+qkk5fiOlVxoc8Lewsawir787j5Lc655akGbmF3wooLw27d3713hnLesZp20Qke/sxriHj6lZ4dNUCt5",
-	"1qTltqVoXB5/EAWMimNnta+5THOl3wwJRLFhSQO9RwSqM5iBVMnMDIz2zXfTKVL23rd/vDedTieMVIYi",
-	"OMPcIIzGYN9MWYZB9/mGZa7KOBzi4avb8/z15bOnT5gvW8WMW7ZSxvYLXkZ8AHbgh2f3plP24/eHFPFT",
-	"kEmJweb3b6fxdDo97ARZ50JyvRmiSFnpUpmBpf1YGcvOgSVkV4bI2RMG2mEz4Di7AzobzdogHAsPGSqq",
-	"tdMiDq1ChvyxLeCGJmUpLkB+QrKDYpRntQUejlR2gt/PkRQNX+wKfpo0KT3XZEtptUPE79Y1t/UshGk7",
-	"a6OeTv0VjcewHRuyNbFT6T00mh14mNBH4yh5h4P67jV8t4Lvk6vq7devu5lkaOto2h5CHZz3Yk/oR+2t",
-	"aG7Ey2zDBNK7nTChWz8JM48t+TPEys9KkKePcbB/56kv4+gvwAubv6xTWNuUPedmJCEilh6ZXBFFDoA0",
-	"9dZhNGqIEca1K+y24368oU38qDIo/l5BNWA/rshhruVZyNTtGaqt5VnI6O33Rmv8LhUC0Ee0CBegN67l",
-	"ha25sEIuKc3BmSmUZQcum63DG+hgz3n6dqlVJTNWA8bDPTPbrR3styYh2aIQy9x+ijkKGcmhnGibA13q",
-	"DnG5pbnbcdHGwr4B9/XbPW7cDSEKcD1uQ/0ImYOTHIGpb647mp7/579++fu7p+tvFtN/ym9fvbtnnrx9",
-	"HsU3MLwdTNXtCQhBmnNg9Z99zzmk22GgqiwUzyj/WmqVAiKhgQTyVpKple+4Xlm26zgc/3s57l4V3POg",
-	"oUMrTd5bzZD4kX15CKXNb+iBWtbqNuLt0SB7MOIfz5EMCquu8xJhde0SRqfvghcaeLY5a6fmw3d1AaR+",
-	"qDVK+K7p55DKni2oPXEnGdo1Eb/YYVo0eLPfHcmcoamhvm9RnLDE6UeCTsvXNLlkxLlPwPZh+FuGYXU1",
-	"5zNCsRdg9ebG2ZpXlMVfu+zaHcPccyG9nTx/9vIVpUDodzDJSYhkHdgusvDmIMS+KtdH63dFa5uDAYpX",
-	"DTsIca4PVU8Y8DRnKx9x8k7t9No5wdtqCXOmC0a3SSUV2p8rGhhg+AqYGaXE1IIltYomMUucbuInr4D4",
-	"sdbPZMJ81/Js96PXy5j2dubCpEoLu3mJltPt8LQUf4PNaeWscE912VvYsBXPwPciXLgkIKWrnGdgR0cO",
-	"0zw9/fERLZCsMikXcA26EaXc2tK12Qq5UNuz+Qwj2gJmoFgc5cpYyGJvPo6QqNyK8wJ8lub0+WNmQF+A",
-	"nrDH1n10bRqmOjdAnSDu3TtmLhHnmNi9Cg70dXIP+Cb3qrBYiFTwgr18+DfDKgMxq2QGmiXHF3eTmJVF",
-	"hYtcwLrJh5q5VAuqiqu1ZAcrrt9CxuZRP286j9g5FGp9OJnLuXxEqJCceuxyqA4nFnwDOkZa4Hq8/XRB",
-	"MMgLKFQJc5l8nDs8MI9m7OM8pArmUczmRHT3iRIG7mOqMphHl5eJI1bm6oC9DupkMpfINWEJPrkNRHF0",
-	"Ado4Tk0ndydTso4lSF4KjLMn08k3lJ2wOcnVcU6B0Af8vAQyaKiWNM3jLJr5QOlD1DtrcG86/Wwd3p1Y",
-	"bKhxvxAXMOloRjR7/SaOTLVacb2JZtETcQESjGGlVufADpAdHo8hd5CMGF385dWr54cT9lQxXtkcpPUL",
-	"JkvKl4YARWmiNzjXMbnjccq8cD//ioShFVDn/bfTb77YrE+VZUQad9iDWqP8SY/N1VzC9Yo2m0KcjeOl",
-	"OZp7Uvgmwma0Dcj2Z1rjOEcZ90QY6+1LSNT5Q0Wv+8buQaWN0m6jIutU6l106r8pNVwIVZm6Mk/HfN5V",
-	"QFlef87HJfivPCzUn/85HaMRHyBmoVA3Njodw+iM7mFDNLs3HQhX39yi4DZ9lUPqTERCynlGkQTfd9MP",
-	"jVov87h1woleubv7lc6ZFFqLJ8quFzuHlEiqW9YmFAV4UYC+Y8JOYgR2YKxrJGkLaJDJNxiPqrEse9OY",
-	"VqOvzjTos9AYhiqA62Fjzj0h2LljWFLpInGvw7uKF3OZhDqQ70t0vosSFL7rpQCGUmTqWbWqLKmjVYj1",
-	"Wx2PNge9FoYWNpeuNQNN7P3pFMdAK9t00qjFwqU5XIcGa7VUGsY1hN7E0Ndh+Arm0mouDU+pYInrbTob",
-	"hWEabKUlZCxpdX8n5KX7PtzMaojX4PGE8TSFkvJJOwqjay2sBYnel8/lOldIpmp1DhqFdyVkZcEwpVmu",
-	"Km3YQTKP/jhdzSNEg/Pobh4+3buPHw9PaDNKhs2s+AZBCzPID+QTcQTHoQ+JhxWSIRQ+dN6+a8ha5eOm",
-	"BeV731LzWRR5oEB92Y2ffCPi7ZqSseNqPhj5ysyHI2rd/UyiR0rmUkn99tQtC9J1c8cfQ6fB5RVQxWoB",
-	"Fy1R+bW59Qmkvz+9v/ul+kDnZ+LVnzE+qVX2AD9qtSb8c+IqvaCdKXsLpfUNABmx1zSmzjWaHo46hC4E",
-	"GVps88hxOPd8+WZUEI5dMNo/M32dscfc1KlkQh4Fw+vpslQY0ak6CBZymcyYT3E3ZDBWlYwjQVOIcRiX",
-	"Xq/dy1yip3Pk5OdKU1jZ9QAGrC0wLrTtiNvFvRjVlVxbDAldDsxM2IN6RWjE3SDWV2B8xo01q0ZrXg/r",
-	"fY1hwp7U2krv5twwkKirtT8MvpA84aCxbrqdot+PvfxVlNaROrDsmkb0OIhry5puh10EjtY5IqdGOHUl",
-	"XcbC9aII64QkZpW0oiD59HJJIq5hpTC6PyAo9QuXwtLhZfyWXP+KNMVlK1yNneBbXWR3w5wrixoo4XDC",
-	"HnFESRZWCAQDrRKUzYwl9GJC78B7ntpi42uRzfidjloX1fklEBoBvRKSF4S2nvOlkMtZ3aBMCaGttmYR",
-	"TMRB5TAjgX9cnS/UIi7q9DXPJfXoG09E0jfPkjvG48gfREF2N1Wrc1woqf/p04dEn7cAJY6E6pwqrSG1",
-	"Q/pYR4Gh/HedWHCsfbt1uGkrLGQHSOhm37cbJn5KnHh3OhQoxoOdILVRF5IcpNtxnWRlBxpK8Im6mqwo",
-	"XwbwT+uZlqrVirsSLrwvC2rtcQnfobU3dat68funoY3duEKj0qto167WuTJdNqN15kIaJ9QW3tuYiaVU",
-	"muSMG5iw5D8Q8J8lJIbJfJ6wFcl+ISwi/GIzxhMDXJNbuAbPu+ut75Gg2GFsnvqYzP7TJHSgjfEsM64s",
-	"0Oji4KG4PTnpj8t9FlbeeiajfWLlyoRGYMdv38X2Y+1Z8LZ3Gtgb+0iGu26NqrDMiAzY+Yb+xZ/9E0pn",
-	"oL8cOg4LvEWY/LyPfQFhgYO+J8y3e6DhNCznF+QZhW56JxEHBwjsvTrIzFAqQs5ly0d7K5oB+nt/Mr3G",
-	"xbEPUeoES2BRKGG5lIzP4qC7n8sSdMfurR3gLUuQkM06qPvAYWCp1odxB/ujq6Nzhn6jM8IYuKm5REQA",
-	"BMfbCN9hJTO0CVbJAkMNO3QqiHGtBYIoSjgdxnOZbBXg0Sh3K/Dtb9rUSno1eGrYmsukLsQnE3bKukGE",
-	"VLabi2KtQCCkxARFP+i8doQGLTByK/mc8VMjXzivM374Y8DC/oy0PoeUr8jMkh9CR5I1B6p/fwbXCS4z",
-	"atVKqtKp+mBeSFBP/Il4RKcYn3QLJ9cJiI4/1mZhz1RToPQXctBjYW9XSL5ejqvB6xPiJvuBiOwzu9H4",
-	"imsR0JE0niJmP714cgQm5aW7bWDgqrtum9K+F91d6cqt3tyGA3dJWoxp614dpi5A13WKdrEm3LgQWmuY",
-	"gQJS668dMHUoTP4yZKEOagcVM+eWYn+WJeukoQ5j71FouLcw0CI0Yd/X513mEupykHNSmcjIS4X5fBlF",
-	"C8hOWBL6aHzU0vQPJUxyrdXalaByJVKYywPXYdJ+ihdKQhyaaiht0UxA8AEXVLtAOHSgo9UCNZdJ6BEK",
-	"VQ/qc1JU0DrwJ59R+ulAyaHr7PBtLmckAmdqMWPzajr9JsU3RUafITmheUMBjNBHd3QHPsxgpaj7pIch",
-	"7kwLbaHuxcJR5lJQprcA2uemzrFwmnLDkIMT9lTZnIpkiki0ievMorGiKILtpk5x7vHxXC5coskhjiVS",
-	"Yke2sWlVuyUksd0Ld7l9I+UXS2zWwvR7BAIkRygsDo4HjO9MD++YsCtdP8nulV0T1Jy1K09GiQmnB8Hu",
-	"+c7jsbREqzH5ZjmvT0x67Zf2eqm0j1QxgqXKtVCSbh3CyMGk7vAsvpSMrYNeH14HzTZ0GuQaPSlkJj5v",
-	"S8ptJlfqo01XJlVIlH4DPSJ+H40COn27uiNkVRVWlFw3N7G6ABgy5r7duH+FJAe8EID+CqXshLVwgDDM",
-	"3zHougmFnUsXORt2wNlfXz57Gm6kJQfPmVTyCFal3cSskuJdBV2ohw47V1niwEhSezGqi1ALiis6cOYT",
-	"iH70gJQ4cxLGfLPD4YT9nAsLpuQpHBGO8vYrlFZFffEsCh47r2gLQMimzruxU7mh5rICVp043O8q3Ezc",
-	"6lTBaVwOQnrXTERWGrLJXJ56naqRn/gA7sbbzvAJHbq2Sp3RRblJzM5hoTS66U09qAZOtyBL1ztT37Vb",
-	"gFxaam5RDihNmDts6e3in3yzD66rKkuXFBptB/nBnfsd9/m1SB0vlF4dhc7s6zSEtE+If+G8Qfsc4zAW",
-	"cLzz/RNfmdX4iXpAmNPIJ7U9756EG7IhbRd+/NFfAXDZHKfY9ufu/EUtLbdo4sNJjwF++Z++ssjcrZpx",
-	"x58QQXh6DVv4K3Mlt82E3TrTUpavrTOn3yfV8qrXSgn4m//rZENPlY5bnBhk5kO1lqi812emSi3YI+fX",
-	"u0zdeWHESL6LrxmdDPSpIQwNMBhlD9wCjp6Qx/natM4T2OvdHdNc1IGbPRKZ6w0vMBqgqgXddEjeIG7y",
-	"EMkp9X8mVO64DcF5Fw5kD4pJ6zjlLWp8a5YBGaFfWYY/I4AkBBZTCZkgo0svZPWVcw7BTn5VxzgU9YZS",
-	"vT86TmVGn/kuQYdt7XmKnFm1BJt3y5CdYwUdZg0j9iOWNGPPGGKhZNa5kVYYRvKRhauafFc3Neuc/c9/",
-	"/XfCRBaHrNyMzSP3+DxK4rlk4SzmjL1+k7g7Z6j67u9eoS3fMU0d0Z2HqlOWJegj1/dNENZQ4lHTiQzK",
-	"YDGfSyhVIVLKXHWpd4K/FHSxLNqVPz96NcGl4lRJqIXVENUfRmsIkkzm8ogldBgnhTMrQOMGFwW8n0eu",
-	"h09VtvPGLFCr3sKa+3MnVCJF3hvfXkWgmrGmJV1IduAaMv/x7MmTR/86++HJo3+e/Xz6+FXsm4vWuaBK",
-	"HrC00ppMSScLF6IWYTxtqPX8MPQkyjoGoLwsZ2Yj01wriWE3ro82/Kxume8+UHJjjmyuVbXMty7POfBk",
-	"9UKEMc17AcZlUekw3REyHpcFF6hGdZrRhXWHccDBTgRqYRNZSGQm9MCMLXhhAHnzKpzmEb2ejvoqn5i5",
-	"N1scclnjIANoMjzHarQ6Gqm8aC5cvb3e9f7tRl84XGn9xyVxZOG9PSZ2DXr7vXx773S2u/XNaZpnwqEL",
-	"rpFv1JLin3di8vU2yzu7Fd5pW+mGedu2+vhj639X2iMe6sjkLcvEbzcu8qanlr0DHqyCcsmopsfa9W2M",
-	"sXNH4NTi1pUp6ZekDiHv1F1b322dsMSZ3HaFZaxvz2nxQP60vrLgVhOou/47p/5VDr/54ggGhVssPmGJ",
-	"kz6XoO/06rgWbupWojZoTU0S4+J4vdCg9V+/1eHBiGn65F60zhxNKnmow+hLGrd/i+T2YYStqOOEiQxW",
-	"pXJRbDhu4s5PSl7UNBrxdd2j1t1LIl6/QWlwUNHJUaULf73D7Pi4UCkvcmXs7A/TP0xROv83AAD//w==",
+	"7H37chu51eernOrdLUtVLYr2eGYTqvKHxvYkTjy2Y3sySZkuNcg+ZGPcBNoAWjTtUtU+zT7Y9yRf4QDo",
+	"G7tJyrKUz0n+MkV243Kuv3MB/Dmay1UhBQqjo8nnqGCKrdCgor9+ZGaePX1sP3IRTaKCmSyKI8FWGE2i",
+	"mf31gqdRHCn8UHKFaTQxqsQ40vMMV8y+ZzaFfVYbxcUyurqKo594joNjLniO1x/yFepCCj08rPIPXHfo",
+	"q7h61RMkfYUfStTG/jWXwqCgj6wocj5nhktx+puWwn5XD/u/FS6iSfS/Tmtin7pf9ekTpaQKG3BTpqjn",
+	"ihd2sGgSPRWXLOcpKDfxGZgMYYVasyWCZhsN64wZYCKFdYYKR9FVHD3GBStzQ4Pf3VLPxQakyVAB2kdp",
+	"Jc+l+UmWIr27VTyXoMt5BnL2G84NLKQCk3EN73FzT4NcC3QreyPlM6aWeHcre5MhpDjPmcKKnzCT6Qa4",
+	"htyuxS6VCWLxXIoFX5b20ZyvuKE1/yJYaTKp+Ce8Q4r+zLXmYhnDWkmxBKlA4aV8jymcv3xq6ToiNfTj",
+	"VZaDDIqSBSrDnf7MmZhjnmN6wWjNC6lW9lPEhfnhodXXMs/ZLMegml4huTC4RGUp4IfgYnmDMeSqyNHc",
+	"aBluCC7FxZqLVK57zEcczRWyHdNsD4siLSR3DN0ajZTqIpjIyeehZXbeIMqzPH+xiCZvd0sCse2Je+nq",
+	"XZcOdsCPhbWcX043N4D+8gEWjN9IfhZcsJx/upH8OOpvUZuLi0LJpUJ9g/1xUZSmyeStaVZoWMoMqTVL",
+	"U26FkOUvW4q29dLAxM5G0qgyxfwgofLvTD5HKMpVNHnrkED0ru/Z0nS2s3d4bxcv5rL0oGSvxHqf/Mi9",
+	"YS2RYabUzSWSD2XGzhFkKGpxLGqKRtSwEVEl9VHT+tR/YNq79dI66IOW/ws9eXXVRCZvI4IqntYNwxA4",
+	"VSl3V2T6bFNFkS2OdK1Ky2ZtiXRLf7u61LGrTVVtGY6uDY/bbmFLAgIpG5L/rkeAiZSP0fFsy/Ok9Q/+",
+	"zZmUOTKxQ58PF/SdrAtTDy66QmkdZylT7F1XzgXuUKWGMfEwsXcUgvoHaGRnb7SqeuQwjl/V7j3qHr54",
+	"Q8YNrg5Tdketq2oiphTbtNm1ewc1Y3aK0jPuUP5N19u31AVX2hxqEDOmL1ZSYb/s5uzwkbYFOreb3CvP",
+	"bYo1ll9P31jmIEUboVMbX74QWMFhuQAGpGdw9DeZ57gB/GhQaC7F8cjKW4sfzBhcFUZvD/onuYYVExsw",
+	"fIWaIHWYY800aBQGykIbhWw16gVjFplvj/umMRBh9+5gZyBFvoE1NxkkXMzzMsU/2CeTmKI0lq9t1CYF",
+	"MLCwOq/GayyjIvnHk6U88V9aWD96xdY/e+XbQpjtlf6aoQslHDkzmadcLIE7Avg37ZwHANN5qY1cDUES",
+	"DBbsGjDTS4NX5z6wueCC6+wmYC9Yym0O3j+ZMU2hlUArc5ZM5EfBesJ+eagg0qGeYuT52osPQmLhy8hW",
+	"h2t9lNOGqZ1SwY0NOI2VYa9B/UrxBTTfxl4FitQhJlUKsQ2vKjhWA6oacx1unGoR9YyvoVKFfipz0cE5",
+	"DYK15a7BpyDm++zbowq4dv152HItQluBTf9vRhqW9/3UoYV7rpe6+1Z9XRAyDC12A4Z96/habjc4mz3e",
+	"d9syJJUcJcEw0Atg5x4Nq8AXOOyDJrfP09xnUDCtrflmGhK2MKgSn91CEPjRQMGWeNAK/2cAgVcNC9hm",
+	"97DnDcbpngYm9BpVbKnBnZ9zsQ1In38k4z7a70NDvDHg3JzxuOhowpAKNp9uDe3xxCBRfgnq1CaFC+6M",
+	"fI9CH5hEar5ykaJhPO8zR2xubdw1Ru4qdmuAvn35WPNai2+9M7x6hUxL60tusIGtMfr2QCb1BpO0+DfA",
+	"my6lhqjQWU3fch+RC21qmW7A7o4EBFvTg57vg5FwfzweQ/1UsEgO29jNBGu8pTNtk9sVnHreg7egy7xn",
+	"B1UJqm8N1/IZwXfT3C9KM5cr3B1kfqHlbFTNBuPPRwRNujFTL5poJ6DbPEwePMyS2JrD7UgKbGSUlorq",
+	"BbBQcgXJ/VViuZ7c/+F3WeJqKNbT/H68SuwgyYMsaQDjBvpvJK23Azu5gNPL+6fzjJnTetE6dt92v8DV",
+	"DFOLFv3fVfnN/WkBnVuz7l3KLWVP27v6pSDl+AEKxpU+g/e40VDSlz88hHnGFJsbVDqGS5aXGH77/v6D",
+	"Hc55y2pWmTbr6PeWcNzD5/RsvwlqZPzqXOK2FA3L4088x0FxbK32LRPzTKp3fQKRbyCpofeAQLUG0ziX",
+	"ItU9o333w3hsKfvg+98/GI/HIyCVoQhOgxsEaAz4bgypDbpnG0hdabQ/xLOvbs/z59cvnj8DX2uLgRlY",
+	"SW26VTrNPyEc+eHhwXgMP/94TBE/BZmUzax//34cj8fj41aQNeOCqU0fRYpSFVL3LO3nUhuYISRkV/rI",
+	"2REG2mE94DC7AzobzNpYOBYe0lQJbKZFHFrF1PLHNICbNSlLfoniC5IdFKO8qCxwf6SyF/x+jaRo+GJf",
+	"8FOnSem5OltKq+0jfrsYu61nIUzbW9D1dOquaDiGbdmQrYmdSh+g0XDkYUIXjVvJO+7Vd6/h+xX8kFxV",
+	"Z79+3fUkfVu3pu2WSwekd1+xcmCX/BVi5RcFivOndrD/5Kmv4uhPyHKTva5SWNuUnTE9kBDhS49MdkSR",
+	"PSBNvncYjbp4uHY9FvvtuB+vbxM/yxTzv5ZY9tiPHTnMtbgImboDQ7W1uAgZvcPeaIzfpkIA+hYt4iWq",
+	"jevTgTXjhoslpTkY6FwaOHLZbBXesA52xubvl0qWIoUKMB4fmNlu7OCwNXEBi5wvM/Ml5ihkJPtyok0O",
+	"tKnbx+WG5m7HRRuDhwbc1+9RuXELB8/RNeb1NVGkDk4yC0x9R+DJePZ///HbXz88X3+3GP9dfP/mwwP9",
+	"7P3LKL6B4W1hqnZ9NwRpzoFVf3Y9Z59uh4HKIpcspfxroeQcLRLqSSBvJZka+Y7rlWXbjsPxv5Pj7pTu",
+	"PQ9qOjTS5J3V9Ikf2ZfHWJjshh6oYa1uI94eDLJ7I/7hHEmvsKoqLxFW1yxhtJpFWK6QpZuLZmo+fFcV",
+	"QKqHGqOE7+omFCHNxYJ6KveSoVkT8Yvtp0WNN7stneAMTQX1fV/lCBKnH4l1Wr6myQQQ574A24fhbxmG",
+	"VdWcrwjFXqFRmxtna95QFn/tsmv3NLjnQno7efni9RtKgdDvqJOzEMk6sJ2n4c1eiL0r10frd0Vrk6FG",
+	"ilc1HIU414eqZ4BsnsHKR5ysVTu9dk7wtvrYnOnCwW1SSYX254oGGsG+gnpCKTG5gKRS0SSGxOmm/eQV",
+	"0H6s9DMZgW+1nux/9HoZ087OXJhUKm42r63ldDs8L/hfcHNeOivcUV14jxtYsRR9L8KlSwJSusp5Bjg5",
+	"cZjm+fnPT2iBZJVJuZApVLUoZcYUrjeYi4Xcns1nGK0tAI354iST2mAae/NxYonKDJ/l6LM05y+fgkZ1",
+	"iWoET4376No0dDnTSJ0g7t17eiosztGxexUd6GvlHuybzKvCYsHnnOXw+vFfNJQaYyhFigqS08v7SQxF",
+	"XtpFLnBd50P1VMgFVcXlWsDRiqn3mMI06uZNpxHMMJfr49FUTMUTQoXk1GOXQ3U4MWcbVLGlhV2Pt58u",
+	"CEZxibkscCqSz1OHB6bRBD5PQ6pgGsUwJaK7T5QwcB/nMsVpdHWVOGKlrg7YaftORlNhucYNwSe3gSiO",
+	"LlFpx6nx6P5oTNaxQMEKbuPs0Xj0HWUnTEZydZpRIPTJfl4iGTSrljTN0zSa+EDpU9Q5IPFgPP5qbemt",
+	"WKzvtEHOL3HU0oxo8vZdHOlytWJqE02iZ/wSBWoNhZIzhCPLDo/HLHcsGW108ac3b14ej+C5BFaaDIXx",
+	"CyZLypaaAEWho3d2rlNyx8OUeeV+/icShlZAxwW+H393Z7M+lwaINO6ECrVG+eMpm91csuvlTTaFONuO",
+	"N8+suSeFryNsoG1gejjTasc5yLhnXBtvX0Kizp+Eets1do9KpaVyG+Vpq1LvolP/TaHwkstSV5V5Opv0",
+	"oUTK8vrDSS7Bv/OEU3f+l3T2h3/CGEKhbmh0OjvSGt3DhmjyYNwTrr67RcGt+yr71JmIZCnnGUUS/NBN",
+	"3zdqtczTxrEseuX+/ldaB2loLZ4o+15snawiqW5Ym1AUYHmO6p4OO4ktsENtXCNJU0CDTL6z8agcyrLX",
+	"jWkV+mpNY32WNYahCuB62MC5Jwt27mlISpUn7nX8ULJ8KpJQB/J9ic53UYLCd73kCFaKdDWrkqUhdTTS",
+	"Yv1Gx6PJUK25poVNhWvNsCb24Xhsx7BWtu6kkYuFS3O4Dg1otFRqYApDb2Lo69BshVNhFBOazalgaddb",
+	"dzZyDQpNqQSmkDRa1hPy0l0fricVxKvxeAJsPseC8kl7CqNrxY1BYb0vm4p1Ji2ZytUMlRXeFRelQQ1S",
+	"QSZLpeEomUa/H6+mkUWD0+h+Fj49eGg/Hp/RZqQIm1mxjQUtoC0/LJ+II3Yc+pB4WCHAQuFj5+3bhqxR",
+	"Pq5bUH70LTVfRZF7CtRX7fjJNyLerikZOmPng5FvzHw4olbdzyR6pGQuldRtT92yIG03d/o5dBpc1dFz",
+	"X5Dgc4y1KlURizdXUJE0JoTcyrwSZHaFHrIhVaVHT4XV5KUVbGZAijlWzWrOcMHRw/HDGNiMuk5puznX",
+	"Rh87v/obE9y4FwQoXEkbHtD8cq3jqdDSQX4hwdmkTOape2ImU+5U0OU8tI3S7P47bb4UF01F8vjJsydv",
+	"nlB0TUs//czTK1J5VEw33zJS9mmcG73WuNsU+pAg2SX71MzrUxajLxbqh+OH+1+qzvd+JS3oWuuJ30el",
+	"FxTLXkMOh9ztAHg3iuPlHbHyEPv1rfDtjzZir5zYkf2o5JoigjPX+4DKOff3WBjfEpOSwWuw0rVeHw9C",
+	"pDYo71ts/chpuL7g6t2gaTx1xq579cF1xh4CbucCuDgJUMTTZSlRE5Soc8PJBHzRpyaDNrIIVjO2w7iC",
+	"UwW4psKaUEdONpOKEi1tTKTRmBy1HaWRg6q1p2DKcJbXFvJRtSILa9wgxtckfQ4a6lVb41o7Coe+rPE9",
+	"q/SU3s2YBhTWe1UIMaBDwoa98KXu/4v+fRDEP0VpHakDy64JK06DuDYi6u1EBLnmdWa9bS2cqhTObLvu",
+	"LG6ckMRQCsNzb91JLknEnfdPKX8zFQEYBExgMlw5fDHsBGiYmTQZAZLjETxhFuwYXNnQKNAqsbKZQkIv",
+	"JvQOfmRzk298db4ev9Vj7vIcfgmEz1GtuGA5xR8v2ZKL5aRq2acU6VajPw8m4qj0iMOGw3Z1vnUh8bio",
+	"6vSfCjq1oj0RSd88S+5pH1n9xHOyu3O5mtmFkvqfP39M9HmPWNiRrDrPpVI4N336WOVFQkH8OtmRoQMN",
+	"jeN+W4kSOLKErvd9u4mTL8mc3B/3pU7i3t6oyqhzQQ7S7bgqO8CRwgJ96roiq5UvjfZP45k2l6sVc00N",
+	"+LHIqdnNlUD61l5XcqvFH16Y0WbjSu9SraJ9u1pnUrfZbK0z40I7oTb40cTAl0IqkjOmcQTJ/7Eh8EVC",
+	"YphMpwmsSPZzbmzMm2+GeKKRKXIL1+B5e73VdTAUTQ/NUx0cO3yahI54AktT7QpltS72HhM9kJP+AOlX",
+	"YeWt5/aaZ7h2pvgCO/71Xex2PMOqEm+gQuyjS+b6l8rcgOYpwmxD/9qf/RNSpajuDh2HBd4iTH7Zxb5o",
+	"YYGDvmdVckIK1JCxS/KMXNXdxBYHBwjsvTqKVFNyTkxFw0d7K5qi9ff+gokKF8c+RKlSjoFFoajrsiA+",
+	"r2nd/VQUqFp2b+0Ab1GgwHTSQt1HDgMLuT6OW9jfujoK1v1GJ4Qx7KamwiICJDjeRPgOK+m+TUApchtq",
+	"mL5zcsCU4pchqXMcT0Wy1ZJijXK7J6X5TZNaSacrhVoYpyKpWlOSEZxDO4gQ0rSzs9AIBEKSmFP0Y53X",
+	"ntCgAUZuJcM5fI7qjjOdw8eheizsr5bWM5yzFZlZ8kPWkaT1FQP/fgbXCS5ouWqUGeieiVbu88zfEWHR",
+	"qY1P2qXE6wREp58rs3C1o07cSDUFSt+Rgx4Ke9tC8u1yXPZeKBLX2Q+LyL6yG413XBRiHUntKWL45dWz",
+	"E9RzVrj7N3purGw37h16X+VOV27U5jYcuCtb2Ji26l4DeYmqqtw1E+7hDpLQbAYac5wbfxGHrkJh8pch",
+	"C3VUOagYnFuK/emutJWGOo69R6Hh3mNP09wIfqxOgE0FVgVS56RSnpKXCvP5wqLimJ5BEjrLfNRSd9Ql",
+	"IJhScu1qG5nkc5yKI9dz1XyK5VJgHNrMKG1RT0DwwS6ocoF47EBHoylwKpLQNRfqgNT5J6nEe+TLK1b6",
+	"6YjVset18o1fFyQCF3IxgWk5Hn83t2/ylD5jckbzhpIwoY/26CHL3lc7bT/pYYg75UVbqLoT7ShTwSnT",
+	"myPtc1PlWBhNuQHLwRE8lyajsrEkEm3iKrOoDc/zYLvp7ATz+HgqFi7R5BCHKz7tzjbWzZu3hCS2u0Ov",
+	"ti+WvbPEZiVM/45AgOTICouD4wHjO9PDWiZsp+sn2d3ZR0TtivvyZJSYcHoQ7J7vxR9KSzRa9W+W8/rC",
+	"pNdhaa/XUvlI1Uaw1MvBpaB7uGzkoOfuOLl9KRlaB73evw6are981DW6tMhMfN0mrdtMrlSH/XYmVXy5",
+	"85vvmtoq2zp9290jtSpzwwum6guVXQCMKbhvN+5fLsgBLzhaf2Wl7AwaOIBr8FeFuv5abqbCRc4ajhj8",
+	"+fWL5+FiaXLwDIQUJ7gqzCaGUvAPJbahnnXYmUwTB0aSyotRXYSaslzRgYFPIPrRA1Ji4CQMfPvP8Qh+",
+	"zbhBXbA5nhCO8vYrlFZ5dX+0FTyYlca1Yghp6rwbnIsNtVvmuGrF4X5X4YLxRu+WncblIIR3zURkqTAd",
+	"TcW516kK+fFP6C6ubg2f0DUERsoLuu86iWGGC6msm95UgypkdJm5cN1k1ZXZOYqloR4V6YDSCNzxY28X",
+	"/+Db3+y6yqJwSaHBBqmf3En4YZ9fidTpQqrVSTircJ0WqeadCXecN2ie7O3HAo53vqPoG7Mav1BXFDiN",
+	"fFbZ8/bZ0D4b0nThp5/9pRidFqm+5p5KWm7RxO9o7Xn8TTbzPA6tO8SfEEF4evVb+J25kttmwn6daSjL",
+	"t9aZ0+0cbHjVa6UE/H/gUSUbOqp02uBELzMfy7Wwynt9Zsq5QXPi/HqbqXuvUBnId7E10FlZnxqyoYEN",
+	"RuGRW8DJM/I435rWeQJ7vbun66tr7GZPeOpOS+Q2GqCqBd39Sd4grvMQyTl1RCdU7rgNwfkQrijoFZPG",
+	"AeNb1PjGLD0yQr9Can+2AJIQWEwlZIKMLr2QdvpaR/9Ux9gX9YZSvb9MgcqMPvNdoArbOvBeBTByiSZr",
+	"lyFbB21azOpH7CeQ1GNPwGKhZNK6o5lrIPlIw+Vl/pwDNetc/Nf/+/8J8DQOWbkJTCP3+DRK4qmAcDp5",
+	"Am/fJe4WJqq++9uIaMv3dF1HdCcEq5RlgerEnYQgCKsp8ajojBJlsMDnEgqZ8zllrtrUO7O/5HTVsrUr",
+	"f3zyZmSXaqdKQi2sgqj+eGZNkGQ0FSeQ0PG0OV4YjspucJHjx2nkevhkaVpvTAK1qi2smT+JRSVSy3vt",
+	"26sIVAPUhzS4gCPXkPm3F8+ePfnHxU/Pnvz94tfzp29i31y0zjhV8hDmpVJkSlpZuBC1cO1pQ4cxjkNP",
+	"oqhiAMrLMtAbMc+UFDbstuujDb+oDpG0HyiY1icmU7JcZlvXSR15snohsjHNR+47xd3x0hPLeLssvLRq",
+	"VKUZXVh3HAcc7ESgEjaehkRmQg9MYMFyjZY3b8L5Nt7p6agut4rBvdngkMsaBxmwJsNzrEKrg5HKq/oK",
+	"4ts7zdG97+uOw5XG/z8URwY/mlNiV6+3P8i3d+4rcPcgOk3zTDh2wbXlG7Wk+OedmHy7x0ec3QrvNK10",
+	"zbxtW336ufGfpB0QD7Vk8pZl4l83LvKmp5K9IxasgnTJqM5hnOMhdu4JnBrc2pmSfk3qEPJO7bV13dYZ",
+	"JM7kNissQ317Tot78qfVJR63mkDd97+ydS83+ZcvjtigcIvFZ5A46XMJ+lavjmvhpm4laoNW1CQxLI7X",
+	"Cw0a/4NjFR4MmKYv7kVrzVGnkvs6jO7SuP1HJLcPI2xFHWfAU1wV0kWx4biJO1EsWF7RaMDXtS8faF+b",
+	"8vadlQYHFZ0clSr3F55MTk9zOWd5JrWZ/G78u7GVzv8OAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -264,6 +264,11 @@ func (d *Daemon) janitor(ctx context.Context) {
 	} else if removed > 0 {
 		d.logger.Info("removed results of batches whose files are gone", "requests", removed)
 	}
+	if n, err := d.q.BatchesDeletedRemove(ctx); err != nil {
+		d.logger.Warn("remove deleted batches", "error", err.Error())
+	} else if n > 0 {
+		d.logger.Info("removed deleted batches", "requests", n)
+	}
 	if n, err := d.q.ResponsesRemoveDeleted(ctx); err != nil {
 		d.logger.Warn("remove deleted responses", "error", err.Error())
 	} else if n > 0 {

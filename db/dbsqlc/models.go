@@ -52,6 +52,7 @@ type Batch struct {
 	ReasoningTokens      int64
 	TotalTokens          int64
 	ResultsRemovedAt     *time.Time
+	DeletedAt            *time.Time
 }
 
 type Daemon struct {

@@ -275,3 +275,33 @@ func TestBrowseAndRetryABatchWithFailures(t *testing.T) {
 	require.Equal(t, len(out), len(outAgain))
 	require.Equal(t, len(errs), len(errsAgain))
 }
+
+// Deleting a running batch aborts its calls; it and its files are gone, and the SDK sees a 404.
+func TestDeleteARunningBatch(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "-latency", "60s")
+	v := startVolley(t, dispatchEnv(t, m, 2)...)
+	key := v.key("alice")
+	c := v.client(key)
+	lines, _ := manyLines("d", "slow", 6)
+	b := createBatch(t, c, uploadLines(t, c, lines...), "24h")
+	require.Eventually(t, func() bool { return m.stats().InFlight == 2 }, 20*time.Second, 20*time.Millisecond)
+
+	status, raw := v.api(http.MethodDelete, "/v1/batches/"+b.ID, key, "", nil)
+	require.Equal(t, http.StatusOK, status, string(raw))
+	require.JSONEq(t, fmt.Sprintf(`{"id":%q,"object":"batch","deleted":true}`, b.ID), string(raw))
+	_, err := c.Batches.Get(ctx(t), b.ID)
+	var apiErr *openai.Error
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusNotFound, apiErr.StatusCode)
+	page, err := c.Batches.List(ctx(t), openai.BatchListParams{})
+	require.NoError(t, err)
+	require.Empty(t, page.Data)
+	require.Eventually(t, func() bool { return m.stats().Canceled == 2 }, 20*time.Second, 20*time.Millisecond,
+		"the in-flight calls were aborted")
+	files, err := c.Files.List(ctx(t), openai.FileListParams{})
+	require.NoError(t, err)
+	for _, f := range files.Data {
+		require.Equal(t, "batch", string(f.Purpose), "no output or error file of the deleted batch appears")
+	}
+}
