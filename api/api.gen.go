@@ -75,6 +75,21 @@ func (e BatchStatus) Valid() bool {
 	}
 }
 
+// Defines values for BatchDeletedObject.
+const (
+	BatchDeletedObjectBatch BatchDeletedObject = "batch"
+)
+
+// Valid indicates whether the value is a known member of the BatchDeletedObject enum.
+func (e BatchDeletedObject) Valid() bool {
+	switch e {
+	case BatchDeletedObjectBatch:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BatchListObject.
 const (
 	BatchListObjectList BatchListObject = "list"
@@ -144,6 +159,21 @@ const (
 func (e BatchRequestListObject) Valid() bool {
 	switch e {
 	case BatchRequestListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CancelBatchRequestsResultObject.
+const (
+	CancelBatchRequestsResultObjectList CancelBatchRequestsResultObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the CancelBatchRequestsResultObject enum.
+func (e CancelBatchRequestsResultObject) Valid() bool {
+	switch e {
+	case CancelBatchRequestsResultObjectList:
 		return true
 	default:
 		return false
@@ -252,6 +282,39 @@ func (e QueueDepthObject) Valid() bool {
 	}
 }
 
+// Defines values for RequestCancelOutcomeResult.
+const (
+	RequestCancelOutcomeResultAlreadyCancelled RequestCancelOutcomeResult = "already_cancelled"
+	RequestCancelOutcomeResultAlreadyCompleted RequestCancelOutcomeResult = "already_completed"
+	RequestCancelOutcomeResultAlreadyExpired   RequestCancelOutcomeResult = "already_expired"
+	RequestCancelOutcomeResultAlreadyFailed    RequestCancelOutcomeResult = "already_failed"
+	RequestCancelOutcomeResultCancelled        RequestCancelOutcomeResult = "cancelled"
+	RequestCancelOutcomeResultCancelling       RequestCancelOutcomeResult = "cancelling"
+	RequestCancelOutcomeResultNotFound         RequestCancelOutcomeResult = "not_found"
+)
+
+// Valid indicates whether the value is a known member of the RequestCancelOutcomeResult enum.
+func (e RequestCancelOutcomeResult) Valid() bool {
+	switch e {
+	case RequestCancelOutcomeResultAlreadyCancelled:
+		return true
+	case RequestCancelOutcomeResultAlreadyCompleted:
+		return true
+	case RequestCancelOutcomeResultAlreadyExpired:
+		return true
+	case RequestCancelOutcomeResultAlreadyFailed:
+		return true
+	case RequestCancelOutcomeResultCancelled:
+		return true
+	case RequestCancelOutcomeResultCancelling:
+		return true
+	case RequestCancelOutcomeResultNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ResponseDeletedObject.
 const (
 	ResponseDeletedObjectResponse ResponseDeletedObject = "response"
@@ -313,6 +376,16 @@ type BatchObject string
 
 // BatchStatus defines model for Batch.Status.
 type BatchStatus string
+
+// BatchDeleted defines model for BatchDeleted.
+type BatchDeleted struct {
+	Deleted bool               `json:"deleted"`
+	Id      string             `json:"id"`
+	Object  BatchDeletedObject `json:"object"`
+}
+
+// BatchDeletedObject defines model for BatchDeleted.Object.
+type BatchDeletedObject string
 
 // BatchError defines model for BatchError.
 type BatchError struct {
@@ -420,6 +493,22 @@ type BatchUsage struct {
 	} `json:"output_tokens_details"`
 	TotalTokens int64 `json:"total_tokens"`
 }
+
+// CancelBatchRequestsRequest defines model for CancelBatchRequestsRequest.
+type CancelBatchRequestsRequest struct {
+	// CustomIds 1 to 1000 custom_ids of the batch.
+	CustomIds []string `json:"custom_ids"`
+}
+
+// CancelBatchRequestsResult defines model for CancelBatchRequestsResult.
+type CancelBatchRequestsResult struct {
+	BatchId string                          `json:"batch_id"`
+	Data    []RequestCancelOutcome          `json:"data"`
+	Object  CancelBatchRequestsResultObject `json:"object"`
+}
+
+// CancelBatchRequestsResultObject defines model for CancelBatchRequestsResult.Object.
+type CancelBatchRequestsResultObject string
 
 // CreateBatchRequest defines model for CreateBatchRequest.
 type CreateBatchRequest struct {
@@ -552,6 +641,15 @@ type QueueDepth struct {
 // QueueDepthObject defines model for QueueDepth.Object.
 type QueueDepthObject string
 
+// RequestCancelOutcome defines model for RequestCancelOutcome.
+type RequestCancelOutcome struct {
+	CustomId string                     `json:"custom_id"`
+	Result   RequestCancelOutcomeResult `json:"result"`
+}
+
+// RequestCancelOutcomeResult defines model for RequestCancelOutcome.Result.
+type RequestCancelOutcomeResult string
+
 // Response An OpenAI Response object. `output` is always an array.
 type Response = json.RawMessage
 
@@ -564,6 +662,19 @@ type ResponseDeleted struct {
 
 // ResponseDeletedObject defines model for ResponseDeleted.Object.
 type ResponseDeletedObject string
+
+// RetryBatchRequest defines model for RetryBatchRequest.
+type RetryBatchRequest struct {
+	// CompletionWindow The new batch's window, as in `POST /v1/batches`; default the old batch's.
+	CompletionWindow *string `json:"completion_window,omitempty"`
+
+	// CustomIds Retry only these lines (at most 50,000); each must be a line of the batch.
+	CustomIds *[]string          `json:"custom_ids,omitempty"`
+	Metadata  *map[string]string `json:"metadata,omitempty"`
+
+	// Statuses Retry the lines in these states: any of `completed`, `failed`, `expired`, `cancelled`. Default: `failed`, `expired`, `cancelled`.
+	Statuses *[]string `json:"statuses,omitempty"`
+}
 
 // BatchID defines model for BatchID.
 type BatchID = string
@@ -646,6 +757,12 @@ type RetrieveResponseParamsStream bool
 // CreateBatchJSONRequestBody defines body for CreateBatch for application/json ContentType.
 type CreateBatchJSONRequestBody = CreateBatchRequest
 
+// CancelBatchRequestsJSONRequestBody defines body for CancelBatchRequests for application/json ContentType.
+type CancelBatchRequestsJSONRequestBody = CancelBatchRequestsRequest
+
+// RetryBatchJSONRequestBody defines body for RetryBatch for application/json ContentType.
+type RetryBatchJSONRequestBody = RetryBatchRequest
+
 // CreateFileMultipartRequestBody defines body for CreateFile for multipart/form-data ContentType.
 type CreateFileMultipartRequestBody = CreateFileRequest
 
@@ -666,6 +783,9 @@ type ServerInterface interface {
 	// CreateBatch Create a batch from an uploaded input file.
 	// (POST /v1/batches)
 	CreateBatch(w http.ResponseWriter, r *http.Request)
+	// DeleteBatch Volley extension: delete a batch with its requests and its output and error files.
+	// (DELETE /v1/batches/{batch_id})
+	DeleteBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
 	// RetrieveBatch Get one batch (one row read; counters are kept up to date as requests finish).
 	// (GET /v1/batches/{batch_id})
 	RetrieveBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
@@ -675,9 +795,15 @@ type ServerInterface interface {
 	// ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
 	// (GET /v1/batches/{batch_id}/requests)
 	ListBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID, params ListBatchRequestsParams)
+	// CancelBatchRequests Volley extension: cancel some requests of a running batch; the rest runs on.
+	// (POST /v1/batches/{batch_id}/requests/cancel)
+	CancelBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID)
 	// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
 	// (GET /v1/batches/{batch_id}/requests/{custom_id})
 	RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string)
+	// RetryBatch Volley extension: retry an ended batch's lines as a new batch.
+	// (POST /v1/batches/{batch_id}/retry)
+	RetryBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams)
@@ -738,6 +864,12 @@ func (_ Unimplemented) CreateBatch(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// DeleteBatch Volley extension: delete a batch with its requests and its output and error files.
+// (DELETE /v1/batches/{batch_id})
+func (_ Unimplemented) DeleteBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // RetrieveBatch Get one batch (one row read; counters are kept up to date as requests finish).
 // (GET /v1/batches/{batch_id})
 func (_ Unimplemented) RetrieveBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
@@ -756,9 +888,21 @@ func (_ Unimplemented) ListBatchRequests(w http.ResponseWriter, r *http.Request,
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// CancelBatchRequests Volley extension: cancel some requests of a running batch; the rest runs on.
+// (POST /v1/batches/{batch_id}/requests/cancel)
+func (_ Unimplemented) CancelBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // RetrieveBatchRequest Volley extension: one request of a batch, with its body.
 // (GET /v1/batches/{batch_id}/requests/{custom_id})
 func (_ Unimplemented) RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RetryBatch Volley extension: retry an ended batch's lines as a new batch.
+// (POST /v1/batches/{batch_id}/retry)
+func (_ Unimplemented) RetryBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -910,6 +1054,32 @@ func (siw *ServerInterfaceWrapper) CreateBatch(w http.ResponseWriter, r *http.Re
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.CreateBatch(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteBatch operation middleware
+func (siw *ServerInterfaceWrapper) DeleteBatch(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteBatch(w, r, batchId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1078,6 +1248,32 @@ func (siw *ServerInterfaceWrapper) ListBatchRequests(w http.ResponseWriter, r *h
 	handler.ServeHTTP(w, r)
 }
 
+// CancelBatchRequests operation middleware
+func (siw *ServerInterfaceWrapper) CancelBatchRequests(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelBatchRequests(w, r, batchId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // RetrieveBatchRequest operation middleware
 func (siw *ServerInterfaceWrapper) RetrieveBatchRequest(w http.ResponseWriter, r *http.Request) {
 
@@ -1104,6 +1300,32 @@ func (siw *ServerInterfaceWrapper) RetrieveBatchRequest(w http.ResponseWriter, r
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.RetrieveBatchRequest(w, r, batchId, customId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RetryBatch operation middleware
+func (siw *ServerInterfaceWrapper) RetryBatch(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "batch_id" -------------
+	var batchId BatchID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "batch_id", chi.URLParam(r, "batch_id"), &batchId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "batch_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RetryBatch(w, r, batchId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1540,13 +1762,22 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/batches", wrapper.CreateBatch)
 	})
 	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/v1/batches/{batch_id}", wrapper.DeleteBatch)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches/{batch_id}", wrapper.RetrieveBatch)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/batches/{batch_id}/cancel", wrapper.CancelBatch)
 	})
 	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/batches/{batch_id}/retry", wrapper.RetryBatch)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests", wrapper.ListBatchRequests)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/batches/{batch_id}/requests/cancel", wrapper.CancelBatchRequests)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests/{custom_id}", wrapper.RetrieveBatchRequest)
@@ -1759,6 +1990,73 @@ type CreateBatchdefaultJSONResponse struct {
 }
 
 func (response CreateBatchdefaultJSONResponse) VisitCreateBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteBatchRequestObject struct {
+	BatchId BatchID `json:"batch_id"`
+}
+
+type DeleteBatchResponseObject interface {
+	VisitDeleteBatchResponse(w http.ResponseWriter) error
+}
+
+type DeleteBatch200JSONResponse BatchDeleted
+
+func (response DeleteBatch200JSONResponse) VisitDeleteBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteBatch401JSONResponse) VisitDeleteBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteBatch404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteBatch404JSONResponse) VisitDeleteBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteBatchdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response DeleteBatchdefaultJSONResponse) VisitDeleteBatchResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2000,6 +2298,88 @@ func (response ListBatchRequestsdefaultJSONResponse) VisitListBatchRequestsRespo
 	return err
 }
 
+type CancelBatchRequestsRequestObject struct {
+	BatchId BatchID `json:"batch_id"`
+	Body    *CancelBatchRequestsJSONRequestBody
+}
+
+type CancelBatchRequestsResponseObject interface {
+	VisitCancelBatchRequestsResponse(w http.ResponseWriter) error
+}
+
+type CancelBatchRequests200JSONResponse CancelBatchRequestsResult
+
+func (response CancelBatchRequests200JSONResponse) VisitCancelBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchRequests400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CancelBatchRequests400JSONResponse) VisitCancelBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchRequests401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CancelBatchRequests401JSONResponse) VisitCancelBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchRequests404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CancelBatchRequests404JSONResponse) VisitCancelBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBatchRequestsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CancelBatchRequestsdefaultJSONResponse) VisitCancelBatchRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RetrieveBatchRequestRequestObject struct {
 	BatchId  BatchID `json:"batch_id"`
 	CustomId string  `json:"custom_id"`
@@ -2057,6 +2437,88 @@ type RetrieveBatchRequestdefaultJSONResponse struct {
 }
 
 func (response RetrieveBatchRequestdefaultJSONResponse) VisitRetrieveBatchRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryBatchRequestObject struct {
+	BatchId BatchID `json:"batch_id"`
+	Body    *RetryBatchJSONRequestBody
+}
+
+type RetryBatchResponseObject interface {
+	VisitRetryBatchResponse(w http.ResponseWriter) error
+}
+
+type RetryBatch200JSONResponse Batch
+
+func (response RetryBatch200JSONResponse) VisitRetryBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryBatch400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetryBatch400JSONResponse) VisitRetryBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RetryBatch401JSONResponse) VisitRetryBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryBatch404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RetryBatch404JSONResponse) VisitRetryBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryBatchdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response RetryBatchdefaultJSONResponse) VisitRetryBatchResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2815,6 +3277,9 @@ type StrictServerInterface interface {
 	// CreateBatch Create a batch from an uploaded input file.
 	// (POST /v1/batches)
 	CreateBatch(ctx context.Context, request CreateBatchRequestObject) (CreateBatchResponseObject, error)
+	// DeleteBatch Volley extension: delete a batch with its requests and its output and error files.
+	// (DELETE /v1/batches/{batch_id})
+	DeleteBatch(ctx context.Context, request DeleteBatchRequestObject) (DeleteBatchResponseObject, error)
 	// RetrieveBatch Get one batch (one row read; counters are kept up to date as requests finish).
 	// (GET /v1/batches/{batch_id})
 	RetrieveBatch(ctx context.Context, request RetrieveBatchRequestObject) (RetrieveBatchResponseObject, error)
@@ -2824,9 +3289,15 @@ type StrictServerInterface interface {
 	// ListBatchRequests Volley extension: a batch's requests, input and result side by side, in input order.
 	// (GET /v1/batches/{batch_id}/requests)
 	ListBatchRequests(ctx context.Context, request ListBatchRequestsRequestObject) (ListBatchRequestsResponseObject, error)
+	// CancelBatchRequests Volley extension: cancel some requests of a running batch; the rest runs on.
+	// (POST /v1/batches/{batch_id}/requests/cancel)
+	CancelBatchRequests(ctx context.Context, request CancelBatchRequestsRequestObject) (CancelBatchRequestsResponseObject, error)
 	// RetrieveBatchRequest Volley extension: one request of a batch, with its body.
 	// (GET /v1/batches/{batch_id}/requests/{custom_id})
 	RetrieveBatchRequest(ctx context.Context, request RetrieveBatchRequestRequestObject) (RetrieveBatchRequestResponseObject, error)
+	// RetryBatch Volley extension: retry an ended batch's lines as a new batch.
+	// (POST /v1/batches/{batch_id}/retry)
+	RetryBatch(ctx context.Context, request RetryBatchRequestObject) (RetryBatchResponseObject, error)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(ctx context.Context, request ListFilesRequestObject) (ListFilesResponseObject, error)
@@ -3003,6 +3474,32 @@ func (sh *strictHandler) CreateBatch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// DeleteBatch operation middleware
+func (sh *strictHandler) DeleteBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	var request DeleteBatchRequestObject
+
+	request.BatchId = batchId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteBatch(ctx, request.(DeleteBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteBatch")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteBatchResponseObject); ok {
+		if err := validResponse.VisitDeleteBatchResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // RetrieveBatch operation middleware
 func (sh *strictHandler) RetrieveBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
 	var request RetrieveBatchRequestObject
@@ -3082,6 +3579,39 @@ func (sh *strictHandler) ListBatchRequests(w http.ResponseWriter, r *http.Reques
 	}
 }
 
+// CancelBatchRequests operation middleware
+func (sh *strictHandler) CancelBatchRequests(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	var request CancelBatchRequestsRequestObject
+
+	request.BatchId = batchId
+
+	var body CancelBatchRequestsJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelBatchRequests(ctx, request.(CancelBatchRequestsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelBatchRequests")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelBatchRequestsResponseObject); ok {
+		if err := validResponse.VisitCancelBatchRequestsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // RetrieveBatchRequest operation middleware
 func (sh *strictHandler) RetrieveBatchRequest(w http.ResponseWriter, r *http.Request, batchId BatchID, customId string) {
 	var request RetrieveBatchRequestRequestObject
@@ -3102,6 +3632,42 @@ func (sh *strictHandler) RetrieveBatchRequest(w http.ResponseWriter, r *http.Req
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(RetrieveBatchRequestResponseObject); ok {
 		if err := validResponse.VisitRetrieveBatchRequestResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RetryBatch operation middleware
+func (sh *strictHandler) RetryBatch(w http.ResponseWriter, r *http.Request, batchId BatchID) {
+	var request RetryBatchRequestObject
+
+	request.BatchId = batchId
+
+	var body RetryBatchJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RetryBatch(ctx, request.(RetryBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetryBatch")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RetryBatchResponseObject); ok {
+		if err := validResponse.VisitRetryBatchResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -3383,101 +3949,118 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7F17c9vGtf8qO7i9Y6kDUpTjuAk1/UONncatY7u207QjqsKSOCQ2Bnbh3YVo2tLM/TT3g91PcuecXTwJ",
-	"ipRkKXWmf5nCYx/n+TuPhT8FM5XlSoK0Jhh/CnKueQYWNP31J25nybMn+FPIYBzk3CZBGEieQTAOpnj3",
-	"TMRBGGh4XwgNcTC2uoAwMLMEMo7v2VWOzxqrhVwEl5dh8L1IYeOYc5HC9Yd8DSZX0mweVvsHrjv0ZVi9",
-	"6gkSv4b3BRiLf82UtCDpJ8/zVMy4FUoe/GKUxGv1sL/TMA/GwX8d1MQ+cHfNwVOtlS434KaMwcy0yHGw",
-	"YBw8k+c8FTHTbuIjZhNgGRjDF8AMXxm2TLhlXMZsmYCGYXAZBk9gzovU0uD3t9RjuWLKJqAZ4KO0khfK",
-	"fq8KGd/fKl4oZopZwtT0F5hZNlea2UQY9g5WDwxTSwluZW+Ves71Au5vZW8TYDHMUq6h4iebqnjFhGEp",
-	"rgWXyiWxeKbkXCwKfDQVmbC05p8kL2yitPgI90jRH4UxQi5CttRKLpjSTMO5egcxO371DOk6JDX041WW",
-	"gwyKVjloK5z+zLicQZpCfMZpzXOlM/wVCGkfP0J9LdKUT1MoVdMrpJAWFqCRAn4IIRe3GENleQr2Vstw",
-	"Qwglz5ZCxmrZYz7CYKaBXzHN+rAg41wJx9C10UipzkoTOf60aZmdN4jyPE1fzoPxydWSQGx76l66PO3S",
-	"AQf8kKPlvDnd3ADm5gPMubiV/MyF5Kn4eCv5cdRfo7aQZ7lWCw3mFvsTMi9sk8lr02RgecwtqTWPY4FC",
-	"yNNXLUVbe2nDxM5G0qgqhnQnofLvjD8FIIssGJ84JBCc9j1b2M52tg7v7eLZTBUelGyVWO+Tv3NvoCWy",
-	"3BamuUTyodziHKUMBS2OBU3RCBo2IqikPmhan/oPiHu3XqCD3mn5P9GTl5dNZHISEFTxtG4YhpJTlXJ3",
-	"RabPNlUUWeNI16q0bNaaSLf0t6tLHbvaVNWW4eja8LDtFtYkoCRlQ/JPewS4tl09fkfF0KsWqZBwhVQ2",
-	"9NIjrt5RCDXvINwdDtOq6pHLcfyqrt6jWd9kaROEhWw3vXHUuqwm4lrzVVvFr95BJZ5Xc+W5cID5tuvt",
-	"W+pcaGN3tS0JN2eZ0k0uTpVKgUsSBr77SOtGMMVNnobXolhj+fX0jWVupGgjCmlDtZcSKmSp5owzss1s",
-	"7+8qTWHF4IMFaYSS+0OUtxY/uLWQ5c7ktgf9QS1ZxuWKWZGBIXRazrHkhhmQlhW5sRp4NuzFNQhy18d9",
-	"2xiIYHB3sCOmZLpiS2ETFgk5S4sY/ohPRiEFPDxdYgCkJOMMEWpajddYRkXyD4OFGviLiJCHr/nyR698",
-	"a2CtvdKfE3Co3JEzUWks5IIJRwD/Js65A8abFcaqbJN3h9KCXQOxeWnw6tyH2+ZCCpPcBjeVlnKdg4eD",
-	"KTcUpUhAmUMykUti6FT65aFCG7uii6Hna6+rLWP0m5Gtjnz6KGcs11dKhbAYu1mUYa9B/UpxA5qvw5gc",
-	"ZOzAhy6kXEcqFbKpsUkNX3Y3TrWIesbXqKMCEpW56ECGBsHactfgUynm2+zbdxUG7Przcsu1CK3FCP33",
-	"rLI87bvVoYV7rpe621Z9XRCyGVpcDRi2reNzud3S2WzxvuuWIarkKCoNA73AcO7hZhW4gcPeaXJ8nuY+",
-	"Yjk3Bs03Nyzicws68okiYBI+WJbzBey0wn8PIPC6YQHb7N7seUvj9MAwLs0SdIjUEM7PuTCBKZ/KI+M+",
-	"3O5DS+i+wbk543HW0YRNKth8ujW0xxMbifJTqU5tUrg4yap3IM2O+ZjmK2cxWC7SPnPEZ2jjrjFyV7Fb",
-	"A/Tty4dt11p8653Nq9fAjUJfcosNrI3RtwcyqbeYpMW/DbzpUmoTFTqr6Vvud+TVunC71xG104BtVYse",
-	"PkqiEDVpHYQzBNVxoSlry+ZaZSw6zCJmFYsOH3+TRC6TjUbq21EW4SDRwyQi7I7+V+ME/9rbOzkcfHt6",
-	"Mhp8e/ppFH51eXE4Gp2MBn9wl/Cvb0b72YV77KJ++OLwZDT4uvz9+GQ0+OZ0P9n/XdCXSmxkJtdDDjVn",
-	"B+eHB7OE24OaJiZ0V7sXIJtCjDjG/13VWNyfCDUcSUxnp3h3rzvJRfN3PfRFNepFY8D+za0l3TIhn4Nc",
-	"2CQYH4Y3S8Fl/EM5xNeHD3sGaVPxpxy5fviY5Vxoc8Tewcqwgi4+fsRmCdd8ZkGbkJ3ztIDyHg7N4Bz0",
-	"yl3HQIhmQMpl/ENzTYePd8gDenWp8jzoG7cWENzDx/Rsv9Y28k11Jmtdezbr4fcihY1q2FrtCZezROnT",
-	"PklNVyyq0WpXkeo7/SrQmsXATMnY9Ezz1ePRCHnz8OtvH45GoyEjG0LRkGFuEEZjsK9GLMYAdrpisavY",
-	"ebaJDLGEHyBEcXRXcOj+rHbaE5395c3LF8+ZrxGFjFuWKWO71SUjPgLb8/Ozh6MR+/FP+xReU0RHWbj6",
-	"/tejcDQa7bcimqmQXK/6SJYXOlemZ2k/FhjzA4souusygi728KAjWrTrepLNwlPCo41pE8RD5UOGqlrN",
-	"vISDixAjU20DOaFhXohzkOvJlCmfvVvosvC5QesaULZ+/kzRokzfezs4n7VX7tVPXF5VWegUixndYN4p",
-	"alVYMEhhLltx8xZTbECfixmcWeHs1FbAbqyPJ7YzxS1il2c7gum2fHrtFBRFji+riKI/fty6w8+Rqi4v",
-	"bAtJ6+Q1PVfnsGm1fRrZrjavm/IyeN5asfZ06q5oc2ah5aa2apfzIjs4Ebbnw8tuzITmaf96LsY7le0+",
-	"pS+hdG2/0aGc33G9ij4ioh9+AlXypZNbgG5WpqFNG2LC9QCazPrWALpdHytn3rTkz5ALeZmDPH6Gg/2n",
-	"DnEZBj8AT23ypkpRrlN2ys2GhJdYeDh+RZagJ5JS71wgRQ1Pwrh2lOFWmODH69vEj2io/1ZA0WOJrshR",
-	"L+VZmYndMRRfyrMyY7vbG43x21TwGMZgzOWAP7U0sSUXVsgFpbE4M6mybM9VK3T5BmK6GmiwKkDa37Fy",
-	"0djBbmsSks1TsUjsThP0OtGwN+fd5ECbun1cbmjuen5sZWHXhMr123lu3e0iUnA9jH39JrGLfTjCQN88",
-	"ORhN//DPX/72/sXyq/noH/Lrt+8fmufvXgXhLQxvC8a3ez5C3wXqXF/1Z9cH9+l2OVCRp4rHlF/PtZoB",
-	"Au2eAsFaErGRz7pe2b3tOBz/OzWMTpeD50FNh0YZpLOaPvEj+/IEcpvc0gM1rNWVRfvbuIK+DTTRWrfj",
-	"kznlqqIn33Y5ZJGTiQgNta/TcslotTcozpbD3zH0qCpUnw1+OFBXaGFXb5CNbrXHufgrrI4LJxLdwOgd",
-	"rFjGY/CF73MXIVFGyIkpGwycgX1x/ONTCp5JRGjXwDXomsCJtbnr6RRyrtZn8+EXMokZSOeDRBkLcej5",
-	"OkAx5FZMU/BpDAyOMegCPWTPrPvpegJMMTVAbQfu3QdmItHomtC9Cs4DteJsfJO7lISaz8VM8JS9efJX",
-	"wwoDIStkDJpFB+eHUcjytMBFzmFZZ1DNRKo5lWDVUrK9jOt3ELNJ0M20TgI2hVQt94cTOZFPyUWRhQld",
-	"1tU5rZSvQIdIC1yPF2yH5UGeQ6pymMjo08QZp0kwZp8mZQQ0CUI2IaK7XxQHuZ8YCk2Cy8vIESt2RadO",
-	"u240nEjkmrBky90GgjA4B20cp0bDw+GIxDYHyXOBUcFwNPzKBRgJydVBQqjsI/5eAIk2KglN8ywOxh61",
-	"fQw6je0PR6PP1k7cAoZ9XeKpOIdhSzOC8clpGJgiy7heBePguTgHCcawXKspsD1kh3cOyB2K+eWC/fD2",
-	"7av9IXuhGC9sAtL6BZN94QtD1i03wSnOdaCBx6vNlHntbv+KhKEVUJv316Ov7m3WF8oyIo07WUB9OP5Y",
-	"wepqLuF6RZNNJejH8WYJemRS+BruM9oGxLsz7fzwYOpsx0bGYWjn7UuZf/AnWE66xu67Qhul3UZF3CoL",
-	"O6jsr+QazoUqTFUGpjMl7wugLKc/VOJS483jI404/+Rfk0kxGo1Gp7/vTZN1V/aKTnOIjxCyQyoEuBi/",
-	"b146DdCa1+dmg/HDUSMLcNjKABz24O3TOxT2uvGvzwQQYZHanrkk9Y/c9H2jVss8aBzBoVcOt7/SOjRB",
-	"a/Hk2vZi6xQNaULDQpWJdJ6moB+Ycichk7AEY12nQ1OoSzk+RUCtNmWh684plvkceWsa9HNoQMvMuWuy",
-	"Ys6lpULCA8OiQqeRex3eFzydyKisuvjGOefvXALWtWWkwFC+TDWrVoUlFW6nZI/cCZ+lMLSwiXS9A2iW",
-	"H41GOAZa5rrVQ83nLk5zLQSs0fNnGNdQNs+VjQeGZzCRVnNp+IzKorjeuvVOGKbBFlpCzKJGe3JEnr3r",
-	"982YRWtp8ojx2QxyCoi3lF+XWlgLEj02n8hlopBMRTYFjcKbCUlJa6VZogpt2F40Cb4dZZMgClk0CQ6T",
-	"8tfDR/hz/4g2o2S5mYyvEOgwg/xAPhFHcBz6EXkoIhlGOPsOIbSNX6NIXfdI/Mn3fHwWRe4pg1+2wbDv",
-	"lLtbU7LpPJXrDvzSzIcjatWeS6JHSuZi4W7/5JoFabvGg0/lWczLK+CN1QLOG6Lya3PrBqR/NHq0/aXq",
-	"xOFn4tWfMaapVHYPf2q1JMx05KqjoJ0pewe59XX5mNhralPnOiH3NzqENmzpW2z9yEF5MPfydKMgHLgO",
-	"0O6h3uuMvclNHUsm5KA0vJ4uC+Wqd1F9uCMaM5+jq8lgrMoZR4LOIMRhXH6wci8TiZ7OkZNPlaZQtO0B",
-	"DFibYixpq8kgjlysjJFgzrXFMFKDKVJrhuy7akVoxN0g1qeQeUrYl9WrRmteDet9jWHCHlXaSu8m3DCQ",
-	"qKuVPyx9IXnCXmNNw/77aOD92MtfRWkdqUuWXdOIHpTi2rCm66EagaNlgsipFk5dSJflcA0ewjohCVkh",
-	"rUhJPr1ckohryNQ5xBThTuQvXApLp2vxKrn+jDTFZThceZHgW1VfdMNMlUUNlLA/ZE85oiQLGQLBklYR",
-	"ymbMInoxonfgA5/ZdOWLKfX4rZZPFwn6JRAaAZ0JyVNCW6/4QsjFuOqgpSTSWt+tKE3EXuEwI4F/XJ2v",
-	"NCEuajXeTiQ1kRtPRNI3z5IHxuPI70VKdnemsikulNT/+MUTos87gBxHQnWeKa1hZvv0sYocy/rFdeLH",
-	"Tf3FjdM3a6Ek20NC1/v+tULLm8SWLpxsBJfbosuwt3JeeQIhyas6MiEGthyx9J6GHHxGsOIFCqUB/NN6",
-	"Ts9UlnFXuIIPeUqtES7537etOltf7atKuDcbZLy7uvDFpIuq+f/Ctf5fVI7hwh+q2N8Lb/LW/u97y//d",
-	"lL6xK1fZUToLthF0mSjTFkv0JlxI45TQwgcbMrGQSpNecANDFv03BihnEalNNJlELCNdTYXFiCRdbZIU",
-	"A1yTG/ssMtreSfXJBoqCNq2gOpHyORYQ0akyxuPYMOB10RQD+76TaTsKnj+ztlXycI4bSMSdJ3CaJ0mu",
-	"zOOUvPvtI4tuimFcgowHNdoPfQDHXZW9SC0zIgY2XdG/eNs/oXQM+v6CgnKBB58qM7FjyFjy6p4kbhN8",
-	"rY53fuEyo3rP6YZ1FIMW4TPLRXjF+VuEY7XnCNlPr58PwMx47o619nxTqXlGcPcvKpWySdj1ypQ+VQ63",
-	"ATLyGw4Hl1jT1+g3eY1GCf+uwNUN0dUavro2wHqjtLcoaGkosSqUpFPbIYu4mbkTJPhStGmN9Hr/Gmm2",
-	"ztETbmYXeHl/J2pdUX+hDPR9lV/u0m9W3YZX+kuS2d9A1cPvo7ZTTrGvrnFkRWpFznX98SsHqiBm7urK",
-	"/SskZejnAtLYyfVRWanHkE8Y5j/r4mrqwk4k11pg6LzH2V/evHxRfgSMzCpnUskBZLldYTwu3hfQNnpR",
-	"BjZRccSiVy/fvI3C0ixTpE9FFRdGc+bhoh+9/BxAefaG+fT9/pD9nAgLJuczGNCnDHDhjWShqL71hYLH",
-	"pgVtAZhUtoZU7FiuqMSaQsYaKaZyV+XH4Bq1F5zG5c2ksgl9qoBybxri4UQee207B3filU6AkHFqDR/R",
-	"oR2r1Bl9mywK2RTmSgMypRpUA6cPz0lXDao+b5ZSzz4+QdMIO2Suc9ob4D/68hWuq8hzyvRtLnB87056",
-	"bK5vVCJ1gMh4ULZVXafE0TxhdM8VjmZrcT/ucbzzFYEvzGr8RFUN5jTyeWXp282pfTakiRUOPvkjZJd1",
-	"t9c6cHDtYZW03KGJLxvRevjlb31hGNWtmnHHHzQdCEM9vfot/JVRw10zYbvONJTlS6s1dSt/Da96Lezv",
-	"P7baht21Kh00ONHLzCdqKVF5r89MNbNgB/UJqpqpW48Nboj8+JJRs64Pkrh0KWz2nVvAwJ0S+9K0zhPY",
-	"690DUx/XxM0OROw6pFIMLihVTx+XIW8Q0gUERCw6po6GiPL1dyE478szEr1i0uhwvkONb8zSIyN0l8V4",
-	"GwEkIbCQUokEGVGr0KiVX/lwCHb4qzrG9bRAncz1pzkog+TyyiwHXW5rx4MdzKoF2KSdYWo117WY1Y/Y",
-	"Byyqxx4zxELRuPURMGEYyUdcfuLA9ylR+ens//7nfyMm4pBFLg0/ZpPAPT4JonAiWdkqPmYnp5E7eUy5",
-	"Vn/alrb8wNSnbl1XcNkshGQZuE4mgrAmZHMuNPUlchnj+BqsXrFcpWJGmdw29Y7wTkrf8kK78uenb4e4",
-	"VJyK4Cli8Qqi+pbsmiDRcCIHLGoeQ8UNzlP4MAlcVVoVtvXGuKRWtYUl992XKJXEe+MLhgSqGaubrIRk",
-	"e67F4O8vnz9/+s+z758//cfZz8fP3oa+XLZMBBWpgc0KrcmUGCvStJIjH7UI42lDzVT7ZZVdVjFAKt7R",
-	"9wRWcpZoJTEgx/XRhl9WTWDtB3JuzMAmWhWLZO249J4nqxcijGk+CDAENFxL+QAZj8uCc1QjZJZNYMVc",
-	"WLcfljjYiUAlbAKvpMjxiB4YszlPDXjerJ+tHvb0hO3xki2lTjwwLAYeu1iq7ATzRPEZX5Le9cHCvmay",
-	"o/KMf8m510/fvHr54s3Ts5+fvXjy8ud9ZG+CZNQQ+zY7HL+h2H75rjuCLD5GvjJmCT/HoJHBfO5qnW/L",
-	"Vl7RKVxUZ9ZD5gjWEMywlnsqB60Tjr6SNJEVoTx23xi3va6/+HV3vWnd0/33HLw1vpwdBhY+2AMS3l7s",
-	"07asVKpvCL6Tei/0NcfolrDrHxkoo9z1L1Wcw4ZvSPeehOkcbdlwDqgflnXO/bgP3Tgj6WVp3+VFcCdU",
-	"KPLPOw3/cjv3nMsp32k62FrS1t3swafG/0WwQyjbUqA7FuDfbkjrvUYle7WtVy6PWDd8Udfy/iZ2bol5",
-	"G9y6smzxhtShTBm219ZFHEcsct6y2Vy2qSjvTE4zKe5PtpE/PO35cMXp/VjGXWzHb792jOH9GsePWOSE",
-	"0VVnmj3tvr2MPjNLLVqaGsw2S+f1grzG/5tSBXobLNWN20lbc9RFgb7GyPu0df8RyfVGybX48YiJGLJc",
-	"uXxE2QrrznZInlY02uD62kfH2odeT05RGhz2cXJU6NQfVx0fHKRqxtNEGTv+ZvTNCKXz/wMAAP//",
+	"7H1tc9u4tf9XwfDf/8TqULKcZNNdefrCm2TbtNkkTbLddizXhMQjERsSYADQipJ45n6a+8HuJ7mDA4BP",
+	"IiXZjr033b6KIpF4ODgPv/MEfwrmIssFB65VMPkU5FTSDDRI/N/3VM+TZ0/MR8aDSZBTnQRhwGkGwSSY",
+	"mV/PWRyEgYT3BZMQBxMtCwgDNU8go+Y9vc7Ns0pLxpfB5WUY/MBS6B1zwVK4+pCvQeWCq/5hpXvgqkNf",
+	"huWrjiDxa3hfgNLmf3PBNXD8SPM8ZXOqmeCHvyjBzXfVsL+TsAgmwf87rIh9aH9Vh0+lFNJvwE4Zg5pL",
+	"lpvBgknwjF/QlMVE2omPiU6AZKAUXQJRdK3IKqGaUB6TVQISRsFlGDyBBS1SjYPf3VJP+JoInYAkYB7F",
+	"lbwQ+gdR8PjuVvFCEFXMEyJmv8Bck4WQRCdMkXewvqeIWHGwK3srxHMql3B3K3ubAIlhnlIJ5XmSmYjX",
+	"hCmSmrWYpVKORzwXfMGWhXk0ZRnTuOafOC10IiT7CHdI0R+ZUowvQ7KSgi+JkETChXgHMTl59czQdYRi",
+	"6MYrNQcqFClykJpZ+ZlTPoc0hfic4poXQmbmU8C4fvTQyGuRpnSWghdNJ5CMa1iCNBRwQzC+vMEYIstT",
+	"0Ddahh2CCX6+YjwWqw71EQZzCXTLNJvDAo9zweyBboyGQnXuVeTkU98yW28g5WmavlwEk9PtnIDH9tS+",
+	"dHnWpoMZ8ENuNOf16WYHUNcfYEHZjfhnwThN2ccb8Y+l/ga1GT/PpVhKUDfYH+N5oeuHvDFNBprGVKNY",
+	"0zhmhglp+qohaBsv9UxsdSSOKmJI92Iq987kUwC8yILJqUUCwVnXs4VubWfn8E4vns9F4UDJTo51Nvmx",
+	"fcNoIk11oepLRBtKtZnD81DQOLGgzhpBTUcEJdcHde1T/Qfizq0XxkDvtfyf8MnLyzoyOQ0Qqjha1xSD",
+	"P6lSuNss06WbSopsnEhbqzR01gZLN+S3LUstvVoX1YbiaOvwsGkWNjjAk7LG+WcdDIykfAL2zDYsT1z9",
+	"4N6cCZEC5VvkeX9G33p0fureRZcorWUsRQyd60oZhy2iVFMmDiZ2joJQfw+JbO0NV1WN7Mdxq9q+R9Vx",
+	"Lk6RMQ3ZfsJuqXVZTkSlpOvmcW3fQXUwW1npObMo/6br7Vrqgkml91WICVXnmZDQzbsp3X+kTYZOzSZ3",
+	"8nOTYrXlV9PXltlL0Zrr1MSXLzmUcFgsCCUoZ+Tg7yJNYU3ggwaumOCDkeG3xnlQrSHLtdoc9M9iRTLK",
+	"10SzDBRCaj/HiiqigGtS5EpLoNmoE4wZZL457tvaQIjd24MdE8HTNVkxnZCI8XlaxPBH82QUopdG05Xx",
+	"2gQnlBhYnZbj1ZZRkvzDcCmG7ksD60ev6epHJ3wbCLO50p8TsK6EJWci0pjxJWGWAO5NM+cewHReKC2y",
+	"PkgCXoNdAWY6bnDi3AU2F4wzldwE7HlNuXmCR8MZVehacTA8Z8iEdpQYS9jNDyVE2tdSjNy5duIDH1i4",
+	"Htkqd62LckpTuZUrmDYOpzY87CSoWyiuQfNN7JUDjy1ikgXnm/CqhGMVoKow1/7KqWJRd/AVVCrRT6ku",
+	"WjinRrAm39XOybP5Lv32uASubXvut1yx0IZj0/2bFpqmXT+1aGGf66TurlVfFYT0Q4vtgGHXOr6U2fXG",
+	"Zof13dQMUclHkVcM+AIxc4/6ReAaBnuvyc3zOPcxyalSRn1TRSK60CAjF90CwuGDJjldwl4r/L8BBF7X",
+	"NGDzuPstr1dO9xShXK1AhoYazNo569sQ4eKPqNxHu22o9zd6jJtVHuctSegTwfrTjaEdnuglyk9enJqk",
+	"sM6dFu+Aqz2DSPVXzmPQlKVd6ojOjY67wshtwW4M0LUv52teafGNd/pXL4EqYWzJDTawMUbXHlCl3mCS",
+	"xvn1nE2bUn1UaK2ma7mP0YTWpUzVYHeLA7yu6UDPR0QLcjQej0n1lNdIFtuYzXhtvCEzTZXbZpxq3r23",
+	"oIq0YwdlCqprDVeyGd5249wvCz0XGWx3Mq+pOWtZs17/8zFCk7bP1IkmmgHo5hlG9x8mUWjU4aYnRYxn",
+	"FBcS8wVkIUVGoqMsMqceHT36NolsDsVYmu/GWWQGie4nETpgBkRJM8G/Dg5Oj4bfnZ2Oh9+dfRqHDy4/",
+	"H43Hp+PhH+xX5n/fjgfZZ/vY5+rhz0en4+E3/vOj0/Hw27NBMvhd0BXErsXEN/1GsSCHF0eH84Tqw4om",
+	"KrTftr+AbAaxAaPu/2V2z/7X4EVLEtXaqfn1oD3J5/rnaujP5aifawN2b24j3Jsx/hz4UifB5Ci8XvA3",
+	"ox/8EN8c3e8YpEnFn3KU9Uckp0yqY/IO1ooU+OWjh2SeUEnnGqQKyQVNC/C/maEJXIBc2++NN4szGMpl",
+	"9EN9TUeP9ohAO51XRhgNwNmZurIPn+Cz3aq3FumsYqib0tMvhz+wFHrFsLHaU8rniZBnXZyarklUuRxt",
+	"Qap+6RaBxiwK5oLHqmOaB4/GY3M297/57v54PB4R1CHo0ipiByE4BnkwJjFdKzJbk9jmit2xscyoNTdA",
+	"aNjRfmOG7s6npB0u9l/evHzxnLjsZEioJplQup3XVOwjkAM3P7k/HpMfvx9gjATdcoz/Vr9/Mw7H4/Gg",
+	"4ZbOGKdy3UWyvJC5UB1L+7FQmsyARKiJ2weBX3acQYu1cNfVJP3M4zFub+zLgFr/kMJ8aj24ZDE/xOZQ",
+	"dQ3+GsW8ZBfANyNiMzp/t5Q+5d4jdTV/pHr+XOCiVNd7exifjVfu1E5cbstptcoUCP5AnFGUotCgDIUp",
+	"bwQ/dqhiBfKCzeFcM6undnpdSjuncPeh2EXs82yLMe2Wz64cR0T3/2UJbrqDADt3+CXyDf6LXXGFKgOB",
+	"z1WJCFxtl0Q26xw2VbmPgOyslXB0aq+oPzzUMFM7pctakT2MCDlwiLzt+Br1NLiaiXFGZbdN6YoKXtlu",
+	"tCjndlytoouIxg7fcn4P1foXTO+ZJX+BgNbLHPjJMzPYf5JJl2HwZ6CpTt6UceZNys6o6olasqWD41tC",
+	"PR2elHhnHSkstWPKFkKNdsIEN17XJn40ivpvBRQdmmhLomHFz304fc94yoqf+7D7fm/Uxm9SwXvjxuey",
+	"wB+L6ciKMs34EmORlKhUaHJgU07Sv2EwXQU0SOkgDfZMP9V2sN+aGCeLlC0TvdcEnUY07Exc1E+gSd2u",
+	"U65J7mbwYq1h36jY1QvJblxnxVKw1bNdlU6x9X2ogYGubHc4nv3hn7/87f2L1YPF+B/8m7fv76vn714F",
+	"4Q0UbwPGN4swfCTFmr7yv20b3CXbfqAiTwWNMUmSSzEHA7Q7sjwbkeBaUPJqtRNNw2HPv5WIatXXuDOo",
+	"6FDLZbVW08V+qF+eQK6TG1qgmra6jaBYbySsMyzXH8jsZFZZBg/96up5xkZFF00l0Hh9Xs+f+e/KLGX5",
+	"UG0U/11VKcaFPl+gF7aTDPXEpVtsNy0q5NquuyZW0ZSepCt+HpHIykdkjJYrPKCc4Mldo9rAD3/LMKxM",
+	"uX5BKPYatFzfOKT6FlNtKxsCv6eIfc7noKJXL9+8xUAi/g4qOvbRFQvT09i/OerSi9sC8rh+W1miE1CA",
+	"IRJFDnxoxUVHjgnQeUIyF+SgjQKHKwfub6vY1Kou6N0m5j1xfzazp4CYV0BNMG4tFiQqRTQKSWRl03xy",
+	"Amg+lvIZjYjrh5jsfvRqaY3WzqwfVUim12+M5rQ7PMnZX2F9Ulgt3I5FvIM1yWgMrmDowgYlMAhrLQMZ",
+	"Di2meXHy41NcIGplFC6gEmTFSonWuS3gZ3whNmdzEQ+jC4iCdDFMhNIQh059DA1RqWazFFzk8OTVM6JA",
+	"XoAckWfafrS1VKqYKcByLfvuPTXlBueo0L4KFvQ1QlvmTepEYbFgc0ZT8ubJXxUpFISk4DFIEh1eHEUh",
+	"ydPCLHIBqyppoaZcLLB0Raw4OciofAcxmQbt5MY0IDNIxWowmvIpf4qoEI16aBMdFiemdA0yNLQw63H6",
+	"07rPwC8gFTlMefRpavHANJiQT1MfdJgGIZki0e0nDD3Yj3MRwzS4vIwssWKbrG/1ZkSjKTenxjTCJ7uB",
+	"IAwuQCp7UuPR0WiM2jEHTnNmHPHRePTA+vQJ8tVhgo7QR/N5CajQjFjiNM/iYOIcpY9Bq4vp/nj8xXpH",
+	"Gr5YV0tQyi5g1JCMYHJ6FgaqyDIq18EkeM4ugINSJJdiBuTAHIfDY+Z0MMzGl+TPb9++GozIC0FooRPg",
+	"2i0YNSldKgQUuQrOzFyHaI77KfPa/vwrEgZXgD0934wf3NmsL4QmSBrbRob1i66HbL39lMx6Wf2YvJ9t",
+	"xpsnRt2jwFceNsFtQLz/oVWGs/fgnjOlnX7xIT/XrnjaVnaPC6mEtBtlcaOcxnqn7ptcwgUThSrLZ7CB",
+	"8H0BmFhwHYQ2G1XvFayF1k7/NZ0W4/F4fPb7zsh0e2WvsHWPfYSQ+Dx737zY+tWY1wGKYHJ/XAu8HTWC",
+	"bkcdLu7ZLTJ7VTDdpQKQsIba7nCR6x/a6btGLZd5WOu3xFeOdr/S6JDDtThy7Xqx0TKJklDTUD53RdMU",
+	"5D3ldxIaMAhK2wqxOlN7Pj4zPqzoS/xUFaclYmtMY+ycUaA+WWWLU4k1aQYg3VMkKmQa2dfhfUHTKY98",
+	"otMVHFt7Z3MetpwtBWL4S5WzSlFoFOFmFuTYtnOumMKFTbmtuTJq+eF4bMYwmrkqkROLhQ2N2NIrUquV",
+	"VoRK8EXHvmBL0QymXEvKFZ1jJYJZb1WyzBSRoAvJISZRrRclQsvetvtqUsLCCsNHhM7nkGMMakfFw0oy",
+	"rYEbi02nfJUIQ6Yim4E0zJsxjnkiIUkiCqnIQTQNvhtn08AgyGlwlPhP9x+aj4Nj3IzgfjMZXRugQ5Q5",
+	"D3NOeCJmHPwQOSjCiYHPA4sQmsqvVhdS1ZZ972rlvoggd1SeXDZ9LldhfLuqpK951jkwX5n6sEQt2xqQ",
+	"9VDIbPipXXe+oUGapvHwky8huqw87i7HwsUlK1EqvRynrkhJ0hBRdSNaizDbppVQh5R5JTXlRpKXhrGp",
+	"JoLPoaxCtYqLHDwcPwwJnWE5OW43ZUqrgbXFv1DOtH2BEwmZMC4Fzi9WKpxyJaybwAWxOikRaWyfmImY",
+	"WRG0cRJlPDuz/1b9PvpSUx49efr86dun6JHj0g8/sfgSRR4kVfW3tBBdEmdHryTuNpneB1W28T5W6bsw",
+	"x+jaTP1w/HD3S2Xj/heSgra2nrh9lHKB/u8V+LDP3PYAfi0ZXNzRUe6jv76Wc/uT8fJLI3ZgPkqxQi/i",
+	"2JbogLTG/R3k2hWHxajwakdpeyoGvRCpCeS7Fls9cujvJbk861WNh1bZte80ucrYfcDthBPGhx6KOLos",
+	"hS0hiap4cjQhLlFUkUFpkXutGZphbJKqBFxTblSoJSedCYnBmSYmUqB1CsqMUotbVdKTU6kZTSsN+bhc",
+	"kYE1dhDt8pgubk2qVRvlWhkKi76M8j0u5RTfTagiwI31KhGiR4eIDTvhS1XYG/x2EMSvIrSW1P7Irggr",
+	"Dj271rzwzeAFmuZVYqxtxZyy4FZt2ypDpi2ThKTgmqVOuyNfIotb6x9jzGfKPTDwmEAnkFl80W8EcJiZ",
+	"0AkCksGIPKUG7GjIjGvkaRUZ3oxJhC9G+A58oHOdrl1Gvxq/0TxiYyNuCYjPQWaM0xT9j1d0yfhyUvbi",
+	"YFh1o4OHeRVxUDjEYdxhszpX7hA5XFS28Ew5tqMpR0SUN3ck95TzrH5gKerduchmZqEo/icvniB93gHk",
+	"ZiQjznMhJcx1lzyWsRSfRL9KRKWvU6nWx7sRXCEHhtDVvn+tYMt1oi02wFILt+yKt4Sd5VulJWAcraol",
+	"U5nfIAcScnAx8vIsDFMqMP/V7qTnIsuorZ6AD3mK9Xk219K1rSplXO6rzHHUqzSdufrsPIfPZY7ls82a",
+	"fC4Nw2eXPBkchNd5a/D7zhq0dvJJ6bUtLxAyC3YRdJUI1WRLY00o48oKoYYPOiRsyYVEuaAKRiT6/8Zl",
+	"P49QbKLpNCIZymrKtPHR03UfpyigEs3YF+HR5k7KG6swLtC3grK39UssIML+dELjWNkEYqVvOnvc92Q8",
+	"1/2+k/PMHNfgiFsPadZ7UrdGNv3Z/fsji003jpbZcE+F0DnV1JZ6FakmisVAZmv81/zsnhAyBnl3ToFf",
+	"4C16B6/akB8MGrKI/7iMyQgOiiT0AgEBk1Vdv4H/Hvk7MAM8VhiT5FNegybODsRgYI67MKd0B0LnmZWR",
+	"Vn9EPv9tgz8unGtQzpTnIBvqc2Vxfp4Dh3jScDYOLPTnYjUIGy6PsfAYo3AbnSC0MpuacgOEAL2QumNj",
+	"IaLq2gQpeGo8LN3V90uolOzCx7IG4ZRHG9U7Rrc3y3fq39SpFbUKeLDac8qjsoonGpET0vSduNDNoDSp",
+	"+T8+Ns7Q6TPmd4dHVMNgtxLY7e8LveMAb397Z4eG/dnQegZzmqGaRdNkbEtcXZny21O4lnGJElktu4L3",
+	"5jRCvsfuzhsDyo1b1sy6XsUPPPxUqoXLLSn1WoTNU/qODHSft99kkq/3xEXnBUlhFfQxAOoLm9Fwy8VH",
+	"xpBUliIkP71+PgQ1p7m9T6jjBt5mjeO+9+9uNeVarm/DgNtsjXHly0I/Ii5AlgnLep7B36nk6/KIghTm",
+	"2l0spMoIANpLH3w7KA1USKxZCl1zZtyIvg1CZ1FwuHfQUV84It+XDZxTDmVe2BqpmMVopfx8Lp8qGcTH",
+	"JPJFeM75qYoPI8KplGJlUzqJYHOY8gNbnlZ/iqaCQ+gr8jBaU02A8MEsqDSBMLCgo1Y/OeWRLzD06U8s",
+	"khSY2T5wWSXD/djsOLBlYa5G7hxZ4FwsJsT4Og/m5k0W42eIjnFenwlH9NEc3ScXulLGzScdDLH9lriF",
+	"spDTjDLlDAPcKeA+12VoieKUa2JOcEReCJ1gtlwgidZhGVBVmqWp193YZkIdPp7yhY2vWcRhc27bg6xV",
+	"nestIYnNQtrLzYuy7yyeWzLTbxEIIB8ZZrFw3GN8q3poQ4VtNf3Iu1tLrrCyc1d4EKMYVg683nNtC30x",
+	"jFpXw22F+q4Z69uI9l053PdGSOffGr8XC1+Y4HgbofE31NxeqmFeivrWiK93rxFna93GQdX8s/l6sBe1",
+	"ttTHoda5q/K424zilA2YW6M3Lp381VelbaTFrWBvr0HLilSznMrqJnrraUNM7Ldr+y/jaOkXDIxhNIx5",
+	"TGqAgyni7li2Nc9MT7l10RU5oOQvb16+8DfyI5KghAs+hCzX65AUnL0voIkpDTJIRBxZ1BOV5hLzTlj0",
+	"ZpM6lLjgpRvdQzJ/HQlx5VWDEfk5YRpUTucwRMDmFKVPXbPy4n3DeGRWaFvqwoWuAnzkhK+xBDaFrOHw",
+	"u135v8xQq40z09hgB3cYAIksJMSjKT9x0lZCTPYR7I3/jeEjvMdEC3GOfyggCskMFkIaPLAuB5VA8a9A",
+	"cFutV/6tgRSvMTBPCIvIRsQ2kzsF/EdXXmjWVeS5jT71FqD9YC+/6AcXJUsdLoTMhr5/5ColaPVLV+44",
+	"QFHvtu4GHfbsXMXWV6Y1fsKqM2Il8nmp6Zv9ul06pI4VDj+5W3VaJWhdxVMlt9yiit9SOvXkqyyWeuJL",
+	"o/B8vKvi6NWt4bcGZW77EHbLTE1YvrbKp3ZlZs2qXin24P7yURnVaInSYe0kOg/ziVhxI7xXP0wx16CH",
+	"1aUy1aHuvEmpJ7BGVwT7l10Myvggxuslj+0ChvbinK9N6hyBndzdU9UNVmazQxbbDpbUOBeYHsFLk9Ea",
+	"hFXAIzrBivMI8yq3wTjv/bURnWxSa/q+RYmvzdLBI/gric3PBkAiAgsxsY2Q0cYx4lbd8OhXNYxd7rUv",
+	"LXAXXGA+04XYc5B+W3vedUG0WIJOmvnORvNT47C6EfuQRNXYE2KwUDRpXG7PFEH+iP2tj66PBIuhzv/n",
+	"v/47IiwOffhvQqaBfXwaROGUE98xPiGnZ5G9jA0z/+4CMtzyPVUlLG3XZhkbzUEObacJQliFEU6JfWMY",
+	"KiMuaJGLlM0xRNak3rH5JcU76o1e+dPTtyOzVDNV5JNuJUR1LbMVQaLRlA9JVL+Zy2xwkcKHaWBrJEWh",
+	"G29MPLXKLayo647DXKw5e+XK1xBUE1I1wTBODmzB699fPn/+9J/nPzx/+o/zn0+evQ1d8dYqYZgyBDIv",
+	"pERV0gj3ea+FKUcbbHYZ+JpPXvoAGACmRK35PJGCG4fcrA83/LJs0mk+kFOlhjqRolgmGzfIHTiyOiYy",
+	"Ps0H5irxbcvv0By8WRZcGDEq45nWrRuEHgdbFiiZjcU+YhrhAxOyoKkCdzab182NOgKwB9Qfi5eJe4rE",
+	"QGPrS/lOHUeUMppMuqK5YVezT9WY707u9dM3r16+ePP0/OdnL568/HlgjjcxZJQQuzYoM35NsN3yba0u",
+	"anzj+fLY5vW5ILBY2Mq7t77VkrXKaMpr/EJiCVZjzLDie4zPbxIOb/+e8pJQDrv3+m2vq5vsb693qH3h",
+	"4R07b7U/YxcGGj7oQ2TeTuzT1KxYa1FjfMv1jumrE8OfmN68d9F7uZuXd15Azx9067wQo3XDRc/VKN2w",
+	"rHX9h7371ypJx0sDGxcxO8GyJfe8lfCvt7PKmhz/Tt3AVpy2aWYPP9X+MOgermxDgG6Zgf99XVpnNUre",
+	"q3S9sHHEVp/aoO84d/i8tdPamrZ4g+LgQ4bNtbURxzGJrLWsZ+H6SkStyqkHxd0FN2gPzzru8jy7G824",
+	"j+7498+nGfd+48SPSWSZ0WZnGuVdttkBC9ywYUBiXU0/d17Nyav9EePS0evRVNcuX2zMUSUFuorS7lLX",
+	"/YclN9t2NvzHY8JiyHJh4xG+Mcv23nOaljTqMX3Nqz2alxKdnhlusNjH8lEhU3ed0OTwMBVzmiZC6cm3",
+	"42/Hhjv/NwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

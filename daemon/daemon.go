@@ -115,6 +115,8 @@ var (
 	errCancelled = errors.New("batch cancelled")
 	errExpired   = errors.New("batch expired")
 	errHandBack  = errors.New("replica stopping")
+	// errRequestCancelled: a user cancelled this one request of its batch.
+	errRequestCancelled = errors.New("request cancelled")
 )
 
 // New returns a dispatcher; Start runs it.
@@ -254,6 +256,32 @@ func (d *Daemon) abortBatch(batchID string, cause error) int {
 		}
 	}
 	return n
+}
+
+// abortCancelledLines cancels this replica's calls of a batch whose requests a user asked to cancel.
+func (d *Daemon) abortCancelledLines(ctx context.Context, batchID string) int {
+	d.mu.Lock()
+	ids := make([]int64, 0, len(d.byBatch[batchID]))
+	for id := range d.byBatch[batchID] {
+		ids = append(ids, id)
+	}
+	d.mu.Unlock()
+	if len(ids) == 0 {
+		return 0
+	}
+	marked, err := d.q.RequestsCancelRequestedAmong(ctx, ids)
+	if err != nil {
+		d.logger.Warn("find cancelled requests", "batch_id", batchID, "error", err.Error())
+		return 0
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range marked {
+		if c := d.running[id]; c != nil {
+			c.cancel(errRequestCancelled)
+		}
+	}
+	return len(marked)
 }
 
 // freshLease is how recent this replica's heartbeat must be for it to claim, and how long it

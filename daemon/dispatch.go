@@ -148,6 +148,8 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 		return // Stop hands the request back to the queue
 	case errors.Is(cause, errCancelled):
 		res.finish("cancelled", failureLine(row, "batch_cancelled", "This request was not completed because the batch was cancelled."))
+	case errors.Is(cause, errRequestCancelled):
+		res.finish("cancelled", failureLine(row, "request_cancelled", "This request was cancelled before it completed."))
 	case errors.Is(cause, errExpired), errors.Is(cause, context.DeadlineExceeded) && out.StatusCode == 0:
 		res.finish("expired", failureLine(row, "batch_expired", "This request could not be executed before the completion window expired."))
 	case d.runCtx.Err() != nil:

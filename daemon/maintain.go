@@ -70,6 +70,13 @@ func (d *Daemon) onAbort(ctx context.Context, payload string) {
 	if !ok {
 		return
 	}
+	if reason == "lines" {
+		if n := d.abortCancelledLines(ctx, batchID); n > 0 {
+			d.logger.Info("aborting cancelled requests", "batch_id", batchID, "requests", n)
+		}
+		d.finalize(ctx, batchID)
+		return
+	}
 	cause := errCancelled
 	if reason == "expired" {
 		cause = errExpired
@@ -212,6 +219,16 @@ func (d *Daemon) settleBatches(ctx context.Context) {
 		}
 		d.abortBatch(b.ID, cause)
 	}
+	// Requests a user cancelled while they ran and that came back to the queue since.
+	if batches, err := d.q.RequestsCancelRequestedBatches(ctx); err != nil {
+		d.logger.Warn("list cancelled requests", "error", err.Error())
+	} else {
+		for _, id := range batches {
+			if _, err := d.q.RequestsCancelPending(ctx, dbsqlc.RequestsCancelPendingParams{BatchID: id, CustomIds: []string{}}); err != nil {
+				d.logger.Warn("settle cancelled requests", "batch_id", id, "error", err.Error())
+			}
+		}
+	}
 	if expired, err := d.q.ResponsesExpire(ctx); err != nil {
 		d.logger.Warn("expire responses", "error", err.Error())
 	} else if len(expired) > 0 {
@@ -246,6 +263,11 @@ func (d *Daemon) janitor(ctx context.Context) {
 		d.logger.Warn("remove results of batches whose files are gone", "error", err.Error())
 	} else if removed > 0 {
 		d.logger.Info("removed results of batches whose files are gone", "requests", removed)
+	}
+	if n, err := d.q.BatchesDeletedRemove(ctx); err != nil {
+		d.logger.Warn("remove deleted batches", "error", err.Error())
+	} else if n > 0 {
+		d.logger.Info("removed deleted batches", "requests", n)
 	}
 	if n, err := d.q.ResponsesRemoveDeleted(ctx); err != nil {
 		d.logger.Warn("remove deleted responses", "error", err.Error())

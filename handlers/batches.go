@@ -299,3 +299,38 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// DeleteBatch cancels a running batch and deletes it with its output and error files; the janitor
+// removes its rows for good once it has ended.
+func (s *Server) DeleteBatch(ctx context.Context, req api.DeleteBatchRequestObject) (api.DeleteBatchResponseObject, error) {
+	owner := ownerFrom(ctx)
+	err := s.withTx(ctx, func(_ db.Tx, q *dbsqlc.Queries) error {
+		_, err := q.BatchRequestCancel(ctx, dbsqlc.BatchRequestCancelParams{ID: req.BatchId, Owner: owner})
+		cancelled := err == nil
+		if err = db.Translate(err); err != nil && !errors.Is(err, db.ErrNotFound) {
+			return err
+		}
+		if cancelled {
+			if _, err := q.BatchSettlePending(ctx, req.BatchId); err != nil {
+				return err
+			}
+			if err := q.BatchEndRunning(ctx, req.BatchId); err != nil {
+				return err
+			}
+			if err := q.BatchNotifyAbort(ctx, "cancelled "+req.BatchId); err != nil {
+				return err
+			}
+		}
+		if _, err := q.BatchMarkDeleted(ctx, dbsqlc.BatchMarkDeletedParams{ID: req.BatchId, Owner: owner}); err != nil {
+			return err
+		}
+		return q.BatchFilesMarkDeleted(ctx, req.BatchId)
+	})
+	if err = db.Translate(err); errors.Is(err, db.ErrNotFound) {
+		return nil, batchNotFound(req.BatchId)
+	} else if err != nil {
+		return nil, fmt.Errorf("delete batch: %w", err)
+	}
+	loggerFrom(ctx).Info("batch deleted", "batch_id", req.BatchId)
+	return api.DeleteBatch200JSONResponse{Id: req.BatchId, Object: "batch", Deleted: true}, nil
+}

@@ -79,21 +79,33 @@ func (q *Queries) BatchFileModels(ctx context.Context, fileID string) ([]BatchFi
 	return items, nil
 }
 
+const batchFilesMarkDeleted = `-- name: BatchFilesMarkDeleted :exec
+UPDATE files SET deleted_at = now() WHERE batch_id = $1::text AND deleted_at IS NULL
+`
+
+// A batch's output and error files go with it.
+func (q *Queries) BatchFilesMarkDeleted(ctx context.Context, batchID string) error {
+	_, err := q.db.Exec(ctx, batchFilesMarkDeleted, batchID)
+	return err
+}
+
 const batchFinalize = `-- name: BatchFinalize :one
 WITH b AS (
-    SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at FROM batches
+    SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at FROM batches
     WHERE batches.id = $1 AND status IN ('in_progress', 'cancelling') AND completed + failed >= total
     FOR UPDATE
 ), out_file AS (
-    INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, batch_id)
+    INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, batch_id, deleted_at)
     SELECT $2::text, b.owner, 'batch_' || b.id || '_output.jsonl', 'batch_output', b.output_bytes,
-           b.completed, now(), now() + make_interval(secs => coalesce(b.output_expires_seconds, $3::int)), b.id
+           b.completed, now(), now() + make_interval(secs => coalesce(b.output_expires_seconds, $3::int)), b.id,
+           CASE WHEN b.deleted_at IS NOT NULL THEN now() END
     FROM b WHERE b.completed > 0
     RETURNING files.id
 ), err_file AS (
-    INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, batch_id)
+    INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, batch_id, deleted_at)
     SELECT $4::text, b.owner, 'batch_' || b.id || '_error.jsonl', 'batch_error', b.error_bytes,
-           b.failed, now(), now() + make_interval(secs => coalesce(b.output_expires_seconds, $3::int)), b.id
+           b.failed, now(), now() + make_interval(secs => coalesce(b.output_expires_seconds, $3::int)), b.id,
+           CASE WHEN b.deleted_at IS NOT NULL THEN now() END
     FROM b WHERE b.failed > 0
     RETURNING files.id
 )
@@ -109,7 +121,7 @@ UPDATE batches SET
     error_file_id  = (SELECT err_file.id FROM err_file)
 FROM b
 WHERE batches.id = b.id
-RETURNING batches.id, batches.owner, batches.input_file_id, batches.endpoint, batches.completion_window, batches.model, batches.status, batches.metadata, batches.output_expires_seconds, batches.errors, batches.created_at, batches.in_progress_at, batches.expires_at, batches.finalizing_at, batches.completed_at, batches.failed_at, batches.expired_at, batches.cancelling_at, batches.cancelled_at, batches.expiring_at, batches.output_file_id, batches.error_file_id, batches.total, batches.completed, batches.failed, batches.output_bytes, batches.error_bytes, batches.input_tokens, batches.cached_tokens, batches.output_tokens, batches.reasoning_tokens, batches.total_tokens, batches.results_removed_at
+RETURNING batches.id, batches.owner, batches.input_file_id, batches.endpoint, batches.completion_window, batches.model, batches.status, batches.metadata, batches.output_expires_seconds, batches.errors, batches.created_at, batches.in_progress_at, batches.expires_at, batches.finalizing_at, batches.completed_at, batches.failed_at, batches.expired_at, batches.cancelling_at, batches.cancelled_at, batches.expiring_at, batches.output_file_id, batches.error_file_id, batches.total, batches.completed, batches.failed, batches.output_bytes, batches.error_bytes, batches.input_tokens, batches.cached_tokens, batches.output_tokens, batches.reasoning_tokens, batches.total_tokens, batches.results_removed_at, batches.deleted_at
 `
 
 type BatchFinalizeParams struct {
@@ -164,12 +176,13 @@ func (q *Queries) BatchFinalize(ctx context.Context, arg BatchFinalizeParams) (B
 		&i.ReasoningTokens,
 		&i.TotalTokens,
 		&i.ResultsRemovedAt,
+		&i.DeletedAt,
 	)
 	return i, err
 }
 
 const batchGet = `-- name: BatchGet :one
-SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at FROM batches WHERE id = $1 AND owner = $2
+SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at FROM batches WHERE id = $1 AND owner = $2 AND deleted_at IS NULL
 `
 
 type BatchGetParams struct {
@@ -214,6 +227,7 @@ func (q *Queries) BatchGet(ctx context.Context, arg BatchGetParams) (Batch, erro
 		&i.ReasoningTokens,
 		&i.TotalTokens,
 		&i.ResultsRemovedAt,
+		&i.DeletedAt,
 	)
 	return i, err
 }
@@ -223,7 +237,7 @@ INSERT INTO batches (id, owner, input_file_id, endpoint, completion_window, mode
                      output_expires_seconds, created_at, in_progress_at, expires_at, total)
 VALUES ($1, $2, $3, $4, $5, $6, 'in_progress', $7,
         $8, $9, $9, $10, $11)
-RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at
+RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at
 `
 
 type BatchInsertParams struct {
@@ -289,13 +303,14 @@ func (q *Queries) BatchInsert(ctx context.Context, arg BatchInsertParams) (Batch
 		&i.ReasoningTokens,
 		&i.TotalTokens,
 		&i.ResultsRemovedAt,
+		&i.DeletedAt,
 	)
 	return i, err
 }
 
 const batchList = `-- name: BatchList :many
-SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at FROM batches
-WHERE owner = $1 AND ($2::text IS NULL OR id < $2)
+SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at FROM batches
+WHERE owner = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR id < $2)
 ORDER BY id DESC
 LIMIT $3
 `
@@ -349,6 +364,7 @@ func (q *Queries) BatchList(ctx context.Context, arg BatchListParams) ([]Batch, 
 			&i.ReasoningTokens,
 			&i.TotalTokens,
 			&i.ResultsRemovedAt,
+			&i.DeletedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -358,6 +374,24 @@ func (q *Queries) BatchList(ctx context.Context, arg BatchListParams) ([]Batch, 
 		return nil, err
 	}
 	return items, nil
+}
+
+const batchMarkDeleted = `-- name: BatchMarkDeleted :one
+UPDATE batches SET deleted_at = now()
+WHERE id = $1 AND owner = $2 AND deleted_at IS NULL
+RETURNING id
+`
+
+type BatchMarkDeletedParams struct {
+	ID    string
+	Owner string
+}
+
+func (q *Queries) BatchMarkDeleted(ctx context.Context, arg BatchMarkDeletedParams) (string, error) {
+	row := q.db.QueryRow(ctx, batchMarkDeleted, arg.ID, arg.Owner)
+	var id string
+	err := row.Scan(&id)
+	return id, err
 }
 
 const batchMarkExpiring = `-- name: BatchMarkExpiring :many
@@ -408,8 +442,8 @@ func (q *Queries) BatchNotifyWork(ctx context.Context, payload string) error {
 
 const batchRequestCancel = `-- name: BatchRequestCancel :one
 UPDATE batches SET status = 'cancelling', cancelling_at = now()
-WHERE id = $1 AND owner = $2 AND status = 'in_progress'
-RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at
+WHERE id = $1 AND owner = $2 AND status = 'in_progress' AND deleted_at IS NULL
+RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at
 `
 
 type BatchRequestCancelParams struct {
@@ -455,6 +489,7 @@ func (q *Queries) BatchRequestCancel(ctx context.Context, arg BatchRequestCancel
 		&i.ReasoningTokens,
 		&i.TotalTokens,
 		&i.ResultsRemovedAt,
+		&i.DeletedAt,
 	)
 	return i, err
 }

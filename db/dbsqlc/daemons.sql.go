@@ -36,6 +36,33 @@ func (q *Queries) BatchResultsRemove(ctx context.Context) (int64, error) {
 	return result.RowsAffected(), nil
 }
 
+const batchesDeletedRemove = `-- name: BatchesDeletedRemove :execrows
+WITH gone AS (
+    SELECT b.id FROM batches b
+    WHERE b.deleted_at IS NOT NULL AND b.status NOT IN ('in_progress', 'cancelling')
+    ORDER BY b.deleted_at
+    LIMIT 100
+    FOR UPDATE OF b SKIP LOCKED
+), files_gone AS (
+    UPDATE files SET deleted_at = now()
+    FROM gone WHERE files.batch_id = gone.id AND files.deleted_at IS NULL
+), batches_gone AS (
+    DELETE FROM batches USING gone WHERE batches.id = gone.id
+)
+DELETE FROM requests r USING gone WHERE r.batch_id = gone.id
+`
+
+// Removes up to 100 deleted batches that have ended, for good: their output and error files are
+// marked deleted (those a finalize made after the delete already are), then their requests, and so
+// every result, and the batch rows themselves go. Returns how many requests went.
+func (q *Queries) BatchesDeletedRemove(ctx context.Context) (int64, error) {
+	result, err := q.db.Exec(ctx, batchesDeletedRemove)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const daemonHandBack = `-- name: DaemonHandBack :execrows
 UPDATE requests SET state = 'pending', daemon_id = NULL
 WHERE daemon_id = $1 AND state = 'running'

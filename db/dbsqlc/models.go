@@ -52,6 +52,7 @@ type Batch struct {
 	ReasoningTokens      int64
 	TotalTokens          int64
 	ResultsRemovedAt     *time.Time
+	DeletedAt            *time.Time
 }
 
 type Daemon struct {
@@ -88,25 +89,26 @@ type FileLine struct {
 }
 
 type Request struct {
-	ID         int64
-	BatchID    *string
-	Line       *int32
-	Owner      string
-	Model      string
-	Url        string
-	CustomID   *string
-	FileID     *string
-	Body       []byte
-	State      string
-	Attempt    int32
-	Failures   int32
-	NotBefore  time.Time
-	Deadline   time.Time
-	DaemonID   *int64
-	ClaimedAt  *time.Time
-	FinishedAt *time.Time
-	Result     []byte
-	ResponseID *string
+	ID                int64
+	BatchID           *string
+	Line              *int32
+	Owner             string
+	Model             string
+	Url               string
+	CustomID          *string
+	FileID            *string
+	Body              []byte
+	State             string
+	Attempt           int32
+	Failures          int32
+	NotBefore         time.Time
+	Deadline          time.Time
+	DaemonID          *int64
+	ClaimedAt         *time.Time
+	FinishedAt        *time.Time
+	Result            []byte
+	ResponseID        *string
+	CancelRequestedAt *time.Time
 }
 
 type Response struct {

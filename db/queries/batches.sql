@@ -6,18 +6,18 @@ VALUES (@id, @owner, @input_file_id, @endpoint, @completion_window, sqlc.narg(mo
 RETURNING *;
 
 -- name: BatchGet :one
-SELECT * FROM batches WHERE id = @id AND owner = @owner;
+SELECT * FROM batches WHERE id = @id AND owner = @owner AND deleted_at IS NULL;
 
 -- name: BatchList :many
 SELECT * FROM batches
-WHERE owner = @owner AND (sqlc.narg(after)::text IS NULL OR id < sqlc.narg(after))
+WHERE owner = @owner AND deleted_at IS NULL AND (sqlc.narg(after)::text IS NULL OR id < sqlc.narg(after))
 ORDER BY id DESC
 LIMIT @max_rows;
 
 -- name: BatchRequestCancel :one
 -- Moves a running batch to cancelling. Nothing happens to a batch in any other state.
 UPDATE batches SET status = 'cancelling', cancelling_at = now()
-WHERE id = @id AND owner = @owner AND status = 'in_progress'
+WHERE id = @id AND owner = @owner AND status = 'in_progress' AND deleted_at IS NULL
 RETURNING *;
 
 -- name: BatchMarkExpiring :many
@@ -46,15 +46,17 @@ WITH b AS (
     WHERE batches.id = @id AND status IN ('in_progress', 'cancelling') AND completed + failed >= total
     FOR UPDATE
 ), out_file AS (
-    INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, batch_id)
+    INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, batch_id, deleted_at)
     SELECT @output_file_id::text, b.owner, 'batch_' || b.id || '_output.jsonl', 'batch_output', b.output_bytes,
-           b.completed, now(), now() + make_interval(secs => coalesce(b.output_expires_seconds, @default_expiry_seconds::int)), b.id
+           b.completed, now(), now() + make_interval(secs => coalesce(b.output_expires_seconds, @default_expiry_seconds::int)), b.id,
+           CASE WHEN b.deleted_at IS NOT NULL THEN now() END
     FROM b WHERE b.completed > 0
     RETURNING files.id
 ), err_file AS (
-    INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, batch_id)
+    INSERT INTO files (id, owner, filename, purpose, bytes, line_count, created_at, expires_at, batch_id, deleted_at)
     SELECT @error_file_id::text, b.owner, 'batch_' || b.id || '_error.jsonl', 'batch_error', b.error_bytes,
-           b.failed, now(), now() + make_interval(secs => coalesce(b.output_expires_seconds, @default_expiry_seconds::int)), b.id
+           b.failed, now(), now() + make_interval(secs => coalesce(b.output_expires_seconds, @default_expiry_seconds::int)), b.id,
+           CASE WHEN b.deleted_at IS NOT NULL THEN now() END
     FROM b WHERE b.failed > 0
     RETURNING files.id
 )
@@ -135,3 +137,12 @@ SELECT pg_notify('volley_work', @payload::text);
 
 -- name: BatchNotifyAbort :exec
 SELECT pg_notify('volley_abort', @batch_id::text);
+
+-- name: BatchMarkDeleted :one
+UPDATE batches SET deleted_at = now()
+WHERE id = @id AND owner = @owner AND deleted_at IS NULL
+RETURNING id;
+
+-- name: BatchFilesMarkDeleted :exec
+-- A batch's output and error files go with it.
+UPDATE files SET deleted_at = now() WHERE batch_id = @batch_id::text AND deleted_at IS NULL;

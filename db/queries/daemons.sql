@@ -77,3 +77,21 @@ WITH gone AS (
     RETURNING r.request_id
 )
 DELETE FROM requests q USING gone WHERE q.id = gone.request_id;
+
+-- name: BatchesDeletedRemove :execrows
+-- Removes up to 100 deleted batches that have ended, for good: their output and error files are
+-- marked deleted (those a finalize made after the delete already are), then their requests, and so
+-- every result, and the batch rows themselves go. Returns how many requests went.
+WITH gone AS (
+    SELECT b.id FROM batches b
+    WHERE b.deleted_at IS NOT NULL AND b.status NOT IN ('in_progress', 'cancelling')
+    ORDER BY b.deleted_at
+    LIMIT 100
+    FOR UPDATE OF b SKIP LOCKED
+), files_gone AS (
+    UPDATE files SET deleted_at = now()
+    FROM gone WHERE files.batch_id = gone.id AND files.deleted_at IS NULL
+), batches_gone AS (
+    DELETE FROM batches USING gone WHERE batches.id = gone.id
+)
+DELETE FROM requests r USING gone WHERE r.batch_id = gone.id;

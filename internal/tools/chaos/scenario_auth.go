@@ -59,7 +59,7 @@ func RunAuthSweep(ctx context.Context, h *Harness) *Result {
 			unavailable["batch_id"] = err.Error()
 		} else {
 			objects["batch_id"] = b.ID
-			objects["custom_id"] = in.IDs[0] // a request of that batch
+			objects["custom_id"] = in.IDs[0]
 		}
 	}
 	if id, err := createResponse(ctx, client, r, keyA); err != nil {
