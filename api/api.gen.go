@@ -267,6 +267,147 @@ func (e ResponseDeletedObject) Valid() bool {
 	}
 }
 
+// Defines values for WebhookDeliveryObject.
+const (
+	WebhookEndpointDelivery WebhookDeliveryObject = "webhook_endpoint.delivery"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryObject enum.
+func (e WebhookDeliveryObject) Valid() bool {
+	switch e {
+	case WebhookEndpointDelivery:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookDeliveryStatus.
+const (
+	WebhookDeliveryStatusFailed    WebhookDeliveryStatus = "failed"
+	WebhookDeliveryStatusPending   WebhookDeliveryStatus = "pending"
+	WebhookDeliveryStatusSucceeded WebhookDeliveryStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryStatus enum.
+func (e WebhookDeliveryStatus) Valid() bool {
+	switch e {
+	case WebhookDeliveryStatusFailed:
+		return true
+	case WebhookDeliveryStatusPending:
+		return true
+	case WebhookDeliveryStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookDeliveryListObject.
+const (
+	WebhookDeliveryListObjectList WebhookDeliveryListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryListObject enum.
+func (e WebhookDeliveryListObject) Valid() bool {
+	switch e {
+	case WebhookDeliveryListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointObject.
+const (
+	WebhookEndpointObjectWebhookEndpoint WebhookEndpointObject = "webhook_endpoint"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointObject enum.
+func (e WebhookEndpointObject) Valid() bool {
+	switch e {
+	case WebhookEndpointObjectWebhookEndpoint:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointDeletedObject.
+const (
+	WebhookEndpointDeletedObjectWebhookEndpointDeleted WebhookEndpointDeletedObject = "webhook_endpoint.deleted"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointDeletedObject enum.
+func (e WebhookEndpointDeletedObject) Valid() bool {
+	switch e {
+	case WebhookEndpointDeletedObjectWebhookEndpointDeleted:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointListObject.
+const (
+	WebhookEndpointListObjectList WebhookEndpointListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointListObject enum.
+func (e WebhookEndpointListObject) Valid() bool {
+	switch e {
+	case WebhookEndpointListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointTestResultObject.
+const (
+	WebhookEndpointTest WebhookEndpointTestResultObject = "webhook_endpoint.test"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointTestResultObject enum.
+func (e WebhookEndpointTestResultObject) Valid() bool {
+	switch e {
+	case WebhookEndpointTest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointWithSecretObject.
+const (
+	WebhookEndpointWithSecretObjectWebhookEndpoint WebhookEndpointWithSecretObject = "webhook_endpoint"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointWithSecretObject enum.
+func (e WebhookEndpointWithSecretObject) Valid() bool {
+	switch e {
+	case WebhookEndpointWithSecretObjectWebhookEndpoint:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEventTypeListObject.
+const (
+	WebhookEventTypeListObjectList WebhookEventTypeListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEventTypeListObject enum.
+func (e WebhookEventTypeListObject) Valid() bool {
+	switch e {
+	case WebhookEventTypeListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
 // Batch defines model for Batch.
 type Batch struct {
 	CancelledAt      *int64             `json:"cancelled_at"`
@@ -438,6 +579,18 @@ type CreateFileRequest struct {
 // CreateResponseRequest The Responses API request body; passed to the upstream as given.
 type CreateResponseRequest = json.RawMessage
 
+// CreateWebhookEndpointRequest defines model for CreateWebhookEndpointRequest.
+type CreateWebhookEndpointRequest struct {
+	// EventTypes At least one of `batch.completed`, `batch.failed`, `batch.expired`, `batch.cancelled`.
+	EventTypes []string `json:"event_types"`
+
+	// Name 1 to 128 characters.
+	Name string `json:"name"`
+
+	// Url An absolute https or http URL, at most 2048 bytes.
+	Url string `json:"url"`
+}
+
 // ErrorObject defines model for ErrorObject.
 type ErrorObject struct {
 	Code    *string `json:"code"`
@@ -550,6 +703,144 @@ type ResponseDeleted struct {
 // ResponseDeletedObject defines model for ResponseDeleted.Object.
 type ResponseDeletedObject string
 
+// RotateWebhookSecretRequest defines model for RotateWebhookSecretRequest.
+type RotateWebhookSecretRequest struct {
+	KeepOldSecretActiveFor24Hours *bool `json:"keep_old_secret_active_for_24_hours,omitempty"`
+}
+
+// TestWebhookEndpointRequest defines model for TestWebhookEndpointRequest.
+type TestWebhookEndpointRequest struct {
+	EventType string `json:"event_type"`
+}
+
+// UpdateWebhookEndpointRequest defines model for UpdateWebhookEndpointRequest.
+type UpdateWebhookEndpointRequest struct {
+	EventTypes *[]string `json:"event_types,omitempty"`
+	Name       *string   `json:"name,omitempty"`
+	Url        *string   `json:"url,omitempty"`
+}
+
+// WebhookDelivery defines model for WebhookDelivery.
+type WebhookDelivery struct {
+	// Attempts Attempts made or under way.
+	Attempts    int    `json:"attempts"`
+	CreatedAt   int64  `json:"created_at"`
+	DeliveredAt *int64 `json:"delivered_at"`
+	EventType   string `json:"event_type"`
+
+	// Id The event's id, sent as `webhook-id`.
+	Id            string `json:"id"`
+	LastAttemptAt *int64 `json:"last_attempt_at"`
+
+	// LastError Why the last attempt failed; null once delivered.
+	LastError *string `json:"last_error"`
+
+	// LastStatusCode The status of the last answer; null when none arrived.
+	LastStatusCode *int `json:"last_status_code"`
+
+	// NextAttemptAt When a pending delivery is tried next; null once it has ended.
+	NextAttemptAt     *int64                `json:"next_attempt_at"`
+	Object            WebhookDeliveryObject `json:"object"`
+	Status            WebhookDeliveryStatus `json:"status"`
+	WebhookEndpointId string                `json:"webhook_endpoint_id"`
+}
+
+// WebhookDeliveryObject defines model for WebhookDelivery.Object.
+type WebhookDeliveryObject string
+
+// WebhookDeliveryStatus defines model for WebhookDelivery.Status.
+type WebhookDeliveryStatus string
+
+// WebhookDeliveryList defines model for WebhookDeliveryList.
+type WebhookDeliveryList struct {
+	Data    []WebhookDelivery         `json:"data"`
+	FirstId *string                   `json:"first_id"`
+	HasMore bool                      `json:"has_more"`
+	LastId  *string                   `json:"last_id"`
+	Object  WebhookDeliveryListObject `json:"object"`
+}
+
+// WebhookDeliveryListObject defines model for WebhookDeliveryList.Object.
+type WebhookDeliveryListObject string
+
+// WebhookEndpoint defines model for WebhookEndpoint.
+type WebhookEndpoint struct {
+	CreatedAt  int64                 `json:"created_at"`
+	EventTypes []string              `json:"event_types"`
+	Id         string                `json:"id"`
+	Name       string                `json:"name"`
+	Object     WebhookEndpointObject `json:"object"`
+
+	// SigningSecretHint The secret's prefix and last four characters.
+	SigningSecretHint string `json:"signing_secret_hint"`
+	UpdatedAt         int64  `json:"updated_at"`
+	Url               string `json:"url"`
+}
+
+// WebhookEndpointObject defines model for WebhookEndpoint.Object.
+type WebhookEndpointObject string
+
+// WebhookEndpointDeleted defines model for WebhookEndpointDeleted.
+type WebhookEndpointDeleted struct {
+	Deleted bool                         `json:"deleted"`
+	Id      string                       `json:"id"`
+	Object  WebhookEndpointDeletedObject `json:"object"`
+}
+
+// WebhookEndpointDeletedObject defines model for WebhookEndpointDeleted.Object.
+type WebhookEndpointDeletedObject string
+
+// WebhookEndpointList defines model for WebhookEndpointList.
+type WebhookEndpointList struct {
+	Data    []WebhookEndpoint         `json:"data"`
+	FirstId *string                   `json:"first_id"`
+	HasMore bool                      `json:"has_more"`
+	LastId  *string                   `json:"last_id"`
+	Object  WebhookEndpointListObject `json:"object"`
+}
+
+// WebhookEndpointListObject defines model for WebhookEndpointList.Object.
+type WebhookEndpointListObject string
+
+// WebhookEndpointTestResult defines model for WebhookEndpointTestResult.
+type WebhookEndpointTestResult struct {
+	EventType         string                          `json:"event_type"`
+	Object            WebhookEndpointTestResultObject `json:"object"`
+	StatusCode        int                             `json:"status_code"`
+	Success           bool                            `json:"success"`
+	WebhookEndpointId string                          `json:"webhook_endpoint_id"`
+}
+
+// WebhookEndpointTestResultObject defines model for WebhookEndpointTestResult.Object.
+type WebhookEndpointTestResultObject string
+
+// WebhookEndpointWithSecret defines model for WebhookEndpointWithSecret.
+type WebhookEndpointWithSecret struct {
+	CreatedAt  int64                           `json:"created_at"`
+	EventTypes []string                        `json:"event_types"`
+	Id         string                          `json:"id"`
+	Name       string                          `json:"name"`
+	Object     WebhookEndpointWithSecretObject `json:"object"`
+
+	// SigningSecret `whsec_` + the base64 of the 32-byte HMAC key. Shown only once.
+	SigningSecret     string `json:"signing_secret"`
+	SigningSecretHint string `json:"signing_secret_hint"`
+	UpdatedAt         int64  `json:"updated_at"`
+	Url               string `json:"url"`
+}
+
+// WebhookEndpointWithSecretObject defines model for WebhookEndpointWithSecret.Object.
+type WebhookEndpointWithSecretObject string
+
+// WebhookEventTypeList defines model for WebhookEventTypeList.
+type WebhookEventTypeList struct {
+	Data   []string                   `json:"data"`
+	Object WebhookEventTypeListObject `json:"object"`
+}
+
+// WebhookEventTypeListObject defines model for WebhookEventTypeList.Object.
+type WebhookEventTypeListObject string
+
 // BatchID defines model for BatchID.
 type BatchID = string
 
@@ -558,6 +849,9 @@ type FileID = string
 
 // ResponseID defines model for ResponseID.
 type ResponseID = string
+
+// WebhookEndpointID defines model for WebhookEndpointID.
+type WebhookEndpointID = string
 
 // BadRequest defines model for BadRequest.
 type BadRequest = ErrorResponse
@@ -625,6 +919,24 @@ type RetrieveResponseParams struct {
 	Stream *bool `form:"stream,omitempty" json:"stream,omitempty"`
 }
 
+// ListWebhookEndpointsParams defines parameters for ListWebhookEndpoints.
+type ListWebhookEndpointsParams struct {
+	// After Cursor; the id of the last endpoint of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size, 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListWebhookDeliveriesParams defines parameters for ListWebhookDeliveries.
+type ListWebhookDeliveriesParams struct {
+	// After Cursor; the id of the last delivery of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size, 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // CreateBatchJSONRequestBody defines body for CreateBatch for application/json ContentType.
 type CreateBatchJSONRequestBody = CreateBatchRequest
 
@@ -633,6 +945,18 @@ type CreateFileMultipartRequestBody = CreateFileRequest
 
 // CreateResponseJSONRequestBody defines body for CreateResponse for application/json ContentType.
 type CreateResponseJSONRequestBody = CreateResponseRequest
+
+// CreateWebhookEndpointJSONRequestBody defines body for CreateWebhookEndpoint for application/json ContentType.
+type CreateWebhookEndpointJSONRequestBody = CreateWebhookEndpointRequest
+
+// UpdateWebhookEndpointJSONRequestBody defines body for UpdateWebhookEndpoint for application/json ContentType.
+type UpdateWebhookEndpointJSONRequestBody = UpdateWebhookEndpointRequest
+
+// RotateWebhookEndpointSecretJSONRequestBody defines body for RotateWebhookEndpointSecret for application/json ContentType.
+type RotateWebhookEndpointSecretJSONRequestBody = RotateWebhookSecretRequest
+
+// TestWebhookEndpointJSONRequestBody defines body for TestWebhookEndpoint for application/json ContentType.
+type TestWebhookEndpointJSONRequestBody = TestWebhookEndpointRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -690,6 +1014,33 @@ type ServerInterface interface {
 	// CancelResponse Cancel a background response; idempotent, returns the final object.
 	// (POST /v1/responses/{response_id}/cancel)
 	CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID)
+	// ListWebhookEndpoints List the caller's webhook endpoints, newest first.
+	// (GET /v1/webhook_endpoints)
+	ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, params ListWebhookEndpointsParams)
+	// CreateWebhookEndpoint Register a webhook endpoint for batch events.
+	// (POST /v1/webhook_endpoints)
+	CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request)
+	// DeleteWebhookEndpoint Delete an endpoint; its pending deliveries are dropped.
+	// (DELETE /v1/webhook_endpoints/{webhook_endpoint_id})
+	DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID)
+	// RetrieveWebhookEndpoint Get one webhook endpoint.
+	// (GET /v1/webhook_endpoints/{webhook_endpoint_id})
+	RetrieveWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID)
+	// UpdateWebhookEndpoint Change an endpoint's name, URL or event types.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id})
+	UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID)
+	// ListWebhookDeliveries Volley extension: an endpoint's recent deliveries, newest event first.
+	// (GET /v1/webhook_endpoints/{webhook_endpoint_id}/deliveries)
+	ListWebhookDeliveries(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID, params ListWebhookDeliveriesParams)
+	// RotateWebhookEndpointSecret Replace an endpoint's signing secret.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret)
+	RotateWebhookEndpointSecret(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID)
+	// TestWebhookEndpoint Send a sample event to an endpoint now, once, and report its answer.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/test)
+	TestWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID)
+	// ListWebhookEventTypes The event types an endpoint may subscribe to.
+	// (GET /v1/webhook_event_types)
+	ListWebhookEventTypes(w http.ResponseWriter, r *http.Request)
 }
 
 // Unimplemented server implementation that returns http.StatusNotImplemented for each endpoint.
@@ -801,6 +1152,60 @@ func (_ Unimplemented) RetrieveResponse(w http.ResponseWriter, r *http.Request, 
 // CancelResponse Cancel a background response; idempotent, returns the final object.
 // (POST /v1/responses/{response_id}/cancel)
 func (_ Unimplemented) CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListWebhookEndpoints List the caller's webhook endpoints, newest first.
+// (GET /v1/webhook_endpoints)
+func (_ Unimplemented) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, params ListWebhookEndpointsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateWebhookEndpoint Register a webhook endpoint for batch events.
+// (POST /v1/webhook_endpoints)
+func (_ Unimplemented) CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DeleteWebhookEndpoint Delete an endpoint; its pending deliveries are dropped.
+// (DELETE /v1/webhook_endpoints/{webhook_endpoint_id})
+func (_ Unimplemented) DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RetrieveWebhookEndpoint Get one webhook endpoint.
+// (GET /v1/webhook_endpoints/{webhook_endpoint_id})
+func (_ Unimplemented) RetrieveWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// UpdateWebhookEndpoint Change an endpoint's name, URL or event types.
+// (POST /v1/webhook_endpoints/{webhook_endpoint_id})
+func (_ Unimplemented) UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListWebhookDeliveries Volley extension: an endpoint's recent deliveries, newest event first.
+// (GET /v1/webhook_endpoints/{webhook_endpoint_id}/deliveries)
+func (_ Unimplemented) ListWebhookDeliveries(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID, params ListWebhookDeliveriesParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RotateWebhookEndpointSecret Replace an endpoint's signing secret.
+// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret)
+func (_ Unimplemented) RotateWebhookEndpointSecret(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// TestWebhookEndpoint Send a sample event to an endpoint now, once, and report its answer.
+// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/test)
+func (_ Unimplemented) TestWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListWebhookEventTypes The event types an endpoint may subscribe to.
+// (GET /v1/webhook_event_types)
+func (_ Unimplemented) ListWebhookEventTypes(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1381,6 +1786,265 @@ func (siw *ServerInterfaceWrapper) CancelResponse(w http.ResponseWriter, r *http
 	handler.ServeHTTP(w, r)
 }
 
+// ListWebhookEndpoints operation middleware
+func (siw *ServerInterfaceWrapper) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWebhookEndpointsParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListWebhookEndpoints(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateWebhookEndpoint(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteWebhookEndpoint(w, r, webhookEndpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RetrieveWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) RetrieveWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RetrieveWebhookEndpoint(w, r, webhookEndpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateWebhookEndpoint(w, r, webhookEndpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListWebhookDeliveries operation middleware
+func (siw *ServerInterfaceWrapper) ListWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWebhookDeliveriesParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListWebhookDeliveries(w, r, webhookEndpointId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RotateWebhookEndpointSecret operation middleware
+func (siw *ServerInterfaceWrapper) RotateWebhookEndpointSecret(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RotateWebhookEndpointSecret(w, r, webhookEndpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// TestWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) TestWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.TestWebhookEndpoint(w, r, webhookEndpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListWebhookEventTypes operation middleware
+func (siw *ServerInterfaceWrapper) ListWebhookEventTypes(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListWebhookEventTypes(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 type UnescapedCookieParamError struct {
 	ParamName string
 	Err       error
@@ -1544,6 +2208,33 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/responses/{response_id}/cancel", wrapper.CancelResponse)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/webhook_endpoints", wrapper.ListWebhookEndpoints)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/webhook_endpoints", wrapper.CreateWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}", wrapper.DeleteWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}", wrapper.RetrieveWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}", wrapper.UpdateWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret", wrapper.RotateWebhookEndpointSecret)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}/test", wrapper.TestWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}/deliveries", wrapper.ListWebhookDeliveries)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/webhook_event_types", wrapper.ListWebhookEventTypes)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/queue", wrapper.QueueDepth)
@@ -2783,6 +3474,654 @@ func (response CancelResponsedefaultJSONResponse) VisitCancelResponseResponse(w 
 	return err
 }
 
+type ListWebhookEndpointsRequestObject struct {
+	Params ListWebhookEndpointsParams
+}
+
+type ListWebhookEndpointsResponseObject interface {
+	VisitListWebhookEndpointsResponse(w http.ResponseWriter) error
+}
+
+type ListWebhookEndpoints200JSONResponse WebhookEndpointList
+
+func (response ListWebhookEndpoints200JSONResponse) VisitListWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEndpoints400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListWebhookEndpoints400JSONResponse) VisitListWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEndpoints401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListWebhookEndpoints401JSONResponse) VisitListWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEndpointsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListWebhookEndpointsdefaultJSONResponse) VisitListWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookEndpointRequestObject struct {
+	Body *CreateWebhookEndpointJSONRequestBody
+}
+
+type CreateWebhookEndpointResponseObject interface {
+	VisitCreateWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type CreateWebhookEndpoint200JSONResponse WebhookEndpointWithSecret
+
+func (response CreateWebhookEndpoint200JSONResponse) VisitCreateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateWebhookEndpoint400JSONResponse) VisitCreateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateWebhookEndpoint401JSONResponse) VisitCreateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CreateWebhookEndpointdefaultJSONResponse) VisitCreateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookEndpointRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+}
+
+type DeleteWebhookEndpointResponseObject interface {
+	VisitDeleteWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type DeleteWebhookEndpoint200JSONResponse WebhookEndpointDeleted
+
+func (response DeleteWebhookEndpoint200JSONResponse) VisitDeleteWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteWebhookEndpoint401JSONResponse) VisitDeleteWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteWebhookEndpoint404JSONResponse) VisitDeleteWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response DeleteWebhookEndpointdefaultJSONResponse) VisitDeleteWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhookEndpointRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+}
+
+type RetrieveWebhookEndpointResponseObject interface {
+	VisitRetrieveWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type RetrieveWebhookEndpoint200JSONResponse WebhookEndpoint
+
+func (response RetrieveWebhookEndpoint200JSONResponse) VisitRetrieveWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RetrieveWebhookEndpoint401JSONResponse) VisitRetrieveWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhookEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RetrieveWebhookEndpoint404JSONResponse) VisitRetrieveWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response RetrieveWebhookEndpointdefaultJSONResponse) VisitRetrieveWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookEndpointRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+	Body              *UpdateWebhookEndpointJSONRequestBody
+}
+
+type UpdateWebhookEndpointResponseObject interface {
+	VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type UpdateWebhookEndpoint200JSONResponse WebhookEndpoint
+
+func (response UpdateWebhookEndpoint200JSONResponse) VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateWebhookEndpoint400JSONResponse) VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response UpdateWebhookEndpoint401JSONResponse) VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response UpdateWebhookEndpoint404JSONResponse) VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response UpdateWebhookEndpointdefaultJSONResponse) VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveriesRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+	Params            ListWebhookDeliveriesParams
+}
+
+type ListWebhookDeliveriesResponseObject interface {
+	VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error
+}
+
+type ListWebhookDeliveries200JSONResponse WebhookDeliveryList
+
+func (response ListWebhookDeliveries200JSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListWebhookDeliveries400JSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListWebhookDeliveries401JSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ListWebhookDeliveries404JSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveriesdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListWebhookDeliveriesdefaultJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookEndpointSecretRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+	Body              *RotateWebhookEndpointSecretJSONRequestBody
+}
+
+type RotateWebhookEndpointSecretResponseObject interface {
+	VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error
+}
+
+type RotateWebhookEndpointSecret200JSONResponse WebhookEndpointWithSecret
+
+func (response RotateWebhookEndpointSecret200JSONResponse) VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookEndpointSecret400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RotateWebhookEndpointSecret400JSONResponse) VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookEndpointSecret401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RotateWebhookEndpointSecret401JSONResponse) VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookEndpointSecret404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RotateWebhookEndpointSecret404JSONResponse) VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookEndpointSecretdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response RotateWebhookEndpointSecretdefaultJSONResponse) VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookEndpointRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+	Body              *TestWebhookEndpointJSONRequestBody
+}
+
+type TestWebhookEndpointResponseObject interface {
+	VisitTestWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type TestWebhookEndpoint200JSONResponse WebhookEndpointTestResult
+
+func (response TestWebhookEndpoint200JSONResponse) VisitTestWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response TestWebhookEndpoint400JSONResponse) VisitTestWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response TestWebhookEndpoint401JSONResponse) VisitTestWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response TestWebhookEndpoint404JSONResponse) VisitTestWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response TestWebhookEndpointdefaultJSONResponse) VisitTestWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEventTypesRequestObject struct {
+}
+
+type ListWebhookEventTypesResponseObject interface {
+	VisitListWebhookEventTypesResponse(w http.ResponseWriter) error
+}
+
+type ListWebhookEventTypes200JSONResponse WebhookEventTypeList
+
+func (response ListWebhookEventTypes200JSONResponse) VisitListWebhookEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEventTypes401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListWebhookEventTypes401JSONResponse) VisitListWebhookEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEventTypesdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListWebhookEventTypesdefaultJSONResponse) VisitListWebhookEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// Healthz Liveness probe (the process is serving HTTP). No authentication.
@@ -2839,6 +4178,33 @@ type StrictServerInterface interface {
 	// CancelResponse Cancel a background response; idempotent, returns the final object.
 	// (POST /v1/responses/{response_id}/cancel)
 	CancelResponse(ctx context.Context, request CancelResponseRequestObject) (CancelResponseResponseObject, error)
+	// ListWebhookEndpoints List the caller's webhook endpoints, newest first.
+	// (GET /v1/webhook_endpoints)
+	ListWebhookEndpoints(ctx context.Context, request ListWebhookEndpointsRequestObject) (ListWebhookEndpointsResponseObject, error)
+	// CreateWebhookEndpoint Register a webhook endpoint for batch events.
+	// (POST /v1/webhook_endpoints)
+	CreateWebhookEndpoint(ctx context.Context, request CreateWebhookEndpointRequestObject) (CreateWebhookEndpointResponseObject, error)
+	// DeleteWebhookEndpoint Delete an endpoint; its pending deliveries are dropped.
+	// (DELETE /v1/webhook_endpoints/{webhook_endpoint_id})
+	DeleteWebhookEndpoint(ctx context.Context, request DeleteWebhookEndpointRequestObject) (DeleteWebhookEndpointResponseObject, error)
+	// RetrieveWebhookEndpoint Get one webhook endpoint.
+	// (GET /v1/webhook_endpoints/{webhook_endpoint_id})
+	RetrieveWebhookEndpoint(ctx context.Context, request RetrieveWebhookEndpointRequestObject) (RetrieveWebhookEndpointResponseObject, error)
+	// UpdateWebhookEndpoint Change an endpoint's name, URL or event types.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id})
+	UpdateWebhookEndpoint(ctx context.Context, request UpdateWebhookEndpointRequestObject) (UpdateWebhookEndpointResponseObject, error)
+	// ListWebhookDeliveries Volley extension: an endpoint's recent deliveries, newest event first.
+	// (GET /v1/webhook_endpoints/{webhook_endpoint_id}/deliveries)
+	ListWebhookDeliveries(ctx context.Context, request ListWebhookDeliveriesRequestObject) (ListWebhookDeliveriesResponseObject, error)
+	// RotateWebhookEndpointSecret Replace an endpoint's signing secret.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret)
+	RotateWebhookEndpointSecret(ctx context.Context, request RotateWebhookEndpointSecretRequestObject) (RotateWebhookEndpointSecretResponseObject, error)
+	// TestWebhookEndpoint Send a sample event to an endpoint now, once, and report its answer.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/test)
+	TestWebhookEndpoint(ctx context.Context, request TestWebhookEndpointRequestObject) (TestWebhookEndpointResponseObject, error)
+	// ListWebhookEventTypes The event types an endpoint may subscribe to.
+	// (GET /v1/webhook_event_types)
+	ListWebhookEventTypes(ctx context.Context, request ListWebhookEventTypesRequestObject) (ListWebhookEventTypesResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -3360,101 +4726,394 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 	}
 }
 
+// ListWebhookEndpoints operation middleware
+func (sh *strictHandler) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, params ListWebhookEndpointsParams) {
+	var request ListWebhookEndpointsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhookEndpoints(ctx, request.(ListWebhookEndpointsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhookEndpoints")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListWebhookEndpointsResponseObject); ok {
+		if err := validResponse.VisitListWebhookEndpointsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateWebhookEndpoint operation middleware
+func (sh *strictHandler) CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+	var request CreateWebhookEndpointRequestObject
+
+	var body CreateWebhookEndpointJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateWebhookEndpoint(ctx, request.(CreateWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitCreateWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteWebhookEndpoint operation middleware
+func (sh *strictHandler) DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	var request DeleteWebhookEndpointRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteWebhookEndpoint(ctx, request.(DeleteWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitDeleteWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RetrieveWebhookEndpoint operation middleware
+func (sh *strictHandler) RetrieveWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	var request RetrieveWebhookEndpointRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveWebhookEndpoint(ctx, request.(RetrieveWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RetrieveWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitRetrieveWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateWebhookEndpoint operation middleware
+func (sh *strictHandler) UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	var request UpdateWebhookEndpointRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+
+	var body UpdateWebhookEndpointJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateWebhookEndpoint(ctx, request.(UpdateWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitUpdateWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListWebhookDeliveries operation middleware
+func (sh *strictHandler) ListWebhookDeliveries(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID, params ListWebhookDeliveriesParams) {
+	var request ListWebhookDeliveriesRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhookDeliveries(ctx, request.(ListWebhookDeliveriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhookDeliveries")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListWebhookDeliveriesResponseObject); ok {
+		if err := validResponse.VisitListWebhookDeliveriesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RotateWebhookEndpointSecret operation middleware
+func (sh *strictHandler) RotateWebhookEndpointSecret(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	var request RotateWebhookEndpointSecretRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+
+	var body RotateWebhookEndpointSecretJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateWebhookEndpointSecret(ctx, request.(RotateWebhookEndpointSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateWebhookEndpointSecret")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RotateWebhookEndpointSecretResponseObject); ok {
+		if err := validResponse.VisitRotateWebhookEndpointSecretResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// TestWebhookEndpoint operation middleware
+func (sh *strictHandler) TestWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	var request TestWebhookEndpointRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+
+	var body TestWebhookEndpointJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.TestWebhookEndpoint(ctx, request.(TestWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TestWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(TestWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitTestWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListWebhookEventTypes operation middleware
+func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Request) {
+	var request ListWebhookEventTypesRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhookEventTypes(ctx, request.(ListWebhookEventTypesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhookEventTypes")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListWebhookEventTypesResponseObject); ok {
+		if err := validResponse.VisitListWebhookEventTypesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzrctvIlX6VLuxuWaqCSMrjmU2oyg/Fl8SJb/Elk5SpEprEIdFjoBvuboimXarap9kH2yfZOqcbVwIi",
-	"JVmeeCq/RJFA4/S5fufS+BIsVJYrCdKaYPolyLnmGVjQ9N8fuV0kTx/hRyGDaZBzmwRhIHkGwTSY46/n",
-	"Ig7CQMPHQmiIg6nVBYSBWSSQcbzPbnK81lgt5Cq4vAyDJyKFwTWXIoXrL/kaTK6kGV5W+wuuu/RlWN3q",
-	"GRK/ho8FGIv/LZS0IOkjz/NULLgVSo5/MUrid/Wy/6lhGUyD/xjXzB67X834sdZKlxtwj4zBLLTIcbFg",
-	"GjyVFzwVMdPuwSfMJsAyMIavgBm+MWydcMu4jNk6AQ2j4DIMHsGSF6mlxb8dqadyw5RNQDPAS4mSF8o+",
-	"UYWMvx0VLxQzxSJhav4LLCxbKs1sIgz7AJt7hqm1BEfZW6Wecb2Cb0fZ2wRYDIuUa6jkyeYq3jBhWIq0",
-	"IKlckogXSi7FqsBLU5EJSzS/k7ywidLiM3xDjj4Xxgi5CtlaK7liSjMNF+oDxOz01VPk64jM0K9XeQ5y",
-	"KFrloK1w9rPgcgFpCvE5J5qXSmf4KRDS/vQA7bVIUz5PoTRNb5BCWliBRg74JYRc3WINleUp2FuR4ZYQ",
-	"Sp6vhYzVusd9hMFCA7/iMdvLgoxzJZxAt1YjozovXeT0yxCZnTuI8zxNXy6D6furNYHE9tjddHnW5QMu",
-	"+ClHz3lzvrkFzM0XWHJxK/1ZCslT8flW+uO4v8VtIc9zrVYazC32J2Re2KaQtx6TgeUxt2TWPI4FKiFP",
-	"X7UMbeumgQc7H0mrqhjSvZTK3zP9EoAssmD63iGB4Kzv2sJ2trNzee8Xzxeq8KBkp8b6mPzQ3YGeyHJb",
-	"mCaJFEO5xWeUOhS0JBY0VSNo+Iig0vqg6X3qfyDu3XqBAXov8t/RlZeXTWTyPiCo4nndcAylpCrj7qpM",
-	"n2+qOLIlka5XafmsLZVu2W/Xljp+tWmqLcfR9eFhOyxsaUDJyobmn/UocO27euKOiqHXLFIh4QqtbNil",
-	"R1y9qxBq3kO5OxImquqVy3U8VVfv0WxvsvQJwkK2n904bl1WD+Ja803bxK/eQaWeV0vlmXCA+bb09pG6",
-	"FNrYfX1Lws15pnRTinOlUuCSlIHvv9K2E0xxk2fhtTjWIL9+fIPMQY42spA2VHspoUKWask4I9/MDv6u",
-	"0hQ2DD5ZkEYoeThCfWvJg1sLWe5cbnvRP6s1y7jcMCsyMIROy2esuWEGpGVFbqwGno16cQ2C3O113zYW",
-	"IhjcXeyEKZlu2FrYhEVCLtIihj/glVFICQ9P15gAKck4Q4SaVus1yKhY/ulopY78l4iQR6/5+rk3vi2w",
-	"1qb05wQcKnfsTFQaC7liwjHA34nP3APjLQpjVTYU3aH0YNdAbF4bvDn34balkMIkt8FNpafcluDx0Zwb",
-	"ylIkoM4hmygkMQwq/fpQoY190cXIy7U31JY5+s3YVmc+fZwzlusrtUJYzN0s6rC3oH6juAHPt2FMDjJ2",
-	"4EMXUm4jlQrZ1Nikhi/7O6daRb3ga9RRAYnKXXQgQ4Nhbb1ryKlU813+7WGFAbvxvNxyrUJbOUL/b1ZZ",
-	"nvb91OGFu66Xu7uovi4IGYYWVwOGXXR8rbBbBpsd0XfbM0SVHkWlY6AbGD57NGwCNwjYez0cr6dnn7Cc",
-	"G4PumxsW8aUFHflCETAJnyzL+Qr2ovBfAwi8bnjAtriHI2/pnO4ZxqVZgw6RG8LFOZcmMOVLeeTcR7tj",
-	"aAndB4Kbcx7nHUsYMsHm1a2lPZ4YZMq70pzarHB5klUfQJo96zHNW85jsFykfe6IL9DHXWPlrmG3Fujb",
-	"l0/brkV8655h6jVwozCW3GIDW2v07YFc6i0e0pLfgGy6nBriQoeaPnIfUlTrwu3eQNQuA7ZNLbr/IIlC",
-	"tKRtEM4QVMeFpqotW2qVseg4i5hVLDr+6XdJ5CrZ6KR+P8kiXCS6n0QNTNUAjo3S4XZOoJZsfHE8XiTc",
-	"jmuiTei+7X4B2RxiBBr+/6oJ4v5FLOBoNr2k3FENq72rdzmy6fgnlnOhzQn7ABvDCvrypwdskXDNFxa0",
-	"CdkFTwsof/vx+P4Vfn3L4Kp6B8aInYV0d/EpXduvvY26S13R2daiYX18IlIYVMcWte+5XCRKn/UpRLph",
-	"UY3aBhSqtZiBhZKx6Vnth58mE+Ts/R9/f38ymYwYmQyBf8PcIozWYD9MWIz52nzDYteg6s8O8Nbt5/zl",
-	"zcsXz5jveISMW5YpY7u9EiM+Azvwy7P7kwl7/sdDShYpP6GaUv37j5NwMpkctvD5XEiuN30cyQudK9ND",
-	"2vMCM1hgEeUqfezsKAPtsF5wWNxlYB9M+DGSlxcZ6sc0M2oHdCBG+dhGzEeXshIXIG+QJxO8fVnBnn6Q",
-	"uxM3fY16WvnFLtxcV9jourrQRtT2Mb/dEtu2sxLh72yreT51KRpOf1o+ZOvBzqT3sGh24DFvF8ih5h32",
-	"2ru38N0Gvk+Zo7NfT3f9kL6to2t7BFVe10lboJvwNRKBgSizjc3J7nZi83bpvXzyEMlfIc16mYM8fYqL",
-	"/bvEeRkGfwae2uRNVf3Y5uycm4FcWqw8MrkiAekBaeqDw2g0SyGM63Tv9uN+vb5NPFcxpH8roOjxH1eU",
-	"v9byvCzy7Iny1/K8LAbtd0dj/TYXfJAxiBbhAvTGTUuwNRdWyBVlyJyZVFl24AqhurwDA+ycLz6stCpk",
-	"zCrAeLhnUbSxg/1oEpItU7FK7E3cUVnM6iunNSXQ5m6flBuWu516byzsm6tdf1Lg1o10kYIbj+prZccO",
-	"TnIEpn4u62gy/+9//vK3jy/WPywn/5A/vv143zz78CoIb+F4W5iq3U4O/YCZC2DVv93I2Wfb5UJFnioe",
-	"U+ku12oBiIR6ao9b9YlGqny9jl47cDj5d8qjnQaql0HNh0aFtUNNn/qRf3kEuU1uGYEa3urKfuBtQkHf",
-	"BpoYqztMxpxxVfDWT3SNWOR0IkJH7VtAXDKi9gZ4tlz+jqFHVfz+avDDYbZCC7t5g2J01J7m4q+wOS2c",
-	"SnR4ilkyy3gMvqd24SoSlDs7NWVHR87Bvjh9/pgyGVIR2jVwDbpmcGJt7sbFhFyq7af5cgcKiRlIl0eJ",
-	"Mhbi0Mv1CNWQWzFPwaeMmL0Y0BegR+ypdR9du9EUcwPU0XT33jMziU7XhO5WcBGolQjhndzlh2q5FAvB",
-	"U/bm0V8NKwyErJAxaBaNL46jkOVpgUQuYV0XZ8xMqiV1d9RasoOM6w8Qs1nQLeLMAjaHVK0PRzM5k48p",
-	"RJGHCV1BxwWtlG9Ah8gLpMcrtkPkIC8gVTnMZPRl5pzTLJiyL7Myb5kFIZsR090nyl7cR0xgZsHlZeSY",
-	"Fbt6dmcSMBrNJEpNWPLlbgNBGFyANk5Sk9HxaEJqm4PkuUDQP5qMfqBUySakV+OEUNln/LwCUm00EnrM",
-	"0ziYetT2OejMzN6fTL7apGILGPYNoKbiAkYtywim78/CwBRZhkn9NHiGWS8Yw3Kt5sAOUBw+OKB0kI0I",
-	"df789u2rwxF7oRgvbALSeoLJv/CVIe+Wm+AMnzXWwOPNMGdeu59/RcYQBTRB+uPkh2/21BfKMmKNG1qm",
-	"Fr+fWN5cLSWkVzTFVIJ+XG+RYEQmg6/hPqNtQLy/0C6Ox3PnOwYFh6md9y9l1cAPx7/vOruHhTZKu42K",
-	"uNVxclDZf5NruBCqMFWHicbVPxZAJSc/r+6qjVcOvXef/4rGwcVnCNkxFUZdot63Oo0Tt1b35bBgen/S",
-	"g53P7lBx6/mgPnMmJiHnvKBIgx+4x/etWpE5bkzq0y3Hu29pzVYTLZ4pu25sDduTVje8TVmh5GkK+p4p",
-	"dxIyCWsw1jVEmwpa6uQZgmM1VPKrByxY5ouPrcdgzEJnWJYk3SwGc+EpFRLuGRYVOo3c7fCx4OlMRmVR",
-	"2s/XuNhF2ZLv3qbAUItM9VStCkvmaBWCsMbkjk1Ar4UhwmbStRjRxT6YTHAN9LJ1R1gtly7ncp1G1hgN",
-	"MoxrKGdsyv6k4RnMpNVcGr6g7gnSW0/oCMM02EJLiFnUmGKMKEp3Y7iZsmirCB8xvlhATsntji7NWgtr",
-	"QWL05TO5ThSyqcjmoFF5MyELC4YpzRJVaMMOolnw+0k2C6KQRbPgOCk/3X+AHw9PaDNKlpvJ+AZBCzMo",
-	"D5QTSQTXoQ+RhxWSYbZy6KJ925E1ell1K/WPvjX8VQy5p1t22Qa2fqDmbl3J0LELN0T0vbkPx9Rqio9U",
-	"j4zM5bXdMastD9IOc+Mv5ZGtyyugitUCLhqq8mtL6wasfzB5sPum6mDSV5LVnzA/qUz2AD9qtSb8c+La",
-	"TqCdK/sAufXdyJjEa2pX5wamDgcDQhuC9BFbXzIuz+9dng0qwtgNinXP/l1n7aEwdSqZkEel4/V8WSnM",
-	"6BSL6hnwaMp8va1mg7EqZxwZuoAQl3G1viq8zCRGOsdOPlea0sp2BDBgbYp5oa0eBnHk8l7M6nKuLaaE",
-	"GkyRWjNiDyuK0Im7RawvB/OUcCyrqUZvXi3rY41hwp5U1kr3JtwwkGirVTwsYyFFwl5nTcv+61jgt/GX",
-	"v4rROlaXIrumEx2X6trwpttpF4GjdYLIqVZOXUhXsXCNcWGdkoSskFakpJ9eL0nFNWQKs/sDglK/cCks",
-	"HcLDbyn0Z2QprlrhGn4E36qOn1tmrixaoITDEXvMESVZyBAIlryKUDdjFtGNEd0Dn/jCphvfGKnXb02G",
-	"uazOk0BoBHQmJE8Jbb3iKyFX02rQjgpCW+N5onQRB4XDjAT+kTrfNUJc1JrPm0maNTWeiWRvXiT3jMeR",
-	"T0RKfnehsjkSSuZ/+uIR8ecDQI4roTkvlNawsH32WGWBZS/iOrng0BhiY0h/Ky1kB8joet93mybeJE88",
-	"nvQlimFvW7py6kJSgHQ7RjhrOcLiAw05+EJdxVbULwP4r/VCW6gs466fBJ/ylOYMXE2+j/a6iF4RX9XB",
-	"B6YI6nK3sRvX9VA6C3btap0o0xYzemcupHFKbeGTDZlYSaVJz7iBEYv+CwH/eURqGM1mEctI91NhEeGn",
-	"myGZGOCawsI1ZN6mtzoPTbnD0HOqce/9HxPRwQzG49gw4HVzEJPevsMde0rSH/v4KqK880pGc/L6yoJG",
-	"KY7ffojt5trTMtreq2Fv6DMZ7lrHRWqZETGw+Yb+4s/+CqVj0N8OHZcEjr9U9r1n7lTK6htp3BCOq45D",
-	"fec6o3rPtYU1nEcX85X1IrzivBriktrlh+zd62dHYBY8d8fAet5B0jxTs/8bSErdJBB3ZZ2a2mG7kAmF",
-	"AgcIS9DlG89DgaDRl74dyrghzNgPaLxR2vsG9BlUKxRK0nnFkEXcLNzsNN4UDdFBt/fTQU/rGwa6RheA",
-	"aqdftwlwl+Gsmmy7MoyRKv0GqvJ+H7X7cPZ2dQ0+K1Ircq7rd7g4YAMxc99u3F8hqYK8FJDGTklPyq4w",
-	"piTCMP92Ate/FXYmudYCU7sDzv7y5uWL8l025O04k0oeQZbbDeaL4mMBbV8UZWATFUcsevXyzdsoLL0l",
-	"ZaJU9HdpHmcesvnVy1OtnDkNY768fDhiPyfCgsn5Ao7oRC4S3ihmieqVNah4bF7QFoBJZWukw07lhtp5",
-	"KWSsUQIpd1W+06jRG8DHuLqOVDahE7dUG9IQj2by1NvUBbiDWzT6Td6ktXxEM/dWqXN6xU4UsjkslQYU",
-	"SrWoBk7vT5KuW1G9pScFubLUTqDHCDtibtbW+8U/+PYK0lXkOVWihgvwT9zY93D9vVKpMQLWo3KE5zol",
-	"+OYBgW9cgW+OsfbDESc7X7H+zrzGO6q6M2eRzyp/3h6E7PMhzRA+/uJPgFzWk0Xb8dyNIlXacocuvhx6",
-	"6pGX/+k7g46OasadfNB1IDr0/Or38FeC+bsWwm6baRjL99YL6XamGlH1WpDcvzOwjYZrUxo3JNErzEdq",
-	"LdF4ry9MtbBgj1xcbwt153mhgYSMrxkNhvrchUtXYmUPHQFHzyjifG9W5xns7e6eqc9p4WaPROymcVLM",
-	"BqiUTO9IoGgQ0hcIiFh0Sh33iOrJd6E4H8t5/F41aUzT3qHFN57SoyP0K4vxZwSQhMBCKtoRZESrQqdW",
-	"HlZ3CHb0qwbG7Wy9Lo76kwNU2HFj9CwHXW5rz0MEzKoV2KRd+GkNcrWE1Y/Yj1hUrz1liIWiaetdNsIw",
-	"0o+4PKnr52ioPXL+f//zvxETccgiV1ueslngLp8FUTiTrBxLnrL3Z5E7ckj1Tn/0jrZ8z9RH8NwEajnM",
-	"gmw5cpM2BGFNyJZcaJqB4zLG9TVYvWG5SsWCqqlt7p3gLym9kgb9yp8evx0hqfgogqeIxSuI6sd/a4ZE",
-	"o5k8YhGNPy7g3ArQuMFlCp9mgeuaqsK27piW3Kq2sOZ+0g+1kmRvfEOLQDVj9RCQkOzAtcD//vLZs8f/",
-	"PH/y7PE/zn8+ffo29O2cdSKoiQpsUWhNrsRYkaaVHvmsRRjPGxr2OSy7wLLKAVLxAfGA2chFopXEtBvp",
-	"ow2/rIaU2hfk3Jgjm2hVrJKts5MHnq1eiTCn+STAENBw48tHKHgkCy7QjFBYNoENc2ndYVjiYKcClbIJ",
-	"/CZFiUd0wZQteWrAy6Zm/bnK3eHrnpmlA16KpbSJe4bFwGOXS5WTSp4pvhBL2ru9WNg37HRSnt0tJff6",
-	"8ZtXL1+8eXz+89MXj17+fIjiTZCNGmI/BobrNwzbk++69+TxMfOVMUv4BSaNDJZL14t7W46Nik7zoDrA",
-	"GjLHsIZihrXeU3tlm3H0so+ZrBjlsftg3va6fnHN3c1OdY/6fuPkrfEC2DCw8MmOSXl7sc9eSKdzbMO9",
-	"AsH5HS+eQ1dqQHFSS8Rf74zm+x3Wcl68vKcZs2rhbUeu8ZfGW6r3yA5bOnnHOvHbzRK9I650r3afypXm",
-	"6hkfGlQ9HBLnjjSyIa0rC/RvyBzKKlybtm4QP2GRC0DNeaKhvrGz4p5qcnWW6U7Lybtei9094/Wbb4ti",
-	"irwl4hMWOe1z7Yrm3LIfIaI3DtIYjqYhomF1vF6i1HiFfpUsDbimG48Mtp5RF9b7ht++pXP7t0puD8Nt",
-	"5WAnTMSQ5crl9OW4o5vflzyteDQQ69pHfdqHFN+foTY44Oz0qNCpP144HY9TteBpooyd/m7yuwlq5/8H",
-	"AAD//w==",
+	"7F3rchu5sX4V1JxzylKdEUVrvXs2VOWHdi1nnZUtR5LjpEwXB+Q0OVgNgTGAEc11qSpPkwfLk5xCA5gb",
+	"Z0jq6nizvyyTM7g0Gt1fX/k5mIh5JjhwrYLB5yCjks5Bg8T//UD1JHn53PzJeDAIMqqTIAw4nUMwCMbm",
+	"2xGLgzCQ8DFnEuJgoGUOYaAmCcypeU8vM/Os0pLxWXB9HQYvWAqdY05ZCjcf8gxUJrjqHla6B24+9DsY",
+	"J0JcHvM4E4zrzhkW9rkRuAdvOtN1WCzSkT4+g485KG3+NxFcA8c/aZalbEI1E3z/FyW4+awc9r8lTINB",
+	"8F/75bHu22/V/rGUQnpS2SljUBPJMjNYMAhe8iuasphIO/Eh0QmQOShFZ0AUXSqySKgmlMdkkYCEXnAd",
+	"Bs9hSvNU4+CPt9QjviRCJyAJmEdxJa+FfiFyHj/eKl4LovJJQsT4F5hoMhWS6IQpcgnLJ4qIBQe7sgsh",
+	"TqicweOt7CIBEsMkpRKK8yRjES8JUyQ1azFLpRyPeCL4lM1y82jK5kzjmt9ymutESPYrPCJFXzGlGJ+F",
+	"ZCEFnxEhiYQrcQkxOXrz0tC1h7fSjVfIKBRdUmQgNbP3Z0L5BNIU4hHFNU+FnJu/Asb1d8/Mvc3TlI5T",
+	"8FfTXUjGNcxAGgq4IRif3WEMMc9S0Hdahh2CCT5aMB6LRYv4CIOJBLpmmtVhvaBqHQ0v1cgL48HnrmU2",
+	"3kDK0zQ9nQaD9+s5AY/t2L50/aFJBzPgp8xIztvTzQ6gbj/AlLI78c+UcZqyX+/EP5b6K9RmfJRJMZOg",
+	"7rA/xrNcVw95ZZo5aBpTjdeaxjEzTEjTN7WLtvJSx8RWRuKoIoZ0K6Zy7ww+B8DzeTB4bzFH8KHt2Vw3",
+	"trNxeCcXRxORO/izkWOdTv7RvmEkkaY6V9Ulog6l2szheSionVhQZY2gIiOCguuDqvQp/wNx69Zzo6C3",
+	"Wv5bfPL6uopM3gcIVRytK4LBn1RxuZss0yabCoqsnEhTqtRk1gpL1+5v8y415Gr1qtYER1OGh3W1sMIB",
+	"npQVzv/QwsCl7GrROyKG1muRMg5ruLJyLx3iah0F8fkWzN04YVxVObIfx61q/R7V6ia9TGAa5tvdG0ut",
+	"62IiKiVd1q/4+h0U7Ln+VE6YBcx3XW/bUqdMKr2tbEmoGs2FrJ7iWIgUKEdmoNuPtCoEU7PJD+GNKFZZ",
+	"fjl9ZZmdFK1YIXWodsqhQJZiSihB2Ux2/irSFJYEPmngigm+2zP8VjsPqjXMMyty64P+JBZkTvmSaDYH",
+	"hejUz7GgiijgmuSZ0hLovNeKawzIXR33ojIQwuDmYIdE8HRJFkwnJGJ8kuYx/NE8GYVo8NB0YQwgwQkl",
+	"BqGmxXiVZRQk/7Q3E3vuQ4OQe2d08cpdvhWwVl/puwQsKrfkTEQaMz4jzBLAvWnm3ALjTXKlxbxLu4OX",
+	"YDdAbI4b3HVuw21TxplK7oKbvKRcPcGne2Oq0ErhYHjOkAlVEjFKpZ0fCrSxLbrouXNtVbXeRr8d2UrL",
+	"p41ySlO5liuYNrabNjzsblD7pbgFzVdhTAY8tuBD5pyvIpUC2ZTYpIQv2wunkkXdwZeoowAShbhoQIYK",
+	"wep8Vzknz+ab5NuPBQZs6nO/5ZKFVmyE9u+00DRt+6pBC/tcK3U3rfqmIKQbWqwHDJvWcV9q1yubDdp3",
+	"VTJEBR9FXjDgC8TM3eu+ArdQ2FtNbp7HuQ9JRpUy4psqEtGpBhk5RxEQDp80yegMtlrhvwcQOKtIwPpx",
+	"d2teL5yeKEK5WoAMDTWY1XPWTCDCufJQuPc261AP3TuUmxUeo8ZN6LqC1adrQzs80UmUt/461Ulh7SQt",
+	"LoGrLf0x1VdGMWjK0jZxRCdGxt1g5ObFrg3Qti9ntt1o8bV3ulcvgSphdMkdNrAyRtseUKTeYZLa+XWc",
+	"TZNSXVRorKZtuT+iVmvC7VZFVHcD1q9adPAsiUJzk1ZBODGgOs4lem3JVIo5iZ7OI6IFiZ5+930SWU+2",
+	"EVJ/6M8jM0h0kEQVTFUBjhXX4apNIKZk/+rp/iSher9ctArtp80PYD6G2AAN9/8iCGL/a7CAXbNqXcoD",
+	"+bDqu3qbGTI9/Y5klEl1SC5hqUiOH373jEwSKulEg1QhuaJpDv67b58erJHrKxeu8HcYHbHRkW4fPsJn",
+	"27m34ncpPTqrXNTNjy9YCp3sWFvte8oniZAf2hgiXZKoRG0dDFUbTMFE8Fi1jPbNd/2+oezBt3846Pf7",
+	"PYJXBsG/InYQgmOQb/okNvbaeEliG6Bqtw7Mq6vz/Pn89PUJcRGPkFBN5kLpZqxEsV+B7LjhyUG/T179",
+	"sIvGIton6FMqv/+2H/b7/d0aPh8zTuWyjSJZLjOhWpb2KjcWLJAIbZU2cjaYAXdYDth93F6xdxr8RpP7",
+	"hxTGY6oWtQU6EJvz0RWdb0TKjF0Bv4WdbBfWCMF2s+QVcD0yo7U4Fo40ScGAMmFFlKVfr8DcUeg/stC7",
+	"/L+zacoPCoMHqV+A25UzbCJYGyluLuwpypaD7ytypPWO5DJt2RUndKxEmmsgidaZMnLb/EHenp2UjHvQ",
+	"f/Y9GS81qM38gqu004U1krZxDtofpwUubbdCNgLb+3B4+g82GTalCxSfKz2huNrOPXaj3sKLsjHu6ejU",
+	"XFG3fVoT8isTW5m7hcglO84oaSJtIxp2W5nNieDNEngbP1Rjv27d5SRtWze65zkUhnfDroSmRV6x1Dpg",
+	"wKrxhIJxo/FUj434mbuWfA928GkG/OilGex3H/R1GPwENNXJeeGeWqXsmKoOZwebOei4xkJsQdHi0oJo",
+	"THZhyqYibBacbry2TbwSMaR/ySFvkR9r/JMLPvJeuC3NsAUfeW/ddm9Uxq9TwWlZZXQlXIFc2nQWsqBM",
+	"Mz5DFwYlKhWa7FhPtfRvGAQ0ppPLmRQ5j0mB6He39FpXdrDdmhgn05TNEn0bceS9jW3+zuoJ1KnbdsqV",
+	"m7vqGzHKd8szuXkqx50zHVgKHp2smlixxfvUICWXorfXH//f33/5y8fXi2+m/b/xby8+HqiTyzdBeAfB",
+	"WwO99Xh/6HINrQIr/tvUnG132w+UZ6mgMfpWMykmYKBqi3N4xYFU8WXcLORaVxz2/Bv+60aE251BSYeK",
+	"C7yxmjb2Q/nyHDKd3FEDVaTV2oDtXVRB2waqGGsF5trLVdgfLuWuRyLLE5ER1C5GRznB1d7C4PDDPzD0",
+	"KKIT9wg/zoQubaVzmEjotpQuAbKRSOORwudGdKLZFYymQo4Ono0SkUvVtsPrlmkvQOmbG2ibcXrl2bbd",
+	"vs3i21uGNzfZuqyx1T2srNSt8TmkzKisFhzfGQw/ct+QOY3BIJKcx6iCl737URyxXdSdsuzWnam/Eqt+",
+	"BHztiSIsDm38kioSuRzqPRa3u4kQMjpy3SG8bEYprLZmmHVZhm98jNU6BA6JGZoIPgFS0G2ruA1O2IhH",
+	"rFLEPlCLH9lYiZt4kQAnXHAwwo1drZ27slsOn5o0a4ksU+Jgjt8a5glrySDGIFV180yThCoCPO7IQ9i8",
+	"qFWJ2Eyf7/l1bKneS5Sm8skEIG6PopZDtOXrbxRKjUS5kvXDjvz/jSHsJkuvHljjlrawU42lP2wWQfdg",
+	"pDaF2u+W6kqlSIs/7Ma4/rZqqwOIdGqzzfex/RqyGQbiHIpIWkNCKNvwgSeKZBKm7JP1kRsJNxW53Oj4",
+	"RFV/A7J16ubuq1y7k5UJw253aPv2t2CMB8aWbZK0ARrvjDUbO7o/gVJcnt8FygqVL2zyRZ7eFFlvxSW6",
+	"K+NtQyKFU7hKtVP6Vmq2XcPWVZ6ftX2KLcj5junEmkn/cZK6xee5SBRMRhH5X5d6quC7Zx6LfnOwN15q",
+	"ID+9OvoRS7DIeSIW3CbMGkjYHkJoVw5fq3i/hbw3o10ss22DAht55aE8Lzbek0uml+dGHNv1HWXsZ1ge",
+	"5dad1DBMDRtYq9QmTF/ZdBNMjLDEJnt71jn7+ujVMZpzKOpRPACVIMuzTbTObC0g41OxOpvLZWGKUKIg",
+	"ne4lQmmIQ+cT2jPqhGo2TsHlAxy9eUkUyCuQPfJS2z9tLrnKxwowXd2++0QN+QuWggrtq2C917Uot3mT",
+	"2uC/mE7ZhNGUnD//WZFcQehM8mj/6mkUkizNzSKnsCgzb9SQiymm7po7szOn8hJiMgyaGTrDgIwhFYvd",
+	"3pAP+THaYAjpQ5utYx3eKV2CDNE4S8A7xWw0D/gVpCKDIY8+D61jcxgMyOehj3kOg5AMkej2L4x82j+N",
+	"UB0G19eRJVZskxUbZZ5Rb8jNqTGNfmC7gSAMrkAqe1L93tNeH1k1A04zFgyCb3r93jcYZtUJ8tV+ghGd",
+	"X83fMyuLzLXAaV7GwcBFfH4NGgXRB/3+vZWh1oJKbdXFxqzp1W5GMHj/wWid+ZzKZTAITtgVcFAG0oox",
+	"kB1zHM6xbE7HkNGY0z9dXLzZ7ZHXgtBcJ8C1WzCKTDpTeD8zFXwwc+1LoPGymzJn9usvSBhcAZYHf9v/",
+	"5tFmfS00QdLYinSs33Dl6Mv1p2TWy6rH5AOGZrxJYoAfXvgyVEhwGxBvf2hXT/fHVnZ0HpzRAE6++IwD",
+	"12PhfVPY/ZhLJaTdKItr7iAbZnOfZBKumMhVkT6MPQk+5oD5RK4pgU0lW9vgoDn/G6z1Z79CSGxmig3y",
+	"t42OteK10V2uUzA46LfE3T48IOOWxV9t1xmJZCjnDgo5+Jmdvm3UYpn7lTYM+MrTza/UCudxLY4om16s",
+	"dVJArq5IG59+RtMU5BPldxISDgswlrQxL6oM6nnyw3UYZKIrn6usniFzl1lWm8boLCMMfb6ZLbQhVj2l",
+	"jMMTRaJcppF9HT7mNB3yyINRVzxldRdGWl1qfgrEcJEqZpUi13gdtSCUV8uydAJywRQubMitT9SI2Gf9",
+	"vhnDSNky3V9Mp86RiWnkpFL3pQiV4AuofPK5onMYci0pV3SCqbFmvWX5FVNEgs4lh5hElRLVCLV0U4er",
+	"AYlWMiwjQicTyDAwviEFdyGZ1sCN9qVDvkiEIVM+H4M0zDtnPNdgU7xELhXZiYbBH/rzYRCFJBoGTxP/",
+	"18Ez8+fuIW5GcL+ZOV0a0EKUOQ9zTngiZhz8I3KwgqOzd9dq+7ogqyQql3nyP7i8/3u5yC2p0Nd1QOuq",
+	"pR5WlHT11LAZgF+b+LBELUo0kfXwktmYeLOGbkWC1NXc/mff+ed6DVTRksFVhVW+9GndgvTP+s82v1R0",
+	"nbmns/oT6MqV3TF/SrFA/HNoc4pBWlF2CZl2qeYxHq8qRZ2thtvtVAh1CNK22PKRfd8G6vpDJyPs26TY",
+	"Zgupm4zdpaaOOGF8zwteR5eZMBadIFFZ4B8NiiBWQQalRUaoRi9FaIaxeUKFehlyo+ksOelYSDQr6xpA",
+	"gdapsQt1MRnEkbV7jVWXUamNSSjRNad65MdiRUaI20G0SyWjKeJYUq7aSPNiWKdrFGH6sLit+G4RcSv1",
+	"odeFqAlbhTUO++9zAx9HXn6RS2tJ7Y/shkJ037NrRZquml0IjhaJQU4lc8qcW4+FrXpg2jJJSHKuWYr8",
+	"6fgSWVzCXBjrfgeh1C+UM40dlsynqPrnPsSrfLIwwrciW9gOMxba3EAOuz1yTA1K0jA3QNDTKjK8GZMI",
+	"X4zwHfhEJzpduqTKcvxa2Z+16nyU2aARkHPGaYpo6w2dMT4bFFWU6BBaqb1kXkTs5BYzIvg3q3Nud4OL",
+	"asWXQ46FxMoREe+bO5InyuHIFyxFuTsR87FZKF7/o9fPkT6XAJkZyVzniZASJrrtPhZWoM9jvIkt2FVj",
+	"WunAsGIWkh1D6HLfD2sm3sZOfNpvMxTD1pT2Qqgz7os4dALKZk6AIjsSMnCOuoKshr8UmP9qd2gTMZ9T",
+	"m4sKn7IUwxo29NO29jIBr1j89g5bpZc2Y1LIebBpV4tEqPoxG+lMGVeWqTV80iFhMy4k8hlV0CPR/xjA",
+	"P4qQDaPhMCJz5P2UaYPw02XXmSigEtXCDc68vt6i2R3aDl3zFLX8208TYdcNQuNYEaBlYrExets6d2x5",
+	"kq6nx70c5YN7Mqpl9WsdGv44fvsqtmlrD7y2fVLC3tBZMtSmneepJorFQMZL/Nd87Z4QMgb5eOjYL3D/",
+	"c3G/t7Sd/Fk9Esd14bii181XzjOitWlRWMJ5I2LumS/CNc2IDC4pRX5I3p6d7IGa0Mzm1rU0mq02TNm+",
+	"vaznTQRxa/3UGA7bhExQFVhA6EGXS1rvUgSVnPa7oYxbwoztgMa5kE42GJmBvkImODajCklE1cQWxpuX",
+	"oq514Ovt68DZ2gqJbhAFQN/p/QYBHlKdFVVxa9UYstJvwCvv9lGKD3vf1vvg53mqWUZl2aDXAhuIif10",
+	"af9lHD3IUwZpbJn00EeFjUnCFHGtJ238lukht6nCiuxQ8ufz09e+UTFKO0q44Hswz/TS2IvsYw51WRTN",
+	"QScijkj05vT8Igq9tERLFJ3+1syjxEE2N7pvWUaJ5TDi3Mu7PfIuYRpURiewh9kjZuEVZxYr+hEbxiPj",
+	"HLcAhAtdIh1yxJcYzkthTiouEL8r37C6Ehsw01i/Dhc6wXZq6BuSEPeG/MjdqSuwXXmwrh+lSW34CBsq",
+	"aCFG2D85CskYpkKCOZRiUAk0tqnaaGIXLZhT4DON4QSchukesXW6Ti7+0YVXzLryLENPVLcD/oWt6e/2",
+	"vxcstW8A657PNbmJC77a/eGRPfDVEth2OGLPznmsvzKp8Ra97sTeyJNCnteLKNtkSFWF73927T2uy8zR",
+	"VX1uU00LbnlAEe+TWlvOy331lUFHu2pC7fkY0WHQoaNXu4RfC+Yf+hA235nKZfnaYiHNyFRFq94Ikruf",
+	"nqij4fIq7VdOovUwn4sFN5f35ocpJhr0ntXr9UPd2AymwyCjC9vRw9kulFsXK/nRLmDvBDXO13brHIHd",
+	"vXuiyiY8ZrN7LLbZOKmxBtCVjA0wURuE+IEBRCQ6woh7hP7kh2Ccj76Wv5VNKpW4D3jjK7O08Ah+S2Lz",
+	"tQGQiMBCdNohZMQ6Mh4XnQgtgu19UcW4aq2XzlHXdQAdO7YEn2Qg/ba2bEBAtJiBTuqOn1oiV+2w2hH7",
+	"HonKsQfEYKFoUGtUzBRB/oh9GzaXR4PhkdG//vHPCMseI+tbHpBhYB8fBlE45MSXNA/I+w+R7SeF/k7X",
+	"Vwm3/ESV/ZVsBqpPZjFk2bOZNghhVUimlEnMgaM8NuNL0HJJMpGyCXpT69Q7NN+k2G/YyJU/HV/0zFLN",
+	"VAhPDRYvIKpL/y0JEvWGfI9EmP44gZFmIM0Gpyl8GgY2aipyXXtj4KlVbGFBXaaf4Uo8e+UCWgiqCSmT",
+	"gBgnOzYE/tfTk5Pjv49enBz/bfTu6OVF6MI5i4RhEBXIJJcSRYnSLE0LPnJWC1OONpjss+ujwLywAVJ2",
+	"afCAWvJJIgU3ZrdZH274tEhSqj+QUaX2dCJFPktWGmPtOLI6JjI2zScGCoGGTV/eMwdvloWZ6coclk5g",
+	"6SpAd0OPgy0LFMzGzCepOfEIHxiQKU0VuLMpST8Sme2s15KztEP9sfg78USRGGhsbSmfqeSI4hyxyL2r",
+	"g4VtyU6HvjGbP7mz4/M3p6/Pj0fvXr5+fvpu1xxvYsgoIXZpYGb8ysV2y7fRe5T4xvLlMUnolTEaCUyn",
+	"NhZ34dNGWSN4UHQnC4klWIUxw5LvMbyySjjs5DrkBaEcdu+0287KrsQPlzvV7OP2yMZb5dd9wkDDJ72P",
+	"zNuKfbZCOo2WD7a/pZU77nh2ravBHCeGRNzz9tJ8vclaVor7d6o6qzy8Vc21/7nyY2dbWIc1nnxgnvjt",
+	"WolOEBe8V4pPYV1zZY4PJqrudh3nBjOyclprHfTneB28F66+tqYSPySRVUDVfKKuuLG9xS3e5LJLyIfH",
+	"kS7bCIvffljUmMgrR3xIIst9NlxRzVt2KUT4cxKYhiMxiaibHW9mKFV+ibEwljpE061TBmtzlI71tuS3",
+	"xxRuv7PkajLcig12SFgM80xYm96nO9r8fU7TgkZrdV2z5HV9QLNR93uXChw/4e9FONsU8W8O+xUH+BsI",
+	"/TmmLPfUXZrjHl0XF8SuPGWW20rdj5lGhTY/qvlIsQIsd51INi66Mg+5b7xkGINImADGB6PPLDZ2Olzp",
+	"0b/+8c9hELqbaD80VmgQ4jshKYupQxJTTQfEvWzTXfD16+soHHLFZtzZ9eea8pjKmDgeUcbIt94D87Vf",
+	"8hNjstbKrCOyU+0LFQ558V/8iShN55mx1PyH5m2qcwnRblix/euVu1cg2dROX46nejlfSJpFtmrITl8r",
+	"AMKQZQLSus7GSxJJbLrml4pZqpVqqDFgLzrfoDnCDs1WJZs/I/L27KRH3lpTHVeJwgtTFrUa8shZxu+O",
+	"f/jp9PTn0dHJyem70Zuzl389ujjGeGxi25Lb5HJM5VUivbKp8ZRkkl1RDSFJhciMMA5JyvjlXiomNB1y",
+	"ISvFVVzwvSwfp2xCaBxLV8YqYZoriMmO2fAkgcmlsbBnFFMwXfDZd2ra7Q35EXctOed0SSTMmNIgfTv8",
+	"fuW+d5rIzUYgD2kpd7SPe2SDubsvRQeg8FSsZC25O+OY9quTpmeeU+iKGEUPtfVQenu+VZB2QYP9zy39",
+	"QbYwi9v48HEYYI2RbH/V2TrXvlJLmRcne2jLZ+p955hLB4mlyFwOXKvWXGskf7mz23Rlv9L4a/NSdoOZ",
+	"Gxlyq7+t310F9oJBGiuSwlQTkWtbc6ETYNL96MohiSr9WyIiIUvpxPX9sKW0CnSPRGX/l4hg4cuQ259+",
+	"NJBLiTnYZJ5JQvkMVI88LznTBg7GYGvMbHvEmfCOfQ4L1Ogtuq21XekD6ba1rVG/rG7b8nr8lm1j5Kqq",
+	"GHyisBIeU3+JDc9yjVD7flTdfilZO+vLTjmUjT8z8IvA2i+vh20tEYt9lXithasF2ljgqJyhUUXtJAEa",
+	"2yJ2ixldf8vdAYmcAqg4pphyV8xeMIS1+KcB/0V7z8jWiVWtB+fAhJgcfPoUksj9kot9sAmmz44vzv4+",
+	"enF6FpGEqiF3v17jI5QGVPfIz5BZBOJ+T6irrKveD5Pdqc1HcRC/Oxm2aD262clQ8v9/ZJFMTdIYg5/r",
+	"CkkKJ4W98RtcFXfW7jcUXTXz+uaO4pvgi7OKK7KQJ4V9ZVR70zHRI++s/2CLbupRWAW47mJjAerBM9fM",
+	"Y0KlEYykcGCQ8XLI0cHjXBHYYwr9FzbYTYAZ83230SOFiDT2rygtstI6dIXwbUKs1j3eE+zcd757CJiy",
+	"pl/9tUMp/8YGt2GIL2h0fxHhcmYRdUOkNKlwH5BF+y7+D3bdL2yuUZZiONQ5Km0yCy9dWj63kkwlqMQY",
+	"GNrnb9mUkJhq2jMAh7oGSf7rIUevnO1xxIXrC0Ai17bUgiiZA1od4CsPVoBMJadRFz3ih3wHywyiSkdU",
+	"2+ynHABnn1DOhe2uBPizr5g7EQuwAWCXRWW2yPiqt/Hi5avj07dY91GtgvAHlvOihRrmWRoeWCRL5zwt",
+	"SMuFHnJvK7kKDJIyhak6c+EKNCo6ukU4tfzGxAMJpTW/ZvFlLadK898NQqr4jeXfvkA6B6w+cszmDCdR",
+	"uwdcLELX/cUWBWdC2v4Tnkhbyat6e9+NoUbf+VU9huup1ma2izmqRuWX9PQ2FlM7qzldlhErokXX2dT7",
+	"PdY71b7/YGS+zZ60SgPbBWOP2cH+PkY+EqH04Pv+930DSP8/AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

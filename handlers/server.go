@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/volleyhq/volley/internal/config"
 	"github.com/volleyhq/volley/internal/metrics"
 	"github.com/volleyhq/volley/internal/upstream"
+	"github.com/volleyhq/volley/internal/webhook"
 )
 
 // Server serves the API over one database pool.
@@ -39,6 +41,9 @@ type Server struct {
 	flexRecheck time.Duration
 	// metrics records what the API serves; nil records nothing.
 	metrics *metrics.Metrics
+	// webhooks sends test deliveries; resolver checks endpoint hosts.
+	webhooks *webhook.Sender
+	resolver webhook.Resolver
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -47,7 +52,8 @@ var _ api.StrictServerInterface = (*Server)(nil)
 // decides which models may be used; client calls upstreams for synchronous responses.
 func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, client *upstream.Client, logger *slog.Logger) *Server {
 	s := &Server{pool: pool, queries: dbsqlc.New(db.Bounded(pool, cfg.DBTimeout)), cfg: cfg, router: router, client: client,
-		hub: newHub(pool, logger), logger: logger, flexRecheck: flexRecheck}
+		hub: newHub(pool, logger), logger: logger, flexRecheck: flexRecheck,
+		webhooks: webhook.NewSender(cfg.Webhook.Timeout, cfg.Webhook.AllowPrivate), resolver: net.DefaultResolver}
 	if cfg.Files.MaxConcurrent > 0 {
 		s.uploads = make(chan struct{}, cfg.Files.MaxConcurrent)
 	}
