@@ -82,4 +82,3 @@ func TestCheckURLResolvesLocalhostAsLoopback(t *testing.T) {
 	require.ErrorContains(t, err, "resolves to")
 	require.ErrorContains(t, err, "VOLLEY_WEBHOOK_ALLOW_PRIVATE")
 }
-
