@@ -72,7 +72,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := dispatcher.Start(ctx); err != nil {
 			return err
 		}
-		deliverer = webhook.New(d.pool, webhookConfig(cfg), logger)
+		wc := webhookConfig(cfg)
+		wc.Metrics = m
+		deliverer = webhook.New(d.pool, wc, logger)
 		if err := deliverer.Start(ctx); err != nil {
 			return err
 		}

@@ -34,14 +34,13 @@ func NewSender(timeout time.Duration, allowPrivate bool) *Sender {
 		dialer.Control = publicOnly
 	}
 	transport := &http.Transport{
-		Proxy:                 nil, // a proxy would hide the address actually reached
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
-		ResponseHeaderTimeout: timeout,
+		Proxy:               nil, // a proxy would hide the address actually reached
+		DialContext:         dialer.DialContext,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        100,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: min(timeout, 10*time.Second),
 	}
 	return &Sender{timeout: timeout, client: &http.Client{
 		Transport:     transport,

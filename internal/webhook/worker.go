@@ -12,6 +12,7 @@ import (
 
 	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
+	"github.com/volleyhq/volley/internal/metrics"
 )
 
 // Config tunes delivery.
@@ -32,6 +33,8 @@ type Config struct {
 	AllowPrivate bool
 	// Keep is how long events and their deliveries stay listed once nothing is left to send.
 	Keep time.Duration
+	// Metrics counts attempts; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -185,14 +188,19 @@ func (w *Worker) deliver(ctx context.Context, row dbsqlc.WebhookDeliveryClaimRow
 	state, err := w.q.WebhookDeliveryRecord(rctx, params)
 	switch err = db.Translate(err); {
 	case errors.Is(err, db.ErrNotFound):
+		w.cfg.Metrics.WebhookAttempt("lost")
 		log.Info("webhook delivery outcome not recorded: the endpoint is gone or a later attempt owns it")
 	case err != nil:
+		w.cfg.Metrics.WebhookAttempt("lost")
 		log.Warn("record webhook delivery", "error", err.Error())
 	case out.OK():
+		w.cfg.Metrics.WebhookAttempt("delivered")
 		log.Info("webhook delivered", "status", out.Status)
 	case state == "failed":
+		w.cfg.Metrics.WebhookAttempt("failed")
 		log.Warn("webhook delivery failed for good", "error", out.Err)
 	default:
+		w.cfg.Metrics.WebhookAttempt("retry")
 		log.Info("webhook delivery failed; will retry", "error", out.Err, "retry_in", retry.String())
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/ids"
+	"github.com/volleyhq/volley/internal/metrics"
 	"github.com/volleyhq/volley/internal/tools/testdb"
 )
 
@@ -172,7 +173,9 @@ func TestFailingReceiverGetsTheEventOnTheFourthAttemptWithTheSameID(t *testing.T
 	})
 	_, secret, events := seed(t, pool, r.srv.URL+"/hook", 1)
 	r.secret.Store(secret)
-	startWorker(t, pool, testConfig())
+	cfg := testConfig()
+	cfg.Metrics = metrics.New()
+	startWorker(t, pool, cfg)
 
 	require.Eventually(t, func() bool { return deliveryState(t, pool, events[0]).State == "succeeded" }, 20*time.Second, 10*time.Millisecond)
 	got := r.deliveries()
@@ -186,6 +189,24 @@ func TestFailingReceiverGetsTheEventOnTheFourthAttemptWithTheSameID(t *testing.T
 	require.Equal(t, 4, st.Attempts)
 	require.Nil(t, st.LastError)
 	require.EqualValues(t, http.StatusNoContent, *st.Status)
+	require.Equal(t, map[string]float64{"retry": 3, "delivered": 1}, attemptCounts(t, cfg.Metrics))
+}
+
+// attemptCounts reads volley_webhook_attempts_total by outcome.
+func attemptCounts(t *testing.T, m *metrics.Metrics) map[string]float64 {
+	t.Helper()
+	families, err := m.Gatherer().Gather()
+	require.NoError(t, err)
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "volley_webhook_attempts_total" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			out[metric.GetLabel()[0].GetValue()] = metric.GetCounter().GetValue()
+		}
+	}
+	return out
 }
 
 func TestDeliveryFailsForGoodAfterTheRetryWindow(t *testing.T) {
