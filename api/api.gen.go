@@ -330,6 +330,147 @@ func (e ResponseDeletedObject) Valid() bool {
 	}
 }
 
+// Defines values for WebhookDeliveryObject.
+const (
+	WebhookEndpointDelivery WebhookDeliveryObject = "webhook_endpoint.delivery"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryObject enum.
+func (e WebhookDeliveryObject) Valid() bool {
+	switch e {
+	case WebhookEndpointDelivery:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookDeliveryStatus.
+const (
+	WebhookDeliveryStatusFailed    WebhookDeliveryStatus = "failed"
+	WebhookDeliveryStatusPending   WebhookDeliveryStatus = "pending"
+	WebhookDeliveryStatusSucceeded WebhookDeliveryStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryStatus enum.
+func (e WebhookDeliveryStatus) Valid() bool {
+	switch e {
+	case WebhookDeliveryStatusFailed:
+		return true
+	case WebhookDeliveryStatusPending:
+		return true
+	case WebhookDeliveryStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookDeliveryListObject.
+const (
+	WebhookDeliveryListObjectList WebhookDeliveryListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryListObject enum.
+func (e WebhookDeliveryListObject) Valid() bool {
+	switch e {
+	case WebhookDeliveryListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointObject.
+const (
+	WebhookEndpointObjectWebhookEndpoint WebhookEndpointObject = "webhook_endpoint"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointObject enum.
+func (e WebhookEndpointObject) Valid() bool {
+	switch e {
+	case WebhookEndpointObjectWebhookEndpoint:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointDeletedObject.
+const (
+	WebhookEndpointDeletedObjectWebhookEndpointDeleted WebhookEndpointDeletedObject = "webhook_endpoint.deleted"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointDeletedObject enum.
+func (e WebhookEndpointDeletedObject) Valid() bool {
+	switch e {
+	case WebhookEndpointDeletedObjectWebhookEndpointDeleted:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointListObject.
+const (
+	WebhookEndpointListObjectList WebhookEndpointListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointListObject enum.
+func (e WebhookEndpointListObject) Valid() bool {
+	switch e {
+	case WebhookEndpointListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointTestResultObject.
+const (
+	WebhookEndpointTest WebhookEndpointTestResultObject = "webhook_endpoint.test"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointTestResultObject enum.
+func (e WebhookEndpointTestResultObject) Valid() bool {
+	switch e {
+	case WebhookEndpointTest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointWithSecretObject.
+const (
+	WebhookEndpointWithSecretObjectWebhookEndpoint WebhookEndpointWithSecretObject = "webhook_endpoint"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointWithSecretObject enum.
+func (e WebhookEndpointWithSecretObject) Valid() bool {
+	switch e {
+	case WebhookEndpointWithSecretObjectWebhookEndpoint:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEventTypeListObject.
+const (
+	WebhookEventTypeListObjectList WebhookEventTypeListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEventTypeListObject enum.
+func (e WebhookEventTypeListObject) Valid() bool {
+	switch e {
+	case WebhookEventTypeListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RetrieveResponseParamsStream.
 const (
 	False RetrieveResponseParamsStream = false
@@ -542,6 +683,18 @@ type CreateFileRequest struct {
 // CreateResponseRequest The Responses API request body; passed to the upstream as given.
 type CreateResponseRequest = json.RawMessage
 
+// CreateWebhookEndpointRequest defines model for CreateWebhookEndpointRequest.
+type CreateWebhookEndpointRequest struct {
+	// EventTypes At least one of `batch.completed`, `batch.failed`, `batch.expired`, `batch.cancelled`.
+	EventTypes []string `json:"event_types"`
+
+	// Name 1 to 128 characters.
+	Name string `json:"name"`
+
+	// Url An absolute https or http URL, at most 2048 bytes.
+	Url string `json:"url"`
+}
+
 // ErrorObject defines model for ErrorObject.
 type ErrorObject struct {
 	Code    *string `json:"code"`
@@ -676,6 +829,144 @@ type RetryBatchRequest struct {
 	Statuses *[]string `json:"statuses,omitempty"`
 }
 
+// RotateWebhookSecretRequest defines model for RotateWebhookSecretRequest.
+type RotateWebhookSecretRequest struct {
+	KeepOldSecretActiveFor24Hours *bool `json:"keep_old_secret_active_for_24_hours,omitempty"`
+}
+
+// TestWebhookEndpointRequest defines model for TestWebhookEndpointRequest.
+type TestWebhookEndpointRequest struct {
+	EventType string `json:"event_type"`
+}
+
+// UpdateWebhookEndpointRequest defines model for UpdateWebhookEndpointRequest.
+type UpdateWebhookEndpointRequest struct {
+	EventTypes *[]string `json:"event_types,omitempty"`
+	Name       *string   `json:"name,omitempty"`
+	Url        *string   `json:"url,omitempty"`
+}
+
+// WebhookDelivery defines model for WebhookDelivery.
+type WebhookDelivery struct {
+	// Attempts Attempts made or under way.
+	Attempts    int    `json:"attempts"`
+	CreatedAt   int64  `json:"created_at"`
+	DeliveredAt *int64 `json:"delivered_at"`
+	EventType   string `json:"event_type"`
+
+	// Id The event's id, sent as `webhook-id`.
+	Id            string `json:"id"`
+	LastAttemptAt *int64 `json:"last_attempt_at"`
+
+	// LastError Why the last attempt failed; null once delivered.
+	LastError *string `json:"last_error"`
+
+	// LastStatusCode The status of the last answer; null when none arrived.
+	LastStatusCode *int `json:"last_status_code"`
+
+	// NextAttemptAt When a pending delivery is tried next; null once it has ended.
+	NextAttemptAt     *int64                `json:"next_attempt_at"`
+	Object            WebhookDeliveryObject `json:"object"`
+	Status            WebhookDeliveryStatus `json:"status"`
+	WebhookEndpointId string                `json:"webhook_endpoint_id"`
+}
+
+// WebhookDeliveryObject defines model for WebhookDelivery.Object.
+type WebhookDeliveryObject string
+
+// WebhookDeliveryStatus defines model for WebhookDelivery.Status.
+type WebhookDeliveryStatus string
+
+// WebhookDeliveryList defines model for WebhookDeliveryList.
+type WebhookDeliveryList struct {
+	Data    []WebhookDelivery         `json:"data"`
+	FirstId *string                   `json:"first_id"`
+	HasMore bool                      `json:"has_more"`
+	LastId  *string                   `json:"last_id"`
+	Object  WebhookDeliveryListObject `json:"object"`
+}
+
+// WebhookDeliveryListObject defines model for WebhookDeliveryList.Object.
+type WebhookDeliveryListObject string
+
+// WebhookEndpoint defines model for WebhookEndpoint.
+type WebhookEndpoint struct {
+	CreatedAt  int64                 `json:"created_at"`
+	EventTypes []string              `json:"event_types"`
+	Id         string                `json:"id"`
+	Name       string                `json:"name"`
+	Object     WebhookEndpointObject `json:"object"`
+
+	// SigningSecretHint The secret's prefix and last four characters.
+	SigningSecretHint string `json:"signing_secret_hint"`
+	UpdatedAt         int64  `json:"updated_at"`
+	Url               string `json:"url"`
+}
+
+// WebhookEndpointObject defines model for WebhookEndpoint.Object.
+type WebhookEndpointObject string
+
+// WebhookEndpointDeleted defines model for WebhookEndpointDeleted.
+type WebhookEndpointDeleted struct {
+	Deleted bool                         `json:"deleted"`
+	Id      string                       `json:"id"`
+	Object  WebhookEndpointDeletedObject `json:"object"`
+}
+
+// WebhookEndpointDeletedObject defines model for WebhookEndpointDeleted.Object.
+type WebhookEndpointDeletedObject string
+
+// WebhookEndpointList defines model for WebhookEndpointList.
+type WebhookEndpointList struct {
+	Data    []WebhookEndpoint         `json:"data"`
+	FirstId *string                   `json:"first_id"`
+	HasMore bool                      `json:"has_more"`
+	LastId  *string                   `json:"last_id"`
+	Object  WebhookEndpointListObject `json:"object"`
+}
+
+// WebhookEndpointListObject defines model for WebhookEndpointList.Object.
+type WebhookEndpointListObject string
+
+// WebhookEndpointTestResult defines model for WebhookEndpointTestResult.
+type WebhookEndpointTestResult struct {
+	EventType         string                          `json:"event_type"`
+	Object            WebhookEndpointTestResultObject `json:"object"`
+	StatusCode        int                             `json:"status_code"`
+	Success           bool                            `json:"success"`
+	WebhookEndpointId string                          `json:"webhook_endpoint_id"`
+}
+
+// WebhookEndpointTestResultObject defines model for WebhookEndpointTestResult.Object.
+type WebhookEndpointTestResultObject string
+
+// WebhookEndpointWithSecret defines model for WebhookEndpointWithSecret.
+type WebhookEndpointWithSecret struct {
+	CreatedAt  int64                           `json:"created_at"`
+	EventTypes []string                        `json:"event_types"`
+	Id         string                          `json:"id"`
+	Name       string                          `json:"name"`
+	Object     WebhookEndpointWithSecretObject `json:"object"`
+
+	// SigningSecret `whsec_` + the base64 of the 32-byte HMAC key. Shown only once.
+	SigningSecret     string `json:"signing_secret"`
+	SigningSecretHint string `json:"signing_secret_hint"`
+	UpdatedAt         int64  `json:"updated_at"`
+	Url               string `json:"url"`
+}
+
+// WebhookEndpointWithSecretObject defines model for WebhookEndpointWithSecret.Object.
+type WebhookEndpointWithSecretObject string
+
+// WebhookEventTypeList defines model for WebhookEventTypeList.
+type WebhookEventTypeList struct {
+	Data   []string                   `json:"data"`
+	Object WebhookEventTypeListObject `json:"object"`
+}
+
+// WebhookEventTypeListObject defines model for WebhookEventTypeList.Object.
+type WebhookEventTypeListObject string
+
 // BatchID defines model for BatchID.
 type BatchID = string
 
@@ -684,6 +975,9 @@ type FileID = string
 
 // ResponseID defines model for ResponseID.
 type ResponseID = string
+
+// WebhookEndpointID defines model for WebhookEndpointID.
+type WebhookEndpointID = string
 
 // BadRequest defines model for BadRequest.
 type BadRequest = ErrorResponse
@@ -754,6 +1048,24 @@ type RetrieveResponseParams struct {
 // RetrieveResponseParamsStream defines parameters for RetrieveResponse.
 type RetrieveResponseParamsStream bool
 
+// ListWebhookEndpointsParams defines parameters for ListWebhookEndpoints.
+type ListWebhookEndpointsParams struct {
+	// After Cursor; the id of the last endpoint of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size, 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListWebhookDeliveriesParams defines parameters for ListWebhookDeliveries.
+type ListWebhookDeliveriesParams struct {
+	// After Cursor; the id of the last delivery of the previous page.
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size, 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // CreateBatchJSONRequestBody defines body for CreateBatch for application/json ContentType.
 type CreateBatchJSONRequestBody = CreateBatchRequest
 
@@ -768,6 +1080,18 @@ type CreateFileMultipartRequestBody = CreateFileRequest
 
 // CreateResponseJSONRequestBody defines body for CreateResponse for application/json ContentType.
 type CreateResponseJSONRequestBody = CreateResponseRequest
+
+// CreateWebhookEndpointJSONRequestBody defines body for CreateWebhookEndpoint for application/json ContentType.
+type CreateWebhookEndpointJSONRequestBody = CreateWebhookEndpointRequest
+
+// UpdateWebhookEndpointJSONRequestBody defines body for UpdateWebhookEndpoint for application/json ContentType.
+type UpdateWebhookEndpointJSONRequestBody = UpdateWebhookEndpointRequest
+
+// RotateWebhookEndpointSecretJSONRequestBody defines body for RotateWebhookEndpointSecret for application/json ContentType.
+type RotateWebhookEndpointSecretJSONRequestBody = RotateWebhookSecretRequest
+
+// TestWebhookEndpointJSONRequestBody defines body for TestWebhookEndpoint for application/json ContentType.
+type TestWebhookEndpointJSONRequestBody = TestWebhookEndpointRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -834,6 +1158,33 @@ type ServerInterface interface {
 	// CancelResponse Cancel a background response; idempotent, returns the final object.
 	// (POST /v1/responses/{response_id}/cancel)
 	CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID)
+	// ListWebhookEndpoints List the caller's webhook endpoints, newest first.
+	// (GET /v1/webhook_endpoints)
+	ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, params ListWebhookEndpointsParams)
+	// CreateWebhookEndpoint Register a webhook endpoint for batch events.
+	// (POST /v1/webhook_endpoints)
+	CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request)
+	// DeleteWebhookEndpoint Delete an endpoint; its pending deliveries are dropped.
+	// (DELETE /v1/webhook_endpoints/{webhook_endpoint_id})
+	DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID)
+	// RetrieveWebhookEndpoint Get one webhook endpoint.
+	// (GET /v1/webhook_endpoints/{webhook_endpoint_id})
+	RetrieveWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID)
+	// UpdateWebhookEndpoint Change an endpoint's name, URL or event types.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id})
+	UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID)
+	// ListWebhookDeliveries Volley extension: an endpoint's recent deliveries, newest event first.
+	// (GET /v1/webhook_endpoints/{webhook_endpoint_id}/deliveries)
+	ListWebhookDeliveries(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID, params ListWebhookDeliveriesParams)
+	// RotateWebhookEndpointSecret Replace an endpoint's signing secret.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret)
+	RotateWebhookEndpointSecret(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID)
+	// TestWebhookEndpoint Send a sample event to an endpoint now, once, and report its answer.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/test)
+	TestWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID)
+	// ListWebhookEventTypes The event types an endpoint may subscribe to.
+	// (GET /v1/webhook_event_types)
+	ListWebhookEventTypes(w http.ResponseWriter, r *http.Request)
 }
 
 // Unimplemented server implementation that returns http.StatusNotImplemented for each endpoint.
@@ -963,6 +1314,60 @@ func (_ Unimplemented) RetrieveResponse(w http.ResponseWriter, r *http.Request, 
 // CancelResponse Cancel a background response; idempotent, returns the final object.
 // (POST /v1/responses/{response_id}/cancel)
 func (_ Unimplemented) CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListWebhookEndpoints List the caller's webhook endpoints, newest first.
+// (GET /v1/webhook_endpoints)
+func (_ Unimplemented) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, params ListWebhookEndpointsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateWebhookEndpoint Register a webhook endpoint for batch events.
+// (POST /v1/webhook_endpoints)
+func (_ Unimplemented) CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DeleteWebhookEndpoint Delete an endpoint; its pending deliveries are dropped.
+// (DELETE /v1/webhook_endpoints/{webhook_endpoint_id})
+func (_ Unimplemented) DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RetrieveWebhookEndpoint Get one webhook endpoint.
+// (GET /v1/webhook_endpoints/{webhook_endpoint_id})
+func (_ Unimplemented) RetrieveWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// UpdateWebhookEndpoint Change an endpoint's name, URL or event types.
+// (POST /v1/webhook_endpoints/{webhook_endpoint_id})
+func (_ Unimplemented) UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListWebhookDeliveries Volley extension: an endpoint's recent deliveries, newest event first.
+// (GET /v1/webhook_endpoints/{webhook_endpoint_id}/deliveries)
+func (_ Unimplemented) ListWebhookDeliveries(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID, params ListWebhookDeliveriesParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RotateWebhookEndpointSecret Replace an endpoint's signing secret.
+// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret)
+func (_ Unimplemented) RotateWebhookEndpointSecret(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// TestWebhookEndpoint Send a sample event to an endpoint now, once, and report its answer.
+// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/test)
+func (_ Unimplemented) TestWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListWebhookEventTypes The event types an endpoint may subscribe to.
+// (GET /v1/webhook_event_types)
+func (_ Unimplemented) ListWebhookEventTypes(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1621,6 +2026,265 @@ func (siw *ServerInterfaceWrapper) CancelResponse(w http.ResponseWriter, r *http
 	handler.ServeHTTP(w, r)
 }
 
+// ListWebhookEndpoints operation middleware
+func (siw *ServerInterfaceWrapper) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWebhookEndpointsParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListWebhookEndpoints(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateWebhookEndpoint(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteWebhookEndpoint(w, r, webhookEndpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RetrieveWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) RetrieveWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RetrieveWebhookEndpoint(w, r, webhookEndpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateWebhookEndpoint(w, r, webhookEndpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListWebhookDeliveries operation middleware
+func (siw *ServerInterfaceWrapper) ListWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWebhookDeliveriesParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListWebhookDeliveries(w, r, webhookEndpointId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RotateWebhookEndpointSecret operation middleware
+func (siw *ServerInterfaceWrapper) RotateWebhookEndpointSecret(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RotateWebhookEndpointSecret(w, r, webhookEndpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// TestWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) TestWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "webhook_endpoint_id" -------------
+	var webhookEndpointId WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "webhook_endpoint_id", chi.URLParam(r, "webhook_endpoint_id"), &webhookEndpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "webhook_endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.TestWebhookEndpoint(w, r, webhookEndpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListWebhookEventTypes operation middleware
+func (siw *ServerInterfaceWrapper) ListWebhookEventTypes(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListWebhookEventTypes(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 type UnescapedCookieParamError struct {
 	ParamName string
 	Err       error
@@ -1793,6 +2457,33 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/responses/{response_id}/cancel", wrapper.CancelResponse)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/webhook_endpoints", wrapper.ListWebhookEndpoints)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/webhook_endpoints", wrapper.CreateWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}", wrapper.DeleteWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}", wrapper.RetrieveWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}", wrapper.UpdateWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret", wrapper.RotateWebhookEndpointSecret)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}/test", wrapper.TestWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/webhook_endpoints/{webhook_endpoint_id}/deliveries", wrapper.ListWebhookDeliveries)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/webhook_event_types", wrapper.ListWebhookEventTypes)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/queue", wrapper.QueueDepth)
@@ -3263,6 +3954,654 @@ func (response CancelResponsedefaultJSONResponse) VisitCancelResponseResponse(w 
 	return err
 }
 
+type ListWebhookEndpointsRequestObject struct {
+	Params ListWebhookEndpointsParams
+}
+
+type ListWebhookEndpointsResponseObject interface {
+	VisitListWebhookEndpointsResponse(w http.ResponseWriter) error
+}
+
+type ListWebhookEndpoints200JSONResponse WebhookEndpointList
+
+func (response ListWebhookEndpoints200JSONResponse) VisitListWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEndpoints400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListWebhookEndpoints400JSONResponse) VisitListWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEndpoints401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListWebhookEndpoints401JSONResponse) VisitListWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEndpointsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListWebhookEndpointsdefaultJSONResponse) VisitListWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookEndpointRequestObject struct {
+	Body *CreateWebhookEndpointJSONRequestBody
+}
+
+type CreateWebhookEndpointResponseObject interface {
+	VisitCreateWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type CreateWebhookEndpoint200JSONResponse WebhookEndpointWithSecret
+
+func (response CreateWebhookEndpoint200JSONResponse) VisitCreateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateWebhookEndpoint400JSONResponse) VisitCreateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateWebhookEndpoint401JSONResponse) VisitCreateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CreateWebhookEndpointdefaultJSONResponse) VisitCreateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookEndpointRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+}
+
+type DeleteWebhookEndpointResponseObject interface {
+	VisitDeleteWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type DeleteWebhookEndpoint200JSONResponse WebhookEndpointDeleted
+
+func (response DeleteWebhookEndpoint200JSONResponse) VisitDeleteWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteWebhookEndpoint401JSONResponse) VisitDeleteWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteWebhookEndpoint404JSONResponse) VisitDeleteWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response DeleteWebhookEndpointdefaultJSONResponse) VisitDeleteWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhookEndpointRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+}
+
+type RetrieveWebhookEndpointResponseObject interface {
+	VisitRetrieveWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type RetrieveWebhookEndpoint200JSONResponse WebhookEndpoint
+
+func (response RetrieveWebhookEndpoint200JSONResponse) VisitRetrieveWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RetrieveWebhookEndpoint401JSONResponse) VisitRetrieveWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhookEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RetrieveWebhookEndpoint404JSONResponse) VisitRetrieveWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetrieveWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response RetrieveWebhookEndpointdefaultJSONResponse) VisitRetrieveWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookEndpointRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+	Body              *UpdateWebhookEndpointJSONRequestBody
+}
+
+type UpdateWebhookEndpointResponseObject interface {
+	VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type UpdateWebhookEndpoint200JSONResponse WebhookEndpoint
+
+func (response UpdateWebhookEndpoint200JSONResponse) VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateWebhookEndpoint400JSONResponse) VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response UpdateWebhookEndpoint401JSONResponse) VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response UpdateWebhookEndpoint404JSONResponse) VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response UpdateWebhookEndpointdefaultJSONResponse) VisitUpdateWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveriesRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+	Params            ListWebhookDeliveriesParams
+}
+
+type ListWebhookDeliveriesResponseObject interface {
+	VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error
+}
+
+type ListWebhookDeliveries200JSONResponse WebhookDeliveryList
+
+func (response ListWebhookDeliveries200JSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListWebhookDeliveries400JSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListWebhookDeliveries401JSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ListWebhookDeliveries404JSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveriesdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListWebhookDeliveriesdefaultJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookEndpointSecretRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+	Body              *RotateWebhookEndpointSecretJSONRequestBody
+}
+
+type RotateWebhookEndpointSecretResponseObject interface {
+	VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error
+}
+
+type RotateWebhookEndpointSecret200JSONResponse WebhookEndpointWithSecret
+
+func (response RotateWebhookEndpointSecret200JSONResponse) VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookEndpointSecret400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RotateWebhookEndpointSecret400JSONResponse) VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookEndpointSecret401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RotateWebhookEndpointSecret401JSONResponse) VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookEndpointSecret404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RotateWebhookEndpointSecret404JSONResponse) VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateWebhookEndpointSecretdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response RotateWebhookEndpointSecretdefaultJSONResponse) VisitRotateWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookEndpointRequestObject struct {
+	WebhookEndpointId WebhookEndpointID `json:"webhook_endpoint_id"`
+	Body              *TestWebhookEndpointJSONRequestBody
+}
+
+type TestWebhookEndpointResponseObject interface {
+	VisitTestWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type TestWebhookEndpoint200JSONResponse WebhookEndpointTestResult
+
+func (response TestWebhookEndpoint200JSONResponse) VisitTestWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response TestWebhookEndpoint400JSONResponse) VisitTestWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response TestWebhookEndpoint401JSONResponse) VisitTestWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response TestWebhookEndpoint404JSONResponse) VisitTestWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TestWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response TestWebhookEndpointdefaultJSONResponse) VisitTestWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEventTypesRequestObject struct {
+}
+
+type ListWebhookEventTypesResponseObject interface {
+	VisitListWebhookEventTypesResponse(w http.ResponseWriter) error
+}
+
+type ListWebhookEventTypes200JSONResponse WebhookEventTypeList
+
+func (response ListWebhookEventTypes200JSONResponse) VisitListWebhookEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEventTypes401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListWebhookEventTypes401JSONResponse) VisitListWebhookEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookEventTypesdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListWebhookEventTypesdefaultJSONResponse) VisitListWebhookEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// Healthz Liveness probe (the process is serving HTTP). No authentication.
@@ -3328,6 +4667,33 @@ type StrictServerInterface interface {
 	// CancelResponse Cancel a background response; idempotent, returns the final object.
 	// (POST /v1/responses/{response_id}/cancel)
 	CancelResponse(ctx context.Context, request CancelResponseRequestObject) (CancelResponseResponseObject, error)
+	// ListWebhookEndpoints List the caller's webhook endpoints, newest first.
+	// (GET /v1/webhook_endpoints)
+	ListWebhookEndpoints(ctx context.Context, request ListWebhookEndpointsRequestObject) (ListWebhookEndpointsResponseObject, error)
+	// CreateWebhookEndpoint Register a webhook endpoint for batch events.
+	// (POST /v1/webhook_endpoints)
+	CreateWebhookEndpoint(ctx context.Context, request CreateWebhookEndpointRequestObject) (CreateWebhookEndpointResponseObject, error)
+	// DeleteWebhookEndpoint Delete an endpoint; its pending deliveries are dropped.
+	// (DELETE /v1/webhook_endpoints/{webhook_endpoint_id})
+	DeleteWebhookEndpoint(ctx context.Context, request DeleteWebhookEndpointRequestObject) (DeleteWebhookEndpointResponseObject, error)
+	// RetrieveWebhookEndpoint Get one webhook endpoint.
+	// (GET /v1/webhook_endpoints/{webhook_endpoint_id})
+	RetrieveWebhookEndpoint(ctx context.Context, request RetrieveWebhookEndpointRequestObject) (RetrieveWebhookEndpointResponseObject, error)
+	// UpdateWebhookEndpoint Change an endpoint's name, URL or event types.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id})
+	UpdateWebhookEndpoint(ctx context.Context, request UpdateWebhookEndpointRequestObject) (UpdateWebhookEndpointResponseObject, error)
+	// ListWebhookDeliveries Volley extension: an endpoint's recent deliveries, newest event first.
+	// (GET /v1/webhook_endpoints/{webhook_endpoint_id}/deliveries)
+	ListWebhookDeliveries(ctx context.Context, request ListWebhookDeliveriesRequestObject) (ListWebhookDeliveriesResponseObject, error)
+	// RotateWebhookEndpointSecret Replace an endpoint's signing secret.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/rotate_secret)
+	RotateWebhookEndpointSecret(ctx context.Context, request RotateWebhookEndpointSecretRequestObject) (RotateWebhookEndpointSecretResponseObject, error)
+	// TestWebhookEndpoint Send a sample event to an endpoint now, once, and report its answer.
+	// (POST /v1/webhook_endpoints/{webhook_endpoint_id}/test)
+	TestWebhookEndpoint(ctx context.Context, request TestWebhookEndpointRequestObject) (TestWebhookEndpointResponseObject, error)
+	// ListWebhookEventTypes The event types an endpoint may subscribe to.
+	// (GET /v1/webhook_event_types)
+	ListWebhookEventTypes(ctx context.Context, request ListWebhookEventTypesRequestObject) (ListWebhookEventTypesResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx context.Context, w http.ResponseWriter, r *http.Request, request any) (any, error)
@@ -3944,123 +5310,416 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 	}
 }
 
+// ListWebhookEndpoints operation middleware
+func (sh *strictHandler) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, params ListWebhookEndpointsParams) {
+	var request ListWebhookEndpointsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhookEndpoints(ctx, request.(ListWebhookEndpointsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhookEndpoints")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListWebhookEndpointsResponseObject); ok {
+		if err := validResponse.VisitListWebhookEndpointsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateWebhookEndpoint operation middleware
+func (sh *strictHandler) CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+	var request CreateWebhookEndpointRequestObject
+
+	var body CreateWebhookEndpointJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateWebhookEndpoint(ctx, request.(CreateWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitCreateWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteWebhookEndpoint operation middleware
+func (sh *strictHandler) DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	var request DeleteWebhookEndpointRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteWebhookEndpoint(ctx, request.(DeleteWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitDeleteWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RetrieveWebhookEndpoint operation middleware
+func (sh *strictHandler) RetrieveWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	var request RetrieveWebhookEndpointRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RetrieveWebhookEndpoint(ctx, request.(RetrieveWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetrieveWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RetrieveWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitRetrieveWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateWebhookEndpoint operation middleware
+func (sh *strictHandler) UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	var request UpdateWebhookEndpointRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+
+	var body UpdateWebhookEndpointJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateWebhookEndpoint(ctx, request.(UpdateWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitUpdateWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListWebhookDeliveries operation middleware
+func (sh *strictHandler) ListWebhookDeliveries(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID, params ListWebhookDeliveriesParams) {
+	var request ListWebhookDeliveriesRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhookDeliveries(ctx, request.(ListWebhookDeliveriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhookDeliveries")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListWebhookDeliveriesResponseObject); ok {
+		if err := validResponse.VisitListWebhookDeliveriesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RotateWebhookEndpointSecret operation middleware
+func (sh *strictHandler) RotateWebhookEndpointSecret(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	var request RotateWebhookEndpointSecretRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+
+	var body RotateWebhookEndpointSecretJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		if !errors.Is(err, io.EOF) {
+			sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+			return
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateWebhookEndpointSecret(ctx, request.(RotateWebhookEndpointSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateWebhookEndpointSecret")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RotateWebhookEndpointSecretResponseObject); ok {
+		if err := validResponse.VisitRotateWebhookEndpointSecretResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// TestWebhookEndpoint operation middleware
+func (sh *strictHandler) TestWebhookEndpoint(w http.ResponseWriter, r *http.Request, webhookEndpointId WebhookEndpointID) {
+	var request TestWebhookEndpointRequestObject
+
+	request.WebhookEndpointId = webhookEndpointId
+
+	var body TestWebhookEndpointJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.TestWebhookEndpoint(ctx, request.(TestWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TestWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(TestWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitTestWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListWebhookEventTypes operation middleware
+func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Request) {
+	var request ListWebhookEventTypesRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhookEventTypes(ctx, request.(ListWebhookEventTypesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhookEventTypes")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListWebhookEventTypesResponseObject); ok {
+		if err := validResponse.VisitListWebhookEventTypesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1tc9u4tf9XwfDf/8TqULKcZNNdefrCm2TbtNkkTbLddizXhMQjERsSYADQipJ45n6a+8HuJ7mDA4BP",
-	"IiXZjr033b6KIpF4ODgPv/MEfwrmIssFB65VMPkU5FTSDDRI/N/3VM+TZ0/MR8aDSZBTnQRhwGkGwSSY",
-	"mV/PWRyEgYT3BZMQBxMtCwgDNU8go+Y9vc7Ns0pLxpfB5WUY/MBS6B1zwVK4+pCvQeWCq/5hpXvgqkNf",
-	"huWrjiDxa3hfgNLmf3PBNXD8SPM8ZXOqmeCHvyjBzXfVsL+TsAgmwf87rIh9aH9Vh0+lFNJvwE4Zg5pL",
-	"lpvBgknwjF/QlMVE2omPiU6AZKAUXQJRdK3IKqGaUB6TVQISRsFlGDyBBS1SjYPf3VJP+JoInYAkYB7F",
-	"lbwQ+gdR8PjuVvFCEFXMEyJmv8Bck4WQRCdMkXewvqeIWHGwK3srxHMql3B3K3ubAIlhnlIJ5XmSmYjX",
-	"hCmSmrWYpVKORzwXfMGWhXk0ZRnTuOafOC10IiT7CHdI0R+ZUowvQ7KSgi+JkETChXgHMTl59czQdYRi",
-	"6MYrNQcqFClykJpZ+ZlTPoc0hfic4poXQmbmU8C4fvTQyGuRpnSWghdNJ5CMa1iCNBRwQzC+vMEYIstT",
-	"0Ddahh2CCX6+YjwWqw71EQZzCXTLNJvDAo9zweyBboyGQnXuVeTkU98yW28g5WmavlwEk9PtnIDH9tS+",
-	"dHnWpoMZ8ENuNOf16WYHUNcfYEHZjfhnwThN2ccb8Y+l/ga1GT/PpVhKUDfYH+N5oeuHvDFNBprGVKNY",
-	"0zhmhglp+qohaBsv9UxsdSSOKmJI92Iq987kUwC8yILJqUUCwVnXs4VubWfn8E4vns9F4UDJTo51Nvmx",
-	"fcNoIk11oepLRBtKtZnD81DQOLGgzhpBTUcEJdcHde1T/Qfizq0XxkDvtfyf8MnLyzoyOQ0Qqjha1xSD",
-	"P6lSuNss06WbSopsnEhbqzR01gZLN+S3LUstvVoX1YbiaOvwsGkWNjjAk7LG+WcdDIykfAL2zDYsT1z9",
-	"4N6cCZEC5VvkeX9G33p0fureRZcorWUsRQyd60oZhy2iVFMmDiZ2joJQfw+JbO0NV1WN7Mdxq9q+R9Vx",
-	"Lk6RMQ3ZfsJuqXVZTkSlpOvmcW3fQXUwW1npObMo/6br7Vrqgkml91WICVXnmZDQzbsp3X+kTYZOzSZ3",
-	"8nOTYrXlV9PXltlL0Zrr1MSXLzmUcFgsCCUoZ+Tg7yJNYU3ggwaumOCDkeG3xnlQrSHLtdoc9M9iRTLK",
-	"10SzDBRCaj/HiiqigGtS5EpLoNmoE4wZZL457tvaQIjd24MdE8HTNVkxnZCI8XlaxPBH82QUopdG05Xx",
-	"2gQnlBhYnZbj1ZZRkvzDcCmG7ksD60ev6epHJ3wbCLO50p8TsK6EJWci0pjxJWGWAO5NM+cewHReKC2y",
-	"PkgCXoNdAWY6bnDi3AU2F4wzldwE7HlNuXmCR8MZVehacTA8Z8iEdpQYS9jNDyVE2tdSjNy5duIDH1i4",
-	"Htkqd62LckpTuZUrmDYOpzY87CSoWyiuQfNN7JUDjy1ikgXnm/CqhGMVoKow1/7KqWJRd/AVVCrRT6ku",
-	"WjinRrAm39XOybP5Lv32uASubXvut1yx0IZj0/2bFpqmXT+1aGGf66TurlVfFYT0Q4vtgGHXOr6U2fXG",
-	"Zof13dQMUclHkVcM+AIxc4/6ReAaBnuvyc3zOPcxyalSRn1TRSK60CAjF90CwuGDJjldwl4r/L8BBF7X",
-	"NGDzuPstr1dO9xShXK1AhoYazNo569sQ4eKPqNxHu22o9zd6jJtVHuctSegTwfrTjaEdnuglyk9enJqk",
-	"sM6dFu+Aqz2DSPVXzmPQlKVd6ojOjY67wshtwW4M0LUv52teafGNd/pXL4EqYWzJDTawMUbXHlCl3mCS",
-	"xvn1nE2bUn1UaK2ma7mP0YTWpUzVYHeLA7yu6UDPR0QLcjQej0n1lNdIFtuYzXhtvCEzTZXbZpxq3r23",
-	"oIq0YwdlCqprDVeyGd5249wvCz0XGWx3Mq+pOWtZs17/8zFCk7bP1IkmmgHo5hlG9x8mUWjU4aYnRYxn",
-	"FBcS8wVkIUVGoqMsMqceHT36NolsDsVYmu/GWWQGie4nETpgBkRJM8G/Dg5Oj4bfnZ2Oh9+dfRqHDy4/",
-	"H43Hp+PhH+xX5n/fjgfZZ/vY5+rhz0en4+E3/vOj0/Hw27NBMvhd0BXErsXEN/1GsSCHF0eH84Tqw4om",
-	"KrTftr+AbAaxAaPu/2V2z/7X4EVLEtXaqfn1oD3J5/rnaujP5aifawN2b24j3Jsx/hz4UifB5Ci8XvA3",
-	"ox/8EN8c3e8YpEnFn3KU9Uckp0yqY/IO1ooU+OWjh2SeUEnnGqQKyQVNC/C/maEJXIBc2++NN4szGMpl",
-	"9EN9TUeP9ohAO51XRhgNwNmZurIPn+Cz3aq3FumsYqib0tMvhz+wFHrFsLHaU8rniZBnXZyarklUuRxt",
-	"Qap+6RaBxiwK5oLHqmOaB4/GY3M297/57v54PB4R1CHo0ipiByE4BnkwJjFdKzJbk9jmit2xscyoNTdA",
-	"aNjRfmOG7s6npB0u9l/evHzxnLjsZEioJplQup3XVOwjkAM3P7k/HpMfvx9gjATdcoz/Vr9/Mw7H4/Gg",
-	"4ZbOGKdy3UWyvJC5UB1L+7FQmsyARKiJ2weBX3acQYu1cNfVJP3M4zFub+zLgFr/kMJ8aj24ZDE/xOZQ",
-	"dQ3+GsW8ZBfANyNiMzp/t5Q+5d4jdTV/pHr+XOCiVNd7exifjVfu1E5cbstptcoUCP5AnFGUotCgDIUp",
-	"bwQ/dqhiBfKCzeFcM6undnpdSjuncPeh2EXs82yLMe2Wz64cR0T3/2UJbrqDADt3+CXyDf6LXXGFKgOB",
-	"z1WJCFxtl0Q26xw2VbmPgOyslXB0aq+oPzzUMFM7pctakT2MCDlwiLzt+Br1NLiaiXFGZbdN6YoKXtlu",
-	"tCjndlytoouIxg7fcn4P1foXTO+ZJX+BgNbLHPjJMzPYf5JJl2HwZ6CpTt6UceZNys6o6olasqWD41tC",
-	"PR2elHhnHSkstWPKFkKNdsIEN17XJn40ivpvBRQdmmhLomHFz304fc94yoqf+7D7fm/Uxm9SwXvjxuey",
-	"wB+L6ciKMs34EmORlKhUaHJgU07Sv2EwXQU0SOkgDfZMP9V2sN+aGCeLlC0TvdcEnUY07Exc1E+gSd2u",
-	"U65J7mbwYq1h36jY1QvJblxnxVKw1bNdlU6x9X2ogYGubHc4nv3hn7/87f2L1YPF+B/8m7fv76vn714F",
-	"4Q0UbwPGN4swfCTFmr7yv20b3CXbfqAiTwWNMUmSSzEHA7Q7sjwbkeBaUPJqtRNNw2HPv5WIatXXuDOo",
-	"6FDLZbVW08V+qF+eQK6TG1qgmra6jaBYbySsMyzXH8jsZFZZBg/96up5xkZFF00l0Hh9Xs+f+e/KLGX5",
-	"UG0U/11VKcaFPl+gF7aTDPXEpVtsNy0q5NquuyZW0ZSepCt+HpHIykdkjJYrPKCc4Mldo9rAD3/LMKxM",
-	"uX5BKPYatFzfOKT6FlNtKxsCv6eIfc7noKJXL9+8xUAi/g4qOvbRFQvT09i/OerSi9sC8rh+W1miE1CA",
-	"IRJFDnxoxUVHjgnQeUIyF+SgjQKHKwfub6vY1Kou6N0m5j1xfzazp4CYV0BNMG4tFiQqRTQKSWRl03xy",
-	"Amg+lvIZjYjrh5jsfvRqaY3WzqwfVUim12+M5rQ7PMnZX2F9Ulgt3I5FvIM1yWgMrmDowgYlMAhrLQMZ",
-	"Di2meXHy41NcIGplFC6gEmTFSonWuS3gZ3whNmdzEQ+jC4iCdDFMhNIQh059DA1RqWazFFzk8OTVM6JA",
-	"XoAckWfafrS1VKqYKcByLfvuPTXlBueo0L4KFvQ1QlvmTepEYbFgc0ZT8ubJXxUpFISk4DFIEh1eHEUh",
-	"ydPCLHIBqyppoaZcLLB0Raw4OciofAcxmQbt5MY0IDNIxWowmvIpf4qoEI16aBMdFiemdA0yNLQw63H6",
-	"07rPwC8gFTlMefRpavHANJiQT1MfdJgGIZki0e0nDD3Yj3MRwzS4vIwssWKbrG/1ZkSjKTenxjTCJ7uB",
-	"IAwuQCp7UuPR0WiM2jEHTnNmHPHRePTA+vQJ8tVhgo7QR/N5CajQjFjiNM/iYOIcpY9Bq4vp/nj8xXpH",
-	"Gr5YV0tQyi5g1JCMYHJ6FgaqyDIq18EkeM4ugINSJJdiBuTAHIfDY+Z0MMzGl+TPb9++GozIC0FooRPg",
-	"2i0YNSldKgQUuQrOzFyHaI77KfPa/vwrEgZXgD0934wf3NmsL4QmSBrbRob1i66HbL39lMx6Wf2YvJ9t",
-	"xpsnRt2jwFceNsFtQLz/oVWGs/fgnjOlnX7xIT/XrnjaVnaPC6mEtBtlcaOcxnqn7ptcwgUThSrLZ7CB",
-	"8H0BmFhwHYQ2G1XvFayF1k7/NZ0W4/F4fPb7zsh0e2WvsHWPfYSQ+Dx737zY+tWY1wGKYHJ/XAu8HTWC",
-	"bkcdLu7ZLTJ7VTDdpQKQsIba7nCR6x/a6btGLZd5WOu3xFeOdr/S6JDDtThy7Xqx0TKJklDTUD53RdMU",
-	"5D3ldxIaMAhK2wqxOlN7Pj4zPqzoS/xUFaclYmtMY+ycUaA+WWWLU4k1aQYg3VMkKmQa2dfhfUHTKY98",
-	"otMVHFt7Z3MetpwtBWL4S5WzSlFoFOFmFuTYtnOumMKFTbmtuTJq+eF4bMYwmrkqkROLhQ2N2NIrUquV",
-	"VoRK8EXHvmBL0QymXEvKFZ1jJYJZb1WyzBSRoAvJISZRrRclQsvetvtqUsLCCsNHhM7nkGMMakfFw0oy",
-	"rYEbi02nfJUIQ6Yim4E0zJsxjnkiIUkiCqnIQTQNvhtn08AgyGlwlPhP9x+aj4Nj3IzgfjMZXRugQ5Q5",
-	"D3NOeCJmHPwQOSjCiYHPA4sQmsqvVhdS1ZZ972rlvoggd1SeXDZ9LldhfLuqpK951jkwX5n6sEQt2xqQ",
-	"9VDIbPipXXe+oUGapvHwky8huqw87i7HwsUlK1EqvRynrkhJ0hBRdSNaizDbppVQh5R5JTXlRpKXhrGp",
-	"JoLPoaxCtYqLHDwcPwwJnWE5OW43ZUqrgbXFv1DOtH2BEwmZMC4Fzi9WKpxyJaybwAWxOikRaWyfmImY",
-	"WRG0cRJlPDuz/1b9PvpSUx49efr86dun6JHj0g8/sfgSRR4kVfW3tBBdEmdHryTuNpneB1W28T5W6bsw",
-	"x+jaTP1w/HD3S2Xj/heSgra2nrh9lHKB/u8V+LDP3PYAfi0ZXNzRUe6jv76Wc/uT8fJLI3ZgPkqxQi/i",
-	"2JbogLTG/R3k2hWHxajwakdpeyoGvRCpCeS7Fls9cujvJbk861WNh1bZte80ucrYfcDthBPGhx6KOLos",
-	"hS0hiap4cjQhLlFUkUFpkXutGZphbJKqBFxTblSoJSedCYnBmSYmUqB1CsqMUotbVdKTU6kZTSsN+bhc",
-	"kYE1dhDt8pgubk2qVRvlWhkKi76M8j0u5RTfTagiwI31KhGiR4eIDTvhS1XYG/x2EMSvIrSW1P7Irggr",
-	"Dj271rzwzeAFmuZVYqxtxZyy4FZt2ypDpi2ThKTgmqVOuyNfIotb6x9jzGfKPTDwmEAnkFl80W8EcJiZ",
-	"0AkCksGIPKUG7GjIjGvkaRUZ3oxJhC9G+A58oHOdrl1Gvxq/0TxiYyNuCYjPQWaM0xT9j1d0yfhyUvbi",
-	"YFh1o4OHeRVxUDjEYdxhszpX7hA5XFS28Ew5tqMpR0SUN3ck95TzrH5gKerduchmZqEo/icvniB93gHk",
-	"ZiQjznMhJcx1lzyWsRSfRL9KRKWvU6nWx7sRXCEHhtDVvn+tYMt1oi02wFILt+yKt4Sd5VulJWAcraol",
-	"U5nfIAcScnAx8vIsDFMqMP/V7qTnIsuorZ6AD3mK9Xk219K1rSplXO6rzHHUqzSdufrsPIfPZY7ls82a",
-	"fC4Nw2eXPBkchNd5a/D7zhq0dvJJ6bUtLxAyC3YRdJUI1WRLY00o48oKoYYPOiRsyYVEuaAKRiT6/8Zl",
-	"P49QbKLpNCIZymrKtPHR03UfpyigEs3YF+HR5k7KG6swLtC3grK39UssIML+dELjWNkEYqVvOnvc92Q8",
-	"1/2+k/PMHNfgiFsPadZ7UrdGNv3Z/fsji003jpbZcE+F0DnV1JZ6FakmisVAZmv81/zsnhAyBnl3ToFf",
-	"4C16B6/akB8MGrKI/7iMyQgOiiT0AgEBk1Vdv4H/Hvk7MAM8VhiT5FNegybODsRgYI67MKd0B0LnmZWR",
-	"Vn9EPv9tgz8unGtQzpTnIBvqc2Vxfp4Dh3jScDYOLPTnYjUIGy6PsfAYo3AbnSC0MpuacgOEAL2QumNj",
-	"IaLq2gQpeGo8LN3V90uolOzCx7IG4ZRHG9U7Rrc3y3fq39SpFbUKeLDac8qjsoonGpET0vSduNDNoDSp",
-	"+T8+Ns7Q6TPmd4dHVMNgtxLY7e8LveMAb397Z4eG/dnQegZzmqGaRdNkbEtcXZny21O4lnGJElktu4L3",
-	"5jRCvsfuzhsDyo1b1sy6XsUPPPxUqoXLLSn1WoTNU/qODHSft99kkq/3xEXnBUlhFfQxAOoLm9Fwy8VH",
-	"xpBUliIkP71+PgQ1p7m9T6jjBt5mjeO+9+9uNeVarm/DgNtsjXHly0I/Ii5AlgnLep7B36nk6/KIghTm",
-	"2l0spMoIANpLH3w7KA1USKxZCl1zZtyIvg1CZ1FwuHfQUV84It+XDZxTDmVe2BqpmMVopfx8Lp8qGcTH",
-	"JPJFeM75qYoPI8KplGJlUzqJYHOY8gNbnlZ/iqaCQ+gr8jBaU02A8MEsqDSBMLCgo1Y/OeWRLzD06U8s",
-	"khSY2T5wWSXD/djsOLBlYa5G7hxZ4FwsJsT4Og/m5k0W42eIjnFenwlH9NEc3ScXulLGzScdDLH9lriF",
-	"spDTjDLlDAPcKeA+12VoieKUa2JOcEReCJ1gtlwgidZhGVBVmqWp193YZkIdPp7yhY2vWcRhc27bg6xV",
-	"nestIYnNQtrLzYuy7yyeWzLTbxEIIB8ZZrFw3GN8q3poQ4VtNf3Iu1tLrrCyc1d4EKMYVg683nNtC30x",
-	"jFpXw22F+q4Z69uI9l053PdGSOffGr8XC1+Y4HgbofE31NxeqmFeivrWiK93rxFna93GQdX8s/l6sBe1",
-	"ttTHoda5q/K424zilA2YW6M3Lp381VelbaTFrWBvr0HLilSznMrqJnrraUNM7Ldr+y/jaOkXDIxhNIx5",
-	"TGqAgyni7li2Nc9MT7l10RU5oOQvb16+8DfyI5KghAs+hCzX65AUnL0voIkpDTJIRBxZ1BOV5hLzTlj0",
-	"ZpM6lLjgpRvdQzJ/HQlx5VWDEfk5YRpUTucwRMDmFKVPXbPy4n3DeGRWaFvqwoWuAnzkhK+xBDaFrOHw",
-	"u135v8xQq40z09hgB3cYAIksJMSjKT9x0lZCTPYR7I3/jeEjvMdEC3GOfyggCskMFkIaPLAuB5VA8a9A",
-	"cFutV/6tgRSvMTBPCIvIRsQ2kzsF/EdXXmjWVeS5jT71FqD9YC+/6AcXJUsdLoTMhr5/5ColaPVLV+44",
-	"QFHvtu4GHfbsXMXWV6Y1fsKqM2Il8nmp6Zv9ul06pI4VDj+5W3VaJWhdxVMlt9yiit9SOvXkqyyWeuJL",
-	"o/B8vKvi6NWt4bcGZW77EHbLTE1YvrbKp3ZlZs2qXin24P7yURnVaInSYe0kOg/ziVhxI7xXP0wx16CH",
-	"1aUy1aHuvEmpJ7BGVwT7l10Myvggxuslj+0ChvbinK9N6hyBndzdU9UNVmazQxbbDpbUOBeYHsFLk9Ea",
-	"hFXAIzrBivMI8yq3wTjv/bURnWxSa/q+RYmvzdLBI/gric3PBkAiAgsxsY2Q0cYx4lbd8OhXNYxd7rUv",
-	"LXAXXGA+04XYc5B+W3vedUG0WIJOmvnORvNT47C6EfuQRNXYE2KwUDRpXG7PFEH+iP2tj66PBIuhzv/n",
-	"v/47IiwOffhvQqaBfXwaROGUE98xPiGnZ5G9jA0z/+4CMtzyPVUlLG3XZhkbzUEObacJQliFEU6JfWMY",
-	"KiMuaJGLlM0xRNak3rH5JcU76o1e+dPTtyOzVDNV5JNuJUR1LbMVQaLRlA9JVL+Zy2xwkcKHaWBrJEWh",
-	"G29MPLXKLayo647DXKw5e+XK1xBUE1I1wTBODmzB699fPn/+9J/nPzx/+o/zn0+evQ1d8dYqYZgyBDIv",
-	"pERV0gj3ea+FKUcbbHYZ+JpPXvoAGACmRK35PJGCG4fcrA83/LJs0mk+kFOlhjqRolgmGzfIHTiyOiYy",
-	"Ps0H5irxbcvv0By8WRZcGDEq45nWrRuEHgdbFiiZjcU+YhrhAxOyoKkCdzab182NOgKwB9Qfi5eJe4rE",
-	"QGPrS/lOHUeUMppMuqK5YVezT9WY707u9dM3r16+ePP0/OdnL568/HlgjjcxZJQQuzYoM35NsN3yba0u",
-	"anzj+fLY5vW5ILBY2Mq7t77VkrXKaMpr/EJiCVZjzLDie4zPbxIOb/+e8pJQDrv3+m2vq5vsb693qH3h",
-	"4R07b7U/YxcGGj7oQ2TeTuzT1KxYa1FjfMv1jumrE8OfmN68d9F7uZuXd15Azx9067wQo3XDRc/VKN2w",
-	"rHX9h7371ypJx0sDGxcxO8GyJfe8lfCvt7PKmhz/Tt3AVpy2aWYPP9X+MOgermxDgG6Zgf99XVpnNUre",
-	"q3S9sHHEVp/aoO84d/i8tdPamrZ4g+LgQ4bNtbURxzGJrLWsZ+H6SkStyqkHxd0FN2gPzzru8jy7G824",
-	"j+7498+nGfd+48SPSWSZ0WZnGuVdttkBC9ywYUBiXU0/d17Nyav9EePS0evRVNcuX2zMUSUFuorS7lLX",
-	"/YclN9t2NvzHY8JiyHJh4xG+Mcv23nOaljTqMX3Nqz2alxKdnhlusNjH8lEhU3ed0OTwMBVzmiZC6cm3",
-	"42/Hhjv/NwAA//8=",
+	"7H3pctu4muiroHjnVuy5tCwn6Z5uueaHu+NMZ046zjjOyZyKPCIkfhJxQgEMAFpRJ66ap5kHO09yCx8A",
+	"biK1eMuku39ZlkgsH759w+dgIuaZ4MC1Cgafg4xKOgcNEv/7iepJ8uKZ+ch4MAgyqpMgDDidQzAIxubX",
+	"EYuDMJDwMWcS4mCgZQ5hoCYJzKl5Ty8z86zSkvFZcH0dBs9ZCp1jTlkKuw95DioTXHUPK90Duw/9DsaJ",
+	"EB9OeZwJxnXnDAv73Ajcg7vOdB0Wi3Sgj8/hYw5Km/8mgmvg+JFmWcomVDPBD/+uBDfflcP+k4RpMAj+",
+	"z2F5rIf2V3V4KqWQHlR2yhjURLLMDBYMghf8iqYsJtJOfEx0AmQOStEZEEWXiiwSqgnlMVkkIKEXXIfB",
+	"M5jSPNU4+MMt9YQvidAJSALmUVzJK6Gfi5zHD7eKV4KofJIQMf47TDSZCkl0whT5AMtHiogFB7uyCyFe",
+	"UjmDh1vZRQIkhklKJRTnScYiXhKmSGrWYpZKOR7xRPApm+Xm0ZTNmcY1v+U014mQ7Dd4QIj+ypRifBaS",
+	"hRR8RoQkEq7EB4jJyesXBq49pEo3XsGjkHVJkYHUzNLPhPIJpCnEI4prngo5N58CxvX3Tw3d5mlKxyl4",
+	"0nQEybiGGUgDATcE47NbjCHmWQr6VsuwQzDBRwvGY7FoYR9hMJFA10yzOqxnVK2jIVGNPDMefO5aZuMN",
+	"hDxN07NpMHi/HhPw2E7tS9eXTTiYAT9lhnPeHG52AHXzAaaU3Qp/pozTlP12K/yx0F+BNuOjTIqZBHWL",
+	"/TGe5bp6yCvTzEHTmGokaxrHzCAhTV/XCG3lpY6JLY/EUUUM6VZI5d4ZfA6A5/Ng8N7qHMFl27O5bmxn",
+	"4/COL44mInfqz0aMdTL5Z/uG4USa6lxVl4gylGozh8ehoHZiQRU1ggqPCAqsD6rcp/wH4tat50ZAb7X8",
+	"t/jk9XVVM3kfoKriYF1hDP6kCuJuokwbbyogsnIiTa5S41krKF2j3yYtNfhqlVRrjKPJw8O6WFjBAA/K",
+	"CuZftiAwgvIZ2DNbkTxx+YN7cyxECpSvoeftEX3t0fmpOxddaGkNYSliaF1XyjisIaUKM3FqYusoaFRs",
+	"QZGNveGqypH9OG5V6/eoWs7FMTKmYb4dsVtoXRcTUSnpsn5c63dQHsxaVHrJrJZ/2/W2LXXKpNLbMsSE",
+	"qtFcSGjH3ZRuP9IqQqdmkxvxuQ6xyvLL6SvL7IRoxXSq65dnHAp1WEwJJUhnZO+vIk1hSeCTBq6Y4Ps9",
+	"g2+186BawzzTanXQX8SCzClfEs3moFCl9nMsqCIKuCZ5prQEOu+1KmNGM18d96IyEOruzcGOieDpkiyY",
+	"TkjE+CTNY/hX82QUopVG04Wx2gQnlBi1Oi3GqyyjAPmng5k4cF8atb53The/OuJb0TDrK32XgDUlLDgT",
+	"kcaMzwizAHBvmjm3UEwnudJi3qWSgOdgO6iZDhscObcpm1PGmUpuo+x5Trl6gkcHY6rQtOJgcM6ACeUo",
+	"MZKwHR8KFWlbSdFz59qqH3jHws3AVpprbZBTmsq1WMG0MTi1wWFHQe1EcQOYr+peGfDYakwy53xVvSrU",
+	"sVKhKnWu7ZlTiaLu4EtVqdB+CnbR0HMqAKvjXeWcPJpv4m8/F4prU577LZcotGLYtP+mhaZp208NWNjn",
+	"WqG7adW7KiHdqsV6hWHTOu5K7Hphs0H6rnKGqMCjyDMGfIGYuXvdJHADgb3V5OZ5nPuYZFQpw76pIhGd",
+	"apCR824B4fBJk4zOYKsV/u9QBM4rHLB+3N2S1zOnR4pQrhYgQwMNZuWctW2IcP5HZO69zTLU2xsdws0y",
+	"j1GDErpIsPp0bWinT3QC5a0npzoorHGnxQfgaksnUvWVUQyasrSNHdGJ4XE7jNwk7NoAbftytuZOi6+9",
+	"0716CVQJI0tusYGVMdr2gCz1FpPUzq/jbJqQ6oJCYzVty/0ZRWiVylRF7W5ggOc1LdrzEdGCHPX7fVI+",
+	"5TmS1W3MZjw3XqGZOsttIk4579ZbUHnasoMi2NW2hp1khpfdOPdZridiDuuNzBtyzkp8rtP+/BlVk6bN",
+	"1KpN1B3Q9TOMHj9NotCww1VLihjLKM4lxgvIVIo5iY7mkTn16Oj7H5LIxlCMpPmxP4/MINHjJEIDzChR",
+	"0kzwX3t7748Ofrx83z/48fJzP3xy/eWo33/fP/gX+5X574f+/vyLfexL+fCXo/f9g+/85+/f9w9+uNxP",
+	"9v8paHNiV3ziq3ajmJLDq6PDSUL1YQkTFdpvm1/AfAyxUUbd/0V0z/5r9EULEtXYqfl1rznJl+rncugv",
+	"xahfKgO2b27F3Ttn/CXwmU6CwVF4M+fvnH7yQ3x39LhlkDoU32ZI69+TjDKpjskHWCqS45ffPyWThEo6",
+	"0SBVSK5omoP/zQxN4Ark0n5vrFmcwUBuTj9V13T0/RYeaMfzCg+jUXA2hq7swyf4bDvrrXg6Sx/qKvV0",
+	"0+FzlkInGdZW+57ySSLkZRumpksSlSZHk5DKX9pJoDaLgongsWqZ5sn3/b45m8ff/fi43+/3CPIQNGkV",
+	"sYMQHIM86ZOYLhUZL0lsY8Xu2NjcsDU3QGjQ0X5jhm6Pp6QtJva/vzl79ZK46GRIqCZzoXQzrqnYb0D2",
+	"3Pzkcb9Pfv1pH30kaJaj/7f8/bt+2O/392tm6ZhxKpdtIMtymQnVsrRfc6XJGEiEnLh5EPhlyxk0UAt3",
+	"XU7SjTxex+30fRml1j+kMJ5adS5ZnR9ic6i6ov4axjxjV8BXPWJjOvkwkz7k3kF1FXukfH4kcFGq7b0t",
+	"hM/KKw8qJ67XxbQaaQoEfyBOKEqRa1AGwpTXnB8bWLECecUmMNLM8qmNVpfSzijcfCh2Eds820BMu+XL",
+	"nf2IFlsbeTXdXO8KuB6Z0VpUxxNNUjBGq7Di2RJar/BJRKH/yromyv+dz6f8onAIRbuomz79p12nffxD",
+	"Rab12lhHLtuQhhM6ViLNNZBE60wZlch8IG/PX5Yc7nH/6Q9kvNTQNnTjrHCVdrqwBtI2doL+mbNC+2z3",
+	"0mxEwbsICPkvNjl+yhARPldGinC1nXvs9goUXuaNySwOTs0VdfvvanrERvZnxfwWUp7sOZOp6Zkw8mN/",
+	"Nx3ASf3NQr/NbbuzYG9Azu24XEUbEI2idM8BWJS7dxh/NUu+A4/jWQb85IUZ7M9o33UY/AI01cmbIhCw",
+	"CtkxVR1uZTZz9tIaX1yLqSs+WEsXcyGZsplqm1mwG69tE78aSfofOeQtnGhNJGjBRz7esaXDa8FHPi6y",
+	"3RuV8etQ8O4SI3WtZYbZjmRBmWZ8hs5iSlQqNNmzMUHp3zBKd6kJksKC3d8yPljZwXZrYpxMUzZL9FYT",
+	"tGo5YWtkqXoCdei2nXKFcle9S0aMb3kmu2f63ToRjqXg9ZxVt0JsjVNqdC6XwX3QH//L3/7+Hx9fLZ5M",
+	"+//Jv7v4+Fi9/PA6CG/BeGt2Vj1Lxru6rOgr/m3K4Dba9gPlWSpojFGsTIoJGEuoJQy34qqveI13S26p",
+	"Cw57/o1IYSMByp1BCYdKsLGxmjb0Q/7yDDKd3FICVbjVfXgtO12VrX7Tbk9zK7LKwrvrV1cNBNdS7mgq",
+	"gcbLUTXA6b8rwsjFQ5VR/HdlKh8XejRFM3kjGKqRZbfYdliUmuuK8WAZTWHqu+z0HoksfURGaLnMEMoJ",
+	"ntwN0kH88PeshhUx8TtUxc5By+Wtfd4XGAtd2BjFI0Xscz5IGL0+e3OBnl78HVR07N1fVk1PY/9mq2W4",
+	"LmKC67epPzoBBejDUmTPW4bOfXVMgE4SMndeKFrLQNk5snJf2cCWdUHnNjEwjfuzoVcFxLwCaoCBBWP1",
+	"1+z90tKv2PgV6564gpXB5kd3izutopnQpaPjDUwkdLs5PgBkI5HGI4XPjehEsysYTYUcPX46SkQuVRsh",
+	"tU17AUrv7l3ZbGRXnm0jqrdZfHO3zu7+li5Xyha+OrfGZ5AyoyWuLq470+/E/ULmNAZjBOQ8Rq132bsb",
+	"XS22i7pV3cO6M/Wcd5WV4WuPFGFxaJOzqCKRq2o7YJYaVvODjZXmwHWL3DkzSuFyaeaQLcvcFJ9AZgn3",
+	"mJihieATIAXctkpKwQkbyRarELEP1JJjbCKIm3iRACdccDAylF2tnbuyWw6fmjBrSZujxFkWfmtYuaUl",
+	"gxgzcKqbZ5okVBHgcUeS5eZFrQreZkFjz69jS426NIxUPpkAxO0pYuUQbRWUG5lSo3ShRP2woyJzY35e",
+	"E6VXD6xBpS3oVEPpy80s6A78Qk2m9qdzaKV2t0XL29mUvqnY6tB3O6XZZnpsJ0M2wywjp0UkrbkMyNvw",
+	"gUeKZBKm7JONhBoONxW53Bi1QFG/A9g6ZXM3KddosjJh2B3LaN/+FohxzyZMGydt2Ca3NmkaO7o7hlIQ",
+	"z58MZQXKFzaztDVfbIMWtgWW6K50/g1Zok7gKtUO6RuJ2XYJWxd5ftb2KbYA5zumE2sm/eE4dUuYYZEo",
+	"mIwi8v+cua7g+6deF33y+GC81EB++fXkZyyKJ28SseDWJWBUwla23SEcvlX2fgN+b0a7WGbbxuE24sp9",
+	"OTttDDaXTC/fGHZs13eSsb/A8iS3HtxmoskHWFqr1FaDXdmME8yws8AmBwc2HvLq5NdTNOeQ1SN7ACpB",
+	"lmebaJ3Z7gyMT8XqbC6dhSlCiYJ0epAIpSEOnevxwIgTqtk4BZcWdvL6BVEgr0D2yAttP9pCOZWPFWAt",
+	"nn33kRry5ywFFdpXwQaManlL5k3q3GjTKZswmpI3z/6iSK4gdCZ5dHh1FIUkS3OzyCksyoxUNeRiinVJ",
+	"hmb25lR+gJgMg2bm6jAgY0jFYr835EN+ijYYqvShzWK1MaaULkGGaJwl4H2vNvQO/ApSkcGQR5+HNpYw",
+	"DAbk89AnLAyDkAwR6PYTpi3Yj4apDoPr68gCK7aVGI3GG1FvyM2pMY2hF7uBIAyuQCp7Uv3eUa+PqJoB",
+	"pxkLBsGTXr/3xOYDJIhXhwkGUX8zn2eWFxmywGlexMHABVl/Cxotah73+3fWGKQWx23r92LMml6NMoLB",
+	"+0sjdeZzKpfBIHjJroCDMiqtGAPZM8fhYjnmdDCHis/ILxcXr/d75JUgNNcJcO0WjCyTzhTSZ6aCSzPX",
+	"IbryuyFzbn/+ioDBFWDDlu/6Tx5s1ldCEwSN7RGExamuQdBy/SmZ9bLqMfkYvRlvkhjFDwm+jM4T3AbE",
+	"2x9a6XTvPDgjARx/8elCruvV+yaz+zmXSki7URbX3EE2su2+ySRcMZGrojYKu0R9zAGzRl2bKJtqXG0E",
+	"VUnLef9fw2He7/f7l//cmnbYXNlr7MvEfoOQ+CKKrnmxr09tXheMCAaP+5WknaNaws5RS3j88h6RvayG",
+	"b2MBCFgDbXe4iPVP7fRtoxbLPKw008JXjja/Umt/hGtx4Nr0Yq0fFlJChUP5xGSapiAfKb+TkHBYgLG+",
+	"jUlSRWqPx5fXYZCJrqzespy4iPbUpjFyzjBQn4lsK4+JFWkp4/BIkSiXaWRfh485TYc88gqsqya38s4m",
+	"tNpaxRSIwS9VzCpFrpGE6ymux7ZX14IpXNiQWz+qYctP+30zhuHMZf2jmE6d8xPr6kilEF4RKsFXlPtq",
+	"PEXnMORaUq7oBMtMzHrLenSmiASdSw4xiSqNRiKU7E25rwZFSKmM/0WETiaQYf7KhnKWhWRaAzcSmw75",
+	"IhEGTPl8DNIg75xxTAIWkmBYh+xFw+DH/nwYRCGJhsFR4j89fmo+7h/jZgT3m5nTpVF0iDLnYc4JT8SM",
+	"gx8ip4pwdBDvWw2hzvwqRT9l4eBPrhDyTgi5pazouq4Eu/Lx+2UlXZ3RXPDzG2MfFqhFzwpEPSQym7rS",
+	"bCqwwkHqovHws68Puy5dXW2GhctpKkmpiJA6dkUKkIaoVdcyvVDNtimpyEOKnFQ15IaSZxg/0TaQ4UuM",
+	"LeMie0/7T0NCxxiOwu0a80rtW1n8d8qZti9wImEujEmB84uFCodcCWsmcEEsT0pEGtsnxiJmlgRtjoXq",
+	"EesDbDRnQFtqyKNnpy9PL04xmo9LP/zM4mskeZBUVd/SQrRRnB29pLj7RHrvzVyH+9iCwfkTezdG6qf9",
+	"p5tfKroy3hEVNLn1wO2joAu0f3fAwy5x26Hwa8ng6oGOchv+9a2c27+BrgixPfNRigVaEce2/gqkFe4f",
+	"INOu8i9Ghlc5StswY79TRaor8m2LLR859O1try87WeOhZXbN1ri7jN2luJ1wwviBV0UcXGbC1gdFZS5a",
+	"NChCwQUYlBaZ55qhGcYmuBYK15AbFmrBScdConOmrhMp0DoFZUap5LyU1JNRqRlNSw75c7Eio9bYQbTL",
+	"gXY5b6RctWGupaCw2pdhvscFneK7Rdy61BC9doi6Yav6UlZtB38cDeKrEK0FtT+yHdWKQ4+uFSt81XmB",
+	"onmRGGlbIqfMuWXbtoSUaYskIcm5Zqnj7oiXiOJW+sfo8xlyrxh4nUAnMPeJEl1CAIcZC52gQrLfI6fU",
+	"KDsa5sY08rCKDG7GJMIXI3wHPtGJTpeuGqAcv9YZxPpGfK6G0c9BzhmnKdofr+mM8dmgaLSCbtWV9izM",
+	"s4i93Gkcxhw2q3PBq8jpRUV/liHHXkPKARHpzR3JI+Usq+csRb47EfOxWSiS/8mrZwifDwCZGcmQ80RI",
+	"CRPdRo+FL8Un4O/iUelqQ1Np0rbiXCF7BtDlvr+Ws+Um3hbrYKm4Wzb5W8LW0q9CEjDuix+ruZFkT0IG",
+	"zkdenIVBSgXmX+1OeiLmc2orL+BTlmJE0UZd27ZVppsX+ypiJdUSXCeuvjjL4UuRn/nFpv98KQTDF5d4",
+	"ub8X3uSt/X9urV9rhmmUXtrSBCHnwSaALhKh6mhppAllXFki1PBJh4TNuJBIF1RBj0T/15jsowjJJhoO",
+	"IzJHWk2ZNjZ6uuzCFAVUohi7Exyt76RoR45+ga4VFI3L7mIBETYfJDSOlU0+LvlNawPDLRHPtTbciHlm",
+	"jhtgxL27NKsNx9Z6Nv3Z/f41i1UzjhaZ9B4KoTOqqS0Ty1NNFIuBjJf41/zsnhAyBvlwRoFf4D1aB6+b",
+	"Kj8Ybchq/MeFT0ZwUCShV6gQMFk2bTDqv9f8nTIDPFbok+RDXlFNnByIwag5rhtyYQ6EzjIrPK3+iHzu",
+	"vHX+OHeu0XKGPANZY58Lq+dnGXCIBzVjY8+q/lws9sOayWMkPPoo3EYHqFqZTQ25UYQArZCqYWNVRNW2",
+	"CZLz1FhYuq2pm8/dtb6s/XDIo5XKH8Pb66U/1W+q0IoaxT9YKTrkUVEBFPXICanbTlzoulOaVOwf7xtn",
+	"aPQZ8bvBIqroYPfi2O1u+vXADt7u3l0tHPadgfUYJnSObBZFk5EtcdkP94/HcC3iEiXmlegKNkWuuXyP",
+	"XUNjo5Qbs6wedd3FDjz8XLCF6zUh9YqHzUP6gQR0l7VfR5Jv98RFa/frsHT6GAXqjsVouKartREkpaQI",
+	"ydvzlwegJjSzdQwt1yzV6yO3vVxprSjXrgTojgW4jdYYU74oEiTiCmQRsKzGGXzDbF/TRxSkMNGua7Qq",
+	"PAAoL73zba8QUKGriAld56245n3bD51EweE+QEttYo/8VHTnGnIo4sJWSMUsRinl53PxVMkgPiaRL+Bz",
+	"xk9ZuBgRTqUUCxvSSQSbwJDv2fS06lM0FRxCX82H3ppyAlQfzIIKEQj7Vumo1F4OeeSLE334EwssBUa2",
+	"91xUyWA/drLat2lhLkduhCgwEtMBMbbOk4l5k8X4GaJjnNdHwlH7qI/ugwttIeP6k04Nsc20cAtFEagZ",
+	"ZcgZOrhTwH0uC9cSxSmXxJxgj7wSOsFouUAQLcPCoao0S1PPu7FFBXX68ZBPrX/Nahw25rbeyVrWyN6T",
+	"JrFahHu9egvag/lzC2T6IyoCiEcGWaw67nV8y3pojYWtFf2Iu2tTrjCzc5N7EL0Ylg4833MtD7p8GJWO",
+	"CPfl6ruhr2/F27ezu++NkM6+NXYvJr4wwfGqCWNvqIntmGpeirrWiK+3rxFna7RapWryxXy9vxW01uTH",
+	"Idd5qPS4+/TiFM2b1npvXDj5m89KWwmLW8Jen4M2z1PNMirLawatpQ0xsd8u7V/GUdJPGRjBaBDzmFQU",
+	"DqaIu0DL5jwzPeTWRFdkj5J/f3P2yl+3iJoEJVzwA5hnehmSnLOPOdR1SqMZJCKOrNYTFeIS406Y9GaD",
+	"OpQ456Ub3atkvtcscelV+z3yLmEaVEYncIAKm2OUPnTNilsVDeKRca5tqgsXunTwkRO+xBTYFOY1g9/t",
+	"yl+7WcmNM9NYZwd3OgACWUiIe0N+4qitUDHZb2Cvc6wNH2GTWi3ECG+BjEIyhqmQRh9YFoNKoLEtb8aA",
+	"WnGRZIo9Ks0TwmpkPWIb0TkG/K8uvdCsK88y633qTEB7bjubdisXBUodToWcH/j6jF1S0KoddR/YQVHt",
+	"1NaudNizcxlb3xjXeItZZ8RS5MuC09d7fbXxkKqucPjZtUxupKC1JU8V2HKPLH5N6tSzbzJZ6plPjcLz",
+	"8aaKg1c7h1/rlLnvQ9hMMxVi+dYyn5qZmRWpupPvwV2gXXg1GqR0WDmJ1sN8JhbcEO/uhykmGvRB2TG4",
+	"PNSNbbI7HGt0YVvYOh+UsUGM1Ut+tgs4sF2RvzWqcwB2dPdIle3JzWYPWGwrWFJjXGB4BG/EQmkQlg6P",
+	"6AQzziOMq9wH4nz0LSdb0aTSMO4eKb4ySwuO4K8kNj8bBRI1sBAD26gyWj9G3Mgb7n1VwdhmXvvUAtcc",
+	"E+OZzsWegfTb2rJPJtFiBjqpxztrxU+1w2rX2A9IVI49IEYXiga1mwuZIogfsb/Sw9WRYDLU6B///T8R",
+	"tgpy7r8BGQb28WEQhUNOfLe5AXl/GdlO+xj5d93lccuPVBmwtFWbhW80A3lgK01QhVXo4ZRYN4auMuKc",
+	"FplI2QRdZHXoHZtfUryA0PCVfzu96JmlmqkiH3QrVFRXMlsCJOoN+QGJqm3XzQanKXwaBjZHUuS69sbA",
+	"Q6vYwoK66jiMxZqzVy59DZVqQsoiGMbJnk14/evZy5enfxs9f3n6n6N3Jy8uQpe8tUgYhgyBTHIpkZXU",
+	"3H3eamHKwQaLXfZ9zicvbAB0AFOilnySSMGNQW7Whxs+K4p06g9kVKkDnUiRz5KV6wH2HFgdEhmb5hNz",
+	"mfi25PfAHLxZFlZzq8Kfac26/dDrwRYFCmRjsfeYRvjAgExpqsCdzepdAr0WB+we9cfiaeKRIjHQ2NpS",
+	"vlLHAaXwJpM2b27YVuxTNvVzJ3d++ub12as3p6N3L149O3u3b443MWCUELsyKDN+hbDd8m2uLnJ8Y/ny",
+	"2Mb1uSAwndrMuwtfaskaaTTFHQ0hsQCrIGZY4j3651cBh1e7DXkBKKe7d9pt5+U1hfdXO9S8zeKBjbfy",
+	"0svrMNDwSR8i8rbqPnXOirkWFcS3WO+Qvjwx/Inp1Us1vJW7ejPLFXQ0bNimg0dXp4FWtazROtRe7GSZ",
+	"pMOlfesXMTvBtCX3vKXwb7eyyooc/05VwJaYtipmDz/7j9uZsjUCumcE/v2atE5qFLhX8nph/YiNOrX9",
+	"ruPcYPNWTmtt2OINkoN3GdbX1tQ4jklkpWU1CteVImpZTtUp7rqNoDy8bLmo5fJhOOM2vOP3H08z5v3K",
+	"iR+TyCKjjc7U0rtssQMmuGHBgMS8mm7s3M3I8/CvGnodnOrG6Yu1OcqgQFtS2kPyuj9RcrVsZ8V+PCYs",
+	"hnkmrD/CF2bZ2ntO0wJGa0Vfs8XV+qhvo8/XbTpu+AlvGVV8wNYaD9pAo60N4NqQZXGAv4OwpUPKck/d",
+	"bTXco+timtiFtyytWenZgenGoU0lbT5SrADbW00kGxf36mF2FTZaNohBJEwAY5vRZxYPyDCAKz36x3//",
+	"zzAIHSXaL40FHYT4TkjK5mkhMXr9gLiXbVobvn59HYVDrtiMO5/EG015TGVMHI4osqBL6/kwP/slPzLm",
+	"dq2tWkT2qn2gwyEv/tVsDkrTeWasTP+leZvqXEK0H1b8FvVOXVcg2XTp6+v9cfRyvpA0c1nldvpa8w4M",
+	"tyYgrdtvvCSRxCbrfqlYT1fpZDIGvOLA36YW4XVqViSbjxF5e/6yR96W+eGWeWGdlFZDHjmr/t3pT7+c",
+	"nf1ldPLy5dm70evzF389uTjFWHJiL5u0iVW2oYBIr9wlfyST7IpqCEkqRGaYcUhSxj8cpGJC0yEXstIY",
+	"hQt+kOXjlE0IjWPp2lZJmOYKYrJnNjxJYPIBYkJnFOu+XODcd2be7w35CXe33szpkkiYMaVB+ntU+xV6",
+	"7zTvm40/79PK72gX/8DGfncfyg6FwkOxkjnraMYh7TfHTc89ptAVNoredetd9eZ9KyPtUg0OP7f0A93C",
+	"Sm7Dw4dBgA0dNHDZ2HzsmzSceXGyNre10WeeuVSWWIrM5WG3Ss21NvPXO7tNJPuNxo6bRNmtzOxkyDWA",
+	"tzah/TmDNFYkhakmIte2OtyWndnbuo9JVOnXGhEJWUonrs+nbYOlQPdIVPZ7jQiW6A85CnbMOFJiDjYR",
+	"aZJQPgPbm8djpg162PovnyE+Ez4owWGBEr1FtrVeT3JPsm3tVShfV7ZtSR6/Z9sYsarKBh8prAXD8hNi",
+	"Q8tco6p9N6LusOSsnZ0wzjiUF31k4BeBXSq8HLZdD1hclDhUr2yxija2YlHO0Khq7SQBGtsGdFZndPdZ",
+	"7A9I5ARAxTFVlFhaAkO1Fj8a5b+4ziOyHS2q1kNZaPL406fyMib7YFOZPj+9OP/b6PnZeUQSqobc3T/u",
+	"o6tGqe6Rv0BmNRB3jXxXA4r6/RfsVm09i4P408mwxVUjm50MJf7/Ievaa5zGGPxcV0BSOCksxW9wVdxa",
+	"uu/Iumrm9e6O4l30i/OKK7LgJ4V9ZUR70zHRI++s/2CL29OisKrgOsLGVjmPn7pGnBMqDWMkhQODjJdD",
+	"Djaei64I7CmN/gsbqCfAjPm+3+hvinVd7hWlRVZah66Av7XgqnpbnAfYG9/p/l4qsLrvp7vnUqy7MLgN",
+	"QnxFo/urMJdzq1E3WEoTCnehsmh/a9+9kfuFzZPKUoyOOkelTcThpUvL54WSqQSVGAND+9wzm84SU017",
+	"RsGhrrmx/3nIbfdP7E/MhStfI5G7psQqUTIHtDrAV02sKDKVfExd3Ak35HtYIhFVbkCxjXrLAXD2CeVc",
+	"2M7Iho+Y4YQksQAbD3YZYGaLjK96Gy9e/Hp69hZrVqoVHP7Acl60TMccUYMDi2TpnKcFaLnQQ+5tJVc9",
+	"go1Uzb9z4YpLKjK6hTm13Cl5T0xpze2VX9dyqlz2s4FJFb1Ffv8M6Q12pfHI5gwnUaMDLhah61Np+/hk",
+	"QtpOeR5IW/Gr+nU+G0ON/qYX9RCup9q1Ml3IUTUqv6ant7GY2lnN6bKMWBEtus6mfr9D/Waa95eG59sE",
+	"OCs08HogvFNmcHiIkY9EKD34of9D3yik/z8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -165,8 +165,9 @@ func (r *recorder) notifyResponses(ctx context.Context, batch []result) {
 func (d *Daemon) finalize(ctx context.Context, batchID string) {
 	outID, _ := ids.New("file-")
 	errID, _ := ids.New("file-")
+	eventID, _ := ids.New("evt_")
 	b, err := d.q.BatchFinalize(ctx, dbsqlc.BatchFinalizeParams{
-		ID: batchID, OutputFileID: outID, ErrorFileID: errID,
+		ID: batchID, OutputFileID: outID, ErrorFileID: errID, EventID: eventID,
 		DefaultExpirySeconds: int32(d.cfg.OutputExpiry / time.Second),
 	})
 	if err = db.Translate(err); err != nil {

@@ -44,10 +44,12 @@ func pendingInput(c net.Conn) bool {
 	}
 	pending := false
 	var buf [1]byte
-	err = raw.Read(func(fd uintptr) bool {
+	// Control, not Read: pgconn's background reader may still be parked in a Read of this socket,
+	// holding its read lock, and a Read here would wait for that one for as long as the
+	// connection stays idle. The peek neither waits nor consumes anything.
+	err = raw.Control(func(fd uintptr) {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		pending = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK)
-		return true // never wait for the socket to become readable
 	})
 	return pending || err != nil
 }

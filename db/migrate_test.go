@@ -44,10 +44,11 @@ func TestReplicasMigratingAtOnce(t *testing.T) {
 	require.NoError(t, err)
 	defer pool.Close()
 	var applied, distinct int
+	var newest int64
 	require.NoError(t, pool.QueryRow(t.Context(),
-		"SELECT count(*), count(DISTINCT version_id) FROM goose_db_version WHERE version_id > 0").Scan(&applied, &distinct))
+		"SELECT count(*), count(DISTINCT version_id), max(version_id) FROM goose_db_version WHERE version_id > 0").Scan(&applied, &distinct, &newest))
 	require.Equal(t, distinct, applied, "no migration applied twice")
-	require.EqualValues(t, versions[0], distinct)
+	require.EqualValues(t, versions[0], newest, "migration numbers may have gaps")
 	pending, err := db.MigrationsPending(t.Context(), pool)
 	require.NoError(t, err)
 	require.False(t, pending)

@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/volleyhq/volley/internal/config"
 	"github.com/volleyhq/volley/internal/metrics"
 	"github.com/volleyhq/volley/internal/upstream"
+	"github.com/volleyhq/volley/internal/webhook"
 )
 
 // Server serves the API over one database pool.
@@ -38,6 +40,9 @@ type Server struct {
 	flexRecheck time.Duration
 	// metrics records what the API serves; nil records nothing.
 	metrics *metrics.Metrics
+	// webhooks sends test deliveries; resolver checks endpoint hosts.
+	webhooks *webhook.Sender
+	resolver webhook.Resolver
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -46,7 +51,8 @@ var _ api.StrictServerInterface = (*Server)(nil)
 // decides which models may be used; client calls upstreams for synchronous responses.
 func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, client *upstream.Client, logger *slog.Logger) *Server {
 	s := &Server{pool: pool, queries: dbsqlc.New(db.Bounded(pool, cfg.DBTimeout)), cfg: cfg, router: router, client: client,
-		hub: newHub(pool, logger), logger: logger, flexRecheck: flexRecheck}
+		hub: newHub(pool, logger), logger: logger, flexRecheck: flexRecheck,
+		webhooks: webhook.NewSender(cfg.Webhook.Timeout, cfg.Webhook.AllowPrivate), resolver: net.DefaultResolver}
 	s.turns = newTurns(cfg.Files.MaxConcurrent)
 	return s
 }

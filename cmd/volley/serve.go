@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/volleyhq/volley/daemon"
@@ -21,6 +22,7 @@ import (
 	"github.com/volleyhq/volley/internal/config"
 	"github.com/volleyhq/volley/internal/metrics"
 	"github.com/volleyhq/volley/internal/upstream"
+	"github.com/volleyhq/volley/internal/webhook"
 )
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,6 +59,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv.MarkReady()
 
 	var dispatcher *daemon.Daemon
+	var deliverer *webhook.Worker
 	if cfg.Dispatch.Enabled {
 		dc := daemon.DefaultConfig()
 		dc.MaxInFlight = cfg.Dispatch.MaxInFlight
@@ -67,6 +70,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		dc.Metrics = m
 		dispatcher = daemon.New(d.pool, dc, upstreams, logger)
 		if err := dispatcher.Start(ctx); err != nil {
+			return err
+		}
+		wc := webhookConfig(cfg)
+		wc.Metrics = m
+		deliverer = webhook.New(d.pool, wc, logger)
+		if err := deliverer.Start(ctx); err != nil {
 			return err
 		}
 	}
@@ -117,9 +126,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
+		var wg sync.WaitGroup
+		if deliverer != nil {
+			wg.Go(func() { _ = deliverer.Stop(shutdownCtx) })
+		}
 		if dispatcher != nil {
 			_ = dispatcher.Stop(shutdownCtx)
 		}
+		wg.Wait()
 	}()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("graceful shutdown incomplete; closing connections", "error", err.Error())
@@ -135,6 +149,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // maxHeaderBytes bounds a request's line and headers; more is answered 431.
 const maxHeaderBytes = 64 << 10
+// webhookConfig is the delivery worker's share of the configuration.
+func webhookConfig(cfg config.Config) webhook.Config {
+	wc := webhook.DefaultConfig()
+	wc.RetryFor = cfg.Webhook.RetryFor
+	wc.Timeout = cfg.Webhook.Timeout
+	wc.Backoff = cfg.Webhook.Backoff
+	wc.Concurrency = cfg.Webhook.Concurrency
+	wc.AllowPrivate = cfg.Webhook.AllowPrivate
+	wc.PollInterval = cfg.Dispatch.PollInterval
+	return wc
+}
 
 // displayAddr turns a listener address into something a browser or SDK can use.
 func displayAddr(a net.Addr) string {

@@ -108,7 +108,7 @@ WITH b AS (
            CASE WHEN b.deleted_at IS NOT NULL THEN now() END
     FROM b WHERE b.failed > 0
     RETURNING files.id
-)
+), ended AS (
 UPDATE batches SET
     status = CASE WHEN b.status = 'cancelling' THEN 'cancelled'
                   WHEN b.expiring_at IS NOT NULL THEN 'expired'
@@ -122,6 +122,20 @@ UPDATE batches SET
 FROM b
 WHERE batches.id = b.id
 RETURNING batches.id, batches.owner, batches.input_file_id, batches.endpoint, batches.completion_window, batches.model, batches.status, batches.metadata, batches.output_expires_seconds, batches.errors, batches.created_at, batches.in_progress_at, batches.expires_at, batches.finalizing_at, batches.completed_at, batches.failed_at, batches.expired_at, batches.cancelling_at, batches.cancelled_at, batches.expiring_at, batches.output_file_id, batches.error_file_id, batches.total, batches.completed, batches.failed, batches.output_bytes, batches.error_bytes, batches.input_tokens, batches.cached_tokens, batches.output_tokens, batches.reasoning_tokens, batches.total_tokens, batches.results_removed_at, batches.deleted_at
+), event AS (
+    -- The batch's webhook event, in the same transaction, when an endpoint of its owner wants it.
+    INSERT INTO webhook_events (id, owner, type, data, created_at)
+    SELECT $5::text, ended.owner, 'batch.' || ended.status, jsonb_build_object('id', ended.id), now()
+    FROM ended
+    WHERE EXISTS (SELECT 1 FROM webhook_endpoints e
+                  WHERE e.owner = ended.owner AND 'batch.' || ended.status = ANY (e.event_types))
+    RETURNING webhook_events.id, webhook_events.owner, webhook_events.type
+), delivery AS (
+    INSERT INTO webhook_deliveries (endpoint_id, event_id)
+    SELECT e.id, event.id FROM event
+    JOIN webhook_endpoints e ON e.owner = event.owner AND event.type = ANY (e.event_types)
+)
+SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at FROM ended
 `
 
 type BatchFinalizeParams struct {
@@ -129,19 +143,59 @@ type BatchFinalizeParams struct {
 	OutputFileID         string
 	DefaultExpirySeconds int32
 	ErrorFileID          string
+	EventID              string
+}
+
+type BatchFinalizeRow struct {
+	ID                   string
+	Owner                string
+	InputFileID          string
+	Endpoint             string
+	CompletionWindow     string
+	Model                *string
+	Status               string
+	Metadata             []byte
+	OutputExpiresSeconds *int32
+	Errors               []byte
+	CreatedAt            time.Time
+	InProgressAt         *time.Time
+	ExpiresAt            time.Time
+	FinalizingAt         *time.Time
+	CompletedAt          *time.Time
+	FailedAt             *time.Time
+	ExpiredAt            *time.Time
+	CancellingAt         *time.Time
+	CancelledAt          *time.Time
+	ExpiringAt           *time.Time
+	OutputFileID         *string
+	ErrorFileID          *string
+	Total                int32
+	Completed            int32
+	Failed               int32
+	OutputBytes          int64
+	ErrorBytes           int64
+	InputTokens          int64
+	CachedTokens         int64
+	OutputTokens         int64
+	ReasoningTokens      int64
+	TotalTokens          int64
+	ResultsRemovedAt     *time.Time
+	DeletedAt            *time.Time
 }
 
 // Settles a batch whose requests are all terminal, creating its output and error files (only those
 // that have lines) with their exact sizes: in_progress → completed (through finalizing),
-// cancelling → cancelled, in_progress past its window → expired.
-func (q *Queries) BatchFinalize(ctx context.Context, arg BatchFinalizeParams) (Batch, error) {
+// cancelling → cancelled, in_progress past its window → expired. The batch.<status> webhook event
+// and its deliveries are written in the same statement.
+func (q *Queries) BatchFinalize(ctx context.Context, arg BatchFinalizeParams) (BatchFinalizeRow, error) {
 	row := q.db.QueryRow(ctx, batchFinalize,
 		arg.ID,
 		arg.OutputFileID,
 		arg.DefaultExpirySeconds,
 		arg.ErrorFileID,
+		arg.EventID,
 	)
-	var i Batch
+	var i BatchFinalizeRow
 	err := row.Scan(
 		&i.ID,
 		&i.Owner,

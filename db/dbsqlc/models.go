@@ -123,3 +123,37 @@ type Response struct {
 	CancelledAt *time.Time
 	DeletedAt   *time.Time
 }
+
+type WebhookDelivery struct {
+	EndpointID    string
+	EventID       string
+	State         string
+	Attempts      int32
+	NextAttemptAt time.Time
+	LastAttemptAt *time.Time
+	LastStatus    *int32
+	LastError     *string
+	DeliveredAt   *time.Time
+	CreatedAt     time.Time
+}
+
+type WebhookEndpoint struct {
+	ID                  string
+	Owner               string
+	Name                string
+	Url                 string
+	EventTypes          []string
+	Secret              string
+	PreviousSecret      *string
+	PreviousSecretUntil *time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}
+
+type WebhookEvent struct {
+	ID        string
+	Owner     string
+	Type      string
+	Data      []byte
+	CreatedAt time.Time
+}

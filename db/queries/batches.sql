@@ -40,7 +40,8 @@ WHERE status = 'cancelling' OR (status = 'in_progress' AND expiring_at IS NOT NU
 -- name: BatchFinalize :one
 -- Settles a batch whose requests are all terminal, creating its output and error files (only those
 -- that have lines) with their exact sizes: in_progress → completed (through finalizing),
--- cancelling → cancelled, in_progress past its window → expired.
+-- cancelling → cancelled, in_progress past its window → expired. The batch.<status> webhook event
+-- and its deliveries are written in the same statement.
 WITH b AS (
     SELECT * FROM batches
     WHERE batches.id = @id AND status IN ('in_progress', 'cancelling') AND completed + failed >= total
@@ -59,7 +60,7 @@ WITH b AS (
            CASE WHEN b.deleted_at IS NOT NULL THEN now() END
     FROM b WHERE b.failed > 0
     RETURNING files.id
-)
+), ended AS (
 UPDATE batches SET
     status = CASE WHEN b.status = 'cancelling' THEN 'cancelled'
                   WHEN b.expiring_at IS NOT NULL THEN 'expired'
@@ -72,7 +73,21 @@ UPDATE batches SET
     error_file_id  = (SELECT err_file.id FROM err_file)
 FROM b
 WHERE batches.id = b.id
-RETURNING batches.*;
+RETURNING batches.*
+), event AS (
+    -- The batch's webhook event, in the same transaction, when an endpoint of its owner wants it.
+    INSERT INTO webhook_events (id, owner, type, data, created_at)
+    SELECT @event_id::text, ended.owner, 'batch.' || ended.status, jsonb_build_object('id', ended.id), now()
+    FROM ended
+    WHERE EXISTS (SELECT 1 FROM webhook_endpoints e
+                  WHERE e.owner = ended.owner AND 'batch.' || ended.status = ANY (e.event_types))
+    RETURNING webhook_events.id, webhook_events.owner, webhook_events.type
+), delivery AS (
+    INSERT INTO webhook_deliveries (endpoint_id, event_id)
+    SELECT e.id, event.id FROM event
+    JOIN webhook_endpoints e ON e.owner = event.owner AND event.type = ANY (e.event_types)
+)
+SELECT * FROM ended;
 
 -- name: BatchSettlePending :one
 -- Ends every pending request of an ending batch with an error line, in one statement counted in

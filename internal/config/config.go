@@ -65,6 +65,27 @@ type Config struct {
 	ResponseWindow time.Duration
 
 	Metrics Metrics
+
+	Webhook Webhook
+}
+
+// Webhook configures the delivery of webhook events.
+type Webhook struct {
+	// RetryFor is how long a failing delivery is retried after its event (VOLLEY_WEBHOOK_RETRY_FOR,
+	// default 24h).
+	RetryFor time.Duration
+	// Timeout bounds one delivery attempt (VOLLEY_WEBHOOK_TIMEOUT, default 15s).
+	Timeout time.Duration
+	// Backoff is the delay before the first retry, doubled after each failure up to an hour, with
+	// jitter (VOLLEY_WEBHOOK_BACKOFF, default 5s).
+	Backoff time.Duration
+	// Concurrency is how many deliveries one replica makes at once (VOLLEY_WEBHOOK_CONCURRENCY,
+	// default 16).
+	Concurrency int
+	// AllowPrivate lets endpoints point at private, loopback and link-local addresses
+	// (VOLLEY_WEBHOOK_ALLOW_PRIVATE, default false). A webhook URL is a request Volley makes on an
+	// owner's behalf, from inside the operator's network.
+	AllowPrivate bool
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -138,6 +159,12 @@ func Default() Config {
 		FlexWait:         10 * time.Minute,
 		ResponseWindow:   24 * time.Hour,
 		Metrics:          Metrics{QueueInterval: 5 * time.Second},
+		Webhook: Webhook{
+			RetryFor:    24 * time.Hour,
+			Timeout:     15 * time.Second,
+			Backoff:     5 * time.Second,
+			Concurrency: 16,
+		},
 		Dispatch: Dispatch{
 			Enabled:      true,
 			MaxInFlight:  20000,
@@ -176,6 +203,11 @@ func Load(getenv func(string) string) (Config, error) {
 	l.duration("VOLLEY_POLL_INTERVAL", &c.Dispatch.PollInterval)
 	l.str("VOLLEY_METRICS_ADDR", &c.Metrics.Addr)
 	l.duration("VOLLEY_METRICS_QUEUE_INTERVAL", &c.Metrics.QueueInterval)
+	l.duration("VOLLEY_WEBHOOK_RETRY_FOR", &c.Webhook.RetryFor)
+	l.duration("VOLLEY_WEBHOOK_TIMEOUT", &c.Webhook.Timeout)
+	l.duration("VOLLEY_WEBHOOK_BACKOFF", &c.Webhook.Backoff)
+	l.int("VOLLEY_WEBHOOK_CONCURRENCY", &c.Webhook.Concurrency)
+	l.boolean("VOLLEY_WEBHOOK_ALLOW_PRIVATE", &c.Webhook.AllowPrivate)
 	if l.err != nil {
 		return Config{}, l.err
 	}
@@ -246,6 +278,15 @@ func (c Config) validate() error {
 	}
 	if c.Metrics.QueueInterval < 100*time.Millisecond {
 		return fmt.Errorf("VOLLEY_METRICS_QUEUE_INTERVAL: must be at least 100ms, got %s", c.Metrics.QueueInterval)
+	}
+	if c.Webhook.Timeout < 100*time.Millisecond {
+		return fmt.Errorf("VOLLEY_WEBHOOK_TIMEOUT: must be at least 100ms, got %s", c.Webhook.Timeout)
+	}
+	if c.Webhook.Backoff < 10*time.Millisecond {
+		return fmt.Errorf("VOLLEY_WEBHOOK_BACKOFF: must be at least 10ms, got %s", c.Webhook.Backoff)
+	}
+	if c.Webhook.Concurrency < 1 {
+		return fmt.Errorf("VOLLEY_WEBHOOK_CONCURRENCY: must be positive, got %d", c.Webhook.Concurrency)
 	}
 	if c.DataDir == "" && c.DatabaseURL == "" {
 		return fmt.Errorf("VOLLEY_DATA_DIR: must not be empty when DATABASE_URL is unset")

@@ -24,6 +24,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 		"VOLLEY_DISPATCH": "false", "VOLLEY_LEASE_TIMEOUT": "3s", "VOLLEY_FLEX_WAIT": "30s",
 		"VOLLEY_MAX_CONCURRENT_UPLOADS": "0", "VOLLEY_DB_TIMEOUT": "2s",
 		"VOLLEY_METRICS_ADDR": "127.0.0.1:9464", "VOLLEY_METRICS_QUEUE_INTERVAL": "1s",
+		"VOLLEY_WEBHOOK_RETRY_FOR": "2h", "VOLLEY_WEBHOOK_ALLOW_PRIVATE": "true", "VOLLEY_WEBHOOK_TIMEOUT": "3s",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9000", c.Addr)
@@ -37,6 +38,11 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 	require.Positive(t, Default().Files.MaxConcurrent)
 	require.Equal(t, "127.0.0.1:9464", c.Metrics.Addr)
 	require.Equal(t, time.Second, c.Metrics.QueueInterval)
+	require.Equal(t, 2*time.Hour, c.Webhook.RetryFor)
+	require.True(t, c.Webhook.AllowPrivate)
+	require.Equal(t, 3*time.Second, c.Webhook.Timeout)
+	require.Equal(t, 24*time.Hour, Default().Webhook.RetryFor)
+	require.False(t, Default().Webhook.AllowPrivate, "private addresses are refused unless allowed")
 }
 
 func TestLoadNamesTheBadVariable(t *testing.T) {
@@ -59,6 +65,11 @@ func TestLoadNamesTheBadVariable(t *testing.T) {
 		"VOLLEY_HEADER_TIMEOUT":         "0s",
 		"VOLLEY_BODY_IDLE_TIMEOUT":      "1ms",
 		"VOLLEY_HANDLER_TIMEOUT":        "5m", // shorter than the flex wait
+		"VOLLEY_WEBHOOK_RETRY_FOR":      "a day",
+		"VOLLEY_WEBHOOK_TIMEOUT":        "1ms",
+		"VOLLEY_WEBHOOK_BACKOFF":        "1ms",
+		"VOLLEY_WEBHOOK_CONCURRENCY":    "0",
+		"VOLLEY_WEBHOOK_ALLOW_PRIVATE":  "sure",
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		require.Error(t, err, name)

@@ -40,6 +40,7 @@ type Metrics struct {
 	modelLimit     *prometheus.GaugeVec
 	batchesCreated prometheus.Counter
 	batchesEnded   *prometheus.CounterVec
+	webhookTries   *prometheus.CounterVec
 }
 
 // New returns the metrics of one replica, with the Go runtime, process and build-info collectors.
@@ -108,6 +109,10 @@ func New() *Metrics {
 		Namespace: namespace, Name: "batches_ended_total",
 		Help: "Batches this replica brought to their final status, by status.",
 	}, []string{"status"})
+	m.webhookTries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "webhook_attempts_total",
+		Help: "Webhook delivery attempts this replica made, by outcome: delivered, retry (failed, to be tried again), failed (given up), lost (the outcome could not be recorded).",
+	}, []string{"outcome"})
 
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -115,7 +120,7 @@ func New() *Metrics {
 		buildInfo(),
 		m.httpRequests, m.httpDuration, m.uploadsActive, m.uploadBytes,
 		m.claims, m.claimDuration, m.claimSize, m.upstreamCalls, m.upstreamTime, m.retries, m.finished,
-		m.inFlight, m.modelLimit, m.batchesCreated, m.batchesEnded,
+		m.inFlight, m.modelLimit, m.batchesCreated, m.batchesEnded, m.webhookTries,
 	)
 	return m
 }
@@ -263,4 +268,12 @@ func (m *Metrics) BatchEnded(status string) {
 		return
 	}
 	m.batchesEnded.WithLabelValues(status).Inc()
+}
+
+// WebhookAttempt counts one webhook delivery attempt by its outcome.
+func (m *Metrics) WebhookAttempt(outcome string) {
+	if m == nil {
+		return
+	}
+	m.webhookTries.WithLabelValues(outcome).Inc()
 }

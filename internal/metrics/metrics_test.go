@@ -183,6 +183,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.ModelLimit("m", 4)
 	m.BatchCreated()
 	m.BatchEnded("completed")
+	m.WebhookAttempt("delivered")
 	m.Register()
 	m.DeclareModels("m")
 }

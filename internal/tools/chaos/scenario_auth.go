@@ -68,6 +68,12 @@ func RunAuthSweep(ctx context.Context, h *Harness) *Result {
 		objects["response_id"] = id
 	}
 
+	if id, err := createWebhookEndpoint(ctx, client, r, keyA); err != nil {
+		unavailable["webhook_endpoint_id"] = err.Error()
+	} else {
+		objects["webhook_endpoint_id"] = id
+	}
+
 	placeholder := func(name string) string { return "x_" + name }
 	var public, protected, crossChecked, lists []string
 	for _, op := range ops {
@@ -230,6 +236,25 @@ func createResponse(ctx context.Context, client *http.Client, r *Replica, key st
 	}
 	if err := json.Unmarshal(a.Body, &obj); err != nil || obj.ID == "" {
 		return "", fmt.Errorf("POST /v1/responses answered no id: %s", a)
+	}
+	return obj.ID, nil
+}
+
+// createWebhookEndpoint registers an endpoint as the key's owner and returns its id. It names a
+// public address literally (no name to resolve) and subscribes to batch.failed, which no batch of
+// the sweep ends with, so nothing is ever sent to it.
+func createWebhookEndpoint(ctx context.Context, client *http.Client, r *Replica, key string) (string, error) {
+	a := do(ctx, client, http.MethodPost, r.BaseURL()+"/webhook_endpoints", key,
+		strings.NewReader(`{"name":"sweep","url":"https://192.0.43.10/hook","event_types":["batch.failed"]}`),
+		http.Header{"Content-Type": {"application/json"}}, 30*time.Second)
+	if a.Err != nil || a.Status != http.StatusOK {
+		return "", fmt.Errorf("POST /v1/webhook_endpoints: %s", a)
+	}
+	var obj struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(a.Body, &obj); err != nil || obj.ID == "" {
+		return "", fmt.Errorf("POST /v1/webhook_endpoints answered no id: %s", a)
 	}
 	return obj.ID, nil
 }

@@ -41,7 +41,7 @@ func TestPythonSDK(t *testing.T) {
 	dir := pythonSuite(t)
 	python := pythonVenv(t, dir)
 	m := startMock(t)
-	v := startVolley(t, dispatchEnv(t, m, 16)...)
+	v := startVolley(t, append(dispatchEnv(t, m, 16), webhookEnv()...)...)
 	cmd := exec.Command(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "console_output_style=classic", "-rA", dir)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
