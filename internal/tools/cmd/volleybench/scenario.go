@@ -42,6 +42,7 @@ var scenarios = []scenario{
 	riverCallScenario(256),
 	riverCallScenario(4_000),
 	riverNoopScenario(),
+	tenantsScenario(),
 }
 
 func scenarioNames() []string {
