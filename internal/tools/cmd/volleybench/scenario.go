@@ -43,6 +43,10 @@ var scenarios = []scenario{
 	riverCallScenario(4_000),
 	riverNoopScenario(),
 	tenantsScenario(),
+	claimScaleScenario(),
+	replicasScenario(1),
+	replicasScenario(2),
+	replicasScenario(3),
 }
 
 func scenarioNames() []string {
