@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/tools/testdb"
 )
@@ -185,4 +186,35 @@ func TestClaimTakesTheEarliestDeadlineFirst(t *testing.T) {
 	for _, r := range rows {
 		require.Equal(t, late, *r.BatchID)
 	}
+}
+
+// A claim round gives no owner more than its even share of the free slots; an owner with fewer
+// pending than that leaves slots over, which the next round of the same claim hands to the others.
+func TestClaimRoundsFillTheSlotsAnOwnerLeaves(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	q := dbsqlc.New(pool)
+	seed(t, pool, "big", "m", 50)
+	seed(t, pool, "small", "m", 1)
+	daemonID := register(t, q)
+	tx, err := pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	p := dbsqlc.RequestClaimParams{DaemonID: daemonID, DefaultLimit: 6, MaxClaim: 100, FreshSeconds: 60}
+	one, err := dbsqlc.New(tx).RequestClaim(t.Context(), p)
+	require.NoError(t, err)
+	require.Len(t, one, 4, "one round: 3 for big, the 1 small has")
+	require.NoError(t, tx.Rollback(t.Context()))
+
+	var rows []dbsqlc.RequestClaimRow
+	require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
+		rows, err = db.ClaimRequests(t.Context(), q, p)
+		return err
+	}))
+	per := map[string]int{}
+	for _, r := range rows {
+		per[r.Owner]++
+	}
+	require.Equal(t, map[string]int{"big": 5, "small": 1}, per)
+	require.Empty(t, claim(t, pool, daemonID, 6, 100), "the limit is reached")
 }

@@ -48,11 +48,8 @@ func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 	var rows []dbsqlc.RequestClaimRow
 	start := time.Now()
 	err := db.WithTx(ctx, d.pool, func(_ db.Tx, q *dbsqlc.Queries) error {
-		if err := q.RequestClaimLock(ctx); err != nil {
-			return err
-		}
 		var err error
-		rows, err = q.RequestClaim(ctx, dbsqlc.RequestClaimParams{
+		rows, err = db.ClaimRequests(ctx, q, dbsqlc.RequestClaimParams{
 			DaemonID:     d.id.Load(),
 			Models:       d.limits.models,
 			Limits:       d.limits.limits,

@@ -12,7 +12,9 @@ SELECT pg_advisory_xact_lock(7262118533);
 -- name: RequestClaim :many
 -- Claims up to @max_claim pending requests for @daemon_id within every model's free global
 -- capacity (its limit minus requests running anywhere). Within a model, free slots go to the
--- owners with the fewest requests running (water-filling), and earlier deadlines first.
+-- owners with the fewest requests running (water-filling), and earlier deadlines first. It may
+-- take fewer than the free slots allow when an owner has fewer pending than its share: calling it
+-- again in the same transaction, until it returns nothing, completes the water-filling.
 WITH RECURSIVE pairs AS (
     (SELECT q.model, q.owner FROM requests q WHERE q.state = 'pending' ORDER BY q.model, q.owner LIMIT 1)
     UNION ALL
@@ -29,18 +31,28 @@ WITH RECURSIVE pairs AS (
                     @default_limit::int)
            - coalesce((SELECT sum(run.n) FROM run WHERE run.model = m.model), 0)::int AS slots
     FROM (SELECT DISTINCT pairs.model FROM pairs) m
+), share AS (
+    -- Water-filling never lifts an owner above ceil((free slots + running) / owners) when every
+    -- owner has enough pending, so no owner needs candidates past that level: with many owners
+    -- each contributes a few rows instead of a model's whole free capacity. An owner with fewer
+    -- pending leaves slots over; the caller claims again in the same transaction for those.
+    SELECT p.model, count(*)::int AS owners, coalesce(sum(r.n), 0)::int AS running
+    FROM pairs p LEFT JOIN run r ON r.model = p.model AND r.owner = p.owner
+    GROUP BY p.model
 ), cand AS (
     SELECT c.id, c.model, c.deadline,
            coalesce(r.n, 0) + row_number() OVER (PARTITION BY c.model, c.owner ORDER BY c.deadline, c.id) AS level
     FROM pairs p
     JOIN free f ON f.model = p.model AND f.slots > 0
+    JOIN share s ON s.model = p.model
     LEFT JOIN run r ON r.model = p.model AND r.owner = p.owner
     CROSS JOIN LATERAL (
         SELECT q.id, q.model, q.owner, q.deadline FROM requests q
         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
           AND q.not_before <= now() AND q.deadline > now()
         ORDER BY q.deadline, q.id
-        LIMIT least(f.slots, @max_claim::int)
+        LIMIT least(f.slots, @max_claim::int,
+                    greatest(0, (f.slots + s.running + s.owners - 1) / s.owners - coalesce(r.n, 0)))
     ) c
 ), pick AS (
     SELECT x.id FROM (

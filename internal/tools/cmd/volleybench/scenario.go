@@ -42,6 +42,11 @@ var scenarios = []scenario{
 	riverCallScenario(256),
 	riverCallScenario(4_000),
 	riverNoopScenario(),
+	tenantsScenario(),
+	claimScaleScenario(),
+	replicasScenario(1),
+	replicasScenario(2),
+	replicasScenario(3),
 }
 
 func scenarioNames() []string {
