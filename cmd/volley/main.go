@@ -62,6 +62,9 @@ func exitCode(err error, stdout, stderr io.Writer) int {
 	case errors.As(err, &usageErr):
 		fmt.Fprintf(stderr, "volley %s\n\n%s", usageErr.Msg, usageErr.Usage)
 		return cli.ExitUsage
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "volley: interrupted")
+		return cli.ExitInterrupted
 	case errors.As(err, &exitErr):
 		if exitErr.Msg != "" {
 			fmt.Fprintln(stderr, "volley:", exitErr.Msg)

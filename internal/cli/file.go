@@ -182,7 +182,7 @@ func (e *env) upload(path, purpose string) (*openai.FileObject, error) {
 	stop(err == nil)
 	if err != nil {
 		if e.ctx.Err() != nil {
-			return nil, fmt.Errorf("upload of %s interrupted; nothing was stored", path)
+			return nil, &ExitError{Code: ExitInterrupted, Msg: fmt.Sprintf("upload of %s interrupted; nothing was stored", path)}
 		}
 		return nil, apiError("upload "+path, err)
 	}

@@ -102,11 +102,11 @@ func (s *cliStack) runInTerminal(args ...string) cliResult {
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
 	require.NoError(s.t, err)
 	defer tty.Close()
-	var out lockedBuffer
+	var out bytes.Buffer // read only once copied is closed
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		_, _ = out.buf.ReadFrom(tty) // ends with EIO once the process has exited
+		_, _ = out.ReadFrom(tty) // ends with EIO once the process has exited
 	}()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -129,7 +129,51 @@ func (s *cliStack) runInTerminal(args ...string) cliResult {
 	} else {
 		require.NoError(s.t, werr)
 	}
-	return cliResult{stdout: out.buf.String(), code: code}
+	return cliResult{stdout: out.String(), code: code}
+}
+
+// background is a volley client command running while the test acts around it.
+type background struct {
+	t              *testing.T
+	cmd            *exec.Cmd
+	stdout, stderr lockedBuffer
+	done           chan error
+}
+
+func (s *cliStack) start(args ...string) *background {
+	s.t.Helper()
+	b := &background{t: s.t, cmd: exec.Command(s.bin, args...), done: make(chan error, 1)}
+	b.cmd.Env = append(os.Environ(), s.env...)
+	b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
+	require.NoError(s.t, b.cmd.Start())
+	go func() { b.done <- b.cmd.Wait() }()
+	s.t.Cleanup(func() { _ = b.cmd.Process.Kill() })
+	return b
+}
+
+// waitStderr polls until stderr holds what n times.
+func (b *background) waitStderr(what string, n int) {
+	b.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(b.stderr.String(), what) < n {
+		require.True(b.t, time.Now().Before(deadline), "no %q in %q", what, b.stderr.String())
+		time.Sleep(20 * time.Millisecond) // polling the child's output
+	}
+}
+
+// interrupt sends SIGINT, as Ctrl-C does, and returns the exit status.
+func (b *background) interrupt() int {
+	b.t.Helper()
+	require.NoError(b.t, b.cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case err := <-b.done:
+		var exitErr *exec.ExitError
+		require.True(b.t, errors.As(err, &exitErr), "%v", err)
+		return exitErr.ExitCode()
+	case <-time.After(30 * time.Second):
+		b.t.Fatal("the command did not stop on SIGINT")
+	}
+	return 0
 }
 
 // requireNoControlChars fails when out holds anything a terminal would interpret (escapes,
@@ -314,31 +358,11 @@ func TestCLIInterruptLeavesBatchRunning(t *testing.T) {
 	id := strings.TrimSpace(sub.stdout)
 	require.True(t, strings.HasPrefix(id, "batch_"), sub.stdout)
 
-	cmd := exec.Command(s.bin, "batch", "watch", id, "--interval", "200ms")
-	cmd.Env = append(os.Environ(), s.env...)
-	var stdout, stderr lockedBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Count(stderr.String(), "req/s") < 2 {
-		require.True(t, time.Now().Before(deadline), "no progress lines: %q", stderr.String())
-		time.Sleep(20 * time.Millisecond) // polling the child's output
-	}
-	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("watch did not stop on SIGINT")
-	}
-	var exitErr *exec.ExitError
-	require.True(t, errors.As(err, &exitErr), "%v", err)
-	require.Equal(t, 130, exitErr.ExitCode())
-	requireNoControlChars(t, "stderr", stderr.String())
-	require.Contains(t, stderr.String(), "stopped watching "+id+"; it is still in_progress on the server")
+	w := s.start("batch", "watch", id, "--interval", "200ms")
+	w.waitStderr("req/s", 2)
+	require.Equal(t, 130, w.interrupt())
+	requireNoControlChars(t, "stderr", w.stderr.String())
+	require.Contains(t, w.stderr.String(), "stopped watching "+id+"; it is still in_progress on the server")
 
 	b, err := s.client.Batches.Get(ctx(t), id)
 	require.NoError(t, err)
@@ -500,4 +524,60 @@ func TestCLIArgumentErrors(t *testing.T) {
 	res = runVolleyCLI(t, bin, env, "batch", "submit", filepath.Join(dir, "absent.jsonl"))
 	require.Equal(t, 1, res.code)
 	require.Contains(t, res.stderr, "absent.jsonl: no such file or directory")
+}
+
+// What the server refuses is shown as the server words it, and a batch that is still running has
+// no results to read yet.
+func TestCLIServerErrors(t *testing.T) {
+	t.Parallel()
+	s := startCLIStack(t, 1, "-latency", "300ms")
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	require.NoError(t, os.WriteFile(bad, []byte(reqLine("a", "m", "")+reqLine("a", "m", "")), 0o644))
+	res := s.run("batch", "submit", bad)
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stderr, "upload "+bad+": 400 Line 2: custom_id 'a' is already used on line 1")
+	require.Contains(t, res.stderr, "code duplicate_custom_id")
+	files, err := s.client.Files.List(ctx(t), openai.FileListParams{})
+	require.NoError(t, err)
+	require.Empty(t, files.Data, "nothing was stored")
+
+	path, _ := writeRequests(t, dir, "slow.jsonl", 20, nil)
+	sub := s.run("batch", "submit", path)
+	require.Equal(t, 0, sub.code, sub.stderr)
+	id := strings.TrimSpace(sub.stdout)
+	res = s.run("batch", "results", id)
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stderr, "batch "+id+" is in_progress: its output and error files appear when it ends")
+	res = s.run("batch", "submit", path, "--window", "1d")
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stderr, "create a batch from "+path)
+	require.Contains(t, res.stderr, "400")
+}
+
+// A watch whose server goes away keeps trying and says so, and still stops cleanly on Ctrl-C.
+func TestCLIWatchOutlivesServerErrors(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "-latency", "300ms")
+	v := startVolley(t, dispatchEnv(t, m, 1)...)
+	key := v.key("cli")
+	s := &cliStack{t: t, bin: filepath.Join(v.bin, "volley"), client: v.client(key),
+		env: []string{"OPENAI_BASE_URL=" + v.proc.URL, "OPENAI_API_KEY=" + key}}
+	path, _ := writeRequests(t, t.TempDir(), "gone.jsonl", 50, nil)
+	sub := s.run("batch", "submit", path)
+	require.Equal(t, 0, sub.code, sub.stderr)
+	id := strings.TrimSpace(sub.stdout)
+
+	w := s.start("batch", "watch", id, "--interval", "200ms")
+	w.waitStderr("req/s", 1)
+	v.proc.Kill()
+	w.waitStderr("retrying: get batch: ", 1)
+	select {
+	case err := <-w.done:
+		t.Fatalf("watch gave up while the server was away: %v\n%s", err, w.stderr.String())
+	default:
+	}
+	require.Equal(t, 130, w.interrupt())
+	require.Contains(t, w.stderr.String(), "stopped watching "+id)
+	requireNoControlChars(t, "stderr", w.stderr.String())
 }
