@@ -42,7 +42,7 @@ func Batch(ctx context.Context, args []string, o IO) error {
 		fs.Var(md, "metadata", "key=value metadata (repeatable)")
 		wait = fs.Bool("wait", false, "watch the batch to its end and download its results")
 	case "retry":
-		fs.Var(&statuses, "status", "retry lines that ended so: failed, expired, cancelled (repeatable; default: every line that did not complete)")
+		fs.Var(&statuses, "status", "retry lines that ended so: completed, failed, expired, cancelled (repeatable; default: every line that did not complete)")
 		fs.Var(&customIDs, "custom-id", "retry only these custom_ids (repeatable)")
 		window = fs.String("window", "", "completion window of the new batch")
 		fs.Var(md, "metadata", "key=value metadata (repeatable)")
@@ -132,9 +132,9 @@ func checkBatchArgs(fs *flags, sub string, interval *time.Duration, limit *int64
 	case "retry":
 		for _, s := range statuses {
 			switch s {
-			case "failed", "expired", "cancelled":
+			case "completed", "failed", "expired", "cancelled":
 			default:
-				return bad("--status must be failed, expired or cancelled, got %q", s)
+				return bad("--status must be completed, failed, expired or cancelled, got %q", s)
 			}
 		}
 	}

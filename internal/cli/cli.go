@@ -64,7 +64,8 @@ const BatchUsage = `Usage:
   volley batch get ID [--json]
   volley batch cancel ID [--json]
   volley batch retry ID [--status S]... [--custom-id C]... [--window W] [--metadata k=v]... [--wait] [--json]
-        a new batch of the lines of ended batch ID that did not complete (Volley extension)
+        a new batch of lines of ended batch ID (Volley extension): by default every line that did not
+        complete; --status (completed, failed, expired, cancelled) and --custom-id narrow the choice
   volley batch results ID [--status completed|failed|all] [--out F]
         the batch's output file (completed), error file (failed) or both (all, the default)
 

@@ -498,7 +498,7 @@ func TestCLIArgumentErrors(t *testing.T) {
 		{[]string{"batch", "list", "--limit", "0"}, "--limit must be within 1..100"},
 		{[]string{"batch", "get", "a", "b"}, `unexpected argument "b"`},
 		{[]string{"batch", "results", "b", "--status", "nope"}, "--status must be completed, failed or all"},
-		{[]string{"batch", "retry", "b", "--status", "completed"}, "--status must be failed, expired or cancelled"},
+		{[]string{"batch", "retry", "b", "--status", "running"}, "--status must be completed, failed, expired or cancelled"},
 		{[]string{"file"}, "file: give a command"},
 		{[]string{"file", "download"}, "file download: give a file id"},
 		{[]string{"file", "list", "--limit", "x"}, `invalid value "x" for flag -limit`},
