@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"golang.org/x/term"
 )
 
@@ -103,8 +104,9 @@ func newEnv(ctx context.Context, o IO, jsonOut bool, interval time.Duration) (*e
 	if base == "" {
 		base = "https://api.openai.com/v1"
 	}
-	// NewClient reads OPENAI_BASE_URL, OPENAI_API_KEY and the SDK's other variables itself.
-	e := &env{ctx: ctx, io: o, client: openai.NewClient(), base: strings.TrimRight(base, "/"), json: jsonOut}
+	// NewClient also reads the SDK's other variables (OPENAI_ORG_ID, OPENAI_PROJECT_ID, ...).
+	client := openai.NewClient(option.WithBaseURL(base), option.WithAPIKey(o.Getenv("OPENAI_API_KEY")))
+	e := &env{ctx: ctx, io: o, client: client, base: strings.TrimRight(base, "/"), json: jsonOut}
 	e.screen = newScreen(o, interval)
 	return e, nil
 }
