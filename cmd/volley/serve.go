@@ -149,6 +149,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // maxHeaderBytes bounds a request's line and headers; more is answered 431.
 const maxHeaderBytes = 64 << 10
+
 // webhookConfig is the delivery worker's share of the configuration.
 func webhookConfig(cfg config.Config) webhook.Config {
 	wc := webhook.DefaultConfig()
