@@ -83,7 +83,11 @@ func (s *Server) checkWebhookURL(ctx context.Context, raw string) error {
 	if err := webhook.CheckURL(ctx, raw, s.cfg.Webhook.AllowPrivate, s.resolver); err != nil {
 		var urlErr *webhook.URLError
 		if errors.As(err, &urlErr) {
-			return badRequest("invalid_url", "url", "Invalid 'url': %s.", urlErr.Reason)
+			// The reason is Volley's own sentence (it quotes the URL's host, not its whole text), so
+			// it is not clipped as a quoted value would be.
+			e := badRequest("invalid_url", "url", "Invalid 'url'.")
+			e.Message = "Invalid 'url': " + urlErr.Reason + "."
+			return e
 		}
 		return err
 	}
