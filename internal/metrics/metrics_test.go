@@ -207,3 +207,46 @@ func TestHandlerServesTheTextFormat(t *testing.T) {
 	require.Contains(t, text, `go_goroutines `)
 	require.Contains(t, text, `process_resident_memory_bytes `)
 }
+
+// A database that is slow to answer makes the figures older, never the scrape slow: a scrape while
+// a reading is under way answers from the last reading, and the reading serves a later scrape.
+func TestQueueScrapeDoesNotWaitForASlowDatabase(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var reads atomic.Int32
+	load := func(ctx context.Context) ([]QueueModel, error) {
+		if reads.Add(1) == 1 {
+			return []QueueModel{{Model: "m", Pending: 7}}, nil
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return []QueueModel{{Model: "m", Pending: 3}}, nil
+	}
+	m := New()
+	q := NewQueue(load, time.Second, m, nil)
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	q.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	m.Register(q)
+	require.Equal(t, 7.0, gaugeValue(t, m, "volley_queue_pending"))
+
+	mu.Lock()
+	now = now.Add(2 * time.Second)
+	mu.Unlock()
+	scraped := make(chan float64, 1)
+	go func() { scraped <- gaugeValue(t, m, "volley_queue_pending") }()
+	select {
+	case v := <-scraped:
+		require.Equal(t, 7.0, v, "answered from the last reading while the database is slow")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the scrape waited for the database")
+	}
+	require.Equal(t, int32(2), reads.Load(), "one reading under way")
+	close(release)
+	require.Eventually(t, func() bool { return gaugeValue(t, m, "volley_queue_pending") == 3 },
+		10*time.Second, 10*time.Millisecond, "the reading serves a later scrape")
+	require.Equal(t, int32(2), reads.Load(), "scrapes within the interval share that reading")
+}

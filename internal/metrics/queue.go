@@ -25,7 +25,7 @@ type QueueLoader func(ctx context.Context) ([]QueueModel, error)
 
 // Queue is a collector of the queue's depth. It reads the database at most once per interval,
 // however many scrapers there are and however often they scrape: a scrape within the interval is
-// answered from the last reading.
+// answered from the last reading, and concurrent scrapes share one reading.
 type Queue struct {
 	load     QueueLoader
 	interval time.Duration
@@ -34,9 +34,13 @@ type Queue struct {
 	models   *Models
 	now      func() time.Time
 
-	mu      sync.Mutex // held while reading, so that concurrent scrapes share one reading
-	readAt  time.Time  // of the last good reading
-	triedAt time.Time  // of the last attempt
+	// waitBound is the longest a scrape waits for a reading under way.
+	waitBound time.Duration
+
+	mu      sync.Mutex
+	reading chan struct{} // closed when the reading under way ends; nil when none is
+	readAt  time.Time     // of the last good reading
+	triedAt time.Time     // of the last attempt
 	last    []QueueModel
 	// seen holds every model label reported so far: a model whose queue is empty reports 0 rather
 	// than vanishing, so that a drained queue reads as 0 and not as no data.
@@ -49,7 +53,7 @@ type Queue struct {
 
 // NewQueue returns a queue collector that reads through load at most once per interval.
 func NewQueue(load QueueLoader, interval time.Duration, m *Metrics, logger *slog.Logger) *Queue {
-	q := &Queue{load: load, interval: interval, timeout: 5 * time.Second, logger: logger, now: time.Now}
+	q := &Queue{load: load, interval: interval, timeout: 5 * time.Second, waitBound: 100 * time.Millisecond, logger: logger, now: time.Now}
 	if m != nil {
 		q.models = m.models
 	}
@@ -143,24 +147,52 @@ func (q *Queue) Collect(ch chan<- prometheus.Metric) {
 }
 
 // snapshot returns the last reading, reading the database first when it is older than the interval.
+// A scrape waits for that reading at most waitBound (or, before the first reading, the read's own
+// timeout): a slow database makes the figures older, which volley_queue_snapshot_age_seconds shows,
+// never the scrape slow or failed. The reading goes on in the background and serves the next one.
 func (q *Queue) snapshot() ([]QueueModel, time.Time) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if !q.triedAt.IsZero() && q.now().Sub(q.triedAt) < q.interval {
-		return q.last, q.readAt
+	if q.reading == nil && (q.triedAt.IsZero() || q.now().Sub(q.triedAt) >= q.interval) {
+		q.triedAt = q.now()
+		done := make(chan struct{})
+		q.reading = done
+		go q.read(done)
 	}
-	q.triedAt = q.now()
+	reading, first := q.reading, q.readAt.IsZero()
+	q.mu.Unlock()
+	if reading != nil {
+		wait := q.waitBound
+		if first {
+			wait = q.timeout
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-reading:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.last, q.readAt
+}
+
+// read reads the queue once and closes done.
+func (q *Queue) read(done chan struct{}) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
 	defer cancel()
 	rows, err := q.load(ctx)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.reading = nil
+	defer close(done)
 	if err != nil {
 		q.readErrors.Inc()
 		if q.logger != nil {
 			q.logger.Warn("read the queue for metrics", "error", err.Error())
 		}
 		// The next attempt waits for the next interval, not the next scrape of a struggling database.
-		return q.last, q.readAt
+		return
 	}
 	q.last, q.readAt = rows, q.now()
-	return q.last, q.readAt
 }
