@@ -473,11 +473,6 @@ func TestCLICommands(t *testing.T) {
 	completed := s.run("batch", "results", b.ID, "--status", "completed")
 	require.Equal(t, 27, strings.Count(completed.stdout, "\n"))
 
-	// Retry is Volley's extension: a server without the route is named as such.
-	rt := s.run("batch", "retry", b.ID)
-	require.Equal(t, 1, rt.code)
-	require.Contains(t, rt.stderr, "does not offer batch retry")
-
 	del := s.run("file", "delete", file.ID, "--json")
 	require.Equal(t, 0, del.code, del.stderr)
 	var deleted struct {
