@@ -557,6 +557,22 @@ func TestCLIServerErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, files.Data, "nothing was stored")
 
+	// A large file refused near its start: the server answers before the body is all sent, and that
+	// answer is what is shown.
+	var big strings.Builder
+	big.WriteString(reqLine("first", "m", ""))
+	big.WriteString("{\"custom_id\": 7}\n")
+	pad := strings.Repeat("x", 2000)
+	for i := range 4000 {
+		big.WriteString(reqLine(fmt.Sprintf("pad-%d", i), "m", `,"pad":"`+pad+`"`))
+	}
+	bigPath := filepath.Join(dir, "big.jsonl")
+	require.NoError(t, os.WriteFile(bigPath, []byte(big.String()), 0o644))
+	res = s.run("file", "upload", bigPath)
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stderr, "upload "+bigPath+": 400 Line 2: ")
+	require.Contains(t, res.stderr, "custom_id")
+
 	path, _ := writeRequests(t, dir, "slow.jsonl", 20, nil)
 	sub := s.run("batch", "submit", path)
 	require.Equal(t, 0, sub.code, sub.stderr)
