@@ -34,7 +34,8 @@ func Batch(ctx context.Context, args []string, o IO) error {
 		wait                                 *bool
 		limit                                *int64
 		md                                   = metadata{}
-		statuses, customIDs                  list
+		statuses                             list
+		customIDs                            repeated
 	)
 	switch sub {
 	case "submit":
@@ -44,7 +45,7 @@ func Batch(ctx context.Context, args []string, o IO) error {
 		wait = fs.Bool("wait", false, "watch the batch to its end and download its results")
 	case "retry":
 		fs.Var(&statuses, "status", "retry lines that ended so: completed, failed, expired, cancelled (repeatable; default: every line that did not complete)")
-		fs.Var(&customIDs, "custom-id", "retry only these custom_ids (repeatable)")
+		fs.Var(&customIDs, "custom-id", "retry only this custom_id (repeatable)")
 		window = fs.String("window", "", "completion window of the new batch")
 		fs.Var(md, "metadata", "key=value metadata (repeatable)")
 		wait = fs.Bool("wait", false, "watch the new batch to its end")

@@ -63,7 +63,7 @@ func TestCLIRetry(t *testing.T) {
 	require.Equal(t, before.ErrorFileID, after.ErrorFileID)
 
 	// Named lines, any state, in a window of their own; and a batch with nothing left to retry.
-	one := s.run("batch", "retry", old, "--custom-id", "req-0000,req-0001", "--status", "completed", "--window", "2h", "--json")
+	one := s.run("batch", "retry", old, "--custom-id", "req-0000", "--custom-id", "req-0001", "--status", "completed", "--window", "2h", "--json")
 	require.Equal(t, 0, one.code, one.stderr)
 	var picked openai.Batch
 	require.NoError(t, json.Unmarshal([]byte(one.stdout), &picked))
