@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 )
 
@@ -33,7 +34,8 @@ func Batch(ctx context.Context, args []string, o IO) error {
 		wait                                 *bool
 		limit                                *int64
 		md                                   = metadata{}
-		statuses, customIDs                  list
+		statuses                             list
+		customIDs                            repeated
 	)
 	switch sub {
 	case "submit":
@@ -43,7 +45,7 @@ func Batch(ctx context.Context, args []string, o IO) error {
 		wait = fs.Bool("wait", false, "watch the batch to its end and download its results")
 	case "retry":
 		fs.Var(&statuses, "status", "retry lines that ended so: completed, failed, expired, cancelled (repeatable; default: every line that did not complete)")
-		fs.Var(&customIDs, "custom-id", "retry only these custom_ids (repeatable)")
+		fs.Var(&customIDs, "custom-id", "retry only this custom_id (repeatable)")
 		window = fs.String("window", "", "completion window of the new batch")
 		fs.Var(md, "metadata", "key=value metadata (repeatable)")
 		wait = fs.Bool("wait", false, "watch the new batch to its end")
@@ -274,6 +276,7 @@ func (e *env) watch(id string, announce bool) (*openai.Batch, error) {
 		poll = e.screen.period
 	}
 	r := &rate{window: 20 * time.Second}
+	fails := &failures{seen: map[string]bool{}}
 	var last *openai.Batch
 	lastJSON := ""
 	var lastStatus openai.BatchStatus
@@ -297,8 +300,11 @@ func (e *env) watch(id string, announce bool) (*openai.Batch, error) {
 			if last == nil && announce && e.screen.tty {
 				e.screen.say("%s  %s  %d requests", b.ID, b.Endpoint, b.RequestCounts.Total)
 			}
-			last = b
 			c := b.RequestCounts
+			if !e.json && c.Failed > 0 && (last == nil || c.Failed != last.RequestCounts.Failed) {
+				e.showFailures(fails, id)
+			}
+			last = b
 			r.add(time.Now(), c.Completed+c.Failed)
 			if e.json && b.RawJSON() != lastJSON {
 				if err := e.printLine(b.RawJSON()); err != nil {
@@ -318,6 +324,93 @@ func (e *env) watch(id string, announce bool) (*openai.Batch, error) {
 			return nil, e.stopWatching(id, last)
 		case <-tick.C:
 		}
+	}
+}
+
+// failures follows the requests of a watched batch that fail, through Volley's extension
+// GET /v1/batches/{id}/requests?status=failed, to show each as it happens. A server without the
+// extension shows none; after maxShownFailures the rest are left to `volley batch results`.
+type failures struct {
+	seen  map[string]bool
+	shown int
+	off   bool
+}
+
+const maxShownFailures = 20
+
+// failedRequest is what a failure note needs of a batch.request.
+type failedRequest struct {
+	CustomID string `json:"custom_id"`
+	Line     int    `json:"line"`
+	Response *struct {
+		StatusCode int             `json:"status_code"`
+		Body       json.RawMessage `json:"body"`
+	} `json:"response"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// reason is one line saying why the request failed.
+func (r failedRequest) reason() string {
+	switch {
+	case r.Response != nil:
+		var body struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		msg := strings.TrimSpace(string(r.Response.Body))
+		if json.Unmarshal(r.Response.Body, &body) == nil && body.Error.Message != "" {
+			msg = body.Error.Message
+		}
+		return fmt.Sprintf("HTTP %d: %s", r.Response.StatusCode, oneLine(msg, 200))
+	case r.Error != nil:
+		return fmt.Sprintf("%s: %s", r.Error.Code, oneLine(r.Error.Message, 200))
+	}
+	return "failed"
+}
+
+// oneLine is s on one line, cut to n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+// showFailures notes the batch's requests that failed since the last look.
+func (e *env) showFailures(f *failures, id string) {
+	if f.off {
+		return
+	}
+	var page struct {
+		Data []failedRequest `json:"data"`
+	}
+	err := e.client.Get(e.ctx, "batches/"+url.PathEscape(id)+"/requests", nil, &page,
+		option.WithQuery("status", "failed"), option.WithQuery("limit", "1000"), option.WithMaxRetries(0))
+	if err != nil {
+		if s := statusOf(err); s >= 400 && s < 500 && s != 429 {
+			f.off = true // not offered here; the counts still show
+		}
+		return
+	}
+	for _, r := range page.Data {
+		if f.seen[r.CustomID] {
+			continue
+		}
+		f.seen[r.CustomID] = true
+		if f.shown == maxShownFailures {
+			e.screen.note(e.screen.paint(ansiDim, "more requests fail; all of them: volley batch results "+id+" --status failed"),
+				"more requests fail; all of them: volley batch results "+id+" --status failed")
+			f.off = true
+			return
+		}
+		f.shown++
+		e.screen.note(fmt.Sprintf("%s %s (line %d): %s", e.screen.paint(ansiRed, "failed"), r.CustomID, r.Line, r.reason()),
+			fmt.Sprintf("failed %s (line %d): %s", r.CustomID, r.Line, r.reason()))
 	}
 }
 

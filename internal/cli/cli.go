@@ -207,6 +207,16 @@ func (l *list) Set(v string) error {
 	return nil
 }
 
+// repeated is a repeatable flag whose values are taken whole (a custom_id may hold a comma).
+type repeated []string
+
+func (r *repeated) String() string { return strings.Join(*r, " ") }
+
+func (r *repeated) Set(v string) error {
+	*r = append(*r, v)
+	return nil
+}
+
 // printJSON writes raw (a server's JSON object) to stdout, indented, as one document.
 func (e *env) printJSON(raw string) error {
 	var v any

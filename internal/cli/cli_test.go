@@ -43,6 +43,10 @@ func TestListFlagSplitsCommas(t *testing.T) {
 	require.NoError(t, l.Set("failed, expired"))
 	require.NoError(t, l.Set("cancelled"))
 	require.Equal(t, list{"failed", "expired", "cancelled"}, l)
+	var ids repeated
+	require.NoError(t, ids.Set("a,b"))
+	require.NoError(t, ids.Set("c"))
+	require.Equal(t, repeated{"a,b", "c"}, ids, "custom_ids are taken whole")
 	require.Error(t, metadata{}.Set("=v"))
 	require.Error(t, metadata{}.Set("novalue"))
 }

@@ -70,6 +70,20 @@ func (s *screen) end() {
 	}
 }
 
+// note prints a message above the progress line: on a terminal the bar's line is cleared first, so
+// the bar is redrawn under the message rather than left behind in the scrollback.
+func (s *screen) note(tty, plain string) {
+	if !s.tty {
+		fmt.Fprintln(s.w, plain)
+		return
+	}
+	if s.drawn {
+		fmt.Fprint(s.w, "\r"+ansiClearEOL)
+		s.drawn = false
+	}
+	fmt.Fprintln(s.w, s.fit(tty))
+}
+
 // say prints a message on a line of its own, ending any progress line first.
 func (s *screen) say(format string, args ...any) {
 	s.end()

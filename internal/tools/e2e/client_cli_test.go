@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -228,22 +229,33 @@ func TestCLISubmitWaitWritesBothFiles(t *testing.T) {
 	t.Parallel()
 	s := startCLIStack(t, 32, "-latency", "5ms")
 	dir := t.TempDir()
-	path, failing := writeRequests(t, dir, "requests.jsonl", 1000, func(i int) bool { return i%97 == 5 })
-	require.Len(t, failing, 11)
+	path, failing := writeRequests(t, dir, "requests.jsonl", 1000, func(i int) bool { return i%37 == 5 })
+	require.Len(t, failing, 27)
 
 	res := s.run("batch", "submit", path, "--wait", "--window", "2h", "--metadata", "team=search", "--metadata", "run=7", "--interval", "1s")
 	require.Equal(t, 1, res.code, "not every request completed\nstdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
 	requireNoControlChars(t, "stdout", res.stdout)
 	requireNoControlChars(t, "stderr", res.stderr)
 	require.Contains(t, res.stderr, "uploading requests.jsonl: ")
-	require.Regexp(t, `(?m)^batch_\S+ completed: 1000/1000 done \(100%\), 989 completed, 11 failed, \S+ req/s, ETA 0s, elapsed \S+$`, res.stderr)
+	require.Regexp(t, `(?m)^batch_\S+ completed: 1000/1000 done \(100%\), 973 completed, 27 failed, \S+ req/s, ETA 0s, elapsed \S+$`, res.stderr)
 	require.Contains(t, res.stderr, "wrote "+filepath.Join(dir, "requests.output.jsonl"))
-	require.Regexp(t, `(?m)^batch_\S+ completed: 989 of 1000 requests completed, 11 failed$`, res.stdout)
+	require.Regexp(t, `(?m)^batch_\S+ completed: 973 of 1000 requests completed, 27 failed$`, res.stdout)
+	// The failures are shown as they happen, each once, up to 20.
+	notes := regexp.MustCompile(`(?m)^failed (req-\d+) \(line (\d+)\): HTTP 400: mockllm: status 400 requested by mock directive$`).FindAllStringSubmatch(res.stderr, -1)
+	require.Len(t, notes, 20, res.stderr)
+	shown := map[string]bool{}
+	for _, n := range notes {
+		require.False(t, shown[n[1]], "%s is shown once", n[1])
+		shown[n[1]] = true
+		require.Contains(t, failing, n[1])
+		require.Equal(t, n[1], fmt.Sprintf("req-%04d", mustAtoi(t, n[2])-1), "its line")
+	}
+	require.Contains(t, res.stderr, "more requests fail; all of them: volley batch results ")
 
 	out := jsonlCustomIDs(t, filepath.Join(dir, "requests.output.jsonl"))
 	errs := jsonlCustomIDs(t, filepath.Join(dir, "requests.errors.jsonl"))
 	require.Equal(t, failing, errs, "the error file holds exactly the failing lines")
-	require.Len(t, out, 989)
+	require.Len(t, out, 973)
 	require.Empty(t, intersect(out, errs))
 
 	id := regexp.MustCompile(`(?m)^(batch_\S+) completed:`).FindStringSubmatch(res.stdout)[1]
@@ -254,7 +266,14 @@ func TestCLISubmitWaitWritesBothFiles(t *testing.T) {
 	require.Equal(t, "/v1/chat/completions", b.Endpoint, "the endpoint is inferred from the lines")
 	require.Equal(t, "search", b.Metadata["team"])
 	require.Equal(t, "7", b.Metadata["run"])
-	require.Equal(t, int64(11), b.RequestCounts.Failed)
+	require.Equal(t, int64(27), b.RequestCounts.Failed)
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err)
+	return n
 }
 
 func intersect(a, b []string) []string {
@@ -340,6 +359,7 @@ func TestCLIProgressOnTerminal(t *testing.T) {
 	require.GreaterOrEqual(t, len(seen), 2, "the bar moves: %q", w.stdout)
 	require.Contains(t, w.stdout, "\x1b[32m", "colour on a terminal")
 	require.Contains(t, w.stdout, "\x1b[31m1 failed", "failures in red")
+	require.Equal(t, 1, strings.Count(w.stdout, "\x1b[31mfailed\x1b[0m req-0003 (line 4): HTTP 400: mockllm: status 400"), "the failure is shown as it happens: %q", w.stdout)
 	require.Contains(t, drawn[len(drawn)-1], "100%")
 	require.Contains(t, w.stdout, id[1]+" completed: 159 of 160 requests completed, 1 failed")
 
@@ -453,11 +473,6 @@ func TestCLICommands(t *testing.T) {
 	completed := s.run("batch", "results", b.ID, "--status", "completed")
 	require.Equal(t, 27, strings.Count(completed.stdout, "\n"))
 
-	// Retry is Volley's extension: a server without the route is named as such.
-	rt := s.run("batch", "retry", b.ID)
-	require.Equal(t, 1, rt.code)
-	require.Contains(t, rt.stderr, "does not offer batch retry")
-
 	del := s.run("file", "delete", file.ID, "--json")
 	require.Equal(t, 0, del.code, del.stderr)
 	var deleted struct {
@@ -541,6 +556,22 @@ func TestCLIServerErrors(t *testing.T) {
 	files, err := s.client.Files.List(ctx(t), openai.FileListParams{})
 	require.NoError(t, err)
 	require.Empty(t, files.Data, "nothing was stored")
+
+	// A large file refused near its start: the server answers before the body is all sent, and that
+	// answer is what is shown.
+	var big strings.Builder
+	big.WriteString(reqLine("first", "m", ""))
+	big.WriteString("{\"custom_id\": 7}\n")
+	pad := strings.Repeat("x", 2000)
+	for i := range 4000 {
+		big.WriteString(reqLine(fmt.Sprintf("pad-%d", i), "m", `,"pad":"`+pad+`"`))
+	}
+	bigPath := filepath.Join(dir, "big.jsonl")
+	require.NoError(t, os.WriteFile(bigPath, []byte(big.String()), 0o644))
+	res = s.run("file", "upload", bigPath)
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stderr, "upload "+bigPath+": 400 Line 2: ")
+	require.Contains(t, res.stderr, "custom_id")
 
 	path, _ := writeRequests(t, dir, "slow.jsonl", 20, nil)
 	sub := s.run("batch", "submit", path)

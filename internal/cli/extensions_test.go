@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -49,4 +50,37 @@ func TestRetryOnAServerWithoutTheRoute(t *testing.T) {
 			require.Empty(t, stdout.String())
 		})
 	}
+}
+
+// Watching on a server without the requests route shows the counts alone, asking once.
+func TestWatchOnAServerWithoutRequestsRoute(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	asked := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/batches/batch_a":
+			fmt.Fprint(w, `{"id":"batch_a","object":"batch","endpoint":"/v1/chat/completions","input_file_id":"file-a",
+				"completion_window":"24h","status":"completed","created_at":1,"completed_at":2,
+				"request_counts":{"total":2,"completed":1,"failed":1}}`)
+		default:
+			mu.Lock()
+			asked++
+			mu.Unlock()
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"error":{"message":"Invalid URL (GET %s)","type":"invalid_request_error","param":null,"code":null}}`, r.URL.Path)
+		}
+	}))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"OPENAI_BASE_URL": srv.URL + "/v1", "OPENAI_API_KEY": "sk-test"}
+	err := Batch(t.Context(), []string{"watch", "batch_a"}, IO{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string { return env[k] }})
+	var exit *ExitError
+	require.ErrorAs(t, err, &exit)
+	require.Equal(t, 1, exit.Code, "one request failed")
+	require.Equal(t, "batch_a completed: 1 of 2 requests completed, 1 failed\n", stdout.String())
+	require.Contains(t, stderr.String(), "batch_a completed: 2/2 done (100%), 1 completed, 1 failed")
+	require.NotContains(t, stderr.String(), "Invalid URL")
+	require.Equal(t, 1, asked)
 }
