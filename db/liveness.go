@@ -42,12 +42,14 @@ func pendingInput(c net.Conn) bool {
 	if err != nil {
 		return true
 	}
+	// Control, not Read: Read would wait for the descriptor's read lock, which pgconn's background
+	// reader may hold, blocked in a read of an idle connection, for as long as the server sends
+	// nothing. The peek itself never blocks.
 	pending := false
 	var buf [1]byte
-	err = raw.Read(func(fd uintptr) bool {
+	err = raw.Control(func(fd uintptr) {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		pending = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK)
-		return true // never wait for the socket to become readable
 	})
 	return pending || err != nil
 }
