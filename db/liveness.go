@@ -42,11 +42,11 @@ func pendingInput(c net.Conn) bool {
 	if err != nil {
 		return true
 	}
+	// Control, not Read: Read would wait for the descriptor's read lock, which pgconn's background
+	// reader may hold, blocked in a read of an idle connection, for as long as the server sends
+	// nothing. The peek itself never blocks.
 	pending := false
 	var buf [1]byte
-	// Control, not Read: pgconn's background reader may still be parked in a Read of this socket,
-	// holding its read lock, and a Read here would wait for that one for as long as the
-	// connection stays idle. The peek neither waits nor consumes anything.
 	err = raw.Control(func(fd uintptr) {
 		_, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		pending = !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EWOULDBLOCK)

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -75,4 +76,39 @@ func TestPoolSurvivesRestart(t *testing.T) {
 
 func pgxShouldPing(c *pgx.Conn, idle time.Duration) pgxpool.ShouldPingParams {
 	return pgxpool.ShouldPingParams{Conn: c, IdleDuration: idle}
+}
+
+// The peek at an idle connection does not wait for a read another goroutine has pending on it, as
+// pgconn's background reader may have on a connection back in the pool.
+func TestPendingInputDoesNotWaitForAnotherRead(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	server := <-accepted
+	defer server.Close()
+	reading := make(chan struct{})
+	go func() {
+		close(reading)
+		_, _ = c.Read(make([]byte, 1)) // blocks: the server sends nothing until the end
+	}()
+	<-reading
+	done := make(chan bool, 1)
+	go func() { done <- pendingInput(c) }()
+	select {
+	case pending := <-done:
+		require.False(t, pending, "nothing was sent")
+	case <-time.After(10 * time.Second):
+		t.Fatal("pendingInput waited for the other goroutine's read")
+	}
+	_, err = server.Write([]byte("x"))
+	require.NoError(t, err)
 }

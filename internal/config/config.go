@@ -129,8 +129,9 @@ type FileLimits struct {
 	DefaultExpiry time.Duration
 	// MaxConcurrent is how many uploads this replica ingests at once (VOLLEY_MAX_CONCURRENT_UPLOADS,
 	// default half the CPUs, at least 1; 0 means no limit). Ingesting is CPU-bound here and in
-	// PostgreSQL, so more uploads at once only slow each other and every other request; later ones
-	// wait their turn unread.
+	// PostgreSQL, so more uploads at once only slow each other and every other request. An upload
+	// holds a turn only while its bytes flow, for a slice at a time when others wait; waiting ones
+	// are served round the owners, their bodies unread meanwhile.
 	MaxConcurrent int
 }
 

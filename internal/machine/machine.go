@@ -61,3 +61,12 @@ func memTotal() string {
 	}
 	return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 }
+
+// LoadAverage is the 1, 5 and 15 minute load averages, as /proc/loadavg gives them.
+func LoadAverage() string {
+	f := strings.Fields(ReadText("/proc/loadavg"))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -18,12 +18,15 @@ type Machine struct {
 	Kernel   string
 	Go       string
 	Postgres string
+	// LoadStart and LoadEnd are the load averages when the run started and ended: on a shared
+	// machine they explain latencies.
+	LoadStart, LoadEnd string
 }
 
 // DescribeMachine reads the machine's facts from /proc.
 func DescribeMachine() Machine {
 	f := machine.Describe()
-	return Machine{CPU: f.CPU, Cores: f.Cores, Memory: f.Memory, Kernel: f.Kernel, Go: f.Go}
+	return Machine{CPU: f.CPU, Cores: f.Cores, Memory: f.Memory, Kernel: f.Kernel, Go: f.Go, LoadStart: machine.LoadAverage()}
 }
 
 // Report is one run of the suites.
@@ -105,6 +108,9 @@ func WriteMarkdown(w io.Writer, rep Report) error {
 	p("| Go | %s |\n", m.Go)
 	if m.Postgres != "" {
 		p("| PostgreSQL | %s |\n", md(m.Postgres))
+	}
+	if m.LoadStart != "" {
+		p("| Load average (1, 5, 15 min) | %s at the start, %s at the end |\n", m.LoadStart, m.LoadEnd)
 	}
 	fsync := "`fsync=on`, `synchronous_commit=on` (PostgreSQL's defaults)"
 	if !rep.Durable {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5"
@@ -56,13 +55,7 @@ func filesystemType(path string) string {
 }
 
 // loadAverage is the 1, 5 and 15 minute load averages.
-func loadAverage() string {
-	f := strings.Fields(machine.ReadText("/proc/loadavg"))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
+func loadAverage() string { return machine.LoadAverage() }
 
 // pgSetting is one server setting as the server reports it.
 type pgSetting struct{ name, value string }

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/volleyhq/volley/internal/machine"
 	"github.com/volleyhq/volley/internal/tools/chaos"
 )
 
@@ -101,6 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Took = time.Since(rep.Started)
 	rep.Machine.Postgres = h.PostgresVersion()
+	rep.Machine.LoadEnd = machine.LoadAverage()
 
 	fmt.Fprintln(stdout)
 	chaos.PrintTable(stdout, rep.Results)
