@@ -330,6 +330,60 @@ func (e ResponseDeletedObject) Valid() bool {
 	}
 }
 
+// Defines values for UploadObject.
+const (
+	UploadObjectUpload UploadObject = "upload"
+)
+
+// Valid indicates whether the value is a known member of the UploadObject enum.
+func (e UploadObject) Valid() bool {
+	switch e {
+	case UploadObjectUpload:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UploadStatus.
+const (
+	UploadStatusCancelled UploadStatus = "cancelled"
+	UploadStatusCompleted UploadStatus = "completed"
+	UploadStatusExpired   UploadStatus = "expired"
+	UploadStatusPending   UploadStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the UploadStatus enum.
+func (e UploadStatus) Valid() bool {
+	switch e {
+	case UploadStatusCancelled:
+		return true
+	case UploadStatusCompleted:
+		return true
+	case UploadStatusExpired:
+		return true
+	case UploadStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UploadPartObject.
+const (
+	UploadPartObjectUploadPart UploadPartObject = "upload.part"
+)
+
+// Valid indicates whether the value is a known member of the UploadPartObject enum.
+func (e UploadPartObject) Valid() bool {
+	switch e {
+	case UploadPartObjectUploadPart:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookDeliveryObject.
 const (
 	WebhookEndpointDelivery WebhookDeliveryObject = "webhook_endpoint.delivery"
@@ -484,6 +538,12 @@ func (e RetrieveResponseParamsStream) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// AddUploadPartRequest defines model for AddUploadPartRequest.
+type AddUploadPartRequest struct {
+	// Data The part's bytes, at most 64 MiB.
+	Data openapi_types.File `json:"data"`
 }
 
 // Batch defines model for Batch.
@@ -651,6 +711,15 @@ type CancelBatchRequestsResult struct {
 // CancelBatchRequestsResultObject defines model for CancelBatchRequestsResult.Object.
 type CancelBatchRequestsResultObject string
 
+// CompleteUploadRequest defines model for CompleteUploadRequest.
+type CompleteUploadRequest struct {
+	// Md5 Hex MD5 of the whole content.
+	Md5 *string `json:"md5,omitempty"`
+
+	// PartIds The parts to join, in order; at most 10,000.
+	PartIds []string `json:"part_ids"`
+}
+
 // CreateBatchRequest defines model for CreateBatchRequest.
 type CreateBatchRequest struct {
 	// CompletionWindow `24h`, or (Volley extension) any duration from `1m` to `168h` such as `90m` or `2h`.
@@ -682,6 +751,20 @@ type CreateFileRequest struct {
 
 // CreateResponseRequest The Responses API request body; passed to the upstream as given.
 type CreateResponseRequest = json.RawMessage
+
+// CreateUploadRequest defines model for CreateUploadRequest.
+type CreateUploadRequest struct {
+	// Bytes Size of the whole file, 0 to the file size limit.
+	Bytes        int64         `json:"bytes"`
+	ExpiresAfter *ExpiresAfter `json:"expires_after,omitempty"`
+	Filename     string        `json:"filename"`
+
+	// MimeType Free text, e.g. `text/jsonl`.
+	MimeType string `json:"mime_type"`
+
+	// Purpose Must be `batch`.
+	Purpose string `json:"purpose"`
+}
 
 // CreateWebhookEndpointRequest defines model for CreateWebhookEndpointRequest.
 type CreateWebhookEndpointRequest struct {
@@ -846,6 +929,44 @@ type UpdateWebhookEndpointRequest struct {
 	Url        *string   `json:"url,omitempty"`
 }
 
+// Upload defines model for Upload.
+type Upload struct {
+	Bytes     int64 `json:"bytes"`
+	CreatedAt int64 `json:"created_at"`
+
+	// ExpiresAt An hour after creation.
+	ExpiresAt int64 `json:"expires_at"`
+
+	// File The file, once completed.
+	File     *OpenAIFile `json:"file"`
+	Filename string      `json:"filename"`
+
+	// Id Example: upload_0353rLq9iOnE6KyW8zqWsu
+	Id      string       `json:"id"`
+	Object  UploadObject `json:"object"`
+	Purpose string       `json:"purpose"`
+	Status  UploadStatus `json:"status"`
+}
+
+// UploadObject defines model for Upload.Object.
+type UploadObject string
+
+// UploadStatus defines model for Upload.Status.
+type UploadStatus string
+
+// UploadPart defines model for UploadPart.
+type UploadPart struct {
+	CreatedAt int64 `json:"created_at"`
+
+	// Id Example: part_0353rLq9iOnE6KyW8zqWsu
+	Id       string           `json:"id"`
+	Object   UploadPartObject `json:"object"`
+	UploadId string           `json:"upload_id"`
+}
+
+// UploadPartObject defines model for UploadPart.Object.
+type UploadPartObject string
+
 // WebhookDelivery defines model for WebhookDelivery.
 type WebhookDelivery struct {
 	// Attempts Attempts made or under way.
@@ -976,6 +1097,9 @@ type FileID = string
 // ResponseID defines model for ResponseID.
 type ResponseID = string
 
+// UploadID defines model for UploadID.
+type UploadID = string
+
 // WebhookEndpointID defines model for WebhookEndpointID.
 type WebhookEndpointID = string
 
@@ -1081,6 +1205,15 @@ type CreateFileMultipartRequestBody = CreateFileRequest
 // CreateResponseJSONRequestBody defines body for CreateResponse for application/json ContentType.
 type CreateResponseJSONRequestBody = CreateResponseRequest
 
+// CreateUploadJSONRequestBody defines body for CreateUpload for application/json ContentType.
+type CreateUploadJSONRequestBody = CreateUploadRequest
+
+// CompleteUploadJSONRequestBody defines body for CompleteUpload for application/json ContentType.
+type CompleteUploadJSONRequestBody = CompleteUploadRequest
+
+// AddUploadPartMultipartRequestBody defines body for AddUploadPart for multipart/form-data ContentType.
+type AddUploadPartMultipartRequestBody = AddUploadPartRequest
+
 // CreateWebhookEndpointJSONRequestBody defines body for CreateWebhookEndpoint for application/json ContentType.
 type CreateWebhookEndpointJSONRequestBody = CreateWebhookEndpointRequest
 
@@ -1158,6 +1291,18 @@ type ServerInterface interface {
 	// CancelResponse Cancel a background response; idempotent, returns the final object.
 	// (POST /v1/responses/{response_id}/cancel)
 	CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID)
+	// CreateUpload Start an Upload, a file sent in parts.
+	// (POST /v1/uploads)
+	CreateUpload(w http.ResponseWriter, r *http.Request)
+	// CancelUpload Cancel a pending upload.
+	// (POST /v1/uploads/{upload_id}/cancel)
+	CancelUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID)
+	// CompleteUpload Assemble the named parts into a file.
+	// (POST /v1/uploads/{upload_id}/complete)
+	CompleteUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID)
+	// AddUploadPart Add a part to a pending upload.
+	// (POST /v1/uploads/{upload_id}/parts)
+	AddUploadPart(w http.ResponseWriter, r *http.Request, uploadId UploadID)
 	// ListWebhookEndpoints List the caller's webhook endpoints, newest first.
 	// (GET /v1/webhook_endpoints)
 	ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, params ListWebhookEndpointsParams)
@@ -1314,6 +1459,30 @@ func (_ Unimplemented) RetrieveResponse(w http.ResponseWriter, r *http.Request, 
 // CancelResponse Cancel a background response; idempotent, returns the final object.
 // (POST /v1/responses/{response_id}/cancel)
 func (_ Unimplemented) CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateUpload Start an Upload, a file sent in parts.
+// (POST /v1/uploads)
+func (_ Unimplemented) CreateUpload(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CancelUpload Cancel a pending upload.
+// (POST /v1/uploads/{upload_id}/cancel)
+func (_ Unimplemented) CancelUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CompleteUpload Assemble the named parts into a file.
+// (POST /v1/uploads/{upload_id}/complete)
+func (_ Unimplemented) CompleteUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AddUploadPart Add a part to a pending upload.
+// (POST /v1/uploads/{upload_id}/parts)
+func (_ Unimplemented) AddUploadPart(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2026,6 +2195,98 @@ func (siw *ServerInterfaceWrapper) CancelResponse(w http.ResponseWriter, r *http
 	handler.ServeHTTP(w, r)
 }
 
+// CreateUpload operation middleware
+func (siw *ServerInterfaceWrapper) CreateUpload(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateUpload(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CancelUpload operation middleware
+func (siw *ServerInterfaceWrapper) CancelUpload(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "upload_id" -------------
+	var uploadId UploadID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "upload_id", chi.URLParam(r, "upload_id"), &uploadId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "upload_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelUpload(w, r, uploadId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CompleteUpload operation middleware
+func (siw *ServerInterfaceWrapper) CompleteUpload(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "upload_id" -------------
+	var uploadId UploadID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "upload_id", chi.URLParam(r, "upload_id"), &uploadId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "upload_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CompleteUpload(w, r, uploadId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AddUploadPart operation middleware
+func (siw *ServerInterfaceWrapper) AddUploadPart(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "upload_id" -------------
+	var uploadId UploadID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "upload_id", chi.URLParam(r, "upload_id"), &uploadId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "upload_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AddUploadPart(w, r, uploadId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListWebhookEndpoints operation middleware
 func (siw *ServerInterfaceWrapper) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
 
@@ -2418,6 +2679,18 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/files/{file_id}/content", wrapper.DownloadFile)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/uploads", wrapper.CreateUpload)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/uploads/{upload_id}/parts", wrapper.AddUploadPart)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/uploads/{upload_id}/complete", wrapper.CompleteUpload)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/uploads/{upload_id}/cancel", wrapper.CancelUpload)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches", wrapper.ListBatches)
@@ -3954,6 +4227,318 @@ func (response CancelResponsedefaultJSONResponse) VisitCancelResponseResponse(w 
 	return err
 }
 
+type CreateUploadRequestObject struct {
+	Body *CreateUploadJSONRequestBody
+}
+
+type CreateUploadResponseObject interface {
+	VisitCreateUploadResponse(w http.ResponseWriter) error
+}
+
+type CreateUpload200JSONResponse Upload
+
+func (response CreateUpload200JSONResponse) VisitCreateUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpload400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateUpload400JSONResponse) VisitCreateUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpload401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateUpload401JSONResponse) VisitCreateUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUploaddefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CreateUploaddefaultJSONResponse) VisitCreateUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelUploadRequestObject struct {
+	UploadId UploadID `json:"upload_id"`
+}
+
+type CancelUploadResponseObject interface {
+	VisitCancelUploadResponse(w http.ResponseWriter) error
+}
+
+type CancelUpload200JSONResponse Upload
+
+func (response CancelUpload200JSONResponse) VisitCancelUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelUpload400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CancelUpload400JSONResponse) VisitCancelUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelUpload401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CancelUpload401JSONResponse) VisitCancelUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelUpload404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CancelUpload404JSONResponse) VisitCancelUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelUploaddefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CancelUploaddefaultJSONResponse) VisitCancelUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteUploadRequestObject struct {
+	UploadId UploadID `json:"upload_id"`
+	Body     *CompleteUploadJSONRequestBody
+}
+
+type CompleteUploadResponseObject interface {
+	VisitCompleteUploadResponse(w http.ResponseWriter) error
+}
+
+type CompleteUpload200JSONResponse Upload
+
+func (response CompleteUpload200JSONResponse) VisitCompleteUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteUpload400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CompleteUpload400JSONResponse) VisitCompleteUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteUpload401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CompleteUpload401JSONResponse) VisitCompleteUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteUpload404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CompleteUpload404JSONResponse) VisitCompleteUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteUploaddefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CompleteUploaddefaultJSONResponse) VisitCompleteUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddUploadPartRequestObject struct {
+	UploadId UploadID `json:"upload_id"`
+	Body     *multipart.Reader
+}
+
+type AddUploadPartResponseObject interface {
+	VisitAddUploadPartResponse(w http.ResponseWriter) error
+}
+
+type AddUploadPart200JSONResponse UploadPart
+
+func (response AddUploadPart200JSONResponse) VisitAddUploadPartResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddUploadPart400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AddUploadPart400JSONResponse) VisitAddUploadPartResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddUploadPart401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AddUploadPart401JSONResponse) VisitAddUploadPartResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddUploadPart404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AddUploadPart404JSONResponse) VisitAddUploadPartResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddUploadPartdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response AddUploadPartdefaultJSONResponse) VisitAddUploadPartResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListWebhookEndpointsRequestObject struct {
 	Params ListWebhookEndpointsParams
 }
@@ -4667,6 +5252,18 @@ type StrictServerInterface interface {
 	// CancelResponse Cancel a background response; idempotent, returns the final object.
 	// (POST /v1/responses/{response_id}/cancel)
 	CancelResponse(ctx context.Context, request CancelResponseRequestObject) (CancelResponseResponseObject, error)
+	// CreateUpload Start an Upload, a file sent in parts.
+	// (POST /v1/uploads)
+	CreateUpload(ctx context.Context, request CreateUploadRequestObject) (CreateUploadResponseObject, error)
+	// CancelUpload Cancel a pending upload.
+	// (POST /v1/uploads/{upload_id}/cancel)
+	CancelUpload(ctx context.Context, request CancelUploadRequestObject) (CancelUploadResponseObject, error)
+	// CompleteUpload Assemble the named parts into a file.
+	// (POST /v1/uploads/{upload_id}/complete)
+	CompleteUpload(ctx context.Context, request CompleteUploadRequestObject) (CompleteUploadResponseObject, error)
+	// AddUploadPart Add a part to a pending upload.
+	// (POST /v1/uploads/{upload_id}/parts)
+	AddUploadPart(ctx context.Context, request AddUploadPartRequestObject) (AddUploadPartResponseObject, error)
 	// ListWebhookEndpoints List the caller's webhook endpoints, newest first.
 	// (GET /v1/webhook_endpoints)
 	ListWebhookEndpoints(ctx context.Context, request ListWebhookEndpointsRequestObject) (ListWebhookEndpointsResponseObject, error)
@@ -5310,6 +5907,129 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 	}
 }
 
+// CreateUpload operation middleware
+func (sh *strictHandler) CreateUpload(w http.ResponseWriter, r *http.Request) {
+	var request CreateUploadRequestObject
+
+	var body CreateUploadJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateUpload(ctx, request.(CreateUploadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateUpload")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateUploadResponseObject); ok {
+		if err := validResponse.VisitCreateUploadResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CancelUpload operation middleware
+func (sh *strictHandler) CancelUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
+	var request CancelUploadRequestObject
+
+	request.UploadId = uploadId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelUpload(ctx, request.(CancelUploadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelUpload")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelUploadResponseObject); ok {
+		if err := validResponse.VisitCancelUploadResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CompleteUpload operation middleware
+func (sh *strictHandler) CompleteUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
+	var request CompleteUploadRequestObject
+
+	request.UploadId = uploadId
+
+	var body CompleteUploadJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CompleteUpload(ctx, request.(CompleteUploadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CompleteUpload")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CompleteUploadResponseObject); ok {
+		if err := validResponse.VisitCompleteUploadResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AddUploadPart operation middleware
+func (sh *strictHandler) AddUploadPart(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
+	var request AddUploadPartRequestObject
+
+	request.UploadId = uploadId
+
+	if reader, err := r.MultipartReader(); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode multipart body: %w", err))
+		return
+	} else {
+		request.Body = reader
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AddUploadPart(ctx, request.(AddUploadPartRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AddUploadPart")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AddUploadPartResponseObject); ok {
+		if err := validResponse.VisitAddUploadPartResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListWebhookEndpoints operation middleware
 func (sh *strictHandler) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, params ListWebhookEndpointsParams) {
 	var request ListWebhookEndpointsRequestObject
@@ -5577,149 +6297,166 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pctu4muiroHjnVuy5tCwn6Z5uueaHu+NMZ046zjjOyZyKPCIkfhJxQgEMAFpRJ66ap5kHO09yCx8A",
-	"biK1eMuku39ZlkgsH759w+dgIuaZ4MC1Cgafg4xKOgcNEv/7iepJ8uKZ+ch4MAgyqpMgDDidQzAIxubX",
-	"EYuDMJDwMWcS4mCgZQ5hoCYJzKl5Ty8z86zSkvFZcH0dBs9ZCp1jTlkKuw95DioTXHUPK90Duw/9DsaJ",
-	"EB9OeZwJxnXnDAv73Ajcg7vOdB0Wi3Sgj8/hYw5Km/8mgmvg+JFmWcomVDPBD/+uBDfflcP+k4RpMAj+",
-	"z2F5rIf2V3V4KqWQHlR2yhjURLLMDBYMghf8iqYsJtJOfEx0AmQOStEZEEWXiiwSqgnlMVkkIKEXXIfB",
-	"M5jSPNU4+MMt9YQvidAJSALmUVzJK6Gfi5zHD7eKV4KofJIQMf47TDSZCkl0whT5AMtHiogFB7uyCyFe",
-	"UjmDh1vZRQIkhklKJRTnScYiXhKmSGrWYpZKOR7xRPApm+Xm0ZTNmcY1v+U014mQ7Dd4QIj+ypRifBaS",
-	"hRR8RoQkEq7EB4jJyesXBq49pEo3XsGjkHVJkYHUzNLPhPIJpCnEI4prngo5N58CxvX3Tw3d5mlKxyl4",
-	"0nQEybiGGUgDATcE47NbjCHmWQr6VsuwQzDBRwvGY7FoYR9hMJFA10yzOqxnVK2jIVGNPDMefO5aZuMN",
-	"hDxN07NpMHi/HhPw2E7tS9eXTTiYAT9lhnPeHG52AHXzAaaU3Qp/pozTlP12K/yx0F+BNuOjTIqZBHWL",
-	"/TGe5bp6yCvTzEHTmGokaxrHzCAhTV/XCG3lpY6JLY/EUUUM6VZI5d4ZfA6A5/Ng8N7qHMFl27O5bmxn",
-	"4/COL44mInfqz0aMdTL5Z/uG4USa6lxVl4gylGozh8ehoHZiQRU1ggqPCAqsD6rcp/wH4tat50ZAb7X8",
-	"t/jk9XVVM3kfoKriYF1hDP6kCuJuokwbbyogsnIiTa5S41krKF2j3yYtNfhqlVRrjKPJw8O6WFjBAA/K",
-	"CuZftiAwgvIZ2DNbkTxx+YN7cyxECpSvoeftEX3t0fmpOxddaGkNYSliaF1XyjisIaUKM3FqYusoaFRs",
-	"QZGNveGqypH9OG5V6/eoWs7FMTKmYb4dsVtoXRcTUSnpsn5c63dQHsxaVHrJrJZ/2/W2LXXKpNLbMsSE",
-	"qtFcSGjH3ZRuP9IqQqdmkxvxuQ6xyvLL6SvL7IRoxXSq65dnHAp1WEwJJUhnZO+vIk1hSeCTBq6Y4Ps9",
-	"g2+186BawzzTanXQX8SCzClfEs3moFCl9nMsqCIKuCZ5prQEOu+1KmNGM18d96IyEOruzcGOieDpkiyY",
-	"TkjE+CTNY/hX82QUopVG04Wx2gQnlBi1Oi3GqyyjAPmng5k4cF8atb53The/OuJb0TDrK32XgDUlLDgT",
-	"kcaMzwizAHBvmjm3UEwnudJi3qWSgOdgO6iZDhscObcpm1PGmUpuo+x5Trl6gkcHY6rQtOJgcM6ACeUo",
-	"MZKwHR8KFWlbSdFz59qqH3jHws3AVpprbZBTmsq1WMG0MTi1wWFHQe1EcQOYr+peGfDYakwy53xVvSrU",
-	"sVKhKnWu7ZlTiaLu4EtVqdB+CnbR0HMqAKvjXeWcPJpv4m8/F4prU577LZcotGLYtP+mhaZp208NWNjn",
-	"WqG7adW7KiHdqsV6hWHTOu5K7Hphs0H6rnKGqMCjyDMGfIGYuXvdJHADgb3V5OZ5nPuYZFQpw76pIhGd",
-	"apCR824B4fBJk4zOYKsV/u9QBM4rHLB+3N2S1zOnR4pQrhYgQwMNZuWctW2IcP5HZO69zTLU2xsdws0y",
-	"j1GDErpIsPp0bWinT3QC5a0npzoorHGnxQfgaksnUvWVUQyasrSNHdGJ4XE7jNwk7NoAbftytuZOi6+9",
-	"0716CVQJI0tusYGVMdr2gCz1FpPUzq/jbJqQ6oJCYzVty/0ZRWiVylRF7W5ggOc1LdrzEdGCHPX7fVI+",
-	"5TmS1W3MZjw3XqGZOsttIk4579ZbUHnasoMi2NW2hp1khpfdOPdZridiDuuNzBtyzkp8rtP+/BlVk6bN",
-	"1KpN1B3Q9TOMHj9NotCww1VLihjLKM4lxgvIVIo5iY7mkTn16Oj7H5LIxlCMpPmxP4/MINHjJEIDzChR",
-	"0kzwX3t7748Ofrx83z/48fJzP3xy/eWo33/fP/gX+5X574f+/vyLfexL+fCXo/f9g+/85+/f9w9+uNxP",
-	"9v8paHNiV3ziq3ajmJLDq6PDSUL1YQkTFdpvm1/AfAyxUUbd/0V0z/5r9EULEtXYqfl1rznJl+rncugv",
-	"xahfKgO2b27F3Ttn/CXwmU6CwVF4M+fvnH7yQ3x39LhlkDoU32ZI69+TjDKpjskHWCqS45ffPyWThEo6",
-	"0SBVSK5omoP/zQxN4Ark0n5vrFmcwUBuTj9V13T0/RYeaMfzCg+jUXA2hq7swyf4bDvrrXg6Sx/qKvV0",
-	"0+FzlkInGdZW+57ySSLkZRumpksSlSZHk5DKX9pJoDaLgongsWqZ5sn3/b45m8ff/fi43+/3CPIQNGkV",
-	"sYMQHIM86ZOYLhUZL0lsY8Xu2NjcsDU3QGjQ0X5jhm6Pp6QtJva/vzl79ZK46GRIqCZzoXQzrqnYb0D2",
-	"3Pzkcb9Pfv1pH30kaJaj/7f8/bt+2O/392tm6ZhxKpdtIMtymQnVsrRfc6XJGEiEnLh5EPhlyxk0UAt3",
-	"XU7SjTxex+30fRml1j+kMJ5adS5ZnR9ic6i6ov4axjxjV8BXPWJjOvkwkz7k3kF1FXukfH4kcFGq7b0t",
-	"hM/KKw8qJ67XxbQaaQoEfyBOKEqRa1AGwpTXnB8bWLECecUmMNLM8qmNVpfSzijcfCh2Eds820BMu+XL",
-	"nf2IFlsbeTXdXO8KuB6Z0VpUxxNNUjBGq7Di2RJar/BJRKH/yromyv+dz6f8onAIRbuomz79p12nffxD",
-	"Rab12lhHLtuQhhM6ViLNNZBE60wZlch8IG/PX5Yc7nH/6Q9kvNTQNnTjrHCVdrqwBtI2doL+mbNC+2z3",
-	"0mxEwbsICPkvNjl+yhARPldGinC1nXvs9goUXuaNySwOTs0VdfvvanrERvZnxfwWUp7sOZOp6Zkw8mN/",
-	"Nx3ASf3NQr/NbbuzYG9Azu24XEUbEI2idM8BWJS7dxh/NUu+A4/jWQb85IUZ7M9o33UY/AI01cmbIhCw",
-	"CtkxVR1uZTZz9tIaX1yLqSs+WEsXcyGZsplqm1mwG69tE78aSfofOeQtnGhNJGjBRz7esaXDa8FHPi6y",
-	"3RuV8etQ8O4SI3WtZYbZjmRBmWZ8hs5iSlQqNNmzMUHp3zBKd6kJksKC3d8yPljZwXZrYpxMUzZL9FYT",
-	"tGo5YWtkqXoCdei2nXKFcle9S0aMb3kmu2f63ToRjqXg9ZxVt0JsjVNqdC6XwX3QH//L3/7+Hx9fLZ5M",
-	"+//Jv7v4+Fi9/PA6CG/BeGt2Vj1Lxru6rOgr/m3K4Dba9gPlWSpojFGsTIoJGEuoJQy34qqveI13S26p",
-	"Cw57/o1IYSMByp1BCYdKsLGxmjb0Q/7yDDKd3FICVbjVfXgtO12VrX7Tbk9zK7LKwrvrV1cNBNdS7mgq",
-	"gcbLUTXA6b8rwsjFQ5VR/HdlKh8XejRFM3kjGKqRZbfYdliUmuuK8WAZTWHqu+z0HoksfURGaLnMEMoJ",
-	"ntwN0kH88PeshhUx8TtUxc5By+Wtfd4XGAtd2BjFI0Xscz5IGL0+e3OBnl78HVR07N1fVk1PY/9mq2W4",
-	"LmKC67epPzoBBejDUmTPW4bOfXVMgE4SMndeKFrLQNk5snJf2cCWdUHnNjEwjfuzoVcFxLwCaoCBBWP1",
-	"1+z90tKv2PgV6564gpXB5kd3izutopnQpaPjDUwkdLs5PgBkI5HGI4XPjehEsysYTYUcPX46SkQuVRsh",
-	"tU17AUrv7l3ZbGRXnm0jqrdZfHO3zu7+li5Xyha+OrfGZ5AyoyWuLq470+/E/ULmNAZjBOQ8Rq132bsb",
-	"XS22i7pV3cO6M/Wcd5WV4WuPFGFxaJOzqCKRq2o7YJYaVvODjZXmwHWL3DkzSuFyaeaQLcvcFJ9AZgn3",
-	"mJihieATIAXctkpKwQkbyRarELEP1JJjbCKIm3iRACdccDAylF2tnbuyWw6fmjBrSZujxFkWfmtYuaUl",
-	"gxgzcKqbZ5okVBHgcUeS5eZFrQreZkFjz69jS426NIxUPpkAxO0pYuUQbRWUG5lSo3ShRP2woyJzY35e",
-	"E6VXD6xBpS3oVEPpy80s6A78Qk2m9qdzaKV2t0XL29mUvqnY6tB3O6XZZnpsJ0M2wywjp0UkrbkMyNvw",
-	"gUeKZBKm7JONhBoONxW53Bi1QFG/A9g6ZXM3KddosjJh2B3LaN/+FohxzyZMGydt2Ca3NmkaO7o7hlIQ",
-	"z58MZQXKFzaztDVfbIMWtgWW6K50/g1Zok7gKtUO6RuJ2XYJWxd5ftb2KbYA5zumE2sm/eE4dUuYYZEo",
-	"mIwi8v+cua7g+6deF33y+GC81EB++fXkZyyKJ28SseDWJWBUwla23SEcvlX2fgN+b0a7WGbbxuE24sp9",
-	"OTttDDaXTC/fGHZs13eSsb/A8iS3HtxmoskHWFqr1FaDXdmME8yws8AmBwc2HvLq5NdTNOeQ1SN7ACpB",
-	"lmebaJ3Z7gyMT8XqbC6dhSlCiYJ0epAIpSEOnevxwIgTqtk4BZcWdvL6BVEgr0D2yAttP9pCOZWPFWAt",
-	"nn33kRry5ywFFdpXwQaManlL5k3q3GjTKZswmpI3z/6iSK4gdCZ5dHh1FIUkS3OzyCksyoxUNeRiinVJ",
-	"hmb25lR+gJgMg2bm6jAgY0jFYr835EN+ijYYqvShzWK1MaaULkGGaJwl4H2vNvQO/ApSkcGQR5+HNpYw",
-	"DAbk89AnLAyDkAwR6PYTpi3Yj4apDoPr68gCK7aVGI3GG1FvyM2pMY2hF7uBIAyuQCp7Uv3eUa+PqJoB",
-	"pxkLBsGTXr/3xOYDJIhXhwkGUX8zn2eWFxmywGlexMHABVl/Cxotah73+3fWGKQWx23r92LMml6NMoLB",
-	"+0sjdeZzKpfBIHjJroCDMiqtGAPZM8fhYjnmdDCHis/ILxcXr/d75JUgNNcJcO0WjCyTzhTSZ6aCSzPX",
-	"IbryuyFzbn/+ioDBFWDDlu/6Tx5s1ldCEwSN7RGExamuQdBy/SmZ9bLqMfkYvRlvkhjFDwm+jM4T3AbE",
-	"2x9a6XTvPDgjARx/8elCruvV+yaz+zmXSki7URbX3EE2su2+ySRcMZGrojYKu0R9zAGzRl2bKJtqXG0E",
-	"VUnLef9fw2He7/f7l//cmnbYXNlr7MvEfoOQ+CKKrnmxr09tXheMCAaP+5WknaNaws5RS3j88h6RvayG",
-	"b2MBCFgDbXe4iPVP7fRtoxbLPKw008JXjja/Umt/hGtx4Nr0Yq0fFlJChUP5xGSapiAfKb+TkHBYgLG+",
-	"jUlSRWqPx5fXYZCJrqzespy4iPbUpjFyzjBQn4lsK4+JFWkp4/BIkSiXaWRfh485TYc88gqsqya38s4m",
-	"tNpaxRSIwS9VzCpFrpGE6ymux7ZX14IpXNiQWz+qYctP+30zhuHMZf2jmE6d8xPr6kilEF4RKsFXlPtq",
-	"PEXnMORaUq7oBMtMzHrLenSmiASdSw4xiSqNRiKU7E25rwZFSKmM/0WETiaQYf7KhnKWhWRaAzcSmw75",
-	"IhEGTPl8DNIg75xxTAIWkmBYh+xFw+DH/nwYRCGJhsFR4j89fmo+7h/jZgT3m5nTpVF0iDLnYc4JT8SM",
-	"gx8ip4pwdBDvWw2hzvwqRT9l4eBPrhDyTgi5pazouq4Eu/Lx+2UlXZ3RXPDzG2MfFqhFzwpEPSQym7rS",
-	"bCqwwkHqovHws68Puy5dXW2GhctpKkmpiJA6dkUKkIaoVdcyvVDNtimpyEOKnFQ15IaSZxg/0TaQ4UuM",
-	"LeMie0/7T0NCxxiOwu0a80rtW1n8d8qZti9wImEujEmB84uFCodcCWsmcEEsT0pEGtsnxiJmlgRtjoXq",
-	"EesDbDRnQFtqyKNnpy9PL04xmo9LP/zM4mskeZBUVd/SQrRRnB29pLj7RHrvzVyH+9iCwfkTezdG6qf9",
-	"p5tfKroy3hEVNLn1wO2joAu0f3fAwy5x26Hwa8ng6oGOchv+9a2c27+BrgixPfNRigVaEce2/gqkFe4f",
-	"INOu8i9Ghlc5StswY79TRaor8m2LLR859O1try87WeOhZXbN1ri7jN2luJ1wwviBV0UcXGbC1gdFZS5a",
-	"NChCwQUYlBaZ55qhGcYmuBYK15AbFmrBScdConOmrhMp0DoFZUap5LyU1JNRqRlNSw75c7Eio9bYQbTL",
-	"gXY5b6RctWGupaCw2pdhvscFneK7Rdy61BC9doi6Yav6UlZtB38cDeKrEK0FtT+yHdWKQ4+uFSt81XmB",
-	"onmRGGlbIqfMuWXbtoSUaYskIcm5Zqnj7oiXiOJW+sfo8xlyrxh4nUAnMPeJEl1CAIcZC52gQrLfI6fU",
-	"KDsa5sY08rCKDG7GJMIXI3wHPtGJTpeuGqAcv9YZxPpGfK6G0c9BzhmnKdofr+mM8dmgaLSCbtWV9izM",
-	"s4i93Gkcxhw2q3PBq8jpRUV/liHHXkPKARHpzR3JI+Usq+csRb47EfOxWSiS/8mrZwifDwCZGcmQ80RI",
-	"CRPdRo+FL8Un4O/iUelqQ1Np0rbiXCF7BtDlvr+Ws+Um3hbrYKm4Wzb5W8LW0q9CEjDuix+ruZFkT0IG",
-	"zkdenIVBSgXmX+1OeiLmc2orL+BTlmJE0UZd27ZVppsX+ypiJdUSXCeuvjjL4UuRn/nFpv98KQTDF5d4",
-	"ub8X3uSt/X9urV9rhmmUXtrSBCHnwSaALhKh6mhppAllXFki1PBJh4TNuJBIF1RBj0T/15jsowjJJhoO",
-	"IzJHWk2ZNjZ6uuzCFAVUohi7Exyt76RoR45+ga4VFI3L7mIBETYfJDSOlU0+LvlNawPDLRHPtTbciHlm",
-	"jhtgxL27NKsNx9Z6Nv3Z/f41i1UzjhaZ9B4KoTOqqS0Ty1NNFIuBjJf41/zsnhAyBvlwRoFf4D1aB6+b",
-	"Kj8Ybchq/MeFT0ZwUCShV6gQMFk2bTDqv9f8nTIDPFbok+RDXlFNnByIwag5rhtyYQ6EzjIrPK3+iHzu",
-	"vHX+OHeu0XKGPANZY58Lq+dnGXCIBzVjY8+q/lws9sOayWMkPPoo3EYHqFqZTQ25UYQArZCqYWNVRNW2",
-	"CZLz1FhYuq2pm8/dtb6s/XDIo5XKH8Pb66U/1W+q0IoaxT9YKTrkUVEBFPXICanbTlzoulOaVOwf7xtn",
-	"aPQZ8bvBIqroYPfi2O1u+vXADt7u3l0tHPadgfUYJnSObBZFk5EtcdkP94/HcC3iEiXmlegKNkWuuXyP",
-	"XUNjo5Qbs6wedd3FDjz8XLCF6zUh9YqHzUP6gQR0l7VfR5Jv98RFa/frsHT6GAXqjsVouKartREkpaQI",
-	"ydvzlwegJjSzdQwt1yzV6yO3vVxprSjXrgTojgW4jdYYU74oEiTiCmQRsKzGGXzDbF/TRxSkMNGua7Qq",
-	"PAAoL73zba8QUKGriAld56245n3bD51EweE+QEttYo/8VHTnGnIo4sJWSMUsRinl53PxVMkgPiaRL+Bz",
-	"xk9ZuBgRTqUUCxvSSQSbwJDv2fS06lM0FRxCX82H3ppyAlQfzIIKEQj7Vumo1F4OeeSLE334EwssBUa2",
-	"91xUyWA/drLat2lhLkduhCgwEtMBMbbOk4l5k8X4GaJjnNdHwlH7qI/ugwttIeP6k04Nsc20cAtFEagZ",
-	"ZcgZOrhTwH0uC9cSxSmXxJxgj7wSOsFouUAQLcPCoao0S1PPu7FFBXX68ZBPrX/Nahw25rbeyVrWyN6T",
-	"JrFahHu9egvag/lzC2T6IyoCiEcGWaw67nV8y3pojYWtFf2Iu2tTrjCzc5N7EL0Ylg4833MtD7p8GJWO",
-	"CPfl6ruhr2/F27ezu++NkM6+NXYvJr4wwfGqCWNvqIntmGpeirrWiK+3rxFna7RapWryxXy9vxW01uTH",
-	"Idd5qPS4+/TiFM2b1npvXDj5m89KWwmLW8Jen4M2z1PNMirLawatpQ0xsd8u7V/GUdJPGRjBaBDzmFQU",
-	"DqaIu0DL5jwzPeTWRFdkj5J/f3P2yl+3iJoEJVzwA5hnehmSnLOPOdR1SqMZJCKOrNYTFeIS406Y9GaD",
-	"OpQ456Ub3atkvtcscelV+z3yLmEaVEYncIAKm2OUPnTNilsVDeKRca5tqgsXunTwkRO+xBTYFOY1g9/t",
-	"yl+7WcmNM9NYZwd3OgACWUiIe0N+4qitUDHZb2Cvc6wNH2GTWi3ECG+BjEIyhqmQRh9YFoNKoLEtb8aA",
-	"WnGRZIo9Ks0TwmpkPWIb0TkG/K8uvdCsK88y633qTEB7bjubdisXBUodToWcH/j6jF1S0KoddR/YQVHt",
-	"1NaudNizcxlb3xjXeItZZ8RS5MuC09d7fbXxkKqucPjZtUxupKC1JU8V2HKPLH5N6tSzbzJZ6plPjcLz",
-	"8aaKg1c7h1/rlLnvQ9hMMxVi+dYyn5qZmRWpupPvwV2gXXg1GqR0WDmJ1sN8JhbcEO/uhykmGvRB2TG4",
-	"PNSNbbI7HGt0YVvYOh+UsUGM1Ut+tgs4sF2RvzWqcwB2dPdIle3JzWYPWGwrWFJjXGB4BG/EQmkQlg6P",
-	"6AQzziOMq9wH4nz0LSdb0aTSMO4eKb4ySwuO4K8kNj8bBRI1sBAD26gyWj9G3Mgb7n1VwdhmXvvUAtcc",
-	"E+OZzsWegfTb2rJPJtFiBjqpxztrxU+1w2rX2A9IVI49IEYXiga1mwuZIogfsb/Sw9WRYDLU6B///T8R",
-	"tgpy7r8BGQb28WEQhUNOfLe5AXl/GdlO+xj5d93lccuPVBmwtFWbhW80A3lgK01QhVXo4ZRYN4auMuKc",
-	"FplI2QRdZHXoHZtfUryA0PCVfzu96JmlmqkiH3QrVFRXMlsCJOoN+QGJqm3XzQanKXwaBjZHUuS69sbA",
-	"Q6vYwoK66jiMxZqzVy59DZVqQsoiGMbJnk14/evZy5enfxs9f3n6n6N3Jy8uQpe8tUgYhgyBTHIpkZXU",
-	"3H3eamHKwQaLXfZ9zicvbAB0AFOilnySSMGNQW7Whxs+K4p06g9kVKkDnUiRz5KV6wH2HFgdEhmb5hNz",
-	"mfi25PfAHLxZFlZzq8Kfac26/dDrwRYFCmRjsfeYRvjAgExpqsCdzepdAr0WB+we9cfiaeKRIjHQ2NpS",
-	"vlLHAaXwJpM2b27YVuxTNvVzJ3d++ub12as3p6N3L149O3u3b443MWCUELsyKDN+hbDd8m2uLnJ8Y/ny",
-	"2Mb1uSAwndrMuwtfaskaaTTFHQ0hsQCrIGZY4j3651cBh1e7DXkBKKe7d9pt5+U1hfdXO9S8zeKBjbfy",
-	"0svrMNDwSR8i8rbqPnXOirkWFcS3WO+Qvjwx/Inp1Us1vJW7ejPLFXQ0bNimg0dXp4FWtazROtRe7GSZ",
-	"pMOlfesXMTvBtCX3vKXwb7eyyooc/05VwJaYtipmDz/7j9uZsjUCumcE/v2atE5qFLhX8nph/YiNOrX9",
-	"ruPcYPNWTmtt2OINkoN3GdbX1tQ4jklkpWU1CteVImpZTtUp7rqNoDy8bLmo5fJhOOM2vOP3H08z5v3K",
-	"iR+TyCKjjc7U0rtssQMmuGHBgMS8mm7s3M3I8/CvGnodnOrG6Yu1OcqgQFtS2kPyuj9RcrVsZ8V+PCYs",
-	"hnkmrD/CF2bZ2ntO0wJGa0Vfs8XV+qhvo8/XbTpu+AlvGVV8wNYaD9pAo60N4NqQZXGAv4OwpUPKck/d",
-	"bTXco+timtiFtyytWenZgenGoU0lbT5SrADbW00kGxf36mF2FTZaNohBJEwAY5vRZxYPyDCAKz36x3//",
-	"zzAIHSXaL40FHYT4TkjK5mkhMXr9gLiXbVobvn59HYVDrtiMO5/EG015TGVMHI4osqBL6/kwP/slPzLm",
-	"dq2tWkT2qn2gwyEv/tVsDkrTeWasTP+leZvqXEK0H1b8FvVOXVcg2XTp6+v9cfRyvpA0c1nldvpa8w4M",
-	"tyYgrdtvvCSRxCbrfqlYT1fpZDIGvOLA36YW4XVqViSbjxF5e/6yR96W+eGWeWGdlFZDHjmr/t3pT7+c",
-	"nf1ldPLy5dm70evzF389uTjFWHJiL5u0iVW2oYBIr9wlfyST7IpqCEkqRGaYcUhSxj8cpGJC0yEXstIY",
-	"hQt+kOXjlE0IjWPp2lZJmOYKYrJnNjxJYPIBYkJnFOu+XODcd2be7w35CXe33szpkkiYMaVB+ntU+xV6",
-	"7zTvm40/79PK72gX/8DGfncfyg6FwkOxkjnraMYh7TfHTc89ptAVNoredetd9eZ9KyPtUg0OP7f0A93C",
-	"Sm7Dw4dBgA0dNHDZ2HzsmzSceXGyNre10WeeuVSWWIrM5WG3Ss21NvPXO7tNJPuNxo6bRNmtzOxkyDWA",
-	"tzah/TmDNFYkhakmIte2OtyWndnbuo9JVOnXGhEJWUonrs+nbYOlQPdIVPZ7jQiW6A85CnbMOFJiDjYR",
-	"aZJQPgPbm8djpg162PovnyE+Ez4owWGBEr1FtrVeT3JPsm3tVShfV7ZtSR6/Z9sYsarKBh8prAXD8hNi",
-	"Q8tco6p9N6LusOSsnZ0wzjiUF31k4BeBXSq8HLZdD1hclDhUr2yxija2YlHO0Khq7SQBGtsGdFZndPdZ",
-	"7A9I5ARAxTFVlFhaAkO1Fj8a5b+4ziOyHS2q1kNZaPL406fyMib7YFOZPj+9OP/b6PnZeUQSqobc3T/u",
-	"o6tGqe6Rv0BmNRB3jXxXA4r6/RfsVm09i4P408mwxVUjm50MJf7/Ievaa5zGGPxcV0BSOCksxW9wVdxa",
-	"uu/Iumrm9e6O4l30i/OKK7LgJ4V9ZUR70zHRI++s/2CL29OisKrgOsLGVjmPn7pGnBMqDWMkhQODjJdD",
-	"Djaei64I7CmN/gsbqCfAjPm+3+hvinVd7hWlRVZah66Av7XgqnpbnAfYG9/p/l4qsLrvp7vnUqy7MLgN",
-	"QnxFo/urMJdzq1E3WEoTCnehsmh/a9+9kfuFzZPKUoyOOkelTcThpUvL54WSqQSVGAND+9wzm84SU017",
-	"RsGhrrmx/3nIbfdP7E/MhStfI5G7psQqUTIHtDrAV02sKDKVfExd3Ak35HtYIhFVbkCxjXrLAXD2CeVc",
-	"2M7Iho+Y4YQksQAbD3YZYGaLjK96Gy9e/Hp69hZrVqoVHP7Acl60TMccUYMDi2TpnKcFaLnQQ+5tJVc9",
-	"go1Uzb9z4YpLKjK6hTm13Cl5T0xpze2VX9dyqlz2s4FJFb1Ffv8M6Q12pfHI5gwnUaMDLhah61Np+/hk",
-	"QtpOeR5IW/Gr+nU+G0ON/qYX9RCup9q1Ml3IUTUqv6ant7GY2lnN6bKMWBEtus6mfr9D/Waa95eG59sE",
-	"OCs08HogvFNmcHiIkY9EKD34of9D3yik/z8AAP//",
+	"7H3Zchs5luivIHj7hqW5KYry1i4q5kFVlqc8ZVseWW5Ph6lhgkyQiXISSANIUSxbEfM1/WH9JTdwDpAb",
+	"M7loc7uqnkSRmVgOzr7hS2csZ6kUTBjd6X/ppFTRGTNMwX8/UjOOXz63H7no9DspNXEn6Ag6Y51+Z2R/",
+	"HfKoE3QU+5xxxaJO36iMBR09jtmM2vfMIrXPaqO4mHauroLOC56w1jEnPGHbD3nKdCqFbh9WuQe2H/p9",
+	"mkgatQ6cwc/bD/uBjWIpPx2LKJVcmNbx5/jckLkHt53pKsj37k40OmWfM6aN/W8shWECPtI0TfiYGi7F",
+	"/q9aCvtdMexfFJt0+p3/s19gyz7+qvePlZLKnwBOGTE9Vjy1g3X6nZfigiY8IgonPiQmZmTGtKZTRjRd",
+	"aDKPqSFURGQeM8W6naug85xNaJYYGPz+lnokFkSamCnC7KOwkjfSvJCZiO5vFW8k0dk4JnL0KxsbMpGK",
+	"mJhr8oktHmgi54Lhys6kfEXVlN3fys5iRiI2Tqhi+XmSkYwWhGuS2LXYpVIBRzyWYsKnmX004TNuYM3v",
+	"Bc1MLBX/jd0jRF9zrbmYBmSupJgSqYhiF/ITi8jR25cWrl2gSjeene4oipD031JlSiSTKpkyZTiSU0QN",
+	"LG4ZSilV5oEmo4VhOiDUkJnUhjx9TF7zH7udoDORakaN5aJcULXoBA1MoiDzjzjTef4UooYFKPDo5ZWN",
+	"qRizJGHRkMK68/m4ME8fWwaTJQkdJczzEDcwF4ZNmbIjuyG4mN5gDDlLE2ZutAwcgksxnHMRyXkDnws6",
+	"Y8XoimmWh/UctXE0oP6hF0b9L23LrL0BkKdJcjLp9D+uRlk4tmN86eq8Dgc74GVqz/76cMMB9PUHmFB+",
+	"I/yZcEET/tuN8AehvwRtLoapklPF9A32x0WamfIhL00zY4Z6EqdRxC0S0uRthdCWXmqZuKDYmYxYshFS",
+	"uXf6XzpMZDPLBkDnKvGB0rOZqW1n7fCOgQ/HMnPq31qMdZzwJ3zDskxDTabLSwRhT42dw+NQp3JinTJq",
+	"dEo8opNjfafMfYp/WNS49cxqEhst/z08WeetoFM5WJcYgz+pnLjrKNPEm3KILJ1InatUeNYSSlfot05L",
+	"Nb5aJtUK46jz8KAqFpYwwIOyhPmtIuc5wzNblonFD+7NkZQJo2IFPW+O6CuPzk/duuhcnawJSxmxxnUl",
+	"XLAVpFRiJk6fbRwFjKoNKLK2N1hVMbIfx61q9R51u67CDZttRuwIrat8IqoUXVSPa/UOioNZiUqv+Crd",
+	"avP1Ni11wpU2mzLEmOrhTCrWjLsJ3XykZYRO7CbX4nMVYqXlF9OXltkK0ZLCWlVNTwTL9XY5IZQAnZGd",
+	"v8kkYQvCLg0Tmkuxa3XU6nlQY9gsNXp50J/lnMyoWBDDZ0yD7u/nmFNNNBOGZKk2itFZt1EZsyZEsx5d",
+	"MTLqgx0SKZIFmXMTk5CLcZJF7N/tk2EA5iRN5ta8lIJQYvX/JB+vtIwc5Jd7U7nnvrT2R/eUzl874lvS",
+	"MKsr/RAztHkQnLFMIi6mhCMA3JsVtb9dMR1n2shZm0rCPAfbQs102ODIuUnZnHDBdXwTZc9zyuUTPNgb",
+	"UQ02oGAW5yyYQI4SKwmb8SFXkTaVFF13ro36gfeAXA9shV3ZBDltqFqJFdxYy9hYHHYU1EwU14D5su6V",
+	"MhGhxqQyIZbVq1wdKxSqQufanDkVKOoOvlCVcu0nZxc1PacEsCrelc7Jo/k6/vZTrrjW5bnfcoFCS4ZN",
+	"829GGpo0/VSDBT7XCN11q95WCWlXLVYrDOvWcVti1wubNdJ3mTOEOR6FnjHAC8TO3W0ngWsI7I0mt8/D",
+	"3IckpVpb9k01CenEMBU6Nxwjgl0aktIp22iF/xqKwGmJA1aPu13yeub0QBMq9JypwEKDo5xD24ZI5ygF",
+	"5t5dL0O9vdEi3JB5DGuU0EaC5acrQzt9ohUo7z05VUGBxp2Rn5jQGzqRyq8MI2YoT5rYER1bHrfFyHXC",
+	"rgzQtC9na261+Mo77atXjGppZckNNrA0RtMegKXeYJLK+bWcTR1SbVCoraZpuT+BCC1TmW71E+e8pkF7",
+	"PiBGkoNer0eKpzxHQt3GbsZz4yWaqbLcOuIU8268BZ0lDTvIg31Na9hKZnjZDXOfZGYsZ2y1kXlNzlmK",
+	"T7banz858Y2+/tbzm0VPGswedkleP3/iz2oeywSCHoaJsn1R8QOYZhzwEQNtceFXyUVgGa1UEVOHefDg",
+	"oBf0er0bYEM+fyMkQEmrW4+NelXVFV/dSfjwcRwGVjAs25TE2ohRpiDEQyZKzkh4MAvtnsODp8/iEMNe",
+	"Vub+0JuFdpDwYRyCKWrVSWUn+J+dnY8Hez+cf+zt/XD+pRc8uvp60Ot97O39Fb+y/z3r7c6+4mNfi4e/",
+	"Hnzs7T3xn59+7O09O9+Nd//SdFTl6MCyBS0nZP/iYH8cU7NfwEQH+G39CzYbsciq5e7/PCCL/1rNGUGi",
+	"azu1v+7UJ/la/lwM/TUf9WtpwObNLTm+Z1y8YmJq4k7/ILieG3xGL/0QTw4eNgxSheL7FLjeU5JSrvQh",
+	"+cQWmmTw5dPHZBxTRceGKR2QC5pkzP9mhybsgqkFfm/tepjBQm5GL8trOni6gS/ecf/c12pVvbXRRnz4",
+	"CJ5tFkIln2/hTV6mnnY6fMET1kqGldV+pGIcS3XehKnJgoSF8VUnpOKXZhKozKLZWIpIN0zz6GmvZ8/m",
+	"4ZMfHlr+RICHgHGvCQ5CYAzyqEciutBktCARhvfdsfGZZfBugMCiI35jh26OLCUNzob/fHfy5pVnwEXM",
+	"tRaK1vw3Rnbc/ORhr0de/7gL3iJwUIAnvPj9CfDc3Y0itkEnzVQqdcPSXmfakBEjIcik+kHAl39ZGwKG",
+	"XReTtCOP1/ZbvYBW3PiHNITAy242tH5YZA/VlAwBy5in/IKJZd/giI4/TZXPkmihupJlVjw/lLAo3fTe",
+	"BsJn6ZV7lRNXq6J7tcwSAj8QJxSVzAwDaU9FxQ20hhVrpi74mA0NRz611v7UxpnH6w8FF7HJszXExC2f",
+	"b+1RRWxdo3pBBsUyPN9ZMq5oXpY8AtLzWGv/RWJ3yScbOV9vIAiQLWHeVpMXh8/YEL+t7+WFYowYdmkC",
+	"wrrTLgntZ0iBScLuTfnMap6C0C0tvbzQTXhNLZGtXWZdMGFg2IbDPDIkYVQbIlG5wuV3c99aGPiv0MVW",
+	"/O98l8UXuWMz3EZR9vl2zbbZw2cljaTxQDLVRPKC0JGWSWYYiY1JtVVo7Qfy/vRVIZ8e9h4/wzyh9cfl",
+	"jshOF1RA2nRA4Gc8ya2oZm/jWgZyG4FN/8U6B2YR6vT45yKesNrWPbZ7t/JoydrsMQen+ora/dAV4l8r",
+	"vFBJ20BHIzuOqdU9bJZCd7fT4JzOtl5la+KNW6tlNci5HReraAKiVXPvOJEAtKZbzCOwS74Fz/lJysTR",
+	"SzvYn1Hrq6DzM6OJid/lAa1lyI6obhOsU2ftrvApNzgq5Cf0U0DyMdeYGrqeBbvxmjbx2upB/5WxrIET",
+	"rYhozsXQx+02dNzOxdDH9zZ7ozR+FQre7WelLtrVkF5M5pQbLqYQ9KBEJ9KQHYxtK/+GNZkKPZ7k/ofd",
+	"DVWt0g42WxMXZJLwabyZLteoowaNEdLyCVSh23TKJcptV1Y3ifNvnbF644TOVfopsgh2Sa3O5Sox9nqj",
+	"v/791//6/Gb+aNL7b/Hk7PND/erT205wA8Zb0V6r2V7eZYuiL/+3LoObaNsPhPUYEI1NlRwza8c2hJOX",
+	"Qk6l6Md2SVpVweHV6UrEu5bIlyvaHg6loHltNU3oB/zlOUtNfEMJVOJWd+F9b3W5N/r/2yMmjciq8iiF",
+	"X105oaGSOkoTxWi0GJYD9f67PB0if6g0iv+uSEkV0gwn4ORYC4ZyhoRbbDMsCs11yXhARpM7alw5SJeE",
+	"SB+hFVouw4kKAid3jbQmP/wdq2F5bsctqmKnzKjFjSMWZxDTn2Os7YEm+JwPdodvT96dgZ8efmc6PPTO",
+	"S1TTk8i/2WgZror8wfoxhc3ETDPwQGqy4y1D53w8JIyOYzJztj2tZFJtHSG8q6x2ZF2sdZuQYAH7wxQC",
+	"zYh9hek+hIWs1V+x9wtLv2Tjl6x74irE+usf3S5itoxm0hSOjndsrFi7m+MTY+lQJtFQw3NDOjb8gg0n",
+	"Ug0fPh7GMlO6iZCapj1j2mzvXVlvZJeebSKq92l0fbfO9v6WNlfKBp5WdBx+UyVsiWfbE3bRDhiaS7Gh",
+	"OuxjGpslKJbNx/OmKj30hkoxZiQnq+WEpW2VQlfu2nv05JF69fkHfiKOn/6y+PDst88fdLaZWohDrFMM",
+	"N1D1Co29LNqvldh4u0pcTfGtI+xbqpoE1baIWD8aCO7f/GC6dpzmKpu81Hkti6nCswLHYpQmCDm285wl",
+	"3Bp+y2BqT0I/cr+QGY2YteszEYEhu+jeDuVHuKgbleStYtP+SJdpGV57oAmPAswbppqErjJ8j0fNMQJw",
+	"vDhw3SCt246Se1Hr6c2LIm3S5zajLD4kdmhkPzncNsqXhAlreYDLEMEHKnmbmKPoJp7HTBAhBbNqMb9Y",
+	"OXdpt4Jd1mHWkNFNiWM9fmtQ/WwUZxEkh5Y3zw2JqSZMRC35/+sXtUyp9aYAXb+ODY3kgnPqbDxmLGrO",
+	"Xi6GaOpCsCUTKKF+0NLVYG3qeB2llw+sRqUN6FRB6Q1Y0C24eutM7U9/71L/i1uQh9fWRFtM2FadaD09",
+	"NpMhn0ICrDMM4sbkMuBt8MADTVLFJvwSU1Msh5tY3XJdIBK09y3A1qpubyzPo+Kf1vBk8/Y3QIw79ko0",
+	"cdKau+HGXorajm6PoeTE8ydDWYLyGRY9NKYyr9HCNsAS01ZptqaAwQlcrZshfS0x2yxhqyLPz9o8xQbg",
+	"/MBNjJ6PPxynbogczmPNxsOQ/D/ngdPs6WOviz56uGftR/Lz66OfoLEMeRfLuUAvn1UJG9l2i3D4Xtn7",
+	"Nfi9He1skW4aWl+LK3cVv8C0ikxxs3hn2TGu7yjlv7DFUYZBmXrm3ye2QKsUC5UvMAUQUp4R2GRvD0Oc",
+	"b45eH4M5B6we2AOjiqnibGNjUuxwxMVELs/m8gu5JpRolkz2YqkNiwIXTdiz4oQaPkqYy9M9evuSaKYu",
+	"mOqSlwY/Yg23zkaaQZk4vvtAD8QLnjAd4KsMY8CVRFL7JnWe8cmEjzlNyLvnv2iSaRY4kzzcvzgIA5Im",
+	"mV3khM2LEgE9EHICJbOWZnZmVH1iERl06qUEgw4ZsUTOd7sDMRDHYIOBSh9gWQGGjRO6YCoA4yxmPpyC",
+	"2TRMXLBEpmwgwi8DDA8OOn3yZeBzkAadgAwA6PgJMpHwo2Wqg87VVYjAirBIsNa8KuwOhD01bsA7gxvo",
+	"BJ0LpjSeVK970O0BqqZM0JR3+p1H3V73Eab4xIBX+zHkRfxmP0+RF1mygGleRlCDgr/X2rw97PVurblW",
+	"JTWjqWeaNWu6Fcro9D+eW6kzm1G16PQ7r/gFE0xblVaOGNmxx+HCs/Z0IKlVTMnPZ2dvd7vkjSQ0MzET",
+	"xi0YWCadaqDPVHfO7Vz7EJ1rh8wp/vwNAQMrgKZnT3qP7m3WN9IQAA322YO+Ca7J3mL1Kdn18vIx+bQb",
+	"O944toofEHyRcENgGyza/NCKOFrrwVkJ4PiLzwB0DSk/1pndT5nSUuFGeVRxB2GyivsmVeyCy0znZbvQ",
+	"afFzxiCN37VaxJTfcjPFUqbdx/8ZDLJer9c7/7fGPPD6yt5Cb0P+GwuIr+9rmxfSkyvzuvhip/+wV8rD",
+	"O6jk4B00ZLyc3yGyF41amlgAANZC2x0uYP1jnL5p1HyZ+6WGlPDKwfpXKi0EYS0OXOterPSUBEoocShf",
+	"KUKThKkH2u8kIILNmbW+rUlSRmqPx+dXQSeVbWUWRaeLPIBbmcbKOctAfco2NsUgKNISLtgDTcJMJSG+",
+	"zj5nNBmI0CuwrtEJyjusMMiT3y1+6XxWJTMDJFytOTjEfpdzrmFhA4F+VMuWH/d6dgzLmYvSfDmZOOcn",
+	"lHyTUo8WTahivtmJLxTXdMYGwigqNB1D3Z9db9EqhWuimMmUYBEJSz2wQpDsdbmv+3mUuAjph4SOxyyF",
+	"lLQ19YVzxY1hwkpsOhBYNyCy2Ygpi7wzLqAqQyqI42myEw46P/Rmg04YkHDQOYj9p4eP7cfdQ9iMFH4z",
+	"M7qwig7R9jzsOcGJ2HHgQ+hUEQEO4l3UEKrMr1SFWdS0/+hq9G+FkBvqPK+qSrALDN4tK2nrLuryGb4z",
+	"9oFAzdspAeoBkWE2Wr3fzRIHqYrG/S++dPmqcHU1GRYuTbEgpTz66dgVyUEagFZdSd4ENRuzzIGH5Gnm",
+	"eiAsJU8hfmIwkOG7XyDjIjuPe48DQkcQjoLtWvNK76Is/pUKbvAFQRSbSWtSwPxyroOB0BLNBCEJ8qRY",
+	"JhE+MZIRRxLEtCndJegDrPUNAltqIMLnx6+Oz44hQQeWvv+FR1dA8kxRXX7LSNlEcTh6QXF3ifTem7kK",
+	"96E7kPMndq+N1I97j9e/lHc2viUqqHPrvttHThdg/26Bh23itkXhN4qzi3s6yk341/dybv/BTEmI7diP",
+	"Ss7BijjEglimULh/YqlxpdgRMLzSUWIvp91WFamqyDcttnhk33eevzpvZY37yOzqXeu3GbtNcTsShIs9",
+	"r4o4uEwlFmyGRXpp2M9DwTkYtJGp55qBHQZz1nOFayAsC0Vw0pFU4Jyp6kSaGZMwbUcppbEV1JNSZThN",
+	"Cg75U74iq9bgIMaVNbg0VlKs2jLXQlCg9mWZ72FOp/BuHrcuNESvHYJu2Ki+FA1FOn8cDeKbEC2C2h/Z",
+	"lmrFvkfXkhW+7LwA0TyPrbQtkFNlAtk2Zrlxg0gSkEwYnjjuDngJKI7SPwKfz0B4xcDrBCZmM58o0SYE",
+	"YJiRNDEoJLtdckytsmPYzJpGHlahxc2IhPBiCO+wSzo2ycIV+BTjV5pWoW/E52pY/ZypGRc0AfvjLZ1y",
+	"Me3nPcDArbrUOYx7FrGTOY3DmsN2dS54FTq9KG8dNhDQBk87IAK9uSN5oJ1l9YInwHfHcjayCwXyP3rz",
+	"HODzibHUjmTJeSyVYmPTRI+5L8XX1GzjUWnrkFbqH7rkXCE7FtDFvr+Vs+U63hZ0sJTcLev8LUFjNWcu",
+	"Cbjw9czldGeyo1jKnI88PwuLlJrZf4076bGczSgWU7HLNIGIIkZdm7ZVVJDk+8pjJeWeCE5cfXWWw9c8",
+	"dfIrpv98zQXDV5c9ubsTXOet3X9rLEmth2m0WWC1kVSzzjqAzmOpq2hppQnlQiMRYgk9nwqpgC6oZl0S",
+	"/l9rsg9DIJtwMAjJDGg14cba6MmiDVM0owrE2K3gaHUn+ZUe4BdoW0HeU/M2FhBCX1xCo0hjPUHBbxp7",
+	"626IeK7r7lrMs3NcAyPu3KVZ7oW50rPpz+73r1ksm3E0L47xUAicUU2x8jNLDNE8YmS0gL/QvgyfgCZm",
+	"92cU+AXeoXXwtq7yM6sNocZ/mPtkpGCaxPQCFAKuii46Vv33mr9TZpiINPgkxUCUVBMnByJm1RzXqD83",
+	"BwJnmeWeVn9EvhwGnT/OnWu1nIFImaqwzznq+WnKBIv6FWNjB1V/Iee7QcXksRIefBRuo31QreymBsIq",
+	"QgyskLJhgyqibtoEyURiLSzT1G/U5+6iL2s3GIhwqZjP8vZqNV/5mzK0wlo9HxR/D0SYF/WFXXJEqraT",
+	"kKbqlCYl+8f7xjkYfVb8rrGISjrYnTh22/tR3rODt72tZAOH/WBhPWJjOgM2C6LJypaoaNX+x2O4iLhE",
+	"y1kpugL9+isu30PXa98q5dYsq0Zdt7ED97/kbOFqRUi95GHzkL4nAd1m7VeR5Ps9cdl4MUNQOH2sAnXL",
+	"YjRYceGCFSSFpAjI+9NXe0yPaYp1DA1XFVZLnje9oHClKDeuBOiWBThGa6wpn9f9EnnBVB6wLMcZ/F0O",
+	"vkyXaJawsXEXGujcAwDy0jvfdnIBFbiKmMC1Qowq3rfdwEkUGO4Tayg37pIf83aJA8HyuDAKqYhHIKX8",
+	"fC6eqjiLDknoa3Kd8VPUIodEUKXkHEM6seRjNhA7mJ5WfoomUrDAF+iCt6aYANQHu6BcBLJdVDpK5dQD",
+	"Efp6Yx/+hJppCZHtHRdVstgPrQV3MS3M5cgNAQWGctIn1tZ5NLZv8gg+s/AQ5vWRcNA+qqP74EJTyLj6",
+	"pFNDsLshbCGv67ajDAQHB3fCYJ+L3LVEYcoFsSfYJW+kiSFaLgFEiyB3qGrDk8Tzbug6Q51+PBAT9K+h",
+	"xoExt9VO1qLs/Y40ieW6+qvlm0TvzZ+bI9MfUREAPLLIguq41/GR9dAKC1sp+gF3V6ZcQWbnOvcgeDGQ",
+	"DjzfcwWwbT6MUn3sXbn6runrW/L2be3ueyeVs2+t3evrveEWJGtv6DG2sLYvhW1rhNeb1wiz1XpfUz3+",
+	"ar/e3QhaK/LjgOvcV3rcXXpx8n5sK703Lpz83WelLYXFkbBX56DNssTwlKriql60tFlE8NsF/uUCJP2E",
+	"MysYsfl8SeHgmri7HTHnmZuBQBNdkx1K/vPdyRt/ZTFoEpQIKfbYLDWLgGSCf85YVae0mkEsoxC1njAX",
+	"lxB3gqQ3DOpQ4pyXbnSvkvnm38SlV+12yYeYG6ZTOmZ7oLA5RulD1zy/mdgiHhllBlNdhDSFg48ciQWk",
+	"wCZsVjH43a781dWl3Dg7DTo7hNMBAMhSsag7EEeO2nIVM+9KWxk+hK7hRsoh3KQcBmTEJlJZfWCRD6oY",
+	"jbC8GQJq+WXMCTQNtk9I1Mi6BHtLOgb87y690K4rS1P0PrUmoL3AVtPtykWOUvsTqWZ7vj5jmxS0covz",
+	"e3ZQlLtnNCsdeHYuY+s74xrYZoIgRb7KOX21fV8TDynrCvtfXA/7WgpaU/JUji13yOJXpE49/y6TpZ77",
+	"1Cg4H2+qlK8PWeLwK50yd30I62mmRCzfW+ZTPTOzJFW38j1Y8JQDFDVS2i+dRONhPpdzYYl3+8OUY8PM",
+	"XtHCvTjU9TfNNzvW6NzfXo9yT6DVS37CBexhm/rvjeocgB3dPdDFfRF2s3s8wgqWxBoXEB6ByxpBGgSF",
+	"wyM8gozzEOIqd4E4n30X2UY0KfWAvEOKL83SgCPwK4nsz1aBBA0sgMA2qIzox4hqecPdbyoYm8xrn1rg",
+	"+t1CPNO52FOm/LY2bH1LjJwyE1fjnZXip8phNWvseyQsxu4TqwuF/cqlulwTwI/I37Hk6kggGWr4z//9",
+	"Rwitgpz7r08GHXx80AmDgSC+gWSffDwP8eoTiPy7ixNgyw90EbDEqs3cN5oytYeVJqDCavBwKqgbA1cZ",
+	"cU6LVCZ8DC6yKvQO7S8J3I1r+cp/HJ917VLtVKEPuuUqqiuZLQASdgdij4TlezDsBicJuxx0MEdSZqby",
+	"Rt9DK9/CnLrqOIjF2rPXLn0NlGpCiiIYLsgOJrz+7eTVq+O/D1+8Ov7v4Yejl2eBS96axxxChoyMM6WA",
+	"lVTcfd5q4drBBopddn3Op8htAHAAU6IXYhwrKaxBbtcHGz7Ji3SqD6RU6z0TK5lN46X7WnYcWB0SWZvm",
+	"krtMfCz53bMHb5cF1dw692eiWbcbeD0YUSBHNh55j2kID/TJhCaaubNZvtyl2+CA3aH+WDxNPNAkYjRC",
+	"W8pX6jig5N5k0uTNDZqKfYo+ne7kTo/fvT158+54+OHlm+cnH3bt8cYWjIpFrgzKjl8ibLd8zNUFjm8t",
+	"XxFhXF9IwiYTzLw786WWvJZGk1+aExAEWAkxgwLvwT+/DDi4dXQgckA53b3VbjstbtC9u9qh+vVC92y8",
+	"FfcxXwUduCkFkLdR96lyVsi1KCE+Yr1D+uLE4Ce8Maa5C8HyVVkXrKVhwyYdPNo6DTSqZbVuwHjTHjJJ",
+	"h0u76BexO4G0Jfc8Uvj3W1mFIse/UxawBaYti9n9L/7jZqZshYDuGIF/vyatkxo57hW8XqIfsVanttt2",
+	"nGts3tJprQxbvANy8C7D6trqGschCVFalqNwbSmiyHLKTnHXbQTk4XnDzVnn98MZN+Edv/94mjXvl078",
+	"kISIjBidqaR3YbEDJLhBwYCCvJp27NzOyPPwLxt6LZzq2umLlTmKoEBTUtp98ro/UXK5bGfJfjwkPGKz",
+	"VKI/whdmYe29oEkOo5WiD2uOV9iXRfZL6PL6Q+JcxpCF4Ivp8T7iCeYqxDJTXRKCQyjP49D1O/gwmaF6",
+	"9WbtHr761ZuHjaGPouRs9zAPYYQDMaveb3dIwvy2OljVxN+k1/W94N1VfqFrVaIr1wOi2me3PhAjNpYz",
+	"tkK3du3G71Kzrl6FeM96tdtfC6H6OkfXJfp7UyPfGaqMRWTcZeD97qjrC0T2MmV5MqrT1f6XvIP19Zk0",
+	"LmJljtpZjprEYWYlPdvHC5BIS4V21WLQkqLl8bxa75nnqUFVnM9QW5+DhJOUSOKbIGV9d38g8VGnx20x",
+	"1537neBu6C+aD7ErhMNSnzGUORKEVG9fJo0Jecp5GrnC2ANg9q+SC6uXw/cDYWWJa2tDo8hVoxec/IH2",
+	"YqpLPoBdPIuehGQnZpe7ATxHtWazkcUanwcAg8X0gg2Ey6qcMt89wz9TyX4o5f8VGZvg+w/zp3TRAYTs",
+	"YBucsYyYPsRsCmw7o92F0+C/MtjZXJmmi23pWEmtXcKGRSmqONPQgmYxEA3pCsFyLkJeZ+6WpQ1daI9K",
+	"XXIiiOsUWn6I64GoXM0CKZV2UVgPK+yxQWiJhPmdW6HvhIJrb+VWTazFTXW38rYyyb+kxC1YsyeYPBf8",
+	"3tMSvgmvO3J0iqXTebqSJlwY6QT41owPRrgziV1kWmESVYh5z9jexhX8QsUlBla9nvz0MXnNfyQ7T/8a",
+	"HPSeBc+ePsYnQDkeCOSnjdpxUKRyOS6YN+2r+vK75C3AbkYXVoF2es9A2D0miRUpIiIzqSAVWQBb7hc5",
+	"7wh3PAOaZ5tzKZB9IafEh3zmjFQDuIDBcRE7rwVDYRvMuSv791YFZH4jKLrkiJRS6As5X2gpA+FGXqOp",
+	"HEVR6d6VO8tpqkzzTfkJ7HN1WpPd5B+Af0SRVZQsNQK/2EJlqveJXp06XWuWfZO2lX7CG6bm3mN/ynvt",
+	"QtnUS39l3m9+gL+D3F+HlMWe2ntTukdXJQbDVTZFf4qlxpdQs+uV9Noj+QqgR/RY8VEuf6BECW4rsohB",
+	"FBszSBAOv/CoTwYddmGG//zffww6gXNn4ZdMGPuVfScgRQfyAMRZn7iXsTYMXr+6CgNrC0yFC+y/M9Tq",
+	"xBFxOKLJnC5QZbI/+yVb86DamzwkO+XLlIKByP81fMa0obM0DIoLl+zb1GSKhbtBKfhfbXd9wRSfLHyT",
+	"On8c3UzMFU1daTZOX+mACQI3ZgpzZ0YLEiq4fNAvFZrSlNqBjhhc/TnSMskMI2FsTKrRr20/huT96asu",
+	"eV8UWSPzgmYjxur1LjT+4fjHn09OfhkevXp18mH49vTl347OjiEhO0Y/HlYnYVc+mVygH42SVPELalhA",
+	"EinTER1/Cqxx82kvkWOaDIRUpe6iQoq9NBslfGztNuV6Pys2yTSLyI7d8Dhm409WxZhSaJ7iss/99Ua7",
+	"3YE4Eu42aKtQKDbl2jDljMAnvRK9t/rx6rdn3KVDr+UaxXvWC9ovc2hREzwUSyaHoxmHtN8dNz31mEKX",
+	"2Ci4uNFa9THyRkbaphrsf2m4VGODUHMTHt4PAqxpQwnLhg7e32X0WeQniwWitcvauPMqRUqmrpi5UWqu",
+	"DDx/u7NbR7LfaQJ2nSjblZmtzPYa8Fba7y+sxa5JwiaGyMxgizX0RV7QJLPWeFi69CQkiqUJHbvLMtBV",
+	"p5npkrC4NCUk0OfOWsLQiI4J6OmAbrlxTMWUYYNbj5mYOYhNVHyZ9VR6216wOUj0BtnWeG3vHcm2lVcE",
+	"f1vZtiF5/J4jBIBVZTb4AD030MOBYH62MKBq346o2y84a2s7yRPBitsyU+YXAa0evRzG1oE8yuPL5XtP",
+	"UdGGfqbaGRplrZ3EjEbYxR11Rncp5G6/FOXOszvyPkVIYKDWwker/Od3YobYFrJsPRTdGh5eXhaXlOOD",
+	"dWX69Pjs9O/DFyenIYmpHoiUau0ymi1/sUp1l/zCUtRAHvVIRBe6rYtj9RJJfqO7MfKD+NPJsMF9neud",
+	"DAX+/yGbw1U4jTX4hSmBJHdSIMWvcVXcWLpvyboq5vX2YYFt9IvTUj5Pzk9y+8qK9rpjAgOYAxFaVWQo",
+	"k8jfpkbHhl+w4USq4cPHQ7irIgzKCq4jbOg3+/Cxu81iTJVljCR3YJDRYiAYJkWDKwIuZgL/BSYBEcat",
+	"+b5buyQEmqO4V7SRaWEdui54jV1LANI1gL3z18XdSRuT8ow40z31M7kNg9sixDc0ur8JczlFjbrGUupQ",
+	"uA2VBW7wvFNyP8NiozSBFGPnqMRqFlG4tHxxJZkopmNrYBhfwIU1IRE1tGsVHOqS3vzPLlUBL/kR0vWA",
+	"IaGL4KMSpTIGVgfzrQeWFJlSUaPJL1YfiB3oMxCWrhHF226KAWD2MRVC4vVClo/Y4aQikWSYVO3KqOwW",
+	"uVj2Np69fH188h4aP5TbIPgDy0R+7xgUWlocmMcL5zzNQSukgawmUOVcCwbIO7H/zqTr0FCS0Q3M6Ywt",
+	"RXHuiCk1zPSvYTmVbsxdw6TyBp2/f4b0Dlq7emRzhpOs0IGQ88BlMWEz3FQqbDfvgbQRv6reibs21Oiv",
+	"S9X34Xqq3M3ahhxlo/Jbenpri6mc1YwuiogVMbLtbKqXJFavd/14bnk+VpGh0IA7duFi1v7+PkQ+YqlN",
+	"/1nvWc8qpP8/AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
