@@ -330,6 +330,60 @@ func (e ResponseDeletedObject) Valid() bool {
 	}
 }
 
+// Defines values for UploadObject.
+const (
+	UploadObjectUpload UploadObject = "upload"
+)
+
+// Valid indicates whether the value is a known member of the UploadObject enum.
+func (e UploadObject) Valid() bool {
+	switch e {
+	case UploadObjectUpload:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UploadStatus.
+const (
+	UploadStatusCancelled UploadStatus = "cancelled"
+	UploadStatusCompleted UploadStatus = "completed"
+	UploadStatusExpired   UploadStatus = "expired"
+	UploadStatusPending   UploadStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the UploadStatus enum.
+func (e UploadStatus) Valid() bool {
+	switch e {
+	case UploadStatusCancelled:
+		return true
+	case UploadStatusCompleted:
+		return true
+	case UploadStatusExpired:
+		return true
+	case UploadStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UploadPartObject.
+const (
+	UploadPartObjectUploadPart UploadPartObject = "upload.part"
+)
+
+// Valid indicates whether the value is a known member of the UploadPartObject enum.
+func (e UploadPartObject) Valid() bool {
+	switch e {
+	case UploadPartObjectUploadPart:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookDeliveryObject.
 const (
 	WebhookEndpointDelivery WebhookDeliveryObject = "webhook_endpoint.delivery"
@@ -484,6 +538,12 @@ func (e RetrieveResponseParamsStream) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// AddUploadPartRequest defines model for AddUploadPartRequest.
+type AddUploadPartRequest struct {
+	// Data The part's bytes, at most 64 MiB.
+	Data openapi_types.File `json:"data"`
 }
 
 // Batch defines model for Batch.
@@ -651,6 +711,15 @@ type CancelBatchRequestsResult struct {
 // CancelBatchRequestsResultObject defines model for CancelBatchRequestsResult.Object.
 type CancelBatchRequestsResultObject string
 
+// CompleteUploadRequest defines model for CompleteUploadRequest.
+type CompleteUploadRequest struct {
+	// Md5 Hex MD5 of the whole content.
+	Md5 *string `json:"md5,omitempty"`
+
+	// PartIds The parts to join, in order; at most 10,000.
+	PartIds []string `json:"part_ids"`
+}
+
 // CreateBatchRequest defines model for CreateBatchRequest.
 type CreateBatchRequest struct {
 	// CompletionWindow `24h`, or (Volley extension) any duration from `1m` to `168h` such as `90m` or `2h`.
@@ -682,6 +751,20 @@ type CreateFileRequest struct {
 
 // CreateResponseRequest The Responses API request body; passed to the upstream as given.
 type CreateResponseRequest = json.RawMessage
+
+// CreateUploadRequest defines model for CreateUploadRequest.
+type CreateUploadRequest struct {
+	// Bytes Size of the whole file, 0 to the file size limit.
+	Bytes        int64         `json:"bytes"`
+	ExpiresAfter *ExpiresAfter `json:"expires_after,omitempty"`
+	Filename     string        `json:"filename"`
+
+	// MimeType Free text, e.g. `text/jsonl`.
+	MimeType string `json:"mime_type"`
+
+	// Purpose Must be `batch`.
+	Purpose string `json:"purpose"`
+}
 
 // CreateWebhookEndpointRequest defines model for CreateWebhookEndpointRequest.
 type CreateWebhookEndpointRequest struct {
@@ -846,6 +929,44 @@ type UpdateWebhookEndpointRequest struct {
 	Url        *string   `json:"url,omitempty"`
 }
 
+// Upload defines model for Upload.
+type Upload struct {
+	Bytes     int64 `json:"bytes"`
+	CreatedAt int64 `json:"created_at"`
+
+	// ExpiresAt An hour after creation.
+	ExpiresAt int64 `json:"expires_at"`
+
+	// File The file, once completed.
+	File     *OpenAIFile `json:"file"`
+	Filename string      `json:"filename"`
+
+	// Id Example: upload_0353rLq9iOnE6KyW8zqWsu
+	Id      string       `json:"id"`
+	Object  UploadObject `json:"object"`
+	Purpose string       `json:"purpose"`
+	Status  UploadStatus `json:"status"`
+}
+
+// UploadObject defines model for Upload.Object.
+type UploadObject string
+
+// UploadStatus defines model for Upload.Status.
+type UploadStatus string
+
+// UploadPart defines model for UploadPart.
+type UploadPart struct {
+	CreatedAt int64 `json:"created_at"`
+
+	// Id Example: part_0353rLq9iOnE6KyW8zqWsu
+	Id       string           `json:"id"`
+	Object   UploadPartObject `json:"object"`
+	UploadId string           `json:"upload_id"`
+}
+
+// UploadPartObject defines model for UploadPart.Object.
+type UploadPartObject string
+
 // WebhookDelivery defines model for WebhookDelivery.
 type WebhookDelivery struct {
 	// Attempts Attempts made or under way.
@@ -976,6 +1097,9 @@ type FileID = string
 // ResponseID defines model for ResponseID.
 type ResponseID = string
 
+// UploadID defines model for UploadID.
+type UploadID = string
+
 // WebhookEndpointID defines model for WebhookEndpointID.
 type WebhookEndpointID = string
 
@@ -1081,6 +1205,15 @@ type CreateFileMultipartRequestBody = CreateFileRequest
 // CreateResponseJSONRequestBody defines body for CreateResponse for application/json ContentType.
 type CreateResponseJSONRequestBody = CreateResponseRequest
 
+// CreateUploadJSONRequestBody defines body for CreateUpload for application/json ContentType.
+type CreateUploadJSONRequestBody = CreateUploadRequest
+
+// CompleteUploadJSONRequestBody defines body for CompleteUpload for application/json ContentType.
+type CompleteUploadJSONRequestBody = CompleteUploadRequest
+
+// AddUploadPartMultipartRequestBody defines body for AddUploadPart for multipart/form-data ContentType.
+type AddUploadPartMultipartRequestBody = AddUploadPartRequest
+
 // CreateWebhookEndpointJSONRequestBody defines body for CreateWebhookEndpoint for application/json ContentType.
 type CreateWebhookEndpointJSONRequestBody = CreateWebhookEndpointRequest
 
@@ -1158,6 +1291,18 @@ type ServerInterface interface {
 	// CancelResponse Cancel a background response; idempotent, returns the final object.
 	// (POST /v1/responses/{response_id}/cancel)
 	CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID)
+	// CreateUpload Start an Upload, a file sent in parts.
+	// (POST /v1/uploads)
+	CreateUpload(w http.ResponseWriter, r *http.Request)
+	// CancelUpload Cancel a pending upload.
+	// (POST /v1/uploads/{upload_id}/cancel)
+	CancelUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID)
+	// CompleteUpload Assemble the named parts into a file.
+	// (POST /v1/uploads/{upload_id}/complete)
+	CompleteUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID)
+	// AddUploadPart Add a part to a pending upload.
+	// (POST /v1/uploads/{upload_id}/parts)
+	AddUploadPart(w http.ResponseWriter, r *http.Request, uploadId UploadID)
 	// ListWebhookEndpoints List the caller's webhook endpoints, newest first.
 	// (GET /v1/webhook_endpoints)
 	ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, params ListWebhookEndpointsParams)
@@ -1314,6 +1459,30 @@ func (_ Unimplemented) RetrieveResponse(w http.ResponseWriter, r *http.Request, 
 // CancelResponse Cancel a background response; idempotent, returns the final object.
 // (POST /v1/responses/{response_id}/cancel)
 func (_ Unimplemented) CancelResponse(w http.ResponseWriter, r *http.Request, responseId ResponseID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateUpload Start an Upload, a file sent in parts.
+// (POST /v1/uploads)
+func (_ Unimplemented) CreateUpload(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CancelUpload Cancel a pending upload.
+// (POST /v1/uploads/{upload_id}/cancel)
+func (_ Unimplemented) CancelUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CompleteUpload Assemble the named parts into a file.
+// (POST /v1/uploads/{upload_id}/complete)
+func (_ Unimplemented) CompleteUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AddUploadPart Add a part to a pending upload.
+// (POST /v1/uploads/{upload_id}/parts)
+func (_ Unimplemented) AddUploadPart(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2026,6 +2195,98 @@ func (siw *ServerInterfaceWrapper) CancelResponse(w http.ResponseWriter, r *http
 	handler.ServeHTTP(w, r)
 }
 
+// CreateUpload operation middleware
+func (siw *ServerInterfaceWrapper) CreateUpload(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateUpload(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CancelUpload operation middleware
+func (siw *ServerInterfaceWrapper) CancelUpload(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "upload_id" -------------
+	var uploadId UploadID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "upload_id", chi.URLParam(r, "upload_id"), &uploadId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "upload_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelUpload(w, r, uploadId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CompleteUpload operation middleware
+func (siw *ServerInterfaceWrapper) CompleteUpload(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "upload_id" -------------
+	var uploadId UploadID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "upload_id", chi.URLParam(r, "upload_id"), &uploadId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "upload_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CompleteUpload(w, r, uploadId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AddUploadPart operation middleware
+func (siw *ServerInterfaceWrapper) AddUploadPart(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "upload_id" -------------
+	var uploadId UploadID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "upload_id", chi.URLParam(r, "upload_id"), &uploadId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "upload_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AddUploadPart(w, r, uploadId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListWebhookEndpoints operation middleware
 func (siw *ServerInterfaceWrapper) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
 
@@ -2418,6 +2679,18 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/files/{file_id}/content", wrapper.DownloadFile)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/uploads", wrapper.CreateUpload)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/uploads/{upload_id}/parts", wrapper.AddUploadPart)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/uploads/{upload_id}/complete", wrapper.CompleteUpload)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/uploads/{upload_id}/cancel", wrapper.CancelUpload)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches", wrapper.ListBatches)
@@ -3954,6 +4227,318 @@ func (response CancelResponsedefaultJSONResponse) VisitCancelResponseResponse(w 
 	return err
 }
 
+type CreateUploadRequestObject struct {
+	Body *CreateUploadJSONRequestBody
+}
+
+type CreateUploadResponseObject interface {
+	VisitCreateUploadResponse(w http.ResponseWriter) error
+}
+
+type CreateUpload200JSONResponse Upload
+
+func (response CreateUpload200JSONResponse) VisitCreateUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpload400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateUpload400JSONResponse) VisitCreateUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUpload401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateUpload401JSONResponse) VisitCreateUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUploaddefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CreateUploaddefaultJSONResponse) VisitCreateUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelUploadRequestObject struct {
+	UploadId UploadID `json:"upload_id"`
+}
+
+type CancelUploadResponseObject interface {
+	VisitCancelUploadResponse(w http.ResponseWriter) error
+}
+
+type CancelUpload200JSONResponse Upload
+
+func (response CancelUpload200JSONResponse) VisitCancelUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelUpload400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CancelUpload400JSONResponse) VisitCancelUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelUpload401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CancelUpload401JSONResponse) VisitCancelUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelUpload404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CancelUpload404JSONResponse) VisitCancelUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelUploaddefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CancelUploaddefaultJSONResponse) VisitCancelUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteUploadRequestObject struct {
+	UploadId UploadID `json:"upload_id"`
+	Body     *CompleteUploadJSONRequestBody
+}
+
+type CompleteUploadResponseObject interface {
+	VisitCompleteUploadResponse(w http.ResponseWriter) error
+}
+
+type CompleteUpload200JSONResponse Upload
+
+func (response CompleteUpload200JSONResponse) VisitCompleteUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteUpload400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CompleteUpload400JSONResponse) VisitCompleteUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteUpload401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CompleteUpload401JSONResponse) VisitCompleteUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteUpload404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CompleteUpload404JSONResponse) VisitCompleteUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteUploaddefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response CompleteUploaddefaultJSONResponse) VisitCompleteUploadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddUploadPartRequestObject struct {
+	UploadId UploadID `json:"upload_id"`
+	Body     *multipart.Reader
+}
+
+type AddUploadPartResponseObject interface {
+	VisitAddUploadPartResponse(w http.ResponseWriter) error
+}
+
+type AddUploadPart200JSONResponse UploadPart
+
+func (response AddUploadPart200JSONResponse) VisitAddUploadPartResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddUploadPart400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AddUploadPart400JSONResponse) VisitAddUploadPartResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddUploadPart401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AddUploadPart401JSONResponse) VisitAddUploadPartResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddUploadPart404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AddUploadPart404JSONResponse) VisitAddUploadPartResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AddUploadPartdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response AddUploadPartdefaultJSONResponse) VisitAddUploadPartResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListWebhookEndpointsRequestObject struct {
 	Params ListWebhookEndpointsParams
 }
@@ -4667,6 +5252,18 @@ type StrictServerInterface interface {
 	// CancelResponse Cancel a background response; idempotent, returns the final object.
 	// (POST /v1/responses/{response_id}/cancel)
 	CancelResponse(ctx context.Context, request CancelResponseRequestObject) (CancelResponseResponseObject, error)
+	// CreateUpload Start an Upload, a file sent in parts.
+	// (POST /v1/uploads)
+	CreateUpload(ctx context.Context, request CreateUploadRequestObject) (CreateUploadResponseObject, error)
+	// CancelUpload Cancel a pending upload.
+	// (POST /v1/uploads/{upload_id}/cancel)
+	CancelUpload(ctx context.Context, request CancelUploadRequestObject) (CancelUploadResponseObject, error)
+	// CompleteUpload Assemble the named parts into a file.
+	// (POST /v1/uploads/{upload_id}/complete)
+	CompleteUpload(ctx context.Context, request CompleteUploadRequestObject) (CompleteUploadResponseObject, error)
+	// AddUploadPart Add a part to a pending upload.
+	// (POST /v1/uploads/{upload_id}/parts)
+	AddUploadPart(ctx context.Context, request AddUploadPartRequestObject) (AddUploadPartResponseObject, error)
 	// ListWebhookEndpoints List the caller's webhook endpoints, newest first.
 	// (GET /v1/webhook_endpoints)
 	ListWebhookEndpoints(ctx context.Context, request ListWebhookEndpointsRequestObject) (ListWebhookEndpointsResponseObject, error)
@@ -5310,6 +5907,129 @@ func (sh *strictHandler) CancelResponse(w http.ResponseWriter, r *http.Request, 
 	}
 }
 
+// CreateUpload operation middleware
+func (sh *strictHandler) CreateUpload(w http.ResponseWriter, r *http.Request) {
+	var request CreateUploadRequestObject
+
+	var body CreateUploadJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateUpload(ctx, request.(CreateUploadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateUpload")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateUploadResponseObject); ok {
+		if err := validResponse.VisitCreateUploadResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CancelUpload operation middleware
+func (sh *strictHandler) CancelUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
+	var request CancelUploadRequestObject
+
+	request.UploadId = uploadId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelUpload(ctx, request.(CancelUploadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelUpload")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelUploadResponseObject); ok {
+		if err := validResponse.VisitCancelUploadResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CompleteUpload operation middleware
+func (sh *strictHandler) CompleteUpload(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
+	var request CompleteUploadRequestObject
+
+	request.UploadId = uploadId
+
+	var body CompleteUploadJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CompleteUpload(ctx, request.(CompleteUploadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CompleteUpload")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CompleteUploadResponseObject); ok {
+		if err := validResponse.VisitCompleteUploadResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AddUploadPart operation middleware
+func (sh *strictHandler) AddUploadPart(w http.ResponseWriter, r *http.Request, uploadId UploadID) {
+	var request AddUploadPartRequestObject
+
+	request.UploadId = uploadId
+
+	if reader, err := r.MultipartReader(); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode multipart body: %w", err))
+		return
+	} else {
+		request.Body = reader
+	}
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AddUploadPart(ctx, request.(AddUploadPartRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AddUploadPart")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AddUploadPartResponseObject); ok {
+		if err := validResponse.VisitAddUploadPartResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListWebhookEndpoints operation middleware
 func (sh *strictHandler) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, params ListWebhookEndpointsParams) {
 	var request ListWebhookEndpointsRequestObject
@@ -5577,151 +6297,168 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rctu4muCroLSzFXuWlmUn3dMt19SWu+NMZ046zjjOyZyKPCJEfhJxQgEMAFpWJ66ap5kHO0+yhQ8A",
-	"byIl+ZpNd/9IRZZIXD589xs+9yIxzwQHrlVv+LmXUUnnoEHiXz9RHSUvn5uPjPeGvYzqpBf0OJ1Db9ib",
-	"mF/HLO4FPQmfciYh7g21zCHoqSiBOTXv6WVmnlVaMj7rXV8HvRcshc4xpyyFmw95BioTXHUPK90DNx/6",
-	"PUwSIT6e8DgTjOvOGRb2uTG4B28603VQLNKBPj6DTzkobf6KBNfA8SPNspRFVDPB9/+uBDfflcP+k4Rp",
-	"b9j7X/vlse7bX9X+iZRCelDZKWNQkWSZGaw37L3klzRlMZF24iOiEyBzUIrOgCi6VGSRUE0oj8kiAQn9",
-	"3nXQew5TmqcaB3+8pR7zJRE6AUnAPIoreS30C5Hz+PFW8VoQlUcJEZO/Q6TJVEiiE6bIR1g+UUQsONiV",
-	"nQvxisoZPN7KzhMgMUQplVCcJ5mIeEmYIqlZi1kq5XjEkeBTNsvNoymbM41rfsdprhMh2W/wiBD9lSnF",
-	"+CwgCyn4jAhJJFyKjxCT4zcvDVz7SJVuvIJHIeuSIgOpmaWfiPII0hTiMcU1T4Wcm089xvX3zwzd5mlK",
-	"Jyl40nQEybiGGUgDATcE47M7jCHmWQr6TsuwQzDBxwvGY7FoYR9BL5JA10yzOqxnVK2jIVGNPTMefu5a",
-	"ZuMNhDxN09Npb/hhPSbgsZ3Yl64vmnAwA15lhnPeHm52AHX7AaaU3Ql/pozTlP12J/yx0F+BNuPjTIqZ",
-	"BHWH/TGe5bp6yCvTzEHTmGokaxrHzCAhTd/UCG3lpY6JLY/EUUUM6VZI5d4Zfu4Bz+e94Qerc/Qu2p7N",
-	"dWM7G4d3fHEcidypPxsx1snkn+0bhhNpqnNVXSLKUKrNHB6HerUT61VRo1fhEb0C63tV7lP+AXHr1nMj",
-	"oLda/jt88vq6qpl86KGq4mBdYQz+pAribqJMG28qILJyIk2uUuNZKyhdo98mLTX4apVUa4yjycODulhY",
-	"wQAPygrmX7QgMILyOdgzW5E8cfmDe3MiRAqUr6Hn7RF97dH5qTsXXWhpDWEpYmhdV8o4rCGlCjNxamLr",
-	"KGhUbEGRjb3hqsqR/ThuVev3qFrOxTEypmG+HbFbaF0XE1Ep6bJ+XOt3UB7MWlR6xayWf9f1ti11yqTS",
-	"2zLEhKrxXEhox92Ubj/SKkKnZpMb8bkOscryy+kry+yEaMV0quuXpxwKdVhMCSVIZ2TnryJNYUngSgNX",
-	"TPDdvsG32nlQrWGeabU66C9iQeaUL4lmc1CoUvs5FlQRBVyTPFNaAp33W5Uxo5mvjnteGQh19+ZgR0Tw",
-	"dEkWTCckZDxK8xj+1TwZBmil0XRhrDbBCSVGrU6L8SrLKEB+tTcTe+5Lo9b3z+jiV0d8KxpmfaXvE7Cm",
-	"hAVnItKY8RlhFgDuTTPnFopplCst5l0qCXgOdgM102GDI+c2ZXPKOFPJXZQ9zylXT/Bgb0IVmlYcDM4Z",
-	"MKEcJUYStuNDoSJtKyn67lxb9QPvWLgd2EpzrQ1ySlO5FiuYNganNjjsKKidKG4B81XdKwMeW41J5pyv",
-	"qleFOlYqVKXOtT1zKlHUHXypKhXaT8EuGnpOBWB1vKuck0fzTfzt50Jxbcpzv+UShVYMm/bftNA0bfup",
-	"AQv7XCt0N636pkpIt2qxXmHYtI77Erte2GyQvqucISzwKPSMAV8gZu5+NwncQmBvNbl5Huc+IhlVyrBv",
-	"qkhIpxpk6LxbQDhcaZLRGWy1wv8/FIGzCgesH3e35PXM6YkilKsFyMBAg1k5Z20bIpz/EZl7f7MM9fZG",
-	"h3CzzGPcoIQuEqw+XRva6ROdQHnnyakOCmvcafERuNrSiVR9ZRyDpixtY0c0MjzuBiM3Cbs2QNu+nK15",
-	"o8XX3ulevQSqhJEld9jAyhhte0CWeodJaufXcTZNSHVBobGatuX+jCK0SmWqonY3MMDzmhbt+YBoQQ4G",
-	"gwEpn/Icyeo2ZjOeG88ZfwV8ppPe8KCF3czp1Uv7qBkxMI/7v5vcuYlj5RK33q3K05bNFnGxNhK/kXjx",
-	"Yh7nPs11JOaw3h69JZOthPI6TdWfUYtpmletikfdV10/7vDwWRIGhnOuGl3EGFFxLjG0QKZSzEl4MA8N",
-	"goQH3/+QhDbcYoTSj4N5aAYJD5MQbTWjb0kzwX/t7Hw42Pvx4sNg78eLz4Pg6fWXg8Hgw2DvX+xX5q8f",
-	"BrvzL/axL+XDXw4+DPa+85+//zDY++FiN9n9p16bv7viPl81McWU7F8e7EcJ1fslTFRgv21+AfMJxEZv",
-	"dX8XgUD7p1EtLUhUY6fm153mJF+qn8uhvxSjfqkM2L65Fc/wJqrbwk88p1d+iO8ODlsGqUPxXYZs4XuS",
-	"USbVEfkIS0Vy/PL7ZyRKqKSRBqkCcknTHPxvZmgClyCX9ntj+OIMBnJzelVd08H3WzirHXssnJFGF9oY",
-	"5bIPH+Oz7Vy64hQt3a2r1NNNhy9YCp1kWFvtB8qjRMiLNkxNlyQsrZMmIZW/tJNAbRYFkeCxapnm6feD",
-	"gTmbw+9+PBwMBn2CPAStX0XsIATHIE8HJKZLRSZLEtuwsjs2NjdszQ2AXN1+Y4ZuD72kLdb4v789ff2K",
-	"uEBmQKgmc6F0MwSq2G9Adtz85HAwIL/+tIvuFLTg0VVc/v7dIBgMBrs1C3bCOJXLNpBlucyEalnar7nS",
-	"ZAIkRE7cPAj8suUMGqiFuy4n6UYerw53usmM/usfUhh6rfqhrHkAsTlUXdGUDWOesUvgq86zCY0+zqSP",
-	"zndQXcV0KZ8fC1yUantvC+Gz8sqjyonrdeGvRkYDwR+IE4pS5BqUgTDlNT/JBlasQF6yCMaaWT610UBT",
-	"2tmPmw/FLmKbZxuIabd8cWOXo8XWRgpON9e7BK7HZrQWLfNYkxSMfSuseLaE1i/cF2Hgv7JejPJv5x4q",
-	"vyh8R2FNM23S62jU3ymG/2JH/eIG+1KM0S6A16itPuOoXY0+/KEiGx3zLNDl8IeN6JPLNtTkhE6USHMN",
-	"JNE6U0bxMh/Iu7NXJR89HDz7gUyWGpoTmx9qlPch+eXigz63/7I3Fx/U24v/O9zf38jhcOt2lUHtvNt4",
-	"HfqZTgvVuN3btJE+7iOw5b/Y5MAqQ134XBnxwtV27rHbu1F4yzcm5Tg4NVfU7YesKTkbebPVQbZQQciO",
-	"M/2aHhYj3HZvpqA4lWSzRtLmfr6x1tGAnNtxuYo2IBot7oEDyagU3GMc2Sz5Hjynpxnw45dmsD+jltdB",
-	"7xegqU7eFgGNVchOqOpwj7OZM+bW+BRb7HDx0ZrhmNPJlM24629kwW68tk38asT8f+SQt3CiNRGtBR/7",
-	"uM2WjrsFH/v4znZvVMavQ8H7coxKYM1GzNokC8o04zN0elOiUqHJjo1tSv+GsQhKNZUU5vXulnHOyg62",
-	"WxPjZJqyWaK3mqBVBQtaI2TVE6hDt+2UK5S76voy0n/LM7l5xuKdE/pYCl55WvV5xNZypkZjc5noe4PJ",
-	"v/zt7//x6fXi6XTwn/y780+H6tXHN73gDoy3ZgTWs328H86KvuLPpgxuo20/UJ6lgsYYjcukiMCYaS3h",
-	"xJWQQ8X7fbMknbrgsOffiHg2ErncGZRwqARNG6tpQz/kL88h08kdJVCFWz2ES7XTj9rq1O32mLciqyxc",
-	"z3511YB2LXWQphJovBxXA7X+uyIcXjxUGcV/V6YkcqHHU7ThN4KhGiF3i22HRam5rtgcltEUfgiXZd8n",
-	"oaWP0Agtl+FCOcGTu0Vaix/+gdWwIrZ/j6rYGWi5vLND/hxjugsba3miiH3OBzvDN6dvz9ENjb+DCo+8",
-	"b86q6Wns3/wabvh1gSUEj82Q0gkoQP+dIjveXnWuuyMCNErI3HngaC1R5w4BqO8GqxGoDt5acJ17caTf",
-	"xs1tGS90QhHTAxB8NgCugJhXQA0xZiOmJKy5UkonSsV9UnGcEFc2NNz8aIeP5X58K+sPpM19dyZ06ZN6",
-	"C5GEqkdqvRX8ESAbizQeK3xvTCPNLmE8FXJ8+GyciFyqNjbTtoxzUPrmjrH79VM1fQXlNG3c6l0W396Z",
-	"9/W8bLdzoN2b92sFjA6AzyFlxjZYhVx3nuqx+4XMaQzG9Mt5jLbOsn8/GnpsF3Wnqp0arnZo6asCDF97",
-	"ogiLA5taSBUJXU3mHrNcZDW73djmDlx3yPw0oxSOtmYG5LLMrPLpjxZJj4gZmggeASngtlVKFU7YSBVa",
-	"hYh9oJbaZdOY3MSLBDjhgoPRnNjl2rkru+Vw1YRZS9InJc6e9FvDukMtGcSYP1bdPNMkoYoAjztShDcv",
-	"alXdapbj9v06trSjSnNY5VEEELcnOJZDtNX/bvT3NgpvStQPOuqJN2aXNlF69cAaVNqCTjWUvtjMgu7B",
-	"G9hkan+6BFcqz1t0+xs7UDpkake0ooR9h5XT6UvZTI/tZMhmmCPntKOkNb0GeRs+8ESRTMKUXdngvOFw",
-	"U5HLRgBsVUKjHnIDsDmRfhNSrtFkZcKgO4LVvv0tEOOBDdc2TtqwSO9syDZ2dH8MpSCePxnKCpTPbV50",
-	"awrjBi1sCyzRXcUoG3KcncBVqh3StxKz7RK2LvL8rO1TbAHO90wn1hz8w3HqluDSIlEQjUPyf5wXRcH3",
-	"z7wu+vRwb7LUQH759fhnbOlA3iZiwa2nxqiErWy7Qzh8q+z9FvzejHa+zLaNvm7ElYdycdvIey6ZXr41",
-	"7Niu7zhjf4HlcW799s3cp4+wtFaprWW8tElQmPRpgU329mwU7PXxrydoziGrR/YAVIIszzbROrO9RRif",
-	"itXZXIYVU4QSBel0LxFKQxw4h/OeESdUs0kKLlPx+M1LokBeguyTl9p+tGWeKp8owEpS++4TNeIvWAoq",
-	"sK+CDRPWUunMm9Q5T6dTFjGakrfP/6JIriBwJnm4f3kQBiRLc7PIKSzKJGk14mKKVXWGZnbmVH6EmIx6",
-	"zWTqUY9MIBWL3f6Ij/gJ2mCo0gc2sdpGFlO6BBmgcZaA97jbhAvgl5CKDEY8/DyyEaRRb0g+j3yayqgX",
-	"kBEC3X7CZBX70TDVUe/6OrTAim0dUaNtTNgfcXNqTGPAzW6gF/QuQSp7UoP+QX+AqJoBpxnrDXtP+4P+",
-	"U+toThCv9hMMnf9mPs8sLzJkgdO8jHtDF1r/rddosHQ4GNxbW5ta9L6tW5Exa/o1yugNP1wYqTOfU7ns",
-	"DXuv2CVwUEalFRMgO+Y4XATPnA6m9fEZ+eX8/M1un7wWhOY6Aa7dgpFl0plC+sxU78LMtY8BnG7InNmf",
-	"vyJgcAXYbui7wdNHm/W10ARBYztcYWm1a2+1XH9KZr2sekw+M8OMFyVG8UOCL3MyCG4D4u0PrQy1dB6c",
-	"kQCOv/gkMdez7UOT2f2cSyWk3SiLa+4gm8/gvskkXDKRq6KyD3ucfcoBE5ldkzOb/V5tY1Z1a/7XaJQP",
-	"BoPBxT+3+oqbK3uDXcXYbxAQXwLUNS92parN60JQveHhoJKqdVBL0zpoSYq4eEBkL3s5tLEABKyBtjtc",
-	"xPpndvq2UYtl7ldaweErB5tfqTXvwrU4cG16sdbNDSmhwqF8rjxNU5BPlN9JQDgswFjfxiSpIrXH44vr",
-	"oJeJrkTzshi+CMLVpjFyzjBQnxxv6+aJFWkp4/BEkTCXaWhfh085TUc89Aqs64Vg5Z3NsbaVtikQg1+q",
-	"mFWKXCMJ17Ouj2ynuQVTuLARt35Uw5afDQZmDMOZy+pdMZ065ydWhZJKGwdFqATfD8HXkio6hxHXknJF",
-	"I6x8MustuykwRSToXHKISVhpkxOiZG/KfTUsQnFl1DckNIogw6ylDRVWC8m0Bm4kNh3xRSIMmPL5BKRB",
-	"3jnjmJcuJMFwFdkJR70fB/NRLwxIOOodJP7T4TPzcfcINyO438ycLo2iQ5Q5D3NOeCJmHPwQOlWEo4N4",
-	"12oIdeZXqUMry15/cmW890LILZVu13Ul2DU/eFhW0tXXz8WkvzH2YYFadFxB1EMiswlLzZYYKxykLhr3",
-	"P/uSxevS1dVmWLhMtpKUipigY1ekAGmAWnUtvw/VbJuIjDykyERWI24oeYbxE20DGb5A3jIusvNs8Cwg",
-	"dILhKNyuMa/UrpXFf6ecafsCJxLmwpgUOL9YqGDElbBmAhfE8qREpLF9YiJiZknQZtaoPrE+wEZrEbSl",
-	"Rjx8fvLq5PwEczhw6fufWXyNJA+SqupbWog2irOjlxT3kEjvvZnrcB8biDh/Yv/WSP1s8GzzS0VP0Xui",
-	"gia3Hrp9FHSB9u8N8LBL3HYo/FoyuHyko9yGf30r5/ZvoCtCbMd8lGKBVsSRLQkEaYX7R8i0K0aNkeFV",
-	"jtK2e9ntVJHqinzbYstH9n1z5uuLTta4b5lds7HzTcbuUtyOOWF8z6siDi4zYUvWwjIDMRwWoeACDEqL",
-	"zHPNwAxj05oLhWvEDQu14KQTIdE5U9eJFGidgjKjVHKFSurJqNSMpiWH/LlYkVFr7CDaZb67TEdSrtow",
-	"11JQWO3LMN+jgk7x3SJuXWqIXjtE3bBVfSkbCfT+OBrEVyFaC2p/ZDdUK/Y9ulas8FXnBYrmRWKkbYmc",
-	"MueWbduqZqYtkgQk55qljrsjXiKKW+kfo89nxL1i4HUCncDcJ0p0CQEcZiJ0ggrJbp+cUKPsaJgb08jD",
-	"KjS4GZMQXwzxHbiikU6XrgakHL/W18b6RnyuhtHPQc4ZpynaH2/ojPHZsGgThG7VleZCzLOIndxpHMYc",
-	"NqtzwavQ6UVFd6ERx05ZygER6c0dyRPlLKsXLEW+G4n5xCwUyf/49XOEz0eAzIxkyDkSUkKk2+ix8KX4",
-	"soubeFS6mihVWgyuOFfIjgF0ue+v5Wy5jbfFOlgq7pZN/pagteCvkASM+3rcak4p2ZGQgfORF2dhkFKB",
-	"+VO7k47EfE5tvQ1cZSlGFG3UtW1bZZFBsa/WvFInrr44y+HLSnZhIRh8nuHuTnCbt3b/uTUrsRmmUXpp",
-	"C1KEnPc2AXSRCFVHSyNNKOPKEqGGKx0QNuNCIl1QBX0S/m9jso9DJJtwNArJHGk1ZdrY6OmyC1MUUIli",
-	"7F5wtL6Topk++gW6VlC03buPBYTYOpPQOFY2J7zkN63tN7dEPNeYcyPmmTlugREP7tKststb69n0Z/f7",
-	"1yxWzTha1E94KATOqKa2ODBPNVEsBjJZ4v/mZ/eEkDHIxzMK/AIf0Dp401T5wWhDVuM/KnwygoMiCb1E",
-	"hYDJso+IUf+95u+UGeCxQp8kH/GKauLkQAxGzXG9vAtzIHCWWeFp9Ufkaw6s88e5c42WM+IZyBr7XFg9",
-	"P8uAQzysGRs7VvXnYrEb1EweI+HRR+E2OkTVymxqxI0iBGiFVA0bqyKqtk2QnKfGwtJtLQl97q71Ze0G",
-	"Ix6u1HsZ3l4v+Kp+U4VW2Cj5wvrgEQ+Luq+wT45J3XbiQted0qRi/3jfOEOjz4jfDRZRRQd7EMdud8u6",
-	"R3bwdreTa+Gw7w2sJxDRObJZFE1GtsRlN+c/HsO1iEuUmFeiK9jSu+byPXLtuI1SbsyyetT1Jnbg/ueC",
-	"LVyvCalXPGwe0o8koLus/TqSfLsnLlp7twel08coUPcsRoM1PdmNICklRUDenb3aAxXRzNYxtFwSVq+K",
-	"3fZqsLWiXLsSoHsW4DZaY0z5ojSUiEuQRcCyGmfw7d59qSVRkEKkXc9zVXgAUF5651tZtRW4ipjANYOL",
-	"a9633cBJFBzuI7RUpPbJT0XDuBGHIi5shVTMYpRSfj4XT5UM4iMS+sJHZ/yU9aQh4VRKsbAhnUSwCEZ8",
-	"x6anVZ+iqeAQ+CpI9NaUE6D6YBZUiEDYtUpHpeJ2xENf9+nDn1hWKzCyveOiSgb7sbnark0LczlyY0SB",
-	"sZgOibF1nkbmTRbjZwiPcF4fCUftoz66Dy60hYzrTzo1xPZ3wy0Upb9mlBFn6OBOAfe5LFxLFKdcEnOC",
-	"ffJa6ASj5QJBtAwKh6rSLE0978bGJNTpxyM+tf41q3HYmNt6J2tZGf1AmsRq6fX16h1+j+bPLZDpj6gI",
-	"IB4ZZLHquNfxLeuhNRa2VvQj7q5NucLMzk3uQfRiWDrwfM81uujyYVT6YDyUq++Wvr4Vb9+N3X1vhXT2",
-	"rbF7MfGFCY4XpRh7Q0W2ia95KexaI77evkacrdF2gKroi/l6dytorcmPQ67zWOlxD+nFKVp2rfXeuHDy",
-	"N5+VthIWt4S9PgdtnqeaZVSWl2RaSxtiYr9d2v8ZR0k/ZWAEo0HMI1JROJgi7vo3m/PM9IhbE12RHUr+",
-	"/e3pa39ZKGoSlHDB92Ce6WVAcs4+5VDXKY1mkIg4tFpPWIhLjDth0psN6lDinJdudK+S+fbHxKVX7fbJ",
-	"+4RpUBmNYA8VNscofeiaFXeCGsQjk1zbVBcudOngI8d8iSmwKcxrBr/blb80tpIbZ6axzg7udAAEspAQ",
-	"90f82FFboWKy38BeRlobPsS+yVqIMd5hGgZkAlMhjT6wLAaVQGNb3owBteIa1BQL8s0TwmpkfWLbDzoG",
-	"/K8uvdCsK88y633qTEB7YZvtdisXBUrtT4Wc7/n6jJukoFWbPD+yg6Lan69d6bBn5zK2vjGu8Q6zzoil",
-	"yFcFp693eGvjIVVdYf+z6+LdSEFrS54qsOUBWfya1Knn32Sy1HOfGoXn400VB692Dr/WKfPQh7CZZirE",
-	"8q1lPjUzMytS9Ua+B3f9e+HVaJDSfuUkWg/zuVhwQ7w3P0wRadB7ZRPr8lA3dm7vcKzRhe137HxQxgYx",
-	"Vi/52S5gz7aA+daozgHY0d0TVXbMN5vdY7GtYEmNcYHhEbzPDaVBUDo8wmPMOA8xrvIQiPPJNxptRZNK",
-	"m8AHpPjKLC04gr+S2PxsFEjUwAIMbKPKaP0YcSNvuP9VBWObee1TC1xLVIxnOhd7BtJva8vuqESLGeik",
-	"Hu+sFT/VDqtdY98jYTn2kBhdKBzW7t1kiiB+xP6WGVdHgslQ43/89/+E2CrIuf+GZNSzj496YTDixPcY",
-	"HJIPF6G9/AEj/+7CA9zyE1UGLG3VZuEbzUDu2UoTVGEVejgl1o2hq4w4p0UmUhahi6wOvSPzS4rXZxq+",
-	"8m8n532zVDNV6INuhYrqSmZLgIT9Ed8jYfUmALPBaQpXo57NkRS5rr0x9NAqtrCgrjoOY7Hm7JVLX0Ol",
-	"mpCyCIZxsmMTXv96+urVyd/GL16d/Of4/fHL88Alby0ShiFDIFEuJbKSmrvPWy1MOdhgscuuz/nkhQ2A",
-	"DmBK1JJHiRTcGORmfbjh06JIp/5ARpXa04kU+SxZubFix4HVIZGxaa6Yy8S3Jb975uDNsrCaWxX+TGvW",
-	"7QZeD7YoUCAbi73HNMQHhmRKUwXubFavt+i3OGB3qD8WTxNPFImBxtaW8pU6DiiFN5m0eXODtmKfspWj",
-	"O7mzk7dvTl+/PRm/f/n6+en7XXO8iQGjhNiVQZnxK4Ttlm9zdZHjG8uXxzauzwWB6dRm3p37UkvWSKMp",
-	"rg0JiAVYBTGDEu/RP78KOLyYcMQLQDndvdNuOysv2Xy42qHmBSuPbLyVV7ZeBz0NV3ofkbdV96lzVsy1",
-	"qCC+xXqH9OWJ4U9Mr97z4q3c1cuCLqGjYcM2HTy6Og20qmWNhrH2rjHLJB0u7Vq/iNkJpi255y2Ff7uV",
-	"VVbk+HeqArbEtFUxu//Zf9zOlK0R0AMj8O/XpHVSo8C9ktcL60ds1Kntdh3nBpu3clprwxZvkRy8y7C+",
-	"tqbGcURCKy2rUbiuFFHLcqpOcddtBOXhRcvdQRePwxm34R2//3iaMe9XTvyIhBYZbXSmlt5lix0wwQ0L",
-	"BiTm1XRj582MPA//qqHXwalunb5Ym6MMCrQlpT0mr/sTJVfLdlbsxyPCYphnwvojfGGWrb3nNC1gtFb0",
-	"NVtcrY/6Nvp83aXjhp/wjlHFP15rjbYGgWuDmcXR/g4Cmg5dyz11N9xwj66LdmJ/3rLoZqWbByYiBzbJ",
-	"tPlIsQJsfBVJNikugcS8K2zBbBCDSIgAo57hZxYPyagHl3r8j//+n1EvcDRqvzS2dS/AdwJStlULiNH4",
-	"h8S9bBPe8PXr6zAYccVm3Hkr3mrKYypj4nBEkQVdWp+I+dkv+YkxxGsN10KyU+0QHYx48admc1CazjNj",
-	"f/ovzdtU5xLC3aDi0aj38LoEyaZLX3nvj6Of84Wkmcs3t9PX2npgIDYBaR2CkyUJJbaZ90vFSrtKj5MJ",
-	"4JUX/lK+EG/ls8LafAzJu7NXffKuzBy3bA0rqLQa8dDZ++9Pfvrl9PQv4+NXr07fj9+cvfzr8fkJRpkT",
-	"ezOqTbmyrQZEeulupCSZZJdUQ0BSITLDpgOSMv5xLxURTUdcyErLFC74XpZPUhYRGsfSNbSSMM0VxGTH",
-	"bDhKIPoIMaEzihVhLqTuezbv9kf8mLtbkOZ0SSTMmNIg/aW/gwq9dxr+zZagD2n/d3S5f2Q3QHeHyg5V",
-	"w0OxklPraMYh7TfHTc88ptAVNop+d+t39YZ/KyPtUhr2P7d0Ct3Cfm7Dw8dBgA29NXDZ2JbsmzSpeXGy",
-	"Nuu10YGeuSSXWIrMZWi3Ss211vTXO7tNJPuNRpWbRNmtzNzIxGsAb22q+wsGaaxIClNNRK5t3bgtSLNX",
-	"yx+RsNLJNSQSspRGrgOobZClQPdJWHaCDQkW7484CnbMRVJiDjZFKUoon4Ht2uMx04ZDbGWYzx2fCR+u",
-	"4LBAid4i21pvVXkg2bb2BpevK9u2JI/fs9WMWFVlg08UVolhYQqxQWeuUdW+H1G3X3LWzh4ZpxzKK0Ay",
-	"8IvA/hVeDtt+CCwuih+ql7lYRRubtChnaFS1dpIAjW1rOqszupsudockdAKg4rIqii8tgaFaix+N8l9c",
-	"9BHaXhdV66EsQTm8uiqvt7IPNpXps5Pzs7+NX5yehSShasTdZfk+7mqU6j75C2RWA3k6IDFdqq7WFPWb",
-	"MdidGn4WB/Gn++FWzKZ24cla90NJGX/IWvgaD5IQGZIvQVK4Lywv2ODEuLPcvyFTqxneN3cu30TzOKu4",
-	"LwtOU1heRug3XRZ98t56Fra4SS4MqqqvI3lsr3P4zDXvjKg0LJMUrg0yWY442BgwOimwDzV6NmxwnwAz",
-	"hv1uoycq1oK5V5QWWWk3uqL/1iKt6k16HmBvfXf8B6na6r6774HLt+7DFDcI8RXN8a/CXM6srt1gKU0o",
-	"3Icyo/01hA9G7uc2typLMaLqXJg2eYeXzi6fS0qmElRiTA/t89VsCkxMNe0b1Ye6hsj+5xG3HUOxpzEX",
-	"ruSNhO5qE6teyRzQHgFfabGi4lRyOHVxj9yI72BZRVi5NcU29y0HwNkjyrmw3ZQNHzHDCUliATaG7LLG",
-	"zBYZX/VDnr/89eT0Hda5VKs+/IHlvGizjnmlBgcWydK5VQvQcqFH3FtRruIEm6+aP+fCFaRUZHQLc2q5",
-	"X/OBmNKamzy/rk1VuSBoA5Mq+pH8/hnSW+xk45HNmVSiRgdcLALX29L2/smEtN31PJC24lf1K4A2hif9",
-	"7TDqMZxStatoupCjam5+TR9wYzG1s5rTZRnLIlp0nU39Toj6bTYfLgzPt0lzVmjglUJ4D81wfx9jIolQ",
-	"evjD4IeBUUj/XwAAAP//",
+	"7H3pctu4muiroHTPrdhzaVnOdtJyTd1yd5zpTCdxxnFO5lTkESEREtGhAAYALasTV83TzIOdJ5nC9wHc",
+	"RGrxlpPu/pGKLJFYPnz7hi+dsZylUjBhdKf/pZNSRWfMMAV//UjNOH753H7kotPvpNTEnaAj6Ix1+p2R",
+	"/XXIo07QUexzxhWLOn2jMhZ09DhmM2rfM4vUPquN4mLauboKOi94wlrHnPCEbT/kKdOpFLp9WOUe2H7o",
+	"92kiadQ6cAY/bz/sBzaKpfx0LKJUcmFax5/jc0PmHtx2pqsg37s70eiUfc6YNvavsRSGCfhI0zThY2q4",
+	"FPu/ainsd8Wwf1Fs0ul3/s9+gS37+KveP1ZKKn8COGXE9Fjx1A7W6Xdeigua8IgonPiQmJiRGdOaThnR",
+	"dKHJPKaGUBGRecwU63augs5zNqFZYmDw+1vqkVgQaWKmCLOPwkreSPNCZiK6v1W8kURn45jI0a9sbMhE",
+	"KmJirskntnigiZwLhis7k/IVVVN2fys7ixmJ2DihiuXnSUYyWhCuSWLXYpdKBRzxWIoJn2b20YTPuIE1",
+	"vxc0M7FU/Dd2jxB9zbXmYhqQuZJiSqQiil3ITywiR29fWrh2gSrdeHa6oyhC0n9LlSmRTKpkypThSE4R",
+	"NbC4ZSilVJkHmowWhumAUENmUhvy9DF5zX/sdoLORKoZNZaLckHVohM0MImCzD/iTOf5U4gaFqDAo5dX",
+	"NqZizJKERUMK687n48I8fWwZTJYkdJQwz0PcwFwYNmXKjuyG4GJ6gzHkLE2YudEycAguxXDORSTnDXwu",
+	"6IwVoyumWR7Wc9TG0YD6h14Y9b+0LbP2BkCeJsnJpNP/uBpl4diO8aWr8zoc7ICXqT3768MNB9DXH2BC",
+	"+Y3wZ8IFTfhvN8IfhP4StLkYpkpOFdM32B8XaWbKh7w0zYwZ6kmcRhG3SEiTtxVCW3qpZeKCYmcyYslG",
+	"SOXe6X/pMJHNLBsAnavEB0rPZqa2nbXDOwY+HMvMqX9rMdZxwp/wDcsyDTWZLi8RhD01dg6PQ53KiXXK",
+	"qNEp8YhOjvWdMvcp/mBR49Yzq0lstPz38GSdt4JO5WBdYgz+pHLirqNME2/KIbJ0InWuUuFZSyhdod86",
+	"LdX4aplUK4yjzsODqlhYwgAPyhLmt4qc5wzPbFkmFj+4N0dSJoyKFfS8OaKvPDo/deuic3WyJixlxBrX",
+	"lXDBVpBSiZk4fbZxFDCqNqDI2t5gVcXIfhy3qtV71O26CjdsthmxI7Su8omoUnRRPa7VOygOZiUqveKr",
+	"dKvN19u01AlX2mzKEGOqhzOpWDPuJnTzkZYROrGbXIvPVYiVll9MX1pmK0RLCmtVNT0RLNfb5YRQAnRG",
+	"dv4mk4QtCLs0TGguxa7VUavnQY1hs9To5UF/lnMyo2JBDJ8xDbq/n2NONdFMGJKl2ihGZ91GZcyaEM16",
+	"dMXIqA92SKRIFmTOTUxCLsZJFrF/tU+GAZiTNJlb81IKQonV/5N8vNIycpBf7k3lnvvS2h/dUzp/7Yhv",
+	"ScOsrvRDzNDmQXDGMom4mBKOAHBvVtT+dsV0nGkjZ20qCfMcbAs102GDI+cmZXPCBdfxTZQ9zymXT/Bg",
+	"b0Q12ICCWZyzYAI5SqwkbMaHXEXaVFJ03bk26gfeA3I9sBV2ZRPktKFqJVZwYy1jY3HYUVAzUVwD5su6",
+	"V8pEhBqTyoRYVq9ydaxQqAqda3PmVKCoO/hCVcq1n5xd1PScEsCqeFc6J4/m6/jbT7niWpfnfssFCi0Z",
+	"Ns2/GWlo0vRTDRb4XCN01616WyWkXbVYrTCsW8dtiV0vbNZI32XOEOZ4FHrGAC8QO3e3nQSuIbA3mtw+",
+	"D3MfkpRqbdk31SSkE8NU6NxwjAh2aUhKp2yjFf5zKAKnJQ5YPe52yeuZ0wNNqNBzpgILDY5yDm0bIp2j",
+	"FJh7d70M9fZGi3BD5jGsUUIbCZafrgzt9IlWoLz35FQFBRp3Rn5iQm/oRCq/MoyYoTxpYkd0bHncFiPX",
+	"CbsyQNO+nK251eIr77SvXjGqpZUlN9jA0hhNewCWeoNJKufXcjZ1SLVBobaapuX+BCK0TGW61U+c85oG",
+	"7fmAGEkOer0eKZ7yHAl1G7sZz41nXLxiYmriTv+ggd3M6OVLfNSOGNjH/d917lzHsWKJG+9WZ0nDZvO4",
+	"YBOJbyVevJiHuU8yM5YzttoevSaTLYUyW03Vn5ykx7BA61HPoicNFhK7JK+fP/HHOo9lAvERw0TZFKm4",
+	"DEwzuvjggrZo86vkIrA8WaqIqcM8znDQC3q9XgVxlqZYiQ35/I2QAH2ubmg2qmBVr311J+HDx3EYWBmy",
+	"bH4Sa05GmYJoEJkoOSPhwSy0ew4Pnj6LQ4yQWfH8Q28W2kHCh3EIVqvVPJWd4L92dj4e7P1w/rG398P5",
+	"l17w6OrrQa/3sbf3V/zK/vWstzv7io99LR7+evCxt/fEf376sbf37Hw33v1L01GVAwnLxrackP2Lg/1x",
+	"TM1+ARMd4Lf1L9hsxCKrwbu/89gt/mmVbASJru3U/rpTn+Rr+XMx9Nd81K+lAZs3t+QjX8d/NvCYz+il",
+	"H+LJwcOGQapQfJ8Cg3xKUsqVPiSf2EKTDL58+piMY6ro2DClA3JBk4z53+zQhF0wtcDvCSU4g4XcjF6W",
+	"13TwdAO3vRMUuVvWaoVrA5P48BE82yyvSu7hwvG8TD3tdPiCJ6yVDCur/UjFOJbqvAlTkwUJCzutTkjF",
+	"L80kUJlFs7EUkW6Y5tHTXs+ezcMnPzy0/IkADwE/gCY4CIExyKMeiehCk9GCRJgJ4I6NzyyDdwOAfMNv",
+	"7NDNQaikwS/x7+9O3rzyDLgIz9ai1pr/xsiOm5887PXI6x93wbEEvgxwmhe/PwGeu7tRcDfopJlKpW5Y",
+	"2utMGzJiJASZVD8I+PIva6PFsOtiknbk8YZBq8PQihv/kIZoedkjh4YSi+yhmpLNYBnzlF8wsexGHNHx",
+	"p6nyCRUtVFcy4ornhxIWpZve20D4LL1yr3LialUgsJaEQuAH4oSikplhIO2pqHiM1rBizdQFH7Oh4cin",
+	"1pqq2jhLev2h4CI2ebaGmLjl862dr4ita1QvSLZYhuc7S8YVzcuSR0B6Hmvtn0jsLk9lIz/tDQQBsiVM",
+	"8Wpy+PAZG+K39b28UIwRwy5NQFh32iWh/QzZMknYvSmfWc1TELqlpZcXugmvqeW8tcusCyYMDNtwmEeG",
+	"JIxqQyQqV7j8bu6GCwP/FXrjir+dm7P4IveBhhVFuc5tB4PuTj78Vxz1qxvsaz5Gs/q0wvzyKX7N5uDD",
+	"ZyXNxom+nNgfPltL/JlqYiyC0JGWSWYYiY1JtVWb7Qfy/vRVIQUf9h4/w8Sl2sT2hwrf/Bj/fP7RnOG/",
+	"9O35R/3u/P/39/fX4pLDH7vKoHLeTdgD/tKT3MRr9pqu5W63EaD1X6xzxBYhW08cLnILq23dY7uXLo/6",
+	"rM2Cc3Cqr6jdn17hTGslK2qQGyiQZMdx3Lqn0LKP3e3US6dQrtcnmxj31jpjDXJux8UqmoBodfA7TogA",
+	"le4W8yHskm8hAnCSMnH00g72Z/T9Kuj8zGhi4nd5YG4ZsiOq26T+1JniK3zjDV4U+QmdKJBEzTWmuK4X",
+	"5268pk28tkraf2Qsa+BEKyKzczH08ccNHdBzMfRxys3eKI1fhYL3SVqVAI1+SJMmc8oNF1MI3lCiE2nI",
+	"DsbolX/D2nOFkUFy58juhnpgaQebrYkLMkn4NN5M0WxUoIPGSG/5BKrQbTrlEuW2a9Kb5CtsnXl748TU",
+	"Vcozsgh2Sa3G5ipK9nqjv/791//4/Gb+aNL7T/Hk7PND/erT205wA8ZbUa2rWWven4yiL/+zLoObaNsP",
+	"hHUlEFVOlRwza2Q3hMWXQmelKM52yWZVweF1/UrkvpaQmFsBHg6l4H9tNU3oB/zlOUtNfEMJVOJWdxEa",
+	"aI0HNAYn2iM/jciq8hCKX105MaOSAksTxWi0GJYTDvx3eVpH/lBpFP9dkVorpBlOwAOzFgzlTA+32GZY",
+	"FJrrks2BjCb3Irmyli4JkT5CK7RcphYVBE7uGulZfvg7VsPyHJVbVMVOmVGLG4dTziA3YY4xwwea4HM+",
+	"aB++PXl3BkEE+J3p8NB7VlFNTyL/5rcIoqwKkAJ4MNPPxEwz8L5qsuPtVed4PSSMjmMyc34NWkk4u0Eg",
+	"9UlvOZLawltzrnMrYZDrBCmQ8bJWKEKaC4APEzk0I/YVpvsQcZMTElZcKYUTpeQ+KTlOiKvT669/tMXH",
+	"cju+ldUH0uR8PZWm8Em9Y2PFyh6p1VbwJ8bSoUyioYb3hnRs+AUbTqQaPnw8jGWmdBObaVrGGdNme8fY",
+	"7fqp6r6CYpombvU+ja7vzPt2XrbrOdBuzfvVAEar4X1T1XtJUlvMdQE4GJpLsaER5MNsm6XXlp0G5001",
+	"puigl2LMSI4Uy+l225oCrli79+jJI/Xq8w/8RBw//WXx4dlvnz/obDNjAIdYZw5soOAXdlpZobtWWu7t",
+	"qu41c6eOsG+palJPtkXE+tFAvsnND6Zrx2muEcsL9dd6b6vwrMCxGKUJQo4nPmcJt+b+MpjaSyiO3C9k",
+	"RiNGpCKZiMB9sejeDuVHuKgbFZRWxE8LtS3TMrz2QBMeBZj1TjUJXV+DPR41h63A3ebAdYOiBDtK7juv",
+	"J+cviqRfn5mPcueQ2KGR/eRw2yjbFyasZbEuQwQfqGQdY4atm3geM0GEFMwaQ/xi5dyl3Qp2WYdZQz0C",
+	"JY71+K1B7b5RnEWQ2lzePDckppowEbVUr6xf1DKl1ltadP06NnSNFJxTZ+MxY1Fz7n0xRFMPjS2ZQAn1",
+	"g5aeHGsLH+oovXxgNSptQKcKSm/Agm7BwV9nan96+Ze6t9yCPGxTk9dkbbY6Llp1ovX02EyGfArp287g",
+	"iRvzHYG3wQMPNEkVm/BLzJayHG5idctqTLtBSEfbgc1p6TeQ51HxR2tQunn7GyDGHfuimjhpzcl0Y99U",
+	"bUe3x1By4vmToSxB+QxLdhqz69doYRtgiWmrk1xTfuMErtbNkL6WmG2WsFWR52dtnmIDcH7gJkYPzx+O",
+	"UzfEi+exZuNhSP6fc4xq9vSx10UfPdyz9iP5+fXRT9AWibyL5Vyg89WqhI1su0U4fK/s/Rr83o52tkg3",
+	"TahYiyt3FbXCZJpMcbN4Z9kxru8o5b+wxVGGobh6MuontkCrFMvsLzArFbLwEdhkbw8D22+OXh+DOQes",
+	"HtgDo4qp4mxjY1Lsz8XFRC7P5lJeuSaUaJZM9mKpDYsCF0Pas+KEGj5KmEsdP3r7kmimLpjqkpcGP2IH",
+	"Ap2NNIMmB/juAz0QL3jCdICvMoz8V3Kb7ZvUxUMmEz7mNCHvnv+iSaZZ4EzycP/iIAxImmR2kRM2L6pW",
+	"9EDICRR8W5rZmVH1iUVk0KlXtww6ZMQSOd/tDsRAHIMNBip9gJUumCyQ0AVTARhnMfNBNMyhYuKCJTJl",
+	"AxF+GWBQeNDpky8Dn3k26ARkAEDHT5B/hh8tUx10rq5CBFaEJa611mthdyDsqXED3hncQCfoXDCl8aR6",
+	"3YNuD1A1ZYKmvNPvPOr2uo8wdhQDXu3HkA3zm/08RV5kyQKmeRlBWRT+XmtS+LDXu7XWcJWEnKaOf9as",
+	"6VYoo9P/eG6lzmxG1aLT77ziF0wwbVVaOWJkxx6HC8rb04E8azElP5+dvd3tkjeS0MzETBi3YGCZdKqB",
+	"PlPdObdz7UNMth0yp/jzNwQMrABa9j3pPbq3Wd9IQwA02CUSun64FpGL1adk18vLx+STrex449gqfkDw",
+	"RZoVgW2waPNDK6KnrQdnJYDjLz7v07VT/Vhndj9lSkuFG+VRxR2EKUrum1SxCy4znRedQ5/QzxmDyhLX",
+	"KBSz0MutQMuRiv8aDLJer9c7/5fG8E99ZW+hMyf/jQXEV6e2zQsZ85V5XVS503/YK2VfHlQyLw8a8pzO",
+	"7xDZizZDTSwAAGuh7Q4XsP4xTt80ar7M/VI7VXjlYP0rlQaYsBYHrnUvVjqiAiWUOJQvXqJJwtQD7XcS",
+	"EMHmzFrf1iQpI7XH4/OroJPKtsqfok9LHlevTGPlnGWgvooAW7oQFGkJF+yBJmGmkhBfZ58zmgxE6BVY",
+	"16YH5R0WveT1GBa/dD6rkpkBEq6WwRxit9Y517CwgUA/qmXLj3s9O4blzEVjCTmZOOcnNCwgpQ5DmlDF",
+	"fKse3+ZA0xkbCKOo0HQMpah2vUWjH66JYiZTgkUkLHVwC0Gy1+W+7ufR9SKRIyR0PGYpJCKuKXmdK24M",
+	"E1Zi04HAUhaRzUZMWeSdcQGFQlJBHE+TnXDQ+aE3G3TCgISDzkHsPz18bD/uHsJmpPCbmdGFVXSItudh",
+	"zwlOxI4DH0KnighwEO+ihlBlfqXC4KIjw4+uw8StEHJD6fFVVQl2gcG7ZSVtvXFdmsl3xj4QqHkzMEA9",
+	"IDLMQax3a1riIFXRuP/FV9NfFa6uJsPCJacWpJRHPx27IjlIA9CqKym7oGZjbQHwkLy4QA+EpeQpxE8M",
+	"BjJ87xZkXGTnce9xQOgIwlGwXWte6V2Uxb9SwQ2+IIhiM2lNCphfznUwEFqimSAkQZ4UyyTCJ0Yy4kiC",
+	"mCynuwR9gLWuV2BLDUT4/PjV8dkxpGXB0ve/8OgKSJ4pqstvGSmbKA5HLyjuLpHeezNX4T70tnL+xO61",
+	"kfpx7/H6l/K+3LdEBXVu3Xf7yOkC7N8t8LBN3LYo/EZxdnFPR7kJ//pezu3fmCkJsR37Uck5WBGHWKPN",
+	"FAr3Tyw1rjtABAyvdJTYiWy3VUWqKvJNiy0e2ff3Jlydt7LGfWR29TsXthm7TXE7EoSLPa+KOLhMJdYQ",
+	"h0VScdjPQ8E5GLSRqeeagR0GKxVyhWsgLAtFcNKRVOCcqepEmhmTMG1HKaX/FdSTUmU4TQoO+VO+IqvW",
+	"4CDGFbO45GVSrNoy10JQoPZlme9hTqfwbh63LjRErx2CbtiovhQ9bjp/HA3imxAtgtof2ZZqxb5H15IV",
+	"vuy8ANE8j620LZBTZQLZNma5cYNIEpBMGJ447g54CSiO0j8Cn89AeMXA6wQmZjOfKNEmBGCYkTQxKCS7",
+	"XXJMrbJj2MyaRh5WocXNiITwYgjvsEs6NsnClXUV41darqFvxOdqWP2cqRkXNAH74y2dcjHt5x3swK26",
+	"1PeOexaxkzmNw5rDdnUueBU6vShvfDcQ0MRROyACvbkjeaCdZfWCJ8B3x3I2sgsF8j968xzg84mx1I5k",
+	"yXkslWJj00SPuS/FV1Jt41Fp6+9X6n675FwhOxbQxb6/lbPlOt4WdLCU3C3r/C1BYw1vLgm48CX25TRx",
+	"sqNYypyPPD8Li5Sa2T+NO+mxnM0oltCxyzSBiCJGXZu2VdQN5ftqTBV34uqrsxy+LiUM54LBpw7v7gTX",
+	"eWv3XxoTjethGm0WWGMm1ayzDqDzWOoqWlppQrnQSITY1YFPhVRAF1SzLgn/rzXZhyGQTTgYhGQGtJpw",
+	"Y230ZNGGKZpRBWLsVnC0upP8QhrwC7StIO8IexsLCKGrM6FRpLHMo+A3jZ2hN0Q81zN6LebZOa6BEXfu",
+	"0ix3cl3p2fRn9/vXLJbNOJqXRHkoBM6opljvmyWGaB4xMlrA/9BRD5+Avnr3ZxT4Bd6hdfC2rvIzqw2h",
+	"xn+Y+2SkYJrE9AIUAq6Kxk5W/feav1NmmIg0+CTFQJRUEycHImbVHHfNRG4OBM4yyz2t/oh8GRE6f5w7",
+	"12o5A5EyVWGfc9Tz05QJFvUrxsYOqv5CzneDisljJTz4KNxG+6Ba2U0NhFWEGFghZcMGVUTdtAmSicRa",
+	"WKapW67P3UVf1m4wEOFSCafl7dUazvI3ZWiFtSpOKPkfiDAv5Qy75IhUbSchTdUpTUr2j/eNczD6rPhd",
+	"YxGVdLA7cey2d1O9Zwdve6fTBg77wcJ6xMZ0BmwWRJOVLVFx0cAfj+Ei4hItZ6XoCtw2UXH5HrqbIqxS",
+	"bs2yatR1Gztw/0vOFq5WhNRLHjYP6XsS0G3WfhVJvt8Tl43XigSF08cqULcsRoMV14VYQVJIioC8P321",
+	"x/SYpljH0HDRZrXQfdPrNVeKcuNKgG5ZgGO0xpryebU3kRdM5QHLcpzB30Tiq6eJZgkbG3cdh849ACAv",
+	"vfOtKMQMXEVM4LpzRhXv227gJAoM94k1FJl3yY95B8+BYHlcGIVUxCOQUn4+F09VnEWHJPS1zM74KUrE",
+	"QyKoUnKOIZ1Y8jEbiB1MTys/RRMpWOALm8FbU0wA6oNdUC4C2S4qHaUi+oEIfSm3D39CpbyEyPaOiypZ",
+	"7Idul7uYFuZy5IaAAkM56RNr6zwa2zd5BJ9ZeAjz+kg4aB/V0X1woSlkXH3SqSHYcBO2kFfz21EGgoOD",
+	"O2Gwz0XuWqIw5YLYE+ySN9LEEC2XAKJFkDtUteFJ4nk39BqiTj8eiAn611DjwJjbaidr0ezgjjSJ5W4K",
+	"V8v34N6bPzdHpj+iIgB4ZJEF1XGv4yProRUWtlL0A+6uTLmCzM517kHwYiAdeL7nCmDbfBil+ti7cvVd",
+	"09e35O3b2t33Tipn31q719d7wx1e1t7QY+yqbl8K29YIrzevEWardRKhevzVfr27EbRW5McB17mv9Li7",
+	"9OLkXfhWem9cOPm7z0pbCosjYa/OQZtlieEpVcVF02hps4jgtwv8nwuQ9BPOrGDE+xBKCgfXxN1MijnP",
+	"3AwEmuia7FDy7+9O3vgLt0GToERIscdmqVkEJBP8c8aqOqXVDGIZhaj1hLm4hLgTJL1hUIcS57x0o3uV",
+	"zPejJy69ardLPsTcMJ3SMdsDhc0xSh+65vm92hbxyCgzmOoipCkcfORILCAFNmGzisHvduUvXi/lxtlp",
+	"0NkhnA4AQJaKRd2BOHLUlquYeaPkyvAhNLI3Ug7hHvAwICM2kcrqA4t8UMVohOXNEFDLrxJPoMeGfUKi",
+	"RtYl2FHUMeB/demFdl1ZmqL3qTUB7QV2P29XLnKU2p9INdvz9RnbpKCVu+7fs4Oi3D2jWenAs3MZW98Z",
+	"18A2EwQp8lXO6atNG5t4SFlX2P/irlWopaA1JU/l2HKHLH5F6tTz7zJZ6rlPjYLz8aZK+UabJQ6/0ilz",
+	"14ewnmZKxPK9ZT7VMzNLUnUr34MFTzlAUSOl/dJJNB7mczkXlni3P0w5NszsFbcKFIe69iqNFscanWML",
+	"c+eDsjaItXrJT7iAPezq9L1RnQOwo7sHurjCxG52j0dYwZJY4wLCI3DVKEiDoHB4hEeQcR5CXOUuEOez",
+	"7x3ciCalzp93SPGlWRpwBH4lkf3ZKpCggQUQ2AaVEf0YUS1vuPtNBWOTee1TC1yXY4hnOhd7ypTf1oYN",
+	"j4mRU2biaryzUvxUOaxmjX2PhMXYfWJ1obBfuRKaawL4Eflrv1wdCSRDDf/x3/8TQqsg5/7rk0EHHx90",
+	"wmAgiG8b2icfz0O8jQci/+4uD9jyA10ELLFqM/eNpkztYaUJqLAaPJwK6sbAVUac0yKVCR+Di6wKvUP7",
+	"SwI3O1u+8m/HZ127VDtV6INuuYrqSmYLgITdgdgjYflqFrvBScIuBx3MkZSZqbzR99DKtzCnrjoOYrH2",
+	"7LVLXwOlmpCiCIYLsoMJr387efXq+O/DF6+O/3P44ejlWeCSt+Yxh5AhI+NMKWAlFXeft1q4drCBYpdd",
+	"n/MpchsAHMCU6IUYx0oKa5Db9cGGT/IineoDKdV6z8RKZtN46QqhHQdWh0TWprnkLhMfS3737MHbZUE1",
+	"t879mWjW7QZeD0YUyJGNR95jGsIDfTKhiWbubJbvG+o2OGB3qD8WTxMPNIkYjdCW8pU6Dii5N5k0eXOD",
+	"pmKfojurO7nT43dvT968Ox5+ePnm+cmHXXu8sQWjYpErg7LjlwjbLR9zdYHjW8tXRBjXF5KwyQQz7858",
+	"qSWvpdHk9zgFBAFWQsygwHvwzy8DDu7MHYgcUE53b7XbTov7n++udqh+49U9G2/FbeJXQQcu7wHkbdR9",
+	"qpwVci1KiI9Y75C+ODH4CS8xau5CsHx72wVradiwSQePtk4DjWpZrQc0Xv6ITNLh0i76RexOIG3JPY8U",
+	"/v1WVqHI8e+UBWyBactidv+L/7iZKVshoDtG4N+vSeukRo57Ba+X6Ees1antth3nGpu3dForwxbvgBy8",
+	"y7C6trrGcUhClJblKFxbiiiynLJT3HUbAXl43nCZ2/n9cMZNeMfvP55mzfulEz8kISIjRmcq6V1Y7AAJ",
+	"blAwoCCvph07tzPyPPzLhl4Lp7p2+mJljiIo0JSUdp+87k+UXC7bWbIfDwmP2CyV6I/whVlYey9oksNo",
+	"pejDmuMV9mWR/RK6vP6QOJcxZCH4Ynq8InuCuQqxzFSXhOAQyvM4dP1aSExmqN4GW7sasn4b7GFj6KMo",
+	"Ods9zEMY4UDMqlcuHpIwv0ARVjXxlzt2fQ99d7tk6FqV6MqNlaj22a0PxIiN5Yyt0K1du/G71Kyrt3Pe",
+	"s17t9tdCqL7O0XWJ/t7UyHeGKmMRGXcZeL876voCkb1MWZ6M6nS1/yXvYH19Jo2LWJmjdpajJnGYWUnP",
+	"9vECJNJSoV21GLSkaHk8r9Z75nlqUBXnM9TW5yDhJCWS+CZIWd/dH0h81OlxW8x1534nuBtCL3pIIISu",
+	"EA5LfcZQ5kgQUr19mTQm5CnnaeQKYw+A2b9KLqxeDt8PhJUlrq0NjSJXjV5w8gfai6ku+QB28Sx6EpKd",
+	"mF3uBvAc1ZrNRhZrfB4ADBbTCzYQLqtyynz3DP9MJfuhlP9XZGyC7z/Mn9JFBxCyg21wxjJi+hCzKbDt",
+	"jHZ3oIP/ymBnc2Wa7lqmYyW1dgkbFqWo4kxDC5rFQDSkKwTLuQh5nblbljZ0oT0qdcmJIK5TaPkhrgei",
+	"cqUNpFTaRWE9rLDHBqElEuY3rYW+EwquvZVbNbEWN9XdytvKJP+UErdgzZ5g8lzwe09L+Ca87sjRKZZO",
+	"5+lKmnBhpBPgWzM+GOHOJHaRaYVJVCHmPWN7G1fwCxWXGFj1evLTx+Q1/5HsPP1rcNB7Fjx7+hifAOV4",
+	"IJCfNmrHQZHK5bhg3rSv6svvkrcAuxldWAXa6T0DYfeYJFakiIjMpIJUZAFsuV/kvCPc8Qxonm3OpUD2",
+	"hZwSH/KZM1IN4AIGx0XsvBYMhW0w567s31sVkPmNoOiSI1JKoS/kfKGlDIQbeY2mchRFpXtX7iynqTLN",
+	"N+UnsM/VaU12k38A/hFFVlGy1Aj8YguVqd4nenXqdK1Z9k3aVvoJb5ia+8frT9nUZX9lRnB+tL+DrGCH",
+	"rsWe2rtWukdXpQzDJTdF54qllphQzevV99oj+Qqge/RY8VEumaB4Ce4xsohBFBszSB0Ov/CoTwYddmGG",
+	"//jv/xl0Aufowi+ZMPYr+05Ait7kAQi6PnEvY9UYvH51FQbWSpgKF/J/Z6jVliPicESTOV2gMmV/9ku2",
+	"hkO1a3lIdsrXLAUDkf9p+IxpQ2dpGBRXMdm3qckUC3eDUlpAtRH2BVN8svDt6/xxdDMxVzR1Rds4faU3",
+	"JojimCnMqhktSKjg+kW/VGhXU2oUOmJwFexIyyQzjISxMalGj7f9GJL3p6+65H1Rfo1sDdqQGKvxu6D5",
+	"h+Mffz45+WV49OrVyYfh29OXfzs6O4ZU7Rg9fFi3hP36ZHKBHjZKUsUvqGEBSaRMR3T8KbBmz6e9RI5p",
+	"MhBSlfqOCin20myU8LG16JTrCq3YJNMsIjt2w+OYjT9Z5WNKoa2Ky0v3Fx/tdgfiSLjbwa2qodiUa8OU",
+	"Mw+f9Er03urhq9+rcZeuvpbbH+9ZY2i/5qFFgfBQLBkjjmYc0n533PTUYwpdYqPg/EY71kfPGxlpm9Kw",
+	"/6Xhuo0NgtBNeHg/CLCmQSUsG3p7f5dxaZGfLJaO1q5x487fFCmZujLnRqm5MiT97c5uHcl+p6nZdaJs",
+	"V2a2MuhrwFtp2b+wtrwmCZsYIjODzdfQS3lBk8za6WHpOpSQKJYmdOyu0UAnnmamS8LiOpWQQAc8ayND",
+	"izomoNsDOuzGMRVThq1vPWZiTiG2V/EF2FPprX7B5iDRG2Rb423DdyTbVt5s/G1l24bk8XuOHQBWldng",
+	"A/TpQHcHgpnbwoCqfTuibr/grK2NJk8EK+7RTJlfBDSB9HIYmwryKI88l29ERUUbOp1qZ2iUtXYSMxph",
+	"f3fUGd11kbv9Uvw7z/vIOxghgYFaCx+t8p/flhliw8iy9VD0cXh4eVlc+44P1pXp0+Oz078PX5ychiSm",
+	"eiBSqrXLdbb8xSrVXfILS1EDedQjEV3otv6O1esl+Y1uzcgP4k/3w7WYTeXW0JXuh4Iy/pAN5So8SLGx",
+	"JfkCJLn7AnnBGifGjeX+lkytYnhvH0rYRvM4LeUA5Zwmt7ys0K+7LDDoORChVVKGMon8DWx0bPgFG06k",
+	"Gj58PIT7LcKgrPo6kocetQ8fuxswxlRZlkly1wYZLQaCYSI1OCngMifwbGDiEGHcGva7tYtFoKGKe0Ub",
+	"mRZ2o+uc19jpBCBdA9g7f8XcnbQ+Kc+IM91TD5TbMMUtQnxDc/ybMJdT1LVrLKUOhdtQZuDWzzsl9zMs",
+	"UEoTSEt2LkysgBGFs8sXZJKJYjq2pofxRV9YRxJRQ7tW9aEuUc7/7NIb8GIgIV3fGBK6qD+qVypjYI8w",
+	"365gScUpFUKa/DL2gdiB3gRh6epRvCGnGABmH1MhJF5JZPmIHU4qEkmGidiu9MpukYtlP+TZy9fHJ++h",
+	"WUS5dYI/sEzkd5VBcabFgXm8cG7VHLRCGsiEAiXPtW2AXBX750y6rg4lGd3AnM7YUuTnjphSw0z/HDZV",
+	"6ZbdNUwqb+r5+2dI76AdrEc2Z1LJCh0IOQ9c5hM20E2lwhb1Hkgb8avqPbprw5P+ilV9H06pyn2ubchR",
+	"Nje/pQ+4tpjKWc3ooohlESPbzqZ6sWL1StiP55bnY+UZCg24lxcuc+3v70NMJJba9J/1nvWsQvq/AQAA",
+	"//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

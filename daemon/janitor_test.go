@@ -200,3 +200,34 @@ func TestJanitorRemovesDeletedResponses(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM requests").Scan(&requests))
 	require.Equal(t, 2, requests, "the removed responses' requests went with them")
 }
+
+func TestJanitorExpiresUploadsAndRemovesTheirParts(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO uploads (id, owner, filename, purpose, mime_type, bytes, created_at, expires_at) VALUES
+		('upload_old', 'alice', 'a.jsonl', 'batch', 'text/jsonl', 3, now() - interval '2 hours', now() - interval '1 hour'),
+		('upload_new', 'alice', 'b.jsonl', 'batch', 'text/jsonl', 3, now(), now() + interval '1 hour')`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO upload_parts (id, upload_id, bytes, created_at) VALUES
+		('part_old', 'upload_old', 3, now()), ('part_new', 'upload_new', 3, now())`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO upload_chunks (part_id, seq, data) VALUES ('part_old', 0, 'abc'), ('part_new', 0, 'abc')`)
+	require.NoError(t, err)
+
+	d := New(pool, DefaultConfig(), &upstream.Config{DefaultConcurrency: 1}, slog.New(slog.DiscardHandler))
+	d.janitor(ctx)
+
+	status := func(id string) (s string) {
+		require.NoError(t, pool.QueryRow(ctx, "SELECT status FROM uploads WHERE id = $1", id).Scan(&s))
+		return s
+	}
+	chunks := func(part string) (n int) {
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM upload_chunks WHERE part_id = $1", part).Scan(&n))
+		return n
+	}
+	require.Equal(t, "expired", status("upload_old"))
+	require.Zero(t, chunks("part_old"), "an expired upload's parts are removed")
+	require.Equal(t, "pending", status("upload_new"))
+	require.Equal(t, 1, chunks("part_new"), "a pending upload keeps its parts")
+}

@@ -246,8 +246,13 @@ func (d *Daemon) settleBatches(ctx context.Context) {
 
 // janitor marks expired files deleted, removes the lines of deleted input files that no running
 // batch reads any more, the results of ended batches whose output and error files are both gone,
-// and deleted responses.
+// deleted responses, and the parts of uploads left pending past their hour.
 func (d *Daemon) janitor(ctx context.Context) {
+	if n, err := d.q.UploadsExpire(ctx); err != nil {
+		d.logger.Warn("expire uploads", "error", err.Error())
+	} else if n > 0 {
+		d.logger.Info("removed the parts of expired uploads", "parts", n)
+	}
 	ids, err := d.q.FilesJanitor(ctx)
 	if err != nil {
 		d.logger.Warn("janitor", "error", err.Error())

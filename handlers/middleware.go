@@ -154,21 +154,27 @@ func routePattern(r *http.Request) string {
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := s.cfg.MaxJSONBodyBytes
-		upload := isUpload(r)
-		if upload {
+		upload, part := isFileUpload(r), isUploadPart(r)
+		switch {
+		case upload:
 			// The form fields and part headers around the file need a little room of their own.
 			limit = s.cfg.Files.MaxBytes + multipartOverhead
+		case part:
+			limit = maxPartBytes + multipartOverhead
 		}
 		if r.ContentLength > limit {
-			if upload {
+			switch {
+			case upload:
 				writeError(w, r, fileTooLarge(s.cfg.Files.MaxBytes))
-			} else {
+			case part:
+				writeError(w, r, partTooLarge())
+			default:
 				writeError(w, r, tooLarge(limit))
 			}
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		if upload {
+		if upload || part {
 			// The multipart reader reads 4 KB at a time; a larger buffer saves most of the syscalls.
 			r.Body = bufferedBody{Reader: bufio.NewReaderSize(r.Body, 256<<10), Closer: r.Body}
 		} else if r.Method == http.MethodPost {
@@ -267,9 +273,15 @@ func checkQuery(next http.Handler) http.Handler {
 	})
 }
 
-// isUpload reports whether r is a file upload.
-func isUpload(r *http.Request) bool {
+// isUpload reports whether r streams a file's content in: a file upload or an upload's part.
+func isUpload(r *http.Request) bool { return isFileUpload(r) || isUploadPart(r) }
+
+func isFileUpload(r *http.Request) bool {
 	return r.Method == http.MethodPost && r.URL.Path == "/v1/files"
+}
+
+func isUploadPart(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/uploads/") && strings.HasSuffix(r.URL.Path, "/parts")
 }
 
 type bufferedBody struct {

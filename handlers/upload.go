@@ -50,14 +50,8 @@ type uploadForm struct {
 func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject) (api.CreateFileResponseObject, error) {
 	defer s.metrics.UploadStarted()()
 	var form uploadForm
-	var tx pgx.Tx
-	defer func() {
-		if tx != nil {
-			rbCtx, cancel := s.dbBound(context.WithoutCancel(ctx))
-			defer cancel()
-			_ = tx.Rollback(rbCtx)
-		}
-	}()
+	var tx *streamTx
+	defer func() { tx.rollback(ctx) }()
 	for {
 		part, err := req.Body.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -90,14 +84,11 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 					return nil, err
 				}
 			}
-			beginCtx, cancel := s.dbBound(ctx)
-			tx, err = s.pool.Begin(beginCtx)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("begin upload: %w", db.Translate(err))
+			if tx, err = s.beginStream(ctx, "upload"); err != nil {
+				return nil, err
 			}
 			form.fileID, form.createdAt = ids.New("file-")
-			src, err := s.copyLines(ctx, tx, form.fileID, in)
+			src, err := s.copyLines(ctx, tx, form.fileID, in, func(err error) error { return uploadReadError(ctx, err) })
 			if err != nil {
 				return nil, err
 			}
@@ -107,9 +98,8 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 			if err != nil {
 				return nil, err
 			}
-			if v != purposeBatch {
-				return nil, badRequest("invalid_purpose", "purpose",
-					"Invalid purpose '%s'. Volley stores input files for the Batch API: use purpose 'batch'.", truncate(v, 64))
+			if err := checkPurpose(v); err != nil {
+				return nil, err
 			}
 			form.purpose = &v
 		case "expires_after[anchor]":
@@ -147,35 +137,90 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 		return nil, badRequest("missing_required_parameter", "expires_after[anchor]", "Missing required parameter: 'expires_after[anchor]'.")
 	case form.anchor != nil && form.seconds == nil:
 		return nil, badRequest("missing_required_parameter", "expires_after[seconds]", "Missing required parameter: 'expires_after[seconds]'.")
-	case form.ingested.requests == 0:
-		return nil, badRequest("empty_file", "file", "The file contains no requests; a batch input file needs at least one JSONL line.")
 	}
-	expiry := s.cfg.Files.DefaultExpiry
-	if form.seconds != nil {
-		expiry = time.Duration(*form.seconds) * time.Second
-	}
-	expiresAt := form.createdAt.Add(expiry)
-	row, err := dbsqlc.New(db.Bounded(tx, s.cfg.DBTimeout)).FileInsert(ctx, dbsqlc.FileInsertParams{
-		ID: form.fileID, Owner: ownerFrom(ctx), Filename: form.filename, Purpose: *form.purpose,
-		Bytes: form.ingested.bytes, LineCount: form.ingested.line, CreatedAt: form.createdAt, ExpiresAt: &expiresAt,
-	})
+	row, err := s.insertFile(ctx, dbsqlc.New(db.Bounded(tx, s.cfg.DBTimeout)), form.fileID, form.createdAt, form.filename, *form.purpose, form.ingested, form.seconds)
 	if err != nil {
-		return nil, fmt.Errorf("insert file: %w", db.Translate(err))
+		return nil, err
 	}
-	commitCtx, cancel := s.dbBound(ctx)
-	defer cancel()
-	if err := tx.Commit(commitCtx); err != nil {
-		return nil, fmt.Errorf("commit upload: %w", db.Translate(err))
+	if err := tx.commit(ctx, "upload"); err != nil {
+		return nil, err
 	}
-	tx = nil
 	s.metrics.UploadBytes(row.Bytes)
 	loggerFrom(ctx).Info("file stored", "file_id", row.ID, "bytes", row.Bytes, "requests", form.ingested.requests)
 	return api.CreateFile200JSONResponse(fileObject(row)), nil
 }
 
-// copyLines COPYs the file part's lines into file_lines, validating each on the way.
-func (s *Server) copyLines(ctx context.Context, tx pgx.Tx, fileID string, in *bufio.Reader) (*lineSource, error) {
-	src := newLineSource(ctx, fileID, in, s.cfg.Files)
+// streamTx is a transaction held open while a request body streams into it: begun and committed
+// within VOLLEY_DB_TIMEOUT, and rolled back unless committed.
+type streamTx struct {
+	pgx.Tx
+	s *Server
+}
+
+func (s *Server) beginStream(ctx context.Context, what string) (*streamTx, error) {
+	beginCtx, cancel := s.dbBound(ctx)
+	defer cancel()
+	tx, err := s.pool.Begin(beginCtx)
+	if err != nil {
+		return nil, fmt.Errorf("begin %s: %w", what, db.Translate(err))
+	}
+	return &streamTx{Tx: tx, s: s}, nil
+}
+
+func (t *streamTx) commit(ctx context.Context, what string) error {
+	commitCtx, cancel := t.s.dbBound(ctx)
+	defer cancel()
+	if err := t.Commit(commitCtx); err != nil {
+		return fmt.Errorf("commit %s: %w", what, db.Translate(err))
+	}
+	return nil
+}
+
+// rollback ends the transaction unless it was committed (or never begun), even once the request's
+// context is gone.
+func (t *streamTx) rollback(ctx context.Context) {
+	if t == nil {
+		return
+	}
+	rbCtx, cancel := t.s.dbBound(context.WithoutCancel(ctx))
+	defer cancel()
+	_ = t.Rollback(rbCtx) // after a commit pgx answers ErrTxClosed and does nothing
+}
+
+// checkPurpose refuses every purpose but batch, for files and uploads alike.
+func checkPurpose(v string) error {
+	if v != purposeBatch {
+		return badRequest("invalid_purpose", "purpose",
+			"Invalid purpose '%s'. Volley stores input files for the Batch API: use purpose 'batch'.", truncate(v, 64))
+	}
+	return nil
+}
+
+// insertFile records a file whose lines src has just copied, expiring after expirySeconds (nil:
+// the default for batch files). A file without requests is refused.
+func (s *Server) insertFile(ctx context.Context, q *dbsqlc.Queries, id string, createdAt time.Time, filename, purpose string, src *lineSource, expirySeconds *int64) (dbsqlc.File, error) {
+	if src.requests == 0 {
+		return dbsqlc.File{}, badRequest("empty_file", "file", "The file contains no requests; a batch input file needs at least one JSONL line.")
+	}
+	expiry := s.cfg.Files.DefaultExpiry
+	if expirySeconds != nil {
+		expiry = time.Duration(*expirySeconds) * time.Second
+	}
+	expiresAt := createdAt.Add(expiry)
+	row, err := q.FileInsert(ctx, dbsqlc.FileInsertParams{
+		ID: id, Owner: ownerFrom(ctx), Filename: filename, Purpose: purpose,
+		Bytes: src.bytes, LineCount: src.line, CreatedAt: createdAt, ExpiresAt: &expiresAt,
+	})
+	if err != nil {
+		return row, fmt.Errorf("insert file: %w", db.Translate(err))
+	}
+	return row, nil
+}
+
+// copyLines COPYs the lines of in into file_lines, validating each on the way. readErr turns a
+// failure to read in into the answer.
+func (s *Server) copyLines(ctx context.Context, tx pgx.Tx, fileID string, in *bufio.Reader, readErr func(error) error) (*lineSource, error) {
+	src := newLineSource(fileID, in, s.cfg.Files, readErr)
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{"file_lines"},
 		[]string{"file_id", "line", "custom_id", "url", "model", "body_start", "body_end", "data"}, src)
 	if src.err != nil {
@@ -183,7 +228,7 @@ func (s *Server) copyLines(ctx context.Context, tx pgx.Tx, fileID string, in *bu
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, uploadReadError(ctx, err)
+			return nil, readErr(err)
 		}
 		return nil, fmt.Errorf("copy file lines: %w", db.Translate(err))
 	}
@@ -192,11 +237,11 @@ func (s *Server) copyLines(ctx context.Context, tx pgx.Tx, fileID string, in *bu
 
 // lineSource feeds pgx's COPY from the upload, one physical line per row.
 type lineSource struct {
-	ctx    context.Context
-	r      *bufio.Reader
-	fileID string
-	limits config.FileLimits
-	jl     jsonl.Limits
+	r       *bufio.Reader
+	readErr func(error) error
+	fileID  string
+	limits  config.FileLimits
+	jl      jsonl.Limits
 
 	line     int32 // physical lines read
 	requests int   // lines that are requests (not whitespace-only)
@@ -208,15 +253,15 @@ type lineSource struct {
 	err      error
 }
 
-func newLineSource(ctx context.Context, fileID string, r *bufio.Reader, limits config.FileLimits) *lineSource {
+func newLineSource(fileID string, r *bufio.Reader, limits config.FileLimits, readErr func(error) error) *lineSource {
 	return &lineSource{
-		ctx:    ctx,
-		r:      r,
-		fileID: fileID,
-		limits: limits,
-		jl:     jsonl.Limits{MaxCustomIDBytes: limits.MaxCustomIDBytes},
-		seen:   make(map[[2]uint64]int32, 1024),
-		seeds:  [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		readErr: readErr,
+		r:       r,
+		fileID:  fileID,
+		limits:  limits,
+		jl:      jsonl.Limits{MaxCustomIDBytes: limits.MaxCustomIDBytes},
+		seen:    make(map[[2]uint64]int32, 1024),
+		seeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 	}
 }
 
@@ -294,7 +339,7 @@ func (s *lineSource) readLine() ([]byte, error) {
 			}
 			return append(s.long, chunk...), nil
 		default:
-			return nil, uploadReadError(s.ctx, err)
+			return nil, s.readErr(err)
 		}
 	}
 }

@@ -124,6 +124,33 @@ type Response struct {
 	DeletedAt   *time.Time
 }
 
+type Upload struct {
+	ID             string
+	Owner          string
+	Filename       string
+	Purpose        string
+	MimeType       string
+	Bytes          int64
+	Status         string
+	FileExpirySecs *int64
+	FileID         *string
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+}
+
+type UploadChunk struct {
+	PartID string
+	Seq    int32
+	Data   []byte
+}
+
+type UploadPart struct {
+	ID        string
+	UploadID  string
+	Bytes     int64
+	CreatedAt time.Time
+}
+
 type WebhookDelivery struct {
 	EndpointID    string
 	EventID       string

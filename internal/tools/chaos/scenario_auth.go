@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"time"
@@ -66,6 +68,11 @@ func RunAuthSweep(ctx context.Context, h *Harness) *Result {
 		unavailable["response_id"] = err.Error()
 	} else {
 		objects["response_id"] = id
+	}
+	if id, err := createUpload(ctx, client, r, keyA); err != nil {
+		unavailable["upload_id"] = err.Error()
+	} else {
+		objects["upload_id"] = id
 	}
 
 	if id, err := createWebhookEndpoint(ctx, client, r, keyA); err != nil {
@@ -159,6 +166,13 @@ func RunAuthSweep(ctx context.Context, h *Harness) *Result {
 			path = "/v1/batches/" + id
 		case "response_id":
 			path = "/v1/responses/" + id
+		case "upload_id":
+			// Uploads cannot be read back; a pending one still takes a part.
+			body, ct := uploadPartBody("x")
+			a := do(ctx, client, http.MethodPost, r.BaseURL()+"/uploads/"+id+"/parts", keyA,
+				bytes.NewReader(body), http.Header{"Content-Type": {ct}}, 10*time.Second)
+			res.Check("owner A's upload is intact afterwards", a.Err == nil && a.Status == 200, "%s", a)
+			continue
 		default:
 			continue
 		}
@@ -195,13 +209,13 @@ func detail(d string, err error) string {
 
 func formatObjects(objects map[string]string) string {
 	var parts []string
-	for _, name := range []string{"file_id", "batch_id", "response_id"} {
+	for _, name := range []string{"file_id", "batch_id", "response_id", "upload_id"} {
 		if id, ok := objects[name]; ok {
 			parts = append(parts, fmt.Sprintf("%s %s", strings.TrimSuffix(name, "_id"), id))
 		}
 	}
 	for name, id := range objects {
-		if name != "file_id" && name != "batch_id" && name != "response_id" {
+		if name != "file_id" && name != "batch_id" && name != "response_id" && name != "upload_id" {
 			parts = append(parts, fmt.Sprintf("%s %s", name, id))
 		}
 	}
@@ -225,36 +239,43 @@ func sweepBody(op Operation) ([]byte, http.Header) {
 
 // createResponse queues a background response as the key's owner and returns its id.
 func createResponse(ctx context.Context, client *http.Client, r *Replica, key string) (string, error) {
-	a := do(ctx, client, http.MethodPost, r.BaseURL()+"/responses", key,
-		strings.NewReader(`{"model":"`+authModel+`","input":"hello","background":true}`),
-		http.Header{"Content-Type": {"application/json"}}, 30*time.Second)
-	if a.Err != nil || a.Status != http.StatusOK {
-		return "", fmt.Errorf("POST /v1/responses: %s", a)
-	}
-	var obj struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(a.Body, &obj); err != nil || obj.ID == "" {
-		return "", fmt.Errorf("POST /v1/responses answered no id: %s", a)
-	}
-	return obj.ID, nil
+	return createObject(ctx, client, r, key, "/responses", `{"model":"`+authModel+`","input":"hello","background":true}`)
 }
 
 // createWebhookEndpoint registers an endpoint as the key's owner and returns its id. It names a
 // public address literally (no name to resolve) and subscribes to batch.failed, which no batch of
 // the sweep ends with, so nothing is ever sent to it.
 func createWebhookEndpoint(ctx context.Context, client *http.Client, r *Replica, key string) (string, error) {
-	a := do(ctx, client, http.MethodPost, r.BaseURL()+"/webhook_endpoints", key,
-		strings.NewReader(`{"name":"sweep","url":"https://192.0.43.10/hook","event_types":["batch.failed"]}`),
+	return createObject(ctx, client, r, key, "/webhook_endpoints", `{"name":"sweep","url":"https://192.0.43.10/hook","event_types":["batch.failed"]}`)
+}
+
+// createUpload starts an upload as the key's owner and returns its id.
+func createUpload(ctx context.Context, client *http.Client, r *Replica, key string) (string, error) {
+	return createObject(ctx, client, r, key, "/uploads", `{"bytes":10,"filename":"sweep.jsonl","mime_type":"text/jsonl","purpose":"batch"}`)
+}
+
+// createObject POSTs a JSON body under /v1 as the key's owner and returns the id answered.
+func createObject(ctx context.Context, client *http.Client, r *Replica, key, path, body string) (string, error) {
+	a := do(ctx, client, http.MethodPost, r.BaseURL()+path, key, strings.NewReader(body),
 		http.Header{"Content-Type": {"application/json"}}, 30*time.Second)
 	if a.Err != nil || a.Status != http.StatusOK {
-		return "", fmt.Errorf("POST /v1/webhook_endpoints: %s", a)
+		return "", fmt.Errorf("POST /v1%s: %s", path, a)
 	}
 	var obj struct {
 		ID string `json:"id"`
 	}
 	if err := json.Unmarshal(a.Body, &obj); err != nil || obj.ID == "" {
-		return "", fmt.Errorf("POST /v1/webhook_endpoints answered no id: %s", a)
+		return "", fmt.Errorf("POST /v1%s answered no id: %s", path, a)
 	}
 	return obj.ID, nil
+}
+
+// uploadPartBody is a multipart body holding data as an upload part.
+func uploadPartBody(data string) ([]byte, string) {
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	w, _ := mw.CreateFormFile("data", "part.bin")
+	_, _ = io.WriteString(w, data)
+	_ = mw.Close()
+	return b.Bytes(), mw.FormDataContentType()
 }
