@@ -456,6 +456,30 @@ func (e WebhookEndpointWithSecretObject) Valid() bool {
 	}
 }
 
+// Defines values for WebhookEventType.
+const (
+	BatchCancelled WebhookEventType = "batch.cancelled"
+	BatchCompleted WebhookEventType = "batch.completed"
+	BatchExpired   WebhookEventType = "batch.expired"
+	BatchFailed    WebhookEventType = "batch.failed"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEventType enum.
+func (e WebhookEventType) Valid() bool {
+	switch e {
+	case BatchCancelled:
+		return true
+	case BatchCompleted:
+		return true
+	case BatchExpired:
+		return true
+	case BatchFailed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookEventTypeListObject.
 const (
 	WebhookEventTypeListObjectList WebhookEventTypeListObject = "list"
@@ -685,14 +709,16 @@ type CreateResponseRequest = json.RawMessage
 
 // CreateWebhookEndpointRequest defines model for CreateWebhookEndpointRequest.
 type CreateWebhookEndpointRequest struct {
-	// EventTypes At least one of `batch.completed`, `batch.failed`, `batch.expired`, `batch.cancelled`.
-	EventTypes []string `json:"event_types"`
+	// EventTypes The event types to deliver; repeats are dropped.
+	EventTypes WebhookEventTypes `json:"event_types"`
 
-	// Name 1 to 128 characters.
-	Name string `json:"name"`
+	// Name 1 to 128 characters, not all spaces.
+	Name WebhookEndpointName `json:"name"`
 
-	// Url An absolute https or http URL, at most 2048 bytes.
-	Url string `json:"url"`
+	// Url An absolute `https` or `http` URL without credentials or fragment. Refused (400
+	// `invalid_url`) when its host is not public (unless `VOLLEY_WEBHOOK_ALLOW_PRIVATE`), cannot be
+	// resolved, or is not among `VOLLEY_WEBHOOK_ALLOW_HOSTS` when that is set.
+	Url WebhookEndpointURL `json:"url"`
 }
 
 // ErrorObject defines model for ErrorObject.
@@ -836,14 +862,21 @@ type RotateWebhookSecretRequest struct {
 
 // TestWebhookEndpointRequest defines model for TestWebhookEndpointRequest.
 type TestWebhookEndpointRequest struct {
-	EventType string `json:"event_type"`
+	EventType WebhookEventType `json:"event_type"`
 }
 
 // UpdateWebhookEndpointRequest defines model for UpdateWebhookEndpointRequest.
 type UpdateWebhookEndpointRequest struct {
-	EventTypes *[]string `json:"event_types,omitempty"`
-	Name       *string   `json:"name,omitempty"`
-	Url        *string   `json:"url,omitempty"`
+	// EventTypes The event types to deliver; repeats are dropped.
+	EventTypes *WebhookEventTypes `json:"event_types,omitempty"`
+
+	// Name 1 to 128 characters, not all spaces.
+	Name *WebhookEndpointName `json:"name,omitempty"`
+
+	// Url An absolute `https` or `http` URL without credentials or fragment. Refused (400
+	// `invalid_url`) when its host is not public (unless `VOLLEY_WEBHOOK_ALLOW_PRIVATE`), cannot be
+	// resolved, or is not among `VOLLEY_WEBHOOK_ALLOW_HOSTS` when that is set.
+	Url *WebhookEndpointURL `json:"url,omitempty"`
 }
 
 // WebhookDelivery defines model for WebhookDelivery.
@@ -928,6 +961,9 @@ type WebhookEndpointList struct {
 // WebhookEndpointListObject defines model for WebhookEndpointList.Object.
 type WebhookEndpointListObject string
 
+// WebhookEndpointName 1 to 128 characters, not all spaces.
+type WebhookEndpointName = string
+
 // WebhookEndpointTestResult defines model for WebhookEndpointTestResult.
 type WebhookEndpointTestResult struct {
 	EventType         string                          `json:"event_type"`
@@ -939,6 +975,11 @@ type WebhookEndpointTestResult struct {
 
 // WebhookEndpointTestResultObject defines model for WebhookEndpointTestResult.Object.
 type WebhookEndpointTestResultObject string
+
+// WebhookEndpointURL An absolute `https` or `http` URL without credentials or fragment. Refused (400
+// `invalid_url`) when its host is not public (unless `VOLLEY_WEBHOOK_ALLOW_PRIVATE`), cannot be
+// resolved, or is not among `VOLLEY_WEBHOOK_ALLOW_HOSTS` when that is set.
+type WebhookEndpointURL = string
 
 // WebhookEndpointWithSecret defines model for WebhookEndpointWithSecret.
 type WebhookEndpointWithSecret struct {
@@ -958,6 +999,9 @@ type WebhookEndpointWithSecret struct {
 // WebhookEndpointWithSecretObject defines model for WebhookEndpointWithSecret.Object.
 type WebhookEndpointWithSecretObject string
 
+// WebhookEventType defines model for WebhookEventType.
+type WebhookEventType string
+
 // WebhookEventTypeList defines model for WebhookEventTypeList.
 type WebhookEventTypeList struct {
 	Data   []string                   `json:"data"`
@@ -966,6 +1010,9 @@ type WebhookEventTypeList struct {
 
 // WebhookEventTypeListObject defines model for WebhookEventTypeList.Object.
 type WebhookEventTypeListObject string
+
+// WebhookEventTypes The event types to deliver; repeats are dropped.
+type WebhookEventTypes = []WebhookEventType
 
 // BatchID defines model for BatchID.
 type BatchID = string
@@ -5577,149 +5624,152 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pctu4muiroHjnVuy5tCwn6Z5uueaHu+NMZ046zjjOyZyKPCIkfhJxQgEMAFpRJ66ap5kHO09yCx8A",
-	"biK1eMuku39ZlkgsH759w+dgIuaZ4MC1Cgafg4xKOgcNEv/7iepJ8uKZ+ch4MAgyqpMgDDidQzAIxubX",
-	"EYuDMJDwMWcS4mCgZQ5hoCYJzKl5Ty8z86zSkvFZcH0dBs9ZCp1jTlkKuw95DioTXHUPK90Duw/9DsaJ",
-	"EB9OeZwJxnXnDAv73Ajcg7vOdB0Wi3Sgj8/hYw5Km/8mgmvg+JFmWcomVDPBD/+uBDfflcP+k4RpMAj+",
-	"z2F5rIf2V3V4KqWQHlR2yhjURLLMDBYMghf8iqYsJtJOfEx0AmQOStEZEEWXiiwSqgnlMVkkIKEXXIfB",
-	"M5jSPNU4+MMt9YQvidAJSALmUVzJK6Gfi5zHD7eKV4KofJIQMf47TDSZCkl0whT5AMtHiogFB7uyCyFe",
-	"UjmDh1vZRQIkhklKJRTnScYiXhKmSGrWYpZKOR7xRPApm+Xm0ZTNmcY1v+U014mQ7Dd4QIj+ypRifBaS",
-	"hRR8RoQkEq7EB4jJyesXBq49pEo3XsGjkHVJkYHUzNLPhPIJpCnEI4prngo5N58CxvX3Tw3d5mlKxyl4",
-	"0nQEybiGGUgDATcE47NbjCHmWQr6VsuwQzDBRwvGY7FoYR9hMJFA10yzOqxnVK2jIVGNPDMefO5aZuMN",
-	"hDxN07NpMHi/HhPw2E7tS9eXTTiYAT9lhnPeHG52AHXzAaaU3Qp/pozTlP12K/yx0F+BNuOjTIqZBHWL",
-	"/TGe5bp6yCvTzEHTmGokaxrHzCAhTV/XCG3lpY6JLY/EUUUM6VZI5d4ZfA6A5/Ng8N7qHMFl27O5bmxn",
-	"4/COL44mInfqz0aMdTL5Z/uG4USa6lxVl4gylGozh8ehoHZiQRU1ggqPCAqsD6rcp/wH4tat50ZAb7X8",
-	"t/jk9XVVM3kfoKriYF1hDP6kCuJuokwbbyogsnIiTa5S41krKF2j3yYtNfhqlVRrjKPJw8O6WFjBAA/K",
-	"CuZftiAwgvIZ2DNbkTxx+YN7cyxECpSvoeftEX3t0fmpOxddaGkNYSliaF1XyjisIaUKM3FqYusoaFRs",
-	"QZGNveGqypH9OG5V6/eoWs7FMTKmYb4dsVtoXRcTUSnpsn5c63dQHsxaVHrJrJZ/2/W2LXXKpNLbMsSE",
-	"qtFcSGjH3ZRuP9IqQqdmkxvxuQ6xyvLL6SvL7IRoxXSq65dnHAp1WEwJJUhnZO+vIk1hSeCTBq6Y4Ps9",
-	"g2+186BawzzTanXQX8SCzClfEs3moFCl9nMsqCIKuCZ5prQEOu+1KmNGM18d96IyEOruzcGOieDpkiyY",
-	"TkjE+CTNY/hX82QUopVG04Wx2gQnlBi1Oi3GqyyjAPmng5k4cF8atb53The/OuJb0TDrK32XgDUlLDgT",
-	"kcaMzwizAHBvmjm3UEwnudJi3qWSgOdgO6iZDhscObcpm1PGmUpuo+x5Trl6gkcHY6rQtOJgcM6ACeUo",
-	"MZKwHR8KFWlbSdFz59qqH3jHws3AVpprbZBTmsq1WMG0MTi1wWFHQe1EcQOYr+peGfDYakwy53xVvSrU",
-	"sVKhKnWu7ZlTiaLu4EtVqdB+CnbR0HMqAKvjXeWcPJpv4m8/F4prU577LZcotGLYtP+mhaZp208NWNjn",
-	"WqG7adW7KiHdqsV6hWHTOu5K7Hphs0H6rnKGqMCjyDMGfIGYuXvdJHADgb3V5OZ5nPuYZFQpw76pIhGd",
-	"apCR824B4fBJk4zOYKsV/u9QBM4rHLB+3N2S1zOnR4pQrhYgQwMNZuWctW2IcP5HZO69zTLU2xsdws0y",
-	"j1GDErpIsPp0bWinT3QC5a0npzoorHGnxQfgaksnUvWVUQyasrSNHdGJ4XE7jNwk7NoAbftytuZOi6+9",
-	"0716CVQJI0tusYGVMdr2gCz1FpPUzq/jbJqQ6oJCYzVty/0ZRWiVylRF7W5ggOc1LdrzEdGCHPX7fVI+",
-	"5TmS1W3MZjw3XqGZOsttIk4579ZbUHnasoMi2NW2hp1khpfdOPdZridiDuuNzBtyzkp8rtP+/BlVk6bN",
-	"1KpN1B3Q9TOMHj9NotCww1VLihjLKM4lxgvIVIo5iY7mkTn16Oj7H5LIxlCMpPmxP4/MINHjJEIDzChR",
-	"0kzwX3t7748Ofrx83z/48fJzP3xy/eWo33/fP/gX+5X574f+/vyLfexL+fCXo/f9g+/85+/f9w9+uNxP",
-	"9v8paHNiV3ziq3ajmJLDq6PDSUL1YQkTFdpvm1/AfAyxUUbd/0V0z/5r9EULEtXYqfl1rznJl+rncugv",
-	"xahfKgO2b27F3Ttn/CXwmU6CwVF4M+fvnH7yQ3x39LhlkDoU32ZI69+TjDKpjskHWCqS45ffPyWThEo6",
-	"0SBVSK5omoP/zQxN4Ark0n5vrFmcwUBuTj9V13T0/RYeaMfzCg+jUXA2hq7swyf4bDvrrXg6Sx/qKvV0",
-	"0+FzlkInGdZW+57ySSLkZRumpksSlSZHk5DKX9pJoDaLgongsWqZ5sn3/b45m8ff/fi43+/3CPIQNGkV",
-	"sYMQHIM86ZOYLhUZL0lsY8Xu2NjcsDU3QGjQ0X5jhm6Pp6QtJva/vzl79ZK46GRIqCZzoXQzrqnYb0D2",
-	"3Pzkcb9Pfv1pH30kaJaj/7f8/bt+2O/392tm6ZhxKpdtIMtymQnVsrRfc6XJGEiEnLh5EPhlyxk0UAt3",
-	"XU7SjTxex+30fRml1j+kMJ5adS5ZnR9ic6i6ov4axjxjV8BXPWJjOvkwkz7k3kF1FXukfH4kcFGq7b0t",
-	"hM/KKw8qJ67XxbQaaQoEfyBOKEqRa1AGwpTXnB8bWLECecUmMNLM8qmNVpfSzijcfCh2Eds820BMu+XL",
-	"nf2IFlsbeTXdXO8KuB6Z0VpUxxNNUjBGq7Di2RJar/BJRKH/yromyv+dz6f8onAIRbuomz79p12nffxD",
-	"Rab12lhHLtuQhhM6ViLNNZBE60wZlch8IG/PX5Yc7nH/6Q9kvNTQNnTjrHCVdrqwBtI2doL+mbNC+2z3",
-	"0mxEwbsICPkvNjl+yhARPldGinC1nXvs9goUXuaNySwOTs0VdfvvanrERvZnxfwWUp7sOZOp6Zkw8mN/",
-	"Nx3ASf3NQr/NbbuzYG9Azu24XEUbEI2idM8BWJS7dxh/NUu+A4/jWQb85IUZ7M9o33UY/AI01cmbIhCw",
-	"CtkxVR1uZTZz9tIaX1yLqSs+WEsXcyGZsplqm1mwG69tE78aSfofOeQtnGhNJGjBRz7esaXDa8FHPi6y",
-	"3RuV8etQ8O4SI3WtZYbZjmRBmWZ8hs5iSlQqNNmzMUHp3zBKd6kJksKC3d8yPljZwXZrYpxMUzZL9FYT",
-	"tGo5YWtkqXoCdei2nXKFcle9S0aMb3kmu2f63ToRjqXg9ZxVt0JsjVNqdC6XwX3QH//L3/7+Hx9fLZ5M",
-	"+//Jv7v4+Fi9/PA6CG/BeGt2Vj1Lxru6rOgr/m3K4Dba9gPlWSpojFGsTIoJGEuoJQy34qqveI13S26p",
-	"Cw57/o1IYSMByp1BCYdKsLGxmjb0Q/7yDDKd3FICVbjVfXgtO12VrX7Tbk9zK7LKwrvrV1cNBNdS7mgq",
-	"gcbLUTXA6b8rwsjFQ5VR/HdlKh8XejRFM3kjGKqRZbfYdliUmuuK8WAZTWHqu+z0HoksfURGaLnMEMoJ",
-	"ntwN0kH88PeshhUx8TtUxc5By+Wtfd4XGAtd2BjFI0Xscz5IGL0+e3OBnl78HVR07N1fVk1PY/9mq2W4",
-	"LmKC67epPzoBBejDUmTPW4bOfXVMgE4SMndeKFrLQNk5snJf2cCWdUHnNjEwjfuzoVcFxLwCaoCBBWP1",
-	"1+z90tKv2PgV6564gpXB5kd3izutopnQpaPjDUwkdLs5PgBkI5HGI4XPjehEsysYTYUcPX46SkQuVRsh",
-	"tU17AUrv7l3ZbGRXnm0jqrdZfHO3zu7+li5Xyha+OrfGZ5AyoyWuLq470+/E/ULmNAZjBOQ8Rq132bsb",
-	"XS22i7pV3cO6M/Wcd5WV4WuPFGFxaJOzqCKRq2o7YJYaVvODjZXmwHWL3DkzSuFyaeaQLcvcFJ9AZgn3",
-	"mJihieATIAXctkpKwQkbyRarELEP1JJjbCKIm3iRACdccDAylF2tnbuyWw6fmjBrSZujxFkWfmtYuaUl",
-	"gxgzcKqbZ5okVBHgcUeS5eZFrQreZkFjz69jS426NIxUPpkAxO0pYuUQbRWUG5lSo3ShRP2woyJzY35e",
-	"E6VXD6xBpS3oVEPpy80s6A78Qk2m9qdzaKV2t0XL29mUvqnY6tB3O6XZZnpsJ0M2wywjp0UkrbkMyNvw",
-	"gUeKZBKm7JONhBoONxW53Bi1QFG/A9g6ZXM3KddosjJh2B3LaN/+FohxzyZMGydt2Ca3NmkaO7o7hlIQ",
-	"z58MZQXKFzaztDVfbIMWtgWW6K50/g1Zok7gKtUO6RuJ2XYJWxd5ftb2KbYA5zumE2sm/eE4dUuYYZEo",
-	"mIwi8v+cua7g+6deF33y+GC81EB++fXkZyyKJ28SseDWJWBUwla23SEcvlX2fgN+b0a7WGbbxuE24sp9",
-	"OTttDDaXTC/fGHZs13eSsb/A8iS3HtxmoskHWFqr1FaDXdmME8yws8AmBwc2HvLq5NdTNOeQ1SN7ACpB",
-	"lmebaJ3Z7gyMT8XqbC6dhSlCiYJ0epAIpSEOnevxwIgTqtk4BZcWdvL6BVEgr0D2yAttP9pCOZWPFWAt",
-	"nn33kRry5ywFFdpXwQaManlL5k3q3GjTKZswmpI3z/6iSK4gdCZ5dHh1FIUkS3OzyCksyoxUNeRiinVJ",
-	"hmb25lR+gJgMg2bm6jAgY0jFYr835EN+ijYYqvShzWK1MaaULkGGaJwl4H2vNvQO/ApSkcGQR5+HNpYw",
-	"DAbk89AnLAyDkAwR6PYTpi3Yj4apDoPr68gCK7aVGI3GG1FvyM2pMY2hF7uBIAyuQCp7Uv3eUa+PqJoB",
-	"pxkLBsGTXr/3xOYDJIhXhwkGUX8zn2eWFxmywGlexMHABVl/Cxotah73+3fWGKQWx23r92LMml6NMoLB",
-	"+0sjdeZzKpfBIHjJroCDMiqtGAPZM8fhYjnmdDCHis/ILxcXr/d75JUgNNcJcO0WjCyTzhTSZ6aCSzPX",
-	"IbryuyFzbn/+ioDBFWDDlu/6Tx5s1ldCEwSN7RGExamuQdBy/SmZ9bLqMfkYvRlvkhjFDwm+jM4T3AbE",
-	"2x9a6XTvPDgjARx/8elCruvV+yaz+zmXSki7URbX3EE2su2+ySRcMZGrojYKu0R9zAGzRl2bKJtqXG0E",
-	"VUnLef9fw2He7/f7l//cmnbYXNlr7MvEfoOQ+CKKrnmxr09tXheMCAaP+5WknaNaws5RS3j88h6RvayG",
-	"b2MBCFgDbXe4iPVP7fRtoxbLPKw008JXjja/Umt/hGtx4Nr0Yq0fFlJChUP5xGSapiAfKb+TkHBYgLG+",
-	"jUlSRWqPx5fXYZCJrqzespy4iPbUpjFyzjBQn4lsK4+JFWkp4/BIkSiXaWRfh485TYc88gqsqya38s4m",
-	"tNpaxRSIwS9VzCpFrpGE6ymux7ZX14IpXNiQWz+qYctP+30zhuHMZf2jmE6d8xPr6kilEF4RKsFXlPtq",
-	"PEXnMORaUq7oBMtMzHrLenSmiASdSw4xiSqNRiKU7E25rwZFSKmM/0WETiaQYf7KhnKWhWRaAzcSmw75",
-	"IhEGTPl8DNIg75xxTAIWkmBYh+xFw+DH/nwYRCGJhsFR4j89fmo+7h/jZgT3m5nTpVF0iDLnYc4JT8SM",
-	"gx8ip4pwdBDvWw2hzvwqRT9l4eBPrhDyTgi5pazouq4Eu/Lx+2UlXZ3RXPDzG2MfFqhFzwpEPSQym7rS",
-	"bCqwwkHqovHws68Puy5dXW2GhctpKkmpiJA6dkUKkIaoVdcyvVDNtimpyEOKnFQ15IaSZxg/0TaQ4UuM",
-	"LeMie0/7T0NCxxiOwu0a80rtW1n8d8qZti9wImEujEmB84uFCodcCWsmcEEsT0pEGtsnxiJmlgRtjoXq",
-	"EesDbDRnQFtqyKNnpy9PL04xmo9LP/zM4mskeZBUVd/SQrRRnB29pLj7RHrvzVyH+9iCwfkTezdG6qf9",
-	"p5tfKroy3hEVNLn1wO2joAu0f3fAwy5x26Hwa8ng6oGOchv+9a2c27+BrgixPfNRigVaEce2/gqkFe4f",
-	"INOu8i9Ghlc5StswY79TRaor8m2LLR859O1try87WeOhZXbN1ri7jN2luJ1wwviBV0UcXGbC1gdFZS5a",
-	"NChCwQUYlBaZ55qhGcYmuBYK15AbFmrBScdConOmrhMp0DoFZUap5LyU1JNRqRlNSw75c7Eio9bYQbTL",
-	"gXY5b6RctWGupaCw2pdhvscFneK7Rdy61BC9doi6Yav6UlZtB38cDeKrEK0FtT+yHdWKQ4+uFSt81XmB",
-	"onmRGGlbIqfMuWXbtoSUaYskIcm5Zqnj7oiXiOJW+sfo8xlyrxh4nUAnMPeJEl1CAIcZC52gQrLfI6fU",
-	"KDsa5sY08rCKDG7GJMIXI3wHPtGJTpeuGqAcv9YZxPpGfK6G0c9BzhmnKdofr+mM8dmgaLSCbtWV9izM",
-	"s4i93Gkcxhw2q3PBq8jpRUV/liHHXkPKARHpzR3JI+Usq+csRb47EfOxWSiS/8mrZwifDwCZGcmQ80RI",
-	"CRPdRo+FL8Un4O/iUelqQ1Np0rbiXCF7BtDlvr+Ws+Um3hbrYKm4Wzb5W8LW0q9CEjDuix+ruZFkT0IG",
-	"zkdenIVBSgXmX+1OeiLmc2orL+BTlmJE0UZd27ZVppsX+ypiJdUSXCeuvjjL4UuRn/nFpv98KQTDF5d4",
-	"ub8X3uSt/X9urV9rhmmUXtrSBCHnwSaALhKh6mhppAllXFki1PBJh4TNuJBIF1RBj0T/15jsowjJJhoO",
-	"IzJHWk2ZNjZ6uuzCFAVUohi7Exyt76RoR45+ga4VFI3L7mIBETYfJDSOlU0+LvlNawPDLRHPtTbciHlm",
-	"jhtgxL27NKsNx9Z6Nv3Z/f41i1UzjhaZ9B4KoTOqqS0Ty1NNFIuBjJf41/zsnhAyBvlwRoFf4D1aB6+b",
-	"Kj8Ybchq/MeFT0ZwUCShV6gQMFk2bTDqv9f8nTIDPFbok+RDXlFNnByIwag5rhtyYQ6EzjIrPK3+iHzu",
-	"vHX+OHeu0XKGPANZY58Lq+dnGXCIBzVjY8+q/lws9sOayWMkPPoo3EYHqFqZTQ25UYQArZCqYWNVRNW2",
-	"CZLz1FhYuq2pm8/dtb6s/XDIo5XKH8Pb66U/1W+q0IoaxT9YKTrkUVEBFPXICanbTlzoulOaVOwf7xtn",
-	"aPQZ8bvBIqroYPfi2O1u+vXADt7u3l0tHPadgfUYJnSObBZFk5EtcdkP94/HcC3iEiXmlegKNkWuuXyP",
-	"XUNjo5Qbs6wedd3FDjz8XLCF6zUh9YqHzUP6gQR0l7VfR5Jv98RFa/frsHT6GAXqjsVouKartREkpaQI",
-	"ydvzlwegJjSzdQwt1yzV6yO3vVxprSjXrgTojgW4jdYYU74oEiTiCmQRsKzGGXzDbF/TRxSkMNGua7Qq",
-	"PAAoL73zba8QUKGriAld56245n3bD51EweE+QEttYo/8VHTnGnIo4sJWSMUsRinl53PxVMkgPiaRL+Bz",
-	"xk9ZuBgRTqUUCxvSSQSbwJDv2fS06lM0FRxCX82H3ppyAlQfzIIKEQj7Vumo1F4OeeSLE334EwssBUa2",
-	"91xUyWA/drLat2lhLkduhCgwEtMBMbbOk4l5k8X4GaJjnNdHwlH7qI/ugwttIeP6k04Nsc20cAtFEagZ",
-	"ZcgZOrhTwH0uC9cSxSmXxJxgj7wSOsFouUAQLcPCoao0S1PPu7FFBXX68ZBPrX/Nahw25rbeyVrWyN6T",
-	"JrFahHu9egvag/lzC2T6IyoCiEcGWaw67nV8y3pojYWtFf2Iu2tTrjCzc5N7EL0Ylg4833MtD7p8GJWO",
-	"CPfl6ruhr2/F27ezu++NkM6+NXYvJr4wwfGqCWNvqIntmGpeirrWiK+3rxFna7RapWryxXy9vxW01uTH",
-	"Idd5qPS4+/TiFM2b1npvXDj5m89KWwmLW8Jen4M2z1PNMirLawatpQ0xsd8u7V/GUdJPGRjBaBDzmFQU",
-	"DqaIu0DL5jwzPeTWRFdkj5J/f3P2yl+3iJoEJVzwA5hnehmSnLOPOdR1SqMZJCKOrNYTFeIS406Y9GaD",
-	"OpQ456Ub3atkvtcscelV+z3yLmEaVEYncIAKm2OUPnTNilsVDeKRca5tqgsXunTwkRO+xBTYFOY1g9/t",
-	"yl+7WcmNM9NYZwd3OgACWUiIe0N+4qitUDHZb2Cvc6wNH2GTWi3ECG+BjEIyhqmQRh9YFoNKoLEtb8aA",
-	"WnGRZIo9Ks0TwmpkPWIb0TkG/K8uvdCsK88y633qTEB7bjubdisXBUodToWcH/j6jF1S0KoddR/YQVHt",
-	"1NaudNizcxlb3xjXeItZZ8RS5MuC09d7fbXxkKqucPjZtUxupKC1JU8V2HKPLH5N6tSzbzJZ6plPjcLz",
-	"8aaKg1c7h1/rlLnvQ9hMMxVi+dYyn5qZmRWpupPvwV2gXXg1GqR0WDmJ1sN8JhbcEO/uhykmGvRB2TG4",
-	"PNSNbbI7HGt0YVvYOh+UsUGM1Ut+tgs4sF2RvzWqcwB2dPdIle3JzWYPWGwrWFJjXGB4BG/EQmkQlg6P",
-	"6AQzziOMq9wH4nz0LSdb0aTSMO4eKb4ySwuO4K8kNj8bBRI1sBAD26gyWj9G3Mgb7n1VwdhmXvvUAtcc",
-	"E+OZzsWegfTb2rJPJtFiBjqpxztrxU+1w2rX2A9IVI49IEYXiga1mwuZIogfsb/Sw9WRYDLU6B///T8R",
-	"tgpy7r8BGQb28WEQhUNOfLe5AXl/GdlO+xj5d93lccuPVBmwtFWbhW80A3lgK01QhVXo4ZRYN4auMuKc",
-	"FplI2QRdZHXoHZtfUryA0PCVfzu96JmlmqkiH3QrVFRXMlsCJOoN+QGJqm3XzQanKXwaBjZHUuS69sbA",
-	"Q6vYwoK66jiMxZqzVy59DZVqQsoiGMbJnk14/evZy5enfxs9f3n6n6N3Jy8uQpe8tUgYhgyBTHIpkZXU",
-	"3H3eamHKwQaLXfZ9zicvbAB0AFOilnySSMGNQW7Whxs+K4p06g9kVKkDnUiRz5KV6wH2HFgdEhmb5hNz",
-	"mfi25PfAHLxZFlZzq8Kfac26/dDrwRYFCmRjsfeYRvjAgExpqsCdzepdAr0WB+we9cfiaeKRIjHQ2NpS",
-	"vlLHAaXwJpM2b27YVuxTNvVzJ3d++ub12as3p6N3L149O3u3b443MWCUELsyKDN+hbDd8m2uLnJ8Y/ny",
-	"2Mb1uSAwndrMuwtfaskaaTTFHQ0hsQCrIGZY4j3651cBh1e7DXkBKKe7d9pt5+U1hfdXO9S8zeKBjbfy",
-	"0svrMNDwSR8i8rbqPnXOirkWFcS3WO+Qvjwx/Inp1Us1vJW7ejPLFXQ0bNimg0dXp4FWtazROtRe7GSZ",
-	"pMOlfesXMTvBtCX3vKXwb7eyyooc/05VwJaYtipmDz/7j9uZsjUCumcE/v2atE5qFLhX8nph/YiNOrX9",
-	"ruPcYPNWTmtt2OINkoN3GdbX1tQ4jklkpWU1CteVImpZTtUp7rqNoDy8bLmo5fJhOOM2vOP3H08z5v3K",
-	"iR+TyCKjjc7U0rtssQMmuGHBgMS8mm7s3M3I8/CvGnodnOrG6Yu1OcqgQFtS2kPyuj9RcrVsZ8V+PCYs",
-	"hnkmrD/CF2bZ2ntO0wJGa0Vfs8XV+qhvo8/XbTpu+AlvGVV8wNYaD9pAo60N4NqQZXGAv4OwpUPKck/d",
-	"bTXco+timtiFtyytWenZgenGoU0lbT5SrADbW00kGxf36mF2FTZaNohBJEwAY5vRZxYPyDCAKz36x3//",
-	"zzAIHSXaL40FHYT4TkjK5mkhMXr9gLiXbVobvn59HYVDrtiMO5/EG015TGVMHI4osqBL6/kwP/slPzLm",
-	"dq2tWkT2qn2gwyEv/tVsDkrTeWasTP+leZvqXEK0H1b8FvVOXVcg2XTp6+v9cfRyvpA0c1nldvpa8w4M",
-	"tyYgrdtvvCSRxCbrfqlYT1fpZDIGvOLA36YW4XVqViSbjxF5e/6yR96W+eGWeWGdlFZDHjmr/t3pT7+c",
-	"nf1ldPLy5dm70evzF389uTjFWHJiL5u0iVW2oYBIr9wlfyST7IpqCEkqRGaYcUhSxj8cpGJC0yEXstIY",
-	"hQt+kOXjlE0IjWPp2lZJmOYKYrJnNjxJYPIBYkJnFOu+XODcd2be7w35CXe33szpkkiYMaVB+ntU+xV6",
-	"7zTvm40/79PK72gX/8DGfncfyg6FwkOxkjnraMYh7TfHTc89ptAVNoredetd9eZ9KyPtUg0OP7f0A93C",
-	"Sm7Dw4dBgA0dNHDZ2HzsmzSceXGyNre10WeeuVSWWIrM5WG3Ss21NvPXO7tNJPuNxo6bRNmtzOxkyDWA",
-	"tzah/TmDNFYkhakmIte2OtyWndnbuo9JVOnXGhEJWUonrs+nbYOlQPdIVPZ7jQiW6A85CnbMOFJiDjYR",
-	"aZJQPgPbm8djpg162PovnyE+Ez4owWGBEr1FtrVeT3JPsm3tVShfV7ZtSR6/Z9sYsarKBh8prAXD8hNi",
-	"Q8tco6p9N6LusOSsnZ0wzjiUF31k4BeBXSq8HLZdD1hclDhUr2yxija2YlHO0Khq7SQBGtsGdFZndPdZ",
-	"7A9I5ARAxTFVlFhaAkO1Fj8a5b+4ziOyHS2q1kNZaPL406fyMib7YFOZPj+9OP/b6PnZeUQSqobc3T/u",
-	"o6tGqe6Rv0BmNRB3jXxXA4r6/RfsVm09i4P408mwxVUjm50MJf7/Ievaa5zGGPxcV0BSOCksxW9wVdxa",
-	"uu/Iumrm9e6O4l30i/OKK7LgJ4V9ZUR70zHRI++s/2CL29OisKrgOsLGVjmPn7pGnBMqDWMkhQODjJdD",
-	"Djaei64I7CmN/gsbqCfAjPm+3+hvinVd7hWlRVZah66Av7XgqnpbnAfYG9/p/l4qsLrvp7vnUqy7MLgN",
-	"QnxFo/urMJdzq1E3WEoTCnehsmh/a9+9kfuFzZPKUoyOOkelTcThpUvL54WSqQSVGAND+9wzm84SU017",
-	"RsGhrrmx/3nIbfdP7E/MhStfI5G7psQqUTIHtDrAV02sKDKVfExd3Ak35HtYIhFVbkCxjXrLAXD2CeVc",
-	"2M7Iho+Y4YQksQAbD3YZYGaLjK96Gy9e/Hp69hZrVqoVHP7Acl60TMccUYMDi2TpnKcFaLnQQ+5tJVc9",
-	"go1Uzb9z4YpLKjK6hTm13Cl5T0xpze2VX9dyqlz2s4FJFb1Ffv8M6Q12pfHI5gwnUaMDLhah61Np+/hk",
-	"QtpOeR5IW/Gr+nU+G0ON/qYX9RCup9q1Ml3IUTUqv6ant7GY2lnN6bKMWBEtus6mfr9D/Waa95eG59sE",
-	"OCs08HogvFNmcHiIkY9EKD34of9D3yik/z8AAP//",
+	"7H3pchu3muiroHjnlsW5LYqynUxC1fxQYmXiOY7lkeXjOWVq2CD7IxvHTaADoEUztqrmaebBzpPcwgeg",
+	"9+ZiLR4n+SWK7Mby4ds3fOzNxDIVHLhWvdHHXkolXYIGif/9QPUsfv7MfGS8N+qlVMe9oMfpEnqj3tT8",
+	"OmFRL+hJ+DVjEqLeSMsMgp6axbCk5j29Ts2zSkvGF72bm6D3E0ugc8w5S2D/IS9ApYKr7mGle2D/od/C",
+	"NBbi/RmPUsG47pxhZZ+bgHtw35lugnyRDvTRBfyagdLmv5ngGjh+pGmasBnVTPCjvyvBzXfFsP8kYd4b",
+	"9f7PUXGsR/ZXdXQmpZAeVHbKCNRMstQM1hv1nvNrmrCISDvxCdExkCUoRRdAFF0rsoqpJpRHZBWDhEHv",
+	"Jug9gznNEo2DP9xST/maCB2DJGAexZW8FPonkfHo4VbxUhCVzWIipn+HmSZzIYmOmSLvYf1IEbHiYFd2",
+	"KcQLKhfwcCu7jIFEMEuohPw8yVREa8IUScxazFIpxyOeCT5ni8w8mrAl07jmN5xmOhaS/QYPCNFfmFKM",
+	"LwKykoIviJBEwrV4DxE5ffXcwHWAVOnGy3kUsi4pUpCaWfqZUT6DJIFoQnHNcyGX5lOPcf3tU0O3WZLQ",
+	"aQKeNB1BMq5hAdJAwA3B+OIWY4hlmoC+1TLsEEzwyYrxSKxa2EfQm0mgG6ZpDusZVetoSFQTz4xHH7uW",
+	"WXsDIU+T5HzeG73bjAl4bGf2pZurOhzMgB9Swzk/H252APX5A8wpuxX+zBmnCfvtVvhjod+ANuOTVIqF",
+	"BHWL/TGeZrp8yI1plqBpRDWSNY0iZpCQJq8qhNZ4qWNiyyNxVBFBshNSuXdGH3vAs2Vv9M7qHL2rtmcz",
+	"XdvO1uEdX5zMRObUn60Y62Tyj/YNw4k01ZkqLxFlKNVmDo9DvcqJ9cqo0SvxiF6O9b0y9yn+gah165kR",
+	"0Dst/w0+eXNT1kze9VBVcbAuMQZ/Ujlx11GmjTflEGmcSJ2rVHhWA6Ur9FunpRpfLZNqhXHUeXhQFQsN",
+	"DPCgLGH+VQsCIyifgT2zhuSJih/cm1MhEqB8Az3vjugbj85P3bnoXEurCUsRQeu6EsZhAymVmIlTE1tH",
+	"QaNiB4qs7Q1XVYzsx3Gr2rxH1XIujpExDcvdiN1C6yafiEpJ19Xj2ryD4mA2otILZrX82663balzJpXe",
+	"lSHGVE2WQkI77iZ095GaCJ2YTW7F5yrESssvpi8tsxOiJdOpql+ec8jVYTEnlCCdkYO/iiSBNYEPGrhi",
+	"gvcHBt8q50G1hmWqVXPQn8WKLClfE82WoFCl9nOsqCIKuCZZqrQEuhy0KmNGM2+Oe1kaCHX3+mAnRPBk",
+	"TVZMxyRkfJZkEfyreTIM0EqjycpYbYITSoxaneTjlZaRg/zD4UIcui+NWj+4oKtfHPE1NMzqSt/GYE0J",
+	"C85YJBHjC8IsANybZs4dFNNZprRYdqkk4DnYHmqmwwZHzm3K5pxxpuLbKHueUzZP8PhwShWaVhwMzhkw",
+	"oRwlRhK240OuIu0qKQbuXFv1A+9Y+DywFeZaG+SUpnIjVjBtDE5tcNhRUDtRfAbMm7pXCjyyGpPMOG+q",
+	"V7k6VihUhc61O3MqUNQdfKEq5dpPzi5qek4JYFW8K52TR/Nt/O3HXHGty3O/5QKFGoZN+29aaJq0/VSD",
+	"hX2uFbrbVr2vEtKtWmxWGLat467Erhc2W6RvkzOEOR6FnjHgC8TMPegmgc8Q2DtNbp7HuU9ISpUy7Jsq",
+	"EtK5Bhk67xYQDh80SekCdlrh/w5F4KLEAavH3S15PXN6pAjlagUyMNBgVs5Z24YI539E5j7YLkO9vdEh",
+	"3CzzmNQooYsEy09Xhnb6RCdQ3nhyqoLCGndavAeudnQilV+ZRKApS9rYEZ0ZHrfHyHXCrgzQti9na+61",
+	"+Mo73auXQJUwsuQWG2iM0bYHZKm3mKRyfh1nU4dUFxRqq2lb7o8oQstUpkpqdw0DPK9p0Z6PiRbkeDgc",
+	"kuIpz5GsbmM247lxg2aqLLeOOMW8O29BZUnLDvJgV9sa9pIZXnbj3OeZnoklbDYyP5NzluJznfbnj6ia",
+	"1G2mVm2i6oCunmH4+GkcBoYdNi0pYiyjKJMYLyBzKZYkPF6G5tTD42+/i0MbQzGS5vvhMjSDhI/jEA0w",
+	"o0RJM8F/HRy8Oz78/urd8PD7q4/D4MnNp+Ph8N3w8F/sV+a/74b95Sf72Kfi4U/H74aH3/jP374bHn53",
+	"1Y/7/9Rrc2KXfOJNu1HMydH18dEspvqogIkK7Lf1L2A5hcgoo+7/PLpn/zX6ogWJqu3U/HpQn+RT+XMx",
+	"9Kd81E+lAds313D3Lhl/AXyh497oOPg85++SfvBDfHP8uGWQKhTfpEjr35KUMqlOyHtYK5Lhl98+JbOY",
+	"SjrTIFVArmmSgf/NDE3gGuTafm+sWZzBQG5JP5TXdPztDh5ox/NyD6NRcLaGruzDp/hsO+steToLH2qT",
+	"errp8CeWQCcZVlb7jvJZLORVG6YmaxIWJkedkIpf2kmgMouCmeCRapnmybfDoTmbx998/3g4HA4I8hA0",
+	"aRWxgxAcgzwZkoiuFZmuSWRjxe7Y2NKwNTdAYNDRfmOGbo+nJC0m9r+/Pn/5grjoZECoJkuhdD2uqdhv",
+	"QA7c/OTxcEh++aGPPhI0y9H/W/z+zTAYDof9ilk6ZZzKdRvI0kymQrUs7ZdMaTIFEiInrh8EftlyBjXU",
+	"wl0Xk3Qjj9dxO31fRqn1DymMp5adS1bnh8gcqi6pv4YxL9g18KZHbEpn7xfSh9w7qK5kjxTPTwQuSrW9",
+	"t4PwabzyoHLiZlNMq5amQPAH4oSiFJkGZSBMecX5sYUVK5DXbAYTzSyf2mp1Ke2Mwu2HYhexy7M1xLRb",
+	"vtrbj2ixtZZX0831roHriRltq2LlhzRvXOILNz49Z7cX3VpeUquQZTLZ8803Fy8aYMIF2MGCym7aKBld",
+	"I+e54tfuINl6+ncRi/FfbPO5FNEZfK4I0uBqO/fYbZDnDt6teSQOTvUVdbvOKiJ8K+exEnYHAUsOnLVS",
+	"dwoY1t3fT/w6gbtd3rZ5TPeWqTXIuR0Xq2gDotFR7jn2iSLvDkOfZsl34Ow7T4GfPjeD/Rlouwl6PwNN",
+	"dPw698E3ITulqsOjyxbOVNngBmuxMsV7a2RiGiJTNklssFWFcuO1beIXI8T+I4OshRNtCMKs+MSHGnb0",
+	"Na34xIckdnujNH4VCt5TYexRaxRhoiFZUaYZX6CflhKVCE0ObDhO+jeMvlsoYSQ3Hvs7huZKO9htTYyT",
+	"ecIWsd5pglYFI2gN6pRPoArdtlMuUW7TsbPWsKvHcP8ku1vnoLEEvArTtOgjaxdSoyK75OnD4fRf/vb3",
+	"//j15erJfPif/JvLXx+rF+9f9YJbMN6KiVNNUPFeJiv68n/rMriNtv1AWZoIGmEAKZViBsYIaYmANbzk",
+	"JYftfnklVcFhz78WpKvlHrkzKOBQivPVVtOGfshfnkGq41tKoBK3ug+HYaeXsNVl2e3kbUVWmTtW/erK",
+	"MdhKthtNJNBoPSnHFv13eQQ3f6g0iv+uyKLjQk/maKFuBUM5qOsW2w6LQnOt56QTy2hyK9slhg9IaOkj",
+	"NELLJWVQTvDkPiMTww9/z2pYHo6+Q1XsArRc39rdfIlhyJUNDzxSxD7n43Phq/PXl+hkxd9BhSfe82TV",
+	"9CTybw7a+OKmYAWu32bd6BgUoPtIkQPvdnKeoxMCdBaTpXMA0Uryx95BjftKxLWsCzq3iTFh3J+Neiog",
+	"5hVQI/TpizkJcxINAxJa2jSfHAGajzl9hgPiakVG2x/dL+TTRDOhCx/Da5hJ6PYwvAdIJyKJJgqfm9CZ",
+	"ZtcwmQs5efx0EotMqjZCapv2EpTe37Gxr1+jafEWQ7XR3Js0+r07XBp7ds89g4QZdbS5ze5svlP3C1nS",
+	"CIy1kfEI1ev14G6Uwsgu6la1DRXk6VAMmzwTX3ukCIsCm4BFFQld5dohs2TXzAE25qAD1y3y48wouW+n",
+	"nie2LvJPfJKY5RAnxAxNBJ8ByeG2U+IJTlhLqGhCxD5QSYCxyR5u4lUMnHDBwQhrdr1x7tJuOXyow6wl",
+	"NY4SZ8L4rWF1lpYMIsyyKW+eaRJTRYBHHYmU2xfVlPD1osWBX8eOqnthgalsNgOI2tPAiiHaqiS3uhhr",
+	"5QkF6gcdVZdbc/DqKN08sBqVtqBTBaWvtrOgO3BA1Znan16oRn1uizq5t81eFYC7K2kdinWn+b6dHtvJ",
+	"kC0wk8ipK3FrvgLyNnzgkSKphDn7YKOdhsPNRSZL0fZWrp+h0rAH2Jzw3oeUKzRZmjDoDpq0b38HxLhn",
+	"W6mNk9aMoFvbTrUd3R1DyYnnT4bSgPJLR71tOWuPv6vkrHChCU0SolI6A+WSHPKw7uPvtoZ5a1Nf2sTV",
+	"1nS0LQrgDgiqu6oFtiShOlmvVPshf5aEbxfuVWnrZ22fYoeTNLZCm8+GTpVIMg0kjLVOlU1AMx9D8ubi",
+	"BRbXiEyTmYQIuGY0UeaJuaSLJXA9IBcwzxRE5ODpcDjmIbNNFCaZTMK+1R+ZViQWCkMWBknSbJqwGTnI",
+	"eAJKkfCv5y9enP1t8vbsh5/Pz/8yOX3x4vzt5NXF87+eXp6F/YDMKDevTWHMJSiRXEOEYRA3HF0KvugY",
+	"5efz15evQ7sM7aImCvRgzKvo+Xj4dG/8fMt0bG3rP5zUbYlNrWIFs0lI/p/z8Sj49qm3K548PpyuNZCf",
+	"fzn9EZsYkNexWHHrRzLqfasI7hD0X6uo/gzZnXs8GuVOZdew/SZ3DNt/Cxewe2FjBXV9wh1l61bkvD+X",
+	"fNP30m3xEzwQI7KcUXNCJKRAtSJUAomkSFNrVe6lNRT+KOQcz+27xy3+OQWzTDK9fm1GsEs9TdlfYH2a",
+	"2ZhIPWvqPayt+8WWNl7b9ClMF7WYSA4PbYTx5ekvZ+i3wNWhMAIqQRaIb1i5bTXC+Fw0Z3O5WUwRShQk",
+	"80PDqg2Htc78QwMBqtk0AZfjePrqOVEgr0EOyHNtP9qqT5VNFWBhqX33kRrzn1gCKrCvgg3BVpLwlOXL",
+	"6Jiez9mM0YS8fvYXRTIFgfM9hUfXx2FA0iQzi5zDqkivVmMu5ihhDEM5WFL5HiIy7tXTsMc9MoVErPqD",
+	"MR/zM3Q2oO0a2JRsG7VN6BpkgF6IGHw0wyazAL+GRKQw5uHHsY3OjXsj8nHsU4DGvYCMEej2EyYC2Y9G",
+	"hI97NzehBVZky4pqXWRCK5Q00xjMtBvoBb1rkMqe1HBwPBgiWaXAacp6o96TwXDwxGbYxIhXRzGmJfxm",
+	"Pi8sozYkjNM8j3ojl7bwW6/Wb+nxcHhnXW4qmRFtzYsMEQ4qlNEbvbsyOs5ySeW6N+q9YNfAjXKQSjEF",
+	"cmCOw0VHrQiX14wvyM+Xl6/6A/JSEJrp2KgndsEoT+hCIS9JVe/KzHWEwbFuyFzYn78gYHAF2H3om+GT",
+	"B5v1pdAEQWMbXmGltet2td58Sma9rHxMPuvFjDeLjYWDBF/kuxDcBkS7H1oRxuo8OCOtHH/xCXiuhdu7",
+	"OrP7MZNKSLtRFlX8njZXxH2TSrhmIlN5oR+2PPs1A0yBdj3PbN58uatZKdHt3X+Nx9lwOBxe/XNrDm19",
+	"Za+wyRj7DQLiK4K65sUmVZV5XXjP6LGlNLjjSgrccUvCydU9InvR2qGNBSBgDbTd4SLWP7XTt42aL/Oo",
+	"1BkOXzne/kqllxeuxYFr24uV5m5ICSUO5bPsaZKAfKT8TgLCYQVK21rWMlJ7PL66CXqp6EpRL2rj8/hp",
+	"ZRoj5wwD9Wn1toyeWJGWMA6PFAmN9WVfh18zmox56LV71xrByjubnW0LbxMgBr9UPqsUmUYSruZrn9jG",
+	"cyumcGFjbgMGhi0/HQ7NGIYzF8W8Yj53Xn4sEiWlrg5W/3K6tS8tVXQJY64l5YrOsGbKrLdorsAUkaAz",
+	"ySEiYalrToiSvS731SgP0hYR9ZDQ2QxSzAjbUpu1kkxr4EZi0zFfxcKAKVtOQRrkXTKOGe1CEgyUkoNw",
+	"3Pt+uBz3woCE495x7D89fmo+9k9wM4L7zSzp2ig6RJnzMOeEJ2LGwQ+hU0U4RkL6VkOoMr9SBVtRBfuD",
+	"q+q9E0JuqZG7qSrsrhfC/bKSrjZ/Lp3gK2MfFqh5AxZEPSQymwxW75DR4CBV0Xj00Rc73hQ+3TbDwmUJ",
+	"FqSU24WOXZEcpAFq1ZXcSVSzbZI38pA8y1uNuaHkBQYKtY3Y+Xp5y7jIwdPh04DQKcZdcbvGFFR9K4v/",
+	"TjnT9gVOJCyFMSlwfrFSwZgrYc0ELojlSbFIIvvEVETMkqDNWlIDYp3dtU4jaEuNefjs7MXZ5Rnmx+DS",
+	"jz6y6AZJHiRV5be0EG0UZ0cvKO4+kd677TfhPvYTcY7zwWcj9dPh0+0v5S1G74gK6tx65PaR0wXav3vg",
+	"YZe47VD4tWRw/UBHuQv/+lrO7d+MlZ8LsQPzUYoVWhEntpgQpBXu7yHVrow1QoZXOkrb/aXfqSJVFfm2",
+	"xRaPHPlezTdXnazxyDK7ep/nfcbuUtxOOWH80KsiDi4LYb1OYZHdGY7ynIccDEqL1HPNwAxjU8ZzhWvM",
+	"DQu14KRTIdE5U9WJFGidgDKjlLLICupJqdSMJgWH/DFfkVFr7CDeP+6ySEmxasNcC0FhtS/DfE9yOsV3",
+	"8wSNQkP02iHqhq3qS9GCoPfH0SC+CNFaUPsj21OtOPLoWrLCm84LFM2r2EjbAjllxi3btvXQTFskCUjG",
+	"NUscd0e8RBS30j9Cn8+Ye8XA6wQ6hqXPCOoSAjjMVOgYFZL+gJxRo+xoWBrTyMMqNLgZkRBfDPEd+EBn",
+	"Olm7+ppi/EqbG+sb8UlJRj8HuWScJmh/vKILxhejvGsQulUbvYaYZxEHmdM4jDlsVueitKHTi/JmQ2OO",
+	"jbOUAyLSmzuSR8pZVj+xBPnuTCynZqFI/qcvnyF83gOkZiRDzjMhJcx0Gz3mvhRf0rKPR6Wrp1Kp42DD",
+	"uUIODKCLfX8pZ8vneFusg6XkbtnmbwlaiylzScA4SlULpjzbmBzYaIXDE3cWBikVmH+1O+mZWC6prWWC",
+	"D2mC8WubXtC2raKAI99XHv0o15M7cfXJWQ6f8sjTJxtx+pQLhk8u5tQ/CD7nrf4/t1aE1kNKSq9tsY+Q",
+	"y942gK5ioapoaaQJZVxZItTwQQeELbiQSBdUwYCE/9eY7JMQySYcj0OyRFpNmDY2erLuwhQFVKIYuxMc",
+	"re4k762PfoGuFeRd+O5iASF20iQ0ipRN5y/4TWs3zh0Rz/Xp3Ip5Zo7PwIh7d2mWu+dt9Gz6s/v9axZN",
+	"M47mtSkeCoEzqqktvMwSTRSLgEzX+Nf87J4QMgL5cEaBX+A9Wgev6io/GG3IavwnuU9GcFAkpteoEDBZ",
+	"dCAx6r/X/J0yAzxS6JPkY15STZwciMCoOa61d24OBM4yyz2t/oh8NYp1/jh3rtFyxjwFWWGfK6vnpylw",
+	"iEYVY+PAqv5crPpBxeQxEh59FG6jI1StzKbG3ChCgFZI2bCxKqJq2wRxSUO6rUOhT1K3vqx+MOZho5bO",
+	"8PZqMV35mzK0wlo5HdZej3mY19SFA3JKqrYTF7rqlCYl+8f7xhkafUb8brGISjrYvTh2uzvYPbCDt7sR",
+	"XQuHfWtgPYUZXSKbRdFkZEtUNHf+4zFci7hEiWUpuoIdvisu3xPXndso5cYsq0Zd97EDjz7mbOFmQ0i9",
+	"5GHzkH4gAd1l7VeR5Os9cdHayj0onD5GgbpjMRpsaNFuBEkhKQLy5uLFIagZ9alVzTvDqhXHu94UtlGU",
+	"a1frdscC3EZrjCmfl90ScQ0yD1iW4wy++7uvkiUKEphp1wJd5R4AlJfe+XaQC6jAlX4Fro1cVPG+9QMn",
+	"UXC499BS7TsgP+St5sYc8riwFVIRi1BK+flcPFUyiE5I6EtinfFTlAKHhFMpxcqGdGLBZjDmBzY9rfwU",
+	"TQSHwNfHoremmADVB7OgXARC3yodpWrmMQ99ua8Pf2LJssDI9oGLKhnsx7ZsfZsW5nLkJogCEzEfEWPr",
+	"PJmZN1mEnyE8wXl9JBy1j+roPrjQFjKuPunUENsZDreQl1WbUcacoYM7AdznOnctUZxyTcwJDshLoWOM",
+	"lgsE0TrIHapKsyTxvBuznanTj8d8bv1rVuOwMbfNTtai6vyeNIlmWftN80q/B/Pn5sj0R1QEEI8Mslh1",
+	"3Ov4lvXQCgvbKPoRdzemXGFm5zb3IHoxLB14vueaiHT5MEo9Ru7L1feZvr6Gt29vd99rIZ19a+xeTHxh",
+	"guO9KcbeUDNbfWFeCrvWiK+3rxFnq/UNpmr2yXzd3wlaG/LjkOs8VHrcfXpx8nZoG703Lpz81WelNcLi",
+	"lrA356Ats0SzlMrizkxraUNE7Ldr+5dxlPRzBkYwGsQ8ISWFgyniboOzOc9Mj7k10RU5oOTfX5+/9HeH",
+	"oiZBCRf8EJapXgck4+zXDKo6pdEMYhGFVusJc3GJcSdMerNBHUqc89KN7lUy3ziZuPSq/oC8jZkGLFk7",
+	"RIXNMUofumb5FaEG8cg00zbVhQtdOPjIKV9jCmwCy4rB73bl75At5caZaayzgzsdAIEsJESDMT911Jar",
+	"mOw3sHeTVoYPseOyFmKCV5qGAZnCXEijD6zzQSXQyBdAwZjnt6ImWOlknhBWIxsQ29rRMeB/demFZl1Z",
+	"mlrvU2cC2k+2TW+3cpGj1NFcyOWhryXZJwWt3B76gR0U5d6H7UqHPTuXsfWVcY03mHVGLEW+yDl9tXte",
+	"Gw8p6wpHH13/71oKWlvyVI4t98jiN6ROPfsqk6We+dQoPB9vqjh4tXP4jU6Z+z6E7TRTIpavLfOpnplZ",
+	"kqp7+R7cbfC5V6NGSkelk2g9zGdixQ3x7n+YYqZBHxbtr4tD3drzvcOxRlcEuwk6H5SxQYzVS360Czi0",
+	"tbVfG9U5ADu6e6SKXvtms4csshUsiTEuMDyC17uhNAgKh0d4ihnnIcZV7gNxfvVNXFvRpNSC8R4pvjRL",
+	"C47gryQyPxsFEjWwAAPbqDJaP0ZUyxsefFHB2GZe+9QC124W45nOxZ6C9NvasfMs0WIBOq7GOyvFT5XD",
+	"atfYD0lYjD0iRhcKR5VrOJkiiB+Rv5/G1ZFgMtTkH//9PyH2xHLuvxEZ9+zj414YjDnx/RtH5N1VaK+N",
+	"wMi/uyoBt/xIFQFLW7WZ+0ZTkIe20gRVWIUeTol1Y+gqI85pkYqEzdBFVoXeifklwds0DV/5t7PLgVmq",
+	"mSr0QbdcRXUlswVAwsGYH5KwfIeA2eA8gQ/jXpj3Nyi/MfLQyrewoq46DmOx5uyVS19DpZqQogiGcXJg",
+	"E15dR4KfXpz95+Tt6fPLwCVvrWKGIUMgs0xKZCUVd5+3WphysMFil77P+eS5DYAOYErUms9iKbgxyM36",
+	"cMPneZFO9YGUKnWoYymyRdy46+LAgdUhkbFpPjCXiW9Lfg/NwZtlYWW1yv2Z1qzrB14PtiiQIxuLvMc0",
+	"xAdGZE4TBe5smhdjDFocsAfUH4uniUeKREAja0v5Sh0HlNybTNq8uUFbsU/RJtOd3MXZ61fnL1+fTd4+",
+	"f/ns/G3fHG9swCghcmVQZvwSYbvl21xd5PjG8uWRjetzQWA+t5l3l77UktXSaPILRwJiAVZCzKDAe/TP",
+	"NwGH9xSOeQ4op7t32m0XxZ2b91c7VL+a5YGNt+IG15ugp+GDPkLkbdV9qpwVcy1KiO/6CdBq/oE9P6ab",
+	"N8R4K7d5zdA1dHSz2KVfTEdXhHa1rNaM195SZpmkw6W+9YuYnWDaknveUvjXW1llRY5/pyxgC0xritmj",
+	"j/7jbqZshYDuGYF/vyatkxo57hW8Xlg/Yq1Ord91nFts3tJpbQxbvEZy8C7D6trqGscJCa20LEfhulJE",
+	"LcspO8VdZxSUh1cttw5dPQxn3IV3/P7jaca8b5z4CQktMtroTCW9yxY7YIIbFgxIzKvpxs79jDwP/7Kh",
+	"18GpPjt9sTJHERRoS0p7SF73J0o2y3Ya9uMJYREsU2H9Eb4wy9bec5rkMNoo+ur9vzZHfWtN0G7TccNP",
+	"eMuo4h+vtUZbJ8yNwcz8aH8HAU2HrsWeuhtuuEc3RTuxEXVRdNPo5oGJyIFNMq0/kq8AG1/NJJvm10di",
+	"3hX2GjeIQSTMAKOe4UcWjci4B9d68o///p9xL3A0ar80tnUvwHcCUvScC4jR+EfEvWwT3vD1m5swGHPF",
+	"Ftx5K15ryiMqI+JwRJEVXVufiPnZL/mRMcQr3ehCclBuhR6Mef6vZktQmi5TY3/6L83bVGcSwn5Q8mhU",
+	"e3hdg2Tzta+898cxyPhK0tTlm9vpK209MBAbg7QOwemahBIvNPBLxUq7Uo+TKeB1IhsbWQ7ImyJz3LI1",
+	"rKDSasw3d6AMCLXtK33KlW01IJJrd5clSSW7phoCkgiRGjYdkITx94eJmNFkzIUstUzhgh+6Bpg0iqRr",
+	"aCV9E02z4VkMs/cQEbqgWBHmQuq+OXl/MOan3N0wtaRrImHBlAbprwselui90/Cv9769T/u/4+6FB3YD",
+	"dLfv7FA1PBRLObWOZhzSfnXc9MJjCm2wUfS7W7+rN/xbGWmX0nD0saUv7Q72cxsePgwCbOmtgcvGtmRf",
+	"pUnN85O1Wa+1qxYYNJpftkrNjdb0lzu7bST7lUaV60TZrczsZeLVgLcx1f0nBkmkSAJzTUSmbd24LUiz",
+	"l9KfkLDU5jYkEtKEzlwHUNsgS4EekLBokxsSLN4fcxTsmIukxBJsitIspnwBtmuPx0wbDrGVYT53fCF8",
+	"uILDCiV6i2xrvevnnmTbxnuFvqxs25E8fs9WM2JVmQ0+UlglhoUpxAadfWvgOxF1RwVn7eyRcc6huOsm",
+	"Bb8I7F/h5bDth8CivPihfGuRVbSxSYtyhkZZaycx0Mi2prM6o7vSpT8ioRMAJZdVXnxpCQzVWvxolP/8",
+	"RpvQ9rooWw9FCcrjDx+Ki8/sg3Vl+uLs8uJvk5/OL0ISUzXm7pp9H3c1SvWA/AVSq4E8GZKIrlVXa4rq",
+	"FTDsVg0/84P40/3wWcymcrPPRvdDQRl/yFr4Cg+SMDMkX4Akd19YXrDFiXFrub8nU6sY3vs7l/fRPC5K",
+	"7suc0+SWlxH6dZfFgLy1noUd7jAMg7Lq60ge2+s8fuqad86oNCyT5K4NMl2POdgYMDopsA81ejZscJ8A",
+	"M4Z9v9YTFWvB3CtKi7SwG13Rf2uRVvnORg+w1/7qgHup2uq+JfKey7fuwhQ3CPEFzfEvwlwurK5dYyl1",
+	"KNyFMqP95Zj3Ru6XNrcqTTCi6lyYNnmHF84un0tK5hJUbEwP7fPVbApMRDUdGNWHuobI/ucxtx1Dsacx",
+	"F67kjYTuIh2rXskM0B4BX2nRUHFKOZw6vzBxzA+wrCIs3dFjm/sWA+Ds+dU1tiO6u7gmEuCurrFZY2aL",
+	"jDf9kJfPfzk7f4N1LuWqD39gGc/brGNeqcGBVbx2btUctFzoMfdWlKs4wear5l+8O0fHUJbRLcyp5WbX",
+	"e2JKG+6Q/bI2Vek6qi1MKu9H8vtnSK+xk41HNmdSiQodcLEKXG9L2/snFdJ21/NA2olfVe9H2hqeLO6F",
+	"eQAMqVyb04UcZXPzS/qA69filM9qSddFLIto0XU21TshqrfZvLsyPN8mzVmhgfct4T00o6MjjInEQunR",
+	"d8PvhkYh/f8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
