@@ -510,6 +510,30 @@ func (e WebhookEndpointWithSecretObject) Valid() bool {
 	}
 }
 
+// Defines values for WebhookEventType.
+const (
+	BatchCancelled WebhookEventType = "batch.cancelled"
+	BatchCompleted WebhookEventType = "batch.completed"
+	BatchExpired   WebhookEventType = "batch.expired"
+	BatchFailed    WebhookEventType = "batch.failed"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEventType enum.
+func (e WebhookEventType) Valid() bool {
+	switch e {
+	case BatchCancelled:
+		return true
+	case BatchCompleted:
+		return true
+	case BatchExpired:
+		return true
+	case BatchFailed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookEventTypeListObject.
 const (
 	WebhookEventTypeListObjectList WebhookEventTypeListObject = "list"
@@ -768,14 +792,16 @@ type CreateUploadRequest struct {
 
 // CreateWebhookEndpointRequest defines model for CreateWebhookEndpointRequest.
 type CreateWebhookEndpointRequest struct {
-	// EventTypes At least one of `batch.completed`, `batch.failed`, `batch.expired`, `batch.cancelled`.
-	EventTypes []string `json:"event_types"`
+	// EventTypes The event types to deliver; repeats are dropped.
+	EventTypes WebhookEventTypes `json:"event_types"`
 
-	// Name 1 to 128 characters.
-	Name string `json:"name"`
+	// Name 1 to 128 characters, not all spaces.
+	Name WebhookEndpointName `json:"name"`
 
-	// Url An absolute https or http URL, at most 2048 bytes.
-	Url string `json:"url"`
+	// Url An absolute `https` or `http` URL without credentials or fragment. Refused (400
+	// `invalid_url`) when its host is not public (unless `VOLLEY_WEBHOOK_ALLOW_PRIVATE`), cannot be
+	// resolved, or is not among `VOLLEY_WEBHOOK_ALLOW_HOSTS` when that is set.
+	Url WebhookEndpointURL `json:"url"`
 }
 
 // ErrorObject defines model for ErrorObject.
@@ -919,14 +945,21 @@ type RotateWebhookSecretRequest struct {
 
 // TestWebhookEndpointRequest defines model for TestWebhookEndpointRequest.
 type TestWebhookEndpointRequest struct {
-	EventType string `json:"event_type"`
+	EventType WebhookEventType `json:"event_type"`
 }
 
 // UpdateWebhookEndpointRequest defines model for UpdateWebhookEndpointRequest.
 type UpdateWebhookEndpointRequest struct {
-	EventTypes *[]string `json:"event_types,omitempty"`
-	Name       *string   `json:"name,omitempty"`
-	Url        *string   `json:"url,omitempty"`
+	// EventTypes The event types to deliver; repeats are dropped.
+	EventTypes *WebhookEventTypes `json:"event_types,omitempty"`
+
+	// Name 1 to 128 characters, not all spaces.
+	Name *WebhookEndpointName `json:"name,omitempty"`
+
+	// Url An absolute `https` or `http` URL without credentials or fragment. Refused (400
+	// `invalid_url`) when its host is not public (unless `VOLLEY_WEBHOOK_ALLOW_PRIVATE`), cannot be
+	// resolved, or is not among `VOLLEY_WEBHOOK_ALLOW_HOSTS` when that is set.
+	Url *WebhookEndpointURL `json:"url,omitempty"`
 }
 
 // Upload defines model for Upload.
@@ -1049,6 +1082,9 @@ type WebhookEndpointList struct {
 // WebhookEndpointListObject defines model for WebhookEndpointList.Object.
 type WebhookEndpointListObject string
 
+// WebhookEndpointName 1 to 128 characters, not all spaces.
+type WebhookEndpointName = string
+
 // WebhookEndpointTestResult defines model for WebhookEndpointTestResult.
 type WebhookEndpointTestResult struct {
 	EventType         string                          `json:"event_type"`
@@ -1060,6 +1096,11 @@ type WebhookEndpointTestResult struct {
 
 // WebhookEndpointTestResultObject defines model for WebhookEndpointTestResult.Object.
 type WebhookEndpointTestResultObject string
+
+// WebhookEndpointURL An absolute `https` or `http` URL without credentials or fragment. Refused (400
+// `invalid_url`) when its host is not public (unless `VOLLEY_WEBHOOK_ALLOW_PRIVATE`), cannot be
+// resolved, or is not among `VOLLEY_WEBHOOK_ALLOW_HOSTS` when that is set.
+type WebhookEndpointURL = string
 
 // WebhookEndpointWithSecret defines model for WebhookEndpointWithSecret.
 type WebhookEndpointWithSecret struct {
@@ -1079,6 +1120,9 @@ type WebhookEndpointWithSecret struct {
 // WebhookEndpointWithSecretObject defines model for WebhookEndpointWithSecret.Object.
 type WebhookEndpointWithSecretObject string
 
+// WebhookEventType defines model for WebhookEventType.
+type WebhookEventType string
+
 // WebhookEventTypeList defines model for WebhookEventTypeList.
 type WebhookEventTypeList struct {
 	Data   []string                   `json:"data"`
@@ -1087,6 +1131,9 @@ type WebhookEventTypeList struct {
 
 // WebhookEventTypeListObject defines model for WebhookEventTypeList.Object.
 type WebhookEventTypeListObject string
+
+// WebhookEventTypes The event types to deliver; repeats are dropped.
+type WebhookEventTypes = []WebhookEventType
 
 // BatchID defines model for BatchID.
 type BatchID = string
@@ -6297,168 +6344,169 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pctu4muiroHTPrdhzaVnOdtJyTd1yd5zpTCdxxnFO5lTkESEREtGhAAYALasTV83TzIOdJ5nC9wHc",
-	"RGrxlpPu/pGKLJFYPnz7hi+dsZylUjBhdKf/pZNSRWfMMAV//UjNOH753H7kotPvpNTEnaAj6Ix1+p2R",
-	"/XXIo07QUexzxhWLOn2jMhZ09DhmM2rfM4vUPquN4mLauboKOi94wlrHnPCEbT/kKdOpFLp9WOUe2H7o",
-	"92kiadQ6cAY/bz/sBzaKpfx0LKJUcmFax5/jc0PmHtx2pqsg37s70eiUfc6YNvavsRSGCfhI0zThY2q4",
-	"FPu/ainsd8Wwf1Fs0ul3/s9+gS37+KveP1ZKKn8COGXE9Fjx1A7W6Xdeigua8IgonPiQmJiRGdOaThnR",
-	"dKHJPKaGUBGRecwU63augs5zNqFZYmDw+1vqkVgQaWKmCLOPwkreSPNCZiK6v1W8kURn45jI0a9sbMhE",
-	"KmJirskntnigiZwLhis7k/IVVVN2fys7ixmJ2DihiuXnSUYyWhCuSWLXYpdKBRzxWIoJn2b20YTPuIE1",
-	"vxc0M7FU/Dd2jxB9zbXmYhqQuZJiSqQiil3ITywiR29fWrh2gSrdeHa6oyhC0n9LlSmRTKpkypThSE4R",
-	"NbC4ZSilVJkHmowWhumAUENmUhvy9DF5zX/sdoLORKoZNZaLckHVohM0MImCzD/iTOf5U4gaFqDAo5dX",
-	"NqZizJKERUMK687n48I8fWwZTJYkdJQwz0PcwFwYNmXKjuyG4GJ6gzHkLE2YudEycAguxXDORSTnDXwu",
-	"6IwVoyumWR7Wc9TG0YD6h14Y9b+0LbP2BkCeJsnJpNP/uBpl4diO8aWr8zoc7ICXqT3768MNB9DXH2BC",
-	"+Y3wZ8IFTfhvN8IfhP4StLkYpkpOFdM32B8XaWbKh7w0zYwZ6kmcRhG3SEiTtxVCW3qpZeKCYmcyYslG",
-	"SOXe6X/pMJHNLBsAnavEB0rPZqa2nbXDOwY+HMvMqX9rMdZxwp/wDcsyDTWZLi8RhD01dg6PQ53KiXXK",
-	"qNEp8YhOjvWdMvcp/mBR49Yzq0lstPz38GSdt4JO5WBdYgz+pHLirqNME2/KIbJ0InWuUuFZSyhdod86",
-	"LdX4aplUK4yjzsODqlhYwgAPyhLmt4qc5wzPbFkmFj+4N0dSJoyKFfS8OaKvPDo/deuic3WyJixlxBrX",
-	"lXDBVpBSiZk4fbZxFDCqNqDI2t5gVcXIfhy3qtV71O26CjdsthmxI7Su8omoUnRRPa7VOygOZiUqveKr",
-	"dKvN19u01AlX2mzKEGOqhzOpWDPuJnTzkZYROrGbXIvPVYiVll9MX1pmK0RLCmtVNT0RLNfb5YRQAnRG",
-	"dv4mk4QtCLs0TGguxa7VUavnQY1hs9To5UF/lnMyo2JBDJ8xDbq/n2NONdFMGJKl2ihGZ91GZcyaEM16",
-	"dMXIqA92SKRIFmTOTUxCLsZJFrF/tU+GAZiTNJlb81IKQonV/5N8vNIycpBf7k3lnvvS2h/dUzp/7Yhv",
-	"ScOsrvRDzNDmQXDGMom4mBKOAHBvVtT+dsV0nGkjZ20qCfMcbAs102GDI+cmZXPCBdfxTZQ9zymXT/Bg",
-	"b0Q12ICCWZyzYAI5SqwkbMaHXEXaVFJ03bk26gfeA3I9sBV2ZRPktKFqJVZwYy1jY3HYUVAzUVwD5su6",
-	"V8pEhBqTyoRYVq9ydaxQqAqda3PmVKCoO/hCVcq1n5xd1PScEsCqeFc6J4/m6/jbT7niWpfnfssFCi0Z",
-	"Ns2/GWlo0vRTDRb4XCN01616WyWkXbVYrTCsW8dtiV0vbNZI32XOEOZ4FHrGAC8QO3e3nQSuIbA3mtw+",
-	"D3MfkpRqbdk31SSkE8NU6NxwjAh2aUhKp2yjFf5zKAKnJQ5YPe52yeuZ0wNNqNBzpgILDY5yDm0bIp2j",
-	"FJh7d70M9fZGi3BD5jGsUUIbCZafrgzt9IlWoLz35FQFBRp3Rn5iQm/oRCq/MoyYoTxpYkd0bHncFiPX",
-	"CbsyQNO+nK251eIr77SvXjGqpZUlN9jA0hhNewCWeoNJKufXcjZ1SLVBobaapuX+BCK0TGW61U+c85oG",
-	"7fmAGEkOer0eKZ7yHAl1G7sZz41nXLxiYmriTv+ggd3M6OVLfNSOGNjH/d917lzHsWKJG+9WZ0nDZvO4",
-	"YBOJbyVevJiHuU8yM5YzttoevSaTLYUyW03Vn5ykx7BA61HPoicNFhK7JK+fP/HHOo9lAvERw0TZFKm4",
-	"DEwzuvjggrZo86vkIrA8WaqIqcM8znDQC3q9XgVxlqZYiQ35/I2QAH2ubmg2qmBVr311J+HDx3EYWBmy",
-	"bH4Sa05GmYJoEJkoOSPhwSy0ew4Pnj6LQ4yQWfH8Q28W2kHCh3EIVqvVPJWd4L92dj4e7P1w/rG398P5",
-	"l17w6OrrQa/3sbf3V/zK/vWstzv7io99LR7+evCxt/fEf376sbf37Hw33v1L01GVAwnLxrackP2Lg/1x",
-	"TM1+ARMd4Lf1L9hsxCKrwbu/89gt/mmVbASJru3U/rpTn+Rr+XMx9Nd81K+lAZs3t+QjX8d/NvCYz+il",
-	"H+LJwcOGQapQfJ8Cg3xKUsqVPiSf2EKTDL58+piMY6ro2DClA3JBk4z53+zQhF0wtcDvCSU4g4XcjF6W",
-	"13TwdAO3vRMUuVvWaoVrA5P48BE82yyvSu7hwvG8TD3tdPiCJ6yVDCur/UjFOJbqvAlTkwUJCzutTkjF",
-	"L80kUJlFs7EUkW6Y5tHTXs+ezcMnPzy0/IkADwE/gCY4CIExyKMeiehCk9GCRJgJ4I6NzyyDdwOAfMNv",
-	"7NDNQaikwS/x7+9O3rzyDLgIz9ai1pr/xsiOm5887PXI6x93wbEEvgxwmhe/PwGeu7tRcDfopJlKpW5Y",
-	"2utMGzJiJASZVD8I+PIva6PFsOtiknbk8YZBq8PQihv/kIZoedkjh4YSi+yhmpLNYBnzlF8wsexGHNHx",
-	"p6nyCRUtVFcy4ornhxIWpZve20D4LL1yr3LialUgsJaEQuAH4oSikplhIO2pqHiM1rBizdQFH7Oh4cin",
-	"1pqq2jhLev2h4CI2ebaGmLjl862dr4ita1QvSLZYhuc7S8YVzcuSR0B6Hmvtn0jsLk9lIz/tDQQBsiVM",
-	"8Wpy+PAZG+K39b28UIwRwy5NQFh32iWh/QzZMknYvSmfWc1TELqlpZcXugmvqeW8tcusCyYMDNtwmEeG",
-	"JIxqQyQqV7j8bu6GCwP/FXrjir+dm7P4IveBhhVFuc5tB4PuTj78Vxz1qxvsaz5Gs/q0wvzyKX7N5uDD",
-	"ZyXNxom+nNgfPltL/JlqYiyC0JGWSWYYiY1JtVWb7Qfy/vRVIQUf9h4/w8Sl2sT2hwrf/Bj/fP7RnOG/",
-	"9O35R/3u/P/39/fX4pLDH7vKoHLeTdgD/tKT3MRr9pqu5W63EaD1X6xzxBYhW08cLnILq23dY7uXLo/6",
-	"rM2Cc3Cqr6jdn17hTGslK2qQGyiQZMdx3Lqn0LKP3e3US6dQrtcnmxj31jpjDXJux8UqmoBodfA7TogA",
-	"le4W8yHskm8hAnCSMnH00g72Z/T9Kuj8zGhi4nd5YG4ZsiOq26T+1JniK3zjDV4U+QmdKJBEzTWmuK4X",
-	"5268pk28tkraf2Qsa+BEKyKzczH08ccNHdBzMfRxys3eKI1fhYL3SVqVAI1+SJMmc8oNF1MI3lCiE2nI",
-	"DsbolX/D2nOFkUFy58juhnpgaQebrYkLMkn4NN5M0WxUoIPGSG/5BKrQbTrlEuW2a9Kb5CtsnXl748TU",
-	"Vcozsgh2Sa3G5ipK9nqjv/791//4/Gb+aNL7T/Hk7PND/erT205wA8ZbUa2rWWven4yiL/+zLoObaNsP",
-	"hHUlEFVOlRwza2Q3hMWXQmelKM52yWZVweF1/UrkvpaQmFsBHg6l4H9tNU3oB/zlOUtNfEMJVOJWdxEa",
-	"aI0HNAYn2iM/jciq8hCKX105MaOSAksTxWi0GJYTDvx3eVpH/lBpFP9dkVorpBlOwAOzFgzlTA+32GZY",
-	"FJrrks2BjCb3Irmyli4JkT5CK7RcphYVBE7uGulZfvg7VsPyHJVbVMVOmVGLG4dTziA3YY4xwwea4HM+",
-	"aB++PXl3BkEE+J3p8NB7VlFNTyL/5rcIoqwKkAJ4MNPPxEwz8L5qsuPtVed4PSSMjmMyc34NWkk4u0Eg",
-	"9UlvOZLawltzrnMrYZDrBCmQ8bJWKEKaC4APEzk0I/YVpvsQcZMTElZcKYUTpeQ+KTlOiKvT669/tMXH",
-	"cju+ldUH0uR8PZWm8Em9Y2PFyh6p1VbwJ8bSoUyioYb3hnRs+AUbTqQaPnw8jGWmdBObaVrGGdNme8fY",
-	"7fqp6r6CYpombvU+ja7vzPt2XrbrOdBuzfvVAEar4X1T1XtJUlvMdQE4GJpLsaER5MNsm6XXlp0G5001",
-	"puigl2LMSI4Uy+l225oCrli79+jJI/Xq8w/8RBw//WXx4dlvnz/obDNjAIdYZw5soOAXdlpZobtWWu7t",
-	"qu41c6eOsG+palJPtkXE+tFAvsnND6Zrx2muEcsL9dd6b6vwrMCxGKUJQo4nPmcJt+b+MpjaSyiO3C9k",
-	"RiNGpCKZiMB9sejeDuVHuKgbFZRWxE8LtS3TMrz2QBMeBZj1TjUJXV+DPR41h63A3ebAdYOiBDtK7juv",
-	"J+cviqRfn5mPcueQ2KGR/eRw2yjbFyasZbEuQwQfqGQdY4atm3geM0GEFMwaQ/xi5dyl3Qp2WYdZQz0C",
-	"JY71+K1B7b5RnEWQ2lzePDckppowEbVUr6xf1DKl1ltadP06NnSNFJxTZ+MxY1Fz7n0xRFMPjS2ZQAn1",
-	"g5aeHGsLH+oovXxgNSptQKcKSm/Agm7BwV9nan96+Ze6t9yCPGxTk9dkbbY6Llp1ovX02EyGfArp287g",
-	"iRvzHYG3wQMPNEkVm/BLzJayHG5idctqTLtBSEfbgc1p6TeQ51HxR2tQunn7GyDGHfuimjhpzcl0Y99U",
-	"bUe3x1By4vmToSxB+QxLdhqz69doYRtgiWmrk1xTfuMErtbNkL6WmG2WsFWR52dtnmIDcH7gJkYPzx+O",
-	"UzfEi+exZuNhSP6fc4xq9vSx10UfPdyz9iP5+fXRT9AWibyL5Vyg89WqhI1su0U4fK/s/Rr83o52tkg3",
-	"TahYiyt3FbXCZJpMcbN4Z9kxru8o5b+wxVGGobh6MuontkCrFMvsLzArFbLwEdhkbw8D22+OXh+DOQes",
-	"HtgDo4qp4mxjY1Lsz8XFRC7P5lJeuSaUaJZM9mKpDYsCF0Pas+KEGj5KmEsdP3r7kmimLpjqkpcGP2IH",
-	"Ap2NNIMmB/juAz0QL3jCdICvMoz8V3Kb7ZvUxUMmEz7mNCHvnv+iSaZZ4EzycP/iIAxImmR2kRM2L6pW",
-	"9EDICRR8W5rZmVH1iUVk0KlXtww6ZMQSOd/tDsRAHIMNBip9gJUumCyQ0AVTARhnMfNBNMyhYuKCJTJl",
-	"AxF+GWBQeNDpky8Dn3k26ARkAEDHT5B/hh8tUx10rq5CBFaEJa611mthdyDsqXED3hncQCfoXDCl8aR6",
-	"3YNuD1A1ZYKmvNPvPOr2uo8wdhQDXu3HkA3zm/08RV5kyQKmeRlBWRT+XmtS+LDXu7XWcJWEnKaOf9as",
-	"6VYoo9P/eG6lzmxG1aLT77ziF0wwbVVaOWJkxx6HC8rb04E8azElP5+dvd3tkjeS0MzETBi3YGCZdKqB",
-	"PlPdObdz7UNMth0yp/jzNwQMrABa9j3pPbq3Wd9IQwA02CUSun64FpGL1adk18vLx+STrex449gqfkDw",
-	"RZoVgW2waPNDK6KnrQdnJYDjLz7v07VT/Vhndj9lSkuFG+VRxR2EKUrum1SxCy4znRedQ5/QzxmDyhLX",
-	"KBSz0MutQMuRiv8aDLJer9c7/5fG8E99ZW+hMyf/jQXEV6e2zQsZ85V5XVS503/YK2VfHlQyLw8a8pzO",
-	"7xDZizZDTSwAAGuh7Q4XsP4xTt80ar7M/VI7VXjlYP0rlQaYsBYHrnUvVjqiAiWUOJQvXqJJwtQD7XcS",
-	"EMHmzFrf1iQpI7XH4/OroJPKtsqfok9LHlevTGPlnGWgvooAW7oQFGkJF+yBJmGmkhBfZ58zmgxE6BVY",
-	"16YH5R0WveT1GBa/dD6rkpkBEq6WwRxit9Y517CwgUA/qmXLj3s9O4blzEVjCTmZOOcnNCwgpQ5DmlDF",
-	"fKse3+ZA0xkbCKOo0HQMpah2vUWjH66JYiZTgkUkLHVwC0Gy1+W+7ufR9SKRIyR0PGYpJCKuKXmdK24M",
-	"E1Zi04HAUhaRzUZMWeSdcQGFQlJBHE+TnXDQ+aE3G3TCgISDzkHsPz18bD/uHsJmpPCbmdGFVXSItudh",
-	"zwlOxI4DH0KnighwEO+ihlBlfqXC4KIjw4+uw8StEHJD6fFVVQl2gcG7ZSVtvXFdmsl3xj4QqHkzMEA9",
-	"IDLMQax3a1riIFXRuP/FV9NfFa6uJsPCJacWpJRHPx27IjlIA9CqKym7oGZjbQHwkLy4QA+EpeQpxE8M",
-	"BjJ87xZkXGTnce9xQOgIwlGwXWte6V2Uxb9SwQ2+IIhiM2lNCphfznUwEFqimSAkQZ4UyyTCJ0Yy4kiC",
-	"mCynuwR9gLWuV2BLDUT4/PjV8dkxpGXB0ve/8OgKSJ4pqstvGSmbKA5HLyjuLpHeezNX4T70tnL+xO61",
-	"kfpx7/H6l/K+3LdEBXVu3Xf7yOkC7N8t8LBN3LYo/EZxdnFPR7kJ//pezu3fmCkJsR37Uck5WBGHWKPN",
-	"FAr3Tyw1rjtABAyvdJTYiWy3VUWqKvJNiy0e2ff3Jlydt7LGfWR29TsXthm7TXE7EoSLPa+KOLhMJdYQ",
-	"h0VScdjPQ8E5GLSRqeeagR0GKxVyhWsgLAtFcNKRVOCcqepEmhmTMG1HKaX/FdSTUmU4TQoO+VO+IqvW",
-	"4CDGFbO45GVSrNoy10JQoPZlme9hTqfwbh63LjRErx2CbtiovhQ9bjp/HA3imxAtgtof2ZZqxb5H15IV",
-	"vuy8ANE8j620LZBTZQLZNma5cYNIEpBMGJ447g54CSiO0j8Cn89AeMXA6wQmZjOfKNEmBGCYkTQxKCS7",
-	"XXJMrbJj2MyaRh5WocXNiITwYgjvsEs6NsnClXUV41darqFvxOdqWP2cqRkXNAH74y2dcjHt5x3swK26",
-	"1PeOexaxkzmNw5rDdnUueBU6vShvfDcQ0MRROyACvbkjeaCdZfWCJ8B3x3I2sgsF8j968xzg84mx1I5k",
-	"yXkslWJj00SPuS/FV1Jt41Fp6+9X6n675FwhOxbQxb6/lbPlOt4WdLCU3C3r/C1BYw1vLgm48CX25TRx",
-	"sqNYypyPPD8Li5Sa2T+NO+mxnM0oltCxyzSBiCJGXZu2VdQN5ftqTBV34uqrsxy+LiUM54LBpw7v7gTX",
-	"eWv3XxoTjethGm0WWGMm1ayzDqDzWOoqWlppQrnQSITY1YFPhVRAF1SzLgn/rzXZhyGQTTgYhGQGtJpw",
-	"Y230ZNGGKZpRBWLsVnC0upP8QhrwC7StIO8IexsLCKGrM6FRpLHMo+A3jZ2hN0Q81zN6LebZOa6BEXfu",
-	"0ix3cl3p2fRn9/vXLJbNOJqXRHkoBM6opljvmyWGaB4xMlrA/9BRD5+Avnr3ZxT4Bd6hdfC2rvIzqw2h",
-	"xn+Y+2SkYJrE9AIUAq6Kxk5W/feav1NmmIg0+CTFQJRUEycHImbVHHfNRG4OBM4yyz2t/oh8GRE6f5w7",
-	"12o5A5EyVWGfc9Tz05QJFvUrxsYOqv5CzneDisljJTz4KNxG+6Ba2U0NhFWEGFghZcMGVUTdtAmSicRa",
-	"WKapW67P3UVf1m4wEOFSCafl7dUazvI3ZWiFtSpOKPkfiDAv5Qy75IhUbSchTdUpTUr2j/eNczD6rPhd",
-	"YxGVdLA7cey2d1O9Zwdve6fTBg77wcJ6xMZ0BmwWRJOVLVFx0cAfj+Ei4hItZ6XoCtw2UXH5HrqbIqxS",
-	"bs2yatR1Gztw/0vOFq5WhNRLHjYP6XsS0G3WfhVJvt8Tl43XigSF08cqULcsRoMV14VYQVJIioC8P321",
-	"x/SYpljH0HDRZrXQfdPrNVeKcuNKgG5ZgGO0xpryebU3kRdM5QHLcpzB30Tiq6eJZgkbG3cdh849ACAv",
-	"vfOtKMQMXEVM4LpzRhXv227gJAoM94k1FJl3yY95B8+BYHlcGIVUxCOQUn4+F09VnEWHJPS1zM74KUrE",
-	"QyKoUnKOIZ1Y8jEbiB1MTys/RRMpWOALm8FbU0wA6oNdUC4C2S4qHaUi+oEIfSm3D39CpbyEyPaOiypZ",
-	"7Idul7uYFuZy5IaAAkM56RNr6zwa2zd5BJ9ZeAjz+kg4aB/V0X1woSlkXH3SqSHYcBO2kFfz21EGgoOD",
-	"O2Gwz0XuWqIw5YLYE+ySN9LEEC2XAKJFkDtUteFJ4nk39BqiTj8eiAn611DjwJjbaidr0ezgjjSJ5W4K",
-	"V8v34N6bPzdHpj+iIgB4ZJEF1XGv4yProRUWtlL0A+6uTLmCzM517kHwYiAdeL7nCmDbfBil+ti7cvVd",
-	"09e35O3b2t33Tipn31q719d7wx1e1t7QY+yqbl8K29YIrzevEWardRKhevzVfr27EbRW5McB17mv9Li7",
-	"9OLkXfhWem9cOPm7z0pbCosjYa/OQZtlieEpVcVF02hps4jgtwv8nwuQ9BPOrGDE+xBKCgfXxN1MijnP",
-	"3AwEmuia7FDy7+9O3vgLt0GToERIscdmqVkEJBP8c8aqOqXVDGIZhaj1hLm4hLgTJL1hUIcS57x0o3uV",
-	"zPejJy69ardLPsTcMJ3SMdsDhc0xSh+65vm92hbxyCgzmOoipCkcfORILCAFNmGzisHvduUvXi/lxtlp",
-	"0NkhnA4AQJaKRd2BOHLUlquYeaPkyvAhNLI3Ug7hHvAwICM2kcrqA4t8UMVohOXNEFDLrxJPoMeGfUKi",
-	"RtYl2FHUMeB/demFdl1ZmqL3qTUB7QV2P29XLnKU2p9INdvz9RnbpKCVu+7fs4Oi3D2jWenAs3MZW98Z",
-	"18A2EwQp8lXO6atNG5t4SFlX2P/irlWopaA1JU/l2HKHLH5F6tTz7zJZ6rlPjYLz8aZK+UabJQ6/0ilz",
-	"14ewnmZKxPK9ZT7VMzNLUnUr34MFTzlAUSOl/dJJNB7mczkXlni3P0w5NszsFbcKFIe69iqNFscanWML",
-	"c+eDsjaItXrJT7iAPezq9L1RnQOwo7sHurjCxG52j0dYwZJY4wLCI3DVKEiDoHB4hEeQcR5CXOUuEOez",
-	"7x3ciCalzp93SPGlWRpwBH4lkf3ZKpCggQUQ2AaVEf0YUS1vuPtNBWOTee1TC1yXY4hnOhd7ypTf1oYN",
-	"j4mRU2biaryzUvxUOaxmjX2PhMXYfWJ1obBfuRKaawL4Eflrv1wdCSRDDf/x3/8TQqsg5/7rk0EHHx90",
-	"wmAgiG8b2icfz0O8jQci/+4uD9jyA10ELLFqM/eNpkztYaUJqLAaPJwK6sbAVUac0yKVCR+Di6wKvUP7",
-	"SwI3O1u+8m/HZ127VDtV6INuuYrqSmYLgITdgdgjYflqFrvBScIuBx3MkZSZqbzR99DKtzCnrjoOYrH2",
-	"7LVLXwOlmpCiCIYLsoMJr387efXq+O/DF6+O/3P44ejlWeCSt+Yxh5AhI+NMKWAlFXeft1q4drCBYpdd",
-	"n/MpchsAHMCU6IUYx0oKa5Db9cGGT/IineoDKdV6z8RKZtN46QqhHQdWh0TWprnkLhMfS3737MHbZUE1",
-	"t879mWjW7QZeD0YUyJGNR95jGsIDfTKhiWbubJbvG+o2OGB3qD8WTxMPNIkYjdCW8pU6Dii5N5k0eXOD",
-	"pmKfojurO7nT43dvT968Ox5+ePnm+cmHXXu8sQWjYpErg7LjlwjbLR9zdYHjW8tXRBjXF5KwyQQz7858",
-	"qSWvpdHk9zgFBAFWQsygwHvwzy8DDu7MHYgcUE53b7XbTov7n++udqh+49U9G2/FbeJXQQcu7wHkbdR9",
-	"qpwVci1KiI9Y75C+ODH4CS8xau5CsHx72wVradiwSQePtk4DjWpZrQc0Xv6ITNLh0i76RexOIG3JPY8U",
-	"/v1WVqHI8e+UBWyBactidv+L/7iZKVshoDtG4N+vSeukRo57Ba+X6Ees1antth3nGpu3dForwxbvgBy8",
-	"y7C6trrGcUhClJblKFxbiiiynLJT3HUbAXl43nCZ2/n9cMZNeMfvP55mzfulEz8kISIjRmcq6V1Y7AAJ",
-	"blAwoCCvph07tzPyPPzLhl4Lp7p2+mJljiIo0JSUdp+87k+UXC7bWbIfDwmP2CyV6I/whVlYey9oksNo",
-	"pejDmuMV9mWR/RK6vP6QOJcxZCH4Ynq8InuCuQqxzFSXhOAQyvM4dP1aSExmqN4GW7sasn4b7GFj6KMo",
-	"Ods9zEMY4UDMqlcuHpIwv0ARVjXxlzt2fQ99d7tk6FqV6MqNlaj22a0PxIiN5Yyt0K1du/G71Kyrt3Pe",
-	"s17t9tdCqL7O0XWJ/t7UyHeGKmMRGXcZeL876voCkb1MWZ6M6nS1/yXvYH19Jo2LWJmjdpajJnGYWUnP",
-	"9vECJNJSoV21GLSkaHk8r9Z75nlqUBXnM9TW5yDhJCWS+CZIWd/dH0h81OlxW8x1534nuBtCL3pIIISu",
-	"EA5LfcZQ5kgQUr19mTQm5CnnaeQKYw+A2b9KLqxeDt8PhJUlrq0NjSJXjV5w8gfai6ku+QB28Sx6EpKd",
-	"mF3uBvAc1ZrNRhZrfB4ADBbTCzYQLqtyynz3DP9MJfuhlP9XZGyC7z/Mn9JFBxCyg21wxjJi+hCzKbDt",
-	"jHZ3oIP/ymBnc2Wa7lqmYyW1dgkbFqWo4kxDC5rFQDSkKwTLuQh5nblbljZ0oT0qdcmJIK5TaPkhrgei",
-	"cqUNpFTaRWE9rLDHBqElEuY3rYW+EwquvZVbNbEWN9XdytvKJP+UErdgzZ5g8lzwe09L+Ca87sjRKZZO",
-	"5+lKmnBhpBPgWzM+GOHOJHaRaYVJVCHmPWN7G1fwCxWXGFj1evLTx+Q1/5HsPP1rcNB7Fjx7+hifAOV4",
-	"IJCfNmrHQZHK5bhg3rSv6svvkrcAuxldWAXa6T0DYfeYJFakiIjMpIJUZAFsuV/kvCPc8Qxonm3OpUD2",
-	"hZwSH/KZM1IN4AIGx0XsvBYMhW0w567s31sVkPmNoOiSI1JKoS/kfKGlDIQbeY2mchRFpXtX7iynqTLN",
-	"N+UnsM/VaU12k38A/hFFVlGy1Aj8YguVqd4nenXqdK1Z9k3aVvoJb5ia+8frT9nUZX9lRnB+tL+DrGCH",
-	"rsWe2rtWukdXpQzDJTdF54qllphQzevV99oj+Qqge/RY8VEumaB4Ce4xsohBFBszSB0Ov/CoTwYddmGG",
-	"//jv/xl0Aufowi+ZMPYr+05Ait7kAQi6PnEvY9UYvH51FQbWSpgKF/J/Z6jVliPicESTOV2gMmV/9ku2",
-	"hkO1a3lIdsrXLAUDkf9p+IxpQ2dpGBRXMdm3qckUC3eDUlpAtRH2BVN8svDt6/xxdDMxVzR1Rds4faU3",
-	"JojimCnMqhktSKjg+kW/VGhXU2oUOmJwFexIyyQzjISxMalGj7f9GJL3p6+65H1Rfo1sDdqQGKvxu6D5",
-	"h+Mffz45+WV49OrVyYfh29OXfzs6O4ZU7Rg9fFi3hP36ZHKBHjZKUsUvqGEBSaRMR3T8KbBmz6e9RI5p",
-	"MhBSlfqOCin20myU8LG16JTrCq3YJNMsIjt2w+OYjT9Z5WNKoa2Ky0v3Fx/tdgfiSLjbwa2qodiUa8OU",
-	"Mw+f9Er03urhq9+rcZeuvpbbH+9ZY2i/5qFFgfBQLBkjjmYc0n533PTUYwpdYqPg/EY71kfPGxlpm9Kw",
-	"/6Xhuo0NgtBNeHg/CLCmQSUsG3p7f5dxaZGfLJaO1q5x487fFCmZujLnRqm5MiT97c5uHcl+p6nZdaJs",
-	"V2a2MuhrwFtp2b+wtrwmCZsYIjODzdfQS3lBk8za6WHpOpSQKJYmdOyu0UAnnmamS8LiOpWQQAc8ayND",
-	"izomoNsDOuzGMRVThq1vPWZiTiG2V/EF2FPprX7B5iDRG2Rb423DdyTbVt5s/G1l24bk8XuOHQBWldng",
-	"A/TpQHcHgpnbwoCqfTuibr/grK2NJk8EK+7RTJlfBDSB9HIYmwryKI88l29ERUUbOp1qZ2iUtXYSMxph",
-	"f3fUGd11kbv9Uvw7z/vIOxghgYFaCx+t8p/flhliw8iy9VD0cXh4eVlc+44P1pXp0+Oz078PX5ychiSm",
-	"eiBSqrXLdbb8xSrVXfILS1EDedQjEV3otv6O1esl+Y1uzcgP4k/3w7WYTeXW0JXuh4Iy/pAN5So8SLGx",
-	"JfkCJLn7AnnBGifGjeX+lkytYnhvH0rYRvM4LeUA5Zwmt7ys0K+7LDDoORChVVKGMon8DWx0bPgFG06k",
-	"Gj58PIT7LcKgrPo6kocetQ8fuxswxlRZlkly1wYZLQaCYSI1OCngMifwbGDiEGHcGva7tYtFoKGKe0Ub",
-	"mRZ2o+uc19jpBCBdA9g7f8XcnbQ+Kc+IM91TD5TbMMUtQnxDc/ybMJdT1LVrLKUOhdtQZuDWzzsl9zMs",
-	"UEoTSEt2LkysgBGFs8sXZJKJYjq2pofxRV9YRxJRQ7tW9aEuUc7/7NIb8GIgIV3fGBK6qD+qVypjYI8w",
-	"365gScUpFUKa/DL2gdiB3gRh6epRvCGnGABmH1MhJF5JZPmIHU4qEkmGidiu9MpukYtlP+TZy9fHJ++h",
-	"WUS5dYI/sEzkd5VBcabFgXm8cG7VHLRCGsiEAiXPtW2AXBX750y6rg4lGd3AnM7YUuTnjphSw0z/HDZV",
-	"6ZbdNUwqb+r5+2dI76AdrEc2Z1LJCh0IOQ9c5hM20E2lwhb1Hkgb8avqPbprw5P+ilV9H06pyn2ubchR",
-	"Nje/pQ+4tpjKWc3ooohlESPbzqZ6sWL1StiP55bnY+UZCg24lxcuc+3v70NMJJba9J/1nvWsQvq/AQAA",
-	"//8=",
+	"7H3pctu4muiroHTPrdhzaVnOdrrtmh/uTjKdOUmcsZ2TORVlREiEJHQogAFAy+rEVfM082DzJLfwfQC4",
+	"iNTiLSfd/cuyRGL99vVLZyRnmRRMGN05/NLJqKIzZpiC/36iZjR9+cx+5KJz2MmomXaijqAz1jnsDO2v",
+	"A550oo5in3OuWNI5NCpnUUePpmxG7XtmkdlntVFcTDpXV1HnBU9Z65hjnrLthzxlOpNCtw+r3APbD/0u",
+	"SyVNWgfO4efth33PhlMpPz0XSSa5MK3jz/G5AXMPbjvTVRT27m40OWWfc6aN/W8khWECPtIsS/mIGi7F",
+	"/q9aCvtdMexfFBt3Djv/Z7+Aln38Ve8/V0oqfwM4ZcL0SPHMDtY57LwUFzTlCVE48RExU0ZmTGs6YUTT",
+	"hSbzKTWEioTMp0yxbucq6jxjY5qnBga/v6UeiwWRZsoUYfZRWMkbaV7IXCT3t4o3kuh8NCVy+CsbGTKW",
+	"ipgp1+QTWzzQRM4Fw5WdS/mKqgm7v5WdTxlJ2CilioX7JEOZLAjXJLVrsUulAq54JMWYT3L7aMpn3MCa",
+	"3wmam6lU/Dd2jyf6mmvNxSQicyXFhEhFFLuQn1hCjt++tOfaBax049npjpMEUf8tVaaEMpmSGVOGIzol",
+	"1MDilk8po8o80GS4MExHhBoyk9qQp4/Ja/5TtxN1xlLNqLFUlAuqFp2ogUgUaP4BZ/oYnkLQsAcKNHp5",
+	"ZSMqRixNWTKgsO4wHxfm6WNLYPI0pcOUeRriBubCsAlTdmQ3BBeTG4whZ1nKzI2WgUNwKQZzLhI5b6Bz",
+	"UWekGF0xzfKwnqI2jgbYP/DM6PBL2zJrb8DJ0zQ9GXcOP6wGWbi25/jS1cf6OdgBLzN799c/NxxAX3+A",
+	"MeU3gp8xFzTlv90IfvD0l06bi0Gm5EQxfYP9cZHlpnzJS9PMmKEexWmScAuENH1bQbSll1omLjB2JhOW",
+	"bgRU7p3DLx0m8pklAyBzlehA6dnc1LazdnhHwAcjmTvxby3EOkr4M75hSaahJtflJQKzp8bO4WGoU7mx",
+	"Thk0OiUa0QlQ3ylTn+IfljRuPbeSxEbLfwdP1mkryFTurEuEwd9UQO46yDTRpnAiSzdSpyoVmrUE0hX8",
+	"reNSja6WUbVCOOo0PKqyhSUI8EdZgvxWlvOM4Z0t88TiB/fmUMqUUbECnzcH9JVX56duXXQQJ2vMUias",
+	"cV0pF2wFKpWIiZNnG0cBpWoDjKztDVZVjOzHcatavUfdLqtww2abITue1lWYiCpFF9XrWr2D4mJWgtIr",
+	"vkq22ny9TUsdc6XNpgRxSvVgJhVrht2Ubj7SMkCndpNr4bl6YqXlF9OXltl6oiWBtSqanggW5HY5JpQA",
+	"npGdv8s0ZQvCLg0Tmkuxa2XU6n1QY9gsM3p50F/knMyoWBDDZ0yD7O/nmFNNNBOG5Jk2itFZt1EYsypE",
+	"sxxdUTLqgx0RKdIFmXMzJTEXozRP2L/aJ+MI1Emazq16KQWhxMr/aRivtIxw5Jd7E7nnvrT6R/eUzl87",
+	"5FuSMKsrfT9lqPPgcU5lmnAxIRwPwL1ZEfvbBdNRro2ctYkkzFOwLcRMBw0OnZuEzTEXXE9vIux5Srl8",
+	"gwd7Q6pBBxTMwpw9JuCjxHLCZngIItKmnKLr7rVRPvAWkOsdW6FXNp2cNlSthApurGZsLAw7DGpGimuc",
+	"+bLslTGRoMSkciGWxasgjhUCVSFzbU6cChB1F1+ISkH6CeSiJueUDqwKd6V78mC+jr79HATXOj/3Wy5A",
+	"aEmxaf7NSEPTpp9qZ4HPNZ7uulVvK4S0ixarBYZ167gttuuZzRruu0wZ4gBHsScM8AKxc3fbUeAaDHuj",
+	"ye3zMPcRyajWlnxTTWI6NkzFzgzHiGCXhmR0wjZa4T+HIHBaooDV627nvJ44PdCECj1nKrKnwZHPoW5D",
+	"pDOUAnHvruehXt9oYW5IPAY1TGhDwfLTlaGdPNF6KO88OlWPApU7Iz8xoTc0IpVfGSTMUJ42kSM6sjRu",
+	"i5HriF0ZoGlfTtfcavGVd9pXrxjV0vKSG2xgaYymPQBJvcEklftruZv6SbWdQm01Tcv9GVhoGct0q504",
+	"0JoG6fmAGEkOer0eKZ7yFAllG7sZT41nXLxiYmKmncODBnIzo5cv8VE7YmQf9//XqXMdxoolbrxbnacN",
+	"mw1+wSYU34q9eDYPc5/kZiRnbLU+ek0iW3JltqqqPztOj26B1queJU8aNCR2SV4/e+KvdT6VKfhHDBNl",
+	"VaRiMjDN4OKdC9qCza+Si8jSZKkSpo6Cn+GgF/V6vQrgLE2xEhrC/I0nAfJcXdFsFMGqVvvqTuKHj6dx",
+	"ZHnIsvpJrDqZ5Aq8QWSs5IzEB7PY7jk+ePrDNEYPmWXPP/ZmsR0kfjiNQWu1kqeyE/zXzs6Hg70fP37o",
+	"7f348UsvenT19aDX+9Db+yt+Zf/7obc7+4qPfS0e/nrwobf3xH9++qG398PH3enuX5ququxIWFa25Zjs",
+	"Xxzsj6bU7BdnoiP8tv4Fmw1ZYiV493/w3eK/VsjGI9G1ndpfd+qTfC1/Lob+Gkb9WhqweXNLNvJ19GcD",
+	"i/mMXvohnhw8bBikeorvMiCQT0lGudJH5BNbaJLDl08fk9GUKjoyTOmIXNA0Z/43OzRhF0wt8HtCCc5g",
+	"T25GL8trOni6gdneMYpglrVS4VrHJD58DM8286uSebgwPC9jTzsevuApa0XDymo/UDGaSvWxCVLTBYkL",
+	"Pa2OSMUvzShQmUWzkRSJbpjm0dNez97Nwyc/PrT0iQANATuAJjgIgTHIox5J6EKT4YIkGAngro3PLIF3",
+	"AwB/w2/s0M1OqLTBLvHvZydvXnkCXLhna15rzX9jZMfNTx72euT1T7tgWAJbBhjNi9+fAM3d3ci5G3Wy",
+	"XGVSNyztda4NGTISA0+qXwR8+Ze13mLYdTFJO/B4xaDVYGjZjX9Ig7e8bJFDRYkl9lJNSWewhHnCL5hY",
+	"NiMO6ejTRPmAihasKylxxfMDCYvSTe9twHyWXrlXPnG1yhFYC0Ih8ANxTFHJ3DDg9lRULEZrSLFm6oKP",
+	"2MBwpFNrVVVtnCa9/lJwEZs8WwNM3PLHrY2vCK1rRC8Itlg+zzOLxhXJy6JHRHoeau2/iOwuTmUjO+0N",
+	"GAGSJQzxajL48Bkb4Lf1vbxQjBHDLk1EWHfSJbH9DNEyady9KZ1ZTVPwdEtLLy90E1pTi3lr51kXTBgY",
+	"dq2C4Ie0b5zDC1c+dG6zF91a3lBULHKVbvnmu9NXSyflTscOFlV203Q2YA08CQpMs01wLe7ehvvRf7HO",
+	"zFg4JP3VO78krLZ1j+02qODTWBvj5c6pvqJ2a3EF79byDZSPNhCPyI6jJ3U7mEWO3e2EJycurZeWmsjS",
+	"1hJR7eTcjotVNB2ilTDv2N0PAsstevvtkm/Bvn2SMXH80g72p2/5Kur8wmhqpmfB7bR8skOq23jaxCma",
+	"Kyy/DTYC+QlNBBAizDUGcK5nVm68pk28tiLIf+Qsb6BEK/yOczHw3rUNzatzMfBeuM3eKI1fPQVvcbNS",
+	"DKq0EARM5pQbLibgmqBEp9KQHfRAK/+G1VYKEZoE1X93QymntIPN1sQFGad8Mt1MjGoUD6NGP2b5Bqqn",
+	"23TLJcxtlxM38cZvHVd647DLVaIhkgh2Sa2C4/Il9nrDv/7j1//4/Gb+aNz7T/Hk/PND/erT2050A8Jb",
+	"ERyrMVneWoqsL/xb58FNuO0HwqwJ8JlmSo6YVSEbnL5LjqGSj2K7UKoq4/CSbMUvXQu3CzKuP4eSa7u2",
+	"mibwA/ryjGVmekMOVKJWd2H4brV2N5re2/0ajcCqgoPAr64cdlAJ8KSpYjRZDMrudP9dCFoID5VG8d8V",
+	"gaNCmsEY7Atrj6Ecx+AW23wWheRazxchSGiCjcQlbXRJjPgRW6bl4pCoIHBz1wg+8sPfsRgWIjBuURQ7",
+	"ZUYtbuwsOAfP+xw9Yg80wee8Szp+e3J2DiZy+J3p+MjbDVFMTxP/5rdwEaxy/8HxYBybmTLNwLaoyY63",
+	"STqz4hFhdDQlM6e100o41Q3chE96y37CFtoaqM6tGPmvY4JHwstaTxGCOOD4MExBM2JfYfoQ/ElyTOJA",
+	"YOKIxEhZ7CdHPuzHQF3iLnFZaIfrHy0ffhm8wnxfcYSv7vWv4d1mkNniQppMi6fSFBaXMzZSrGxvWa0F",
+	"f2IsG8g0GWh4b0BHhl+wwViqwcPHg6nMlW4iM03LOGfabG/22dbqs2wPKIZqokjvsuT3bo5q2LMVub6p",
+	"LLzEOi0oOX8PDM2l2FAr8V6dzaI5y1r8x6aURrQHSzFiJODrcnTXtrK5yw3uPXrySL36/CM/Ec+f/m3x",
+	"/offPr/X+WbSOQ6xTj7fQOIuFKeyhHWtKNDblaVr+kcdYN9S1SQvbAuI9auB8IabX0zXjtOckhTywtea",
+	"U6vnWTnHYpSmE3Ko/4yl3Orfy8fUHrF/7H4hM5owIhXJRQL2hEX3djA/wUXdKH+xwg9asG0Zl+G1B5rw",
+	"JMIga6pJ7NLo93jS7CUB+5c7rhvEwNtRgjG7Hgu+KGJMfSA4igRHxA6N5Cec20bBpTBhLWhy+UTwgUqQ",
+	"KwZ0uonnUyaIkIJZ7YRfrJy7tFvBLutn1hD+TokjPX5rkCpuFGcJRNKWN88NmVJNmEhakiXWL2oZU+sV",
+	"FLp+HRvaKgrKqfPRiLGkOdS7GKKpZMOWRKAE+lFLCYi1cfZ1kF6+sBqWNoBTBaQ3IEG3YHGvE7U/ze5L",
+	"xUJugR/WZNpNgwRbLQmtMtF6fGxGQz6BaGGngUwbw+uAtsEDDzTJFBvzSwzOsRRubGXLIjiskernoAds",
+	"cWxOHr8BP0+Kf1q9xM3b3wAw7tg41ERJa1afGxuLaju6PYISkOdPgrJ0ym8c9jbFpT/8oRJiKaQhNE2J",
+	"zuiIaReTFyxND39YG5VUm/ock1Ma48jXCIAbAKhpywhck2jieL3WzZd8LQ7fzNyr3NbP2jzFBjdp1f8m",
+	"TZsOtUxzw0g8NSbTGC9tP8bk3ekrSKCVubFaeMKE4TTV9omxopMZE6ZLTtk41ywhO497vb6IOVZ0GuQq",
+	"jXdRfuRGk6nU4KO1QJLlw5SPyE4uUqY1if9+8urV838M3j//6ZeTk78Njl+9Onk/eHv68u/H58/j3YiM",
+	"qLCvDVlfKKZlesES8Pu64ehMiknLKL+cnJ2fxbgM49zEmpluX1TB82Hv8dbw+Z6bKZrP/nBct8EZP59q",
+	"NhrE5P85q7NmTx97veLRw73hwjDyy+vjn6GiEjmbyrlAy7YV7xtZcAuj/15Z9TV4dzBiLqU0ly01+E3w",
+	"hOG/hc/LvbCySkp9wg1561rgvDsf5LI5tV3jJ3AhlmU5peaIKJYxajShipFEySxDrXIrqaEwMa/LpdJs",
+	"lCtuFmd2BFzqccb/xhbHOTqB60G+n9gCzS9YvuACo30huwEhkeztYUjFm+PXz8FuAasDZsSoYqoAfEvK",
+	"se4ZF2O5PJsLJeaaUKJZOt6zpNpSWDSN7tkToIYPU+ZC8o/fviSaqQumuuSlwY9Y2UHnQ82geAS++0D3",
+	"xQueMh3hqwxjTiox4xrpMnjixmM+4jQlZ8/+pkmuWeRsT/H+xUEckSzN7SLHbF5kA+m+kGPgMJag7Myo",
+	"+sQS0u/Us4b6HTJkqZzvdvuiL56DsQF01wgziDBMJaULpiKwQkyZd99i9B4TFyyVGeuL+EsfwxH6nUPy",
+	"pe9jHvudiPTh0PETRD7iR8vC+52rqxgPK8HU4VpJuxiZkuEGzJC4gU7UuWBK4031ugfdHqBVxgTNeOew",
+	"86jb6z5Cr+UU4Gp/CnFYv9nPEyTUFoVhmpcJpJvh77Xijw97vVsruVcJBWuqpGiRsFvBjM7hh49WxpnN",
+	"qFp0Djuv+AUTVjjIlBwysmOvw4WDIAtXF1xMyC/n5293u+SNJDQ3UyuejIKrwNCJBlqS6c5HO9c+RAO0",
+	"n8wp/vwNDwZWAKUQn/Qe3dusb6QhcDRYfROqqbjSm4vVt2TXy8vX5MP87HijqdVwAOGLAD8C22DJ5pdW",
+	"+O1bL85yK0dffMSxK1P7oU7sfs6Vlgo3ypOK3ROD49w3mWIXXOY6JPND/dXPOYOMHVeAFaP7yyVWS97d",
+	"D//V7+e9Xq/38V8aUz7qK3sLFU/5bywiPuu3bV7IRKjM6+IZrBxbivs9qMT8HjRE2H28Q2Avyjc1kQA4",
+	"WHva7nIB6h/j9E2jhmXul8rUwisH61+pFBaFtbjjWvdipdIsYEKJQvmkMJqmTD3QficREWzOtMF6FWWg",
+	"9nD88SrqZLIto6qofxMiOirTWD5nCajPzsBSOQRZWsoFe6BJbLUvfJ19zmnaF7GX7l35I+R3mEwU8lws",
+	"fOkwq5K5ARSuphcdYRXcOdewsL5Ah4Ely497PTuGpcxFwQ45HjsrPxSCIKXKTSh/Odnal4/QdMb6wigq",
+	"NB1Biq9db1FAiWuimMmVYAmJS5XxYuDsdb6vD0NcRxFCFBM6GrEMQmDXpBLPFTeGCcuxaV9gipDIZ0Om",
+	"LPDOuIAELKnAYa3JTtzv/Nib9TtxROJ+52DqPz18bD/uHsFmpPCbmdGFFXSItvdh7wluxI4DH2Inigjw",
+	"hOyihFAlfqWE66LSxU+ucsetIHJDSvdVVWB3HvC7JSVtNYddgNN3Rj7wUEORNQA9QDKMfq1XwVqiIFXW",
+	"uP/FVym4Kmy6TYqFC4suUCnohY5ckXCkEUjVlWBxELMxqwVoSEhr0X1hMXkCjkKDHjtfEwcJF9l53Hsc",
+	"EToEvyts16qCehd58a9UcIMvCKLYTFqVAuaXcx31hZaoJghJkCZNZZrgE0OZcERBDNPUXYLG7lo1MdCl",
+	"+iJ+9vzV8/PnEBAIS9//wpMrQHmmqC6/ZaRswjgcvcC4uwR6b7ZfBftQM8wZzrvXBurHvcfrXwr1zm8J",
+	"C+rU+tDtI+AF6L9bwGEbu20R+I3i7OKernIT+vW93Nu/WS0/MLEd+1HJOWgRR5j7zhQy908sM67qQgIE",
+	"r3SVWOFtt1VEqgryTYstHtn3/SiuPraSxn0kdvVeFtuM3Sa4HQvCxZ4XRdy5TCRaneIinD0+DDEP4Ri0",
+	"kZmnmpEdBnNkgsDVF5aE4nHSoVRgnKnKRJoZkzJtRykFnhbYk1FlOE0LCvlzWJEVa3AQbx93YfOkWLUl",
+	"rgWjQOnLEt+jgKfwbgjQKCRELx2CbNgovhS1gzp/HAnimyAtHrW/si3Fin0PriUtfNl4Aax5PrXctgBO",
+	"lQsk2xjOyQ0CSURyYXjqqDvAJYA4cv8EbD594QUDLxOYKZv5iKA2JgDDDKWZgkCy2yXPqRV2DJtZ1cif",
+	"VWxhMyExvBjDO+ySjky6cAmFxfiVUnZoG/FBSVY+Z2rGBU1B/3hLJ1xMDkNlQDCrLtUT5J5E7ORO4rDq",
+	"sF2d89LGTi4KBQX7AopjaneIgG/uSh5op1m94CnQ3ZGcDe1CAf2P3zyD8/nEWGZHsug8kkqxkWnCx2BL",
+	"8Tl821hU2uomlqoKLxlXyI496GLf38rYch1rCxpYSuaWdfaWqDF7PHACLoCr4jGFBAWyg94KByfuLixQ",
+	"amb/Ne6mR3I2o5i8yS6zFPzXGF7QtK0iYy3sqzFJwbGrr05z+LqUtBAYg09f2N2JrvPW7r80JjvUXUra",
+	"LDC7UapZZ92BzqdSV8HSchPKhUYkxGoZfCKkArygmnVJ/H+tyj6IAW3ifj8mM8DVlBuro6eLNkjRjCpg",
+	"Y7cCo9WdhEY/YBdoW0GotHsbC4ihWjahSaIxwaigN40VtzcEPFeLey3k2TmuARF3btIsV8hdadn0d/f7",
+	"lyyW1TgakvH8KUROqaaYaZ6nhmieMDJcwF+oVIhPQL3C+1MK/ALvUDt4Wxf5mZWGUOI/CjYZKZgmU3oB",
+	"AgFXRcEsK/57yd8JM0wkGmySoi9KoonjAwmzYo5r3xHUgchpZsHS6q/IJ7Ch8ceZc62U0xcZUxXyOUc5",
+	"P8uYYMlhRdnYQdFfyPluVFF5LIcHG4Xb6CGIVnZTfWEFIQZaSFmxQRFRN22CuKAh01SF2Aepoy1rN+qL",
+	"eCl52NL2avZw+ZvyacW1/GEoNtEXcUgijrvkmFR1JyFN1ShNSvqPt41zUPos+12jEZVksDsx7LZXqb1n",
+	"A297BdkGCvvenvWQjegMyCywJstbkqKBwx+P4CLgEi1nJe8KdPGomHyPXAcOK5Rbtazqdd1GD9z/EsjC",
+	"1QqXesnC5k/6nhh0m7ZfBZLv98ZlY7uWqDD6WAHqltlotKINi2UkBaeIyLvTV3tMj6gPrVpuYFotsbBp",
+	"29KVrNy4XLdbZuDorbGqfKgzQOQFU8FhWfYz+A4vPm+faJaykXFtTnSwAAC/9Ma3Ihk8cqlfkat6mlSs",
+	"b7uR4ygw3CfWUN6gS34KlVH7ggW/MDKphCfApfx8zp+qOEuOSOyz6J3yUxQniImgSsk5unSmko9YX+xg",
+	"eFr5KZpKwSKfUg/WmmICEB/sggILZLsodJTKN/RF7IsIePcn1GiQ4NnecV4lC/1QRXQXw8JcjNwAQGAg",
+	"x4fE6jqPRvZNnsBnFh/BvN4TDtJHdXTvXGhyGVefdGIIFjKFLYQ6EnaUvuBg4E4Z7HMRTEsUplwQe4Nd",
+	"8kaaKXjLJRzRIgoGVW14mnraDdHO1MnHfTFG+xpKHOhzW21kLcps3JEksVzH42q5v/C92XMDMP0RBQGA",
+	"IwssKI57GR9JD62QsJWsH2B3ZcgVRHauMw+CFQPxwNM9l+ndZsMoJYLflanvmra+JWvf1ua+M6mcfmv1",
+	"Xl/YAHqjWX1DjzD7wr4Ut60RXm9eI8xWq2FD9eir/Xp3o9NaER8HVOe+wuPu0ooT6j+utN44d/J3H5W2",
+	"5BZHxF4dgzbLU8MzqooG3qhps4Tgtwv8ywVw+jFnljFin4mSwME1cR1fMeaZm75AFV2THUr+/ezkjW9k",
+	"DpIEJUKKPTbLzCIiueCfc1aVKa1kMJVJjFJPHNgl+J0g6A2dOpQ446Ub3Ytkvs4/ceFVu13yfsoNg5S1",
+	"PRDYHKH0rmse+pVbwCPD3GCoi5CmMPCRY7GAENiUzSoKv9uVb2hfio2z06CxQzgZAA5ZKpZ0++LYYVsQ",
+	"MUMB6srwMTQIMFIOoL96HJEhG0tl5YFFGFQxmvgEKNYXoUV7CplO9gmJElmXYC1bR4D/1YUX2nXlWYbW",
+	"p9YAtBdYVb5duAggtT+Warbnc0m2CUErdzO4ZwNFuUxMs9CBd+citr4zqoH1VAhi5KtA6avlQptoSFlW",
+	"2P/i2lXUQtCagqcCtNwhiV8ROvXsuwyWeuZDo+B+vKpS7hS0ROFXGmXu+hLW40wJWb63yKd6ZGaJq25l",
+	"e7DHU3ZQ1FBpv3QTjZf5TM6FRd7tL1OODDN7RbeG4lLXtihpMazROYGST84GZXUQq/WSn3EBe5hb+71h",
+	"nTtgh3cPdNEaxm52jyeYwZJa5QLcI9DCFbhBVBg84mOIOI/Br3IXgPPZV61uBJNSzdk7xPjSLA0wAr+S",
+	"xP5sBUiQwCJwbIPIiHaMpBY33P2mjLFJvfahBa6+NvgznYk9Y8pva8NS28TICTPTqr+zkvxUuaxmiX2P",
+	"xMXYh8TKQvFhpdU21wTgI/Ht1FweCQRDDf73v/8nhppYzvx3SPodfLzfiaO+IL5g7SH58DHGLkfg+Xc9",
+	"UmDLD3ThsMSszWAbzZjaw0wTEGE1WDgV5I2BqYw4o0UmUz4CE1n19I7sLyl0zLZ05d+en3ftUu1UsXe6",
+	"BRHVpcwWBxJ3+2KPxOWWN3aD45Rd9jtxqG9QfuPQn1bYwpy67Djwxdq71y58DYRqQookGC7IDga8uooE",
+	"L149/8/B++OX55EL3ppPObgMGRnlSgEpqZj7vNbCtTsbSHbZ9TGfIugAYACmRC/EaKqksAq5XR9s+CQk",
+	"6VQfyKjWe2aqZD6ZLrVm2nHH6oDI6jSX3EXiY8rvnr14uyzIrNbBnolq3W7k5WAEgQBsPPEW0xgeOCRj",
+	"mmrm7ma5j1O3wQC7Q/21eJx4oEnCaIK6lM/UcYcSrMmkyZobNSX7FHWB3c2dPj97e/Lm7Png/cs3z07e",
+	"79rrndpjVCxxaVB2/BJiu+VjrC5QfKv5igT9+kISNh5j5N25T7XktTCa0B8rInhgJcCMCrgH+/zywUEv",
+	"4r4IB+Vk91a97bToq313uUP1TmL3rLwVXdqvog40RQLgbZR9qpQVYi1KgO/qCdBq/AHeHzaHaq6YsNwV",
+	"74K1VLPYpF5MS1WEZrGsVn0cm2oikXSwtIt2EbsTCFtyzyOGf7+ZVchy/DtlBltA2jKb3f/iP26mylYQ",
+	"6I4B+Per0jquEWCvoPUS7Yi1PLXdtutco/OWbmul2+IM0MGbDKtrq0scRyRGbln2wrWFiCLJKRvFXWUU",
+	"4IcfG5rkfbwfyrgJ7fj9+9Oser9040ckRmBE70wlvAuTHSDADRIGFMTVtEPndkqeP/+yotdCqa4dvliZ",
+	"o3AKNAWl3Set+xMkl9N2lvTHI8ITNssk2iN8Yhbm3guahjNayfow53iFfllEv8Qurj8mzmQMUQg+mR5b",
+	"j48xVmEqc9UlMRiEQhyHrrfbxGCGapfdWsvNepfdo0bXR5FytnsUXBhxX8yqrSyPSBwaU8Kqxr5pZtd3",
+	"b3BdO2NXqkRXOoGi2Ge33hdDNpIztkK2dnX171KyrnY9vWe52u2vBVF9nqMrh/69iZFnhipjARl3GXm7",
+	"O8r6AoG9jFkejep4tf8llGq/PpHGRayMUTsPoEkcZFbCs72/AJG0lGhXTQYtCVoezqv5niFODbLifITa",
+	"+hgknKSEEt8EKOu7+wOxjzo+bgu57t7vBHZjaLoAAYRQFcJBqY8Yyh0KQqi3T5PGgDzlLI1coe8BIPtX",
+	"yYWVy+H7vrC8xJW1oUnistELSv5AezbVJe9BL54lT2KyM2WXuxE8R7Vms6GFGh8HAINN6QXrCxdVOWG+",
+	"eoZ/phL9UIr/KyI2wfYfh6d0UQGE7GAZnJFMmD7CaAosO6Ndb3mwXxks4a9MUw9rOlJSaxewYUGKKs40",
+	"lKBZ9EVDuEK0HIsQ8szdsrShC+1BqUtOBHF1acsPcd0XlWZKEFJpF4X5sMJeG7iWSBx6/MW+EgquvZVa",
+	"NZEWN9Xd8tvKJP+UHLcgzR5hQiz4vYclfBNad+zwFFOnQ7iSJlwY6Rj41oQPRrgzjl1EWmEQVYxxz1je",
+	"xiX8QsYlOla9nPz0MXnNfyI7T/8aHfR+iH54+hifAOG4L5CeNkrHURHK5ahgKNpXteV3yVs4uxldWAHa",
+	"yT19YfeYppaliITMpIJQZAFk+bCIecdzxzugIdqcS4HkCyklPuQjZ6TqQ6cRR0XsvPYYCt1gzl3av9cq",
+	"IPIbj6JLjkkphL7g84WU0hdu5DWSynGSlBoM3VlMU2Wab0pPYJ+rw5rsJv8A9CNJrKBksRHoxRYiU72I",
+	"9urQ6Vol8ZuUrfQT3jA0949Xn7KpncTKiOBwtb+DqGAHrsWe2qtWukdXhQxDN6eicsVSSUzI5vXie+2R",
+	"sAKoHj1SfBg4EyQvQcMuCxhEsRGD0OH4C08OSb/DLszgf//7f/qdyBm68EsmjP3KvhORonB7BIzukLiX",
+	"MWsMXr+6iiOrJUyEc/mfGWql5YQ4GNFkThcoTNmf/ZKt4lAt6R6TnXI/sagvwr+Gz5g2dJbFUdFzzL5N",
+	"Ta5YvBuVwgKqhbAvmOLjhS9f56+jm4u5oplL2sbpK7UxgRVPmcKomuGCxAoaf/qlQrmaUqHQIYMmxCu7",
+	"QXTJuyL9GskalCExVuJf2cYhIhR7QPi8JazXJ9MLtLBRkil+QQ2LSCplNqSjT5FVez7tpXJE076QqlR3",
+	"VEix57pI0CRRriq08p0o7IZHUzb6ZIWPCYWyKi4u3Xf42u32xbFwfemtqKHYhGvDlFMPn/RK+N5q4as3",
+	"kLlLU19LT9J7lhjae2C0CBD+FEvKiMMZB7TfHTU99ZBCl8goGL9Rj/Xe80ZC2iY07H9paO6ygRO6CQ7v",
+	"BwDWFKiEZUNt7+/SLy3CzWLqaK1fIWdLHSQaueZKl/S3u7t1KPudhmbXkbJdmNlKoa8d3krN/oXV5TVJ",
+	"2dgQmRssvoZWygua5lZPj0u9YmKiWJbSkWujgUY8zUyXxEWvmZhABTyrI0OJOiag2gMa7EZTKiYMS996",
+	"yMSYQiyv4hOwJ9Jr/YLNgaM38LbGHth3xNtW9tv+trxtQ/T4PfsOAKrKZPAB2nSgugPByG3fX+dWWN1+",
+	"QVlbC02eCFY0jM2YXwQUgfR8GIsK8iR4nsutf1HQhkqn2ikaZamdTBlNsL47yoyuL+ruYcn/HeI+QgUj",
+	"RDAQa+GjFf5DW9gYC0aWtYeijsPDy8soFGHCB+vC9Onz89N/DF6cnMZkSnVfZFRrF+ts6YsVqrvkbyxD",
+	"CeRRjyR0odvqO1b7qPIbdc0IF/Gn+eFaxKbSHnel+aHAjD9kQbkKDVJsZFG+OJJgvkBasMaIcWO+vyVR",
+	"qyje27sStpE8TksxQIHSBM3LMv26yQKdnn0RWyFlINPEt6ejI8Mv2GAs1eDh4wH0t4ijsujrUB5q1D58",
+	"7DpgjKiyJJME0wYZLvqCYSA1GCmgmRNYNjBwiDBuFfvdWmMRKKjiXtFGZoXe6CrnNVY6gZOuHdiZ7793",
+	"J6VPyjPiTPdUA+U2VHELEN9QHf8mxOUUZe0aSamfwm0IM9Bj9k7R/RwTlLIUwpKdCRMzYERh7PIJmWSs",
+	"mJ5a1cP4pC/MI0mooV0r+lAXKOd/duEN2BhISFc3hsTO64/ilcoZ6CPMlytYEnFKiZAuZMHkui92oDZB",
+	"XGp0ix1yigFg9tD/FduKue6viWSu/yumXtktcrFshzx/+fr5yTsoFlEuneAvLBehVxkkZ1oYmE8Xzqwa",
+	"jlZIA5FQIOS5sg0Qq2L/hQa0ZsrKPLqBOJ2zJc/PHRGlhpn+OXSqUk/nNUQqFPX8/ROkMygH64HNqVSy",
+	"ggdCziMX+YQFdDOpsES9P6SN6FW1yfBa92TRXPUeIKTSe7YNOMrq5re0Add7y5bvakYXhS+LGNl2N9XG",
+	"itWWsB8+WpqPmWfINKBpMTRzPdzfB5/IVGpz+EPvh54VSP9/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -53,6 +54,14 @@ func checkWebhookName(name string) error {
 	return nil
 }
 
+func eventTypeStrings(in []api.WebhookEventType) []string {
+	out := make([]string, len(in))
+	for i, t := range in {
+		out[i] = string(t)
+	}
+	return out
+}
+
 // checkEventTypes validates a subscription and returns it without repeats, in the order given.
 func checkEventTypes(types []string) ([]string, error) {
 	if len(types) == 0 {
@@ -80,14 +89,12 @@ func (s *Server) checkWebhookURL(ctx context.Context, raw string) error {
 	if raw == "" {
 		return badRequest("missing_required_parameter", "url", "Missing required parameter: 'url'.")
 	}
-	if err := webhook.CheckURL(ctx, raw, s.cfg.Webhook.AllowPrivate, s.resolver); err != nil {
+	if err := webhook.CheckURL(ctx, raw, s.cfg.Webhook.AllowPrivate, s.cfg.Webhook.AllowHosts, s.resolver); err != nil {
 		var urlErr *webhook.URLError
 		if errors.As(err, &urlErr) {
-			// The reason is Volley's own sentence (it quotes the URL's host, not its whole text), so
-			// it is not clipped as a quoted value would be.
-			e := badRequest("invalid_url", "url", "Invalid 'url'.")
-			e.Message = "Invalid 'url': " + urlErr.Reason + "."
-			return e
+			// The reason is Volley's own text (any host in it is already clipped): not clipped again.
+			return &APIError{Status: http.StatusBadRequest, Type: typeInvalidRequest, Code: "invalid_url", Param: "url",
+				Message: "Invalid 'url': " + urlErr.Reason + "."}
 		}
 		return err
 	}
@@ -127,7 +134,7 @@ func (s *Server) CreateWebhookEndpoint(ctx context.Context, req api.CreateWebhoo
 	if err := s.checkWebhookURL(ctx, in.Url); err != nil {
 		return nil, err
 	}
-	types, err := checkEventTypes(in.EventTypes)
+	types, err := checkEventTypes(eventTypeStrings(in.EventTypes))
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +217,7 @@ func (s *Server) UpdateWebhookEndpoint(ctx context.Context, req api.UpdateWebhoo
 	var types []string
 	if in.EventTypes != nil {
 		var err error
-		if types, err = checkEventTypes(*in.EventTypes); err != nil {
+		if types, err = checkEventTypes(eventTypeStrings(*in.EventTypes)); err != nil {
 			return nil, err
 		}
 	}
@@ -259,7 +266,7 @@ func (s *Server) TestWebhookEndpoint(ctx context.Context, req api.TestWebhookEnd
 	if err != nil {
 		return nil, err
 	}
-	typ := req.Body.EventType
+	typ := string(req.Body.EventType)
 	if typ == "" {
 		return nil, badRequest("missing_required_parameter", "event_type", "Missing required parameter: 'event_type'.")
 	}
