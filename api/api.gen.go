@@ -330,6 +330,21 @@ func (e ResponseDeletedObject) Valid() bool {
 	}
 }
 
+// Defines values for ResponseListObject.
+const (
+	ResponseListObjectList ResponseListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the ResponseListObject enum.
+func (e ResponseListObject) Valid() bool {
+	switch e {
+	case ResponseListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookDeliveryObject.
 const (
 	WebhookEndpointDelivery WebhookDeliveryObject = "webhook_endpoint.delivery"
@@ -816,6 +831,18 @@ type ResponseDeleted struct {
 // ResponseDeletedObject defines model for ResponseDeleted.Object.
 type ResponseDeletedObject string
 
+// ResponseList defines model for ResponseList.
+type ResponseList struct {
+	Data    []Response         `json:"data"`
+	FirstId *string            `json:"first_id"`
+	HasMore bool               `json:"has_more"`
+	LastId  *string            `json:"last_id"`
+	Object  ResponseListObject `json:"object"`
+}
+
+// ResponseListObject defines model for ResponseList.Object.
+type ResponseListObject string
+
 // RetryBatchRequest defines model for RetryBatchRequest.
 type RetryBatchRequest struct {
 	// CompletionWindow The new batch's window, as in `POST /v1/batches`; default the old batch's.
@@ -1039,6 +1066,18 @@ type ListFilesParams struct {
 	After *string `form:"after,omitempty" json:"after,omitempty"`
 }
 
+// ListResponsesParams defines parameters for ListResponses.
+type ListResponsesParams struct {
+	// After Cursor; the id of the last response of the previous page (`last_id`).
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size, 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Background `true`: only background responses; `false`: only the others.
+	Background *bool `form:"background,omitempty" json:"background,omitempty"`
+}
+
 // RetrieveResponseParams defines parameters for RetrieveResponse.
 type RetrieveResponseParams struct {
 	// Stream Streaming a stored response is not supported; `true` answers 400.
@@ -1146,6 +1185,9 @@ type ServerInterface interface {
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(w http.ResponseWriter, r *http.Request)
+	// ListResponses List the caller's stored responses, newest first (Volley extension).
+	// (GET /v1/responses)
+	ListResponses(w http.ResponseWriter, r *http.Request, params ListResponsesParams)
 	// CreateResponse Create a model response.
 	// (POST /v1/responses)
 	CreateResponse(w http.ResponseWriter, r *http.Request)
@@ -1290,6 +1332,12 @@ func (_ Unimplemented) DownloadFile(w http.ResponseWriter, r *http.Request, file
 // QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 // (GET /v1/queue)
 func (_ Unimplemented) QueueDepth(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListResponses List the caller's stored responses, newest first (Volley extension).
+// (GET /v1/responses)
+func (_ Unimplemented) ListResponses(w http.ResponseWriter, r *http.Request, params ListResponsesParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1918,6 +1966,65 @@ func (siw *ServerInterfaceWrapper) QueueDepth(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// ListResponses operation middleware
+func (siw *ServerInterfaceWrapper) ListResponses(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListResponsesParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "background" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "background", r.URL.Query(), &params.Background, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "background"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "background", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListResponses(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateResponse operation middleware
 func (siw *ServerInterfaceWrapper) CreateResponse(w http.ResponseWriter, r *http.Request) {
 
@@ -2445,6 +2552,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests/{custom_id}", wrapper.RetrieveBatchRequest)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/responses", wrapper.ListResponses)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/responses", wrapper.CreateResponse)
@@ -3614,6 +3724,73 @@ func (response QueueDepthdefaultJSONResponse) VisitQueueDepthResponse(w http.Res
 	return err
 }
 
+type ListResponsesRequestObject struct {
+	Params ListResponsesParams
+}
+
+type ListResponsesResponseObject interface {
+	VisitListResponsesResponse(w http.ResponseWriter) error
+}
+
+type ListResponses200JSONResponse ResponseList
+
+func (response ListResponses200JSONResponse) VisitListResponsesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResponses400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListResponses400JSONResponse) VisitListResponsesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResponses401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListResponses401JSONResponse) VisitListResponsesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResponsesdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListResponsesdefaultJSONResponse) VisitListResponsesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateResponseRequestObject struct {
 	Body *CreateResponseJSONRequestBody
 }
@@ -4655,6 +4832,9 @@ type StrictServerInterface interface {
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(ctx context.Context, request QueueDepthRequestObject) (QueueDepthResponseObject, error)
+	// ListResponses List the caller's stored responses, newest first (Volley extension).
+	// (GET /v1/responses)
+	ListResponses(ctx context.Context, request ListResponsesRequestObject) (ListResponsesResponseObject, error)
 	// CreateResponse Create a model response.
 	// (POST /v1/responses)
 	CreateResponse(ctx context.Context, request CreateResponseRequestObject) (CreateResponseResponseObject, error)
@@ -5200,6 +5380,32 @@ func (sh *strictHandler) QueueDepth(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// ListResponses operation middleware
+func (sh *strictHandler) ListResponses(w http.ResponseWriter, r *http.Request, params ListResponsesParams) {
+	var request ListResponsesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListResponses(ctx, request.(ListResponsesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListResponses")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListResponsesResponseObject); ok {
+		if err := validResponse.VisitListResponsesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // CreateResponse operation middleware
 func (sh *strictHandler) CreateResponse(w http.ResponseWriter, r *http.Request) {
 	var request CreateResponseRequestObject
@@ -5577,151 +5783,154 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rctu4muCroLSzFXuWlmUn3dMt19SWu+NMZ046zjjOyZyKPCJEfhJxQgEMAFpWJ66ap5kHO0+yhQ8A",
-	"byIl+ZpNd/9IRZZIXD589xs+9yIxzwQHrlVv+LmXUUnnoEHiXz9RHSUvn5uPjPeGvYzqpBf0OJ1Db9ib",
-	"mF/HLO4FPQmfciYh7g21zCHoqSiBOTXv6WVmnlVaMj7rXV8HvRcshc4xpyyFmw95BioTXHUPK90DNx/6",
-	"PUwSIT6e8DgTjOvOGRb2uTG4B28603VQLNKBPj6DTzkobf6KBNfA8SPNspRFVDPB9/+uBDfflcP+k4Rp",
-	"b9j7X/vlse7bX9X+iZRCelDZKWNQkWSZGaw37L3klzRlMZF24iOiEyBzUIrOgCi6VGSRUE0oj8kiAQn9",
-	"3nXQew5TmqcaB3+8pR7zJRE6AUnAPIoreS30C5Hz+PFW8VoQlUcJEZO/Q6TJVEiiE6bIR1g+UUQsONiV",
-	"nQvxisoZPN7KzhMgMUQplVCcJ5mIeEmYIqlZi1kq5XjEkeBTNsvNoymbM41rfsdprhMh2W/wiBD9lSnF",
-	"+CwgCyn4jAhJJFyKjxCT4zcvDVz7SJVuvIJHIeuSIgOpmaWfiPII0hTiMcU1T4Wcm089xvX3zwzd5mlK",
-	"Jyl40nQEybiGGUgDATcE47M7jCHmWQr6TsuwQzDBxwvGY7FoYR9BL5JA10yzOqxnVK2jIVGNPTMefu5a",
-	"ZuMNhDxN09Npb/hhPSbgsZ3Yl64vmnAwA15lhnPeHm52AHX7AaaU3Ql/pozTlP12J/yx0F+BNuPjTIqZ",
-	"BHWH/TGe5bp6yCvTzEHTmGokaxrHzCAhTd/UCG3lpY6JLY/EUUUM6VZI5d4Zfu4Bz+e94Qerc/Qu2p7N",
-	"dWM7G4d3fHEcidypPxsx1snkn+0bhhNpqnNVXSLKUKrNHB6HerUT61VRo1fhEb0C63tV7lP+AXHr1nMj",
-	"oLda/jt88vq6qpl86KGq4mBdYQz+pAribqJMG28qILJyIk2uUuNZKyhdo98mLTX4apVUa4yjycODulhY",
-	"wQAPygrmX7QgMILyOdgzW5E8cfmDe3MiRAqUr6Hn7RF97dH5qTsXXWhpDWEpYmhdV8o4rCGlCjNxamLr",
-	"KGhUbEGRjb3hqsqR/ThuVev3qFrOxTEypmG+HbFbaF0XE1Ep6bJ+XOt3UB7MWlR6xayWf9f1ti11yqTS",
-	"2zLEhKrxXEhox92Ubj/SKkKnZpMb8bkOscryy+kry+yEaMV0quuXpxwKdVhMCSVIZ2TnryJNYUngSgNX",
-	"TPDdvsG32nlQrWGeabU66C9iQeaUL4lmc1CoUvs5FlQRBVyTPFNaAp33W5Uxo5mvjnteGQh19+ZgR0Tw",
-	"dEkWTCckZDxK8xj+1TwZBmil0XRhrDbBCSVGrU6L8SrLKEB+tTcTe+5Lo9b3z+jiV0d8KxpmfaXvE7Cm",
-	"hAVnItKY8RlhFgDuTTPnFopplCst5l0qCXgOdgM102GDI+c2ZXPKOFPJXZQ9zylXT/Bgb0IVmlYcDM4Z",
-	"MKEcJUYStuNDoSJtKyn67lxb9QPvWLgd2EpzrQ1ySlO5FiuYNganNjjsKKidKG4B81XdKwMeW41J5pyv",
-	"qleFOlYqVKXOtT1zKlHUHXypKhXaT8EuGnpOBWB1vKuck0fzTfzt50Jxbcpzv+UShVYMm/bftNA0bfup",
-	"AQv7XCt0N636pkpIt2qxXmHYtI77Erte2GyQvqucISzwKPSMAV8gZu5+NwncQmBvNbl5Huc+IhlVyrBv",
-	"qkhIpxpk6LxbQDhcaZLRGWy1wv8/FIGzCgesH3e35PXM6YkilKsFyMBAg1k5Z20bIpz/EZl7f7MM9fZG",
-	"h3CzzGPcoIQuEqw+XRva6ROdQHnnyakOCmvcafERuNrSiVR9ZRyDpixtY0c0MjzuBiM3Cbs2QNu+nK15",
-	"o8XX3ulevQSqhJEld9jAyhhte0CWeodJaufXcTZNSHVBobGatuX+jCK0SmWqonY3MMDzmhbt+YBoQQ4G",
-	"gwEpn/Icyeo2ZjOeG88ZfwV8ppPe8KCF3czp1Uv7qBkxMI/7v5vcuYlj5RK33q3K05bNFnGxNhK/kXjx",
-	"Yh7nPs11JOaw3h69JZOthPI6TdWfUYtpmletikfdV10/7vDwWRIGhnOuGl3EGFFxLjG0QKZSzEl4MA8N",
-	"goQH3/+QhDbcYoTSj4N5aAYJD5MQbTWjb0kzwX/t7Hw42Pvx4sNg78eLz4Pg6fWXg8Hgw2DvX+xX5q8f",
-	"BrvzL/axL+XDXw4+DPa+85+//zDY++FiN9n9p16bv7viPl81McWU7F8e7EcJ1fslTFRgv21+AfMJxEZv",
-	"dX8XgUD7p1EtLUhUY6fm153mJF+qn8uhvxSjfqkM2L65Fc/wJqrbwk88p1d+iO8ODlsGqUPxXYZs4XuS",
-	"USbVEfkIS0Vy/PL7ZyRKqKSRBqkCcknTHPxvZmgClyCX9ntj+OIMBnJzelVd08H3WzirHXssnJFGF9oY",
-	"5bIPH+Oz7Vy64hQt3a2r1NNNhy9YCp1kWFvtB8qjRMiLNkxNlyQsrZMmIZW/tJNAbRYFkeCxapnm6feD",
-	"gTmbw+9+PBwMBn2CPAStX0XsIATHIE8HJKZLRSZLEtuwsjs2NjdszQ2AXN1+Y4ZuD72kLdb4v789ff2K",
-	"uEBmQKgmc6F0MwSq2G9Adtz85HAwIL/+tIvuFLTg0VVc/v7dIBgMBrs1C3bCOJXLNpBlucyEalnar7nS",
-	"ZAIkRE7cPAj8suUMGqiFuy4n6UYerw53usmM/usfUhh6rfqhrHkAsTlUXdGUDWOesUvgq86zCY0+zqSP",
-	"zndQXcV0KZ8fC1yUantvC+Gz8sqjyonrdeGvRkYDwR+IE4pS5BqUgTDlNT/JBlasQF6yCMaaWT610UBT",
-	"2tmPmw/FLmKbZxuIabd8cWOXo8XWRgpON9e7BK7HZrQWLfNYkxSMfSuseLaE1i/cF2Hgv7JejPJv5x4q",
-	"vyh8R2FNM23S62jU3ymG/2JH/eIG+1KM0S6A16itPuOoXY0+/KEiGx3zLNDl8IeN6JPLNtTkhE6USHMN",
-	"JNE6U0bxMh/Iu7NXJR89HDz7gUyWGpoTmx9qlPch+eXigz63/7I3Fx/U24v/O9zf38jhcOt2lUHtvNt4",
-	"HfqZTgvVuN3btJE+7iOw5b/Y5MAqQ134XBnxwtV27rHbu1F4yzcm5Tg4NVfU7YesKTkbebPVQbZQQciO",
-	"M/2aHhYj3HZvpqA4lWSzRtLmfr6x1tGAnNtxuYo2IBot7oEDyagU3GMc2Sz5Hjynpxnw45dmsD+jltdB",
-	"7xegqU7eFgGNVchOqOpwj7OZM+bW+BRb7HDx0ZrhmNPJlM24629kwW68tk38asT8f+SQt3CiNRGtBR/7",
-	"uM2WjrsFH/v4znZvVMavQ8H7coxKYM1GzNokC8o04zN0elOiUqHJjo1tSv+GsQhKNZUU5vXulnHOyg62",
-	"WxPjZJqyWaK3mqBVBQtaI2TVE6hDt+2UK5S76voy0n/LM7l5xuKdE/pYCl55WvV5xNZypkZjc5noe4PJ",
-	"v/zt7//x6fXi6XTwn/y780+H6tXHN73gDoy3ZgTWs328H86KvuLPpgxuo20/UJ6lgsYYjcukiMCYaS3h",
-	"xJWQQ8X7fbMknbrgsOffiHg2ErncGZRwqARNG6tpQz/kL88h08kdJVCFWz2ES7XTj9rq1O32mLciqyxc",
-	"z3511YB2LXWQphJovBxXA7X+uyIcXjxUGcV/V6YkcqHHU7ThN4KhGiF3i22HRam5rtgcltEUfgiXZd8n",
-	"oaWP0Agtl+FCOcGTu0Vaix/+gdWwIrZ/j6rYGWi5vLND/hxjugsba3miiH3OBzvDN6dvz9ENjb+DCo+8",
-	"b86q6Wns3/wabvh1gSUEj82Q0gkoQP+dIjveXnWuuyMCNErI3HngaC1R5w4BqO8Gg4qZUDCWe/GV38aT",
-	"bXkrdAIKMwAQQjbGrYCYV0ANMSwjpiSseUtKP0nFQ1LxjRBXGTTc/GiHG+Uh3CdtHrkzoUs301uIJFSd",
-	"TOsN248A2Vik8Vjhe2MaaXYJ46mQ48Nn40TkUrVxjrZlnIPSN/d13a/rqWn+l9O0MaB3WXx7/9zXc5zd",
-	"zid2bw6tFTA6AD6HlBl1fxVy3amnx+4XMqcxGGsu5zGaL8v+/SjdsV3UnQpxarjaoXivyiR87YkiLA5s",
-	"tiBVJHRllnvMco3VhHVjbjtw3SGZ04xS+M6aSY3LMlnKZzRaJD0iZmgieASkgNtWWVI4YSP7ZxUi9oFa",
-	"tpbNTHITLxLghAsORhlil2vnruyWw1UTZi15nJQ4E9FvDUsJtWQQY0pYdfNMk4QqAjzuyPrdvKhVDapZ",
-	"Ydv369jSNCotXJVHEUDcnrNYDtFW0rvRhduopSlRP+goEd6YMNpE6dUDa1BpCzrVUPpiMwu6Bwdfk6n9",
-	"6eVbKSZvUddv7BPpkKkdAYgS9h2GS6d7ZDM9tpMhm2Ham9OOktaMGeRt+MATRTIJU3Zl4+2Gw01FLhsx",
-	"rVUJjXrIDcDmRPpNSLlGk5UJg+6gVPv2t0CMB7ZF2zhpw8i8s23a2NH9MZSCeP5kKCtQPrepzq1ZiRu0",
-	"sC2wRHfVl2xIW3YCV6l2SN9KzLZL2LrI87O2T7EFON8znVhz8A/HqVviRYtEQTQOyf9xjhEF3z/zuujT",
-	"w73JUgP55dfjn7FLA3mbiAW3zhejEray7Q7h8K2y91vwezPa+TLbNqC6EVceymttg+m5ZHr51rBju77j",
-	"jP0Flse5dcU305k+wtJapbY88dLmNWEepwU22duzga3Xx7+eoDmHrB7ZA1AJsjzbROvMtgthfCpWZ3NJ",
-	"U0wRShSk071EKA1x4HzIe0acUM0mKbjkw+M3L4kCeQmyT15q+9FWbqp8ogCLQ+27T9SIv2ApqMC+Cjby",
-	"V8uOM29S5w+dTlnEaErePv+LIrmCwJnk4f7lQRiQLM3NIqewKPOe1YiLKRbKGZrZmVP5EWIy6jXzo0c9",
-	"MoFULHb7Iz7iJ2iDoUof2FxpGyxM6RJkgMZZAt6JbnMogF9CKjIY8fDzyAaFRr0h+TzymSejXkBGCHT7",
-	"CfNP7EfDVEe96+vQAiu2pUGNTjBhf8TNqTGNMTS7gV7QuwSp7EkN+gf9AaJqBpxmrDfsPe0P+k+t7zhB",
-	"vNpPMBr+m/k8s7zIkAVO8zLuDV20/Ldeo2fS4WBwb51qagH5tgZExqzp1yijN/xwYaTOfE7lsjfsvWKX",
-	"wEEZlVZMgOyY43BBOXM6mKnHZ+SX8/M3u33yWhCa6wS4dgtGlklnCukzU70LM9c+xmS6IXNmf/6KgMEV",
-	"YAeh7wZPH23W10ITBI1tWoXV0q5j1XL9KZn1suox+WQLM16UGMUPCb5MsyC4DYi3P7QyetJ5cEYCOP7i",
-	"875cG7YPTWb3cy6VkHajLK65g2yKgvsmk3DJRK6KYj1sW/YpB8xNdn3LbEJ7tTNZ1a35X6NRPhgMBhf/",
-	"3Oorbq7sDTYKY79BQHxVT9e82GiqNq+LKvWGh4NK9tVBLfPqoCXP4eIBkb1sz9DGAhCwBtrucBHrn9np",
-	"20Ytlrlf6e6GrxxsfqXWjwvX4sC16cVagzakhAqH8unvNE1BPlF+JwHhsABjfRuTpIrUHo8vroNeJrpy",
-	"x8v69iKuVpvGyDnDQH2+uy2FJ1akpYzDE0XCXKahfR0+5TQd8dArsK69gZV3Nm3aFs+mQAx+qWJWKXKN",
-	"JFxPpD6yzeMWTOHCRtz6UQ1bfjYYmDEMZy4LcsV06pyfWOhJKp0ZFKESfIsDXx6q6BxGXEvKFY2wmMms",
-	"t2yQwBSRoHPJISZhpfNNiJK9KffVsAi9lYHckNAoggwTkTYUTS0k0xq4kdh0xBeJMGDK5xOQBnnnjGOq",
-	"uZAEw1VkJxz1fhzMR70wIOGod5D4T4fPzMfdI9yM4H4zc7o0ig5R5jzMOeGJmHHwQ+hUEY4O4l2rIdSZ",
-	"X6W0rKxk/clV5t4LIbcUr13XlWDXz+BhWUlXqz4XZv7G2IcFatFEBVEPiczmIDW7XKxwkLpo3P/sqxCv",
-	"S1dXm2HhktNKUipigo5dkQKkAWrVtZQ9VLNtbjHykCK5WI24oeQZxk+0DWT4mnfLuMjOs8GzgNAJhqNw",
-	"u8a8UrtWFv+dcqbtC5xImAtjUuD8YqGCEVfCmglcEMuTEpHG9omJiJklQZsso/rE+gAb3ULQlhrx8PnJ",
-	"q5PzE0zLwKXvf2bxNZI8SKqqb2kh2ijOjl5S3EMivfdmrsN97Ani/In9WyP1s8GzzS8VbULviQqa3Hro",
-	"9lHQBdq/N8DDLnHbofBryeDykY5yG/71rZzbv4GuCLEd81GKBVoRR7bKD6QV7h8h066+NEaGVzlK28Fl",
-	"t1NFqivybYstH9n3/ZavLzpZ475lds1ezTcZu0txO+aE8T2viji4zIStQgvLpMJwWISCCzAoLTLPNQMz",
-	"jM1ULhSuETcs1IKTToRE50xdJ1KgdQrKjFLJDSqpJ6NSM5qWHPLnYkVGrbGDaJfM7pIXSblqw1xLQWG1",
-	"L8N8jwo6xXeLuHWpIXrtEHXDVvWl7A3Q++NoEF+FaC2o/ZHdUK3Y9+hascJXnRcomheJkbYlcsqcW7Zt",
-	"C5WZtkgSkJxrljrujniJKG6lf4w+nxH3ioHXCXQCc58o0SUEcJiJ0AkqJLt9ckKNsqNhbkwjD6vQ4GZM",
-	"QnwxxHfgikY6XbqyjnL8Wqsa6xvxuRpGPwc5Z5ymaH+8oTPGZ8Oi8w+6VVf6BTHPInZyp3EYc9iszgWv",
-	"QqcXFQ2DRhybXykHRKQ3dyRPlLOsXrAU+W4k5hOzUCT/49fPET4fATIzkiHnSEgJkW6jx8KX4ispbuJR",
-	"6eqLVOkauOJcITsG0OW+v5az5TbeFutgqbhbNvlbgtYavkISMO5LbKs5pGRHQgbOR16chUFKBeZP7U46",
-	"EvM5tSU0cJWlGFG0Ude2bZV1A8W+WvNInbj64iyHLyvZhYVg8HmGuzvBbd7a/efWrMRmmEbppa0xEXLe",
-	"2wTQRSJUHS2NNKGMK0uEGq50QNiMC4l0QRX0Sfi/jck+DpFswtEoJHOk1ZRpY6Onyy5MUUAlirF7wdH6",
-	"Tor++OgX6FpB0UnvPhYQYjdMQuNY2TTvkt+0dtTcEvFcr82NmGfmuAVGPLhLs9oBb61n05/d71+zWDXj",
-	"aFES4aEQOKOa2nq/PNVEsRjIZIn/m5/dE0LGIB/PKPALfEDr4E1T5QejDVmN/6jwyQgOiiT0EhUCJsvW",
-	"IEb995q/U2aAxwp9knzEK6qJkwMxGDXHtecuzIHAWWaFp9Ufka8xsM4f5841Ws6IZyBr7HNh9fwsAw7x",
-	"sGZs7FjVn4vFblAzeYyERx+F2+gQVSuzqRE3ihCgFVI1bKyKqNo2QXKeGgtLt3UZ9Lm71pe1G4x4uFLC",
-	"ZXh7vYar+k0VWmGjigtLfkc8LEq5wj45JnXbiQtdd0qTiv3jfeMMjT4jfjdYRBUd7EEcu91d6B7Zwdvd",
-	"Ia6Fw743sJ5AROfIZlE0GdkSlw2a/3gM1yIuUWJeia5gl+6ay/fIddg2Srkxy+pR15vYgfufC7ZwvSak",
-	"XvGweUg/koDusvbrSPLtnrhobccelE4fo0DdsxgN1rRZN4KklBQBeXf2ag9URDNbx9By71e90HXb277W",
-	"inLtSoDuWYDbaI0x5YtqTyIuQRYBy2qcwXdw99WTREEKkXZtzFXhAUB56Z1vZdVW4CpiAtffLa5533YD",
-	"J1FwuI/QUmTaJz8VPeBGHIq4sBVSMYtRSvn5XDxVMoiPSOgLHZ3xU5aIhoRTKcXChnQSwSIY8R2bnlZ9",
-	"iqaCQ+CrHtFbU06A6oNZUCECYdcqHZUi2hEPfZ2nD39ipazAyPaOiyoZ7Md+abs2LczlyI0RBcZiOiTG",
-	"1nkamTdZjJ8hPMJ5fSQctY/66D640BYyrj/p1BDbsg23UFTzmlFGnKGDOwXc57JwLVGccknMCfbJa6ET",
-	"jJYLBNEyKByqSrM09bwbe41Qpx+P+NT616zGYWNu652sZbHzA2kSq9XU16vX8j2aP7dApj+iIoB4ZJDF",
-	"quNex7esh9ZY2FrRj7i7NuUKMzs3uQfRi2HpwPM917uiy4dRaW3xUK6+W/r6Vrx9N3b3vRXS2bfG7sXE",
-	"FyY43n1i7A0V2b685qWwa434evsacbZGJwGqoi/m692toLUmPw65zmOlxz2kF6fowrXWe+PCyd98VtpK",
-	"WNwS9voctHmeapZRWd57aS1tiIn9dmn/Zxwl/ZSBEYwGMY9IReFgirgb3WzOM9Mjbk10RXYo+fe3p6/9",
-	"/Z+oSVDCBd+DeaaXAck5+5RDXac0mkEi4tBqPWEhLjHuhElvNqhDiXNeutG9SuY7GhOXXrXbJ+8TpkFl",
-	"NII9VNgco/Sha1Zc82kQj0xybVNduNClg48c8yWmwKYwrxn8blf+HthKbpyZxjo7uNMBEMhCQtwf8WNH",
-	"bYWKyX4De79obfgQWyFrIcZ4LWkYkAlMhTT6wLIYVAKNbXkzBtSKm01TLMg3TwirkfWJ7SjoGPC/uvRC",
-	"s648y6z3qTMB7YXtn9utXBQotT8Vcr7n6zNukoJW7dv8yA6Kasu9dqXDnp3L2PrGuMY7zDojliJfFZy+",
-	"3rStjYdUdYX9z64xdyMFrS15qsCWB2Txa1Knnn+TyVLPfWoUno83VRy82jn8WqfMQx/CZpqpEMu3lvnU",
-	"zMysSNUb+R7cje6FV6NBSvuVk2g9zOdiwQ3x3vwwRaRB75V9qctD3diMvcOxRhe2hbHzQRkbxFi95Ge7",
-	"gD3bAuZbozoHYEd3T1TZBN9sdo/FtoIlNcYFhkfwijaUBkHp8AiPMeM8xLjKQyDOJ987tBVNKp3/HpDi",
-	"K7O04Aj+SmLzs1EgUQMLMLCNKqP1Y8SNvOH+VxWMbea1Ty1wXU4xnulc7BlIv60tG54SLWagk3q8s1b8",
-	"VDusdo19j4Tl2ENidKFwWLtKkymC+BH7i2NcHQkmQ43/8d//E2KrIOf+G5JRzz4+6oXBiBPfNnBIPlyE",
-	"9j4HjPy7Owxwy09UGbC0VZuFbzQDuWcrTVCFVejhlFg3hq4y4pwWmUhZhC6yOvSOzC8p3ohp+Mq/nZz3",
-	"zVLNVKEPuhUqqiuZLQES9kd8j4TV5v5mg9MUrkY9myMpcl17Y+ihVWxhQV11HMZizdkrl76GSjUhZREM",
-	"42THJrz+9fTVq5O/jV+8OvnP8fvjl+eBS95aJAxDhkCiXEpkJTV3n7damHKwwWKXXZ/zyQsbAB3AlKgl",
-	"jxIpuDHIzfpww6dFkU79gYwqtacTKfJZsnIJxY4Dq0MiY9NcMZeJb0t+98zBm2VhNbcq/JnWrNsNvB5s",
-	"UaBANhZ7j2mIDwzJlKYK3Nms3ljRb3HA7lB/LJ4mnigSA42tLeUrdRxQCm8yafPmBm3FPmV3RndyZydv",
-	"35y+fnsyfv/y9fPT97vmeBMDRgmxK4My41cI2y3f5uoixzeWL49tXJ8LAtOpzbw796WWrJFGU9wEEhAL",
-	"sApiBiXeo39+FXB41+CIF4Byunun3XZW3pv5cLVDzTtTHtl4K29hvQ56Gq70PiJvq+5T56yYa1FBfIv1",
-	"DunLE8OfmF69usVbuav3/1xCR8OGbTp4dHUaaFXLGj1g7fVhlkk6XNq1fhGzE0xbcs9bCv92K6usyPHv",
-	"VAVsiWmrYnb/s/+4nSlbI6AHRuDfr0nrpEaBeyWvF9aP2KhT2+06zg02b+W01oYt3iI5eJdhfW1NjeOI",
-	"hFZaVqNwXSmiluVUneKu2wjKw4uW64AuHoczbsM7fv/xNGPer5z4EQktMtroTC29yxY7YIIbFgxIzKvp",
-	"xs6bGXke/lVDr4NT3Tp9sTZHGRRoS0p7TF73J0qulu2s2I9HhMUwz4T1R/jCLFt7z2lawGit6Gu2uFof",
-	"9W30+bpLxw0/4R2jin+81hptDQLXBjOLo/0dBDQdupZ76m644R5dF+3E/rxl0c1KNw9MRA5skmnzkWIF",
-	"2PgqkmxS3OuIeVfYgtkgBpEQAUY9w88sHpJRDy71+B///T+jXuBo1H5pbOtegO8EpGyrFhCj8Q+Je9km",
-	"vOHr19dhMOKKzbjzVrzVlMdUxsThiCILurQ+EfOzX/ITY4jXGq6FZKfaIToY8eJPzeagNJ1nxv70X5q3",
-	"qc4lhLtBxaNR7+F1CZJNl77y3h9HP+cLSTOXb26nr7X1wEBsAtI6BCdLEkpsM++XipV2lR4nE8BbLPw9",
-	"eyFetGeFtfkYkndnr/rkXZk5btkaVlBpNeKhs/ffn/z0y+npX8bHr16dvh+/OXv51+PzE4wyJ/ayU5ty",
-	"ZVsNiPTSXTJJMskuqYaApEJkhk0HJGX8414qIpqOuJCVlilc8L0sn6QsIjSOpWtoJWGaK4jJjtlwlED0",
-	"EWJCZxQrwlxI3fds3u2P+DF3FxvN6ZJImDGlQfp7fAcVeu80/JstQR/S/u/ocv/IboDuDpUdqoaHYiWn",
-	"1tGMQ9pvjpueeUyhK2wU/e7W7+oN/1ZG2qU07H9u6RS6hf3choePgwAbemvgsrEt2TdpUvPiZG3Wa6MD",
-	"PXNJLrEUmcvQbpWaa63pr3d2m0j2G40qN4myW5m5kYnXAN7aVPcXDNJYkRSmmohc27pxW5Bmb4s/ImGl",
-	"k2tIJGQpjVwHUNsgS4Huk7DsBBsSLN4fcRTsmIukxBxsilKUUD4D27XHY6YNh9jKMJ87PhM+XMFhgRK9",
-	"Rba13qryQLJt7Q0uX1e2bUkev2erGbGqygafKKwSw8IUYoPOXKOqfT+ibr/krJ09Mk45lFeAZOAXgf0r",
-	"vBy2/RBYXBQ/VC9zsYo2NmlRztCoau0kARrb1nRWZ3Q3XewOSegEQMVlVRRfWgJDtRY/GuW/uOgjtL0u",
-	"qtZDWYJyeHVVXmdlH2wq02cn52d/G784PQtJQtWIu/vvfdzVKNV98hfIrAbydEBiulRdrSnqN2OwOzX8",
-	"LA7iT/fDrZhN7cKTte6HkjL+kLXwNR4kITIkX4KkcF9YXrDBiXFnuX9DplYzvG/uXL6J5nFWcV8WnKaw",
-	"vIzQb7os+uS99SxscZNcGFRVX0fy2F7n8Jlr3hlRaVgmKVwbZLIccbAxYHRSYB9q9GzY4D4BZgz73UZP",
-	"VKwFc68oLbLSbnRF/61FWtWb9DzA3vru+A9StdV9d98Dl2/dhyluEOIrmuNfhbmcWV27wVKaULgPZUb7",
-	"awgfjNzPbW5VlmJE1bkwbfIOL51dPpeUTCWoxJge2uer2RSYmGraN6oPdQ2R/c8jbjuGYk9jLlzJGwnd",
-	"1SZWvZI5oD0CvtJiRcWp5HDq4h65Ed/BsoqwcmuKbe5bDoCzR5RzYbspGz5ihhOSxAJsDNlljZktMr7q",
-	"hzx/+evJ6Tusc6lWffgDy3nRZh3zSg0OLJKlc6sWoOVCj7i3olzFCTZfNX/OhStIqcjoFubUcr/mAzGl",
-	"NTd5fl2bqnJB0AYmVfQj+f0zpLfYycYjmzOpRI0OuFgErrel7f2TCWm763kgbcWv6lcAbQxP+tth1GM4",
-	"pWpX0XQhR9Xc/Jo+4MZiamc1p8sylkW06Dqb+p0Q9dtsPlwYnm+T5qzQwCuF8B6a4f4+xkQSofTwh8EP",
-	"A6OQ/r8AAAD//w==",
+	"7H3rchu3muCroLizZWm2RVG2k0moOrWlxPKJ5ziWR5aP55SpYYPsj2rETaADoEUztqrmaebBzpNs4QPQ",
+	"N6JJ6up1kh8uU2Q3Lh+++w2felMxzwUHrlVv+KmXU0nnoEHiXz9QPU1fPDMfGe8NeznVaS/qcTqH3rA3",
+	"Mb+OWdKLehJ+LZiEpDfUsoCop6YpzKl5Ty9z86zSkvGL3tVV1HvOMugcc8YyuP6Qp6BywVX3sNI9cP2h",
+	"38EkFeLDMU9ywbjunGFhnxuDe/C6M11F5SId6JNT+LUApc1fU8E1cPxI8zxjU6qZ4Pu/KMHNd9Ww/yJh",
+	"1hv2/td+daz79le1fyylkB5UdsoE1FSy3AzWG/Ze8EuasYRIO/Eh0SmQOShFL4AoulRkkVJNKE/IIgUJ",
+	"/d5V1HsGM1pkGgd/uKUe8SUROgVJwDyKK3kl9HNR8OThVvFKEFVMUyImv8BUk5mQRKdMkQ+wfKSIWHCw",
+	"KzsT4iWVF/BwKztLgSQwzaiE8jzJRCRLwhTJzFrMUinHI54KPmMXhXk0Y3Omcc1vOS10KiT7DR4Qoj8z",
+	"pRi/iMhCCn5BhCQSLsUHSMjR6xcGrn2kSjdeyaOQdUmRg9TM0s+U8ilkGSRjimueCTk3n3qM62+fGrot",
+	"soxOMvCk6QiScQ0XIA0E3BCMX9xiDDHPM9C3WoYdggk+XjCeiEWAfUS9qQS6ZprVYT2jCo6GRDX2zHj4",
+	"qWuZrTcQ8jTLTma94fv1mIDHdmxfujpvw8EM+DE3nPPmcLMDqJsPMKPsVvgzY5xm7Ldb4Y+F/gq0GR/n",
+	"UlxIULfYH+N5oeuHvDLNHDRNqEaypknCDBLS7HWD0FZe6pjY8kgcVSSQbYVU7p3hpx7wYt4bvrc6R+88",
+	"9GyhW9vZOLzji+OpKJz6sxFjnUz+0b5hOJGmulD1JaIMpdrM4XGo1zixXh01ejUe0SuxvlfnPtUfkAS3",
+	"XhgBvdXy3+KTV1d1zeR9D1UVB+saY/AnVRJ3G2VCvKmEyMqJtLlKg2etoHSDftu01OKrdVJtMI42D4+a",
+	"YmEFAzwoa5h/HkBgBOUzsGe2InmS6gf35kSIDChfQ8/bI/rao/NTdy661NJawlIkEFxXxjisIaUaM3Fq",
+	"YnAUNCq2oMjW3nBV1ch+HLeq9XtUgXNxjIxpmG9H7BZaV+VEVEq6bB7X+h1UB7MWlV4yq+Xfdr2hpc6Y",
+	"VHpbhphSNZ4LCWHczej2I60idGY2uRGfmxCrLb+avrbMTojWTKemfnnCoVSHxYxQgnRGdv4usgyWBD5q",
+	"4IoJvts3+NY4D6o1zHOtVgf9SSzInPIl0WwOClVqP8eCKqKAa1LkSkug835QGTOa+eq4Z7WBUHdvD3ZI",
+	"BM+WZMF0SmLGp1mRwF/Mk3GEVhrNFsZqE5xQYtTqrByvtowS5B/3LsSe+9Ko9f1TuvjZEd+Khtlc6bsU",
+	"rClhwZmKLGH8gjALAPemmXMLxXRaKC3mXSoJeA52DTXTYYMj55CyOWOcqfQ2yp7nlKsneLA3oQpNKw4G",
+	"5wyYUI4SIwnD+FCqSNtKir4716B+4B0LNwNbZa6FIKc0lWuxgmljcGqDw46CwkRxA5iv6l458MRqTLLg",
+	"fFW9KtWxSqGqdK7tmVOFou7gK1Wp1H5KdtHSc2oAa+Jd7Zw8mm/ibz+WimtbnvstVyi0YtiEf9NC0yz0",
+	"UwsW9rkgdDet+rpKSLdqsV5h2LSOuxK7XthskL6rnCEu8Sj2jAFfIGbufjcJ3EBgbzW5eR7nPiQ5Vcqw",
+	"b6pITGcaZOy8W0A4fNQkpxew1Qr//1AETmscsHnc3ZLXM6dHilCuFiAjAw1m5Zy1bYhw/kdk7v3NMtTb",
+	"Gx3CzTKPcYsSukiw/nRjaKdPdALlrSenJiiscafFB+BqSydS/ZVxApqyLMSO6NTwuGuM3CbsxgChfTlb",
+	"81qLb7zTvXoJVAkjS26xgZUxQntAlnqLSRrn13E2bUh1QaG1mtByf0QRWqcyVVO7WxjgeU1Aez4gWpCD",
+	"wWBAqqc8R7K6jdmM58Zzxl8Cv9Bpb3gQYDdz+vGFfdSMGJnH/d9t7tzGsWqJW+9WFVlgs2VcLETi1xIv",
+	"Xszj3CeFnoo5rLdHb8hka6G8TlP1R9Ri2uZVUPFo+qqbxx0/fprGkeGcq0YXMUZUUkgMLZCZFHMSH8xj",
+	"gyDxwbffpbENtxih9P1gHptB4sdpjLaa0bekmeC/dnbeH+x9f/5+sPf9+adB9OTq88Fg8H6w92/2K/PX",
+	"d4Pd+Wf72Ofq4c8H7wd73/jP374f7H13vpvu/ksv5O+uuc9XTUwxI/uXB/vTlOr9CiYqst+2v4D5BBKj",
+	"t7q/y0Cg/dOolhYkqrVT8+tOe5LP9c/V0J/LUT/XBgxvbsUzvInqtvATz+lHP8Q3B48DgzSh+DZHtvAt",
+	"ySmT6pB8gKUiBX757VMyTamkUw1SReSSZgX438zQBC5BLu33xvDFGQzk5vRjfU0H327hrHbssXRGGl1o",
+	"Y5TLPnyEz4a5dM0pWrlbV6mnmw6fsww6ybCx2veUT1Mhz0OYmi1JXFknbUKqfgmTQGMWBVPBExWY5sm3",
+	"g4E5m8fffP94MBj0CfIQtH4VsYMQHIM8GZCELhWZLEliw8ru2NjcsDU3AHJ1+40ZOhx6yQLW+L+/OXn1",
+	"krhAZkSoJnOhdDsEqthvQHbc/OTxYEB+/mEX3SlowaOruPr9m0E0GAx2GxbshHEqlyGQ5YXMhQos7edC",
+	"aTIBEiMnbh8Efhk4gxZq4a6rSbqRx6vDnW4yo//6hxSGXut+KGseQGIOVdc0ZcOYL9gl8FXn2YROP1xI",
+	"H53voLqa6VI9Pxa4KBV6bwvhs/LKg8qJq3Xhr1ZGA8EfiBOKUhQalIEw5Q0/yQZWrEBesimMNbN8aqOB",
+	"prSzHzcfil3ENs+2ENNu+fzaLkeLra0UnG6udwlcj81oAS3zSJMMjH0rrHi2hNYv3Rdx5L+yXozqb+ce",
+	"qr4ofUdxQzNt0+to1N8ph/9sR/3sBvtcjhEWwGvUVp9xFFajH39Xk42OeZbo8vi7jehTyBBqckInSmSF",
+	"BpJqnSujeJkP5O3py4qPPh48/Y5MlhraE5sfGpT3Pv3p/L0+s//y1+fv1Zvz/zvc39/I4XDrdpVR47xD",
+	"vA79TCelahz2Nm2kj7sIbPkvNjmwqlAXPldFvHC1nXvs9m6U3vKNSTkOTu0VdfshG0rORt5sdZAtVBCy",
+	"40y/tofFCLfd6ykoTiXZrJGE3M/X1jpakHM7rlYRAqLR4u45kIxKwR3Gkc2S78BzepIDP3phBvszankV",
+	"9X4Cmun0TRnQWIXshKoO9zi7cMbcGp9iwA4XH6wZjjmdTNmMu/5GFuzGC23iZyPm/6OAIsCJ1kS0Fnzs",
+	"4zZbOu4WfOzjO9u9URu/CQXvyzEqgTUbMWuTLCjTjF+g05sSlQlNdmxsU/o3jEVQqamkNK93t4xz1naw",
+	"3ZoYJ7OMXaR6qwmCKlgUjJDVT6AJ3dAp1yh31fVlpP+WZ3L9jMVbJ/SxDLzytOrzSKzlTI3G5jLR9waT",
+	"f/vHL//x66vFk9ngP/k3Z78+Vi8/vO5Ft2C8DSOwme3j/XBW9JV/tmVwiLb9QEWeCZpgNC6XYgrGTAuE",
+	"E1dCDjXv9/WSdJqCw55/K+LZSuRyZ1DBoRY0ba0mhH7IX55BrtNbSqAat7oPl2qnHzXo1O32mAeRVZau",
+	"Z7+6ekC7kTpIMwk0WY7rgVr/XRkOLx+qjeK/q1ISudDjGdrwG8FQj5C7xYZhUWmuKzaHZTSlH8Jl2fdJ",
+	"bOkjNkLLZbhQTvDkbpDW4oe/ZzWsjO3foSrml34H6liV5PGnMtY7BS2Xtw50nGGsfGFjWI8Usc/5IHL8",
+	"+uTNGbr38XdQ8aH3eVrzJ0v8m18ivLEuYIfgsZlnOgUF6BdVZMf7AZxL9JAAnaZk7jybtJEAdYvA3jeD",
+	"Qc38KrH0TmIQN4kQWJkFnYDCzAqEkM0dUEDMK6CGGO4SMxI3vFCV/6nmear5nIiruBpufrTDPXUfbqmQ",
+	"p/NU6Mp99wamEurOu/UOgw8A+VhkyVjhe2M61ewSxjMhx4+fjlNRSBViMaFlnIHS1/ch3q1Lr+1WqaYJ",
+	"MaC3eXJzv+eXc0jezNd4Z47CFTA6AD6DjBkzahVy3Sm9R+4XMqcJGCu54Amahcv+3RgziV3UrQqcGrja",
+	"YdCsyiR87ZEiLIlsFiZVJHblq3vMco3VQgAjOR24bpEka0YpfZLtZNFllYTmM0Utkh4SMzQRfAqkhNtW",
+	"2Wc4YSurahUi9oFGFpzN+HITL1LghAsORslkl2vnru2Ww8c2zAL5sZQ409tvDUs0tWSQYKpdffNMk5Qq",
+	"AjzpyKbevKhVrapdudz369jS5Kw8B6qYTgGScC5oNUSoVHqja7xVo1ShftRRer0xEbeN0qsH1qLSADo1",
+	"UPp8Mwu6A029zdT+VNhXivQD6vq1fU0dMrUjsFPBvsMg7HQ7babHMBmyC0wndNpRGsxEQt6GDzxSJJcw",
+	"Yx9tHoPhcDNRyFascFVCox5yDbA5kX4dUm7QZG3CqDvYF97+FohxzzZ+iJO2jPdb2/ytHd0dQymJ50+G",
+	"sgLlM5tCHsz23KCFbYEluqtuZ0M6uBO4SoUhfSMxG5awTZHnZw1PsQU43zGdWnPwD8epA3G4RapgOo7J",
+	"/3GOEQXfPvW66JPHe5OlBvLTz0c/YvcL8iYVC26dL0YlDLLtDuHwtbL3G/B7M9rZMt/WM7oRV+4rGmCT",
+	"FArJ9PKNYcd2fUc5+xssjwob4miniX2ApbVKbdnnpc0Xw/xYC2yyt2cDhq+Ofj5Gcw5ZPbIHoBJkdbap",
+	"1rltw8L4TKzO5pLRmCKUKMhme6lQGpLI+eb3jDihmk0ycEmdR69fEAXyEmSfvND2o62IVcVEARbd2ncf",
+	"qRF/zjJQkX0VbES1kXVo3qTOHzqbsSmjGXnz7G+KFAoiZ5LH+5cHcUTyrDCLnMGiyidXIy5mWIBoaGZn",
+	"TuUHSMio1847H/XIBDKx2O2P+Igfow2GKn1kc9BtEDajS5ARGmcp+OCEzU0BfgmZyGHE408jG2wb9Ybk",
+	"08hn9Ix6ERkh0O0nzOuxHw1THfWurmILrMSWXLU67MT9ETenxjTGJu0GelHvEqSyJzXoH/QHiKo5cJqz",
+	"3rD3pD/oP7G+4xTxaj/FLIPfzOcLy4sMWeA0L5Le0GUh/NZr9aJ6PBjcWQegRqJDqLGTMWv6DcroDd+f",
+	"G6kzn1O57A17L9klcFBGpRUTIDvmOFyw05wOZkDyC/LT2dnr3T55JQgtdApcuwUjy6QXCukzV71zM9c+",
+	"xrq6IXNqf/6CgMEVYGembwZPHmzWV0ITBI1tBoZV6K4T2HL9KZn1svox+SQWM940NYofEnyVvkJwG5Bs",
+	"f2hV9KTz4IwEcPzF59O59nbv28zux0IqIe1GWdJwB9nUD/dNLuGSiUKVRZDYDu7XAjDn2/WDs4UC9Y5v",
+	"dbfmf41GxWAwGJz/a9BX3F7Za2zAxn6DiPhqqa55sYFXY14XVeoNHw9qWW0HjYy2g0D+yPk9InvV9iLE",
+	"AhCwBtrucBHrn9rpQ6OWy9yvdc3DVw42v9Loc4ZrceDa9GKj8R1SQo1D+bICmmUgHym/k4hwWICxvo1J",
+	"Ukdqj8fnV1EvF105+VXfgDKu1pjGyDnDQH0dgW0xQKxIyxiHR4rEhcxi+zr8WtBsxGOvwLq2EVbe2XR0",
+	"W5ScATH4pcpZpSg0knAzQf3QNuVbMIULG3HrRzVs+elgYMYwnLkqdBazmXN+YgEtqXW8UIRK8K0jfNmt",
+	"onMYcS0pV3SKRWJmvVXjCaaIBF1IDgmJax2FYpTsbbmvhmXorQrkxoROp5BjgteGYrSFZFoDNxKbjvgi",
+	"FQZMxXwC0iDvnHFM4ReSYLiK7MSj3veD+agXRyQe9Q5S/+nxU/Nx9xA3I7jfzJwujaJDlDkPc054ImYc",
+	"/BA7VYSjg3jXaghN5lcr2asqhH9wFc93QsiBosCrphLs+kTcLyvpaoHowsxfGfuwQC2b0yDqIZHZ3K52",
+	"95AVDtIUjfuffHXnVeXqChkWLumvIqUyJujYFSlBGqFW3UiFRDXb5mwjDymTttWIG0q+wPiJtoEM30vA",
+	"Mi6y83TwNCJ0guEo3K4xr9SulcW/UM60fYETCXNhTAqcXyxUNOJKWDOBC2J5UiqyxD4xEQmzJGiTkFSf",
+	"WB9gqwsL2lIjHj87fnl8doxpGbj0/U8suUKSB0lV/S0tRIji7OgVxd0n0ntv5jrcx14rzp/YvzFSPx08",
+	"3fxS2X71jqigza2Hbh8lXaD9ew087BK3HQq/lgwuH+got+FfX8u5/RV0TYjtmI9SLNCKOLTVkyCtcP8A",
+	"uXZ1uwkyvNpR2s44u50qUlORDy22emTf97G+Ou9kjfuW2bV7YF9n7C7F7YgTxve8KuLgciFsdV9cJWvG",
+	"wzIUXIJBaZF7rhmZYWwGeKlwjbhhoRacdCIkOmeaOpECrTNQZpRablBFPTmVmtGs4pA/lisyao0dRLsi",
+	"AZcUSqpVG+ZaCQqrfRnme1jSKb5bxq0rDdFrh6gbBtWXqudC74+jQXwRorWg9kd2TbVi36NrzQpfdV6g",
+	"aF6kRtpWyCkLbtm2LQBn2iJJRAquWea4O+IloriV/gn6fEbcKwZeJ9ApzH2iRJcQwGEmQqeokOz2yTE1",
+	"yo6GuTGNPKxig5sJifHFGN+Bj3Sqs6Url6nGb7QAsr4Rn6th9HOQc8ZphvbHa3rB+MWw7KiEbtWVPkzM",
+	"s4idwmkcxhw2q3PBq9jpRWUjphHHpmLKARHpzR3JI+Usq+csQ747FfOJWSiS/9GrZwifDwC5GcmQ81RI",
+	"CVMdosfSl+IrVK7jUenqN1XrxrjiXCE7BtDVvr+Us+Um3hbrYKm5Wzb5W6JgbWQpCRj3pcv1HFKyIyEH",
+	"5yMvz8IgpQLzp3YnPRXzObWlSfAxzzCiaKOuoW1V9RjlvoJ5pE5cfXaWw+eV7MJSMPg8w92d6CZv7f5r",
+	"MCuxHaZRemlrd4Sc9zYBdJEK1URLI00o48oSoYaPOiLsgguJdEEV9En8v43JPo6RbOLRKCZzpNWMaWOj",
+	"Z8suTFFAJYqxO8HR5k7KewfQL9C1grJD4V0sIMYuo4QmibJp3hW/CXYq3RLxXA/TjZhn5rgBRty7S7Pe",
+	"WXCtZ9Of3e9fs1g142hZEuGhEDmjmto6yiLTRLEEyGSJ/5uf3RNCJiAfzijwC7xH6+B1W+UHow1Zjf+w",
+	"9MkIDoqk9BIVAiarlitG/feav1NmgCcKfZJ8xGuqiZMDCRg1x7U9L82ByFlmpafVH5GvMbDOH+fONVrO",
+	"iOcgG+xzYfX8PAcOybBhbOxY1Z+LxW7UMHmMhEcfhdvoEFUrs6kRN4oQoBVSN2ysiqhCmyAFz4yFpUPd",
+	"G33urvVl7UYjHq+Uxhne3qyNq39Th1bcqo7DUuoRj8sSubhPjkjTduJCN53SpGb/eN84Q6PPiN8NFlFN",
+	"B7sXx253d78HdvB2d94LcNh3BtYTmNI5slkUTUa2JFXj6z8ew7WIS5SY16Ir2P284fI9dJ3LjVJuzLJm",
+	"1PU6duD+p5ItXK0Jqdc8bB7SDySgu6z9JpJ8vScugm3uo8rpYxSoOxaj0Zr29UaQVJIiIm9PX+6BmtLc",
+	"1jEE7lNrFhBve4vaWlGuXQnQHQtwG60xpnxZ7UnEJcgyYFmPM/jO+L56kijIYKpde3hVegBQXnrnW1W1",
+	"FbmKmMj1zUsa3rfdyEkUHO4DBIpM++SHsrfeiEMZF7ZCKmEJSik/n4unSgbJIYl9oaMzfqoS0ZhwKqVY",
+	"2JBOKtgURnzHpqfVn6KZ4BD5qkf01lQToPpgFlSKQNi1SketiHbEY1/n6cOfWCkrMLK946JKBvuxD92u",
+	"TQtzOXJjRIGxmA2JsXWeTM2bLMHPEB/ivD4SjtpHc3QfXAiFjJtPOjXEtsLDLZTVvGaUEWfo4M4A97ks",
+	"XUsUp1wSc4J98kroFKPlAkG0jEqHqtIsyzzvxh4u1OnHIz6z/jWrcdiY23ona1XsfE+axGo19dXqdYcP",
+	"5s8tkemPqAggHhlkseq41/Et66ENFrZW9CPurk25wszOTe5B9GJYOvB8z/UE6fJh1FqG3Jer74a+vhVv",
+	"37XdfW+EdPatsXsx8YUJjnfKGHtDTW2/Y/NS3LVGfD28Rpyt1UmAquln8/XuVtBakx+HXOeh0uPu04tT",
+	"djdb671x4eSvPittJSxuCXt9Dtq8yDTLqazuE7WWNiTEfru0/zOOkn7GwAhGg5iHpKZwMEXcTXk255np",
+	"EbcmuiI7lPz7m5NX/l5V1CQo4YLvwTzXy4gUnP1aQFOnNJpBKpLYaj1xKS4x7oRJbzaoQ4lzXrrRvUrm",
+	"O0UTl1612yfvUqZB5XQKe6iwOUbpQ9esvD7VIB6ZFNqmunChKwcfOeJLTIHNYN4w+N2u/P26tdw4M411",
+	"dnCnAyCQhYSkP+JHjtpKFZP9Bvbe1sbwMbaY1kKM8brXOCITmAlp9IFlOagEmtjyZgyolTfGZliQb54Q",
+	"ViPrE9up0THgv7j0QrOuIs+t96kzAe257UvcrVyUKLU/E3K+5+szrpOCVu+H/cAOinorw7DSYc/OZWx9",
+	"ZVzjLWadEUuRL0tO32yGF+IhdV1h/5NreN5KQQslT5XYco8sfk3q1LOvMlnqmU+NwvPxpoqDV5jDr3XK",
+	"3PchbKaZGrF8bZlP7czMmlS9lu/B3ZRfejVapLRfO4ngYT4TC26I9/qHKaYa9F7V77s61I1N7jsca3Rh",
+	"W0M7H5SxQYzVS360C9izLWC+NqpzAHZ090hVlwuYze6xxFawZMa4wPAIXn2H0iCqHB7xEWacxxhXuQ/E",
+	"+dX3ZA2iSa2j4j1SfG2WAI7gryQxPxsFEjWwCAPbqDJaP0bSyhvuf1HBGDKvfWqB6x6L8UznYs9B+m1t",
+	"2UiWaHEBOm3GOxvFT43DCiZevRJGK/TVinipgC2Ys4WcWK+ZUkW4wJRrG5p2gx4GCi/RZejjc7qePuXd",
+	"ca12jVjO+Nfjs+bFNi6v2uurTBMuFkNCCWJqMsJmO7H9w5q99bhZhPRmb05Ehmv9aZxmZY9IJ8VrwHSK",
+	"+YibfULSJ3EF878YFTG2SeeVa7Z611ehWJdm9d6Q4ItduVJlLestKs9kCc5gftSXz426/0K01eQThPrQ",
+	"nlSIcg5JPKOZKp9BPDaUpLpWW7ufJBBfqNrL3afvodHOc0P2iFvC78AH4Wyj2p1X9RK5jpuZPTeszqLb",
+	"Z7EXoNhh45Jmphzf8bO5SjpMBx3/87//J8ZmaS4AMiSjnmNTvTgaceIb0g7J+/PY3hSEuU/udhxk+o9U",
+	"lbJh69bL6FAOcs/W2iHJKIzxSKycxWABcW7bXGRsikGCpvw4NL9keNeyYU9/PT7rm6WaqWKfdlAa6Sss",
+	"zDCvPRLXr40xG5xl8HHUs1niotCNN4YeWuUWFtTVB2M2ipF+yiXwoluBkKoMkHGyY1P+/37y8uXxP8bP",
+	"Xx7/5/jd0YuzyKWvLlKGSRNApoWUqEw1Ah5esDDlYIPlfrs+652XUgVDYJSoJZ+mUnDDNM36cMMnZZli",
+	"84GcKrWnUymKi3TleqMdB1aHRCSX4iNztUi26cGeOXizLOxnocqIjnVs7UYe2y0KlMjGEh8zivGBIbHs",
+	"y57N6l1I/UAIascLz5KUHimSAE2sN8nXKjqglPE0EopnRaFyx6o/rTu50+M3r09evTkev3vx6tnJu11z",
+	"vKkBo4TEFYKa8WsM2i3fViugzgsJnhtmNnFBYDazucdnvtictRIJyzumImIBVkPMqMJ7jFCuAg5vsR3x",
+	"ElDOe9HpuTqtbmS+v+rJ9m1cD+y+qlo/X0U9DR/1PiJv0PprclbU/WqIb7HeIX11YvgT06uXgnk/3+rN",
+	"cpfQ0bJmmx5GXb1WgoZpS121F1NaJulwadd6hs1OaqLXUfjXW1tqRY5/p0uotg2N/U/+43bOvAYB3TMC",
+	"/36dei0dqcbrhY2ktCp11+hIa71+tdNaa6+8QXLwQZPm2toaxyGx6nojD6ErSd6ynLoG7votoTw8j76M",
+	"Qr4l7/j9ZxT8FfTqiR92G+qu3AtTfLFkSmJm4RoN/lpuLg//uqurg1PdOIG7MUdlYoTSch+S1/2JkquF",
+	"iyt+gEPCEpjnwnpkfWmq7T5ScxatF33tJn/r815anQ5v4/nxE94yr+KP11wo1CJ1rTulPNrfgTvFoWu1",
+	"p+6WQ+7Rdb4T7FBelR2u9DPCUozIptm3HylXgK3/ppJNyhuDMfMUm9AbxCASpoB5H/EnlgzJqAeXevzP",
+	"//6fUS9yNGq/NLZ1L8J3IlI1loyI0fiHxL1sU37x9aurOBpxxS6481a80ZQnVCbE4YgiC7q0PhHzs1/y",
+	"I2OIN1pOxmSn3iM/GvHyT83moDSd58b+9F+at6kuJMS7Uc2j0XSmX4Jks6XvPeKPo1/whaS5q7ix0zca",
+	"G6FLMwVpQyKTJYklXrThl4q1xrUuTxPA+5H8Da4xXuFqhbX5GJO3py/75G1VO2PZGtaQajXisbP33x3/",
+	"8NPJyd/GRy9fnrwbvz598fejs2N0xqf2Gm2bdGqbrYjs0l1fTHLJLqmGiGRC5IZNRyRj/MNeJqY0G3Eh",
+	"a02juOB7eTHJ2JTQJJGupZ+EWaEgITtmw9MUph8gIfSCYk2sSyryXet3+yN+xN2VeXO6JBIumNIg/Q3x",
+	"gxq9dxr+7abI92n/d9zz8cBugO4evR2qhodirarA0YxD2q+Om556TKErbBQjj9bv6g3/ICPtUhr2PwV6",
+	"JW9hP4fw8GEQYEN3IVw2Nmb8Kk1qXp6szftv3cHBXMAwkSJ3NSpBqbnWmv5yZ7eJZL/SvJo2UXYrM9cy",
+	"8VrAW1vs85xBliiSwUwTUWjbOcOW5F7SrMDQY62XdUwk5Bmduh7ItkWgAt0ncdULOybYvmTEUbBjNqYS",
+	"c7BJmtOU8guwfcs8ZtpwiK2N9dUzF8KHKzgsUKIHZFvwXql7km1r77D6srJtS/L4PVvNiFV1NvhIYZ0s",
+	"luYRm3bDNaradyPq9ivO2pmscsKhugQpB78I7ODj5bDtCMOSsvyrfp2VVbSxTZVyhkZdaycp0MQ257Q6",
+	"o7vrZ3dIYicAai6rsvzcEhiqtfjRKP/lVUex7fZTtx6qIrzHHz9WF/rZB9vK9Onx2ek/xs9PTmOSUjXi",
+	"OVXKhWkNfzFKdZ/8DXKrgTwZkIQuVVfCSfNuIHarxJPyIP50P9yI2TSufFrrfqgo4w/ZDaTBgyRMDclX",
+	"ICndF5YXbHBi3FruX5OpNQzv6zuXr6N5nNbclyWnKS0vI/TbLos+eWc9C1vcpRlHddXXkTw2GHv81LUv",
+	"nlJpWCYpXRtkshxxsDFgdFJgYiF6NmxwnwAzhv1uqys0VsO6V5QWeWU3urYnwTLV+l2iHmBv/P0g91K3",
+	"2n176T0XsN6FKW4Q4gua41+EuZxaXbvFUtpQuAtlRvuLWO+N3M9sblWeYUTVuTBt8g6vnF0+m57MJKjU",
+	"mB7a56vZFJiEato3qg91LeH9zyNueyZjV3cuXNEvid3lTla9kgWgPQK+1mxFxallsevyJs0R38HCsrh2",
+	"b5Rtb14NgLNPKefC9pM3fMQMJyRJBNgYsssaM1tkfNUPefbi5+OTt1jpV6978wdW8PKiCcysNziwSJfO",
+	"rVqCFnOCvRXlau6IzREmdC5cSV5NRgeYU+CG4XtiSmvuMv6yNlXtirQNTKrsyPT7Z0hvsJeXRzZnUokG",
+	"HXCxiFx3X9v9LBfS9hf1QNqKXzUvQdsYnvT3Y6mHcEo1LuPqQo66ufklfcCtxTTOak6XVSyLaNF1Ns1b",
+	"cZr3eb0/NzzfJs1ZoYGXquFNXMP9fYyJpELp4XeD7wZGIf1/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
