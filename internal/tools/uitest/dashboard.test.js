@@ -90,6 +90,7 @@ async function waitProgress(locator, pct) {
 }
 
 let batchID;
+let slowID;
 
 test('the pages carry a strict Content-Security-Policy', async () => {
   const res = await fetch(origin + '/');
@@ -229,16 +230,17 @@ test('selected requests of a running batch are cancelled', async () => {
   await page.getByText('Cancelled 2 of 2 requests.').waitFor();
   await page.locator('tr[data-custom-id="slow-2"] .badge', { hasText: 'cancelled' }).waitFor();
   await page.locator('tr[data-custom-id="slow-5"] .badge', { hasText: 'cancelled' }).waitFor();
-  page.once('dialog', (d) => d.accept());
-  await page.getByRole('button', { name: 'Cancel batch' }).click();
-  await page.locator('.actions .badge', { hasText: /^cancelled$/ }).waitFor();
-  assert.equal(await page.getByRole('button', { name: 'Cancel batch' }).count(), 0);
+  slowID = b.body.id;
 });
 
 test('the queue page shows every model; replicas only where the server lists them', async () => {
   await page.getByRole('link', { name: 'Queue' }).click();
   await page.getByRole('heading', { name: 'Queue', level: 1 }).waitFor();
   await page.getByRole('columnheader', { name: 'Pending (all)' }).waitFor();
+  const row = page.getByRole('row', { name: /^m / });
+  await row.waitFor();
+  const cells = await row.locator('td').allTextContents();
+  assert.equal(Number(cells[1]) > 0, true, `the slow batch's requests are running: ${cells}`);
   const daemons = await apiJSON('GET', '/daemons');
   if (daemons.status === 200) await page.getByRole('heading', { name: 'Replicas' }).waitFor();
   else {
@@ -246,6 +248,15 @@ test('the queue page shows every model; replicas only where the server lists the
     assert.equal(await page.getByRole('heading', { name: 'Replicas' }).count(), 0, 'no replicas section without the route');
   }
   await shot('queue');
+});
+
+test('a running batch is cancelled', async () => {
+  await page.goto(`${origin}/#/batches/${slowID}`);
+  await page.getByRole('heading', { name: slowID, level: 1 }).waitFor();
+  page.once('dialog', (d) => d.accept());
+  await page.getByRole('button', { name: 'Cancel batch' }).click();
+  await page.locator('.actions .badge', { hasText: /^cancelled$/ }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Cancel batch' }).count(), 0);
 });
 
 test('background responses are listed and opened', async () => {

@@ -435,7 +435,8 @@ async function firstURL(f) {
 async function uploadError(e, f) {
   const m = /Line (\d+)/.exec(e.message);
   const box = h('div', { class: 'error', role: 'alert' },
-    h('p', {}, m ? h('strong', { class: 'line-no' }, `Line ${m[1]}`) : h('strong', {}, 'Upload refused'), ' — ', e.message));
+    h('p', {}, m ? h('strong', { class: 'line-no' }, `Line ${m[1]}`) : h('strong', {}, 'Upload refused'), ': ',
+      m && m.index === 0 ? e.message.replace(/^Line \d+:\s*/, '') : e.message));
   if (m && f.size < 8 << 20) {
     const lines = (await f.text()).split('\n');
     const n = Number(m[1]);
@@ -625,6 +626,7 @@ function signOut(message) {
 
 async function route() {
   stopPage();
+  toast('');
   stopPage = () => {};
   const nav = document.getElementById('nav');
   if (!api.key) {
