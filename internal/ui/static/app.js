@@ -244,7 +244,7 @@ function pageBatches() {
       h('td', {}, progressBar(b.request_counts, `Progress of ${b.id}`)),
       h('td', { class: 'rate' }, rateCell(b)),
       h('td', {}, b.endpoint),
-      h('td', {}, fmtTime(b.created_at)))) : [h('tr', {}, h('td', { colspan: 6 }, 'No batches yet.'))]));
+      h('td', {}, fmtTime(b.created_at)))) : [h('tr', {}, h('td', { colspan: 6 }, state.status || state.search ? 'No batches match.' : 'No batches yet.'))]));
     pager.replaceChildren(
       h('button', { type: 'button', disabled: state.cursors.length === 1, onclick: () => { state.cursors.pop(); refresh(); } }, '← Newer'),
       h('span', {}, `Page ${state.cursors.length}`),
@@ -480,8 +480,6 @@ function createForm(fileObj, url) {
 
 // Queue
 
-const WINDOWS = ['overdue', 'within_1h', 'within_24h', 'later'];
-
 function pageQueue() {
   const err = h('div');
   const models = h('div');
@@ -491,22 +489,22 @@ function pageQueue() {
     let q;
     try { q = await api.get('/queue'); err.replaceChildren(); } catch (e) { err.replaceChildren(errorBox(e)); return; }
     const rows = q.data || [];
-    const windowed = rows.some((r) => r.pending_by_window || r.windows);
+    // Deadline windows (overdue, within_1h, …, later) where the server reports them.
+    const windows = (rows.find((r) => Array.isArray(r.deadline_windows)) || {}).deadline_windows?.map((w) => w.window) || [];
     const hasLimit = rows.some((r) => r.limit !== undefined && r.limit !== null);
     const cols = ['Model', 'Pending (all)', 'Running (all)', 'Pending (yours)', 'Running (yours)'];
     if (hasLimit) cols.push('Running / limit');
-    if (windowed) cols.push(...WINDOWS.map((w) => `Pending ${w.replace('_', ' ')}`));
+    const scope = q.windows_scope === 'all' ? 'everyone' : 'yours';
+    cols.push(...windows.map((w) => `Pending ${w.replace('_', ' ')} (${scope})`));
     models.replaceChildren(h('table', { class: 'list' },
       h('caption', {}, 'Requests waiting and running per model: batch requests and background responses together'),
       h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, rows.length ? rows.map((r) => {
-        const cells = [h('th', { scope: 'row' }, r.model), r.pending, r.running, r.own_pending, r.own_running];
+        const cells = [r.pending, r.running, r.own_pending, r.own_running];
         if (hasLimit) cells.push(r.limit ? progressBar({ completed: r.running, failed: 0, total: r.limit }, `${r.model} running against its limit`) : '—');
-        if (windowed) {
-          const w = r.pending_by_window || r.windows || {};
-          cells.push(...WINDOWS.map((k) => w[k] ?? 0));
-        }
-        return h('tr', {}, cells.map((c) => (c instanceof Node && c.tagName === 'TH' ? c : h('td', {}, c))));
+        const byWindow = new Map((r.deadline_windows || []).map((w) => [w.window, w.pending]));
+        cells.push(...windows.map((w) => byWindow.get(w) ?? 0));
+        return h('tr', {}, h('th', { scope: 'row' }, r.model), cells.map((c) => h('td', {}, c)));
       }) : [h('tr', {}, h('td', { colspan: cols.length }, 'Nothing is waiting or running.'))])));
     if (caps.daemons) {
       let d;
