@@ -4,7 +4,7 @@ BIN     := bin
 ADDR    ?= :8080
 PKGS    := ./...
 
-.PHONY: run build test verify generate bench chaos fuzz clean
+.PHONY: run build test verify generate bench chaos fuzz screenshots clean
 
 MOCK_ADDR ?= 127.0.0.1:9090
 
@@ -43,6 +43,10 @@ verify: generate
 	@test -z "$$(git status --porcelain -- api db)" || (git status --porcelain -- api db; echo "generated files are not committed" && exit 1)
 	@fmt="$$(gofmt -l $$(git ls-files '*.go'))"; test -z "$$fmt" || (echo "gofmt needed:"; echo "$$fmt"; exit 1)
 	$(GO) vet $(PKGS)
+
+## screenshots: run the dashboard's browser tests and write a screenshot of each page to docs/screenshots
+screenshots:
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestDashboard$$' ./internal/tools/e2e/
 
 ## bench: benchmarks with results written to docs/benchmarks.md
 bench:

@@ -330,6 +330,21 @@ func (e ResponseDeletedObject) Valid() bool {
 	}
 }
 
+// Defines values for ResponseListObject.
+const (
+	ResponseListObjectList ResponseListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the ResponseListObject enum.
+func (e ResponseListObject) Valid() bool {
+	switch e {
+	case ResponseListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UploadObject.
 const (
 	UploadObjectUpload UploadObject = "upload"
@@ -925,6 +940,18 @@ type ResponseDeleted struct {
 // ResponseDeletedObject defines model for ResponseDeleted.Object.
 type ResponseDeletedObject string
 
+// ResponseList defines model for ResponseList.
+type ResponseList struct {
+	Data    []Response         `json:"data"`
+	FirstId *string            `json:"first_id"`
+	HasMore bool               `json:"has_more"`
+	LastId  *string            `json:"last_id"`
+	Object  ResponseListObject `json:"object"`
+}
+
+// ResponseListObject defines model for ResponseList.Object.
+type ResponseListObject string
+
 // RetryBatchRequest defines model for RetryBatchRequest.
 type RetryBatchRequest struct {
 	// CompletionWindow The new batch's window, as in `POST /v1/batches`; default the old batch's.
@@ -1210,6 +1237,18 @@ type ListFilesParams struct {
 	After *string `form:"after,omitempty" json:"after,omitempty"`
 }
 
+// ListResponsesParams defines parameters for ListResponses.
+type ListResponsesParams struct {
+	// After Cursor; the id of the last response of the previous page (`last_id`).
+	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Limit Page size, 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Background `true`: only background responses; `false`: only the others.
+	Background *bool `form:"background,omitempty" json:"background,omitempty"`
+}
+
 // RetrieveResponseParams defines parameters for RetrieveResponse.
 type RetrieveResponseParams struct {
 	// Stream Streaming a stored response is not supported; `true` answers 400.
@@ -1326,6 +1365,9 @@ type ServerInterface interface {
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(w http.ResponseWriter, r *http.Request)
+	// ListResponses List the caller's stored responses, newest first (Volley extension).
+	// (GET /v1/responses)
+	ListResponses(w http.ResponseWriter, r *http.Request, params ListResponsesParams)
 	// CreateResponse Create a model response.
 	// (POST /v1/responses)
 	CreateResponse(w http.ResponseWriter, r *http.Request)
@@ -1482,6 +1524,12 @@ func (_ Unimplemented) DownloadFile(w http.ResponseWriter, r *http.Request, file
 // QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 // (GET /v1/queue)
 func (_ Unimplemented) QueueDepth(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListResponses List the caller's stored responses, newest first (Volley extension).
+// (GET /v1/responses)
+func (_ Unimplemented) ListResponses(w http.ResponseWriter, r *http.Request, params ListResponsesParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2134,6 +2182,65 @@ func (siw *ServerInterfaceWrapper) QueueDepth(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// ListResponses operation middleware
+func (siw *ServerInterfaceWrapper) ListResponses(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListResponsesParams
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", r.URL.Query(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "background" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "background", r.URL.Query(), &params.Background, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "background"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "background", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListResponses(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateResponse operation middleware
 func (siw *ServerInterfaceWrapper) CreateResponse(w http.ResponseWriter, r *http.Request) {
 
@@ -2765,6 +2872,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches/{batch_id}/requests/{custom_id}", wrapper.RetrieveBatchRequest)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/responses", wrapper.ListResponses)
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/responses", wrapper.CreateResponse)
@@ -3923,6 +4033,73 @@ type QueueDepthdefaultJSONResponse struct {
 }
 
 func (response QueueDepthdefaultJSONResponse) VisitQueueDepthResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResponsesRequestObject struct {
+	Params ListResponsesParams
+}
+
+type ListResponsesResponseObject interface {
+	VisitListResponsesResponse(w http.ResponseWriter) error
+}
+
+type ListResponses200JSONResponse ResponseList
+
+func (response ListResponses200JSONResponse) VisitListResponsesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResponses400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListResponses400JSONResponse) VisitListResponsesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResponses401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListResponses401JSONResponse) VisitListResponsesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResponsesdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListResponsesdefaultJSONResponse) VisitListResponsesResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -5287,6 +5464,9 @@ type StrictServerInterface interface {
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(ctx context.Context, request QueueDepthRequestObject) (QueueDepthResponseObject, error)
+	// ListResponses List the caller's stored responses, newest first (Volley extension).
+	// (GET /v1/responses)
+	ListResponses(ctx context.Context, request ListResponsesRequestObject) (ListResponsesResponseObject, error)
 	// CreateResponse Create a model response.
 	// (POST /v1/responses)
 	CreateResponse(ctx context.Context, request CreateResponseRequestObject) (CreateResponseResponseObject, error)
@@ -5844,6 +6024,32 @@ func (sh *strictHandler) QueueDepth(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// ListResponses operation middleware
+func (sh *strictHandler) ListResponses(w http.ResponseWriter, r *http.Request, params ListResponsesParams) {
+	var request ListResponsesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListResponses(ctx, request.(ListResponsesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListResponses")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListResponsesResponseObject); ok {
+		if err := validResponse.VisitListResponsesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // CreateResponse operation middleware
 func (sh *strictHandler) CreateResponse(w http.ResponseWriter, r *http.Request) {
 	var request CreateResponseRequestObject
@@ -6344,169 +6550,173 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pctu4muiroHTPrdhzaVnOdrrtmh/uTjKdOUmcsZ2TORVlREiEJHQogAFAy+rEVfM082DzJLfwfQC4",
-	"iNTiLSfd/cuyRGL99vVLZyRnmRRMGN05/NLJqKIzZpiC/36iZjR9+cx+5KJz2MmomXaijqAz1jnsDO2v",
-	"A550oo5in3OuWNI5NCpnUUePpmxG7XtmkdlntVFcTDpXV1HnBU9Z65hjnrLthzxlOpNCtw+r3APbD/0u",
-	"SyVNWgfO4efth33PhlMpPz0XSSa5MK3jz/G5AXMPbjvTVRT27m40OWWfc6aN/W8khWECPtIsS/mIGi7F",
-	"/q9aCvtdMexfFBt3Djv/Z7+Aln38Ve8/V0oqfwM4ZcL0SPHMDtY57LwUFzTlCVE48RExU0ZmTGs6YUTT",
-	"hSbzKTWEioTMp0yxbucq6jxjY5qnBga/v6UeiwWRZsoUYfZRWMkbaV7IXCT3t4o3kuh8NCVy+CsbGTKW",
-	"ipgp1+QTWzzQRM4Fw5WdS/mKqgm7v5WdTxlJ2CilioX7JEOZLAjXJLVrsUulAq54JMWYT3L7aMpn3MCa",
-	"3wmam6lU/Dd2jyf6mmvNxSQicyXFhEhFFLuQn1hCjt++tOfaBax049npjpMEUf8tVaaEMpmSGVOGIzol",
-	"1MDilk8po8o80GS4MExHhBoyk9qQp4/Ja/5TtxN1xlLNqLFUlAuqFp2ogUgUaP4BZ/oYnkLQsAcKNHp5",
-	"ZSMqRixNWTKgsO4wHxfm6WNLYPI0pcOUeRriBubCsAlTdmQ3BBeTG4whZ1nKzI2WgUNwKQZzLhI5b6Bz",
-	"UWekGF0xzfKwnqI2jgbYP/DM6PBL2zJrb8DJ0zQ9GXcOP6wGWbi25/jS1cf6OdgBLzN799c/NxxAX3+A",
-	"MeU3gp8xFzTlv90IfvD0l06bi0Gm5EQxfYP9cZHlpnzJS9PMmKEexWmScAuENH1bQbSll1omLjB2JhOW",
-	"bgRU7p3DLx0m8pklAyBzlehA6dnc1LazdnhHwAcjmTvxby3EOkr4M75hSaahJtflJQKzp8bO4WGoU7mx",
-	"Thk0OiUa0QlQ3ylTn+IfljRuPbeSxEbLfwdP1mkryFTurEuEwd9UQO46yDTRpnAiSzdSpyoVmrUE0hX8",
-	"reNSja6WUbVCOOo0PKqyhSUI8EdZgvxWlvOM4Z0t88TiB/fmUMqUUbECnzcH9JVX56duXXQQJ2vMUias",
-	"cV0pF2wFKpWIiZNnG0cBpWoDjKztDVZVjOzHcatavUfdLqtww2abITue1lWYiCpFF9XrWr2D4mJWgtIr",
-	"vkq22ny9TUsdc6XNpgRxSvVgJhVrht2Ubj7SMkCndpNr4bl6YqXlF9OXltl6oiWBtSqanggW5HY5JpQA",
-	"npGdv8s0ZQvCLg0Tmkuxa2XU6n1QY9gsM3p50F/knMyoWBDDZ0yD7O/nmFNNNBOG5Jk2itFZt1EYsypE",
-	"sxxdUTLqgx0RKdIFmXMzJTEXozRP2L/aJ+MI1Emazq16KQWhxMr/aRivtIxw5Jd7E7nnvrT6R/eUzl87",
-	"5FuSMKsrfT9lqPPgcU5lmnAxIRwPwL1ZEfvbBdNRro2ctYkkzFOwLcRMBw0OnZuEzTEXXE9vIux5Srl8",
-	"gwd7Q6pBBxTMwpw9JuCjxHLCZngIItKmnKLr7rVRPvAWkOsdW6FXNp2cNlSthApurGZsLAw7DGpGimuc",
-	"+bLslTGRoMSkciGWxasgjhUCVSFzbU6cChB1F1+ISkH6CeSiJueUDqwKd6V78mC+jr79HATXOj/3Wy5A",
-	"aEmxaf7NSEPTpp9qZ4HPNZ7uulVvK4S0ixarBYZ167gttuuZzRruu0wZ4gBHsScM8AKxc3fbUeAaDHuj",
-	"ye3zMPcRyajWlnxTTWI6NkzFzgzHiGCXhmR0wjZa4T+HIHBaooDV627nvJ44PdCECj1nKrKnwZHPoW5D",
-	"pDOUAnHvruehXt9oYW5IPAY1TGhDwfLTlaGdPNF6KO88OlWPApU7Iz8xoTc0IpVfGSTMUJ42kSM6sjRu",
-	"i5HriF0ZoGlfTtfcavGVd9pXrxjV0vKSG2xgaYymPQBJvcEklftruZv6SbWdQm01Tcv9GVhoGct0q504",
-	"0JoG6fmAGEkOer0eKZ7yFAllG7sZT41nXLxiYmKmncODBnIzo5cv8VE7YmQf9//XqXMdxoolbrxbnacN",
-	"mw1+wSYU34q9eDYPc5/kZiRnbLU+ek0iW3JltqqqPztOj26B1queJU8aNCR2SV4/e+KvdT6VKfhHDBNl",
-	"VaRiMjDN4OKdC9qCza+Si8jSZKkSpo6Cn+GgF/V6vQrgLE2xEhrC/I0nAfJcXdFsFMGqVvvqTuKHj6dx",
-	"ZHnIsvpJrDqZ5Aq8QWSs5IzEB7PY7jk+ePrDNEYPmWXPP/ZmsR0kfjiNQWu1kqeyE/zXzs6Hg70fP37o",
-	"7f348UsvenT19aDX+9Db+yt+Zf/7obc7+4qPfS0e/nrwobf3xH9++qG398PH3enuX5ququxIWFa25Zjs",
-	"Xxzsj6bU7BdnoiP8tv4Fmw1ZYiV493/w3eK/VsjGI9G1ndpfd+qTfC1/Lob+Gkb9WhqweXNLNvJ19GcD",
-	"i/mMXvohnhw8bBikeorvMiCQT0lGudJH5BNbaJLDl08fk9GUKjoyTOmIXNA0Z/43OzRhF0wt8HtCCc5g",
-	"T25GL8trOni6gdneMYpglrVS4VrHJD58DM8286uSebgwPC9jTzsevuApa0XDymo/UDGaSvWxCVLTBYkL",
-	"Pa2OSMUvzShQmUWzkRSJbpjm0dNez97Nwyc/PrT0iQANATuAJjgIgTHIox5J6EKT4YIkGAngro3PLIF3",
-	"AwB/w2/s0M1OqLTBLvHvZydvXnkCXLhna15rzX9jZMfNTx72euT1T7tgWAJbBhjNi9+fAM3d3ci5G3Wy",
-	"XGVSNyztda4NGTISA0+qXwR8+Ze13mLYdTFJO/B4xaDVYGjZjX9Ig7e8bJFDRYkl9lJNSWewhHnCL5hY",
-	"NiMO6ejTRPmAihasKylxxfMDCYvSTe9twHyWXrlXPnG1yhFYC0Ih8ANxTFHJ3DDg9lRULEZrSLFm6oKP",
-	"2MBwpFNrVVVtnCa9/lJwEZs8WwNM3PLHrY2vCK1rRC8Itlg+zzOLxhXJy6JHRHoeau2/iOwuTmUjO+0N",
-	"GAGSJQzxajL48Bkb4Lf1vbxQjBHDLk1EWHfSJbH9DNEyady9KZ1ZTVPwdEtLLy90E1pTi3lr51kXTBgY",
-	"dq2C4Ie0b5zDC1c+dG6zF91a3lBULHKVbvnmu9NXSyflTscOFlV203Q2YA08CQpMs01wLe7ehvvRf7HO",
-	"zFg4JP3VO78krLZ1j+02qODTWBvj5c6pvqJ2a3EF79byDZSPNhCPyI6jJ3U7mEWO3e2EJycurZeWmsjS",
-	"1hJR7eTcjotVNB2ilTDv2N0PAsstevvtkm/Bvn2SMXH80g72p2/5Kur8wmhqpmfB7bR8skOq23jaxCma",
-	"Kyy/DTYC+QlNBBAizDUGcK5nVm68pk28tiLIf+Qsb6BEK/yOczHw3rUNzatzMfBeuM3eKI1fPQVvcbNS",
+	"7H3Zchs5luivIHj7hqW5KYry1i4p+kFVlrs8ZVseW25Ph+lhgkyQRDkJpAGkKJatiPma+bD5khs4B0Au",
+	"zOSize2qehJFZmI9+/qlM5KzTAomjO4cfulkVNEZM0zBfz9SM5o+f2o/ctE57GTUTDtRR9AZ6xx2hvbX",
+	"AU86UUexzzlXLOkcGpWzqKNHUzaj9j2zyOyz2iguJp3Ly6jzjKesdcwxT9n2Q75hOpNCtw+r3APbD/0u",
+	"SyVNWgfO4efth33PhlMpP52IJJNcmNbx5/jcgLkHt53pMgp7dzeavGGfc6aN/W8khWECPtIsS/mIGi7F",
+	"/q9aCvtdMexfFBt3Djv/Z7+Aln38Ve+fKCWVvwGcMmF6pHhmB+scdp6Lc5ryhCic+IiYKSMzpjWdMKLp",
+	"QpP5lBpCRULmU6ZYt3MZdZ6yMc1TA4Pf3VKPxYJIM2WKMPsorOSVNM9kLpK7W8UrSXQ+mhI5/JWNDBlL",
+	"RcyUa/KJLe5pIueC4crOpHxB1YTd3crOpowkbJRSxcJ9kqFMFoRrktq12KVSAVc8kmLMJ7l9NOUzbmDN",
+	"7wTNzVQq/hu7wxN9ybXmYhKRuZJiQqQiip3LTywhx6+f23PtAla68ex0x0mCqP+aKlNCmUzJjCnDEZ0S",
+	"amBxy6eUUWXuaTJcGKYjQg2ZSW3I44fkJf+x24k6Y6lm1FgqygVVi07UQCQKNP+AM30MTyFo2AMFGr28",
+	"shEVI5amLBlQWHeYjwvz+KElMHma0mHKPA1xA3Nh2IQpO7IbgovJNcaQsyxl5lrLwCG4FIM5F4mcN9C5",
+	"qDNSjK6YZnlYT1EbRwPsH3hmdPilbZm1N+DkaZqejjuHH1aDLFzbCb50+bF+DnbAi8ze/dXPDQfQVx9g",
+	"TPm14GfMBU35b9eCHzz9pdPmYpApOVFMX2N/XGS5KV/y0jQzZqhHcZok3AIhTV9XEG3ppZaJC4ydyYSl",
+	"GwGVe+fwS4eJfGbJAMhcJTpQejY3te2sHd4R8MFI5k78WwuxjhL+hG9YkmmoyXV5icDsqbFzeBjqVG6s",
+	"UwaNTolGdALUd8rUp/iHJY1bz60ksdHy38GTddoKMpU76xJh8DcVkLsOMk20KZzI0o3UqUqFZi2BdAV/",
+	"67hUo6tlVK0QjjoNj6psYQkC/FGWIL+V5TxleGfLPLH4wb05lDJlVKzA580BfeXV+albFx3EyRqzlAlr",
+	"XFfKBVuBSiVi4uTZxlFAqdoAI2t7g1UVI/tx3KpW71G3yyrcsNlmyI6ndRkmokrRRfW6Vu+guJiVoPSC",
+	"r5KtNl9v01LHXGmzKUGcUj2YScWaYTelm4+0DNCp3eRaeK6eWGn5xfSlZbaeaElgrYqmp4IFuV2OCSWA",
+	"Z2TnHzJN2YKwC8OE5lLsWhm1eh/UGDbLjF4e9Gc5JzMqFsTwGdMg+/s55lQTzYQheaaNYnTWbRTGrArR",
+	"LEdXlIz6YEdEinRB5txMSczFKM0T9jf7ZByBOknTuVUvpSCUWPk/DeOVlhGO/GJvIvfcl1b/6L6h85cO",
+	"+ZYkzOpK308Z6jx4nFOZJlxMCMcDcG9WxP52wXSUayNnbSIJ8xRsCzHTQYND5yZhc8wF19PrCHueUi7f",
+	"4MHekGrQAQWzMGePCfgosZywGR6CiLQpp+i6e22UD7wF5GrHVuiVTSenDVUroYIbqxkbC8MOg5qR4gpn",
+	"vix7ZUwkKDGpXIhl8SqIY4VAVchcmxOnAkTdxReiUpB+ArmoyTmlA6vCXemePJivo28/BcG1zs/9lgsQ",
+	"WlJsmn8z0tC06afaWeBzjae7btXbCiHtosVqgWHdOm6K7Xpms4b7LlOGOMBR7AkDvEDs3N12FLgCw95o",
+	"cvs8zH1EMqq1Jd9Uk5iODVOxM8MxItiFIRmdsI1W+K8hCLwpUcDqdbdzXk+c7mlChZ4zFdnT4MjnULch",
+	"0hlKgbh31/NQr2+0MDckHoMaJrShYPnpytBOnmg9lHcenapHgcqdkZ+Y0BsakcqvDBJmKE+byBEdWRq3",
+	"xch1xK4M0LQvp2tutfjKO+2rV4xqaXnJNTawNEbTHoCkXmOSyv213E39pNpOobaapuX+BCy0jGW61U4c",
+	"aE2D9HxAjCQHvV6PFE95ioSyjd2Mp8YzLl4wMTHTzuFBA7mZ0Yvn+KgdMbKP+//r1LkOY8USN96tztOG",
+	"zQa/YBOKb8VePJuHuU9zM5IztlofvSKRLbkyW1XVnxynR7dA61XPkkcNGhK7IC+fPvLXOp/KFPwjhomy",
+	"KlIxGZhmcPHOBW3B5lfJRWRpslQJU0fBz3DQi3q9XgVwlqZYCQ1h/saTAHmurmg2imBVq311J/H9h9M4",
+	"sjxkWf0kVp1McgXeIDJWckbig1ls9xwfPH4yjdFDZtnzD71ZbAeJ709j0Fqt5KnsBP+1s/PhYO+Hjx96",
+	"ez98/NKLHlx+Pej1PvT2/opf2f+e9HZnX/Gxr8XDXw8+9PYe+c+PP/T2nnzcne7+pemqyo6EZWVbjsn+",
+	"+cH+aErNfnEmOsJv61+w2ZAlVoJ3/wffLf5rhWw8El3bqf11pz7J1/LnYuivYdSvpQGbN7dkI19Hfzaw",
+	"mM/ohR/i0cH9hkGqp/guAwL5mGSUK31EPrGFJjl8+fghGU2poiPDlI7IOU1z5n+zQxN2ztQCvyeU4Az2",
+	"5Gb0orymg8cbmO0dowhmWSsVrnVM4sPH8GwzvyqZhwvD8zL2tOPhM56yVjSsrPYDFaOpVB+bIDVdkLjQ",
+	"0+qIVPzSjAKVWTQbSZHohmkePO717N3cf/TDfUufCNAQsANogoMQGIM86JGELjQZLkiCkQDu2vjMEng3",
+	"APA3/MYO3eyEShvsEv/+9vTVC0+AC/dszWut+W+M7Lj5yf1ej7z8cRcMS2DLAKN58fsjoLm7Gzl3o06W",
+	"q0zqhqW9zLUhQ0Zi4En1i4Av/7LWWwy7LiZpBx6vGLQaDC278Q9p8JaXLXKoKLHEXqop6QyWME/4ORPL",
+	"ZsQhHX2aKB9Q0YJ1JSWueH4gYVG66b0NmM/SK3fKJy5XOQJrQSgEfiCOKSqZGwbcnoqKxWgNKdZMnfMR",
+	"GxiOdGqtqqqN06TXXwouYpNna4CJW/64tfEVoXWN6AXBFsvn+daicUXysugRkZ6HWvsvIruLU9nITnsN",
+	"RoBkCUO8mgw+fMYG+G19L88UY8SwCxMR1p10SWw/Q7RMGnevS2dW0xQ83dLSywvdhNbUYt7aedY5EwaG",
+	"Xasg+CHtG2fwwqUPndvsRbeWVxQVi1ylW7757s2LpZNyp2MHiyq7aTobsAaeBgWm2Sa4Fndvwv3ov1hn",
+	"Ziwckv7qnV8SVtu6x3YbVPBprI3xcudUX1G7tbiCd2v5BspHG4hHZMfRk7odzCLH7nbCkxOX1ktLTWRp",
+	"a4modnJux8Uqmg7RSpi37O4HgeUGvf12yTdg3z7NmDh+bgf707d8GXV+ZjQ107fB7bR8skOq23jaxCma",
+	"Kyy/DTYC+QlNBBAizDUGcK5nVm68pk28tCLIf+Qsb6BEK/yOczHw3rUNzatzMfBeuM3eKI1fPQVvcbNS",
 	"DKq0EARM5pQbLibgmqBEp9KQHfRAK/+G1VYKEZoE1X93QymntIPN1sQFGad8Mt1MjGoUD6NGP2b5Bqqn",
-	"23TLJcxtlxM38cZvHVd647DLVaIhkgh2Sa2C4/Il9nrDv/7j1//4/Gb+aNz7T/Hk/PND/erT2050A8Jb",
+	"23TLJcxtlxM38cZvHVd67bDLVaIhkgh2Qa2C4/Il9nrDv/7z1//4/Gr+YNz7T/Ho7PN9/eLT6050DcJb",
 	"ERyrMVneWoqsL/xb58FNuO0HwqwJ8JlmSo6YVSEbnL5LjqGSj2K7UKoq4/CSbMUvXQu3CzKuP4eSa7u2",
-	"mibwA/ryjGVmekMOVKJWd2H4brV2N5re2/0ajcCqgoPAr64cdlAJ8KSpYjRZDMrudP9dCFoID5VG8d8V",
-	"gaNCmsEY7Atrj6Ecx+AW23wWheRazxchSGiCjcQlbXRJjPgRW6bl4pCoIHBz1wg+8sPfsRgWIjBuURQ7",
-	"ZUYtbuwsOAfP+xw9Yg80wee8Szp+e3J2DiZy+J3p+MjbDVFMTxP/5rdwEaxy/8HxYBybmTLNwLaoyY63",
-	"STqz4hFhdDQlM6e100o41Q3chE96y37CFtoaqM6tGPmvY4JHwstaTxGCOOD4MExBM2JfYfoQ/ElyTOJA",
-	"YOKIxEhZ7CdHPuzHQF3iLnFZaIfrHy0ffhm8wnxfcYSv7vWv4d1mkNniQppMi6fSFBaXMzZSrGxvWa0F",
-	"f2IsG8g0GWh4b0BHhl+wwViqwcPHg6nMlW4iM03LOGfabG/22dbqs2wPKIZqokjvsuT3bo5q2LMVub6p",
-	"LLzEOi0oOX8PDM2l2FAr8V6dzaI5y1r8x6aURrQHSzFiJODrcnTXtrK5yw3uPXrySL36/CM/Ec+f/m3x",
-	"/offPr/X+WbSOQ6xTj7fQOIuFKeyhHWtKNDblaVr+kcdYN9S1SQvbAuI9auB8IabX0zXjtOckhTywtea",
-	"U6vnWTnHYpSmE3Ko/4yl3Orfy8fUHrF/7H4hM5owIhXJRQL2hEX3djA/wUXdKH+xwg9asG0Zl+G1B5rw",
-	"JMIga6pJ7NLo93jS7CUB+5c7rhvEwNtRgjG7Hgu+KGJMfSA4igRHxA6N5Cec20bBpTBhLWhy+UTwgUqQ",
-	"KwZ0uonnUyaIkIJZ7YRfrJy7tFvBLutn1hD+TokjPX5rkCpuFGcJRNKWN88NmVJNmEhakiXWL2oZU+sV",
-	"FLp+HRvaKgrKqfPRiLGkOdS7GKKpZMOWRKAE+lFLCYi1cfZ1kF6+sBqWNoBTBaQ3IEG3YHGvE7U/ze5L",
-	"xUJugR/WZNpNgwRbLQmtMtF6fGxGQz6BaGGngUwbw+uAtsEDDzTJFBvzSwzOsRRubGXLIjiskernoAds",
-	"cWxOHr8BP0+Kf1q9xM3b3wAw7tg41ERJa1afGxuLaju6PYISkOdPgrJ0ym8c9jbFpT/8oRJiKaQhNE2J",
-	"zuiIaReTFyxND39YG5VUm/ock1Ma48jXCIAbAKhpywhck2jieL3WzZd8LQ7fzNyr3NbP2jzFBjdp1f8m",
-	"TZsOtUxzw0g8NSbTGC9tP8bk3ekrSKCVubFaeMKE4TTV9omxopMZE6ZLTtk41ywhO497vb6IOVZ0GuQq",
-	"jXdRfuRGk6nU4KO1QJLlw5SPyE4uUqY1if9+8urV838M3j//6ZeTk78Njl+9Onk/eHv68u/H58/j3YiM",
-	"qLCvDVlfKKZlesES8Pu64ehMiknLKL+cnJ2fxbgM49zEmpluX1TB82Hv8dbw+Z6bKZrP/nBct8EZP59q",
-	"NhrE5P85q7NmTx97veLRw73hwjDyy+vjn6GiEjmbyrlAy7YV7xtZcAuj/15Z9TV4dzBiLqU0ly01+E3w",
-	"hOG/hc/LvbCySkp9wg1561rgvDsf5LI5tV3jJ3AhlmU5peaIKJYxajShipFEySxDrXIrqaEwMa/LpdJs",
-	"lCtuFmd2BFzqccb/xhbHOTqB60G+n9gCzS9YvuACo30huwEhkeztYUjFm+PXz8FuAasDZsSoYqoAfEvK",
-	"se4ZF2O5PJsLJeaaUKJZOt6zpNpSWDSN7tkToIYPU+ZC8o/fviSaqQumuuSlwY9Y2UHnQ82geAS++0D3",
-	"xQueMh3hqwxjTiox4xrpMnjixmM+4jQlZ8/+pkmuWeRsT/H+xUEckSzN7SLHbF5kA+m+kGPgMJag7Myo",
-	"+sQS0u/Us4b6HTJkqZzvdvuiL56DsQF01wgziDBMJaULpiKwQkyZd99i9B4TFyyVGeuL+EsfwxH6nUPy",
-	"pe9jHvudiPTh0PETRD7iR8vC+52rqxgPK8HU4VpJuxiZkuEGzJC4gU7UuWBK4031ugfdHqBVxgTNeOew",
-	"86jb6z5Cr+UU4Gp/CnFYv9nPEyTUFoVhmpcJpJvh77Xijw97vVsruVcJBWuqpGiRsFvBjM7hh49WxpnN",
-	"qFp0Djuv+AUTVjjIlBwysmOvw4WDIAtXF1xMyC/n5293u+SNJDQ3UyuejIKrwNCJBlqS6c5HO9c+RAO0",
-	"n8wp/vwNDwZWAKUQn/Qe3dusb6QhcDRYfROqqbjSm4vVt2TXy8vX5MP87HijqdVwAOGLAD8C22DJ5pdW",
-	"+O1bL85yK0dffMSxK1P7oU7sfs6Vlgo3ypOK3ROD49w3mWIXXOY6JPND/dXPOYOMHVeAFaP7yyVWS97d",
-	"D//V7+e9Xq/38V8aUz7qK3sLFU/5bywiPuu3bV7IRKjM6+IZrBxbivs9qMT8HjRE2H28Q2Avyjc1kQA4",
-	"WHva7nIB6h/j9E2jhmXul8rUwisH61+pFBaFtbjjWvdipdIsYEKJQvmkMJqmTD3QficREWzOtMF6FWWg",
-	"9nD88SrqZLIto6qofxMiOirTWD5nCajPzsBSOQRZWsoFe6BJbLUvfJ19zmnaF7GX7l35I+R3mEwU8lws",
-	"fOkwq5K5ARSuphcdYRXcOdewsL5Ah4Ely497PTuGpcxFwQ45HjsrPxSCIKXKTSh/Odnal4/QdMb6wigq",
-	"NB1Biq9db1FAiWuimMmVYAmJS5XxYuDsdb6vD0NcRxFCFBM6GrEMQmDXpBLPFTeGCcuxaV9gipDIZ0Om",
-	"LPDOuIAELKnAYa3JTtzv/Nib9TtxROJ+52DqPz18bD/uHsFmpPCbmdGFFXSItvdh7wluxI4DH2Inigjw",
-	"hOyihFAlfqWE66LSxU+ucsetIHJDSvdVVWB3HvC7JSVtNYddgNN3Rj7wUEORNQA9QDKMfq1XwVqiIFXW",
-	"uP/FVym4Kmy6TYqFC4suUCnohY5ckXCkEUjVlWBxELMxqwVoSEhr0X1hMXkCjkKDHjtfEwcJF9l53Hsc",
-	"EToEvyts16qCehd58a9UcIMvCKLYTFqVAuaXcx31hZaoJghJkCZNZZrgE0OZcERBDNPUXYLG7lo1MdCl",
-	"+iJ+9vzV8/PnEBAIS9//wpMrQHmmqC6/ZaRswjgcvcC4uwR6b7ZfBftQM8wZzrvXBurHvcfrXwr1zm8J",
-	"C+rU+tDtI+AF6L9bwGEbu20R+I3i7OKernIT+vW93Nu/WS0/MLEd+1HJOWgRR5j7zhQy908sM67qQgIE",
-	"r3SVWOFtt1VEqgryTYstHtn3/SiuPraSxn0kdvVeFtuM3Sa4HQvCxZ4XRdy5TCRaneIinD0+DDEP4Ri0",
-	"kZmnmpEdBnNkgsDVF5aE4nHSoVRgnKnKRJoZkzJtRykFnhbYk1FlOE0LCvlzWJEVa3AQbx93YfOkWLUl",
-	"rgWjQOnLEt+jgKfwbgjQKCRELx2CbNgovhS1gzp/HAnimyAtHrW/si3Fin0PriUtfNl4Aax5PrXctgBO",
-	"lQsk2xjOyQ0CSURyYXjqqDvAJYA4cv8EbD594QUDLxOYKZv5iKA2JgDDDKWZgkCy2yXPqRV2DJtZ1cif",
-	"VWxhMyExvBjDO+ySjky6cAmFxfiVUnZoG/FBSVY+Z2rGBU1B/3hLJ1xMDkNlQDCrLtUT5J5E7ORO4rDq",
-	"sF2d89LGTi4KBQX7AopjaneIgG/uSh5op1m94CnQ3ZGcDe1CAf2P3zyD8/nEWGZHsug8kkqxkWnCx2BL",
-	"8Tl821hU2uomlqoKLxlXyI496GLf38rYch1rCxpYSuaWdfaWqDF7PHACLoCr4jGFBAWyg94KByfuLixQ",
-	"amb/Ne6mR3I2o5i8yS6zFPzXGF7QtK0iYy3sqzFJwbGrr05z+LqUtBAYg09f2N2JrvPW7r80JjvUXUra",
-	"LDC7UapZZ92BzqdSV8HSchPKhUYkxGoZfCKkArygmnVJ/H+tyj6IAW3ifj8mM8DVlBuro6eLNkjRjCpg",
-	"Y7cCo9WdhEY/YBdoW0GotHsbC4ihWjahSaIxwaigN40VtzcEPFeLey3k2TmuARF3btIsV8hdadn0d/f7",
-	"lyyW1TgakvH8KUROqaaYaZ6nhmieMDJcwF+oVIhPQL3C+1MK/ALvUDt4Wxf5mZWGUOI/CjYZKZgmU3oB",
-	"AgFXRcEsK/57yd8JM0wkGmySoi9KoonjAwmzYo5r3xHUgchpZsHS6q/IJ7Ch8ceZc62U0xcZUxXyOUc5",
-	"P8uYYMlhRdnYQdFfyPluVFF5LIcHG4Xb6CGIVnZTfWEFIQZaSFmxQRFRN22CuKAh01SF2Aepoy1rN+qL",
-	"eCl52NL2avZw+ZvyacW1/GEoNtEXcUgijrvkmFR1JyFN1ShNSvqPt41zUPos+12jEZVksDsx7LZXqb1n",
-	"A297BdkGCvvenvWQjegMyCywJstbkqKBwx+P4CLgEi1nJe8KdPGomHyPXAcOK5Rbtazqdd1GD9z/EsjC",
-	"1QqXesnC5k/6nhh0m7ZfBZLv98ZlY7uWqDD6WAHqltlotKINi2UkBaeIyLvTV3tMj6gPrVpuYFotsbBp",
-	"29KVrNy4XLdbZuDorbGqfKgzQOQFU8FhWfYz+A4vPm+faJaykXFtTnSwAAC/9Ma3Ihk8cqlfkat6mlSs",
-	"b7uR4ygw3CfWUN6gS34KlVH7ggW/MDKphCfApfx8zp+qOEuOSOyz6J3yUxQniImgSsk5unSmko9YX+xg",
-	"eFr5KZpKwSKfUg/WmmICEB/sggILZLsodJTKN/RF7IsIePcn1GiQ4NnecV4lC/1QRXQXw8JcjNwAQGAg",
-	"x4fE6jqPRvZNnsBnFh/BvN4TDtJHdXTvXGhyGVefdGIIFjKFLYQ6EnaUvuBg4E4Z7HMRTEsUplwQe4Nd",
-	"8kaaKXjLJRzRIgoGVW14mnraDdHO1MnHfTFG+xpKHOhzW21kLcps3JEksVzH42q5v/C92XMDMP0RBQGA",
-	"IwssKI57GR9JD62QsJWsH2B3ZcgVRHauMw+CFQPxwNM9l+ndZsMoJYLflanvmra+JWvf1ua+M6mcfmv1",
-	"Xl/YAHqjWX1DjzD7wr4Ut60RXm9eI8xWq2FD9eir/Xp3o9NaER8HVOe+wuPu0ooT6j+utN44d/J3H5W2",
-	"5BZHxF4dgzbLU8MzqooG3qhps4Tgtwv8ywVw+jFnljFin4mSwME1cR1fMeaZm75AFV2THUr+/ezkjW9k",
-	"DpIEJUKKPTbLzCIiueCfc1aVKa1kMJVJjFJPHNgl+J0g6A2dOpQ446Ub3Ytkvs4/ceFVu13yfsoNg5S1",
-	"PRDYHKH0rmse+pVbwCPD3GCoi5CmMPCRY7GAENiUzSoKv9uVb2hfio2z06CxQzgZAA5ZKpZ0++LYYVsQ",
-	"MUMB6srwMTQIMFIOoL96HJEhG0tl5YFFGFQxmvgEKNYXoUV7CplO9gmJElmXYC1bR4D/1YUX2nXlWYbW",
-	"p9YAtBdYVb5duAggtT+Warbnc0m2CUErdzO4ZwNFuUxMs9CBd+citr4zqoH1VAhi5KtA6avlQptoSFlW",
-	"2P/i2lXUQtCagqcCtNwhiV8ROvXsuwyWeuZDo+B+vKpS7hS0ROFXGmXu+hLW40wJWb63yKd6ZGaJq25l",
-	"e7DHU3ZQ1FBpv3QTjZf5TM6FRd7tL1OODDN7RbeG4lLXtihpMazROYGST84GZXUQq/WSn3EBe5hb+71h",
-	"nTtgh3cPdNEaxm52jyeYwZJa5QLcI9DCFbhBVBg84mOIOI/Br3IXgPPZV61uBJNSzdk7xPjSLA0wAr+S",
-	"xP5sBUiQwCJwbIPIiHaMpBY33P2mjLFJvfahBa6+NvgznYk9Y8pva8NS28TICTPTqr+zkvxUuaxmiX2P",
-	"xMXYh8TKQvFhpdU21wTgI/Ht1FweCQRDDf73v/8nhppYzvx3SPodfLzfiaO+IL5g7SH58DHGLkfg+Xc9",
-	"UmDLD3ThsMSszWAbzZjaw0wTEGE1WDgV5I2BqYw4o0UmUz4CE1n19I7sLyl0zLZ05d+en3ftUu1UsXe6",
-	"BRHVpcwWBxJ3+2KPxOWWN3aD45Rd9jtxqG9QfuPQn1bYwpy67Djwxdq71y58DYRqQookGC7IDga8uooE",
-	"L149/8/B++OX55EL3ppPObgMGRnlSgEpqZj7vNbCtTsbSHbZ9TGfIugAYACmRC/EaKqksAq5XR9s+CQk",
-	"6VQfyKjWe2aqZD6ZLrVm2nHH6oDI6jSX3EXiY8rvnr14uyzIrNbBnolq3W7k5WAEgQBsPPEW0xgeOCRj",
-	"mmrm7ma5j1O3wQC7Q/21eJx4oEnCaIK6lM/UcYcSrMmkyZobNSX7FHWB3c2dPj97e/Lm7Png/cs3z07e",
-	"79rrndpjVCxxaVB2/BJiu+VjrC5QfKv5igT9+kISNh5j5N25T7XktTCa0B8rInhgJcCMCrgH+/zywUEv",
-	"4r4IB+Vk91a97bToq313uUP1TmL3rLwVXdqvog40RQLgbZR9qpQVYi1KgO/qCdBq/AHeHzaHaq6YsNwV",
-	"74K1VLPYpF5MS1WEZrGsVn0cm2oikXSwtIt2EbsTCFtyzyOGf7+ZVchy/DtlBltA2jKb3f/iP26mylYQ",
-	"6I4B+Per0jquEWCvoPUS7Yi1PLXdtutco/OWbmul2+IM0MGbDKtrq0scRyRGbln2wrWFiCLJKRvFXWUU",
-	"4IcfG5rkfbwfyrgJ7fj9+9Oser9040ckRmBE70wlvAuTHSDADRIGFMTVtEPndkqeP/+yotdCqa4dvliZ",
-	"o3AKNAWl3Set+xMkl9N2lvTHI8ITNssk2iN8Yhbm3guahjNayfow53iFfllEv8Qurj8mzmQMUQg+mR5b",
-	"j48xVmEqc9UlMRiEQhyHrrfbxGCGapfdWsvNepfdo0bXR5FytnsUXBhxX8yqrSyPSBwaU8Kqxr5pZtd3",
-	"b3BdO2NXqkRXOoGi2Ge33hdDNpIztkK2dnX171KyrnY9vWe52u2vBVF9nqMrh/69iZFnhipjARl3GXm7",
-	"O8r6AoG9jFkejep4tf8llGq/PpHGRayMUTsPoEkcZFbCs72/AJG0lGhXTQYtCVoezqv5niFODbLifITa",
-	"+hgknKSEEt8EKOu7+wOxjzo+bgu57t7vBHZjaLoAAYRQFcJBqY8Yyh0KQqi3T5PGgDzlLI1coe8BIPtX",
-	"yYWVy+H7vrC8xJW1oUnistELSv5AezbVJe9BL54lT2KyM2WXuxE8R7Vms6GFGh8HAINN6QXrCxdVOWG+",
-	"eoZ/phL9UIr/KyI2wfYfh6d0UQGE7GAZnJFMmD7CaAosO6Ndb3mwXxks4a9MUw9rOlJSaxewYUGKKs40",
-	"lKBZ9EVDuEK0HIsQ8szdsrShC+1BqUtOBHF1acsPcd0XlWZKEFJpF4X5sMJeG7iWSBx6/MW+EgquvZVa",
-	"NZEWN9Xd8tvKJP+UHLcgzR5hQiz4vYclfBNad+zwFFOnQ7iSJlwY6Rj41oQPRrgzjl1EWmEQVYxxz1je",
-	"xiX8QsYlOla9nPz0MXnNfyI7T/8aHfR+iH54+hifAOG4L5CeNkrHURHK5ahgKNpXteV3yVs4uxldWAHa",
-	"yT19YfeYppaliITMpIJQZAFk+bCIecdzxzugIdqcS4HkCyklPuQjZ6TqQ6cRR0XsvPYYCt1gzl3av9cq",
-	"IPIbj6JLjkkphL7g84WU0hdu5DWSynGSlBoM3VlMU2Wab0pPYJ+rw5rsJv8A9CNJrKBksRHoxRYiU72I",
-	"9urQ6Vol8ZuUrfQT3jA0949Xn7KpncTKiOBwtb+DqGAHrsWe2qtWukdXhQxDN6eicsVSSUzI5vXie+2R",
-	"sAKoHj1SfBg4EyQvQcMuCxhEsRGD0OH4C08OSb/DLszgf//7f/qdyBm68EsmjP3KvhORonB7BIzukLiX",
-	"MWsMXr+6iiOrJUyEc/mfGWql5YQ4GNFkThcoTNmf/ZKt4lAt6R6TnXI/sagvwr+Gz5g2dJbFUdFzzL5N",
-	"Ta5YvBuVwgKqhbAvmOLjhS9f56+jm4u5oplL2sbpK7UxgRVPmcKomuGCxAoaf/qlQrmaUqHQIYMmxCu7",
-	"QXTJuyL9GskalCExVuJf2cYhIhR7QPi8JazXJ9MLtLBRkil+QQ2LSCplNqSjT5FVez7tpXJE076QqlR3",
-	"VEix57pI0CRRriq08p0o7IZHUzb6ZIWPCYWyKi4u3Xf42u32xbFwfemtqKHYhGvDlFMPn/RK+N5q4as3",
-	"kLlLU19LT9J7lhjae2C0CBD+FEvKiMMZB7TfHTU99ZBCl8goGL9Rj/Xe80ZC2iY07H9paO6ygRO6CQ7v",
-	"BwDWFKiEZUNt7+/SLy3CzWLqaK1fIWdLHSQaueZKl/S3u7t1KPudhmbXkbJdmNlKoa8d3krN/oXV5TVJ",
-	"2dgQmRssvoZWygua5lZPj0u9YmKiWJbSkWujgUY8zUyXxEWvmZhABTyrI0OJOiag2gMa7EZTKiYMS996",
-	"yMSYQiyv4hOwJ9Jr/YLNgaM38LbGHth3xNtW9tv+trxtQ/T4PfsOAKrKZPAB2nSgugPByG3fX+dWWN1+",
-	"QVlbC02eCFY0jM2YXwQUgfR8GIsK8iR4nsutf1HQhkqn2ikaZamdTBlNsL47yoyuL+ruYcn/HeI+QgUj",
-	"RDAQa+GjFf5DW9gYC0aWtYeijsPDy8soFGHCB+vC9Onz89N/DF6cnMZkSnVfZFRrF+ts6YsVqrvkbyxD",
-	"CeRRjyR0odvqO1b7qPIbdc0IF/Gn+eFaxKbSHnel+aHAjD9kQbkKDVJsZFG+OJJgvkBasMaIcWO+vyVR",
-	"qyje27sStpE8TksxQIHSBM3LMv26yQKdnn0RWyFlINPEt6ejI8Mv2GAs1eDh4wH0t4ijsujrUB5q1D58",
-	"7DpgjKiyJJME0wYZLvqCYSA1GCmgmRNYNjBwiDBuFfvdWmMRKKjiXtFGZoXe6CrnNVY6gZOuHdiZ7793",
-	"J6VPyjPiTPdUA+U2VHELEN9QHf8mxOUUZe0aSamfwm0IM9Bj9k7R/RwTlLIUwpKdCRMzYERh7PIJmWSs",
-	"mJ5a1cP4pC/MI0mooV0r+lAXKOd/duEN2BhISFc3hsTO64/ilcoZ6CPMlytYEnFKiZAuZMHkui92oDZB",
-	"XGp0ix1yigFg9tD/FduKue6viWSu/yumXtktcrFshzx/+fr5yTsoFlEuneAvLBehVxkkZ1oYmE8Xzqwa",
-	"jlZIA5FQIOS5sg0Qq2L/hQa0ZsrKPLqBOJ2zJc/PHRGlhpn+OXSqUk/nNUQqFPX8/ROkMygH64HNqVSy",
-	"ggdCziMX+YQFdDOpsES9P6SN6FW1yfBa92TRXPUeIKTSe7YNOMrq5re0Add7y5bvakYXhS+LGNl2N9XG",
-	"itWWsB8+WpqPmWfINKBpMTRzPdzfB5/IVGpz+EPvh54VSP9/AAAA//8=",
+	"mibwA/rylGVmek0OVKJWt2H4brV2N5re2/0ajcCqgoPAr64cdlAJ8KSpYjRZDMrudP9dCFoID5VG8d8V",
+	"gaNCmsEY7Atrj6Ecx+AW23wWheRazxchSGiCjcQlbXRJjPgRW6bl4pCoIHBzVwg+8sPfshgWIjBuUBTz",
+	"S78BcawIxflTGOu8YUYtru2EOYOIhjl6Gu9pgs95V3/8+vTtGbge4Hem4yNvj0X1J038m9/C9bLKrQrH",
+	"g/GBZso0A5utJjve1uvMtUeE0dGUzJw1hFbC1K7hfn3UW/a/tgBTAOEbcZ5cxbWBDI21niIEx8DxYfiH",
+	"ZsS+wvQh+OnkmMSBcMcRiZFi20+OLNuPgWrHXeKy+w7XP1o+/DJ4hfm+4ghf3etfw7vNILPFhTSZbN9I",
+	"U1iy3rKRYmU71mrrwifGsoFMk4GG9wZ0ZPg5G4ylGtx/OJjKXOkmetS0jDOmzfbmtG2tact2lmKoJor0",
+	"Lkt+72a+hj1bUfab6hhLIokFJedHg6G5FBtqe95btlmUbNk68rEpVRTt7FKMGAn4uhw1t63O43Kuew8e",
+	"PVAvPv/AT8XJ418W75/89vm9zjfTenCIdXrPBppMoZCWJdcrRdferI5S0+vqAPuaqiZ5YVtArF8NhI1c",
+	"/2K6dpzmVK+Qb7/WTF09z8o5FqM0nZBD/acs5edMLZaPqT0T4tj9QmY0YUQqkosE7DSL7s1gfoKLulZe",
+	"aIUftGDbMi7Da/c04UmEwetUk9iVJ9jjSbP3CURZd1zXyC2wowQnQT3GflHE7voAexQJjogdGslPOLeN",
+	"gnZhwlow6vKJ4AOV4GEMlHUTz6dMECEFs1ofP185d2m3gl3Uz6whrYASR3r81iAF3yjOEohQLm+eGzKl",
+	"mjCRtCShrF/UMqbWK1N0/To2tAEVlFPnoxFjSXMIfTFEUymMLYlACfSjltIaa/MX6iC9fGE1LG0ApwpI",
+	"b0CCbkB1rhO1PzXopSIsN8APazLtpsGXrRaaVploPT42oyGfQBS200CmjWGLQNvggXuaZIqN+QUGPVkK",
+	"N7ayZRF010j1c9ADtjg2J49fg58nxT+t3vfm7W8AGLdsdGuipDVr2rWNcLUd3RxBCcjzJ0FZOuVXDnub",
+	"4v3vP6mErgppCE1TojM6YtrFOgZL0/0na6O9alOfYdJPY3z+GgFwAwA1bZmWaxJ4HK/XuvmSr8Thm5l7",
+	"ldv6WZun2OAmrfrfpGnToZZpbhiJp8ZkGuPQ7ceYvHvzAhKTZW6sFp4wYThNtX1irOhkxoTpkjdsnGuW",
+	"kJ2HvV5fxBwrZQ1ylca7KD9yo8lUavB9WyDJ8mHKR2QnFynTmsT/OH3x4uSfg/cnP/58evrL4PjFi9P3",
+	"g9dvnv/j+Owk3o3IiAr72pD1hWJapucsAX+6G47OpJi0jPLz6duztzEuwzj3u2am2xdV8Lzfe7g1fL7n",
+	"Zormsz8c120IcphPNRsNYvL/nNVZs8cPvV7x4P7ecGEY+fnl8U9QqYq8ncq5QMu2Fe8bWXALo/9eWfUV",
+	"eHcwYi6lipctNfhN8DDiv4Uv0b2wsvpMfcINeeta4Lw93+6yObVd4ydwIZZlOaXmiCiWMWo0oYqRRMks",
+	"Q61yK6mhMDGvy1HTbJQrbhZv7Qi41OOM/8IWxzk61+vB05/YAs0vWBbiHKOoIWsEIZHs7WGoyqvjlydg",
+	"t4DVATNiVDFVAL4l5VhPjouxXJ7NhWhzTSjRLB3vWVJtKSyaRvfsCVDDhylzqQ7Hr58TzdQ5U13y3OBH",
+	"rJih86FmUJQD372n++IZT5mO8FWGsTyVWHyNdBk8ceMxH3GakrdPf9Ek1yxytqd4//wgjkiW5naRYzYv",
+	"sqx0X8gxcBhLUHZmVH1iCel36tlY/Q4ZslTOd7t90RcnYGwA3TXCzCwM/0npgqkIrBBT5t3iGBXJxDlL",
+	"Zcb6Iv7SxzCPfueQfOn7WNJ+JyJ9OHT8BBGl+NGy8H7n8jLGw0owJbtWKjBGpmS4ATMkbqATdc6Z0nhT",
+	"ve5BtwdolTFBM9457Dzo9roP0Gs5Bbjan0J822/28wQJtUVhmOZ5Aml8+HutqOb9Xu/GShlWQuyaKlRa",
+	"JOxWMKNz+OGjlXFmM6oWncPOC37OhBUOMiWHjOzY63BhNsjC1TkXE/Lz2dnr3S55JQnNzdSKJ6PgKjB0",
+	"ooGWZLrz0c61D1EW7SfzBn/+hgcDK4ASk496D+5s1lfSEDgarGoKVWpcSdPF6luy6+Xla/Lhk3a80dRq",
+	"OIDwReAkgW2wZPNLK/z2rRdnuZWjLz6S25X//VAndj/lSkuFG+VJxe6JQYfum0yxcy5zHYokQF3bzzmD",
+	"TChX2BazJsqla0ve3Q//1e/nvV6v9/HfGlNp6it7DZVk+W8sIj6bum1eyPCozOviGawcW4qnPqjEUh80",
+	"RC5+vEVgL8piNZEAOFh72u5yAeof4vRNo4Zl7pfK/8IrB+tfqRRshbW441r3YqWCL2BCiUL5ZDuapkzd",
+	"034nERFszrTBOiBloPZw/PEy6mSyLVOtqCsUIjoq01g+Zwmoz3rBEkQEWVrKBbunSWy1L3ydfc5p2hex",
+	"l+5dWSnkd5ikFfKHLHzpMKuSuQEUrqZtHWF14TnXsLC+QIeBJcsPez07hqXMRSEUOR47Kz8U2CClilgo",
+	"fznZ2pfl0HTG+sIoKjQdQeq0XW9RmIpropjJlWAJiUsVB2Pg7HW+rw9DXEcRQhQTOhqxDEKL16RozxU3",
+	"hgnLsWlfYOqVyGdDpizwzriAxDapwGGtyU7c7/zQm/U7cUTifudg6j/df2g/7h7BZqTwm5nRhRV0iLb3",
+	"Ye8JbsSOAx9iJ4oI8ITsooRQJX6lRPaigsiPriLKjSByQ6r8ZVVgdx7w2yUlbbWcXYDTd0Y+8FBD8ToA",
+	"PUAyjCquVxdboiBV1rj/xVd/uCxsuk2KhQs3L1Ap6IWOXJFwpBFI1ZUgfBCzMVsIaEhIF9J9YTF5Ao5C",
+	"gx47X2sICRfZedh7GBE6BL8rbNeqgnoXefGvVHCDLwii2ExalQLml3Md9YWWqCYISZAmTWWa4BNDmXBE",
+	"QQx/1V2Cxu5alTbQpfoifnry4uTsBAICYen7X3hyCSjPFNXlt4yUTRiHoxcYd5tA7832q2AfarE5w3n3",
+	"ykD9sPdw/UuhjvwNYUGdWh+6fQS8AP13CzhsY7ctAr9RnJ3f0VVuQr++l3v7u9XyAxPbsR+VnIMWcYQ1",
+	"BZhC5v6JZcZVs0iA4JWuEivn7baKSFVBvmmxxSP7vs/H5cdW0riPxK7eI2SbsdsEt2NBuNjzoog7l4lE",
+	"q1NcpAnEhyHmIRyDNjLzVDOyw2DuURC4+sKSUDxOOpQKjDNVmUgzY1Km7SilwNMCezKqDKdpQSF/Ciuy",
+	"Yg0O4u3jLh2BFKu2xLVgFCh9WeJ7FPAU3g0BGoWE6KVDkA0bxZeiJlPnjyNBfBOkxaP2V7alWLHvwbWk",
+	"hS8bL4A1z6eW2xbAqXKBZBvDOblBIIlILgxPHXUHuAQQR+6fgM2nL7xg4GUCM2UzHxHUxgRgmKE0UxBI",
+	"drvkhFphx7CZVY38WcUWNhMSw4sxvMMu6MikC5eoWYxfKRGIthEflGTlc6ZmXNAU9I/XdMLF5DBUXASz",
+	"6lKdRu5JxE7uJA6rDtvVOS9t7OSiUKixL6DoqHaHCPjmruSedprVM54C3R3J2dAuFND/+NVTOJ9PjGV2",
+	"JIvOI6kUG5kmfAy2FJ8buY1Fpa0eZala85JxhezYgy72/a2MLVextqCBpWRuWWdviRqz8gMn4AK4Kh5T",
+	"SFAgO+itcHDi7sICpWb2X+NueiRnM4pJsewiS8F/jeEFTdsqMgHDvhqTFBy7+uo0h69LSQuBMfj0hd2d",
+	"6Cpv7f5bY7JD3aWkzQKzRqWaddYd6HwqdRUsLTehXGhEQqxCwidCKsALqlmXxP/XquyDGNAm7vdjMgNc",
+	"TbmxOnq6aIMUzagCNnYjMFrdSWigBHaBthWECsY3sYAYqpATmiQaE4wKetNYyXxDwHM1ztdCnp3jChBx",
+	"6ybNcuXhlZZNf3e/f8liWY2jIRnPn0LklGqKGfx5aojmCSPDBfyFCpD4BNSBvDulwC/wFrWD13WRn1lp",
+	"CCX+o2CTkYJpMqXnIBBwVRQis+K/l/ydMMNEosEmKfqiJJo4PpAwK+a4tihBHYicZhYsrf6KfAIbGn+c",
+	"OddKOX2RMVUhn3OU87OMCZYcVpSNHRT9hZzvRhWVx3J4sFG4jR6CaGU31RdWEGKghZQVGxQRddMmiAsa",
+	"Mk3VnX2QOtqydqO+iJeSsi1tr2Zll78pn1Zcy8uGIh59EYfk7LhLjklVdxLSVI3SpKT/eNs4B6XPst81",
+	"GlFJBrsVw2579d87NvC2V+ZtoLDv7VkP2YjOgMwCa7K8JSkaY/zxCC4CLtFyVvKuQHeUisn3yHU2sUK5",
+	"VcuqXtdt9MD9L4EsXK5wqZcsbP6k74hBt2n7VSD5fm9cNrbBiQqjjxWgbpiNRiva21hGUnCKiLx782KP",
+	"6RH1oVXLjWGrpSs2bQe7kpUbl+t2wwwcvTVWlQ91Bog8Zyo4LMt+Bt85x+ftE81SNjKufYwOFgDgl974",
+	"ViSDRy71K3LVZJOK9W03chwFhvvEGsobdMmPoeJsX7DgF0YmlfAEuJSfz/lTFWfJEYl9Fr1TforiBDER",
+	"VCk5R5fOVPIR64sdDE8rP0VTKVjkU+rBWlNMAOKDXVBggWwXhY5S+Ya+iH0RAe/+hBoNEjzbO86rZKEf",
+	"qrPuYliYi5EbAAgM5PiQWF3nwci+yRP4zOIjmNd7wkH6qI7unQtNLuPqk04MwQKxsIVQR8KO0hccDNwp",
+	"g30ugmmJwpQLYm+wS15JMwVvuYQjWkTBoKoNT1NPuyHamTr5uC/GaF9DiQN9bquNrEWZjVuSJJbreFwu",
+	"922+M3tuAKY/oiAAcGSBBcVxL+Mj6aEVEraS9QPsrgy5gsjOdeZBsGIgHni65zK922wYpUTw2zL1XdHW",
+	"t2Tt29rc91Yqp99avdcXNoCec1bf0CPMvrAvxW1rhNeb1wiz1WrYUD36ar/e3ei0VsTHAdW5q/C427Ti",
+	"hLqaK603zp383UelLbnFEbFXx6DN8tTwjKqiMTpq2iwh+O0C/3IBnH7MmWWM2L+jJHBwTVwnXYx55qYv",
+	"UEXXZIeSf397+so3iAdJghIhxR6bZWYRkVzwzzmrypRWMpjKJEapJw7sEvxOEPSGTh1KnPHSje5FMt8/",
+	"gbjwqt0ueT/lhkHK2h4IbI5Qetc1D33gLeCRYW4w1EVIUxj4yLFYQAhsymYVhd/tykWIl2Pj7DRo7BBO",
+	"BoBDlool3b44dtgWRMxQ2LsyfAyNF4yUA+hbH0dkyMZSWXlgEQZVjCY+AYr1RWh9n0Kmk31CokTWJVgj",
+	"2BHgv7nwQruuPMvQ+tQagPYMq/W3CxcBpPbHUs32fC7JNiFo5S4Rd2ygKJeJaRY68O5cxNZ3RjWwngpB",
+	"jHwRKH21DGsTDSnLCvtfXBuQWghaU/BUgJZbJPErQqeefpfBUk99aBTcj1dVyh2Ylij8SqPMbV/Cepwp",
+	"Icv3FvlUj8wscdWtbA/2eMoOihoq7ZduovEyn8q5sMi7/WXKkWFmr+iCUVzq2tYvLYY1OidQ8snZoKwO",
+	"YrVe8hMuYA9za783rHMH7PDuni5a7tjN7vEEM1hSq1yAewRa4wI3iAqDR3wMEecx+FVuA3A++2rgjWBS",
+	"quV7ixhfmqUBRuBXktifrQAJElgEjm0QGdGOkdTihrvflDE2qdc+tMDVLQd/pjOxZ0z5bW1YwpwYOWFm",
+	"WvV3VpKfKpfVGHj1Slqp0GcrQqsdTJjDRE7I15xSTYSEkGt0TbtBjxoSL8Fk6P1zphw+5c1xtULBkM74",
+	"95Ozars3F1ft5VVuiJDzQ0IJQGrSh6pSMf6Dam/ZbxYBvmFnZSC4aE8TNA3ViR0XLx2mE8z7wu6TJV0S",
+	"F2f+Nysixhh0Xphmi3d9FgqaNIv3Dgm82BYrFXJZr5F5psJxNsZHffvYqNtPRFsOPoFTP8SbasKcIxKP",
+	"aarDMwDHFpN022pLXbsa/AtFrdLbtD1UCkmviR5xS/gd2CCcblTqBFlOkWtonVmmhsVdtNss9how9tAh",
+	"OHrIuHZ0x8/mMukgHHTwv//9PzFUBXQOkEPS7zgy1YmjviC+FPoh+fAxxv55EPvkum8B0b+ni5ANzFsP",
+	"3qGMqT3MtQOU0eDjUZA5C84C4sy2mUz5CJwEVf5xZH9JLQ0F8vT3k7OuXaqdKvZhB0FJXyJhlnjtkbjc",
+	"TM1ucJyyi34nDhVeym8c+tMKW5hTlx8M0SiW+2kXwAtmBUKKNEAuyA6G/LuaLM9enPzn4P3x87PIha/O",
+	"pxyCJhgZ5UqBMFVxeHjGwrU7G0j32/VR7yJwFXCBUaIXYjRVUliiadcHGz4NaYrVBzKq9Z6ZKplPpktN",
+	"/3bcsTogIpmSF9zlImHRgz178XZZUFtCB48OGrZ2Iw/tCAIB2HjifUYxPHBIkHzh3Sx3COw2uKB2PPMM",
+	"qHRPk4TRBK1JPlfRHUrwp5Emf1bUlO5YVEZ3N/fm5O3r01dvTwbvn796evp+117v1B6jYolLBLXjlwi0",
+	"Wz5mK4DMyxK4N4hsEpKw8Rhjj898sjmvBRKGzosRwQMrAWZUwD14KJcPDrrc90U4KGe9aLVchYL8t5k9",
+	"We9Recfmq6LpwGXUgXZ7ALyN2l+VsoLsVwJ8V1GFViOw8P6w7WBzzZjlfqvnrKWezyYVs1rqwjQrpjVx",
+	"Fds1I5F0sLSLlmG7kxLrdRj+/eaWIsvx77Qx1bqisf/Ff9zMmFdBoFsG4N+vUa8mI5VovURPSi1Td4WM",
+	"tNLqV7qtlfrKW0AH7zSprq0ucRwRFNcrcQhtQfJIcsoSuKsNBfzwY/RtBPINacfvP6Lg78ws3/hRu6Lu",
+	"0r0gxBdSphREFq6Q4Lcyc/nzL5u6WijVlQO4K3MUKkZTWO5d0ro/QXI5cXHJDnBEeMJmmUSLrE9Nxeoj",
+	"JWPRataHVRcwAWVN/F/sMpti4pxmEIfly4lkkKI3xmitqcxVl8RgEg+RbLreyBnDuar922vNnOv9248a",
+	"nb9F0u3uUXDixn0xqzZJPiJxaHkMqxr7dsxd37/G9YOOXbEmXekxjWKf3XpfDNlIztgK2dp1FrlNybra",
+	"T/uO5Wq3vxZE9ZneriHE9yZGvjVUgWUZdxl5zyPK+gKBvYxZHo3qeLX/JTSruDqRxkWsjNI9C6BJHGRW",
+	"ElS8xxSRtJRqXE2HLwlaHs6rGe8hUhfygn2M7vooTJykhBLfBCjru/sDsY86Pm4Lue7ebwV2Y2g7AyHU",
+	"6KJAKPUxk7lDQUh28YUi0OatnKWRK/S+AmT/Krmwcjl83xeWl7jCXjRJXD2OgpLf055Ndcl70ItnyaOY",
+	"7EzZxW4Ez1Gt2WxoocZHQsFgU3rO+sLFlU+Yrx/kn6nEf5UioIuYdfB+xuEpXdRAIjtYCGwkE6aPMJ4M",
+	"C29pzGND+5XBJibKVJiq69pER0pq7ULWLEhRxZmGIlyLvmgI2IqWo7FCpQ23LG3oQntQ6pJTQVxl7vJD",
+	"XPdFpZ0cBJXbRWFFAGGvDZzrJA7dY2NfCwrX3kqtmkiLm+p2+W1lkn9JjluQZo8wIRvmzgOzvgmtO3Z4",
+	"isUjQsCmJlwY6Rj41oQPRrg1jl3EmmIYaYyZH1jgy5U8gJxzDC3xcvLjh+Ql/5HsPP5rdNB7Ej15/BCf",
+	"AOG4L5CeNkrHURHM6qhgKFtateV3yWs4uxldWAHayT19YfeYppaliITMpIJkDAFkueSMxHPHO6Ah34ZL",
+	"geQLKSU+5GMHpUKvuKMidl57DIVuMOeu8InXKiD3BY+iS45JKYmo4POFlNIXbuQ1kspxkpRarN1aVGdl",
+	"mm9KT2CfqwM77Sb/APQjSaygZLER6MUWIlO9jcDq5JFaL4XrhE/4Ca+ZnPDHq9Db1FBnZUxCuNrfQUyC",
+	"A9diT+11e92jqwIQoJ9dUbtnqSgw1DPw4nvtkbACqJ8/UnwYOBOkb0LLQgsYRLERg+SJ+AtPDkm/w87N",
+	"4H//+3/6ncgZuvBLJoz9yr4TkaJ1RQSM7pC4lzFvFl6/vIwjqyVMhHP5vzXUSssJcTCiyZwuUJiyP/sl",
+	"W8Wh2tQiJjvljopRX4R/DZ8xbegsi6Oi66J9m5pcsXg3KoUFVCPSzpni44Uv4Omvo5uLuaKZK1uB01eq",
+	"AwMrnjKFcYXDBYkVtD72S4WCXaVSyUMG7e1X9sPpkndFAQoka1CIyViJf2Ujm4hQ7ILjMzexYqlMz9HC",
+	"Rkmm+Dk1LCKplNmQjj5FVu35tJfKEU37QqpS5WUhxZ7ro0OTRLm6+Mr34rEbHk3Z6JMVPiYUCku5zBzf",
+	"43C32xfHgmAbCStqKDbh2jDl1MNHvRK+t1r46i20btPU19KV+Y4lhvYuQC0ChD/FkjLicMYB7XdHTd94",
+	"SKFLZBSM36jHeu95IyFtExr2vzS0t9rACd0Eh3cDAGtK9MKyobvBd+mXFuFmMXm+1rGVs6UeOo1cc6VL",
+	"+tvd3TqU/U6TU+pI2S7MbKXQ1w5vpWb/zOrymqRsbIjMDZafRCvlOU1ziN8tdcuKiWJZSkeukRAa8TQz",
+	"XRIX3bZiAjVArY4MRTqZgHo3aLAbTamYMCz+7SETYwqxwJQvQTGRXusXbA4cvYG3vYM574a3Nc71r8Hb",
+	"NkSP37PvAKCqTAbvoU0H6tsQzF3xHcZuhNXtF5S1NePjVLCiZXbG/CKgDK7nw1hWlSfB81xufo6CNtR6",
+	"1k7RKEvtZMpogh0uUGZ0naF3D0v+7xD3EWq4IYKBWAsfrfAfGmPHWDK3rD0UlWzuX1xEoQwdPlgXpt+c",
+	"nL355+DZ6ZuYTKnui4xq7WKdLX2xQnWX/MIylEAe9EhCF7ota6PaSZpfK3sjXMSf5ocrEZtKg/CV5ocC",
+	"M/6QJTUrNEixkUX54kiC+QJpwRojxrX5/pZEraJ4b+9K2EbyeFOKAQqUJmhelunXTRbo9OyL2AopA5km",
+	"vkEnHRl+zgZjqQb3Hw6gw08clUVfh/JQpfv+Q9cDaESVJZkkmDbIcNEXDAOpwUgB2Xlg2cDAIcK4Vex3",
+	"a62VoKSUe0UbmRV6o6sd2ljrCU66dmBvfQfSWyn+VJ4RZ7qjKlA3oYpbgPiG6vg3IS5vUNaukZT6KdyE",
+	"MANdtm8V3c8wQSlLISzZmTAxA0YUxi6fkk7GiumpVT2MT/rCPJKEGtq1og91gXL+ZxfegK3RhHSVs0js",
+	"vP4oXqmcgT7CfMGWJRGnlAruQhZMrvtiB6qzxKVW39gjrBgAZg8dsLGxout/nUjmOmBj6pXdIhfLdsiz",
+	"5y9PTt9BuZxy8Rh/YbkI3RohPd3CwHy6cGbVcLSQWOu1KFe4hmCirWvBbaaszKMbiNMZW/L83BJRapjp",
+	"X0OnKnW1X0OkQlnj3z9BegsFsT2wOZVKVvBAyHnkIp+whHgmFTbp8Ie0Eb2qtllf654s2kvfAYRUum+3",
+	"AUdZ3fyWNuB6d+3yXc3oovBlESPb7qbaWrbaFPvDR0vzMfMMmQa0bYd21of7++ATmUptDp/0nvSsQPr/",
+	"AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -21,6 +21,7 @@ import (
 	"github.com/volleyhq/volley/internal/apikey"
 	"github.com/volleyhq/volley/internal/config"
 	"github.com/volleyhq/volley/internal/metrics"
+	"github.com/volleyhq/volley/internal/ui"
 	"github.com/volleyhq/volley/internal/upstream"
 	"github.com/volleyhq/volley/internal/webhook"
 )
@@ -94,6 +95,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else if cfg.Metrics.Addr == "" {
 		handler = withMetrics(handler, m.Handler())
 	}
+	handler = ui.With(handler)
 	httpSrv := &http.Server{
 		Handler:           handlers.CloseAmbiguous(handler),
 		ReadHeaderTimeout: cfg.HeaderTimeout,

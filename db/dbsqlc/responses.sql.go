@@ -160,6 +160,77 @@ func (q *Queries) ResponseInsert(ctx context.Context, arg ResponseInsertParams) 
 	return err
 }
 
+const responseList = `-- name: ResponseList :many
+SELECT r.id, r.owner, r.model, r.mode, r.params, r.object, r.created_at, r.cancelled_at,
+       q.state AS request_state, q.result AS request_result, q.finished_at AS request_finished_at
+FROM responses r
+LEFT JOIN requests q ON q.id = r.request_id
+WHERE r.owner = $1 AND r.deleted_at IS NULL
+  AND ($2::text IS NULL OR r.id < $2)
+  AND ($3::boolean IS NULL OR (r.mode = 'background') = $3)
+ORDER BY r.id DESC
+LIMIT $4
+`
+
+type ResponseListParams struct {
+	Owner      string
+	After      *string
+	Background *bool
+	MaxRows    int32
+}
+
+type ResponseListRow struct {
+	ID                string
+	Owner             string
+	Model             string
+	Mode              string
+	Params            []byte
+	Object            []byte
+	CreatedAt         time.Time
+	CancelledAt       *time.Time
+	RequestState      *string
+	RequestResult     []byte
+	RequestFinishedAt *time.Time
+}
+
+// A page of an owner's stored responses, newest first, with the state of their queued requests.
+func (q *Queries) ResponseList(ctx context.Context, arg ResponseListParams) ([]ResponseListRow, error) {
+	rows, err := q.db.Query(ctx, responseList,
+		arg.Owner,
+		arg.After,
+		arg.Background,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ResponseListRow{}
+	for rows.Next() {
+		var i ResponseListRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Owner,
+			&i.Model,
+			&i.Mode,
+			&i.Params,
+			&i.Object,
+			&i.CreatedAt,
+			&i.CancelledAt,
+			&i.RequestState,
+			&i.RequestResult,
+			&i.RequestFinishedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const responseMarkCancelled = `-- name: ResponseMarkCancelled :exec
 UPDATE responses SET cancelled_at = coalesce(cancelled_at, now()) WHERE id = $1
 `

@@ -60,3 +60,15 @@ UPDATE requests SET state = 'expired', finished_at = now(), daemon_id = NULL,
         'message', 'The response could not be completed within its time limit.')::text, 'UTF8')
 WHERE response_id IS NOT NULL AND state = 'pending' AND deadline <= now()
 RETURNING response_id::text;
+
+-- name: ResponseList :many
+-- A page of an owner's stored responses, newest first, with the state of their queued requests.
+SELECT r.id, r.owner, r.model, r.mode, r.params, r.object, r.created_at, r.cancelled_at,
+       q.state AS request_state, q.result AS request_result, q.finished_at AS request_finished_at
+FROM responses r
+LEFT JOIN requests q ON q.id = r.request_id
+WHERE r.owner = @owner AND r.deleted_at IS NULL
+  AND (sqlc.narg(after)::text IS NULL OR r.id < sqlc.narg(after))
+  AND (sqlc.narg(background)::boolean IS NULL OR (r.mode = 'background') = sqlc.narg(background))
+ORDER BY r.id DESC
+LIMIT @max_rows;
