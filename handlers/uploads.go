@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -87,21 +88,29 @@ func (s *Server) CreateUpload(ctx context.Context, req api.CreateUploadRequestOb
 		return nil, badRequest("invalid_json", "", "The request body must be a JSON object.")
 	}
 	in := *req.Body
+	size, err := uploadSize(in.Bytes)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case in.Filename == "":
 		return nil, badRequest("missing_required_parameter", "filename", "Missing required parameter: 'filename'.")
 	case in.Purpose == "":
 		return nil, badRequest("missing_required_parameter", "purpose", "Missing required parameter: 'purpose'.")
+	case strings.ContainsRune(in.Filename, 0):
+		return nil, badRequest("invalid_value", "filename", "Invalid 'filename': it contains a NUL character.")
 	case in.MimeType == "":
 		return nil, badRequest("missing_required_parameter", "mime_type", "Missing required parameter: 'mime_type'.")
+	case strings.ContainsRune(in.MimeType, 0):
+		return nil, badRequest("invalid_value", "mime_type", "Invalid 'mime_type': it contains a NUL character.")
 	case len(in.MimeType) > maxMimeTypeBytes:
 		return nil, badRequest("invalid_value", "mime_type", "Invalid 'mime_type': it is longer than %d bytes.", maxMimeTypeBytes)
-	case in.Bytes < 0:
-		return nil, badRequest("invalid_value", "bytes", "Invalid 'bytes': %d. It must be the size of the file, 0 or more.", in.Bytes)
-	case in.Bytes > s.cfg.Files.MaxBytes:
-		return nil, badRequest("file_too_large", "bytes", "File is too large: %d bytes exceeds the limit of %d bytes.", in.Bytes, s.cfg.Files.MaxBytes)
+	case size < 0:
+		return nil, badRequest("invalid_value", "bytes", "Invalid 'bytes': %d. It must be the size of the file, 0 or more.", size)
+	case size > s.cfg.Files.MaxBytes:
+		return nil, badRequest("file_too_large", "bytes", "File is too large: %d bytes exceeds the limit of %d bytes.", size, s.cfg.Files.MaxBytes)
 	}
-	if err := checkPurpose(in.Purpose); err != nil {
+	if err := checkPurpose(string(in.Purpose)); err != nil {
 		return nil, err
 	}
 	var fileExpiry *int64
@@ -116,14 +125,27 @@ func (s *Server) CreateUpload(ctx context.Context, req api.CreateUploadRequestOb
 	}
 	id, createdAt := ids.New("upload_")
 	u, err := s.queries.UploadInsert(ctx, dbsqlc.UploadInsertParams{
-		ID: id, Owner: ownerFrom(ctx), Filename: cleanFilename(in.Filename), Purpose: in.Purpose,
-		MimeType: in.MimeType, Bytes: in.Bytes, FileExpirySecs: fileExpiry,
+		ID: id, Owner: ownerFrom(ctx), Filename: cleanFilename(in.Filename), Purpose: string(in.Purpose),
+		MimeType: in.MimeType, Bytes: size, FileExpirySecs: fileExpiry,
 		CreatedAt: createdAt, ExpiresAt: createdAt.Add(uploadLifetime),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("insert upload: %w", db.Translate(err))
 	}
 	return api.CreateUpload200JSONResponse(uploadObject(u, nil)), nil
+}
+
+// uploadSize reads the required integer `bytes`, which a plain int64 field would take as 0 when it
+// is missing or null.
+func uploadSize(raw json.RawMessage) (int64, error) {
+	if len(raw) == 0 {
+		return 0, badRequest("missing_required_parameter", "bytes", "Missing required parameter: 'bytes'.")
+	}
+	var n int64
+	if string(raw) == "null" || json.Unmarshal(raw, &n) != nil {
+		return 0, badRequest("invalid_value", "bytes", "Invalid 'bytes': %s. It must be the size of the file, a whole number of bytes.", truncate(string(raw), 64))
+	}
+	return n, nil
 }
 
 // getUpload returns the caller's upload or a 404 that says nothing about other owners' uploads.
@@ -208,9 +230,6 @@ func (s *Server) storePart(ctx context.Context, tx *streamTx, u dbsqlc.Upload, r
 			return nil, partReadError(ctx, err)
 		}
 		return nil, fmt.Errorf("copy part: %w", db.Translate(err))
-	}
-	if src.n == 0 {
-		return nil, badRequest("invalid_value", "data", "The part is empty; a part holds 1 byte or more.")
 	}
 	if err := q.UploadPartSetBytes(ctx, dbsqlc.UploadPartSetBytesParams{ID: id, Bytes: src.n}); err != nil {
 		return nil, fmt.Errorf("record part size: %w", db.Translate(err))
@@ -314,7 +333,7 @@ func (s *Server) CompleteUpload(ctx context.Context, req api.CompleteUploadReque
 		listed[id] = i
 	}
 	var wantMD5 string
-	if in.Md5 != nil && *in.Md5 != "" {
+	if in.Md5 != nil {
 		wantMD5 = strings.ToLower(*in.Md5)
 		if b, err := hex.DecodeString(wantMD5); err != nil || len(b) != md5.Size {
 			return nil, badRequest("invalid_value", "md5", "Invalid 'md5': '%s'. It must be 32 hexadecimal digits.", truncate(*in.Md5, 64))

@@ -122,9 +122,10 @@ func TestUploadJoinsTheNamedPartsInOrder(t *testing.T) {
 	f.addPartOK(f.alice, u.ID, a)
 	f.addPartOK(f.alice, u.ID, "garbage that is not named\n")
 	pb := f.addPartOK(f.alice, u.ID, b)
+	empty := f.addPartOK(f.alice, u.ID, "") // adds nothing
 
 	sum := md5.Sum([]byte(content))
-	status, body := f.complete(f.alice, u.ID, []string{pa, pb, pc}, strings.ToUpper(hex.EncodeToString(sum[:])))
+	status, body := f.complete(f.alice, u.ID, []string{pa, empty, pb, pc}, strings.ToUpper(hex.EncodeToString(sum[:])))
 	require.Equal(t, http.StatusOK, status, string(body))
 	var done uploadJSON
 	require.NoError(t, json.Unmarshal(body, &done))
@@ -265,10 +266,15 @@ func TestUploadRejectsBadRequests(t *testing.T) {
 		{"create: missing filename", create(`{"bytes":1,"mime_type":"text/jsonl","purpose":"batch"}`), 400, "missing_required_parameter", "filename", "'filename'"},
 		{"create: missing purpose", create(`{"bytes":1,"filename":"a.jsonl","mime_type":"text/jsonl"}`), 400, "missing_required_parameter", "purpose", "'purpose'"},
 		{"create: missing mime_type", create(`{"bytes":1,"filename":"a.jsonl","purpose":"batch"}`), 400, "missing_required_parameter", "mime_type", "'mime_type'"},
+		{"create: NUL in filename", create(`{"bytes":1,"filename":"a\u0000.jsonl","mime_type":"text/jsonl","purpose":"batch"}`), 400, "invalid_value", "filename", "NUL"},
+		{"create: NUL in mime_type", create(`{"bytes":1,"filename":"a.jsonl","mime_type":"text/\u0000","purpose":"batch"}`), 400, "invalid_value", "mime_type", "NUL"},
 		{"create: mime_type too long", create(`{"bytes":1,"filename":"a.jsonl","purpose":"batch","mime_type":"` + strings.Repeat("m", 256) + `"}`), 400, "invalid_value", "mime_type", "255 bytes"},
 		{"create: wrong purpose", create(`{"bytes":1,"filename":"a.jsonl","mime_type":"text/jsonl","purpose":"fine-tune"}`), 400, "invalid_purpose", "purpose", "Invalid purpose 'fine-tune'"},
 		{"create: negative bytes", create(`{"bytes":-1,"filename":"a.jsonl","mime_type":"text/jsonl","purpose":"batch"}`), 400, "invalid_value", "bytes", "-1"},
-		{"create: bytes not a number", create(`{"bytes":"many","filename":"a.jsonl","mime_type":"text/jsonl","purpose":"batch"}`), 400, "invalid_json", "", ""},
+		{"create: bytes not a number", create(`{"bytes":"many","filename":"a.jsonl","mime_type":"text/jsonl","purpose":"batch"}`), 400, "invalid_value", "bytes", `"many"`},
+		{"create: bytes null", create(`{"bytes":null,"filename":"a.jsonl","mime_type":"text/jsonl","purpose":"batch"}`), 400, "invalid_value", "bytes", "null"},
+		{"create: bytes fractional", create(`{"bytes":1.5,"filename":"a.jsonl","mime_type":"text/jsonl","purpose":"batch"}`), 400, "invalid_value", "bytes", "1.5"},
+		{"create: missing bytes", create(`{"filename":"a.jsonl","mime_type":"text/jsonl","purpose":"batch"}`), 400, "missing_required_parameter", "bytes", "'bytes'"},
 		{"create: over the file limit", create(`{"bytes":200000001,"filename":"a.jsonl","mime_type":"text/jsonl","purpose":"batch"}`), 400, "file_too_large", "bytes", "200000000"},
 		{"create: bad expiry anchor", create(`{"bytes":1,"filename":"a.jsonl","mime_type":"text/jsonl","purpose":"batch","expires_after":{"anchor":"now","seconds":3600}}`), 400, "invalid_value", "expires_after.anchor", "created_at"},
 		{"create: expiry too long", create(`{"bytes":1,"filename":"a.jsonl","mime_type":"text/jsonl","purpose":"batch","expires_after":{"anchor":"created_at","seconds":99999999}}`), 400, "invalid_value", "expires_after.seconds", "3600 to 2592000"},
@@ -294,10 +300,6 @@ func TestUploadRejectsBadRequests(t *testing.T) {
 			s, _, b := f.do(http.MethodPost, "/v1/uploads/"+u.ID+"/parts", f.alice, bytes.NewReader(body), http.Header{"Content-Type": {ct}})
 			return s, b
 		}, 400, "invalid_multipart", "data", "more than one"},
-		{"part: empty", func(f *fixture) (int, []byte) {
-			u := f.createUpload(f.alice, 1)
-			return f.addPart(f.alice, u.ID, "")
-		}, 400, "invalid_value", "data", "empty"},
 		{"part: not multipart", func(f *fixture) (int, []byte) {
 			u := f.createUpload(f.alice, 1)
 			return f.postJSON("/v1/uploads/"+u.ID+"/parts", f.alice, `{"data":"x"}`)
@@ -383,6 +385,10 @@ func TestUploadRejectsBadRequests(t *testing.T) {
 			u, p := pending(f, lines(1))
 			return f.complete(f.alice, u.ID, []string{p}, "xyz")
 		}, 400, "invalid_value", "md5", "32 hexadecimal digits"},
+		{"complete: md5 empty", func(f *fixture) (int, []byte) {
+			u, p := pending(f, lines(1))
+			return f.postJSON("/v1/uploads/"+u.ID+"/complete", f.alice, `{"part_ids":["`+p+`"],"md5":""}`)
+		}, 400, "invalid_value", "md5", "32 hexadecimal digits"},
 		{"complete: md5 mismatch", func(f *fixture) (int, []byte) {
 			u, p := pending(f, lines(1))
 			return f.complete(f.alice, u.ID, []string{p}, strings.Repeat("0", 32))
@@ -437,7 +443,7 @@ func TestUploadRejectsBadRequests(t *testing.T) {
 			if strings.HasPrefix(tc.name, "part: ") {
 				var empty int
 				require.NoError(t, f.pool.QueryRow(context.Background(),
-					"SELECT count(*) FROM upload_parts p WHERE p.bytes = 0 OR NOT EXISTS (SELECT 1 FROM upload_chunks c WHERE c.part_id = p.id)").Scan(&empty))
+					"SELECT count(*) FROM upload_parts p WHERE NOT EXISTS (SELECT 1 FROM upload_chunks c WHERE c.part_id = p.id)").Scan(&empty))
 				require.Zero(t, empty, "a refused part leaves nothing behind")
 			}
 		})
