@@ -52,7 +52,7 @@ var _ api.StrictServerInterface = (*Server)(nil)
 func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, client *upstream.Client, logger *slog.Logger) *Server {
 	s := &Server{pool: pool, queries: dbsqlc.New(db.Bounded(pool, cfg.DBTimeout)), cfg: cfg, router: router, client: client,
 		hub: newHub(pool, logger), logger: logger, flexRecheck: flexRecheck,
-		webhooks: webhook.NewSender(cfg.Webhook.Timeout, cfg.Webhook.AllowPrivate), resolver: net.DefaultResolver}
+		webhooks: webhook.NewSender(cfg.Webhook.Timeout, cfg.Webhook.AllowPrivate, cfg.Webhook.AllowHosts), resolver: net.DefaultResolver}
 	s.turns = newTurns(cfg.Files.MaxConcurrent)
 	return s
 }

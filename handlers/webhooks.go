@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -80,14 +81,12 @@ func (s *Server) checkWebhookURL(ctx context.Context, raw string) error {
 	if raw == "" {
 		return badRequest("missing_required_parameter", "url", "Missing required parameter: 'url'.")
 	}
-	if err := webhook.CheckURL(ctx, raw, s.cfg.Webhook.AllowPrivate, s.resolver); err != nil {
+	if err := webhook.CheckURL(ctx, raw, s.cfg.Webhook.AllowPrivate, s.cfg.Webhook.AllowHosts, s.resolver); err != nil {
 		var urlErr *webhook.URLError
 		if errors.As(err, &urlErr) {
-			// The reason is Volley's own sentence (it quotes the URL's host, not its whole text), so
-			// it is not clipped as a quoted value would be.
-			e := badRequest("invalid_url", "url", "Invalid 'url'.")
-			e.Message = "Invalid 'url': " + urlErr.Reason + "."
-			return e
+			// The reason is Volley's own text (any host in it is already clipped): not clipped again.
+			return &APIError{Status: http.StatusBadRequest, Type: typeInvalidRequest, Code: "invalid_url", Param: "url",
+				Message: "Invalid 'url': " + urlErr.Reason + "."}
 		}
 		return err
 	}

@@ -158,6 +158,7 @@ func webhookConfig(cfg config.Config) webhook.Config {
 	wc.Backoff = cfg.Webhook.Backoff
 	wc.Concurrency = cfg.Webhook.Concurrency
 	wc.AllowPrivate = cfg.Webhook.AllowPrivate
+	wc.AllowHosts = cfg.Webhook.AllowHosts
 	wc.PollInterval = cfg.Dispatch.PollInterval
 	return wc
 }

@@ -86,6 +86,9 @@ type Webhook struct {
 	// (VOLLEY_WEBHOOK_ALLOW_PRIVATE, default false). A webhook URL is a request Volley makes on an
 	// owner's behalf, from inside the operator's network.
 	AllowPrivate bool
+	// AllowHosts, when set, are the only hosts endpoints may name (VOLLEY_WEBHOOK_ALLOW_HOSTS,
+	// comma-separated; default: any public host).
+	AllowHosts []string
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -209,6 +212,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.duration("VOLLEY_WEBHOOK_BACKOFF", &c.Webhook.Backoff)
 	l.int("VOLLEY_WEBHOOK_CONCURRENCY", &c.Webhook.Concurrency)
 	l.boolean("VOLLEY_WEBHOOK_ALLOW_PRIVATE", &c.Webhook.AllowPrivate)
+	l.list("VOLLEY_WEBHOOK_ALLOW_HOSTS", &c.Webhook.AllowHosts)
 	if l.err != nil {
 		return Config{}, l.err
 	}
@@ -368,6 +372,18 @@ func (l *loader) boolean(name string, dst *bool) {
 			return
 		}
 		*dst = b
+	}
+}
+
+func (l *loader) list(name string, dst *[]string) {
+	if v, ok := l.raw(name); ok {
+		var out []string
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+		*dst = out
 	}
 }
 

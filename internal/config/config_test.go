@@ -25,6 +25,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 		"VOLLEY_MAX_CONCURRENT_UPLOADS": "0", "VOLLEY_DB_TIMEOUT": "2s",
 		"VOLLEY_METRICS_ADDR": "127.0.0.1:9464", "VOLLEY_METRICS_QUEUE_INTERVAL": "1s",
 		"VOLLEY_WEBHOOK_RETRY_FOR": "2h", "VOLLEY_WEBHOOK_ALLOW_PRIVATE": "true", "VOLLEY_WEBHOOK_TIMEOUT": "3s",
+		"VOLLEY_WEBHOOK_ALLOW_HOSTS": " hooks.internal, 127.0.0.1 ,",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9000", c.Addr)
@@ -41,6 +42,7 @@ func TestLoadDefaultsAndOverrides(t *testing.T) {
 	require.Equal(t, 2*time.Hour, c.Webhook.RetryFor)
 	require.True(t, c.Webhook.AllowPrivate)
 	require.Equal(t, 3*time.Second, c.Webhook.Timeout)
+	require.Equal(t, []string{"hooks.internal", "127.0.0.1"}, c.Webhook.AllowHosts)
 	require.Equal(t, 24*time.Hour, Default().Webhook.RetryFor)
 	require.False(t, Default().Webhook.AllowPrivate, "private addresses are refused unless allowed")
 }

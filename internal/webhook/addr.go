@@ -73,10 +73,25 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// CheckURL validates an endpoint URL: absolute http or https, a host, no credentials and, unless
-// allowPrivate, a host whose every address is public. Addresses are checked again on every
-// delivery, when they are dialled, so a name that later resolves elsewhere gains nothing.
-func CheckURL(ctx context.Context, raw string, allowPrivate bool, r Resolver) error {
+// HostAllowed reports whether host may be sent to: any host when hosts is empty, else only those
+// named (compared without case).
+func HostAllowed(host string, hosts []string) bool {
+	if len(hosts) == 0 {
+		return true
+	}
+	for _, h := range hosts {
+		if strings.EqualFold(strings.Trim(h, "[]"), host) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckURL validates an endpoint URL: absolute http or https, a host, no credentials, a host
+// among hosts when that list is not empty, and, unless allowPrivate, a host whose every address is
+// public. Addresses are checked again on every delivery, when they are dialled, so a name that
+// later resolves elsewhere gains nothing.
+func CheckURL(ctx context.Context, raw string, allowPrivate bool, hosts []string, r Resolver) error {
 	if len(raw) > MaxURLBytes {
 		return &URLError{fmt.Sprintf("the URL is longer than %d bytes", MaxURLBytes)}
 	}
@@ -94,8 +109,15 @@ func CheckURL(ctx context.Context, raw string, allowPrivate bool, r Resolver) er
 		return &URLError{"the URL must not carry a fragment"}
 	}
 	host := u.Hostname()
+	shown := host // as messages quote it
+	if len(shown) > 128 {
+		shown = strings.ToValidUTF8(shown[:128], "") + "…"
+	}
 	if host == "" {
 		return &URLError{"the URL has no host"}
+	}
+	if !HostAllowed(host, hosts) {
+		return &URLError{fmt.Sprintf("the host %q is not one this server sends webhooks to (VOLLEY_WEBHOOK_ALLOW_HOSTS)", shown)}
 	}
 	if allowPrivate {
 		return nil
@@ -110,11 +132,11 @@ func CheckURL(ctx context.Context, raw string, allowPrivate bool, r Resolver) er
 	defer cancel()
 	addrs, err := r.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(addrs) == 0 {
-		return &URLError{fmt.Sprintf("the host %q could not be resolved", host)}
+		return &URLError{fmt.Sprintf("the host %q could not be resolved", shown)}
 	}
 	for _, ip := range addrs {
 		if !IsPublic(ip) {
-			return &URLError{fmt.Sprintf("the host %q resolves to %s, a private, loopback or otherwise non-public address; Volley only sends webhooks to public addresses unless its operator sets VOLLEY_WEBHOOK_ALLOW_PRIVATE", host, ip.Unmap())}
+			return &URLError{fmt.Sprintf("the host %q resolves to %s, a private, loopback or otherwise non-public address; Volley only sends webhooks to public addresses unless its operator sets VOLLEY_WEBHOOK_ALLOW_PRIVATE", shown, ip.Unmap())}
 		}
 	}
 	return nil

@@ -43,7 +43,7 @@ func TestCheckURL(t *testing.T) {
 	}
 	ok := []string{"https://hooks.example.com/volley", "http://hooks.example.com:8443/a?b=c", "https://93.184.216.34/x"}
 	for _, u := range ok {
-		require.NoError(t, CheckURL(t.Context(), u, false, r), u)
+		require.NoError(t, CheckURL(t.Context(), u, false, nil, r), u)
 	}
 	bad := map[string]string{
 		"":                                "not an absolute URL",
@@ -63,22 +63,29 @@ func TestCheckURL(t *testing.T) {
 		"https://hooks.example.com/" + string(make([]byte, MaxURLBytes)): "longer than 2048 bytes",
 	}
 	for u, want := range bad {
-		err := CheckURL(t.Context(), u, false, r)
+		err := CheckURL(t.Context(), u, false, nil, r)
 		require.Error(t, err, u)
 		var ue *URLError
 		require.ErrorAs(t, err, &ue)
 		require.Contains(t, err.Error(), want, u)
 	}
 	// The operator may allow private addresses; the URL must still be well formed.
-	require.NoError(t, CheckURL(t.Context(), "http://127.0.0.1:9000/hook", true, r))
-	require.NoError(t, CheckURL(t.Context(), "http://localhost:9000/hook", true, r))
-	require.Error(t, CheckURL(t.Context(), "ftp://127.0.0.1/", true, r))
+	require.NoError(t, CheckURL(t.Context(), "http://127.0.0.1:9000/hook", true, nil, r))
+	require.NoError(t, CheckURL(t.Context(), "http://localhost:9000/hook", true, nil, r))
+	require.Error(t, CheckURL(t.Context(), "ftp://127.0.0.1/", true, nil, r))
+
+	// With an allow-list, only the hosts it names, before any name is resolved.
+	hosts := []string{"hooks.internal", "[::1]"}
+	err := CheckURL(t.Context(), "https://hooks.example.com/", false, hosts, r)
+	require.ErrorContains(t, err, `the host "hooks.example.com" is not one this server sends webhooks to (VOLLEY_WEBHOOK_ALLOW_HOSTS)`)
+	require.NoError(t, CheckURL(t.Context(), "http://HOOKS.internal:81/x", true, hosts, r))
+	require.NoError(t, CheckURL(t.Context(), "http://[::1]/x", true, hosts, r))
 }
 
 func TestCheckURLResolvesLocalhostAsLoopback(t *testing.T) {
 	t.Parallel()
 	// The system resolver answers "localhost" from the hosts file, without the network.
-	err := CheckURL(t.Context(), "http://localhost:8080/hook", false, net.DefaultResolver)
+	err := CheckURL(t.Context(), "http://localhost:8080/hook", false, nil, net.DefaultResolver)
 	require.ErrorContains(t, err, "resolves to")
 	require.ErrorContains(t, err, "VOLLEY_WEBHOOK_ALLOW_PRIVATE")
 }

@@ -25,10 +25,12 @@ const maxErrorBody = 256
 type Sender struct {
 	client  *http.Client
 	timeout time.Duration
+	hosts   []string
 }
 
-// NewSender returns a sender whose every delivery gives up after timeout.
-func NewSender(timeout time.Duration, allowPrivate bool) *Sender {
+// NewSender returns a sender whose every delivery gives up after timeout. When hosts is not empty
+// it sends only to URLs whose host is one of them.
+func NewSender(timeout time.Duration, allowPrivate bool, hosts []string) *Sender {
 	dialer := &net.Dialer{Timeout: min(timeout, 10*time.Second), KeepAlive: 30 * time.Second}
 	if !allowPrivate {
 		dialer.Control = publicOnly
@@ -42,7 +44,7 @@ func NewSender(timeout time.Duration, allowPrivate bool) *Sender {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: min(timeout, 10*time.Second),
 	}
-	return &Sender{timeout: timeout, client: &http.Client{
+	return &Sender{timeout: timeout, hosts: hosts, client: &http.Client{
 		Transport:     transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
@@ -77,6 +79,9 @@ func (s *Sender) Send(ctx context.Context, m Message) Outcome {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.URL, bytes.NewReader(m.Body))
 	if err != nil {
 		return Outcome{Err: "bad URL: " + err.Error()}
+	}
+	if !HostAllowed(req.URL.Hostname(), s.hosts) {
+		return Outcome{Err: "refused to send to " + req.URL.Hostname() + ": it is not in VOLLEY_WEBHOOK_ALLOW_HOSTS"}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)

@@ -23,7 +23,7 @@ func TestSenderRefusesPrivateAddressesWhenDialling(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
 	t.Cleanup(srv.Close)
-	s := NewSender(2*time.Second, false)
+	s := NewSender(2*time.Second, false, nil)
 	for _, u := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)} {
 		out := s.Send(t.Context(), message(u))
 		require.False(t, out.OK(), u)
@@ -32,9 +32,17 @@ func TestSenderRefusesPrivateAddressesWhenDialling(t *testing.T) {
 	}
 	require.Zero(t, hits.Load(), "no request reached the private address")
 
-	out := NewSender(2*time.Second, true).Send(t.Context(), message(srv.URL))
+	out := NewSender(2*time.Second, true, nil).Send(t.Context(), message(srv.URL))
 	require.True(t, out.OK(), out.Err)
 	require.Equal(t, 1, int(hits.Load()))
+
+	// An allow-list of hosts is checked before anything is resolved or dialled.
+	only := NewSender(2*time.Second, true, []string{"hooks.internal"})
+	out = only.Send(t.Context(), message(srv.URL))
+	require.Equal(t, "refused to send to 127.0.0.1: it is not in VOLLEY_WEBHOOK_ALLOW_HOSTS", out.Err)
+	require.Equal(t, 1, int(hits.Load()))
+	out = NewSender(2*time.Second, true, []string{"127.0.0.1"}).Send(t.Context(), message(srv.URL))
+	require.True(t, out.OK(), out.Err)
 }
 
 func TestSenderOutcomes(t *testing.T) {
@@ -65,7 +73,7 @@ func TestSenderOutcomes(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
-	s := NewSender(300*time.Millisecond, true)
+	s := NewSender(300*time.Millisecond, true, nil)
 
 	out := s.Send(t.Context(), message(srv.URL+"/ok"))
 	require.True(t, out.OK(), out.Err)

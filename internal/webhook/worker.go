@@ -31,6 +31,8 @@ type Config struct {
 	PollInterval time.Duration
 	// AllowPrivate lets deliveries reach private and loopback addresses.
 	AllowPrivate bool
+	// AllowHosts, when not empty, are the only hosts deliveries go to.
+	AllowHosts []string
 	// Keep is how long events and their deliveries stay listed once nothing is left to send.
 	Keep time.Duration
 	// Metrics counts attempts; nil counts nothing.
@@ -75,7 +77,7 @@ type Worker struct {
 
 // New returns a worker over pool; call Start to run it.
 func New(pool *pgxpool.Pool, cfg Config, logger *slog.Logger) *Worker {
-	return &Worker{cfg: cfg, q: dbsqlc.New(pool), sender: NewSender(cfg.Timeout, cfg.AllowPrivate), logger: logger,
+	return &Worker{cfg: cfg, q: dbsqlc.New(pool), sender: NewSender(cfg.Timeout, cfg.AllowPrivate, cfg.AllowHosts), logger: logger,
 		slots: make(chan struct{}, max(cfg.Concurrency, 1))}
 }
 
