@@ -276,9 +276,12 @@ func TestBatchWebhookSurvivesAKilledReplica(t *testing.T) {
 	survivor := startReplica(t, dsn, env...)
 	c = survivor.clientAs(t, "alice")
 	require.Eventually(t, func() bool { return len(r.delivered()[b.ID]) == 1 }, 30*time.Second, 20*time.Millisecond)
-	list := deliveries(t, c, e.ID)
-	require.Len(t, list.Data, 1)
-	require.Equal(t, "succeeded", list.Data[0].Status)
+	// The receiver has the event; the delivery's own record follows once the sender has committed it.
+	var list deliveryList
+	require.Eventually(t, func() bool {
+		list = deliveries(t, c, e.ID)
+		return len(list.Data) == 1 && list.Data[0].Status == "succeeded"
+	}, 30*time.Second, 20*time.Millisecond, "the delivery recorded as succeeded")
 	require.Equal(t, 2, list.Data[0].Attempts, "the dead replica's attempt, then the survivor's")
 	got := r.delivered()[b.ID]
 	require.Equal(t, list.Data[0].ID, got[0].webhookID)
