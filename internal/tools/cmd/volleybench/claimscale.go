@@ -19,7 +19,7 @@ import (
 // The claim-scale scenario: claims of 1,000 on a small and on a huge backlog.
 const (
 	claimSize        = 1_000
-	claimSamples     = 100
+	claimSamples     = 50
 	claimLimit       = 4_000 // per model: a claim may always take its full 1,000
 	claimMaxP99      = 20 * time.Millisecond
 	claimMaxSlowdown = 2.0
