@@ -28,6 +28,9 @@ import (
 type Config struct {
 	// MaxInFlight caps the requests this replica runs at once, across models.
 	MaxInFlight int
+	// MaxInFlightBytes caps the request and answer bytes this replica holds in memory: it claims
+	// no more while they would exceed it. Zero means no cap.
+	MaxInFlightBytes int64
 	// ClaimBatch is the most requests one claim takes.
 	ClaimBatch int
 	// PollInterval is how often the queue is looked at when no notification arrives.
@@ -86,6 +89,7 @@ type Daemon struct {
 	loops     sync.WaitGroup
 	beating   chan struct{} // closed when the heartbeat loop has ended
 	inFlight  atomic.Int64
+	budget    *budget
 	// fenced is set while this replica's lease may have lapsed: it claims nothing and has aborted
 	// its calls, until a heartbeat succeeds and it has handed its requests back.
 	fenced atomic.Bool
@@ -138,6 +142,7 @@ func New(pool *pgxpool.Pool, cfg Config, upstreams *upstream.Config, logger *slo
 		limits:  claimLimits{models: models, limits: limits, defaultLimit: catchAll},
 		logger:  logger.With("component", "daemon"),
 		wake:    make(chan struct{}, 1),
+		budget:  newBudget(cfg.MaxInFlightBytes),
 		running: make(map[int64]*call),
 		byBatch: make(map[string]map[int64]bool),
 		rnd:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),

@@ -218,3 +218,24 @@ func TestClaimRoundsFillTheSlotsAnOwnerLeaves(t *testing.T) {
 	require.Equal(t, map[string]int{"big": 5, "small": 1}, per)
 	require.Empty(t, claim(t, pool, daemonID, 6, 100), "the limit is reached")
 }
+
+// A claim cut short by its size shares it between models: the model whose requests are due
+// sooner does not take it all.
+func TestClaimSharesItsSizeBetweenModels(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ctx := t.Context()
+	for _, owner := range []string{"a1", "a2", "a3", "a4", "a5", "a6"} {
+		seed(t, pool, owner, "a", 2)
+	}
+	seed(t, pool, "bob", "b", 10)
+	// Model a's six owners each have a request at the lowest level, due before any of b's.
+	_, err := pool.Exec(ctx, "UPDATE requests SET deadline = now() + interval '10 minutes' WHERE model = 'a'")
+	require.NoError(t, err)
+	rows := claim(t, pool, register(t, dbsqlc.New(pool)), 10, 6)
+	per := map[string]int{}
+	for _, r := range rows {
+		per[r.Model]++
+	}
+	require.Equal(t, map[string]int{"a": 3, "b": 3}, per)
+}

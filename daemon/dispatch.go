@@ -18,7 +18,7 @@ func (d *Daemon) dispatch(ctx context.Context) {
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	for {
-		room := d.cfg.MaxInFlight - int(d.inFlight.Load())
+		room := min(d.cfg.MaxInFlight-int(d.inFlight.Load()), d.budget.room())
 		full := false
 		if room > 0 && !d.fenced.Load() {
 			n, err := d.claim(ctx, min(room, d.cfg.ClaimBatch))
@@ -85,6 +85,7 @@ func (d *Daemon) startCall(row dbsqlc.RequestClaimRow) {
 	}
 	d.mu.Unlock()
 	d.inFlight.Add(1)
+	d.budget.sent(len(row.Body))
 	d.cfg.Metrics.InFlight(row.Model, 1)
 	d.workers.Add(1)
 	go func() {
@@ -126,16 +127,33 @@ func groupOf(row dbsqlc.RequestClaimRow) string {
 // run sends one request and records what came of it.
 func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 	res := result{id: row.ID, attempt: row.Attempt, failures: row.Failures, batchID: row.BatchID, responseID: row.ResponseID}
+	// held is what this call holds of the byte budget until its result is handed to the writer,
+	// which holds the rendered line until it is written; a call that records nothing gives it back.
+	held, recorded := len(row.Body), false
+	defer func() {
+		if !recorded {
+			d.budget.release(held)
+		}
+	}()
+	record := func() {
+		res.held = len(res.line)
+		d.budget.held.Add(int64(res.held - held))
+		recorded = true
+		d.rec.add(res)
+	}
 	route, ok := d.router.Route(row.Model)
 	if !ok {
+		d.budget.answered(held, held)
 		res.finish("failed", failureLine(row, "model_not_found", fmt.Sprintf("No upstream is configured for model '%s'.", row.Model)))
 		d.cfg.Metrics.Finished(row.Model, res.state)
-		d.rec.add(res)
+		record()
 		return
 	}
 	sent := time.Now()
 	out := d.client.Send(upstream.WithCall(ctx, callOf(row)), route, row.Url, row.Body)
 	d.cfg.Metrics.UpstreamCall(row.Model, route.Upstream.Name, out.StatusCode, time.Since(sent))
+	held += len(out.Body)
+	d.budget.answered(len(row.Body), held)
 	defer func() { d.observe(row, res, out) }()
 	switch cause := context.Cause(ctx); {
 	case out.StatusCode >= 200 && out.StatusCode < 300:
@@ -162,7 +180,7 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 		code, msg := noAnswer(out)
 		res.finish("failed", failureLine(row, code, msg))
 	}
-	d.rec.add(res)
+	record()
 }
 
 // noAnswer describes a call that got no usable answer.

@@ -21,6 +21,7 @@ type result struct {
 	line       []byte // the rendered output or error line
 	notBefore  time.Time
 	usage      usage
+	held       int // bytes of the byte budget this result holds until it is written
 }
 
 func (r *result) finish(state string, line []byte) {
@@ -100,6 +101,11 @@ func (r *recorder) loop(ctx context.Context) {
 
 // flush writes a batch of results, retrying while the database is unavailable.
 func (r *recorder) flush(ctx context.Context, batch []result) {
+	defer func() {
+		for _, res := range batch {
+			r.d.budget.release(res.held)
+		}
+	}()
 	p := dbsqlc.RequestsRecordParams{DaemonID: r.d.id.Load()}
 	for _, res := range batch {
 		p.Ids = append(p.Ids, res.id)

@@ -64,6 +64,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Dispatch.Enabled {
 		dc := daemon.DefaultConfig()
 		dc.MaxInFlight = cfg.Dispatch.MaxInFlight
+		dc.MaxInFlightBytes = cfg.Dispatch.MaxInFlightBytes
 		dc.LeaseTimeout = cfg.Dispatch.LeaseTimeout
 		dc.HeartbeatInterval = max(cfg.Dispatch.LeaseTimeout/6, 100*time.Millisecond)
 		dc.PollInterval = cfg.Dispatch.PollInterval

@@ -57,7 +57,10 @@ WITH RECURSIVE pairs AS (
         FROM cand JOIN free f ON f.model = cand.model
     ) x
     WHERE x.k <= x.slots
-    ORDER BY x.level, x.deadline
+    -- Models take turns (each model's best first, then each one's second, …), so that a claim cut
+    -- short by @max_claim shares it between models instead of handing it all to the model whose
+    -- requests are due soonest; within a turn the lower level and earlier deadline go first.
+    ORDER BY x.k, x.level, x.deadline
     LIMIT $6::int
 ), locked AS (
     -- Looked up by primary key from an array, so that the plan never depends on how many rows the

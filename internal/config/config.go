@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/volleyhq/volley/internal/machine"
 )
 
 // Config is every setting Volley reads.
@@ -111,6 +113,9 @@ type Dispatch struct {
 	Enabled bool
 	// MaxInFlight caps this replica's concurrent upstream calls (VOLLEY_MAX_IN_FLIGHT).
 	MaxInFlight int
+	// MaxInFlightBytes caps the request and answer bytes the dispatcher holds in memory
+	// (VOLLEY_MAX_INFLIGHT_BYTES, default a quarter of the machine's or the container's memory).
+	MaxInFlightBytes int64
 	// LeaseTimeout is how long a silent replica keeps its requests (VOLLEY_LEASE_TIMEOUT).
 	LeaseTimeout time.Duration
 	// PollInterval is how often the queue is checked without a notification (VOLLEY_POLL_INTERVAL).
@@ -170,10 +175,11 @@ func Default() Config {
 			Concurrency: 16,
 		},
 		Dispatch: Dispatch{
-			Enabled:      true,
-			MaxInFlight:  20000,
-			LeaseTimeout: 15 * time.Second,
-			PollInterval: time.Second,
+			Enabled:          true,
+			MaxInFlight:      20000,
+			MaxInFlightBytes: machine.MemoryBytes() / 4,
+			LeaseTimeout:     15 * time.Second,
+			PollInterval:     time.Second,
 		},
 	}
 }
@@ -203,6 +209,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.duration("VOLLEY_RESPONSE_WINDOW", &c.ResponseWindow)
 	l.boolean("VOLLEY_DISPATCH", &c.Dispatch.Enabled)
 	l.int("VOLLEY_MAX_IN_FLIGHT", &c.Dispatch.MaxInFlight)
+	l.int64("VOLLEY_MAX_INFLIGHT_BYTES", &c.Dispatch.MaxInFlightBytes)
 	l.duration("VOLLEY_LEASE_TIMEOUT", &c.Dispatch.LeaseTimeout)
 	l.duration("VOLLEY_POLL_INTERVAL", &c.Dispatch.PollInterval)
 	l.str("VOLLEY_METRICS_ADDR", &c.Metrics.Addr)
@@ -274,6 +281,9 @@ func (c Config) validate() error {
 	}
 	if c.Dispatch.MaxInFlight < 1 {
 		return fmt.Errorf("VOLLEY_MAX_IN_FLIGHT: must be positive, got %d", c.Dispatch.MaxInFlight)
+	}
+	if c.Dispatch.MaxInFlightBytes < 1<<20 {
+		return fmt.Errorf("VOLLEY_MAX_INFLIGHT_BYTES: must be at least 1048576 (1 MiB), got %d", c.Dispatch.MaxInFlightBytes)
 	}
 	if c.Dispatch.LeaseTimeout < time.Second {
 		return fmt.Errorf("VOLLEY_LEASE_TIMEOUT: must be at least 1s, got %s", c.Dispatch.LeaseTimeout)

@@ -78,3 +78,15 @@ func TestLoadNamesTheBadVariable(t *testing.T) {
 		require.Contains(t, err.Error(), name)
 	}
 }
+
+func TestMaxInFlightBytes(t *testing.T) {
+	t.Parallel()
+	require.Positive(t, Default().Dispatch.MaxInFlightBytes, "a default from the machine's memory")
+	c, err := Load(env(map[string]string{"VOLLEY_MAX_INFLIGHT_BYTES": "268435456"}))
+	require.NoError(t, err)
+	require.Equal(t, int64(256<<20), c.Dispatch.MaxInFlightBytes)
+	for _, bad := range []string{"lots", "0", "1000"} {
+		_, err := Load(env(map[string]string{"VOLLEY_MAX_INFLIGHT_BYTES": bad}))
+		require.ErrorContains(t, err, "VOLLEY_MAX_INFLIGHT_BYTES", bad)
+	}
+}

@@ -70,3 +70,19 @@ func LoadAverage() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// MemoryBytes is the memory this process may use: the machine's, or its cgroup's limit when that
+// is lower. It is 4 GiB when neither can be read.
+func MemoryBytes() int64 {
+	total := int64(4 << 30)
+	v := strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB")
+	if kb, err := strconv.ParseInt(v, 10, 64); err == nil && kb > 0 {
+		total = kb << 10
+	}
+	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		if limit, err := strconv.ParseInt(strings.TrimSpace(ReadText(path)), 10, 64); err == nil && limit > 0 && limit < total {
+			total = limit
+		}
+	}
+	return total
+}

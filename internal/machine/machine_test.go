@@ -27,3 +27,8 @@ func TestDescribe(t *testing.T) {
 		require.Regexp(t, `^\d+\.\d GiB$`, f.Memory)
 	}
 }
+
+func TestMemoryBytes(t *testing.T) {
+	t.Parallel()
+	require.Greater(t, MemoryBytes(), int64(64<<20))
+}

@@ -93,6 +93,9 @@ type Config struct {
 	// EchoMaxRunes truncates the echoed user text. Zero means
 	// DefaultEchoMaxRunes; negative disables truncation.
 	EchoMaxRunes int
+	// PadBytes pads every generated text with filler to at least this many bytes (after any token
+	// limit), to produce answers of a known, large size. Zero leaves texts as generated.
+	PadBytes int
 
 	// Verbose logs one line per API request.
 	Verbose bool

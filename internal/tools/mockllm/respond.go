@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,10 @@ func (c *call) generate(input string, override *string, limit *int) outputText {
 		out.text, out.truncated = truncateWords(text, *limit)
 	}
 	out.tokens = max(countWords(out.text), 1)
+	if pad := c.s.cfg.PadBytes - len(out.text); pad > 0 {
+		out.text += " " + strings.Repeat("x", pad-1)
+		out.tokens++
+	}
 	return out
 }
 

@@ -84,6 +84,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	fs.IntVar(&c.MaxConcurrency, "max-concurrency", 0, "count a violation when more API requests than this are in flight (0: no limit)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", mockllm.DefaultMaxBodyBytes, "largest accepted request body")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 8<<20, "largest accepted request header block")
+	fs.IntVar(&c.PadBytes, "pad-bytes", 0, "pad every generated text with filler to at least this many bytes (0: no padding)")
 	fs.IntVar(&c.EchoMaxRunes, "echo-max", mockllm.DefaultEchoMaxRunes, "truncate echoed user text to this many characters (negative: no limit)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on shutdown")
 	fs.BoolVar(&c.Verbose, "v", false, "log every request")

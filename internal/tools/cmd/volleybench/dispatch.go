@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,10 @@ type dispatchSpec struct {
 	// replicas is the number of volley serve processes dispatching (0 means 1); the batch is
 	// created through the first.
 	replicas int
+	// mockArgs and volleyEnv are extra mockllm flags and volley settings.
+	mockArgs, volleyEnv []string
+	// budget is VOLLEY_MAX_INFLIGHT_BYTES when set: peak RSS is checked against it.
+	budget int64
 }
 
 func (s dispatchSpec) size(quick bool) (lines, concurrency int) {
@@ -74,6 +79,30 @@ func zeroLatencyScenario() scenario {
 			s.name, thousands(int64(s.lines)), thousands(int64(s.quickLines)), s.concurrency),
 		method:  dispatchMethod,
 		targets: []string{zeroLatencyTarget},
+		run:     s.run,
+	}
+}
+
+// budgetBaseline is what volley serve may hold beyond its byte budget: its own start-up size, the
+// pool, buffers and the garbage collector's headroom.
+const budgetBaseline = 128_000_000
+
+// bigAnswersScenario is 2,000 calls in flight answering 1 MB each, under a byte budget.
+func bigAnswersScenario() scenario {
+	const budget = 256 << 20
+	s := dispatchSpec{
+		name: "big-answers", lines: 2_000, quickLines: 100, concurrency: 2_000, quickConcurrency: 100,
+		latency: time.Second, mockArgs: []string{"-pad-bytes", "1000000"},
+		volleyEnv: []string{"VOLLEY_MAX_INFLIGHT_BYTES=" + strconv.Itoa(budget)}, budget: budget,
+	}
+	return scenario{
+		name: s.name,
+		summary: fmt.Sprintf("`%s`: one batch of %s requests (%s under `-quick`), `VOLLEY_MODEL_CONCURRENCY=%d`, "+
+			"mockllm answering each after 1 s with 1 MB of text (`-pad-bytes 1000000`), and "+
+			"`VOLLEY_MAX_INFLIGHT_BYTES=%d` (256 MiB): without the budget all %s answers (2 GB) could be held at once.",
+			s.name, thousands(int64(s.lines)), thousands(int64(s.quickLines)), s.concurrency, budget, thousands(int64(s.lines))),
+		method:  dispatchMethod,
+		targets: []string{"Byte budget: the worst run's peak RSS of `volley serve` at most the budget plus a fixed baseline of 128 MB."},
 		run:     s.run,
 	}
 }
@@ -281,7 +310,7 @@ func (s dispatchSpec) runOnce(ctx context.Context, e *env, in dispatchInput, fil
 			return r, err
 		}
 	}
-	mock, err := e.startMock(ctx, s.latency)
+	mock, err := e.startMock(ctx, s.latency, s.mockArgs...)
 	if err != nil {
 		return r, err
 	}
@@ -290,11 +319,11 @@ func (s dispatchSpec) runOnce(ctx context.Context, e *env, in dispatchInput, fil
 			err = errors.Join(err, serr)
 		}
 	}()
-	volleyEnv := []string{
-		"VOLLEY_UPSTREAM_URL=" + mock.upstreamURL(),
-		"VOLLEY_MODEL_CONCURRENCY=" + strconv.Itoa(conc),
-		"VOLLEY_MAX_FILE_LINES=" + strconv.Itoa(dispatchMaxFileLines),
-	}
+	volleyEnv := append(slices.Clone(s.volleyEnv),
+		"VOLLEY_UPSTREAM_URL="+mock.upstreamURL(),
+		"VOLLEY_MODEL_CONCURRENCY="+strconv.Itoa(conc),
+		"VOLLEY_MAX_FILE_LINES="+strconv.Itoa(dispatchMaxFileLines),
+	)
 	p, err := e.startVolley(ctx, volleyEnv...)
 	if err != nil {
 		return r, err
@@ -484,7 +513,7 @@ func (s dispatchSpec) rows(runs []dispatchRun, conc int) []row {
 			row{scenario: s.name, measure: "dispatch throughput", result: fmt.Sprintf("%s req/s", thousands(int64(rate))),
 				detail: fmt.Sprintf("runs: %s req/s", ratesText(rates))},
 			row{scenario: s.name, measure: "throughput / Little's-law ideal", result: fmt.Sprintf("%.1f%%", 100*share),
-				target: fmt.Sprintf("≥ %.0f%%", 100*latencyMinShare), verdict: check(share >= latencyMinShare),
+				target: ifBudget(s.budget, fmt.Sprintf("≥ %.0f%%", 100*latencyMinShare)), verdict: verdict(ifBudget(s.budget, string(check(share >= latencyMinShare)))),
 				detail: fmt.Sprintf("ideal %s req/s (%s / %s), %s for the batch", thousands(int64(ideal)),
 					thousands(int64(conc)), seconds(s.latency), seconds(s.idealWall(n, conc)))},
 		)
@@ -495,7 +524,7 @@ func (s dispatchSpec) rows(runs []dispatchRun, conc int) []row {
 	)
 	peakRow := row{scenario: s.name, measure: "mock peak concurrency", result: thousands(median(peaks)),
 		detail: fmt.Sprintf("runs: %s; limit %s", joinInts(peaks), thousands(int64(conc)))}
-	if s.latency > 0 {
+	if s.latency > 0 && s.budget == 0 {
 		worst := slicesMinMax(peaks)
 		peakRow.target = "= " + thousands(int64(conc))
 		peakRow.verdict = check(worst[0] == int64(conc) && worst[1] == int64(conc))
@@ -506,7 +535,23 @@ func (s dispatchSpec) rows(runs []dispatchRun, conc int) []row {
 		row{scenario: s.name, measure: "server peak RSS", result: fmt.Sprintf("%.1f MB", mb(median(hwm))),
 			detail: fmt.Sprintf("VmHWM; runs: %s MB; %.1f MB before the create", mbList(hwm), mb(median(rss)))},
 	)
+	if s.budget > 0 {
+		worst := slicesMinMax(hwm)[1]
+		limit := s.budget + budgetBaseline
+		out = append(out, row{scenario: s.name, measure: "worst peak RSS / budget + baseline",
+			result: fmt.Sprintf("%.1f MB / %.1f MB", mb(worst), mb(limit)), target: "≤ 1", verdict: check(worst <= limit),
+			detail: fmt.Sprintf("VOLLEY_MAX_INFLIGHT_BYTES=%d, baseline %.0f MB", s.budget, mb(budgetBaseline))})
+	}
 	return out
+}
+
+// ifBudget is text, or nothing for a scenario under a byte budget, which holds fewer calls in
+// flight than the limit on purpose.
+func ifBudget(budget int64, text string) string {
+	if budget > 0 {
+		return ""
+	}
+	return text
 }
 
 // seconds formats d as "2 s", "20.5 s".

@@ -24,8 +24,8 @@ type mockProc struct {
 
 // startMock starts mockllm on a free port of 127.0.0.1, without authentication, answering every
 // request after latency (exactly: no jitter).
-func (e *env) startMock(ctx context.Context, latency time.Duration) (*mockProc, error) {
-	cmd := exec.Command(e.mockBin, "-addr", "127.0.0.1:0", "-no-auth", "-latency", latency.String())
+func (e *env) startMock(ctx context.Context, latency time.Duration, extra ...string) (*mockProc, error) {
+	cmd := exec.Command(e.mockBin, append([]string{"-addr", "127.0.0.1:0", "-no-auth", "-latency", latency.String()}, extra...)...)
 	cmd.Env = withoutMockEnv()
 	p, err := startProc(ctx, "mockllm", cmd, mockReadyLine)
 	if err != nil {

@@ -109,6 +109,9 @@ func (r *report) writeMarkdown(b *bytes.Buffer) {
 		fmt.Fprintf(b, "| %s |\n", strings.Join(cells, " | "))
 	}
 	fmt.Fprintf(b, "\nEvery figure is the median of %d runs; MB is 10^6 bytes.\n", r.opts.runs)
+	fmt.Fprintf(b, "\nThe machine may be shared with other work while the benchmark runs: the load averages above "+
+		"(and, for the dispatch scenarios, at each run's start) say how busy it was. Comparisons with another system "+
+		"alternate runs so that both see the same load; absolute rates on a busy machine are lower than on an idle one.\n")
 
 	fmt.Fprintf(b, "\n## Method\n\n")
 	for _, line := range commonMethod(r) {

@@ -47,6 +47,7 @@ var scenarios = []scenario{
 	replicasScenario(1),
 	replicasScenario(2),
 	replicasScenario(3),
+	bigAnswersScenario(),
 }
 
 func scenarioNames() []string {
