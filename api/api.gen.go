@@ -1199,6 +1199,29 @@ type ListBatchesParams struct {
 
 	// Limit Page size, 1 to 100.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Status Volley extension: only batches in one of these states (`validating`, `failed`,
+	// `in_progress`, `finalizing`, `completed`, `expired`, `cancelling`, `cancelled`; repeat
+	// the parameter or separate with commas). `in_progress` also covers `validating` and
+	// `finalizing`; `cancelled` also covers `cancelling`.
+	Status *[]string `form:"status,omitempty" json:"status,omitempty"`
+
+	// InputFileId Volley extension: only batches of this input file.
+	InputFileId *string `form:"input_file_id,omitempty" json:"input_file_id,omitempty"`
+
+	// Search Volley extension: only batches whose id, input filename or a metadata value contains this text, ignoring case; `%`, `_` and `\` match literally.
+	Search *string `form:"search,omitempty" json:"search,omitempty"`
+
+	// CreatedAfter Volley extension: only batches created at or after this time (unix seconds).
+	CreatedAfter *int64 `form:"created_after,omitempty" json:"created_after,omitempty"`
+
+	// CreatedBefore Volley extension: only batches created before this time (unix seconds).
+	CreatedBefore *int64 `form:"created_before,omitempty" json:"created_before,omitempty"`
+
+	// ActiveFirst Volley extension: running batches (validating, in progress, finalizing, cancelling) first,
+	// then the rest, newest first within each. `after` keeps paging in that order; a batch
+	// that ends between two pages moves to the second group.
+	ActiveFirst *bool `form:"active_first,omitempty" json:"active_first,omitempty"`
 }
 
 // ListBatchRequestsParams defines parameters for ListBatchRequests.
@@ -1703,6 +1726,84 @@ func (siw *ServerInterfaceWrapper) ListBatches(w http.ResponseWriter, r *http.Re
 			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "input_file_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "input_file_id", r.URL.Query(), &params.InputFileId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "input_file_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "input_file_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", r.URL.Query(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "search"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "search", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "created_after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_after", r.URL.Query(), &params.CreatedAfter, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "created_after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "created_after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "created_before" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_before", r.URL.Query(), &params.CreatedBefore, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "created_before"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "created_before", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "active_first" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "active_first", r.URL.Query(), &params.ActiveFirst, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "active_first"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "active_first", Err: err})
 		}
 		return
 	}
@@ -6550,173 +6651,178 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3Zchs5luivIHj7hqW5KYry1i4p+kFVlrs8ZVseW25Ph+lhgkyQRDkJpAGkKJatiPma+bD5khs4B0Au",
-	"zOSize2qehJFZmI9+/qlM5KzTAomjO4cfulkVNEZM0zBfz9SM5o+f2o/ctE57GTUTDtRR9AZ6xx2hvbX",
-	"AU86UUexzzlXLOkcGpWzqKNHUzaj9j2zyOyz2iguJp3Ly6jzjKesdcwxT9n2Q75hOpNCtw+r3APbD/0u",
-	"SyVNWgfO4efth33PhlMpP52IJJNcmNbx5/jcgLkHt53pMgp7dzeavGGfc6aN/W8khWECPtIsS/mIGi7F",
-	"/q9aCvtdMexfFBt3Djv/Z7+Aln38Ve+fKCWVvwGcMmF6pHhmB+scdp6Lc5ryhCic+IiYKSMzpjWdMKLp",
-	"QpP5lBpCRULmU6ZYt3MZdZ6yMc1TA4Pf3VKPxYJIM2WKMPsorOSVNM9kLpK7W8UrSXQ+mhI5/JWNDBlL",
-	"RcyUa/KJLe5pIueC4crOpHxB1YTd3crOpowkbJRSxcJ9kqFMFoRrktq12KVSAVc8kmLMJ7l9NOUzbmDN",
-	"7wTNzVQq/hu7wxN9ybXmYhKRuZJiQqQiip3LTywhx6+f23PtAla68ex0x0mCqP+aKlNCmUzJjCnDEZ0S",
-	"amBxy6eUUWXuaTJcGKYjQg2ZSW3I44fkJf+x24k6Y6lm1FgqygVVi07UQCQKNP+AM30MTyFo2AMFGr28",
-	"shEVI5amLBlQWHeYjwvz+KElMHma0mHKPA1xA3Nh2IQpO7IbgovJNcaQsyxl5lrLwCG4FIM5F4mcN9C5",
-	"qDNSjK6YZnlYT1EbRwPsH3hmdPilbZm1N+DkaZqejjuHH1aDLFzbCb50+bF+DnbAi8ze/dXPDQfQVx9g",
-	"TPm14GfMBU35b9eCHzz9pdPmYpApOVFMX2N/XGS5KV/y0jQzZqhHcZok3AIhTV9XEG3ppZaJC4ydyYSl",
-	"GwGVe+fwS4eJfGbJAMhcJTpQejY3te2sHd4R8MFI5k78WwuxjhL+hG9YkmmoyXV5icDsqbFzeBjqVG6s",
-	"UwaNTolGdALUd8rUp/iHJY1bz60ksdHy38GTddoKMpU76xJh8DcVkLsOMk20KZzI0o3UqUqFZi2BdAV/",
-	"67hUo6tlVK0QjjoNj6psYQkC/FGWIL+V5TxleGfLPLH4wb05lDJlVKzA580BfeXV+albFx3EyRqzlAlr",
-	"XFfKBVuBSiVi4uTZxlFAqdoAI2t7g1UVI/tx3KpW71G3yyrcsNlmyI6ndRkmokrRRfW6Vu+guJiVoPSC",
-	"r5KtNl9v01LHXGmzKUGcUj2YScWaYTelm4+0DNCp3eRaeK6eWGn5xfSlZbaeaElgrYqmp4IFuV2OCSWA",
-	"Z2TnHzJN2YKwC8OE5lLsWhm1eh/UGDbLjF4e9Gc5JzMqFsTwGdMg+/s55lQTzYQheaaNYnTWbRTGrArR",
-	"LEdXlIz6YEdEinRB5txMSczFKM0T9jf7ZByBOknTuVUvpSCUWPk/DeOVlhGO/GJvIvfcl1b/6L6h85cO",
-	"+ZYkzOpK308Z6jx4nFOZJlxMCMcDcG9WxP52wXSUayNnbSIJ8xRsCzHTQYND5yZhc8wF19PrCHueUi7f",
-	"4MHekGrQAQWzMGePCfgosZywGR6CiLQpp+i6e22UD7wF5GrHVuiVTSenDVUroYIbqxkbC8MOg5qR4gpn",
-	"vix7ZUwkKDGpXIhl8SqIY4VAVchcmxOnAkTdxReiUpB+ArmoyTmlA6vCXemePJivo28/BcG1zs/9lgsQ",
-	"WlJsmn8z0tC06afaWeBzjae7btXbCiHtosVqgWHdOm6K7Xpms4b7LlOGOMBR7AkDvEDs3N12FLgCw95o",
-	"cvs8zH1EMqq1Jd9Uk5iODVOxM8MxItiFIRmdsI1W+K8hCLwpUcDqdbdzXk+c7mlChZ4zFdnT4MjnULch",
-	"0hlKgbh31/NQr2+0MDckHoMaJrShYPnpytBOnmg9lHcenapHgcqdkZ+Y0BsakcqvDBJmKE+byBEdWRq3",
-	"xch1xK4M0LQvp2tutfjKO+2rV4xqaXnJNTawNEbTHoCkXmOSyv213E39pNpOobaapuX+BCy0jGW61U4c",
-	"aE2D9HxAjCQHvV6PFE95ioSyjd2Mp8YzLl4wMTHTzuFBA7mZ0Yvn+KgdMbKP+//r1LkOY8USN96tztOG",
-	"zQa/YBOKb8VePJuHuU9zM5IztlofvSKRLbkyW1XVnxynR7dA61XPkkcNGhK7IC+fPvLXOp/KFPwjhomy",
-	"KlIxGZhmcPHOBW3B5lfJRWRpslQJU0fBz3DQi3q9XgVwlqZYCQ1h/saTAHmurmg2imBVq311J/H9h9M4",
-	"sjxkWf0kVp1McgXeIDJWckbig1ls9xwfPH4yjdFDZtnzD71ZbAeJ709j0Fqt5KnsBP+1s/PhYO+Hjx96",
-	"ez98/NKLHlx+Pej1PvT2/opf2f+e9HZnX/Gxr8XDXw8+9PYe+c+PP/T2nnzcne7+pemqyo6EZWVbjsn+",
-	"+cH+aErNfnEmOsJv61+w2ZAlVoJ3/wffLf5rhWw8El3bqf11pz7J1/LnYuivYdSvpQGbN7dkI19Hfzaw",
-	"mM/ohR/i0cH9hkGqp/guAwL5mGSUK31EPrGFJjl8+fghGU2poiPDlI7IOU1z5n+zQxN2ztQCvyeU4Az2",
-	"5Gb0orymg8cbmO0dowhmWSsVrnVM4sPH8GwzvyqZhwvD8zL2tOPhM56yVjSsrPYDFaOpVB+bIDVdkLjQ",
-	"0+qIVPzSjAKVWTQbSZHohmkePO717N3cf/TDfUufCNAQsANogoMQGIM86JGELjQZLkiCkQDu2vjMEng3",
-	"APA3/MYO3eyEShvsEv/+9vTVC0+AC/dszWut+W+M7Lj5yf1ej7z8cRcMS2DLAKN58fsjoLm7Gzl3o06W",
-	"q0zqhqW9zLUhQ0Zi4En1i4Av/7LWWwy7LiZpBx6vGLQaDC278Q9p8JaXLXKoKLHEXqop6QyWME/4ORPL",
-	"ZsQhHX2aKB9Q0YJ1JSWueH4gYVG66b0NmM/SK3fKJy5XOQJrQSgEfiCOKSqZGwbcnoqKxWgNKdZMnfMR",
-	"GxiOdGqtqqqN06TXXwouYpNna4CJW/64tfEVoXWN6AXBFsvn+daicUXysugRkZ6HWvsvIruLU9nITnsN",
-	"RoBkCUO8mgw+fMYG+G19L88UY8SwCxMR1p10SWw/Q7RMGnevS2dW0xQ83dLSywvdhNbUYt7aedY5EwaG",
-	"Xasg+CHtG2fwwqUPndvsRbeWVxQVi1ylW7757s2LpZNyp2MHiyq7aTobsAaeBgWm2Sa4Fndvwv3ov1hn",
-	"Ziwckv7qnV8SVtu6x3YbVPBprI3xcudUX1G7tbiCd2v5BspHG4hHZMfRk7odzCLH7nbCkxOX1ktLTWRp",
-	"a4modnJux8Uqmg7RSpi37O4HgeUGvf12yTdg3z7NmDh+bgf707d8GXV+ZjQ107fB7bR8skOq23jaxCma",
-	"Kyy/DTYC+QlNBBAizDUGcK5nVm68pk28tCLIf+Qsb6BEK/yOczHw3rUNzatzMfBeuM3eKI1fPQVvcbNS",
-	"DKq0EARM5pQbLibgmqBEp9KQHfRAK/+G1VYKEZoE1X93QymntIPN1sQFGad8Mt1MjGoUD6NGP2b5Bqqn",
-	"23TLJcxtlxM38cZvHVd67bDLVaIhkgh2Qa2C4/Il9nrDv/7z1//4/Gr+YNz7T/Ho7PN9/eLT6050DcJb",
-	"ERyrMVneWoqsL/xb58FNuO0HwqwJ8JlmSo6YVSEbnL5LjqGSj2K7UKoq4/CSbMUvXQu3CzKuP4eSa7u2",
-	"mibwA/rylGVmek0OVKJWt2H4brV2N5re2/0ajcCqgoPAr64cdlAJ8KSpYjRZDMrudP9dCFoID5VG8d8V",
-	"gaNCmsEY7Atrj6Ecx+AW23wWheRazxchSGiCjcQlbXRJjPgRW6bl4pCoIHBzVwg+8sPfshgWIjBuUBTz",
-	"S78BcawIxflTGOu8YUYtru2EOYOIhjl6Gu9pgs95V3/8+vTtGbge4Hem4yNvj0X1J038m9/C9bLKrQrH",
-	"g/GBZso0A5utJjve1uvMtUeE0dGUzJw1hFbC1K7hfn3UW/a/tgBTAOEbcZ5cxbWBDI21niIEx8DxYfiH",
-	"ZsS+wvQh+OnkmMSBcMcRiZFi20+OLNuPgWrHXeKy+w7XP1o+/DJ4hfm+4ghf3etfw7vNILPFhTSZbN9I",
-	"U1iy3rKRYmU71mrrwifGsoFMk4GG9wZ0ZPg5G4ylGtx/OJjKXOkmetS0jDOmzfbmtG2tact2lmKoJor0",
-	"Lkt+72a+hj1bUfab6hhLIokFJedHg6G5FBtqe95btlmUbNk68rEpVRTt7FKMGAn4uhw1t63O43Kuew8e",
-	"PVAvPv/AT8XJ418W75/89vm9zjfTenCIdXrPBppMoZCWJdcrRdferI5S0+vqAPuaqiZ5YVtArF8NhI1c",
-	"/2K6dpzmVK+Qb7/WTF09z8o5FqM0nZBD/acs5edMLZaPqT0T4tj9QmY0YUQqkosE7DSL7s1gfoKLulZe",
-	"aIUftGDbMi7Da/c04UmEwetUk9iVJ9jjSbP3CURZd1zXyC2wowQnQT3GflHE7voAexQJjogdGslPOLeN",
-	"gnZhwlow6vKJ4AOV4GEMlHUTz6dMECEFs1ofP185d2m3gl3Uz6whrYASR3r81iAF3yjOEohQLm+eGzKl",
-	"mjCRtCShrF/UMqbWK1N0/To2tAEVlFPnoxFjSXMIfTFEUymMLYlACfSjltIaa/MX6iC9fGE1LG0ApwpI",
-	"b0CCbkB1rhO1PzXopSIsN8APazLtpsGXrRaaVploPT42oyGfQBS200CmjWGLQNvggXuaZIqN+QUGPVkK",
-	"N7ayZRF010j1c9ADtjg2J49fg58nxT+t3vfm7W8AGLdsdGuipDVr2rWNcLUd3RxBCcjzJ0FZOuVXDnub",
-	"4v3vP6mErgppCE1TojM6YtrFOgZL0/0na6O9alOfYdJPY3z+GgFwAwA1bZmWaxJ4HK/XuvmSr8Thm5l7",
-	"ldv6WZun2OAmrfrfpGnToZZpbhiJp8ZkGuPQ7ceYvHvzAhKTZW6sFp4wYThNtX1irOhkxoTpkjdsnGuW",
-	"kJ2HvV5fxBwrZQ1ylca7KD9yo8lUavB9WyDJ8mHKR2QnFynTmsT/OH3x4uSfg/cnP/58evrL4PjFi9P3",
-	"g9dvnv/j+Owk3o3IiAr72pD1hWJapucsAX+6G47OpJi0jPLz6duztzEuwzj3u2am2xdV8Lzfe7g1fL7n",
-	"Zormsz8c120IcphPNRsNYvL/nNVZs8cPvV7x4P7ecGEY+fnl8U9QqYq8ncq5QMu2Fe8bWXALo/9eWfUV",
-	"eHcwYi6lipctNfhN8DDiv4Uv0b2wsvpMfcINeeta4Lw93+6yObVd4ydwIZZlOaXmiCiWMWo0oYqRRMks",
-	"Q61yK6mhMDGvy1HTbJQrbhZv7Qi41OOM/8IWxzk61+vB05/YAs0vWBbiHKOoIWsEIZHs7WGoyqvjlydg",
-	"t4DVATNiVDFVAL4l5VhPjouxXJ7NhWhzTSjRLB3vWVJtKSyaRvfsCVDDhylzqQ7Hr58TzdQ5U13y3OBH",
-	"rJih86FmUJQD372n++IZT5mO8FWGsTyVWHyNdBk8ceMxH3GakrdPf9Ek1yxytqd4//wgjkiW5naRYzYv",
-	"sqx0X8gxcBhLUHZmVH1iCel36tlY/Q4ZslTOd7t90RcnYGwA3TXCzCwM/0npgqkIrBBT5t3iGBXJxDlL",
-	"Zcb6Iv7SxzCPfueQfOn7WNJ+JyJ9OHT8BBGl+NGy8H7n8jLGw0owJbtWKjBGpmS4ATMkbqATdc6Z0nhT",
-	"ve5BtwdolTFBM9457Dzo9roP0Gs5Bbjan0J822/28wQJtUVhmOZ5Aml8+HutqOb9Xu/GShlWQuyaKlRa",
-	"JOxWMKNz+OGjlXFmM6oWncPOC37OhBUOMiWHjOzY63BhNsjC1TkXE/Lz2dnr3S55JQnNzdSKJ6PgKjB0",
-	"ooGWZLrz0c61D1EW7SfzBn/+hgcDK4ASk496D+5s1lfSEDgarGoKVWpcSdPF6luy6+Xla/Lhk3a80dRq",
-	"OIDwReAkgW2wZPNLK/z2rRdnuZWjLz6S25X//VAndj/lSkuFG+VJxe6JQYfum0yxcy5zHYokQF3bzzmD",
-	"TChX2BazJsqla0ve3Q//1e/nvV6v9/HfGlNp6it7DZVk+W8sIj6bum1eyPCozOviGawcW4qnPqjEUh80",
-	"RC5+vEVgL8piNZEAOFh72u5yAeof4vRNo4Zl7pfK/8IrB+tfqRRshbW441r3YqWCL2BCiUL5ZDuapkzd",
-	"034nERFszrTBOiBloPZw/PEy6mSyLVOtqCsUIjoq01g+Zwmoz3rBEkQEWVrKBbunSWy1L3ydfc5p2hex",
-	"l+5dWSnkd5ikFfKHLHzpMKuSuQEUrqZtHWF14TnXsLC+QIeBJcsPez07hqXMRSEUOR47Kz8U2CClilgo",
-	"fznZ2pfl0HTG+sIoKjQdQeq0XW9RmIpropjJlWAJiUsVB2Pg7HW+rw9DXEcRQhQTOhqxDEKL16RozxU3",
-	"hgnLsWlfYOqVyGdDpizwzriAxDapwGGtyU7c7/zQm/U7cUTifudg6j/df2g/7h7BZqTwm5nRhRV0iLb3",
-	"Ye8JbsSOAx9iJ4oI8ITsooRQJX6lRPaigsiPriLKjSByQ6r8ZVVgdx7w2yUlbbWcXYDTd0Y+8FBD8ToA",
-	"PUAyjCquVxdboiBV1rj/xVd/uCxsuk2KhQs3L1Ap6IWOXJFwpBFI1ZUgfBCzMVsIaEhIF9J9YTF5Ao5C",
-	"gx47X2sICRfZedh7GBE6BL8rbNeqgnoXefGvVHCDLwii2ExalQLml3Md9YWWqCYISZAmTWWa4BNDmXBE",
-	"QQx/1V2Cxu5alTbQpfoifnry4uTsBAICYen7X3hyCSjPFNXlt4yUTRiHoxcYd5tA7832q2AfarE5w3n3",
-	"ykD9sPdw/UuhjvwNYUGdWh+6fQS8AP13CzhsY7ctAr9RnJ3f0VVuQr++l3v7u9XyAxPbsR+VnIMWcYQ1",
-	"BZhC5v6JZcZVs0iA4JWuEivn7baKSFVBvmmxxSP7vs/H5cdW0riPxK7eI2SbsdsEt2NBuNjzoog7l4lE",
-	"q1NcpAnEhyHmIRyDNjLzVDOyw2DuURC4+sKSUDxOOpQKjDNVmUgzY1Km7SilwNMCezKqDKdpQSF/Ciuy",
-	"Yg0O4u3jLh2BFKu2xLVgFCh9WeJ7FPAU3g0BGoWE6KVDkA0bxZeiJlPnjyNBfBOkxaP2V7alWLHvwbWk",
-	"hS8bL4A1z6eW2xbAqXKBZBvDOblBIIlILgxPHXUHuAQQR+6fgM2nL7xg4GUCM2UzHxHUxgRgmKE0UxBI",
-	"drvkhFphx7CZVY38WcUWNhMSw4sxvMMu6MikC5eoWYxfKRGIthEflGTlc6ZmXNAU9I/XdMLF5DBUXASz",
-	"6lKdRu5JxE7uJA6rDtvVOS9t7OSiUKixL6DoqHaHCPjmruSedprVM54C3R3J2dAuFND/+NVTOJ9PjGV2",
-	"JIvOI6kUG5kmfAy2FJ8buY1Fpa0eZala85JxhezYgy72/a2MLVextqCBpWRuWWdviRqz8gMn4AK4Kh5T",
-	"SFAgO+itcHDi7sICpWb2X+NueiRnM4pJsewiS8F/jeEFTdsqMgHDvhqTFBy7+uo0h69LSQuBMfj0hd2d",
-	"6Cpv7f5bY7JD3aWkzQKzRqWaddYd6HwqdRUsLTehXGhEQqxCwidCKsALqlmXxP/XquyDGNAm7vdjMgNc",
-	"TbmxOnq6aIMUzagCNnYjMFrdSWigBHaBthWECsY3sYAYqpATmiQaE4wKetNYyXxDwHM1ztdCnp3jChBx",
-	"6ybNcuXhlZZNf3e/f8liWY2jIRnPn0LklGqKGfx5aojmCSPDBfyFCpD4BNSBvDulwC/wFrWD13WRn1lp",
-	"CCX+o2CTkYJpMqXnIBBwVRQis+K/l/ydMMNEosEmKfqiJJo4PpAwK+a4tihBHYicZhYsrf6KfAIbGn+c",
-	"OddKOX2RMVUhn3OU87OMCZYcVpSNHRT9hZzvRhWVx3J4sFG4jR6CaGU31RdWEGKghZQVGxQRddMmiAsa",
-	"Mk3VnX2QOtqydqO+iJeSsi1tr2Zll78pn1Zcy8uGIh59EYfk7LhLjklVdxLSVI3SpKT/eNs4B6XPst81",
-	"GlFJBrsVw2579d87NvC2V+ZtoLDv7VkP2YjOgMwCa7K8JSkaY/zxCC4CLtFyVvKuQHeUisn3yHU2sUK5",
-	"VcuqXtdt9MD9L4EsXK5wqZcsbP6k74hBt2n7VSD5fm9cNrbBiQqjjxWgbpiNRiva21hGUnCKiLx782KP",
-	"6RH1oVXLjWGrpSs2bQe7kpUbl+t2wwwcvTVWlQ91Bog8Zyo4LMt+Bt85x+ftE81SNjKufYwOFgDgl974",
-	"ViSDRy71K3LVZJOK9W03chwFhvvEGsobdMmPoeJsX7DgF0YmlfAEuJSfz/lTFWfJEYl9Fr1TforiBDER",
-	"VCk5R5fOVPIR64sdDE8rP0VTKVjkU+rBWlNMAOKDXVBggWwXhY5S+Ya+iH0RAe/+hBoNEjzbO86rZKEf",
-	"qrPuYliYi5EbAAgM5PiQWF3nwci+yRP4zOIjmNd7wkH6qI7unQtNLuPqk04MwQKxsIVQR8KO0hccDNwp",
-	"g30ugmmJwpQLYm+wS15JMwVvuYQjWkTBoKoNT1NPuyHamTr5uC/GaF9DiQN9bquNrEWZjVuSJJbreFwu",
-	"922+M3tuAKY/oiAAcGSBBcVxL+Mj6aEVEraS9QPsrgy5gsjOdeZBsGIgHni65zK922wYpUTw2zL1XdHW",
-	"t2Tt29rc91Yqp99avdcXNoCec1bf0CPMvrAvxW1rhNeb1wiz1WrYUD36ar/e3ei0VsTHAdW5q/C427Ti",
-	"hLqaK603zp383UelLbnFEbFXx6DN8tTwjKqiMTpq2iwh+O0C/3IBnH7MmWWM2L+jJHBwTVwnXYx55qYv",
-	"UEXXZIeSf397+so3iAdJghIhxR6bZWYRkVzwzzmrypRWMpjKJEapJw7sEvxOEPSGTh1KnPHSje5FMt8/",
-	"gbjwqt0ueT/lhkHK2h4IbI5Qetc1D33gLeCRYW4w1EVIUxj4yLFYQAhsymYVhd/tykWIl2Pj7DRo7BBO",
-	"BoBDlool3b44dtgWRMxQ2LsyfAyNF4yUA+hbH0dkyMZSWXlgEQZVjCY+AYr1RWh9n0Kmk31CokTWJVgj",
-	"2BHgv7nwQruuPMvQ+tQagPYMq/W3CxcBpPbHUs32fC7JNiFo5S4Rd2ygKJeJaRY68O5cxNZ3RjWwngpB",
-	"jHwRKH21DGsTDSnLCvtfXBuQWghaU/BUgJZbJPErQqeefpfBUk99aBTcj1dVyh2Ylij8SqPMbV/Cepwp",
-	"Icv3FvlUj8wscdWtbA/2eMoOihoq7ZduovEyn8q5sMi7/WXKkWFmr+iCUVzq2tYvLYY1OidQ8snZoKwO",
-	"YrVe8hMuYA9za783rHMH7PDuni5a7tjN7vEEM1hSq1yAewRa4wI3iAqDR3wMEecx+FVuA3A++2rgjWBS",
-	"quV7ixhfmqUBRuBXktifrQAJElgEjm0QGdGOkdTihrvflDE2qdc+tMDVLQd/pjOxZ0z5bW1YwpwYOWFm",
-	"WvV3VpKfKpfVGHj1Slqp0GcrQqsdTJjDRE7I15xSTYSEkGt0TbtBjxoSL8Fk6P1zphw+5c1xtULBkM74",
-	"95Ozars3F1ft5VVuiJDzQ0IJQGrSh6pSMf6Dam/ZbxYBvmFnZSC4aE8TNA3ViR0XLx2mE8z7wu6TJV0S",
-	"F2f+Nysixhh0Xphmi3d9FgqaNIv3Dgm82BYrFXJZr5F5psJxNsZHffvYqNtPRFsOPoFTP8SbasKcIxKP",
-	"aarDMwDHFpN022pLXbsa/AtFrdLbtD1UCkmviR5xS/gd2CCcblTqBFlOkWtonVmmhsVdtNss9how9tAh",
-	"OHrIuHZ0x8/mMukgHHTwv//9PzFUBXQOkEPS7zgy1YmjviC+FPoh+fAxxv55EPvkum8B0b+ni5ANzFsP",
-	"3qGMqT3MtQOU0eDjUZA5C84C4sy2mUz5CJwEVf5xZH9JLQ0F8vT3k7OuXaqdKvZhB0FJXyJhlnjtkbjc",
-	"TM1ucJyyi34nDhVeym8c+tMKW5hTlx8M0SiW+2kXwAtmBUKKNEAuyA6G/LuaLM9enPzn4P3x87PIha/O",
-	"pxyCJhgZ5UqBMFVxeHjGwrU7G0j32/VR7yJwFXCBUaIXYjRVUliiadcHGz4NaYrVBzKq9Z6ZKplPpktN",
-	"/3bcsTogIpmSF9zlImHRgz178XZZUFtCB48OGrZ2Iw/tCAIB2HjifUYxPHBIkHzh3Sx3COw2uKB2PPMM",
-	"qHRPk4TRBK1JPlfRHUrwp5Emf1bUlO5YVEZ3N/fm5O3r01dvTwbvn796evp+117v1B6jYolLBLXjlwi0",
-	"Wz5mK4DMyxK4N4hsEpKw8Rhjj898sjmvBRKGzosRwQMrAWZUwD14KJcPDrrc90U4KGe9aLVchYL8t5k9",
-	"We9Recfmq6LpwGXUgXZ7ALyN2l+VsoLsVwJ8V1GFViOw8P6w7WBzzZjlfqvnrKWezyYVs1rqwjQrpjVx",
-	"Fds1I5F0sLSLlmG7kxLrdRj+/eaWIsvx77Qx1bqisf/Ff9zMmFdBoFsG4N+vUa8mI5VovURPSi1Td4WM",
-	"tNLqV7qtlfrKW0AH7zSprq0ucRwRFNcrcQhtQfJIcsoSuKsNBfzwY/RtBPINacfvP6Lg78ws3/hRu6Lu",
-	"0r0gxBdSphREFq6Q4Lcyc/nzL5u6WijVlQO4K3MUKkZTWO5d0ro/QXI5cXHJDnBEeMJmmUSLrE9Nxeoj",
-	"JWPRataHVRcwAWVN/F/sMpti4pxmEIfly4lkkKI3xmitqcxVl8RgEg+RbLreyBnDuar922vNnOv9248a",
-	"nb9F0u3uUXDixn0xqzZJPiJxaHkMqxr7dsxd37/G9YOOXbEmXekxjWKf3XpfDNlIztgK2dp1FrlNybra",
-	"T/uO5Wq3vxZE9ZneriHE9yZGvjVUgWUZdxl5zyPK+gKBvYxZHo3qeLX/JTSruDqRxkWsjNI9C6BJHGRW",
-	"ElS8xxSRtJRqXE2HLwlaHs6rGe8hUhfygn2M7vooTJykhBLfBCjru/sDsY86Pm4Lue7ebwV2Y2g7AyHU",
-	"6KJAKPUxk7lDQUh28YUi0OatnKWRK/S+AmT/Krmwcjl83xeWl7jCXjRJXD2OgpLf055Ndcl70ItnyaOY",
-	"7EzZxW4Ez1Gt2WxoocZHQsFgU3rO+sLFlU+Yrx/kn6nEf5UioIuYdfB+xuEpXdRAIjtYCGwkE6aPMJ4M",
-	"C29pzGND+5XBJibKVJiq69pER0pq7ULWLEhRxZmGIlyLvmgI2IqWo7FCpQ23LG3oQntQ6pJTQVxl7vJD",
-	"XPdFpZ0cBJXbRWFFAGGvDZzrJA7dY2NfCwrX3kqtmkiLm+p2+W1lkn9JjluQZo8wIRvmzgOzvgmtO3Z4",
-	"isUjQsCmJlwY6Rj41oQPRrg1jl3EmmIYaYyZH1jgy5U8gJxzDC3xcvLjh+Ql/5HsPP5rdNB7Ej15/BCf",
-	"AOG4L5CeNkrHURHM6qhgKFtateV3yWs4uxldWAHayT19YfeYppaliITMpIJkDAFkueSMxHPHO6Ah34ZL",
-	"geQLKSU+5GMHpUKvuKMidl57DIVuMOeu8InXKiD3BY+iS45JKYmo4POFlNIXbuQ1kspxkpRarN1aVGdl",
-	"mm9KT2CfqwM77Sb/APQjSaygZLER6MUWIlO9jcDq5JFaL4XrhE/4Ca+ZnPDHq9Db1FBnZUxCuNrfQUyC",
-	"A9diT+11e92jqwIQoJ9dUbtnqSgw1DPw4nvtkbACqJ8/UnwYOBOkb0LLQgsYRLERg+SJ+AtPDkm/w87N",
-	"4H//+3/6ncgZuvBLJoz9yr4TkaJ1RQSM7pC4lzFvFl6/vIwjqyVMhHP5vzXUSssJcTCiyZwuUJiyP/sl",
-	"W8Wh2tQiJjvljopRX4R/DZ8xbegsi6Oi66J9m5pcsXg3KoUFVCPSzpni44Uv4Omvo5uLuaKZK1uB01eq",
-	"AwMrnjKFcYXDBYkVtD72S4WCXaVSyUMG7e1X9sPpkndFAQoka1CIyViJf2Ujm4hQ7ILjMzexYqlMz9HC",
-	"Rkmm+Dk1LCKplNmQjj5FVu35tJfKEU37QqpS5WUhxZ7ro0OTRLm6+Mr34rEbHk3Z6JMVPiYUCku5zBzf",
-	"43C32xfHgmAbCStqKDbh2jDl1MNHvRK+t1r46i20btPU19KV+Y4lhvYuQC0ChD/FkjLicMYB7XdHTd94",
-	"SKFLZBSM36jHeu95IyFtExr2vzS0t9rACd0Eh3cDAGtK9MKyobvBd+mXFuFmMXm+1rGVs6UeOo1cc6VL",
-	"+tvd3TqU/U6TU+pI2S7MbKXQ1w5vpWb/zOrymqRsbIjMDZafRCvlOU1ziN8tdcuKiWJZSkeukRAa8TQz",
-	"XRIX3bZiAjVArY4MRTqZgHo3aLAbTamYMCz+7SETYwqxwJQvQTGRXusXbA4cvYG3vYM574a3Nc71r8Hb",
-	"NkSP37PvAKCqTAbvoU0H6tsQzF3xHcZuhNXtF5S1NePjVLCiZXbG/CKgDK7nw1hWlSfB81xufo6CNtR6",
-	"1k7RKEvtZMpogh0uUGZ0naF3D0v+7xD3EWq4IYKBWAsfrfAfGmPHWDK3rD0UlWzuX1xEoQwdPlgXpt+c",
-	"nL355+DZ6ZuYTKnui4xq7WKdLX2xQnWX/MIylEAe9EhCF7ota6PaSZpfK3sjXMSf5ocrEZtKg/CV5ocC",
-	"M/6QJTUrNEixkUX54kiC+QJpwRojxrX5/pZEraJ4b+9K2EbyeFOKAQqUJmhelunXTRbo9OyL2AopA5km",
-	"vkEnHRl+zgZjqQb3Hw6gw08clUVfh/JQpfv+Q9cDaESVJZkkmDbIcNEXDAOpwUgB2Xlg2cDAIcK4Vex3",
-	"a62VoKSUe0UbmRV6o6sd2ljrCU66dmBvfQfSWyn+VJ4RZ7qjKlA3oYpbgPiG6vg3IS5vUNaukZT6KdyE",
-	"MANdtm8V3c8wQSlLISzZmTAxA0YUxi6fkk7GiumpVT2MT/rCPJKEGtq1og91gXL+ZxfegK3RhHSVs0js",
-	"vP4oXqmcgT7CfMGWJRGnlAruQhZMrvtiB6qzxKVW39gjrBgAZg8dsLGxout/nUjmOmBj6pXdIhfLdsiz",
-	"5y9PTt9BuZxy8Rh/YbkI3RohPd3CwHy6cGbVcLSQWOu1KFe4hmCirWvBbaaszKMbiNMZW/L83BJRapjp",
-	"X0OnKnW1X0OkQlnj3z9BegsFsT2wOZVKVvBAyHnkIp+whHgmFTbp8Ie0Eb2qtllf654s2kvfAYRUum+3",
-	"AUdZ3fyWNuB6d+3yXc3oovBlESPb7qbaWrbaFPvDR0vzMfMMmQa0bYd21of7++ATmUptDp/0nvSsQPr/",
-	"AwAA//8=",
+	"7H3pchs5lu6rIHj7hsW5KYry1i4p+oeqLHd5yrY8ttyeDtPDBJmgiHISSANIUSxbEfM082DzJDdwDoBc",
+	"mMlFm9tV9UsUmYn14JzvrPjSGctZJgUTRncOvnQyquiMGabgvx+pGU+fP7UfuegcdDJqpp2oI+iMdQ46",
+	"I/vrkCedqKPY55wrlnQOjMpZ1NHjKZtR+55ZZPZZbRQXZ53Ly6jzjKestc0JT9n2Tb5hOpNCtzer3APb",
+	"N/0uSyVNWhvO4eftm33PRlMpPx2LJJNcmNb25/jckLkHt+3pMgpzdzuavGGfc6aN/W8shWECPtIsS/mY",
+	"Gi7F3q9aCvtd0exfFJt0Djr/Z6+glj38Ve8dKyWV3wHsMmF6rHhmG+scdJ6Lc5ryhCjs+JCYKSMzpjU9",
+	"Y0TThSbzKTWEioTMp0yxXucy6jxlE5qnBhq/u6EeiQWRZsoUYfZRGMkraZ7JXCR3N4pXkuh8PCVy9Csb",
+	"GzKRipgp1+QTW9zTRM4Fw5GdSvmCqjN2dyM7nTKSsHFKFQv7SUYyWRCuSWrHYodKBWzxWIoJP8vtoymf",
+	"cQNjfidobqZS8d/YHa7oS641F2cRmSspzohURLFz+Ykl5Oj1c7uuPTiVrj3b3VGS4NF/TZUpHZlMyYwp",
+	"w/E4JdTA4JZXKaPK3NNktDBMR4QaMpPakMcPyUv+Y68TdSZSzaixXJQLqhadqIFJFMf8A/b0MTyFpGEX",
+	"FHj08sjGVIxZmrJkSGHcoT8uzOOHlsHkaUpHKfM8xDXMhWFnTNmWXRNcnF2jDTnLUmauNQxsgksxnHOR",
+	"yHkDn4s6Y8Xoim6Wm/UctbE1OP1DL4wOvrQNs/YGrDxN05NJ5+DDapKFbTvGly4/1tfBNniR2b2/+rph",
+	"A/rqDUwovxb9TLigKf/tWvSDq7+02lwMMyXPFNPXmB8XWW7Km7zUzYwZ6o84TRJuiZCmrysHbemllo6L",
+	"EzuTCUs3Iir3zsGXDhP5zLIBwFwlPlB6Nje16axt3jHw4VjmDv6tpVjHCX/CNyzLNNTkujxEEPbU2D48",
+	"DXUqO9Ypk0anxCM6geo7Ze5T/MOSxqnnFklsNPx38GSdtwKmcmtdYgx+p8LhrpNME28KK7K0I3WuUuFZ",
+	"SyRdOb/1s1Tjq+WjWmEcdR4eVcXCEgX4pSxRfqvIecpwz5ZlYvGDe3MkZcqoWHGeNyf0lVvnu24ddICT",
+	"NWEpE9Y4rpQLtuIolZiJw7ONrYBStcGJrM0NRlW07Ntxo1o9R92OVbhhs80OO67WZeiIKkUX1e1aPYNi",
+	"Y1aS0gu+ClttPt6moU640mZThjilejiTijXTbko3b2mZoFM7ybX0XF2x0vCL7kvDbF3REmCtQtMTwQJu",
+	"lxNCCZwzsvMPmaZsQdiFYUJzKboWo1b3gxrDZpnRy43+LOdkRsWCGD5jGrC/72NONdFMGJJn2ihGZ71G",
+	"MGZViGYcXVEy6o0dEinSBZlzMyUxF+M0T9jf7JNxBOokTedWvZSCUGLxfxraKw0jLPnF7pncdV9a/aP3",
+	"hs5fusO3hDCrI30/Zajz4HJOZZpwcUY4LoB7swL724HpONdGztogCfMcbAuY6ajBHecmsDnhguvpdcCe",
+	"55TLO7i/O6IadEDBLM3ZZQI5SqwkbKaHAJE2lRQ9t6+N+MBbQK62bIVe2bRy2lC1kiq4sZqxsTTsTlDz",
+	"objCmi9jr4yJBBGTyoVYhlcBjhWAqsBcmzOngkTdxhdQKaCfwC5qOKe0YFW6K+2TJ/N1/O2nAFzr8txP",
+	"uSChJcWm+TcjDU2bfqqtBT7XuLrrRr0tCGmHFqsBw7px3JTY9cJmjfRd5gxxoKPYMwZ4gdi+e+1H4AoC",
+	"e6PO7fPQ9yHJqNaWfVNNYjoxTMXODMeIYBeGZPSMbTTCfw0g8KbEAavb3S55PXO6pwkVes5UZFeDo5xD",
+	"3YZIZygF5t5bL0O9vtEi3JB5DGsnoe0Ilp+uNO3wROuivPPHqboUqNwZ+YkJvaERqfzKMGGG8rSJHdGx",
+	"5XFbtFw/2JUGmubldM2tBl95p330ilEtrSy5xgSW2miaA7DUa3RS2b+WvamvVNsq1EbTNNyfQISWT5lu",
+	"tRMHXtOAnveJkWS/3++T4inPkRDb2Ml4bjzj4gUTZ2baOdhvYDczevEcH7UtRvZx/3+dO9dprBjixrPV",
+	"edow2eAXbDriW4kXL+ah75PcjOWMrdZHr8hkS67MVlX1Jyfp0S3QutWz5FGDhsQuyMunj/y2zqcyBf+I",
+	"YaKsilRMBqaZXLxzQVuy+VVyEVmeLFXC1GHwM+z3o36/XyGcpS5WUkPov3ElAM/VFc1GCFa12ldnEt9/",
+	"OI0jK0OW1U9i1ckkV+ANIhMlZyTen8V2zvH+4yfTGD1kVjz/0J/FtpH4/jQGrdUiT2U7+K+dnQ/7uz98",
+	"/NDf/eHjl3704PLrfr//ob/7V/zK/vek3519xce+Fg9/3f/Q333kPz/+0N998rE77f6laavKjoRlZVtO",
+	"yN75/t54Ss1esSY6wm/rX7DZiCUWwbv/g+8W/7UgG5dE12Zqf92pd/K1/Llo+mto9WupwebJLdnI1/Gf",
+	"DSzmM3rhm3i0f7+hkeoqvsuAQT4mGeVKH5JPbKFJDl8+fkjGU6ro2DClI3JO05z532zThJ0ztcDvCSXY",
+	"g125Gb0oj2n/8QZmeycoglnWosK1jkl8+AiebZZXJfNwYXhePj3t5/AZT1nrMayM9gMV46lUH5soNV2Q",
+	"uNDT6gep+KX5CFR60WwsRaIbunnwuN+3e3P/0Q/3LX8iwEPADqAJNkKgDfKgTxK60GS0IAlGArht4zPL",
+	"4F0DIN/wG9t0sxMqbbBL/Pvbk1cvPAMu3LM1r7XmvzGy4/on9/t98vLHLhiWwJYBRvPi90fAc7sbOXej",
+	"TparTOqGob3MtSEjRmKQSfWNgC//stZbDLMuOmknHq8YtBoMrbjxD2nwlpctcqgoscRuqinpDJYxn/Fz",
+	"JpbNiCM6/nSmfEBFy6krKXHF80MJg9JN720gfJZeuVM5cbnKEVgLQiHwA3FCUcncMJD2VFQsRmtYsWbq",
+	"nI/Z0HDkU2tVVW2cJr1+U3AQmzxbI0yc8setja9IrWugFwRbLK/nW3uMK8jLHo+I9D3V2n/xsLs4lY3s",
+	"tNcQBMiWMMSryeDDZ2yI39bn8kwxRgy7MBFhvbMeie1niJZJ4951+cxqnoKrWxp6eaCb8JpazFu7zDpn",
+	"wkCzaxUE36R94xReuPShc5u96MbyiqJikat0yzffvXmxtFJudWxjUWU2TWsD1sCToMA02wTXnt2bcD/6",
+	"L9aZGQuHpN9655eE0bbOsd0GFXwaa2O83DrVR9RuLa6cu7VyA/HRBvCI7Dh+UreD2cPR3Q48Obi0Hi01",
+	"saWtEVFt5dyMi1E0LaJFmLfs7gfAcoPefjvkG7Bvn2RMHD23jf3pW76MOj8zmprp2+B2Wl7ZEdVtMu3M",
+	"KZorLL8NNgL5CU0EECLMNQZwrhdWrr2mSby0EOQ/cpY3cKIVfse5GHrv2obm1bkYei/cZm+U2q+ugre4",
+	"WRSDKi0EAZM55YaLM3BNUKJTacgOeqCVf8NqKwWEJkH1726Ickoz2GxMXJBJys+mm8GoRngYNfoxyztQ",
+	"Xd2mXS6d3HacuIk3fuu40muHXa6Chsgi2AW1Co7Ll9jtj/76z1//4/Or+YNJ/z/Fo9PP9/WLT6870TUY",
+	"bwU4VmOyvLUURV/4ty6Dm862bwizJsBnmik5ZlaFbHD6LjmGSj6K7UKpqoLDI9mKX7oWbhcwrl+Hkmu7",
+	"Npom8gP+8pRlZnpNCVTiVrdh+G61djea3tv9Go3EqoKDwI+uHHZQCfCkqWI0WQzL7nT/XQhaCA+VWvHf",
+	"FYGjQprhBOwLa5ehHMfgBtu8FgVyreeLEGQ0wUbikjZ6JMbzEVuh5eKQqCCwc1cIPvLN3zIMCxEYNwjF",
+	"/NBvAI4VoTh/grHOG2bU4tpOmFOIaJijp/GeJvicd/XHr0/enoLrAX5nOj709lhUf9LEv/ktXC+r3Kqw",
+	"PBgfaKZMM7DZarLjbb3OXHtIGB1PycxZQ2glTO0a7tdH/WX/awsxBRK+EefJVVwbKNBY6ypCcAwsH4Z/",
+	"aEbsK0wfgJ9OTkgcGHcckRg5tv3k2LL9GLh23CMuu+9g/aPlxS+TV+jvK7bw1b3+NbzbTDJbbEiTyfaN",
+	"NIUl6y0bK1a2Y622LnxiLBvKNBlqeG9Ix4afs+FEquH9h8OpzJVu4kdNwzhl2mxvTtvWmrZsZymaauJI",
+	"77Lk927ma5izhbLfVMdYgiSWlJwfDZrmUmyo7Xlv2WZRsmXryMemVFG0s0sxZiSc1+WouW11Hpdz3X/w",
+	"6IF68fkHfiKOH/+yeP/kt8/vdb6Z1oNNrNN7NtBkCoW0jFyvFF17szpKTa+rE+xrqprwwraEWN8aCBu5",
+	"/sb0bDvNqV4h336tmbq6npV1LFppWiF39J+ylJ8ztVhepvZMiCP3C5nRhBGpSC4SsNMsejdz8hMc1LXy",
+	"QivyoOW0LZ9leO2eJjyJMHidahK78gS7PGn2PgGUdct1jdwC20pwEtRj7BdF7K4PsEdIcEhs08h+wrpt",
+	"FLQLHdaCUZdXBB+oBA9joKzreD5lgggpmNX6+PnKvkuzFeyivmYNaQWUONbjpwYp+EZxlkCEcnny3JAp",
+	"1YSJpCUJZf2glk9qvTJFz49jQxtQwTl1Ph4zljSH0BdNNJXC2JIJlEg/aimtsTZ/oU7SyxtWO6UN5FQh",
+	"6Q1Y0A2oznWm9qcGvVSE5QbkYQ3Tbhp82WqhacVE689j8zHkZxCF7TSQaWPYIvA2eOCeJpliE36BQU+W",
+	"w00stiyC7hq5fg56wBbL5vD4NeR5UvzT6n1vnv4GhHHLRrcmTlqzpl3bCFeb0c0xlHB4/mQoS6v8yp3e",
+	"pnj/+08qoatCGkLTlOiMjpl2sY7B0nT/ydpor1rXp5j00xifvwYAbkCgpi3Tck0Cj5P1Wjdv8pUkfLNw",
+	"r0pb32tzFxvspFX/mzRtOtIyzQ0j8dSYTGMcuv0Yk3dvXkBissyN1cITJgynqbZPTBQ9mzFheuQNm+Sa",
+	"JWTnYb8/EDHHSlnDXKVxF/EjN5pMpQbftyWSLB+lfEx2cpEyrUn8j5MXL47/OXx//OPPJye/DI9evDh5",
+	"P3z95vk/jk6P425ExlTY10ZsIBTTMj1nCfjTXXN0JsVZSys/n7w9fRvjMIxzv2tmegNRJc/7/Ydb0+d7",
+	"bqZoPvvDSd2GIIf5VLPxMCb/z1mdNXv80OsVD+7vjhaGkZ9fHv0ElarI26mcC7RsW3jfKIJbBP33Kqqv",
+	"ILuDEXMpVbxsqcFvgocR/y18ie6FldVn6h1uKFvXEuft+XaXzantGj+BDbEiyyk1h0SxjFGjCVWMJEpm",
+	"GWqVW6GGwsS8LkdNs3GuuFm8tS3gUI8y/gtbHOXoXK8HT39iCzS/YFmIc4yihqwRpESyu4uhKq+OXh6D",
+	"3QJGB8KIUcVUQfiWlWM9OS4mcrk3F6LNNaFEs3Sya1m15bBoGt21K0ANH6XMpTocvX5ONFPnTPXIc4Mf",
+	"sWKGzkeaQVEOfPeeHohnPGU6wlcZxvJUYvE18mXwxE0mfMxpSt4+/UWTXLPI2Z7ivfP9OCJZmttBTti8",
+	"yLLSAyEnIGEsQ9mZUfWJJWTQqWdjDTpkxFI57/YGYiCOwdgAumuEmVkY/pPSBVMRWCGmzLvFMSqSiXOW",
+	"yowNRPxlgGEeg84B+TLwsaSDTkQGsOj4CSJK8aMV4YPO5WWMi5VgSnatVGCMQslwA2ZInEAn6pwzpXGn",
+	"+r39Xh+OVcYEzXjnoPOg1+89QK/lFOhqbwrxbb/Zz2fIqO0Rhm6eJ5DGh7/Ximre7/dvrJRhJcSuqUKl",
+	"PYS9ysnoHHz4aDHObEbVonPQecHPmbDgIFNyxMiO3Q4XZoMiXJ1zcUZ+Pj193e2RV5LQ3EwtPBkHV4Gh",
+	"Zxp4SaY7H21fexBl0b4yb/Dnb7gwMAIoMfmo/+DOen0lDYGlwaqmUKXGlTRdrN4lO15e3iYfPmnbG0+t",
+	"hgMHvgicJDANlmy+aYXfvnXjrLRy/MVHcrvyvx/qzO6nXGmpcKI8qdg9MejQfZMpds5lrkORBKhr+zln",
+	"kAnlCtti1kS5dG3Ju/vhvwaDvN/v9z/+W2MqTX1kr6GSLP+NRcRnU7f1CxkelX5dPIPFsaV46v1KLPV+",
+	"U+RiizAIbPMAMZrbAcjSDaEFwYNOduKiYF7Zdw7qQCgJB7+EGnDgIy873Jd95/6p4En3cnsgDGYQ40Zb",
+	"XUAz+69xEnMsZzOquz1S6Z/QVEsylpajkvKQLZEORHlwh+Vuq++VBoccm11kKSiLqMs37VgRdhe2bHMQ",
+	"pc0C4ySlmnW23jLYK65r5YqaBlnP5bwRsl4zuvlUagb+mGJ8djgEooF9MInLfrXckHKhcUKYQcTPhLR9",
+	"kzHV7JDE/9dSzBB2lMSDQUxmcKxTbpiiabpom7xmVEFgaDHrsnr46HF0i6vgtAtCIQsDvd44Rz5jVk/m",
+	"F8QlN3TbJhA0lCWmtEEA8xXHO2ITqdiVh4qv3/xYXUx1GO5OcdSh0IBnCBEpTjxYGdy57mIJnwjYjHC1",
+	"4LSJiGBzpo0r8GMZDRcQetULBXY+MZaB0IDSac7m4Asb4IBsq9QQJhJNRszMme1iLkHSaDKT56iqGLRg",
+	"S5GQMyXzDHlNoxhyMTh2VM1SYUJT3ZTX+PEWsU5RFbEJAcJsLW9yewSg5yF239RqGOZeqfo7vLK//pVK",
+	"vW4Yi1uXdS9WCrgDECoBVJ9rTdOUqXvaz6RKJWVM42HMx8uok8m2ROWCD4aAvko3Vs2x+NknPSJLJ6jR",
+	"pFywe5rEuUpjfJ19zmk6ELE37riqgqjuYI5uSB+19KRDr0rmBhBcNWv3EIvLz7mGgQ0E+ostKn/Y79s2",
+	"LOkXdbDkZOKcvFBfiZQKIqL67ZmJq8qk6YwNhFFUaEvYUsB4i7qEXBPFTK4ES6rSHRS7OjPQBwFlFBGk",
+	"MaHjMcsgs2RNhY654sYwYRU2OhCYeSvy2ciCjgmZcQF5zVJBvJIFQoPOD/3ZoGOl0KCzP/Wf7j+0H7uH",
+	"MBkLoXAyM7qwei7Rdj/sPsGO2HbgQ+w0UQGO8C6ygCr2LdUxKQpI/egKYt3IQW6olHJZtde4AKjbZSVt",
+	"pfxdfOt3xj5wUUPtUiA9OGSYVFIvLrnEQaqa0d4XX/znsnDpNdmVKpLRElcAuY5dkbCkERhVKjlYYGXB",
+	"ZFHgISFbVA+EPclnECdiMGDDl5pDxkV2HvYfRoSOIOwGpptybXQXVbFfqeAGXxBEMRSC0L+c62ggtERJ",
+	"KiRBnjSVaYJPjGTC8Qhi9oPuEfR11op0grweiPjp8Yvj02OIB4eh733hySUceaaoLr9lpGw6cdh6ceJu",
+	"k+i913YV7UMpTuc37V2ZqB/2H65/KVwjckOnYBm64TzCuQBlbgs6bBO3LfYeozg7v6Ot3IR/fS/79ndm",
+	"SkJsx35Ucg5GpEMsKWM1ZcsSPrHMuGJGCTC80lZi4dRuK0Sq2nGaBls8suevebr82Moa95DZ1a+I2qbt",
+	"NuB2JAgXux6KuHU5k4jkyxaDgxDyFpZBG5l5rmnVk11MPQ2AayAsC8XlpCOpwDZfxUSaGZMybVspmy3C",
+	"6cmoMpymBYf8KYzIwhpsxLtHXTZaSR+yzLUQFIi+LPMNKg2+G+LzCoTo0SFgw0b4UpTk6/xxEMQ3ObS4",
+	"1H7LtoQVe55cS0bYZds1iOb51ErbgjhVLpBto12DGySSiOTC8NRxd6BLIHGU/gmY/AfCAwOPCcyUzXxA",
+	"aJsQgGZG0kwBkHR75JhasGPYzKpGfq1iS5sJieHFGN5hF3Rs0oXL0y/ar1SIRdO4j0kFO5SacUFT0D9e",
+	"g+Z/EOwB4FVbKtPLPYvYyR3isOqwHZ0L0okdLgp1egcCak7rYByixnOQe9ppVs94Cnx3LGcjO1A4/kev",
+	"nsL6fGIs83aJsVSKjU3TeQymdJ8av41Bva0ccalY/5JtnezYhS7m/a1s7VcxtqN9vWRt39rcDkVZgiRo",
+	"s66j0ZtsaPO+vkW6nKPmxNVXpzl8XcpZC4LBZ691d6KrvNX9t8Zcty2N4dUFRetymSzXmpB7N2pCvgaN",
+	"VmcS7s8Du0DbCEIB+5sYQAyXUBCaJBrzSwt+03iRxYaE5664WEt5to8rUMStmzTLhedXWjb93v3+kcWy",
+	"GkdDLrZfBe/goVjAJU8N0TxhZLSAv2CXxyfAWn53SoEf4C1qB6/rkJ+JxCP+w2CTkYJpMqXnAAi4KupQ",
+	"Wvjvkb8DM+A8oBZWDUQJmjg5kDALc9ytWEEdiJxmFiytfou8uxaNP86ca1HOQGRMVdjnHHF+ljHBkoOK",
+	"srGD0F/IebfqwbUSHmwUbqIHAK3spAbCAiEGWkhZseHOO9IwCeJiRk1TcX+fo4S2rG40EPFSTQ7L26tF",
+	"OcrflFcrrpXlgBpOAxGH2hxxjxyRqu4kpKm7nAv9x9vGOSh9Vvyu0YhKGOxWDLvtxd/v2MDbXpi9gcO+",
+	"t2s9YmPwEk9QNFnZkhT3Iv3xGC4SLtFyVvKuwOVYFZPvYXBmolpWDbrZRg/c+xLYwuWKiKqShc2v9B0J",
+	"6DZtv0ok3++Oy8Zb0KLC6GMB1A2L0WjF7WZWkBSSIiLv3rzYZXpMfWTt8r3g1cpFm94GvlKUG5fqfMMC",
+	"HL01VpUPZWaIPGcqOCzLfgZ/cZov20I0S9nYuNvDioAckJfe+FbUAolc5m/kioknFetbN3ISBZr7xBqq",
+	"2/TIj6Hg+ECw4BdGIZXwBKSU78/5UxVnySGJfREVp/wUtWliIqhSco4unankYzYQOxidXH6KplKwyFdU",
+	"AWtN0QHABzugIAJZF0FHqXrPQMQ+7Me7P6FEjwTP9o7zKlnqh+LcXYwKdiHSQyCBoZwcEKvrPBjbN3kC",
+	"n1l8CP16Tzigj2rr3rnQ5DKuPulgCNYHhymEMkIYTMbBwJ0ymOcimJYodLkgdgd75JU0U/CWS1iiRRQM",
+	"qtrwNPW8G5JdqMPHAzFB+xoiDvS5rTayFlWWbglJLJdxuly+tv/O7LmBmP6IQADoyBILwnGP8ZH10AoL",
+	"Wyn6gXZXRtxCYP868yBYMfAceL7nCn202TBKdUBuy9R3RVvfkrVva3PfW6mcfmv1Xl/XBkLnrL6hx5h8",
+	"Z1+K28YIrzePEXqrlTCjevzVft3daLVWhEcD17mr6OjbtOKEssorrTfOnfzdR6UtucXxYK+OQZvlqeEZ",
+	"Ve7KWm6FmNW0WULw2wX+5QIk/YQzKxgxyrEEOLgmLvISU164GQhU0TXZoeTf3568cqUmEbVSIqTYZbPM",
+	"LCKSC/45Z1VMaZHBVCYxop44iEvwO0HQGzp1KHHGS9e6h2T++hziwqu6PfJ+yg2DjOVdAGyOUXrXtTOV",
+	"OMIjo9xgqIuQpjDwkSOxgAyIlM0qCr+blUsQKsfG2W7Q2CEcBoBFloolvYE4cqctQMxwr0Ol+RhitY2U",
+	"w5SqMxZHPiCXikVoVDGa+PxXNhAJG6cU0COENtsnJCKyHsES8Y4B/82FF9px5VmG1qfWALRneFlLO7gI",
+	"JLU3kWq261MJtwlBK18SdMcGinKVsGbQgXvnIra+M66B5bQInsgXgdNXq3A38ZAyVtj74jIHaiFoTcFT",
+	"gVpukcWvCJ16+l0GSz31oVGwP15VKV/At8ThVxplbnsT1p+Z0mH53iKf6pGZJam6le3BLk/ZQVE7Snul",
+	"nWjczKdyLuzh3X4z5dgws1tcgtSQg9F281eLYY3OCVT8czYoq4NYrZf8hAPYxWSa7+3UuQV25+6eLm5c",
+	"s5Pd5QkmMKZWuQD3CNyMDtIgKgwe8RFEnMfgV7kNwvnsL4NoJJNSKfdbPPGlXhpoBH4lif3ZAkhAYBE4",
+	"tgEyoh0jqcUN976pYGxSr31ogbu2AvyZzsSeMeWnteENFsTIM2amVX9nJfe1slmNgVevpEWFPlkdblrD",
+	"fGnM44d0/SnVREgIuUbXtGv0sCHvHkyG3j9nyuFT3hxXqxMP2ex/Pz6t3vbp4qo9XuWGCDk/IJQApSYD",
+	"KCoY4z+o9lZTRSnxF+sDw0V7mqBpKE7vpHhpMR0wHwg7T5b0SFys+d8sRIwx6LwwzRbv+iwUNGkW7x0Q",
+	"eLEtViqUMrhG4rEKy9kYH/XtY6O+QR5yDKse0g6XT84hiSGrzT8DdGxPkm4bbenSxgb/wt0kxVXuEVgT",
+	"PeKG8DuwQTjdqHQRcCWRcvnm5DI3LPai3Wax23BiD9wBRw8Z147v+N5cJh2Egw7/97//J4YkZOcAOSCD",
+	"jmNTnTgaCOJvwjggHz7GeH0qxD65PE1g+vd0EbKBZUuCdyhjahdz7eDIaPDxKCicAM4C4sy2mUz5GJwE",
+	"VflxaH9JLQ8F9vT349OeHartKvZhB0FJX2Jhlnntkrh8l6ad4CRlF4NOHAp8ld848KsVpjCnrjwERKNY",
+	"6addAC+YFQgp0gC5IDsY8u9Kcj17cfyfw/dHz08jF746n3IImmBknCsFYKri8PCChWu3NpDu1/VR7yJI",
+	"FXCBUaIXYjxVUlimaccHEz4JaYrVBzKq9a6ZKpmfTZfufN1xy+qIiGRKXnCXi4Q1b3btxtthQWkhHTw6",
+	"aNjqRp7akQQCsfHE+4xieOCAIPvCvVm+ILbX4ILa8cIzHKV7miSMJmhN8rmKblGCP400+bOipnTH4mIM",
+	"t3Nvjt++Pnn19nj4/vmrpyfvu3Z7p3YZFUtcIqhtv8Sg3fAxWwEwL0tg3yCySUjCJhOMPT71tUZ4LZAw",
+	"XLwbEVywEmFGBd2Dh3J54WKLIAciLJSzXrRarsJ9LLeZPVm/oviOzVfFnTOXUQduWwXibdT+qpwVsF+J",
+	"8F1BLVqNwML9w1tnm0uGLV+3fc5ayrltUjCxpSxYs2Jag6t4Wz8ySUdLXbQM25mURK874d9vbimKHP9O",
+	"m1CtKxp7X/zHzYx5lQN0ywT8+zXq1TBSiddL9KTUMnVXYKSVVr/Sbq3UV97CcfBOk+rY6ojjkCBcr8Qh",
+	"tAXJI8spI3BXGhDk4cfo2wDyDXnH7z+i4O/MLO/4Ybui7tK9IMQXUqYURBauQPBbmbn8+pdNXS2c6soB",
+	"3JU+ChWjKSz3LnndnyS5nLi4ZAc4JDxhs0yiRdanpmL1kZKxaLXow6oLmICyJv4vdplNMXFOM4jD8uVE",
+	"MkjRm2C01lTmqkdiMImHSDZdv8cfw7ki4q90a7jLn+x4VH6/3ycvfzxsdP4WSbfdw+DEjQdiVr0j/5DE",
+	"4cZ7GNXE38bf8yXY9NAlL2KtvlCNaOLzOnG9BmLExnLGVmBrd7HUbSJr7OIb4Wo3v5aD6jO93X1A3xuM",
+	"fGuoAssyzjLynkfE+gKJvXyy/DGqn6u9L+GuoqszaRzEyijd00CaxFFmtYif85jiIS2lGlfT4UtAy9N5",
+	"NeM9ROpCXrCP0V0fhYmdlI7ENyHK+uz+QOKjfh63pVy377dCuzHcOgYh1OiiQCr1MZO5O4KQ7OILRaDN",
+	"WzlLI1fofQXK/lVyYXE5fD8QVpa4wl40SVw9joKT39NeTPXIe9CLZ8mjmOxM2UU3gueo1mw2slTjI6Gg",
+	"sSk9Z66cXcLPmK8f5J+pxH+VIqCLmHXwfsbhKV3UQCI7WAhsLBOmDzGeDAtvacxjQ/uVwTuslKkIVXdp",
+	"Hx0rqbULWbMkRRVnGopwLQaiIWArWo7GCpU23LC0oQvtSalHTgRxFzOUH+J6ICrFTSGo3A4KKwIIu23g",
+	"XCdxuDw89rWgcOyt3KqJtbiublfeVjr5l5S4BWv2ByZkw9x5YNY34XVH7pxi8YgQsKkJF0Y6Ab4144MW",
+	"bk1iF7GmGEYaY+YHFvhyJQ8g5xxDSzxOfvyQvOQ/kp3Hf432+0+iJ48f4hMAjgcC+WkjOo6KYFbHBUPV",
+	"6qotv0dew9rN6MICaId7BsLOMU2tSBEJmWEBVHukxZiVnJG47rgHNOTbcCmQfSGnxId87KBU6BV3XMT2",
+	"a5eh0A3m3BU+8VoF5L7gUvTIESklERVyvkApA+FaXoNUjpKkdMPmrUV1Vrr5pvwE5rk6sNNO8g/AP5LE",
+	"AiV7GoFfbAGZ6rfIrE4eqV2lc53wCd/hNZMT/jUDI27T9tl0n9rKmISwtb+DmARHrsWc2uv2ukdXBSDA",
+	"daZF7Z6losBQz8DD99ojYQRwfcpY8VGQTJC+CTfWWsIgio0ZJE/EX3hyQAYddm6G//vf/zPoRM7QhV8y",
+	"YexX9p2IFDcXRSDoDoh7GfNm4fXLyziyWsKZcC7/t4ZatJwQRyOazOkCwZT92Q/ZKg7VO41islO+UDca",
+	"iPCv4TOmDZ1lcVRcumvfpiZXLO5GpbCAakTaOVN8svAFPP129HIxVzRzZSuw+0p1YBDFU6YwrnC0ILGC",
+	"m+/9UKFgV6lU8sg+uOY6tB55VxSgQLYGhZiMRfwr7zGLCMVL0HzmJlYslamr901Jpvg5NSwiqZTZiI4/",
+	"RVbt+bSbyjFNB0KqUuVlIcWuu0aNJoly16IofxWbnfB4ysafLPg4o1BYymXm+Ctuu72BOBIEbxGyUEOx",
+	"M64NU049fNQvnfdWC1/9BsXbNPW1XMp/x4ih/RK4FgDhV7GkjLgz44j2u+Ombzyl0CU2CsZv1GO997yR",
+	"kbaBhr0vDbcbbuCEbqLDuyGANSV6Ydhwuc136ZcWYWcxeb52YTdnS1eoNUrNlS7pb7d3647sd5qcUj+U",
+	"7WBmK4W+tngrNftnVpfXJGUTQ2RusPwkWinhLhd9SOLSZYkxUSxL6djdI4dGPM1Mj8TFZYsxXo5hdWQo",
+	"0skE1LtBg914SsUZw+LfnjIxphALTPkSFGfSa/2CzUGiN8i2d9Dn3ci2xr7+NWTbhsfj9+w7AKoqs8F7",
+	"aNOB+jYEc1f8BZM3Iur2Cs7amvFxIliAcZB04oLyRFLIYSyrypPgefaaBE880IZaz9opGmXUTqaMJnjD",
+	"BWJGagybZaZ7UPJ/h7iPUMMNDxjAWvhowT8Yx1kCkSNizCraQ1HJ5v7FRXFrGD5YB9Nvjk/f/HP47ORN",
+	"TKZUD0RGtXaxzpa/WFDdI7+wDBHIgz5J6EK3ZW04Oi9YxTXMD2Ej/jQ/XInZuE1YrDc/FCfjD1lSs8KD",
+	"FBvbI18sSTBfIC9YY8S4ttzfkqlVFO/tXQnbII83pRigwGmC5mWFft1kgU7PgYgtSBnKNPH3M/uLtaQa",
+	"3n84hBt+4qgMfd2Rhyrd9x+6O4DGVFmWSYJpg4wWA8EwkBqMFJCdB5YNDBwijFvFvlu7WglKSrlXtJFZ",
+	"oTe62qGNtZ5gpWsL9tZfQH0rxZ/KPWJPd1QF6iZUcUsQ31Ad/ybM5Q1i7RpLqa/CTYAZw/QtH/dTTFDK",
+	"UghLdiZMzIARhbHLp6STiWJ6alUP45O+MI8koYb2LPShLlDO/+zCG/BqNCFd5SwSO68/wiuVM9BHmC/Y",
+	"sgRxSqngLmTB5HogdqA6i8s6G45lwvCOsKIB6H1MhZB4KZvlI7Y5qUgiGQZiu9QrvJBw2Q55+vzl8ck7",
+	"KJdTLh7jNywX4bJeSE+3NDCfLpxZNSwtJNZ6LcoVriGYaEvoTLq6NiUZ3cCcTtmS5+eWmFJDT/8aOpUd",
+	"WHtt29OqcR336/fPkN5CQWxPbE6lkpVzIOQ8cpFPWEI8kwov6fCLtBG/KkwOG7kn/RX/+i6MUr6zNiR8",
+	"OmVVdfNb2oBrg6ns1YwuCl8WMbJtb6o3i3/pHGX8F7Y4ys20c/Dho+X5mHmGQiNXaeegMzUmO9jbA5/I",
+	"VGpz8KT/pG8B6f8PAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
