@@ -1260,6 +1260,18 @@ type ListFilesParams struct {
 	After *string `form:"after,omitempty" json:"after,omitempty"`
 }
 
+// DownloadFileParams defines parameters for DownloadFile.
+type DownloadFileParams struct {
+	// Offset Volley extension: lines to skip.
+	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// Limit Volley extension: at most this many lines.
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Search Volley extension: only lines whose custom_id contains this text.
+	Search *string `form:"search,omitempty" json:"search,omitempty"`
+}
+
 // ListResponsesParams defines parameters for ListResponses.
 type ListResponsesParams struct {
 	// After Cursor; the id of the last response of the previous page (`last_id`).
@@ -1384,7 +1396,7 @@ type ServerInterface interface {
 	RetrieveFile(w http.ResponseWriter, r *http.Request, fileId FileID)
 	// DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 	// (GET /v1/files/{file_id}/content)
-	DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID)
+	DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID, params DownloadFileParams)
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(w http.ResponseWriter, r *http.Request)
@@ -1540,7 +1552,7 @@ func (_ Unimplemented) RetrieveFile(w http.ResponseWriter, r *http.Request, file
 
 // DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 // (GET /v1/files/{file_id}/content)
-func (_ Unimplemented) DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID) {
+func (_ Unimplemented) DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID, params DownloadFileParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2258,8 +2270,50 @@ func (siw *ServerInterfaceWrapper) DownloadFile(w http.ResponseWriter, r *http.R
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DownloadFileParams
+
+	// ------------- Optional query parameter "offset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", r.URL.Query(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "offset"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "offset", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", r.URL.Query(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "search"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "search", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.DownloadFile(w, r, fileId)
+		siw.Handler.DownloadFile(w, r, fileId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4022,6 +4076,7 @@ func (response RetrieveFiledefaultJSONResponse) VisitRetrieveFileResponse(w http
 
 type DownloadFileRequestObject struct {
 	FileId FileID `json:"file_id"`
+	Params DownloadFileParams
 }
 
 type DownloadFileResponseObject interface {
@@ -6076,10 +6131,11 @@ func (sh *strictHandler) RetrieveFile(w http.ResponseWriter, r *http.Request, fi
 }
 
 // DownloadFile operation middleware
-func (sh *strictHandler) DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID) {
+func (sh *strictHandler) DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID, params DownloadFileParams) {
 	var request DownloadFileRequestObject
 
 	request.FileId = fileId
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.DownloadFile(ctx, request.(DownloadFileRequestObject))
@@ -6651,178 +6707,181 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pchs5lu6rIHj7hsW5KYry1i4p+oeqLHd5yrY8ttyeDtPDBJmgiHISSANIUSxbEfM082DzJDdwDoBc",
-	"mMlFm9tV9UsUmYn14JzvrPjSGctZJgUTRncOvnQyquiMGabgvx+pGU+fP7UfuegcdDJqpp2oI+iMdQ46",
-	"I/vrkCedqKPY55wrlnQOjMpZ1NHjKZtR+55ZZPZZbRQXZ53Ly6jzjKestc0JT9n2Tb5hOpNCtzer3APb",
-	"N/0uSyVNWhvO4eftm33PRlMpPx2LJJNcmNb25/jckLkHt+3pMgpzdzuavGGfc6aN/W8shWECPtIsS/mY",
-	"Gi7F3q9aCvtd0exfFJt0Djr/Z6+glj38Ve8dKyWV3wHsMmF6rHhmG+scdJ6Lc5ryhCjs+JCYKSMzpjU9",
-	"Y0TThSbzKTWEioTMp0yxXucy6jxlE5qnBhq/u6EeiQWRZsoUYfZRGMkraZ7JXCR3N4pXkuh8PCVy9Csb",
-	"GzKRipgp1+QTW9zTRM4Fw5GdSvmCqjN2dyM7nTKSsHFKFQv7SUYyWRCuSWrHYodKBWzxWIoJP8vtoymf",
-	"cQNjfidobqZS8d/YHa7oS641F2cRmSspzohURLFz+Ykl5Oj1c7uuPTiVrj3b3VGS4NF/TZUpHZlMyYwp",
-	"w/E4JdTA4JZXKaPK3NNktDBMR4QaMpPakMcPyUv+Y68TdSZSzaixXJQLqhadqIFJFMf8A/b0MTyFpGEX",
-	"FHj08sjGVIxZmrJkSGHcoT8uzOOHlsHkaUpHKfM8xDXMhWFnTNmWXRNcnF2jDTnLUmauNQxsgksxnHOR",
-	"yHkDn4s6Y8Xoim6Wm/UctbE1OP1DL4wOvrQNs/YGrDxN05NJ5+DDapKFbTvGly4/1tfBNniR2b2/+rph",
-	"A/rqDUwovxb9TLigKf/tWvSDq7+02lwMMyXPFNPXmB8XWW7Km7zUzYwZ6o84TRJuiZCmrysHbemllo6L",
-	"EzuTCUs3Iir3zsGXDhP5zLIBwFwlPlB6Nje16axt3jHw4VjmDv6tpVjHCX/CNyzLNNTkujxEEPbU2D48",
-	"DXUqO9Ypk0anxCM6geo7Ze5T/MOSxqnnFklsNPx38GSdtwKmcmtdYgx+p8LhrpNME28KK7K0I3WuUuFZ",
-	"SyRdOb/1s1Tjq+WjWmEcdR4eVcXCEgX4pSxRfqvIecpwz5ZlYvGDe3MkZcqoWHGeNyf0lVvnu24ddICT",
-	"NWEpE9Y4rpQLtuIolZiJw7ONrYBStcGJrM0NRlW07Ntxo1o9R92OVbhhs80OO67WZeiIKkUX1e1aPYNi",
-	"Y1aS0gu+ClttPt6moU640mZThjilejiTijXTbko3b2mZoFM7ybX0XF2x0vCL7kvDbF3REmCtQtMTwQJu",
-	"lxNCCZwzsvMPmaZsQdiFYUJzKboWo1b3gxrDZpnRy43+LOdkRsWCGD5jGrC/72NONdFMGJJn2ihGZ71G",
-	"MGZViGYcXVEy6o0dEinSBZlzMyUxF+M0T9jf7JNxBOokTedWvZSCUGLxfxraKw0jLPnF7pncdV9a/aP3",
-	"hs5fusO3hDCrI30/Zajz4HJOZZpwcUY4LoB7swL724HpONdGztogCfMcbAuY6ajBHecmsDnhguvpdcCe",
-	"55TLO7i/O6IadEDBLM3ZZQI5SqwkbKaHAJE2lRQ9t6+N+MBbQK62bIVe2bRy2lC1kiq4sZqxsTTsTlDz",
-	"objCmi9jr4yJBBGTyoVYhlcBjhWAqsBcmzOngkTdxhdQKaCfwC5qOKe0YFW6K+2TJ/N1/O2nAFzr8txP",
-	"uSChJcWm+TcjDU2bfqqtBT7XuLrrRr0tCGmHFqsBw7px3JTY9cJmjfRd5gxxoKPYMwZ4gdi+e+1H4AoC",
-	"e6PO7fPQ9yHJqNaWfVNNYjoxTMXODMeIYBeGZPSMbTTCfw0g8KbEAavb3S55PXO6pwkVes5UZFeDo5xD",
-	"3YZIZygF5t5bL0O9vtEi3JB5DGsnoe0Ilp+uNO3wROuivPPHqboUqNwZ+YkJvaERqfzKMGGG8rSJHdGx",
-	"5XFbtFw/2JUGmubldM2tBl95p330ilEtrSy5xgSW2miaA7DUa3RS2b+WvamvVNsq1EbTNNyfQISWT5lu",
-	"tRMHXtOAnveJkWS/3++T4inPkRDb2Ml4bjzj4gUTZ2baOdhvYDczevEcH7UtRvZx/3+dO9dprBjixrPV",
-	"edow2eAXbDriW4kXL+ah75PcjOWMrdZHr8hkS67MVlX1Jyfp0S3QutWz5FGDhsQuyMunj/y2zqcyBf+I",
-	"YaKsilRMBqaZXLxzQVuy+VVyEVmeLFXC1GHwM+z3o36/XyGcpS5WUkPov3ElAM/VFc1GCFa12ldnEt9/",
-	"OI0jK0OW1U9i1ckkV+ANIhMlZyTen8V2zvH+4yfTGD1kVjz/0J/FtpH4/jQGrdUiT2U7+K+dnQ/7uz98",
-	"/NDf/eHjl3704PLrfr//ob/7V/zK/vek3519xce+Fg9/3f/Q333kPz/+0N998rE77f6laavKjoRlZVtO",
-	"yN75/t54Ss1esSY6wm/rX7DZiCUWwbv/g+8W/7UgG5dE12Zqf92pd/K1/Llo+mto9WupwebJLdnI1/Gf",
-	"DSzmM3rhm3i0f7+hkeoqvsuAQT4mGeVKH5JPbKFJDl8+fkjGU6ro2DClI3JO05z532zThJ0ztcDvCSXY",
-	"g125Gb0oj2n/8QZmeycoglnWosK1jkl8+AiebZZXJfNwYXhePj3t5/AZT1nrMayM9gMV46lUH5soNV2Q",
-	"uNDT6gep+KX5CFR60WwsRaIbunnwuN+3e3P/0Q/3LX8iwEPADqAJNkKgDfKgTxK60GS0IAlGArht4zPL",
-	"4F0DIN/wG9t0sxMqbbBL/Pvbk1cvPAMu3LM1r7XmvzGy4/on9/t98vLHLhiWwJYBRvPi90fAc7sbOXej",
-	"TparTOqGob3MtSEjRmKQSfWNgC//stZbDLMuOmknHq8YtBoMrbjxD2nwlpctcqgoscRuqinpDJYxn/Fz",
-	"JpbNiCM6/nSmfEBFy6krKXHF80MJg9JN720gfJZeuVM5cbnKEVgLQiHwA3FCUcncMJD2VFQsRmtYsWbq",
-	"nI/Z0HDkU2tVVW2cJr1+U3AQmzxbI0yc8setja9IrWugFwRbLK/nW3uMK8jLHo+I9D3V2n/xsLs4lY3s",
-	"tNcQBMiWMMSryeDDZ2yI39bn8kwxRgy7MBFhvbMeie1niJZJ4951+cxqnoKrWxp6eaCb8JpazFu7zDpn",
-	"wkCzaxUE36R94xReuPShc5u96MbyiqJikat0yzffvXmxtFJudWxjUWU2TWsD1sCToMA02wTXnt2bcD/6",
-	"L9aZGQuHpN9655eE0bbOsd0GFXwaa2O83DrVR9RuLa6cu7VyA/HRBvCI7Dh+UreD2cPR3Q48Obi0Hi01",
-	"saWtEVFt5dyMi1E0LaJFmLfs7gfAcoPefjvkG7Bvn2RMHD23jf3pW76MOj8zmprp2+B2Wl7ZEdVtMu3M",
-	"KZorLL8NNgL5CU0EECLMNQZwrhdWrr2mSby0EOQ/cpY3cKIVfse5GHrv2obm1bkYei/cZm+U2q+ugre4",
-	"WRSDKi0EAZM55YaLM3BNUKJTacgOeqCVf8NqKwWEJkH1726Ickoz2GxMXJBJys+mm8GoRngYNfoxyztQ",
-	"Xd2mXS6d3HacuIk3fuu40muHXa6Chsgi2AW1Co7Ll9jtj/76z1//4/Or+YNJ/z/Fo9PP9/WLT6870TUY",
-	"bwU4VmOyvLUURV/4ty6Dm862bwizJsBnmik5ZlaFbHD6LjmGSj6K7UKpqoLDI9mKX7oWbhcwrl+Hkmu7",
-	"Npom8gP+8pRlZnpNCVTiVrdh+G61djea3tv9Go3EqoKDwI+uHHZQCfCkqWI0WQzL7nT/XQhaCA+VWvHf",
-	"FYGjQprhBOwLa5ehHMfgBtu8FgVyreeLEGQ0wUbikjZ6JMbzEVuh5eKQqCCwc1cIPvLN3zIMCxEYNwjF",
-	"/NBvAI4VoTh/grHOG2bU4tpOmFOIaJijp/GeJvicd/XHr0/enoLrAX5nOj709lhUf9LEv/ktXC+r3Kqw",
-	"PBgfaKZMM7DZarLjbb3OXHtIGB1PycxZQ2glTO0a7tdH/WX/awsxBRK+EefJVVwbKNBY6ypCcAwsH4Z/",
-	"aEbsK0wfgJ9OTkgcGHcckRg5tv3k2LL9GLh23CMuu+9g/aPlxS+TV+jvK7bw1b3+NbzbTDJbbEiTyfaN",
-	"NIUl6y0bK1a2Y622LnxiLBvKNBlqeG9Ix4afs+FEquH9h8OpzJVu4kdNwzhl2mxvTtvWmrZsZymaauJI",
-	"77Lk927ma5izhbLfVMdYgiSWlJwfDZrmUmyo7Xlv2WZRsmXryMemVFG0s0sxZiSc1+WouW11Hpdz3X/w",
-	"6IF68fkHfiKOH/+yeP/kt8/vdb6Z1oNNrNN7NtBkCoW0jFyvFF17szpKTa+rE+xrqprwwraEWN8aCBu5",
-	"/sb0bDvNqV4h336tmbq6npV1LFppWiF39J+ylJ8ztVhepvZMiCP3C5nRhBGpSC4SsNMsejdz8hMc1LXy",
-	"QivyoOW0LZ9leO2eJjyJMHidahK78gS7PGn2PgGUdct1jdwC20pwEtRj7BdF7K4PsEdIcEhs08h+wrpt",
-	"FLQLHdaCUZdXBB+oBA9joKzreD5lgggpmNX6+PnKvkuzFeyivmYNaQWUONbjpwYp+EZxlkCEcnny3JAp",
-	"1YSJpCUJZf2glk9qvTJFz49jQxtQwTl1Ph4zljSH0BdNNJXC2JIJlEg/aimtsTZ/oU7SyxtWO6UN5FQh",
-	"6Q1Y0A2oznWm9qcGvVSE5QbkYQ3Tbhp82WqhacVE689j8zHkZxCF7TSQaWPYIvA2eOCeJpliE36BQU+W",
-	"w00stiyC7hq5fg56wBbL5vD4NeR5UvzT6n1vnv4GhHHLRrcmTlqzpl3bCFeb0c0xlHB4/mQoS6v8yp3e",
-	"pnj/+08qoatCGkLTlOiMjpl2sY7B0nT/ydpor1rXp5j00xifvwYAbkCgpi3Tck0Cj5P1Wjdv8pUkfLNw",
-	"r0pb32tzFxvspFX/mzRtOtIyzQ0j8dSYTGMcuv0Yk3dvXkBissyN1cITJgynqbZPTBQ9mzFheuQNm+Sa",
-	"JWTnYb8/EDHHSlnDXKVxF/EjN5pMpQbftyWSLB+lfEx2cpEyrUn8j5MXL47/OXx//OPPJye/DI9evDh5",
-	"P3z95vk/jk6P425ExlTY10ZsIBTTMj1nCfjTXXN0JsVZSys/n7w9fRvjMIxzv2tmegNRJc/7/Ydb0+d7",
-	"bqZoPvvDSd2GIIf5VLPxMCb/z1mdNXv80OsVD+7vjhaGkZ9fHv0ElarI26mcC7RsW3jfKIJbBP33Kqqv",
-	"ILuDEXMpVbxsqcFvgocR/y18ie6FldVn6h1uKFvXEuft+XaXzantGj+BDbEiyyk1h0SxjFGjCVWMJEpm",
-	"GWqVW6GGwsS8LkdNs3GuuFm8tS3gUI8y/gtbHOXoXK8HT39iCzS/YFmIc4yihqwRpESyu4uhKq+OXh6D",
-	"3QJGB8KIUcVUQfiWlWM9OS4mcrk3F6LNNaFEs3Sya1m15bBoGt21K0ANH6XMpTocvX5ONFPnTPXIc4Mf",
-	"sWKGzkeaQVEOfPeeHohnPGU6wlcZxvJUYvE18mXwxE0mfMxpSt4+/UWTXLPI2Z7ivfP9OCJZmttBTti8",
-	"yLLSAyEnIGEsQ9mZUfWJJWTQqWdjDTpkxFI57/YGYiCOwdgAumuEmVkY/pPSBVMRWCGmzLvFMSqSiXOW",
-	"yowNRPxlgGEeg84B+TLwsaSDTkQGsOj4CSJK8aMV4YPO5WWMi5VgSnatVGCMQslwA2ZInEAn6pwzpXGn",
-	"+r39Xh+OVcYEzXjnoPOg1+89QK/lFOhqbwrxbb/Zz2fIqO0Rhm6eJ5DGh7/Ximre7/dvrJRhJcSuqUKl",
-	"PYS9ysnoHHz4aDHObEbVonPQecHPmbDgIFNyxMiO3Q4XZoMiXJ1zcUZ+Pj193e2RV5LQ3EwtPBkHV4Gh",
-	"Zxp4SaY7H21fexBl0b4yb/Dnb7gwMAIoMfmo/+DOen0lDYGlwaqmUKXGlTRdrN4lO15e3iYfPmnbG0+t",
-	"hgMHvgicJDANlmy+aYXfvnXjrLRy/MVHcrvyvx/qzO6nXGmpcKI8qdg9MejQfZMpds5lrkORBKhr+zln",
-	"kAnlCtti1kS5dG3Ju/vhvwaDvN/v9z/+W2MqTX1kr6GSLP+NRcRnU7f1CxkelX5dPIPFsaV46v1KLPV+",
-	"U+RiizAIbPMAMZrbAcjSDaEFwYNOduKiYF7Zdw7qQCgJB7+EGnDgIy873Jd95/6p4En3cnsgDGYQ40Zb",
-	"XUAz+69xEnMsZzOquz1S6Z/QVEsylpajkvKQLZEORHlwh+Vuq++VBoccm11kKSiLqMs37VgRdhe2bHMQ",
-	"pc0C4ySlmnW23jLYK65r5YqaBlnP5bwRsl4zuvlUagb+mGJ8djgEooF9MInLfrXckHKhcUKYQcTPhLR9",
-	"kzHV7JDE/9dSzBB2lMSDQUxmcKxTbpiiabpom7xmVEFgaDHrsnr46HF0i6vgtAtCIQsDvd44Rz5jVk/m",
-	"F8QlN3TbJhA0lCWmtEEA8xXHO2ITqdiVh4qv3/xYXUx1GO5OcdSh0IBnCBEpTjxYGdy57mIJnwjYjHC1",
-	"4LSJiGBzpo0r8GMZDRcQetULBXY+MZaB0IDSac7m4Asb4IBsq9QQJhJNRszMme1iLkHSaDKT56iqGLRg",
-	"S5GQMyXzDHlNoxhyMTh2VM1SYUJT3ZTX+PEWsU5RFbEJAcJsLW9yewSg5yF239RqGOZeqfo7vLK//pVK",
-	"vW4Yi1uXdS9WCrgDECoBVJ9rTdOUqXvaz6RKJWVM42HMx8uok8m2ROWCD4aAvko3Vs2x+NknPSJLJ6jR",
-	"pFywe5rEuUpjfJ19zmk6ELE37riqgqjuYI5uSB+19KRDr0rmBhBcNWv3EIvLz7mGgQ0E+ostKn/Y79s2",
-	"LOkXdbDkZOKcvFBfiZQKIqL67ZmJq8qk6YwNhFFUaEvYUsB4i7qEXBPFTK4ES6rSHRS7OjPQBwFlFBGk",
-	"MaHjMcsgs2RNhY654sYwYRU2OhCYeSvy2ciCjgmZcQF5zVJBvJIFQoPOD/3ZoGOl0KCzP/Wf7j+0H7uH",
-	"MBkLoXAyM7qwei7Rdj/sPsGO2HbgQ+w0UQGO8C6ygCr2LdUxKQpI/egKYt3IQW6olHJZtde4AKjbZSVt",
-	"pfxdfOt3xj5wUUPtUiA9OGSYVFIvLrnEQaqa0d4XX/znsnDpNdmVKpLRElcAuY5dkbCkERhVKjlYYGXB",
-	"ZFHgISFbVA+EPclnECdiMGDDl5pDxkV2HvYfRoSOIOwGpptybXQXVbFfqeAGXxBEMRSC0L+c62ggtERJ",
-	"KiRBnjSVaYJPjGTC8Qhi9oPuEfR11op0grweiPjp8Yvj02OIB4eh733hySUceaaoLr9lpGw6cdh6ceJu",
-	"k+i913YV7UMpTuc37V2ZqB/2H65/KVwjckOnYBm64TzCuQBlbgs6bBO3LfYeozg7v6Ot3IR/fS/79ndm",
-	"SkJsx35Ucg5GpEMsKWM1ZcsSPrHMuGJGCTC80lZi4dRuK0Sq2nGaBls8suevebr82Moa95DZ1a+I2qbt",
-	"NuB2JAgXux6KuHU5k4jkyxaDgxDyFpZBG5l5rmnVk11MPQ2AayAsC8XlpCOpwDZfxUSaGZMybVspmy3C",
-	"6cmoMpymBYf8KYzIwhpsxLtHXTZaSR+yzLUQFIi+LPMNKg2+G+LzCoTo0SFgw0b4UpTk6/xxEMQ3ObS4",
-	"1H7LtoQVe55cS0bYZds1iOb51ErbgjhVLpBto12DGySSiOTC8NRxd6BLIHGU/gmY/AfCAwOPCcyUzXxA",
-	"aJsQgGZG0kwBkHR75JhasGPYzKpGfq1iS5sJieHFGN5hF3Rs0oXL0y/ar1SIRdO4j0kFO5SacUFT0D9e",
-	"g+Z/EOwB4FVbKtPLPYvYyR3isOqwHZ0L0okdLgp1egcCak7rYByixnOQe9ppVs94Cnx3LGcjO1A4/kev",
-	"nsL6fGIs83aJsVSKjU3TeQymdJ8av41Bva0ccalY/5JtnezYhS7m/a1s7VcxtqN9vWRt39rcDkVZgiRo",
-	"s66j0ZtsaPO+vkW6nKPmxNVXpzl8XcpZC4LBZ691d6KrvNX9t8Zcty2N4dUFRetymSzXmpB7N2pCvgaN",
-	"VmcS7s8Du0DbCEIB+5sYQAyXUBCaJBrzSwt+03iRxYaE5664WEt5to8rUMStmzTLhedXWjb93v3+kcWy",
-	"GkdDLrZfBe/goVjAJU8N0TxhZLSAv2CXxyfAWn53SoEf4C1qB6/rkJ+JxCP+w2CTkYJpMqXnAAi4KupQ",
-	"Wvjvkb8DM+A8oBZWDUQJmjg5kDALc9ytWEEdiJxmFiytfou8uxaNP86ca1HOQGRMVdjnHHF+ljHBkoOK",
-	"srGD0F/IebfqwbUSHmwUbqIHAK3spAbCAiEGWkhZseHOO9IwCeJiRk1TcX+fo4S2rG40EPFSTQ7L26tF",
-	"OcrflFcrrpXlgBpOAxGH2hxxjxyRqu4kpKm7nAv9x9vGOSh9Vvyu0YhKGOxWDLvtxd/v2MDbXpi9gcO+",
-	"t2s9YmPwEk9QNFnZkhT3Iv3xGC4SLtFyVvKuwOVYFZPvYXBmolpWDbrZRg/c+xLYwuWKiKqShc2v9B0J",
-	"6DZtv0ok3++Oy8Zb0KLC6GMB1A2L0WjF7WZWkBSSIiLv3rzYZXpMfWTt8r3g1cpFm94GvlKUG5fqfMMC",
-	"HL01VpUPZWaIPGcqOCzLfgZ/cZov20I0S9nYuNvDioAckJfe+FbUAolc5m/kioknFetbN3ISBZr7xBqq",
-	"2/TIj6Hg+ECw4BdGIZXwBKSU78/5UxVnySGJfREVp/wUtWliIqhSco4unankYzYQOxidXH6KplKwyFdU",
-	"AWtN0QHABzugIAJZF0FHqXrPQMQ+7Me7P6FEjwTP9o7zKlnqh+LcXYwKdiHSQyCBoZwcEKvrPBjbN3kC",
-	"n1l8CP16Tzigj2rr3rnQ5DKuPulgCNYHhymEMkIYTMbBwJ0ymOcimJYodLkgdgd75JU0U/CWS1iiRRQM",
-	"qtrwNPW8G5JdqMPHAzFB+xoiDvS5rTayFlWWbglJLJdxuly+tv/O7LmBmP6IQADoyBILwnGP8ZH10AoL",
-	"Wyn6gXZXRtxCYP868yBYMfAceL7nCn202TBKdUBuy9R3RVvfkrVva3PfW6mcfmv1Xl/XBkLnrL6hx5h8",
-	"Z1+K28YIrzePEXqrlTCjevzVft3daLVWhEcD17mr6OjbtOKEssorrTfOnfzdR6UtucXxYK+OQZvlqeEZ",
-	"Ve7KWm6FmNW0WULw2wX+5QIk/YQzKxgxyrEEOLgmLvISU164GQhU0TXZoeTf3568cqUmEbVSIqTYZbPM",
-	"LCKSC/45Z1VMaZHBVCYxop44iEvwO0HQGzp1KHHGS9e6h2T++hziwqu6PfJ+yg2DjOVdAGyOUXrXtTOV",
-	"OMIjo9xgqIuQpjDwkSOxgAyIlM0qCr+blUsQKsfG2W7Q2CEcBoBFloolvYE4cqctQMxwr0Ol+RhitY2U",
-	"w5SqMxZHPiCXikVoVDGa+PxXNhAJG6cU0COENtsnJCKyHsES8Y4B/82FF9px5VmG1qfWALRneFlLO7gI",
-	"JLU3kWq261MJtwlBK18SdMcGinKVsGbQgXvnIra+M66B5bQInsgXgdNXq3A38ZAyVtj74jIHaiFoTcFT",
-	"gVpukcWvCJ16+l0GSz31oVGwP15VKV/At8ThVxplbnsT1p+Z0mH53iKf6pGZJam6le3BLk/ZQVE7Snul",
-	"nWjczKdyLuzh3X4z5dgws1tcgtSQg9F281eLYY3OCVT8czYoq4NYrZf8hAPYxWSa7+3UuQV25+6eLm5c",
-	"s5Pd5QkmMKZWuQD3CNyMDtIgKgwe8RFEnMfgV7kNwvnsL4NoJJNSKfdbPPGlXhpoBH4lif3ZAkhAYBE4",
-	"tgEyoh0jqcUN976pYGxSr31ogbu2AvyZzsSeMeWnteENFsTIM2amVX9nJfe1slmNgVevpEWFPlkdblrD",
-	"fGnM44d0/SnVREgIuUbXtGv0sCHvHkyG3j9nyuFT3hxXqxMP2ex/Pz6t3vbp4qo9XuWGCDk/IJQApSYD",
-	"KCoY4z+o9lZTRSnxF+sDw0V7mqBpKE7vpHhpMR0wHwg7T5b0SFys+d8sRIwx6LwwzRbv+iwUNGkW7x0Q",
-	"eLEtViqUMrhG4rEKy9kYH/XtY6O+QR5yDKse0g6XT84hiSGrzT8DdGxPkm4bbenSxgb/wt0kxVXuEVgT",
-	"PeKG8DuwQTjdqHQRcCWRcvnm5DI3LPai3Wax23BiD9wBRw8Z147v+N5cJh2Egw7/97//J4YkZOcAOSCD",
-	"jmNTnTgaCOJvwjggHz7GeH0qxD65PE1g+vd0EbKBZUuCdyhjahdz7eDIaPDxKCicAM4C4sy2mUz5GJwE",
-	"VflxaH9JLQ8F9vT349OeHartKvZhB0FJX2Jhlnntkrh8l6ad4CRlF4NOHAp8ld848KsVpjCnrjwERKNY",
-	"6addAC+YFQgp0gC5IDsY8u9Kcj17cfyfw/dHz08jF746n3IImmBknCsFYKri8PCChWu3NpDu1/VR7yJI",
-	"FXCBUaIXYjxVUlimaccHEz4JaYrVBzKq9a6ZKpmfTZfufN1xy+qIiGRKXnCXi4Q1b3btxtthQWkhHTw6",
-	"aNjqRp7akQQCsfHE+4xieOCAIPvCvVm+ILbX4ILa8cIzHKV7miSMJmhN8rmKblGCP400+bOipnTH4mIM",
-	"t3Nvjt++Pnn19nj4/vmrpyfvu3Z7p3YZFUtcIqhtv8Sg3fAxWwEwL0tg3yCySUjCJhOMPT71tUZ4LZAw",
-	"XLwbEVywEmFGBd2Dh3J54WKLIAciLJSzXrRarsJ9LLeZPVm/oviOzVfFnTOXUQduWwXibdT+qpwVsF+J",
-	"8F1BLVqNwML9w1tnm0uGLV+3fc5ayrltUjCxpSxYs2Jag6t4Wz8ySUdLXbQM25mURK874d9vbimKHP9O",
-	"m1CtKxp7X/zHzYx5lQN0ywT8+zXq1TBSiddL9KTUMnVXYKSVVr/Sbq3UV97CcfBOk+rY6ojjkCBcr8Qh",
-	"tAXJI8spI3BXGhDk4cfo2wDyDXnH7z+i4O/MLO/4Ybui7tK9IMQXUqYURBauQPBbmbn8+pdNXS2c6soB",
-	"3JU+ChWjKSz3LnndnyS5nLi4ZAc4JDxhs0yiRdanpmL1kZKxaLXow6oLmICyJv4vdplNMXFOM4jD8uVE",
-	"MkjRm2C01lTmqkdiMImHSDZdv8cfw7ki4q90a7jLn+x4VH6/3ycvfzxsdP4WSbfdw+DEjQdiVr0j/5DE",
-	"4cZ7GNXE38bf8yXY9NAlL2KtvlCNaOLzOnG9BmLExnLGVmBrd7HUbSJr7OIb4Wo3v5aD6jO93X1A3xuM",
-	"fGuoAssyzjLynkfE+gKJvXyy/DGqn6u9L+GuoqszaRzEyijd00CaxFFmtYif85jiIS2lGlfT4UtAy9N5",
-	"NeM9ROpCXrCP0V0fhYmdlI7ENyHK+uz+QOKjfh63pVy377dCuzHcOgYh1OiiQCr1MZO5O4KQ7OILRaDN",
-	"WzlLI1fofQXK/lVyYXE5fD8QVpa4wl40SVw9joKT39NeTPXIe9CLZ8mjmOxM2UU3gueo1mw2slTjI6Gg",
-	"sSk9Z66cXcLPmK8f5J+pxH+VIqCLmHXwfsbhKV3UQCI7WAhsLBOmDzGeDAtvacxjQ/uVwTuslKkIVXdp",
-	"Hx0rqbULWbMkRRVnGopwLQaiIWArWo7GCpU23LC0oQvtSalHTgRxFzOUH+J6ICrFTSGo3A4KKwIIu23g",
-	"XCdxuDw89rWgcOyt3KqJtbiublfeVjr5l5S4BWv2ByZkw9x5YNY34XVH7pxi8YgQsKkJF0Y6Ab4144MW",
-	"bk1iF7GmGEYaY+YHFvhyJQ8g5xxDSzxOfvyQvOQ/kp3Hf432+0+iJ48f4hMAjgcC+WkjOo6KYFbHBUPV",
-	"6qotv0dew9rN6MICaId7BsLOMU2tSBEJmWEBVHukxZiVnJG47rgHNOTbcCmQfSGnxId87KBU6BV3XMT2",
-	"a5eh0A3m3BU+8VoF5L7gUvTIESklERVyvkApA+FaXoNUjpKkdMPmrUV1Vrr5pvwE5rk6sNNO8g/AP5LE",
-	"AiV7GoFfbAGZ6rfIrE4eqV2lc53wCd/hNZMT/jUDI27T9tl0n9rKmISwtb+DmARHrsWc2uv2ukdXBSDA",
-	"daZF7Z6losBQz8DD99ojYQRwfcpY8VGQTJC+CTfWWsIgio0ZJE/EX3hyQAYddm6G//vf/zPoRM7QhV8y",
-	"YexX9p2IFDcXRSDoDoh7GfNm4fXLyziyWsKZcC7/t4ZatJwQRyOazOkCwZT92Q/ZKg7VO41islO+UDca",
-	"iPCv4TOmDZ1lcVRcumvfpiZXLO5GpbCAakTaOVN8svAFPP129HIxVzRzZSuw+0p1YBDFU6YwrnC0ILGC",
-	"m+/9UKFgV6lU8sg+uOY6tB55VxSgQLYGhZiMRfwr7zGLCMVL0HzmJlYslamr901Jpvg5NSwiqZTZiI4/",
-	"RVbt+bSbyjFNB0KqUuVlIcWuu0aNJoly16IofxWbnfB4ysafLPg4o1BYymXm+Ctuu72BOBIEbxGyUEOx",
-	"M64NU049fNQvnfdWC1/9BsXbNPW1XMp/x4ih/RK4FgDhV7GkjLgz44j2u+Ombzyl0CU2CsZv1GO997yR",
-	"kbaBhr0vDbcbbuCEbqLDuyGANSV6Ydhwuc136ZcWYWcxeb52YTdnS1eoNUrNlS7pb7d3647sd5qcUj+U",
-	"7WBmK4W+tngrNftnVpfXJGUTQ2RusPwkWinhLhd9SOLSZYkxUSxL6djdI4dGPM1Mj8TFZYsxXo5hdWQo",
-	"0skE1LtBg914SsUZw+LfnjIxphALTPkSFGfSa/2CzUGiN8i2d9Dn3ci2xr7+NWTbhsfj9+w7AKoqs8F7",
-	"aNOB+jYEc1f8BZM3Iur2Cs7amvFxIliAcZB04oLyRFLIYSyrypPgefaaBE880IZaz9opGmXUTqaMJnjD",
-	"BWJGagybZaZ7UPJ/h7iPUMMNDxjAWvhowT8Yx1kCkSNizCraQ1HJ5v7FRXFrGD5YB9Nvjk/f/HP47ORN",
-	"TKZUD0RGtXaxzpa/WFDdI7+wDBHIgz5J6EK3ZW04Oi9YxTXMD2Ej/jQ/XInZuE1YrDc/FCfjD1lSs8KD",
-	"FBvbI18sSTBfIC9YY8S4ttzfkqlVFO/tXQnbII83pRigwGmC5mWFft1kgU7PgYgtSBnKNPH3M/uLtaQa",
-	"3n84hBt+4qgMfd2Rhyrd9x+6O4DGVFmWSYJpg4wWA8EwkBqMFJCdB5YNDBwijFvFvlu7WglKSrlXtJFZ",
-	"oTe62qGNtZ5gpWsL9tZfQH0rxZ/KPWJPd1QF6iZUcUsQ31Ad/ybM5Q1i7RpLqa/CTYAZw/QtH/dTTFDK",
-	"UghLdiZMzIARhbHLp6STiWJ6alUP45O+MI8koYb2LPShLlDO/+zCG/BqNCFd5SwSO68/wiuVM9BHmC/Y",
-	"sgRxSqngLmTB5HogdqA6i8s6G45lwvCOsKIB6H1MhZB4KZvlI7Y5qUgiGQZiu9QrvJBw2Q55+vzl8ck7",
-	"KJdTLh7jNywX4bJeSE+3NDCfLpxZNSwtJNZ6LcoVriGYaEvoTLq6NiUZ3cCcTtmS5+eWmFJDT/8aOpUd",
-	"WHtt29OqcR336/fPkN5CQWxPbE6lkpVzIOQ8cpFPWEI8kwov6fCLtBG/KkwOG7kn/RX/+i6MUr6zNiR8",
-	"OmVVdfNb2oBrg6ns1YwuCl8WMbJtb6o3i3/pHGX8F7Y4ys20c/Dho+X5mHmGQiNXaeegMzUmO9jbA5/I",
-	"VGpz8KT/pG8B6f8PAAD//w==",
+	"7H3Zchs5luivIHj7hsW5KYry1i4p+kFVlrs8ZVseW25Ph+lhgkxQRDkJpAFQFMtWxHzNfNh8yQ2cAyB3",
+	"LtrcrqonUWQmloOzb/jSGctZJgUTRncOvnQyquiMGabgvx+pGU+fP7UfuegcdDJqpp2oI+iMdQ46I/vr",
+	"kCedqKPY5zlXLOkcGDVnUUePp2xG7XtmmdlntVFcnHUuL6POM56y1jEnPGXbD/mG6UwK3T6scg9sP/S7",
+	"LJU0aR14Dj9vP+x7NppK+elYJJnkwrSOv8Dnhsw9uO1Ml1HYuzvR5A37PGfa2P/GUhgm4CPNspSPqeFS",
+	"7P2qpbDf5cP+RbFJ56Dzf/ZybNnDX/XesVJS+RPAKROmx4pndrDOQee5OKcpT4jCiQ+JmTIyY1rTM0Y0",
+	"XWqymFJDqEjIYsoU63Uuo85TNqHz1MDgd7fUI7Ek0kyZIsw+Cit5Jc0zORfJ3a3ilSR6Pp4SOfqVjQ2Z",
+	"SEXMlGvyiS3vaSIXguHKTqV8QdUZu7uVnU4ZSdg4pYqF8yQjmSwJ1yS1a7FLpQKOeCzFhJ/N7aMpn3ED",
+	"a34n6NxMpeK/sTuE6EuuNRdnEVkoKc6IVESxc/mJJeTo9XML1x5QpRvPTneUJEj6r6kyBZLJlMyYMhzJ",
+	"KaEGFleHUkaVuafJaGmYjgg1ZCa1IY8fkpf8x14n6kykmlFjuSgXVC07UQOTyMn8A870MTyFqGEBCjy6",
+	"vrIxFWOWpiwZUlh3mI8L8/ihZTDzNKWjlHke4gbmwrAzpuzIbgguzq4xhpxlKTPXWgYOwaUYLrhI5KKB",
+	"z0WdsWJ0xTT1YT1HbRwNqH/ohdHBl7ZlVt4AyNM0PZl0Dj6sRlk4tmN86fJjFQ52wIvMnv3V4YYD6KsP",
+	"MKH8Wvgz4YKm/Ldr4Q9CvwZtLoaZkmeK6Wvsj4tsboqHXJtmxgz1JE6ThFskpOnrEqHVXmqZOKfYmUxY",
+	"uhFSuXcOvnSYmM8sGwCdq8AHCs/OTWU7a4d3DHw4lnOn/q3FWMcJf8I3LMs01Mx1cYkg7Kmxc3gc6pRO",
+	"rFNEjU6BR3QC1neK3Cf/hyWNW59bTWKj5b+DJ6u8FXQqB+sCY/AnFYi7ijJNvClApHYiVa5S4lk1lC7R",
+	"b5WWKny1SKolxlHl4VFZLNQwwIOygPmtIucpwzOry8T8B/fmSMqUUbGCnjdH9JVH56duXXRQJyvCUias",
+	"cV0pF2wFKRWYidNnG0cBo2oDiqzsDVaVj+zHcatavUfdrqtww2abETtC6zJMRJWiy/Jxrd5BfjArUekF",
+	"X6Vbbb7epqVOuNJmU4Y4pXo4k4o1425KNx+pjtCp3eRafC5DrLD8fPrCMlshWlBYy6rpiWBBb5cTQgnQ",
+	"Gdn5h0xTtiTswjChuRRdq6OWz4Maw2aZ0fVBf5YLMqNiSQyfMQ26v59jQTXRTBgyz7RRjM56jcqYNSGa",
+	"9eiSkVEd7JBIkS7JgpspibkYp/OE/c0+GUdgTtJ0Yc1LKQglVv9Pw3iFZQSQX+yeyV33pbU/em/o4qUj",
+	"vpqGWV7p+ylDmwfBOZVpwsUZ4QgA92ZJ7W9XTMdzbeSsTSVhnoNtoWY6bHDk3KRsTrjgenodZc9zyvoJ",
+	"7u+OqAYbUDCLcxZMIEeJlYTN+BBUpE0lRc+da6N+4D0gVwNbblc2QU4bqlZiBTfWMjYWhx0FNRPFFWBe",
+	"170yJhLUmNRciLp6FdSxXKHKda7NmVOOou7gc1UpaD+BXVT0nALAynhXOCeP5uv4209Bca3Kc7/lHIVq",
+	"hk3zb0Yamjb9VIEFPtcI3XWr3lYJaVctVisM69ZxU2LXC5s10rfOGeKAR7FnDPACsXP32kngCgJ7o8nt",
+	"8zD3Icmo1pZ9U01iOjFMxc4Nx4hgF4Zk9IxttMJ/DUXgTYEDlo+7XfJ65nRPEyr0gqnIQoOjnEPbhkjn",
+	"KAXm3lsvQ7290SLckHkMK5TQRoLFp0tDO32iFSjvPDmVQYHGnZGfmNAbOpGKrwwTZihPm9gRHVset8XI",
+	"VcIuDdC0L2drbrX40jvtq1eMamllyTU2UBujaQ/AUq8xSen8Ws6mCqk2KFRW07Tcn0CEFqlMt/qJA69p",
+	"0J73iZFkv9/vk/wpz5FQt7Gb8dx4xsULJs7MtHOw38BuZvTiOT5qR4zs4/7/Kneu4li+xI13q+dpw2ZD",
+	"XLCJxLcSL17Mw9wnczOWM7baHr0iky2EMltN1Z+cpMewQOtRz5JHDRYSuyAvnz7yx7qYyhTiI4aJoilS",
+	"chmYZnTxwQVt0eZXyUVkebJUCVOHIc6w34/6/X4JcWpTrMSGMH8jJECfqxqajSpY2Wtf3kl8/+E0jqwM",
+	"qZufxJqTyVxBNIhMlJyReH8W2z3H+4+fTGOMkFnx/EN/FttB4vvTGKxWq3kqO8F/7ex82N/94eOH/u4P",
+	"H7/0oweXX/f7/Q/93b/iV/a/J/3u7Cs+9jV/+Ov+h/7uI//58Yf+7pOP3Wn3L01HVQwk1I1tOSF75/t7",
+	"4yk1ezlMdITfVr9gsxFLrAbv/g+xW/zXKtkIEl3Zqf11pzrJ1+LnfOivYdSvhQGbN1fzka/jPxt4zGf0",
+	"wg/xaP9+wyBlKL7LgEE+JhnlSh+ST2ypyRy+fPyQjKdU0bFhSkfknKZz5n+zQxN2ztQSvyeU4AwWcjN6",
+	"UVzT/uMN3PZOUAS3rNUK1wYm8eEjeLZZXhXcw7njuU497XT4jKeslQxLq/1AxXgq1ccmTE2XJM7ttCoh",
+	"5b80k0BpFs3GUiS6YZoHj/t9ezb3H/1w3/InAjwE/ACa4CAExiAP+iShS01GS5JgJoA7Nj6zDN4NAPIN",
+	"v7FDNweh0ga/xL+/PXn1wjPgPDxbiVpr/hsjO25+cr/fJy9/7IJjCXwZ4DTPf38EPLe7UXA36mRzlUnd",
+	"sLSXc23IiJEYZFL1IODLv6yNFsOu80nakccbBq0OQytu/EMaouVFjxwaSiyxh2oKNoNlzGf8nIm6G3FE",
+	"x5/OlE+oaKG6ghGXPz+UsCjd9N4Gwqf2yp3KictVgcBKEgqBH4gTikrODQNpT0XJY7SGFWumzvmYDQ1H",
+	"PrXWVNXGWdLrDwUXscmzFcTELX/c2vmK2LpG9YJkizo831oyLmleljwi0vdYa/9FYnd5Khv5aa8hCJAt",
+	"YYpXk8OHz9gQv63u5ZlijBh2YSLCemc9EtvPkC2Txr3r8pnVPAWhW1h6caGb8JpKzlu7zDpnwsCwaw0E",
+	"P6R94xReuPSpc5u96NbyiqJhMVfplm++e/OiBikHHTtYVNpNE2zAG3gSDJhmn+Ba2r2J8KP/Yp2bMQ9I",
+	"+qN3cUlYbese231QIaaxNsfLwam6onZvcYnu1soN1I82UI/IjuMnVT+YJY7udsqTU5fWa0tNbGlrjagC",
+	"ObfjfBVNQLQa5i2H+0FhucFov13yDfi3TzImjp7bwf6MLV9GnZ8ZTc30bQg71SE7orpNpp05Q3OF57fB",
+	"RyA/oYsAUoS5xgTO9cLKjde0iZdWBfmPOZs3cKIVcceFGPro2obu1YUY+ijcZm8Uxi9DwXvcrBaDJi0k",
+	"AZMF5YaLMwhNUKJTacgORqCVf8NaK7kKTYLp391QyynsYLM1cUEmKT+bbqZGNaqHUWMcs3gCZeg2nXKB",
+	"ctv1xE2i8VvnlV477XKVaogsgl1Qa+C4eond/uiv//z1Pz6/WjyY9P9TPDr9fF+/+PS6E12D8ZYUx3JO",
+	"lveWougL/1ZlcBNt+4GwagJippmSY2ZNyIagby0wVIhRbJdKVRYcXpMtxaUr6XZBx/VwKIS2K6tpQj/g",
+	"L09ZZqbXlEAFbnUbju9Wb3ej6709rtGIrCoECPzqimkHpQRPmipGk+WwGE7334WkhfBQYRT/XZ44KqQZ",
+	"TsC/sBYMxTwGt9hmWOSaa7VehCCjCT4SV7TRIzHSR2yFlstDooLAyV0h+cgPf8tqWMjAuEFVzC/9BtSx",
+	"PBXnT2Ws84YZtbx2EOYUMhoWGGm8pwk+50P98euTt6cQeoDfmY4PvT8WzZ808W9+i9DLqrAqgAfzA82U",
+	"aQY+W012vK/XuWsPCaPjKZk5bwgtpaldI/z6qF+Pv7YgU0DhGwmeXCW0gQKNtUIRkmMAfJj+oRmxrzB9",
+	"AHE6OSFxYNxxRGLk2PaTY8v2Y+DacY+46r6D9Y8WgV9ErzDfVxzhq3v9a3i3GWW2OJAml+0baXJP1ls2",
+	"Vqzox1rtXfjEWDaUaTLU8N6Qjg0/Z8OJVMP7D4dTOVe6iR81LeOUabO9O21bb1rdz5IP1cSR3mXJ793N",
+	"17Bnq8p+UxujppJYVHJxNBiaS7GhteejZZtlyRa9Ix+bSkXRzy7FmJFAr/WsuW1tHldz3X/w6IF68fkH",
+	"fiKOH/+yfP/kt8/v9XwzqweHWGf3bGDJ5AZpUXO9UnbtzdooFbuuirCvqWrSF7ZFxOrRQNrI9Q+mZ8dp",
+	"LvUK9fZr3dRleJbgmI/SBCFH+k9Zys+ZWtbB1F4JceR+ITOaMCIVmYsE/DTL3s1QfoKLulZdaEketFBb",
+	"nZbhtXua8CTC5HWqSezaE+zypDn6BKqsA9c1agvsKCFIUM2xX+a5uz7BHlWCQ2KHRvYT4LZR0i5MWElG",
+	"rUMEHyglD2OirJt4MWWCCCmYtfr4+cq5C7sV7KIKs4ayAkoc6/FbgxJ8ozhLIEO5uHluyJRqwkTSUoSy",
+	"flF1Sq12puj5dWzoA8o5p56Px4wlzSn0+RBNrTC2ZAIF1I9aWmusrV+oonT9wCpU2oBOJZTegAXdgOlc",
+	"ZWp/WtC1Jiw3IA8rOu2myZetHppWnWg9PTaTIT+DLGxngUwb0xaBt8ED9zTJFJvwC0x6shxuYnXLPOmu",
+	"kevPwQ7YAmxOH7+GPE/yf1qj783b3wAxbtnp1sRJK960azvhKju6OYYSiOdPhlKD8itHvU35/veflFJX",
+	"hTSEpinRGR0z7XIdg6fp/pO12V6VqU+x6KcxP3+NArgBgpq2Sss1BTxO1mvdfMhXkvDNwr0sbf2szVNs",
+	"cJLW/G+ytOlIy3RuGImnxmQa89Dtx5i8e/MCCpPl3FgrPGHCcJpq+8RE0bMZE6ZH3rDJXLOE7Dzs9wci",
+	"5tgpazhXadxF/ZEbTaZSQ+zbIkk2H6V8THbmImVak/gfJy9eHP9z+P74x59PTn4ZHr14cfJ++PrN838c",
+	"nR7H3YiMqbCvjdhAKKZles4SiKe74ehMirOWUX4+eXv6NsZlGBd+18z0BqKMnvf7D7fGz/fcTNF99oeT",
+	"ug1JDoupZuNhTP6f8zpr9vihtyse3N8dLQ0jP788+gk6VZG3U7kQ6Nm26n2jCG4R9N+rqL6C7A5OzFqp",
+	"eNFTg9+ECCP+m8cS3Qsru89UJ9xQtq5FztuL7dbdqe0WP4EDsSLLGTWHRLGMUaMJVYwkSmYZWpVbaQ25",
+	"i3ldjZpm47niZvnWjoBLPcr4L2x5NMfgejV5+hNbovsF20KcYxY1VI0gJpLdXUxVeXX08hj8FrA6EEaM",
+	"KqZyxLesHPvJcTGR9dlcijbXhBLN0smuZdWWw6JrdNdCgBo+SpkrdTh6/Zxops6Z6pHnBj9ixww9H2kG",
+	"TTnw3Xt6IJ7xlOkIX2WYy1PKxdfIlyESN5nwMacpefv0F03mmkXO9xTvne/HEcnSuV3khC3yKis9EHIC",
+	"EsYylJ0ZVZ9YQgadajXWoENGLJWLbm8gBuIYnA1gu0ZYmYXpPyldMhWBF2LKfFgcsyKZOGepzNhAxF8G",
+	"mOYx6ByQLwOfSzroRGQAQMdPkFGKH60IH3QuL2MEVoIl2ZVWgTEKJcMNuCFxA52oc86UxpPq9/Z7fSCr",
+	"jAma8c5B50Gv33uAUcsp4NXeFPLbfrOfz5BRWxKGaZ4nUMaHv1eaat7v92+slWEpxa6pQ6Ulwl6JMjoH",
+	"Hz5aHWc2o2rZOei84OdMWOUgU3LEyI49DpdmgyJcnXNxRn4+PX3d7ZFXktC5mVr1ZBxCBYaeaeAlme58",
+	"tHPtQZZFO2Te4M/fEDCwAmgx+aj/4M5mfSUNAdBgV1PoUuNami5Xn5JdLy8ek0+ftOONp9bCAYLPEycJ",
+	"bIMlmx9aHrdvPTgrrRx/8Zncrv3vhyqz+2mutFS4UZ6U/J6YdOi+yRQ753KuQ5ME6Gv7ec6gEso1tsWq",
+	"iWLr2kJ098N/DQbzfr/f//hvjaU01ZW9hk6y/DcWEV9N3TYvVHiU5nX5DFaPLeRT75dyqfebMhdbhEFg",
+	"mweoo7kTgCrdkFoQIuhkJ84b5hVj52AOhJZw8EvoAQcx8mLAvR4790+FSLqX2wNhsIIYD9raAprZf42T",
+	"mGM5m1Hd7ZHS/ISmWpKxtByVFJdskXQgios7LE5bfq+wOOTY7CJLwVhEW77pxPK0u3BkmytR2iwxT1Kq",
+	"WWfrI4Oz4rrSrqhpkdVazhtB6zWrW0ylZhCPyddnl0MgG9gnk7jqV8sNKRcaN4QVRPxMSDs3GVPNDkn8",
+	"fy3GDOFESTwYxGQGZJ1ywxRN02Xb5jWjChJD810XzcNHj6NbhIKzLgiFKgyMeuMe+YxZO5lfEFfc0G3b",
+	"QLBQakxpgwTmK653xCZSsSsvFV+/+bW6nOqw3J2c1KHRgGcIEckpHrwMjq672MInAjYjXC84bSIi2IJp",
+	"4xr8WEbDBaRe9UKDnU+MZSA0oHWa8zn4xga4IDsqNYSJRJMRMwtmp1hIkDSazOQ5mioGPdhSJORMyXmG",
+	"vKZRDLkcHLuqZqkwoaluqmv8eIu6Tt4VsUkDhN1a3uTOCJSehzh906hhmXuF7u/wyv76V0r9umEtDi7r",
+	"Xiw1cAdFqKCg+lprmqZM3dN+J2UsKeo0Xo35eBl1MtlWqJzzwZDQV5rGmjlWf/ZFj8jSCVo0KRfsnibx",
+	"XKUxvs4+z2k6ELF37riugmjuYI1uKB+1+KTDrErODWhw5ardQ2wuv+AaFjYQGC+2WvnDft+OYVE/74Ml",
+	"JxMX5IX+SqTQEBHNb89MXFcmTWdsIIyiQlvElgLWm/cl5JooZuZKsKQs3cGwqzIDfRC0jDyDNCZ0PGYZ",
+	"VJas6dCxUNwYJqzBRgcCK2/FfDaySseEzLiAumapIF/JKkKDzg/92aBjpdCgsz/1n+4/tB+7h7AZq0Lh",
+	"ZmZ0ae1cou152HOCE7HjwIfYWaICAuFdZAFl3bfQxyRvIPWja4h1I4Tc0CnlsuyvcQlQt8tK2lr5u/zW",
+	"74x9IFBD71JAPSAyLCqpNpescZCyZbT3xTf/ucxDek1+pZJktMgVlFzHrkgAaQROlVINFnhZsFgUeEio",
+	"FtUDYSn5DPJEDCZs+FZzyLjIzsP+w4jQEaTdwHZTro3uoin2KxXc4AuCKIZCEOaXCx0NhJYoSYUkyJOm",
+	"Mk3wiZFMOJIgVj/oHsFYZ6VJJ8jrgYifHr84Pj2GfHBY+t4XnlwCyTNFdfEtI2UTxeHoOcXdJtL7qO0q",
+	"3IdWnC5u2rsyUj/sP1z/UrhG5IaooK664T4CXYAxtwUetonbFn+PUZyd39FRbsK/vpdz+zszBSG2Yz8q",
+	"uQAn0iG2lLGWsmUJn1hmXDOjBBhe4SixcWq3VUUq+3GaFps/suevebr82Moa95DZVa+I2mbsNsXtSBAu",
+	"dr0q4uByJlGTL3oMDkLKWwCDNjLzXNOaJ7tYehoUroGwLBTBSUdSgW++rBNpZkzKtB2l6LYI1JNRZThN",
+	"cw75U1iRVWtwEB8eddVoBXvIMtdcUKD2ZZlvMGnw3ZCfl2uIXjsE3bBRfclb8nX+OBrENyFaBLU/si3V",
+	"ij2PrgUnbN13DaJ5MbXSNkdONRfIttGvwQ0iSUTmwvDUcXfAS0BxlP4JuPwHwisGXicwUzbzCaFtQgCG",
+	"GUkzBYWk2yPH1Co7hs2saeRhFVvcTEgML8bwDrugY5MuXZ1+Pn6pQyy6xn1OKvih1IwLmoL98Ros/4Pg",
+	"D4CoWq1NL/csYmfuNA5rDtvVuSSd2OlFoU/vQEDPaR2cQ9R4DnJPO8vqGU+B747lbGQXCuR/9OopwOcT",
+	"Y5n3S4ylUmxsmugxuNJ9afw2DvW2dsSFZv013zrZsYDO9/2tfO1Xcbajf73gbd/a3Q5NWYIkaPOuo9Ob",
+	"bOjzvr5Hulij5sTVV2c5fK3VrAXB4KvXujvRVd7q/ltjrduWzvAyQNG7XETLtS7k3o26kK+Bo+WdhPvz",
+	"wC/QtoLQwP4mFhDDJRSEJonG+tKc3zReZLEh4rkrLtZinp3jChhx6y7NYuP5lZ5Nf3a/f82ibsbRUIvt",
+	"oeADPBQbuMxTQzRPGBkt4S/45fEJ8JbfnVHgF3iL1sHrqsrPROI1/sPgk5GCaTKl56AQcJX3obTqv9f8",
+	"nTIDwQNq1aqBKKgmTg4kzKo57lasYA5EzjILnlZ/RD5ci84f5861Ws5AZEyV2OcC9fwsY4IlByVjYwdV",
+	"fyEX3XIE10p48FG4jR6AamU3NRBWEWJghRQNG+6iIw2bIC5n1DQ19/c1SujL6kYDEdd6cljeXm7KUfym",
+	"CK240pYDejgNRBx6c8Q9ckTKtpOQphpyzu0f7xvnYPRZ8bvGIiroYLfi2G1v/n7HDt72xuwNHPa9hfWI",
+	"jSFKPEHRZGVLkt+L9MdjuIi4RMtZIboCl2OVXL6HIZiJZlk56WYbO3DvS2ALlysyqgoeNg/pOxLQbdZ+",
+	"GUm+3xOXjbegRbnTxypQNyxGoxW3m1lBkkuKiLx782KX6TH1mbX1e8HLnYs2vQ18pSg3rtT5hgU4Rmus",
+	"KR/azBB5zlQIWBbjDP7iNN+2hWiWsrFxt4flCTkgL73zLe8FErnK38g1E09K3rdu5CQKDPeJNXS36ZEf",
+	"Q8PxgWAhLoxCKuEJSCk/n4unKs6SQxL7JirO+Ml708REUKXkAkM6U8nHbCB2MDu5+BRNpWCR76gC3pp8",
+	"AlAf7IKCCGRdVDoK3XsGIvZpPz78CS16JES2d1xUyWI/NOfuYlawS5EeAgoM5eSAWFvnwdi+yRP4zOJD",
+	"mNdHwkH7KI/ugwtNIePyk04Nwf7gsIXQRgiTyTg4uFMG+1wG1xKFKZfEnmCPvJJmCtFyCSBaRsGhqg1P",
+	"U8+7odiFOv14ICboX0ONA2Nuq52seZelW9Ik6m2cLuvX9t+ZPzcg0x9REQA8ssiC6rjX8ZH10BILWyn6",
+	"AXdXZtxCYv869yB4MZAOPN9zjT7afBiFPiC35eq7oq+v5u3b2t33Vipn31q71/e1gdQ5a2/oMRbf2Zfi",
+	"tjXC681rhNkqLcyoHn+1X3c3gtaK9GjgOneVHX2bXpzQVnml98aFk7/7rLRaWBwJe3UO2myeGp5R5a6s",
+	"5VaIWUubJQS/XeJfLkDSTzizghGzHAsKB9fEZV5iyQs3A4EmuiY7lPz725NXrtUkaq2UCCl22Swzy4jM",
+	"Bf88Z2Wd0moGU5nEqPXEQVxC3AmS3jCoQ4lzXrrRvUrmr88hLr2q2yPvp9wwqFjeBYXNMUofunauEod4",
+	"ZDQ3mOoipMkdfORILKECImWzksHvduUKhIq5cXYadHYIpwMAkKViSW8gjhy1BRUz3OtQGj6GXG0j5TCl",
+	"6ozFkU/IpWIZBlWMJr7+lQ1EwsYpBe0RUpvtExI1sh7BFvGOAf/NpRfadc2zDL1PrQloz/CylnblIqDU",
+	"3kSq2a4vJdwmBa14SdAdOyiKXcKalQ48O5ex9Z1xDWynRZAiXwROX+7C3cRDirrC3hdXOVBJQWtKngrY",
+	"cossfkXq1NPvMlnqqU+NgvPxpkrxAr4ah1/plLntQ1hPMwVi+d4yn6qZmQWpupXvwYKnGKCokNJe4SQa",
+	"sy7qBkAsJxPNjJWWIDGcKY/Bydg5I3JXhDcro2qyA9qZqArmKd4GIqrwdkRGS8N2eYIVfCmipLvGsZfP",
+	"iCURof0qZFG3R2XxZiCys21dT9dXa/j9E/2JZ2jSe0CMaabDJQwpm5geee+6W4CnorpVd9USQiIq2vCu",
+	"MtiVPvPGVIqnciEsX3V0ttJMqh8jHpCRsI1WWwC2urqAJlgo/asV0+T3ynFNZlbdg6VtbkK1r+g6FYkI",
+	"H0SlgEkN4f07qffazlyRY8PMbn79WAOo2u7ca3Fp0wXQonbeX2v9W1wlP+ECdnFb35u8c/TjJN49nd91",
+	"WGE8RiJVL6jXoaPc1RgfQa1HDBHN22DZn/01LI3StnCJwi3K2sIsDTgCv5LE/mxNN7B9IkgpAWMNPYhJ",
+	"JWO/901V0ibHlk/qcRfGQCaBC25lTPltbXh3DDHyjJlpOdOgVHVeOqxG4ftKWnvMCwO44xA7FWAHDWiU",
+	"MaWaCAnFDpgU4gY9bOh4Ac56Hxk3xcRFL48qNzRAH4m/H5+W79l1FQ3eUuSGCLk4IJQApiYDaOcZ4z/o",
+	"cCoXaVOXmc2wUgk92YKm4VoIpz8XgOlM4oGw+2RJj8Q5zP9mjbMYyz3yoEj+rq//wmBC/t4BgRfbshRD",
+	"E5FrlPyrAM7GzMRvn5X4DToAxAD1UPBbp5xDEkM9qX8G8NhSUqtOULgutSGydzflqKUbPNbkbbkl/A68",
+	"f84rUbiCu1TCXL+zvMgN87No9xbuNlDsgSNwjE1z7fiOn83VsEIi9vB///t/Yij/d6HHAzLoODbViaOB",
+	"IP4OmgPy4WOMFxdD1qGrkAamf0/nyVLYMCjEZTOmdrHKFUhGQ3RVQcsSCNMRFzDJZMrHoNqX5ceh/SW1",
+	"PBTY09+PT61lA1PFPuEnuMdqLMwyr11rCeW32NoNTlJ2MejEobVe8Y0DD62whQV1jVkgD8xKP+1S58Gh",
+	"RwomCxdkB4ttXDO8Zy+O/3P4/uj5aeQSxxdTDulKVmlWCpSpUqjRCxauHWyg0Lbr601EkCoQfKZEL8V4",
+	"qqSwTNOuDzZ8EgqEyw9kVOtdM1Vyfjat3ba848DqkIhkSl5wVwWI3aZ27cHbZUFTLx1iqehS7kYe2xEF",
+	"ArLxxEdrY3jggCD7wrOpX83cawj+7njhGUjpniYJown6cX2VsANKiGSTpkhy1FRonF9J407uzfHb1yev",
+	"3h4P3z9/9fTkfdce79SCUbHElWDb8QsM2i0f64RA52UJnBvkFApJ2GSCWf+nvssPr6TwhiuvI4IAKyBm",
+	"lOM92NR1wMVWgxyIACjnN2z1GYebkG6zbrl6OfgdO47z254uow7ccwzI22j9lTkr6H4FxHet7Gg59xHP",
+	"D+97bm7WV7/o/py1NFLcpFVpS0O+ZsO0oq5CHoNLGnG41MWYjN1JQfQ6Cv9+q7pR5Ph32oRq1dDY++I/",
+	"buZGLxHQLSPw79edXtGRCrxeYgyzUiO/Qkda6W8vnNZKe+UtkIMPV5bXVtU4Dgmq66UMoDaPF7Kcogbu",
+	"mnKCPPwYfRuFfEPe8fvP5fk7M/UTP2w31F2hJSTXQ7GigpzeFRr8Vm4uD/+iq6uFU125dKI0R25iNCXE",
+	"3yWv+xMl6yXDNT/AIeEJm2USPbK+KBz7/hScRatFH/Y7wdKvNZm3saspjIkLV0MGpG/kk0Fx7ATzJKdy",
+	"rnokBpd4yCGFHArn5ymFdfIAh2uDVMi22PFa+f1+n7z88bAx7SIvd+8ehvSJeCB8IyXXqOmQxDM+Y9Ad",
+	"GlY1UQyjXT3f/FAPXdkwdskMfcAmvqIa4TUQIzaWM7ZCt3ZXut2mZo1TfCO92u2vhVB9jwV3E9f3pka+",
+	"NVSBZxl3GfmYP+r6ApG9SFmejKp0tfcl3BJ2dSaNi1iZH38aUJM4zCy3z3S5CkikhSL/ciOKgqLl8bzc",
+	"ayLkyEOQ2mfHr89/xkkKJPFNkLK6uz+Q+KjS47aY6879VnA3hvv+oHgBQxSIpT5bee5IEMrMfIsW9Hkr",
+	"52nkCqOvgNm/Si6sXg7fD4SVJa6lHk0S1wkn5+T3tBdTmIpA4lnyKCY7U3bRjTAfQWs2G1ms8TmIMNiU",
+	"njPXSDLhZ8x37vLPlDIvC3kLebUIRD/j8JTOu4+RHWzBN5YJ04eYyYkt7zRWkKL/yuDtccqUhKq7LpOO",
+	"ldTaJYtalKKKMw3t75YD0ZAqGdXzIEOPG7csbehSe1TqkRNB3JUoxYe4HohSW2Eo57CLwl4ckJ4CwXUS",
+	"h2v7Y9+FDdfeyq2aWIub6nblbWmSf0mJm7NmTzChDu3OUyK/Ca87cnSKbVtCqrQmXBjpBPjWjA9GuDWJ",
+	"nWd5YwJ3jDVX2FrPNRuBbg+YWuL15McPyUv+I9l5/Ndov/8kevL4IT4ByvFAID9t1I6jPI3cccHQL77s",
+	"y++R1wC7GV1aBdrpPQNh95imDFPNZth62JK0GLNCMBLhjmdAQ6UblwLZF3JKfMhn7UqFUXHHRey8Fgy5",
+	"bbDgruWQtyqg6gxB0SNHpFC+l8v5XEsZCDfyGk3lKEkKd9veWj51aZpvyk9gn6tTqu0m/wD8I0msomSp",
+	"EfjFFipT9f6m1WVblUusrpM+4Se8ZlnQv2ZixG36PptuMlyZkxCO9neQk+DQNd9Te8ds9+iqBAS4SDjv",
+	"mlVrxw2dRLz6XnkkrAAuLhorPgqSCQqn4a5oixhEsTGDsqX4C08OyKDDzs3wf//7fwadyDm68EsmjP3K",
+	"vhOR/M6wCATdAXEvY8U6vH55GUfWSjgTLuT/1lCrLSfE4YgmC7pEZcr+7JdsDYfybWIx2SleZR0NRPjX",
+	"8BnThs6yOMqvu7ZvUzNXLO5GhbSAckbaOVN8svStc/1x9OZioWjmGsbg9KW+3CCKp0xhXuFoSWIlDTXM",
+	"LxVa5RWalI/sg2suIuyRd3nrF2Rr0ALNWI1/5Q2CEaF4/aCvmcZewTJ1nfYpyRQ/p4ZFJJUyG9Hxp8ia",
+	"PZ92Uzmm6UBIVeh5LqTYdRcY0iRR7kIi5S9BtBseT9n4k1U+zii0dHM1cf5y6W5vII4Ewfu7rKqh2BnX",
+	"hilnHj7qF+i91cNXvbv0Nl19lbm+kcbQfv1iiwLhoVgwRhzNOKT97rjpG48ptMZGwfmNdqyPnjcy0jal",
+	"Ye9Lw72iGwShm/DwbhBgTXNsWDZcK/VdxqVFOFlsW1G5Kp+z2uWFjVJzZUj6253dOpL9TsvCqkTZrsxs",
+	"ZdBXgLfSsn9mbXksbyJybrDxK3op4RYlfUjiwjWlMVEsS+mYFQqe4IZcEufXnMZ4LY21kaE9LhPQaQod",
+	"duMpFWcM2+57zMScQmzt5pu/nElv9Qu2AIneINvewZx3I9sa5/rXkG0bksfvOXYAWFVkg/fQpwOdpQjW",
+	"rvirXW9E1O3lnLW14uNEsKDGQdGJS8oTSS6HsaExT0Lk2VsSPPGKNnRZ187QKGrtZMpognfLoM5IjWGz",
+	"zHQPCvHvkPcRuicigYFaCx+t8g/OcZZA5ogYs5L1kPeQun9xkd/Xhw9Wlek3x6dv/jl8dvImJlOqByKj",
+	"WrtcZ6ycpKZHfmEZaiAP+iShS91WteHwPGcV13A/hIP40/1wJWbjDmG53v2QU8YfspltiQcpNrYkn4Mk",
+	"uC+QF6xxYlxb7m/J1EqG9/ahhG00jzeFHKDAaYLlZYV+1WWBQc+BiK2SMpRp4m9G91faSTW8/3AId2vF",
+	"UVH1dSQP/fHvP3S3b42psiyTBNcGGS0HgmEiNTgpoDoPPBuYOEQYt4Z9t3KpGTRzc69oI7PcbnRdexu7",
+	"rAGkKwB7669+v5W2a8UZcaY76r92E6a4RYhvaI5/E+byBnXtCkupQuEmlBnD9C2T+ykWKGUppCU7FyZW",
+	"wIjc2eVL0slEMT21pofxRV9YR5JQQ3tW9aEuUc7/7NIb8FJCIV3POhK7qD+qV2rOwB5hvlVSTcUplIK7",
+	"lAUz1wOxA32RXNXZcCwThrfz5QPA7GMqhMTrEC0fscNJRRLJMBHblV7hVaB1P+Tp85fHJ++gUVWxbZM/",
+	"sLkI12RDebrFgcV06dyqAbRQWOutKNcyimChLaEz6TpKFWR0A3M6ZbXIzy0xpYaZ/jVsKruw9q7Sp2Xn",
+	"Op7X758hvYVW9B7ZnEklS3Qg5CJymU/YvD+TCq/H8UDaiF/lLoeNwpP28VN4+g4wxE/WpgmfTlnZ3PyW",
+	"PuDKYkpnNaPLPJZFjGw7m/Kd/l86Rxn/hS2P5mbaOfjw0fJ8rDxDoTFXaeegMzUmO9jbg5jIVGpz8KT/",
+	"pG8V0v8fAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

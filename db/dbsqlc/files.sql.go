@@ -145,6 +145,95 @@ func (q *Queries) FileLinesDeleteUnlessInUse(ctx context.Context, fileID string)
 	return err
 }
 
+const fileLinesSelectedChunk = `-- name: FileLinesSelectedChunk :many
+SELECT line, data FROM file_lines
+WHERE file_id = $1::text AND line > $2::int AND line <= $3::int
+  AND ($4::text IS NULL OR custom_id ILIKE $4::text)
+ORDER BY line
+LIMIT $5
+`
+
+type FileLinesSelectedChunkParams struct {
+	FileID    string
+	AfterLine int32
+	LastLine  int32
+	Search    *string
+	MaxRows   int32
+}
+
+type FileLinesSelectedChunkRow struct {
+	Line int32
+	Data []byte
+}
+
+func (q *Queries) FileLinesSelectedChunk(ctx context.Context, arg FileLinesSelectedChunkParams) ([]FileLinesSelectedChunkRow, error) {
+	rows, err := q.db.Query(ctx, fileLinesSelectedChunk,
+		arg.FileID,
+		arg.AfterLine,
+		arg.LastLine,
+		arg.Search,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FileLinesSelectedChunkRow{}
+	for rows.Next() {
+		var i FileLinesSelectedChunkRow
+		if err := rows.Scan(&i.Line, &i.Data); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const fileLinesSelection = `-- name: FileLinesSelection :one
+WITH sel AS (
+    SELECT line, length(data) AS n FROM file_lines
+    WHERE file_id = $1::text AND ($2::text IS NULL OR custom_id ILIKE $2::text)
+    ORDER BY line OFFSET $3::bigint LIMIT $4::bigint
+)
+SELECT count(*)::bigint AS lines, coalesce(sum(n), 0)::bigint AS bytes, coalesce(min(line), 0)::int AS first_line, coalesce(max(line), 0)::int AS last_line FROM sel
+`
+
+type FileLinesSelectionParams struct {
+	FileID string
+	Search *string
+	Skip   int64
+	Take   int64
+}
+
+type FileLinesSelectionRow struct {
+	Lines     int64
+	Bytes     int64
+	FirstLine int32
+	LastLine  int32
+}
+
+// The extent of a selection of a file's lines: lines whose custom_id matches @search (a LIKE
+// pattern; NULL keeps every line), after skipping @skip of them, at most @take.
+func (q *Queries) FileLinesSelection(ctx context.Context, arg FileLinesSelectionParams) (FileLinesSelectionRow, error) {
+	row := q.db.QueryRow(ctx, fileLinesSelection,
+		arg.FileID,
+		arg.Search,
+		arg.Skip,
+		arg.Take,
+	)
+	var i FileLinesSelectionRow
+	err := row.Scan(
+		&i.Lines,
+		&i.Bytes,
+		&i.FirstLine,
+		&i.LastLine,
+	)
+	return i, err
+}
+
 const fileListAsc = `-- name: FileListAsc :many
 SELECT id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at, batch_id FROM files
 WHERE owner = $1 AND deleted_at IS NULL

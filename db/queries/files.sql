@@ -49,3 +49,20 @@ SELECT line, data FROM file_lines
 WHERE file_id = @file_id AND line > @after_line
 ORDER BY line
 LIMIT @max_rows;
+
+-- name: FileLinesSelection :one
+-- The extent of a selection of a file's lines: lines whose custom_id matches @search (a LIKE
+-- pattern; NULL keeps every line), after skipping @skip of them, at most @take.
+WITH sel AS (
+    SELECT line, length(data) AS n FROM file_lines
+    WHERE file_id = @file_id::text AND (sqlc.narg(search)::text IS NULL OR custom_id ILIKE sqlc.narg(search)::text)
+    ORDER BY line OFFSET @skip::bigint LIMIT @take::bigint
+)
+SELECT count(*)::bigint AS lines, coalesce(sum(n), 0)::bigint AS bytes, coalesce(min(line), 0)::int AS first_line, coalesce(max(line), 0)::int AS last_line FROM sel;
+
+-- name: FileLinesSelectedChunk :many
+SELECT line, data FROM file_lines
+WHERE file_id = @file_id::text AND line > @after_line::int AND line <= @last_line::int
+  AND (sqlc.narg(search)::text IS NULL OR custom_id ILIKE sqlc.narg(search)::text)
+ORDER BY line
+LIMIT @max_rows;
