@@ -210,6 +210,21 @@ func (e FileListObject) Valid() bool {
 	}
 }
 
+// Defines values for FileStatsObject.
+const (
+	FileStatsObjectFileStats FileStatsObject = "file.stats"
+)
+
+// Valid indicates whether the value is a known member of the FileStatsObject enum.
+func (e FileStatsObject) Valid() bool {
+	switch e {
+	case FileStatsObjectFileStats:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for OpenAIFileObject.
 const (
 	OpenAIFileObjectFile OpenAIFileObject = "file"
@@ -863,6 +878,21 @@ type FileList struct {
 // FileListObject defines model for FileList.Object.
 type FileListObject string
 
+// FileStats defines model for FileStats.
+type FileStats struct {
+	Bytes int64  `json:"bytes"`
+	Id    string `json:"id"`
+
+	// Lines Lines of the file, whitespace-only ones included.
+	Lines    int64           `json:"lines"`
+	Models   []ModelStats    `json:"models"`
+	Object   FileStatsObject `json:"object"`
+	Requests int64           `json:"requests"`
+}
+
+// FileStatsObject defines model for FileStats.Object.
+type FileStatsObject string
+
 // HealthStatus defines model for HealthStatus.
 type HealthStatus struct {
 	Database   *string `json:"database,omitempty"`
@@ -883,6 +913,16 @@ type ModelQueue struct {
 
 	// Running Requests of every owner in flight.
 	Running int64 `json:"running"`
+}
+
+// ModelStats defines model for ModelStats.
+type ModelStats struct {
+	BodyBytes             int64    `json:"body_bytes"`
+	EstimatedCost         *float64 `json:"estimated_cost"`
+	EstimatedInputTokens  int64    `json:"estimated_input_tokens"`
+	EstimatedOutputTokens *int64   `json:"estimated_output_tokens"`
+	Model                 string   `json:"model"`
+	Requests              int64    `json:"requests"`
 }
 
 // OpenAIFile defines model for OpenAIFile.
@@ -1397,6 +1437,9 @@ type ServerInterface interface {
 	// DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 	// (GET /v1/files/{file_id}/content)
 	DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID, params DownloadFileParams)
+	// FileStats Volley extension: what an input file holds per model, with a cost estimate before it is run.
+	// (GET /v1/files/{file_id}/stats)
+	FileStats(w http.ResponseWriter, r *http.Request, fileId FileID)
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(w http.ResponseWriter, r *http.Request)
@@ -1553,6 +1596,12 @@ func (_ Unimplemented) RetrieveFile(w http.ResponseWriter, r *http.Request, file
 // DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 // (GET /v1/files/{file_id}/content)
 func (_ Unimplemented) DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID, params DownloadFileParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// FileStats Volley extension: what an input file holds per model, with a cost estimate before it is run.
+// (GET /v1/files/{file_id}/stats)
+func (_ Unimplemented) FileStats(w http.ResponseWriter, r *http.Request, fileId FileID) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2323,6 +2372,32 @@ func (siw *ServerInterfaceWrapper) DownloadFile(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
+// FileStats operation middleware
+func (siw *ServerInterfaceWrapper) FileStats(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "file_id" -------------
+	var fileId FileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "file_id", chi.URLParam(r, "file_id"), &fileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "file_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.FileStats(w, r, fileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // QueueDepth operation middleware
 func (siw *ServerInterfaceWrapper) QueueDepth(w http.ResponseWriter, r *http.Request) {
 
@@ -3000,6 +3075,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/v1/uploads/{upload_id}/cancel", wrapper.CancelUpload)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/files/{file_id}/stats", wrapper.FileStats)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches", wrapper.ListBatches)
@@ -4137,6 +4215,87 @@ type DownloadFiledefaultJSONResponse struct {
 }
 
 func (response DownloadFiledefaultJSONResponse) VisitDownloadFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FileStatsRequestObject struct {
+	FileId FileID `json:"file_id"`
+}
+
+type FileStatsResponseObject interface {
+	VisitFileStatsResponse(w http.ResponseWriter) error
+}
+
+type FileStats200JSONResponse FileStats
+
+func (response FileStats200JSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FileStats400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response FileStats400JSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FileStats401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response FileStats401JSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FileStats404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response FileStats404JSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FileStatsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response FileStatsdefaultJSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -5617,6 +5776,9 @@ type StrictServerInterface interface {
 	// DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 	// (GET /v1/files/{file_id}/content)
 	DownloadFile(ctx context.Context, request DownloadFileRequestObject) (DownloadFileResponseObject, error)
+	// FileStats Volley extension: what an input file holds per model, with a cost estimate before it is run.
+	// (GET /v1/files/{file_id}/stats)
+	FileStats(ctx context.Context, request FileStatsRequestObject) (FileStatsResponseObject, error)
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(ctx context.Context, request QueueDepthRequestObject) (QueueDepthResponseObject, error)
@@ -6150,6 +6312,32 @@ func (sh *strictHandler) DownloadFile(w http.ResponseWriter, r *http.Request, fi
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(DownloadFileResponseObject); ok {
 		if err := validResponse.VisitDownloadFileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// FileStats operation middleware
+func (sh *strictHandler) FileStats(w http.ResponseWriter, r *http.Request, fileId FileID) {
+	var request FileStatsRequestObject
+
+	request.FileId = fileId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.FileStats(ctx, request.(FileStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "FileStats")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(FileStatsResponseObject); ok {
+		if err := validResponse.VisitFileStatsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -6707,181 +6895,189 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3Zchs5luivIHj7hsW5KYry1i4p+kFVlrs8ZVseW25Ph+lhgkxQRDkJpAFQFMtWxHzNfNh8yQ2cAyB3",
-	"LtrcrqonUWQmloOzb/jSGctZJgUTRncOvnQyquiMGabgvx+pGU+fP7UfuegcdDJqpp2oI+iMdQ46I/vr",
-	"kCedqKPY5zlXLOkcGDVnUUePp2xG7XtmmdlntVFcnHUuL6POM56y1jEnPGXbD/mG6UwK3T6scg9sP/S7",
-	"LJU0aR14Dj9vP+x7NppK+elYJJnkwrSOv8Dnhsw9uO1Ml1HYuzvR5A37PGfa2P/GUhgm4CPNspSPqeFS",
-	"7P2qpbDf5cP+RbFJ56Dzf/ZybNnDX/XesVJS+RPAKROmx4pndrDOQee5OKcpT4jCiQ+JmTIyY1rTM0Y0",
-	"XWqymFJDqEjIYsoU63Uuo85TNqHz1MDgd7fUI7Ek0kyZIsw+Cit5Jc0zORfJ3a3ilSR6Pp4SOfqVjQ2Z",
-	"SEXMlGvyiS3vaSIXguHKTqV8QdUZu7uVnU4ZSdg4pYqF8yQjmSwJ1yS1a7FLpQKOeCzFhJ/N7aMpn3ED",
-	"a34n6NxMpeK/sTuE6EuuNRdnEVkoKc6IVESxc/mJJeTo9XML1x5QpRvPTneUJEj6r6kyBZLJlMyYMhzJ",
-	"KaEGFleHUkaVuafJaGmYjgg1ZCa1IY8fkpf8x14n6kykmlFjuSgXVC07UQOTyMn8A870MTyFqGEBCjy6",
-	"vrIxFWOWpiwZUlh3mI8L8/ihZTDzNKWjlHke4gbmwrAzpuzIbgguzq4xhpxlKTPXWgYOwaUYLrhI5KKB",
-	"z0WdsWJ0xTT1YT1HbRwNqH/ohdHBl7ZlVt4AyNM0PZl0Dj6sRlk4tmN86fJjFQ52wIvMnv3V4YYD6KsP",
-	"MKH8Wvgz4YKm/Ldr4Q9CvwZtLoaZkmeK6Wvsj4tsboqHXJtmxgz1JE6ThFskpOnrEqHVXmqZOKfYmUxY",
-	"uhFSuXcOvnSYmM8sGwCdq8AHCs/OTWU7a4d3DHw4lnOn/q3FWMcJf8I3LMs01Mx1cYkg7Kmxc3gc6pRO",
-	"rFNEjU6BR3QC1neK3Cf/hyWNW59bTWKj5b+DJ6u8FXQqB+sCY/AnFYi7ijJNvClApHYiVa5S4lk1lC7R",
-	"b5WWKny1SKolxlHl4VFZLNQwwIOygPmtIucpwzOry8T8B/fmSMqUUbGCnjdH9JVH56duXXRQJyvCUias",
-	"cV0pF2wFKRWYidNnG0cBo2oDiqzsDVaVj+zHcatavUfdrqtww2abETtC6zJMRJWiy/Jxrd5BfjArUekF",
-	"X6Vbbb7epqVOuNJmU4Y4pXo4k4o1425KNx+pjtCp3eRafC5DrLD8fPrCMlshWlBYy6rpiWBBb5cTQgnQ",
-	"Gdn5h0xTtiTswjChuRRdq6OWz4Maw2aZ0fVBf5YLMqNiSQyfMQ26v59jQTXRTBgyz7RRjM56jcqYNSGa",
-	"9eiSkVEd7JBIkS7JgpspibkYp/OE/c0+GUdgTtJ0Yc1LKQglVv9Pw3iFZQSQX+yeyV33pbU/em/o4qUj",
-	"vpqGWV7p+ylDmwfBOZVpwsUZ4QgA92ZJ7W9XTMdzbeSsTSVhnoNtoWY6bHDk3KRsTrjgenodZc9zyvoJ",
-	"7u+OqAYbUDCLcxZMIEeJlYTN+BBUpE0lRc+da6N+4D0gVwNbblc2QU4bqlZiBTfWMjYWhx0FNRPFFWBe",
-	"170yJhLUmNRciLp6FdSxXKHKda7NmVOOou7gc1UpaD+BXVT0nALAynhXOCeP5uv4209Bca3Kc7/lHIVq",
-	"hk3zb0Yamjb9VIEFPtcI3XWr3lYJaVctVisM69ZxU2LXC5s10rfOGeKAR7FnDPACsXP32kngCgJ7o8nt",
-	"8zD3Icmo1pZ9U01iOjFMxc4Nx4hgF4Zk9IxttMJ/DUXgTYEDlo+7XfJ65nRPEyr0gqnIQoOjnEPbhkjn",
-	"KAXm3lsvQ7290SLckHkMK5TQRoLFp0tDO32iFSjvPDmVQYHGnZGfmNAbOpGKrwwTZihPm9gRHVset8XI",
-	"VcIuDdC0L2drbrX40jvtq1eMamllyTU2UBujaQ/AUq8xSen8Ws6mCqk2KFRW07Tcn0CEFqlMt/qJA69p",
-	"0J73iZFkv9/vk/wpz5FQt7Gb8dx4xsULJs7MtHOw38BuZvTiOT5qR4zs4/7/Kneu4li+xI13q+dpw2ZD",
-	"XLCJxLcSL17Mw9wnczOWM7baHr0iky2EMltN1Z+cpMewQOtRz5JHDRYSuyAvnz7yx7qYyhTiI4aJoilS",
-	"chmYZnTxwQVt0eZXyUVkebJUCVOHIc6w34/6/X4JcWpTrMSGMH8jJECfqxqajSpY2Wtf3kl8/+E0jqwM",
-	"qZufxJqTyVxBNIhMlJyReH8W2z3H+4+fTGOMkFnx/EN/FttB4vvTGKxWq3kqO8F/7ex82N/94eOH/u4P",
-	"H7/0oweXX/f7/Q/93b/iV/a/J/3u7Cs+9jV/+Ov+h/7uI//58Yf+7pOP3Wn3L01HVQwk1I1tOSF75/t7",
-	"4yk1ezlMdITfVr9gsxFLrAbv/g+xW/zXKtkIEl3Zqf11pzrJ1+LnfOivYdSvhQGbN1fzka/jPxt4zGf0",
-	"wg/xaP9+wyBlKL7LgEE+JhnlSh+ST2ypyRy+fPyQjKdU0bFhSkfknKZz5n+zQxN2ztQSvyeU4AwWcjN6",
-	"UVzT/uMN3PZOUAS3rNUK1wYm8eEjeLZZXhXcw7njuU497XT4jKeslQxLq/1AxXgq1ccmTE2XJM7ttCoh",
-	"5b80k0BpFs3GUiS6YZoHj/t9ezb3H/1w3/InAjwE/ACa4CAExiAP+iShS01GS5JgJoA7Nj6zDN4NAPIN",
-	"v7FDNweh0ga/xL+/PXn1wjPgPDxbiVpr/hsjO25+cr/fJy9/7IJjCXwZ4DTPf38EPLe7UXA36mRzlUnd",
-	"sLSXc23IiJEYZFL1IODLv6yNFsOu80nakccbBq0OQytu/EMaouVFjxwaSiyxh2oKNoNlzGf8nIm6G3FE",
-	"x5/OlE+oaKG6ghGXPz+UsCjd9N4Gwqf2yp3KictVgcBKEgqBH4gTikrODQNpT0XJY7SGFWumzvmYDQ1H",
-	"PrXWVNXGWdLrDwUXscmzFcTELX/c2vmK2LpG9YJkizo831oyLmleljwi0vdYa/9FYnd5Khv5aa8hCJAt",
-	"YYpXk8OHz9gQv63u5ZlijBh2YSLCemc9EtvPkC2Txr3r8pnVPAWhW1h6caGb8JpKzlu7zDpnwsCwaw0E",
-	"P6R94xReuPSpc5u96NbyiqJhMVfplm++e/OiBikHHTtYVNpNE2zAG3gSDJhmn+Ba2r2J8KP/Yp2bMQ9I",
-	"+qN3cUlYbese231QIaaxNsfLwam6onZvcYnu1soN1I82UI/IjuMnVT+YJY7udsqTU5fWa0tNbGlrjagC",
-	"ObfjfBVNQLQa5i2H+0FhucFov13yDfi3TzImjp7bwf6MLV9GnZ8ZTc30bQg71SE7orpNpp05Q3OF57fB",
-	"RyA/oYsAUoS5xgTO9cLKjde0iZdWBfmPOZs3cKIVcceFGPro2obu1YUY+ijcZm8Uxi9DwXvcrBaDJi0k",
-	"AZMF5YaLMwhNUKJTacgORqCVf8NaK7kKTYLp391QyynsYLM1cUEmKT+bbqZGNaqHUWMcs3gCZeg2nXKB",
-	"ctv1xE2i8VvnlV477XKVaogsgl1Qa+C4eond/uiv//z1Pz6/WjyY9P9TPDr9fF+/+PS6E12D8ZYUx3JO",
-	"lveWougL/1ZlcBNt+4GwagJippmSY2ZNyIagby0wVIhRbJdKVRYcXpMtxaUr6XZBx/VwKIS2K6tpQj/g",
-	"L09ZZqbXlEAFbnUbju9Wb3ej6709rtGIrCoECPzqimkHpQRPmipGk+WwGE7334WkhfBQYRT/XZ44KqQZ",
-	"TsC/sBYMxTwGt9hmWOSaa7VehCCjCT4SV7TRIzHSR2yFlstDooLAyV0h+cgPf8tqWMjAuEFVzC/9BtSx",
-	"PBXnT2Ws84YZtbx2EOYUMhoWGGm8pwk+50P98euTt6cQeoDfmY4PvT8WzZ808W9+i9DLqrAqgAfzA82U",
-	"aQY+W012vK/XuWsPCaPjKZk5bwgtpaldI/z6qF+Pv7YgU0DhGwmeXCW0gQKNtUIRkmMAfJj+oRmxrzB9",
-	"AHE6OSFxYNxxRGLk2PaTY8v2Y+DacY+46r6D9Y8WgV9ErzDfVxzhq3v9a3i3GWW2OJAml+0baXJP1ls2",
-	"Vqzox1rtXfjEWDaUaTLU8N6Qjg0/Z8OJVMP7D4dTOVe6iR81LeOUabO9O21bb1rdz5IP1cSR3mXJ793N",
-	"17Bnq8p+UxujppJYVHJxNBiaS7GhteejZZtlyRa9Ix+bSkXRzy7FmJFAr/WsuW1tHldz3X/w6IF68fkH",
-	"fiKOH/+yfP/kt8/v9XwzqweHWGf3bGDJ5AZpUXO9UnbtzdooFbuuirCvqWrSF7ZFxOrRQNrI9Q+mZ8dp",
-	"LvUK9fZr3dRleJbgmI/SBCFH+k9Zys+ZWtbB1F4JceR+ITOaMCIVmYsE/DTL3s1QfoKLulZdaEketFBb",
-	"nZbhtXua8CTC5HWqSezaE+zypDn6BKqsA9c1agvsKCFIUM2xX+a5uz7BHlWCQ2KHRvYT4LZR0i5MWElG",
-	"rUMEHyglD2OirJt4MWWCCCmYtfr4+cq5C7sV7KIKs4ayAkoc6/FbgxJ8ozhLIEO5uHluyJRqwkTSUoSy",
-	"flF1Sq12puj5dWzoA8o5p56Px4wlzSn0+RBNrTC2ZAIF1I9aWmusrV+oonT9wCpU2oBOJZTegAXdgOlc",
-	"ZWp/WtC1Jiw3IA8rOu2myZetHppWnWg9PTaTIT+DLGxngUwb0xaBt8ED9zTJFJvwC0x6shxuYnXLPOmu",
-	"kevPwQ7YAmxOH7+GPE/yf1qj783b3wAxbtnp1sRJK960azvhKju6OYYSiOdPhlKD8itHvU35/veflFJX",
-	"hTSEpinRGR0z7XIdg6fp/pO12V6VqU+x6KcxP3+NArgBgpq2Sss1BTxO1mvdfMhXkvDNwr0sbf2szVNs",
-	"cJLW/G+ytOlIy3RuGImnxmQa89Dtx5i8e/MCCpPl3FgrPGHCcJpq+8RE0bMZE6ZH3rDJXLOE7Dzs9wci",
-	"5tgpazhXadxF/ZEbTaZSQ+zbIkk2H6V8THbmImVak/gfJy9eHP9z+P74x59PTn4ZHr14cfJ++PrN838c",
-	"nR7H3YiMqbCvjdhAKKZles4SiKe74ehMirOWUX4+eXv6NsZlGBd+18z0BqKMnvf7D7fGz/fcTNF99oeT",
-	"ug1JDoupZuNhTP6f8zpr9vihtyse3N8dLQ0jP788+gk6VZG3U7kQ6Nm26n2jCG4R9N+rqL6C7A5OzFqp",
-	"eNFTg9+ECCP+m8cS3Qsru89UJ9xQtq5FztuL7dbdqe0WP4EDsSLLGTWHRLGMUaMJVYwkSmYZWpVbaQ25",
-	"i3ldjZpm47niZvnWjoBLPcr4L2x5NMfgejV5+hNbovsF20KcYxY1VI0gJpLdXUxVeXX08hj8FrA6EEaM",
-	"KqZyxLesHPvJcTGR9dlcijbXhBLN0smuZdWWw6JrdNdCgBo+SpkrdTh6/Zxops6Z6pHnBj9ixww9H2kG",
-	"TTnw3Xt6IJ7xlOkIX2WYy1PKxdfIlyESN5nwMacpefv0F03mmkXO9xTvne/HEcnSuV3khC3yKis9EHIC",
-	"EsYylJ0ZVZ9YQgadajXWoENGLJWLbm8gBuIYnA1gu0ZYmYXpPyldMhWBF2LKfFgcsyKZOGepzNhAxF8G",
-	"mOYx6ByQLwOfSzroRGQAQMdPkFGKH60IH3QuL2MEVoIl2ZVWgTEKJcMNuCFxA52oc86UxpPq9/Z7fSCr",
-	"jAma8c5B50Gv33uAUcsp4NXeFPLbfrOfz5BRWxKGaZ4nUMaHv1eaat7v92+slWEpxa6pQ6Ulwl6JMjoH",
-	"Hz5aHWc2o2rZOei84OdMWOUgU3LEyI49DpdmgyJcnXNxRn4+PX3d7ZFXktC5mVr1ZBxCBYaeaeAlme58",
-	"tHPtQZZFO2Te4M/fEDCwAmgx+aj/4M5mfSUNAdBgV1PoUuNami5Xn5JdLy8ek0+ftOONp9bCAYLPEycJ",
-	"bIMlmx9aHrdvPTgrrRx/8Zncrv3vhyqz+2mutFS4UZ6U/J6YdOi+yRQ753KuQ5ME6Gv7ec6gEso1tsWq",
-	"iWLr2kJ098N/DQbzfr/f//hvjaU01ZW9hk6y/DcWEV9N3TYvVHiU5nX5DFaPLeRT75dyqfebMhdbhEFg",
-	"mweoo7kTgCrdkFoQIuhkJ84b5hVj52AOhJZw8EvoAQcx8mLAvR4790+FSLqX2wNhsIIYD9raAprZf42T",
-	"mGM5m1Hd7ZHS/ISmWpKxtByVFJdskXQgios7LE5bfq+wOOTY7CJLwVhEW77pxPK0u3BkmytR2iwxT1Kq",
-	"WWfrI4Oz4rrSrqhpkdVazhtB6zWrW0ylZhCPyddnl0MgG9gnk7jqV8sNKRcaN4QVRPxMSDs3GVPNDkn8",
-	"fy3GDOFESTwYxGQGZJ1ywxRN02Xb5jWjChJD810XzcNHj6NbhIKzLgiFKgyMeuMe+YxZO5lfEFfc0G3b",
-	"QLBQakxpgwTmK653xCZSsSsvFV+/+bW6nOqw3J2c1KHRgGcIEckpHrwMjq672MInAjYjXC84bSIi2IJp",
-	"4xr8WEbDBaRe9UKDnU+MZSA0oHWa8zn4xga4IDsqNYSJRJMRMwtmp1hIkDSazOQ5mioGPdhSJORMyXmG",
-	"vKZRDLkcHLuqZqkwoaluqmv8eIu6Tt4VsUkDhN1a3uTOCJSehzh906hhmXuF7u/wyv76V0r9umEtDi7r",
-	"Xiw1cAdFqKCg+lprmqZM3dN+J2UsKeo0Xo35eBl1MtlWqJzzwZDQV5rGmjlWf/ZFj8jSCVo0KRfsnibx",
-	"XKUxvs4+z2k6ELF37riugmjuYI1uKB+1+KTDrErODWhw5ardQ2wuv+AaFjYQGC+2WvnDft+OYVE/74Ml",
-	"JxMX5IX+SqTQEBHNb89MXFcmTWdsIIyiQlvElgLWm/cl5JooZuZKsKQs3cGwqzIDfRC0jDyDNCZ0PGYZ",
-	"VJas6dCxUNwYJqzBRgcCK2/FfDaySseEzLiAumapIF/JKkKDzg/92aBjpdCgsz/1n+4/tB+7h7AZq0Lh",
-	"ZmZ0ae1cou152HOCE7HjwIfYWaICAuFdZAFl3bfQxyRvIPWja4h1I4Tc0CnlsuyvcQlQt8tK2lr5u/zW",
-	"74x9IFBD71JAPSAyLCqpNpescZCyZbT3xTf/ucxDek1+pZJktMgVlFzHrkgAaQROlVINFnhZsFgUeEio",
-	"FtUDYSn5DPJEDCZs+FZzyLjIzsP+w4jQEaTdwHZTro3uoin2KxXc4AuCKIZCEOaXCx0NhJYoSYUkyJOm",
-	"Mk3wiZFMOJIgVj/oHsFYZ6VJJ8jrgYifHr84Pj2GfHBY+t4XnlwCyTNFdfEtI2UTxeHoOcXdJtL7qO0q",
-	"3IdWnC5u2rsyUj/sP1z/UrhG5IaooK664T4CXYAxtwUetonbFn+PUZyd39FRbsK/vpdz+zszBSG2Yz8q",
-	"uQAn0iG2lLGWsmUJn1hmXDOjBBhe4SixcWq3VUUq+3GaFps/suevebr82Moa95DZVa+I2mbsNsXtSBAu",
-	"dr0q4uByJlGTL3oMDkLKWwCDNjLzXNOaJ7tYehoUroGwLBTBSUdSgW++rBNpZkzKtB2l6LYI1JNRZThN",
-	"cw75U1iRVWtwEB8eddVoBXvIMtdcUKD2ZZlvMGnw3ZCfl2uIXjsE3bBRfclb8nX+OBrENyFaBLU/si3V",
-	"ij2PrgUnbN13DaJ5MbXSNkdONRfIttGvwQ0iSUTmwvDUcXfAS0BxlP4JuPwHwisGXicwUzbzCaFtQgCG",
-	"GUkzBYWk2yPH1Co7hs2saeRhFVvcTEgML8bwDrugY5MuXZ1+Pn6pQyy6xn1OKvih1IwLmoL98Ros/4Pg",
-	"D4CoWq1NL/csYmfuNA5rDtvVuSSd2OlFoU/vQEDPaR2cQ9R4DnJPO8vqGU+B747lbGQXCuR/9OopwOcT",
-	"Y5n3S4ylUmxsmugxuNJ9afw2DvW2dsSFZv013zrZsYDO9/2tfO1Xcbajf73gbd/a3Q5NWYIkaPOuo9Ob",
-	"bOjzvr5Hulij5sTVV2c5fK3VrAXB4KvXujvRVd7q/ltjrduWzvAyQNG7XETLtS7k3o26kK+Bo+WdhPvz",
-	"wC/QtoLQwP4mFhDDJRSEJonG+tKc3zReZLEh4rkrLtZinp3jChhx6y7NYuP5lZ5Nf3a/f82ibsbRUIvt",
-	"oeADPBQbuMxTQzRPGBkt4S/45fEJ8JbfnVHgF3iL1sHrqsrPROI1/sPgk5GCaTKl56AQcJX3obTqv9f8",
-	"nTIDwQNq1aqBKKgmTg4kzKo57lasYA5EzjILnlZ/RD5ci84f5861Ws5AZEyV2OcC9fwsY4IlByVjYwdV",
-	"fyEX3XIE10p48FG4jR6AamU3NRBWEWJghRQNG+6iIw2bIC5n1DQ19/c1SujL6kYDEdd6cljeXm7KUfym",
-	"CK240pYDejgNRBx6c8Q9ckTKtpOQphpyzu0f7xvnYPRZ8bvGIiroYLfi2G1v/n7HDt72xuwNHPa9hfWI",
-	"jSFKPEHRZGVLkt+L9MdjuIi4RMtZIboCl2OVXL6HIZiJZlk56WYbO3DvS2ALlysyqgoeNg/pOxLQbdZ+",
-	"GUm+3xOXjbegRbnTxypQNyxGoxW3m1lBkkuKiLx782KX6TH1mbX1e8HLnYs2vQ18pSg3rtT5hgU4Rmus",
-	"KR/azBB5zlQIWBbjDP7iNN+2hWiWsrFxt4flCTkgL73zLe8FErnK38g1E09K3rdu5CQKDPeJNXS36ZEf",
-	"Q8PxgWAhLoxCKuEJSCk/n4unKs6SQxL7JirO+Ml708REUKXkAkM6U8nHbCB2MDu5+BRNpWCR76gC3pp8",
-	"AlAf7IKCCGRdVDoK3XsGIvZpPz78CS16JES2d1xUyWI/NOfuYlawS5EeAgoM5eSAWFvnwdi+yRP4zOJD",
-	"mNdHwkH7KI/ugwtNIePyk04Nwf7gsIXQRgiTyTg4uFMG+1wG1xKFKZfEnmCPvJJmCtFyCSBaRsGhqg1P",
-	"U8+7odiFOv14ICboX0ONA2Nuq52seZelW9Ik6m2cLuvX9t+ZPzcg0x9REQA8ssiC6rjX8ZH10BILWyn6",
-	"AXdXZtxCYv869yB4MZAOPN9zjT7afBiFPiC35eq7oq+v5u3b2t33Vipn31q71/e1gdQ5a2/oMRbf2Zfi",
-	"tjXC681rhNkqLcyoHn+1X3c3gtaK9GjgOneVHX2bXpzQVnml98aFk7/7rLRaWBwJe3UO2myeGp5R5a6s",
-	"5VaIWUubJQS/XeJfLkDSTzizghGzHAsKB9fEZV5iyQs3A4EmuiY7lPz725NXrtUkaq2UCCl22Swzy4jM",
-	"Bf88Z2Wd0moGU5nEqPXEQVxC3AmS3jCoQ4lzXrrRvUrmr88hLr2q2yPvp9wwqFjeBYXNMUofunauEod4",
-	"ZDQ3mOoipMkdfORILKECImWzksHvduUKhIq5cXYadHYIpwMAkKViSW8gjhy1BRUz3OtQGj6GXG0j5TCl",
-	"6ozFkU/IpWIZBlWMJr7+lQ1EwsYpBe0RUpvtExI1sh7BFvGOAf/NpRfadc2zDL1PrQloz/CylnblIqDU",
-	"3kSq2a4vJdwmBa14SdAdOyiKXcKalQ48O5ex9Z1xDWynRZAiXwROX+7C3cRDirrC3hdXOVBJQWtKngrY",
-	"cossfkXq1NPvMlnqqU+NgvPxpkrxAr4ah1/plLntQ1hPMwVi+d4yn6qZmQWpupXvwYKnGKCokNJe4SQa",
-	"sy7qBkAsJxPNjJWWIDGcKY/Bydg5I3JXhDcro2qyA9qZqArmKd4GIqrwdkRGS8N2eYIVfCmipLvGsZfP",
-	"iCURof0qZFG3R2XxZiCys21dT9dXa/j9E/2JZ2jSe0CMaabDJQwpm5geee+6W4CnorpVd9USQiIq2vCu",
-	"MtiVPvPGVIqnciEsX3V0ttJMqh8jHpCRsI1WWwC2urqAJlgo/asV0+T3ynFNZlbdg6VtbkK1r+g6FYkI",
-	"H0SlgEkN4f07qffazlyRY8PMbn79WAOo2u7ca3Fp0wXQonbeX2v9W1wlP+ECdnFb35u8c/TjJN49nd91",
-	"WGE8RiJVL6jXoaPc1RgfQa1HDBHN22DZn/01LI3StnCJwi3K2sIsDTgCv5LE/mxNN7B9IkgpAWMNPYhJ",
-	"JWO/901V0ibHlk/qcRfGQCaBC25lTPltbXh3DDHyjJlpOdOgVHVeOqxG4ftKWnvMCwO44xA7FWAHDWiU",
-	"MaWaCAnFDpgU4gY9bOh4Ac56Hxk3xcRFL48qNzRAH4m/H5+W79l1FQ3eUuSGCLk4IJQApiYDaOcZ4z/o",
-	"cCoXaVOXmc2wUgk92YKm4VoIpz8XgOlM4oGw+2RJj8Q5zP9mjbMYyz3yoEj+rq//wmBC/t4BgRfbshRD",
-	"E5FrlPyrAM7GzMRvn5X4DToAxAD1UPBbp5xDEkM9qX8G8NhSUqtOULgutSGydzflqKUbPNbkbbkl/A68",
-	"f84rUbiCu1TCXL+zvMgN87No9xbuNlDsgSNwjE1z7fiOn83VsEIi9vB///t/Yij/d6HHAzLoODbViaOB",
-	"IP4OmgPy4WOMFxdD1qGrkAamf0/nyVLYMCjEZTOmdrHKFUhGQ3RVQcsSCNMRFzDJZMrHoNqX5ceh/SW1",
-	"PBTY09+PT61lA1PFPuEnuMdqLMwyr11rCeW32NoNTlJ2MejEobVe8Y0DD62whQV1jVkgD8xKP+1S58Gh",
-	"RwomCxdkB4ttXDO8Zy+O/3P4/uj5aeQSxxdTDulKVmlWCpSpUqjRCxauHWyg0Lbr601EkCoQfKZEL8V4",
-	"qqSwTNOuDzZ8EgqEyw9kVOtdM1Vyfjat3ba848DqkIhkSl5wVwWI3aZ27cHbZUFTLx1iqehS7kYe2xEF",
-	"ArLxxEdrY3jggCD7wrOpX83cawj+7njhGUjpniYJown6cX2VsANKiGSTpkhy1FRonF9J407uzfHb1yev",
-	"3h4P3z9/9fTkfdce79SCUbHElWDb8QsM2i0f64RA52UJnBvkFApJ2GSCWf+nvssPr6TwhiuvI4IAKyBm",
-	"lOM92NR1wMVWgxyIACjnN2z1GYebkG6zbrl6OfgdO47z254uow7ccwzI22j9lTkr6H4FxHet7Gg59xHP",
-	"D+97bm7WV7/o/py1NFLcpFVpS0O+ZsO0oq5CHoNLGnG41MWYjN1JQfQ6Cv9+q7pR5Ph32oRq1dDY++I/",
-	"buZGLxHQLSPw79edXtGRCrxeYgyzUiO/Qkda6W8vnNZKe+UtkIMPV5bXVtU4Dgmq66UMoDaPF7Kcogbu",
-	"mnKCPPwYfRuFfEPe8fvP5fk7M/UTP2w31F2hJSTXQ7GigpzeFRr8Vm4uD/+iq6uFU125dKI0R25iNCXE",
-	"3yWv+xMl6yXDNT/AIeEJm2USPbK+KBz7/hScRatFH/Y7wdKvNZm3saspjIkLV0MGpG/kk0Fx7ATzJKdy",
-	"rnokBpd4yCGFHArn5ymFdfIAh2uDVMi22PFa+f1+n7z88bAx7SIvd+8ehvSJeCB8IyXXqOmQxDM+Y9Ad",
-	"GlY1UQyjXT3f/FAPXdkwdskMfcAmvqIa4TUQIzaWM7ZCt3ZXut2mZo1TfCO92u2vhVB9jwV3E9f3pka+",
-	"NVSBZxl3GfmYP+r6ApG9SFmejKp0tfcl3BJ2dSaNi1iZH38aUJM4zCy3z3S5CkikhSL/ciOKgqLl8bzc",
-	"ayLkyEOQ2mfHr89/xkkKJPFNkLK6uz+Q+KjS47aY6879VnA3hvv+oHgBQxSIpT5bee5IEMrMfIsW9Hkr",
-	"52nkCqOvgNm/Si6sXg7fD4SVJa6lHk0S1wkn5+T3tBdTmIpA4lnyKCY7U3bRjTAfQWs2G1ms8TmIMNiU",
-	"njPXSDLhZ8x37vLPlDIvC3kLebUIRD/j8JTOu4+RHWzBN5YJ04eYyYkt7zRWkKL/yuDtccqUhKq7LpOO",
-	"ldTaJYtalKKKMw3t75YD0ZAqGdXzIEOPG7csbehSe1TqkRNB3JUoxYe4HohSW2Eo57CLwl4ckJ4CwXUS",
-	"h2v7Y9+FDdfeyq2aWIub6nblbWmSf0mJm7NmTzChDu3OUyK/Ca87cnSKbVtCqrQmXBjpBPjWjA9GuDWJ",
-	"nWd5YwJ3jDVX2FrPNRuBbg+YWuL15McPyUv+I9l5/Ndov/8kevL4IT4ByvFAID9t1I6jPI3cccHQL77s",
-	"y++R1wC7GV1aBdrpPQNh95imDFPNZth62JK0GLNCMBLhjmdAQ6UblwLZF3JKfMhn7UqFUXHHRey8Fgy5",
-	"bbDgruWQtyqg6gxB0SNHpFC+l8v5XEsZCDfyGk3lKEkKd9veWj51aZpvyk9gn6tTqu0m/wD8I0msomSp",
-	"EfjFFipT9f6m1WVblUusrpM+4Se8ZlnQv2ZixG36PptuMlyZkxCO9neQk+DQNd9Te8ds9+iqBAS4SDjv",
-	"mlVrxw2dRLz6XnkkrAAuLhorPgqSCQqn4a5oixhEsTGDsqX4C08OyKDDzs3wf//7fwadyDm68EsmjP3K",
-	"vhOR/M6wCATdAXEvY8U6vH55GUfWSjgTLuT/1lCrLSfE4YgmC7pEZcr+7JdsDYfybWIx2SleZR0NRPjX",
-	"8BnThs6yOMqvu7ZvUzNXLO5GhbSAckbaOVN8svStc/1x9OZioWjmGsbg9KW+3CCKp0xhXuFoSWIlDTXM",
-	"LxVa5RWalI/sg2suIuyRd3nrF2Rr0ALNWI1/5Q2CEaF4/aCvmcZewTJ1nfYpyRQ/p4ZFJJUyG9Hxp8ia",
-	"PZ92Uzmm6UBIVeh5LqTYdRcY0iRR7kIi5S9BtBseT9n4k1U+zii0dHM1cf5y6W5vII4Ewfu7rKqh2BnX",
-	"hilnHj7qF+i91cNXvbv0Nl19lbm+kcbQfv1iiwLhoVgwRhzNOKT97rjpG48ptMZGwfmNdqyPnjcy0jal",
-	"Ye9Lw72iGwShm/DwbhBgTXNsWDZcK/VdxqVFOFlsW1G5Kp+z2uWFjVJzZUj6253dOpL9TsvCqkTZrsxs",
-	"ZdBXgLfSsn9mbXksbyJybrDxK3op4RYlfUjiwjWlMVEsS+mYFQqe4IZcEufXnMZ4LY21kaE9LhPQaQod",
-	"duMpFWcM2+57zMScQmzt5pu/nElv9Qu2AIneINvewZx3I9sa5/rXkG0bksfvOXYAWFVkg/fQpwOdpQjW",
-	"rvirXW9E1O3lnLW14uNEsKDGQdGJS8oTSS6HsaExT0Lk2VsSPPGKNnRZ187QKGrtZMpognfLoM5IjWGz",
-	"zHQPCvHvkPcRuicigYFaCx+t8g/OcZZA5ogYs5L1kPeQun9xkd/Xhw9Wlek3x6dv/jl8dvImJlOqByKj",
-	"WrtcZ6ycpKZHfmEZaiAP+iShS91WteHwPGcV13A/hIP40/1wJWbjDmG53v2QU8YfspltiQcpNrYkn4Mk",
-	"uC+QF6xxYlxb7m/J1EqG9/ahhG00jzeFHKDAaYLlZYV+1WWBQc+BiK2SMpRp4m9G91faSTW8/3AId2vF",
-	"UVH1dSQP/fHvP3S3b42psiyTBNcGGS0HgmEiNTgpoDoPPBuYOEQYt4Z9t3KpGTRzc69oI7PcbnRdexu7",
-	"rAGkKwB7669+v5W2a8UZcaY76r92E6a4RYhvaI5/E+byBnXtCkupQuEmlBnD9C2T+ykWKGUppCU7FyZW",
-	"wIjc2eVL0slEMT21pofxRV9YR5JQQ3tW9aEuUc7/7NIb8FJCIV3POhK7qD+qV2rOwB5hvlVSTcUplIK7",
-	"lAUz1wOxA32RXNXZcCwThrfz5QPA7GMqhMTrEC0fscNJRRLJMBHblV7hVaB1P+Tp85fHJ++gUVWxbZM/",
-	"sLkI12RDebrFgcV06dyqAbRQWOutKNcyimChLaEz6TpKFWR0A3M6ZbXIzy0xpYaZ/jVsKruw9q7Sp2Xn",
-	"Op7X758hvYVW9B7ZnEklS3Qg5CJymU/YvD+TCq/H8UDaiF/lLoeNwpP28VN4+g4wxE/WpgmfTlnZ3PyW",
-	"PuDKYkpnNaPLPJZFjGw7m/Kd/l86Rxn/hS2P5mbaOfjw0fJ8rDxDoTFXaeegMzUmO9jbg5jIVGpz8KT/",
-	"pG8V0v8fAAD//w==",
+	"7H3Zchs5luivIHj7hsW5KYpeu0qKflCVXV2esi2PLbenw/QwwUxQRDkJpAGkKJbtiPma+bD5khs4B0Au",
+	"zOSize2qehJFZmI5ODj78qmXyHkuBRNG9w4/9XKq6JwZpuC/H6hJZk8f249c9A57OTWzXtQTdM56h72J",
+	"/XXM017UU+xjwRVLe4dGFSzq6WTG5tS+Z5a5fVYbxcVZ78uXqPcTz1jnmFOesd2HfMV0LoXuHla5B3Yf",
+	"+k2eSZp2DlzAz7sP+5ZNZlJ+eCLSXHJhOsdf4HNj5h7cdaYvUdi7O9H0FftYMG3sf4kUhgn4SPM84wk1",
+	"XIqDX7UU9rty2L8oNu0d9v7PQYktB/irPniilFT+BHDKlOlE8dwO1jvsPRXnNOMpUTjxETEzRuZMa3rG",
+	"iKZLTRYzaggVKVnMmGKD3peo95hNaZEZGPz2lnoslkSaGVOE2UdhJS+k+UkWIr29VbyQRBfJjMjJrywx",
+	"ZCoVMTOuyQe2vKOJXAiGKzuV8hlVZ+z2VnY6YyRlSUYVC+dJJjJdEq5JZtdil0oFHHEixZSfFfbRjM+5",
+	"gTW/EbQwM6n4b+wWIfqca83FWUQWSoozIhVR7Fx+YCk5fvnUwnUAt9KNZ6c7TlO8+i+pMpUrkyuZM2U4",
+	"XqeUGljcKpRyqswdTSZLw3REqCFzqQ159IA85z8MelFvKtWcGktFuaBq2YtaiER5zd/hTO/DU4gaFqBA",
+	"o1dXllCRsCxj6ZjCusN8XJhHDyyBKbKMTjLmaYgbmAvDzpiyI7shuDi7whhynmfMXGkZOASXYrzgIpWL",
+	"FjoX9RLF6JppVof1FLV1NLj9Y8+MDj91LbPxBkCeZtnJtHf4bj3KwrE9wZe+vG/CwQ54kduzvzzccAB9",
+	"+QGmlF8Jf6Zc0Iz/diX8QeivQJuLca7kmWL6CvvjIi9M9ZBXppkzQ/0Vp2nKLRLS7GXtoq281DFxeWPn",
+	"MmXZVkjl3jn81GOimFsyADJXhQ5Uni1MYzsbh3cEfJzIwol/GzHWUcIf8Q1LMg01ha4uEZg9NXYOj0O9",
+	"2on1qqjRq9CIXsD6XpX6lP+wtHXrhZUktlr+G3iySVtBpnKwrhAGf1LhcjdRpo02BYisnEiTqtRo1gpK",
+	"1+5v8y416Gr1qtYIR5OGR3W2sIIBHpQVzO9kOY8ZntkqTyx/cG9OpMwYFWvu8/aIvvbo/NSdiw7iZINZ",
+	"ypS1rivjgq25ShVi4uTZ1lFAqdriRjb2BqsqR/bjuFWt36PullW4YfPtLjtC60uYiCpFl/XjWr+D8mDW",
+	"otIzvk622n69bUudcqXNtgRxRvV4LhVrx92Mbj/SKkJndpMb8bkOscryy+kry+yEaEVgrYumJ4IFuV1O",
+	"CSVwz8jeP2SWsSVhF4YJzaXoWxm1fh7UGDbPjV4d9Ge5IHMqlsTwOdMg+/s5FlQTzYQhRa6NYnQ+aBXG",
+	"rArRLkfXlIzmYEdEimxJFtzMSMxFkhUp+5t9Mo5AnaTZwqqXUhBKrPyfhfEqywggv9g/k/vuS6t/DF7R",
+	"xXN3+VYkzPpK384Y6jwIzpnMUi7OCEcAuDdrYn+3YJoU2sh5l0jCPAXbQcx02OCuc5uwOeWC69lVhD1P",
+	"KVdP8O7+hGrQAQWzOGfBBHyUWE7Yjg9BRNqWUwzcubbKB94CcjmwlXplG+S0oWotVnBjNWNjcdjdoPZL",
+	"cQmYr8peORMpSkyqEGJVvAriWClQlTLX9sSpRFF38KWoFKSfQC4ack4FYHW8q5yTR/NN9O3HILg2+bnf",
+	"colCK4pN+29GGpq1/dSABT7XCt1Nq95VCOkWLdYLDJvWcV1s1zObDdx3lTLEAY9iTxjgBWLnHnRfgUsw",
+	"7K0mt8/D3Eckp1pb8k01ienUMBU7Mxwjgl0YktMzttUK/zUEgVcVClg/7m7O64nTHU2o0AumIgsNjnwO",
+	"dRsinaEUiPtgMw/1+kYHc0PiMW7chK4rWH26NrSTJzqB8sZfpzooULkz8gMTeksjUvWVccoM5VkbOaKJ",
+	"pXE7jNy82LUB2vbldM2dFl97p3v1ilEtLS+5wgZWxmjbA5DUK0xSO7+Os2lCqgsKjdW0LfdHYKHVW6Y7",
+	"7cSB1rRIz3eJkeTucDgk5VOeIqFsYzfjqfGci2dMnJlZ7/BuC7mZ04un+KgdMbKP+/+b1LmJY+USt96t",
+	"LrKWzQa/YNsV34m9eDYPc58UJpFztl4fvSSRrbgyO1XVHx2nR7dA51HP04ctGhK7IM8fP/THupjJDPwj",
+	"homqKlIzGZh2dPHOBW3R5lfJRWRpslQpU0fBz3B3GA2HwxrirEyxFhvC/K2QAHmuqWi2imB1q319J/G9",
+	"B7M4sjxkVf0kVp1MCwXeIDJVck7iu/PY7jm+++i7WYweMsuevx/OYztIfG8Wg9ZqJU9lJ/ivvb13d/e/",
+	"f/9uuP/9+0/D6P6Xz3eHw3fD/b/iV/a/74b9+Wd87HP58Oe774b7D/3nR++G+9+978/6f2k7qqojYVXZ",
+	"llNycH73IJlRc1DCREf4bfMLNp+w1Erw7v/gu8V/rZCNINGNndpf95qTfK5+Lof+HEb9XBmwfXMrNvJN",
+	"9GcLi/mcXvghHt691zJIHYpvciCQj0hOudJH5ANbalLAl48ekGRGFU0MUzoi5zQrmP/NDk3YOVNL/J5Q",
+	"gjNYyM3pRXVNdx9tYbZ3jCKYZa1UuNExiQ8fw7Pt/KpiHi4Nz6u3p/se/sQz1nkNa6t9R0Uyk+p9G6Zm",
+	"SxKXelrzIpW/tF+B2iyaJVKkumWa+4+GQ3s29x5+f8/SJwI0BOwAmuAgBMYg94ckpUtNJkuSYiSAOzY+",
+	"twTeDQD8Db+xQ7c7obIWu8S/vz558cwT4NI92/Baa/4bI3tufnJvOCTPf+iDYQlsGWA0L39/CDS3v5Vz",
+	"N+rlhcqlblna80IbMmEkBp7UPAj48i8bvcWw63KSbuTxikGnwdCyG/+QBm951SKHihJL7aGais5gCfMZ",
+	"P2di1Yw4ocmHM+UDKjpuXUWJK58fS1iUbntvC+az8sqt8okv6xyBjSAUAj8QxxSVLAwDbk9FzWK0gRRr",
+	"ps55wsaGI53aqKpq4zTpzYeCi9jm2QZi4pbf72x8RWzdIHpBsMUqPF/ba1yTvOz1iMjQY639Fy+7i1PZ",
+	"yk57BUaAZAlDvNoMPnzOxvhtcy8/KcaIYRcmImxwNiCx/QzRMlk8uCqdWU9TELqVpVcXug2tacS8dfOs",
+	"cyYMDLtRQfBD2jdO4YUvPnRuuxfdWl5QVCwKle345ptXz1Yg5aBjB4tqu2mDDVgDT4IC024T3Hh3r8P9",
+	"6L/YZGYsHZL+6J1fElbbucduG1TwaWyM8XJwaq6o21pcu3cb+QbKR1uIR2TP0ZOmHcxejv5uwpMTlzZL",
+	"S21kaWeJqAE5t+NyFW1AtBLmDbv7QWC5Rm+/XfI12LdPciaOn9rB/vQtO6i+NrTN5RJ47zZW07Qz2KLl",
+	"GjyzX5f+Acu5FzNumM5pwvbBASztE87/u62bFSQRvTUmPLeP4963MkCBb1PD8++7Q68uZecM5xj8b7pX",
+	"GTEKnNptse0kf2Y0M7PXwYG4ekcmVHdJJ2fOZLDGht9i7ZEf0NgDwd5cYyjuZrHDjde2CTiT/yhY0cJT",
+	"1niQF2Ls/aRbGsoXYuz9qdu9URm/DgVvO7X4jMYJCOcmC8oNF2fgZKJEZ9KQPYwl8OcKemepDJFgxOlv",
+	"ifCVHWy3Ji7INONns+0E4lZBP2r1SFdPoA7dzlPuojoyXY53IT1MGz4HbpxIXY91SGUxAa25gwCLYj5p",
+	"DnIJl1H58mafzRZhZ51ofhUK4w+vSlNKSHcCoHtzK4BvO+gKs70Se9k9FPzKkdLrtDnkduyCzvPMpzjt",
+	"Dyd//eev//HxxeL+dPif4uHpx3v62YeXvegKslJN16uHUXoHBx5K+LcpNrcRcT8QJjpBmEOuZMK0ZmlL",
+	"nMaKL7fiVtwt+rEu63nMq4WSNCJkg1rq4VCJRmmspg39gJE8ZrmZXVForLClm/BVdTqoWr1l3a7IDqrh",
+	"fXp+ddVIoVpMNs0Uo+lyXI2A8d+FOKPwUGUU/10Z6y2kGU/BJLgRDNXQI7fYdliUymYzxYsgoQlmTZdn",
+	"NSAx3o/YSicudJAKAid3iXhBP/wNa04haOoatSe/9GvQoMrouT/1p94rZtTyyn7TUwhCWmBwwB1N8Dkf",
+	"nRO/PHl9Ct5C+J3p+Mi7UNBikaX+za/hLV0XCQHgwZBeM2OagZtFkz3vnnEeliPCaDIjc2fApLXI0itE",
+	"TDwcroZMdCBTQOFr8XdexhuJDI11QhHi2TjqxQ6a9hWmD8G1LqckDoQ7jkiMFNt+cmTZfgxUOx4Ql5B7",
+	"uPnRKvCr6BXm+4wjfHavfw7vtqPMDgfS5mV5JU1pfH7NEsWqpuf1BsEPjOVjmaVjDe+NaWL4ORtPpRrf",
+	"ezCeyULpNnrUtoxTps3uFvBdDeCrptFyqDaK9CZPf++W+ZY9W1H2q+oYKyKJRSXn+oahuRRbqvXewb1d",
+	"YHvVoPm+LbsbDWxSJIyE+7oa6LqrzuPKJAzvP7yvnn38np+IJ49+Wb797rePb3WxndaDQ2zSe7bQZErL",
+	"Q1VyvVRA/PXqKA29romwL6lqkxd2RcTm0UCk19UPZmDHac/ODCUyNnqW6vCswbEcpQ1C7uo/Zhk/Z2q5",
+	"Cqbu5KVj9wuZ05QRqUghUjDILQfXc/NTXNSVUrlr/KDjtq3eZXjtjiY8jTDfhGoSu4oi+zxtdxiDKOvA",
+	"dYV0IDtK8Os102KWZbi9z4lBkeCI2KGR/AS4bRVnDxM24sdXIYIP1OL9MbbdTbyYMUGEFMxqffx87dyV",
+	"3Qp20YRZSyYQJY70+K1B1QyjOEshqaC6eW7IjGrCRJdDY/OiVm9qs5jMwK9jSxtQSTl1kSSMpe1ZL+UQ",
+	"bdVrdiQCFdSPOqrhbEw5aqL06oE1bmkLOtVQegsSdA2qc5Oo/alBr9RNugZ+2JBpt42X7rTQdMpEm+9j",
+	"+zXkZ5A44TSQWWukMdA2eOCOJrliU36BcYqWwk2tbFnGybZS/QL0gB3A5uTxK/DztPynM2CmfftbIMYN",
+	"G93aKGnDmnZlI1xjR9dHUMLl+ZOgrED5hbu9bSk6976rRZsLaQjNMgJxCNqFJwdL073vNgZoNqY+xTy9",
+	"1pSaDQLgFghqupKjN+TcOV6vdfshX4rDtzP3Orf1s7ZPscVJWvW/TdOmEy2zwjASz4zJNaaO2I8xefPq",
+	"GdQSkIWxWnjKhOE00/aJqaJncybMgLxi00KzlOw9GA5HIuZY3G5cqCzuo/zIjSYzqSHIwSJJXkwynpC9",
+	"QmRMaxL/4+TZsyf/HL998sPPJye/jI+fPTt5O3756uk/jk+fxP2IJFTY1yZsJBTTMjtnKQROuOHoXIqz",
+	"jlF+Pnl9+jrGZRgXZ6GZGYxEHT3vDR/sjJ9vuZmh+ewPx3VbolkWM82ScUz+n7M6a/bogdcr7t/bnywN",
+	"Iz8/P/4RisuR1zO5EMTFKiWslQV3MPpvlVVfgncHI+ZKdYeqpQa/CR5G/Lf0JboX1haMak64JW/diJw3",
+	"59tdNad2a/wEDsSyLKfUHBHFckaNJlQxkiqZ56hV7iQ1lCbmTWmlmiWF4mb52o6ASz3O+S9seVygc72Z",
+	"7/CBLdH8gpVczjHxARK9EBPJ/j7GJL04fv4E7BawOmBGjCqmSsS3pBxLQHIxlauzuawKrgklmmXTfUuq",
+	"LYVF0+i+hQA1fJIxl510/PIp0UydMzUgTw1+xCI3uphoBnV08N07eiR+4hnTEb7KMGirlj6jkS6DJ246",
+	"5QmnGXn9+BdNCs0iZ3uKD87vxhHJs8IucsoWZWKkHgk5BQ5jCcrenKoPLCWjXjOBctQjE5bJRX8wEiPx",
+	"BIwNoLtGmEyJcV4ZXTIVgRVixrxbHAOZmThnmczZSMSfRhjmMeodkk8jH/496kVkBEDHTxAEjh8tCx/1",
+	"vnyJEVgpVlFoVPeMkSkZbsAMiRvoRb1zpjSe1HBwdzCEa5UzQXPeO+zdHwwH99FrOQO8OphBIONv9vMZ",
+	"Emp7hWGapylk3uLvjTq494bDa6s+WoulbCsqay/hoHYzeofv3lsZZz6nagkxrudMWOEgV3LCyJ49Dhdm",
+	"gyxcnXNxRn4+PX3ZH5AXktDCzKx4kgRXgaFnGmhJrnvv7VwHEGXRDZlX+PNXBAysAKrCPhzev7VZX0hD",
+	"ADRYiBgKS7kqxMv1p2TXy6vH5ONk7XjJzGo4cOHLCFkC22Dp9odW+u07D85yK0dffPKFq9j9rknsfiyU",
+	"lgo3ytOa3ROjS903uWLnXBY61DWBUtQfCwbJi64WNSY6VatNV7y77/5rNCqGw+Hw/b+1Zr81V/YSij/z",
+	"31hEfAGErnkhKas2r4tnsHJsJQXibi394W5blGMHMwhk8xBlNHcCkFgfQguCB53sxWWNy6rvHNSBUMUR",
+	"fgllG8FHXnW4r/rO/VPBk+759kgYTPrHg7a6gGb2X+M4ZiLnc6r7A1Kbn9BMS5JIS1FJdckWSUeiurij",
+	"6rT19yqLQ4rNLvIMlEXU5dtOrAy7C0e2vRClzRLjJKWa93Y+MjgrrhsVxtoW2Uy/vha03rC6xUxqBv6Y",
+	"cn12OQTCvn0wiUtYt9SQcqFxQ5j0x8+EtHOThGp2ROL/azFmDCdK4tEoJnO41hk3TNEsW3ZtXjOqIDC0",
+	"3HVVPXz4KLpBKDjtglBInEKvN+6Rz5nVk/kFcflI/a4NBA1lhShtEex8yfVO2FQqduml4uvXv1YXPB+W",
+	"u1dedagN4glCRMobD1YGd6/7WHUrAjIjXPlGbSIi2IJp42pyWULDBYReDUJNrA+M5cA0oNqhszn4WiS4",
+	"IDsqNYSJVJMJMwtmp1hI4DSazOU5qioGLdhSpORMySJHWtPKhlwMjl1VO1eY0ky3pSK/v0FZpyxk2iYB",
+	"wm4tbXJnBELPA5y+bdSwzINKwwZ45e7mV2ol9mEtDi6bXqz1XABBqCKg+vIINMuYuqP9TupYUpVpvBjz",
+	"/kvUy2VXbYGSDoaAvto0Vs2x8rPPU0aSTlCjybhgdzSJC5XF+Dr7WNBsJGJv3HGFQFHdwbT6kPFt8UmH",
+	"WZUsDEhw9UT7I+wHseAaFjYS6C+2UvmD4dCOYVG/LF0np1Pn5IWSaKRSwxTVb09MXCE1TedsJIyiQlvE",
+	"lgLWW5YS5ZooZgolWFrn7qDYNYmBPgxSRhlBGhOaJCyHFKINRXUWihvDhFXY6EhgsjzmvVjknXMBpQik",
+	"gnglKwiNet8P56Oe5UKj3t2Z/3Tvgf3YP4LNWBEKNzOnS6vnEm3Pw54TZqiRvRg+xE4TFeAI7yMJqMu+",
+	"ldJDZX7KD66G3bVc5JbiRl/q9hoXAHWzpKSr+4aLb/3GyAcCNZQbBtSDS4ZJJc16sCsUpK4ZHXzy9bq+",
+	"lC69NrtSjTNa5ApCriNXJIA0AqNKLdkOrCyY3w00JCR465GwN/kM4kQMBmz46pBIuMjeg+GDiNAJhN3A",
+	"djOuje6jKvYrFdzgC4IohkwQ5pcLHY2ElshJhSRIk2YyS/GJiUw5XkHMftADgr7ORl1d4NcjET9+8uzJ",
+	"6ROIB4elH3zi6Re48kxRXX3LSNl243D08sbdJNJ7r+063Ifquc5vOrg0Uj8YPtj8Uuj8c023YFV0w32E",
+	"ewHK3A542MVuO+w9RnF2fktHuQ39+lbO7e/MVJjYnv2o5AKMSEdYBcpqypYkfGC5cfXHUiB4laPEWsf9",
+	"ThGpbsdpW2z5yIHvzPblfSdpPEBi1+zqtsvYXYLbsSBc7HtRxMHlTKIkX7UYHIaQtwAGbWTuqaZVT/Yx",
+	"xzgIXCNhSSiCk06kAtt8XSbSzJiMaTtK1WwRbk9OleE0Kynkj2FFVqzBQbx71GWjVfQhS1xLRoHSlyW+",
+	"QaXBd0N8XikheukQZMNW8aWsotn740gQX+XSIqj9ke0oVhxUs6fP2hzArxhNgTUvZpbblsipCoFkG+0a",
+	"3CCSRKQQhmeOugNeAooj90/B5D8SXjDwMoGZsbkPCO1iAjDMRJoZCCT9AXlCrbBj2NyqRh5WscXNlMTw",
+	"YgzvsAuamGzpCjKU49eKOqNp3Mekgh1KzbmgGegfL0HzPwz2APCqrVTW5p5E7BVO4rDqsF2dC9KJnVwU",
+	"SmuPBJSJ18E4RI2nIHe006x+4hnQ3UTOJ3ahcP2PXzwG+HxgLPd2iUQqxRLTdh+DKf1Vmem+tUG9q4J4",
+	"pb/Gim2d7FlAl/v+Wrb2yxjb0b5esbbvbG6HOkqBE3RZ19HoTba0eV/dIl3NUXPs6rPTHD6v5KwFxuCz",
+	"1/p70WXe6v9ba67bjsbwOkDRulxFy40m5MG1mpCvgKP1nYSWl2AX6FpB6DlxHQuIoW8MoWmqMb+0pDet",
+	"vWe2RDxXlWgj5tk5LoERN27SrPaKWGvZ9Gf3+5csVtU4GnKxPRS8g4dipZ4iM0TzlJHJEv6CXR6fAGv5",
+	"7SkFfoE3qB28bIr8TKRe4j8KNhmo2TWj5yAQcFWWjrXiv5f8nTADzgNqxaqRqIgmjg+kzIo5rpFdUAci",
+	"p5kFS6s/Iu+uReOPM+daKWckcqZq5HOBcn6eM8HSw5qysYeiv5CLft2Dazk82CjcRg9BtLKbGgkrCDHQ",
+	"QqqKDXfekZZNEBczatr6cfgcJbRl9aORiFdqcljaXi/KUf2mCq24UZYDinWNRBxqc8QDckzqupOQpuly",
+	"LvUfbxvnoPRZ9rtBI6rIYDdi2O3u13DLBt7uXgotFPathfWEJeAlniJrsrwlLVuZ/fEILiIu0XJe8a5A",
+	"P7uayfcoODNRLasH3eyiBx58CmThy5qIqoqFzUP6lhh0l7ZfR5Jv98Rla+PCqDT6WAHqmtlotKYhoWUk",
+	"JaeIyJtXz/aZTqiPrF1t5V+vXLRtA/+1rNy4VOdrZuDorbGqfCgzQ+Q5U8FhWfUz+F6HvmwL0SxjiXEN",
+	"/8qAHOCX3vhW1gKJXOZv5Or/pzXrWz9yHAWG+8BaqtsMyA+hR8BIsOAXRiaV8hS4lJ/P+VMVZ+kRiX0R",
+	"Faf8lLVpYiKoUnKBLp2Z5AkbiT2MTq4+RTMpWOQrqoC1ppwAxAe7oMACWR+Fjkr1npGIfdiPd39CiR4J",
+	"nu0951Wy2A/19PsYFexCpMeAAmM5PSRW17mf2Dd5Cp9ZfATzek84SB/10b1zoc1lXH/SiSFY0h+2EMoI",
+	"YTAZBwN3xmCfy2BaojDlktgTHJAX0szAWy4BRMsoGFS14VnmaTcku1AnH4/EFO1rKHGgz229kbWssnRD",
+	"ksRqGacvToL4GvbcgEx/REEA8MgiC4rjXsZH0kNrJGwt6wfcXRtxC4H9m8yDYMXAe+Dpniv00WXDqNQB",
+	"uSlT3yVtfSvWvp3Nfa+lcvqt1Xt9XRsInbP6hk4w+c6+FHetEV5vXyPM1ihhRnXy2X7d3wpaa8Kjgerc",
+	"VnT0TVpxQiX0tdYb507+5qPSVtzieLHXx6DNi8zwnCrXZZpbJmY1bZYS/HaJf7kATj/lzDJGjHKsCBxc",
+	"Exd5iSkv3IwEquia7FHy769PXrhSkyi1UiKk2Gfz3CwjUgj+sWB1mdJKBjOZxij1xIFdgt8Jgt7QqUOJ",
+	"M1660b1I5jteERde1R+Qt43K6Y5Qete1M5U4xCOTwmCoi5CmNPCRY7GEDIiMzWsKv9uVSxCqxsbZadDY",
+	"IZwMAECWiqWDkTh2ty2ImKEVS234GGK1jZTjjKozFkc+IJeKZRhUMZr6/Fc2EilLMgrSI4Q22yckSmQD",
+	"gl0dHAH+mwsvtOsq8hytT50BaD9hf6Vu4SKg1MFUqvm+TyXcJQSt2tfrlg0U1Sph7UIHnp2L2PrGqAaW",
+	"0yJ4I58FSl8vt95GQ6qywsEnlznQCEFrC54K2HKDJH5N6NTjbzJY6rEPjYLz8apKtWfmCoVfa5S56UPY",
+	"fGcql+Vbi3xqRmZWuOpOtgcLnqqDonGVDion0Rp1saoAxHI61cxYbgkcw6ny6JyMnTGiNEV4tTJqBjug",
+	"nomiYBnibcCjCm9HZLI0bJ+nmMGXIUq6zquDckZMiQjlVyGKutsri828yN6ueT19n63h90/0B56jSu8B",
+	"kdBch24bGZuaAXnrqluApaK5VdcdDSERVXV4lxnsUp95ayjFY7kQlq66e7ZWTVo9RjwgI2EbnboAbHV9",
+	"Ak3QUIaXS6YpW0FyTeZW3IOlba9Cda/oKhmJCB9EpYBJLe79W8n32k1dkYlhZr/sGNgCqq42mR0mbbqA",
+	"u6id9ddq/xZXyY+4gH3c1rfG79z9cRzvji7bkzYIj5F4qxfUy9BRaWqMjyHXIwaP5m2QbO07s7QS7JdM",
+	"YQzHYcU1DlqWO0EIZnO9QfSAPHWh6B+YQLUk9A1xtkR4+Y4eCXifpPycg+FnSR5EBDrjsJQUOdmjE0vo",
+	"oPYZPiqnqILlVsuwE/QH5ASZQGU+0Bp0MQ++toq9f04vxhVTKb4Fehq98P+BRcP+X2uAAiV5FAOVUDOj",
+	"ifT6kM8bgBhS3CHA644m9JwpUM9ri7TLD9bz0iVyzhRaYRVLQHVDC1e1rmXVW0ZgFUJaJhGiazE/akbh",
+	"hxm3uLUcjERc790Sk703rx9HTl5OucY+uD7TnRSa1fcR54onLMY0CPvDP4+fPxsJ32iXhqwnrsNqQeck",
+	"8KKrYUQ8oBAaXJNCfBByIZwiV7ok9EjsOa3OZ431MdIAcLWNeZWNzW5YTHcdxLoFxDvoKeDa8OQPGUsD",
+	"pM2LaaWLCREfUMqTfWKxMRAIbwzAKFVViJsgfh99s7FWVaPSQeYG0agySwsewa8ktT9bougAZqkMWKrQ",
+	"fZI20pUGX1Ufb7Pq+4hG1xYNwqicZ7+CB1t2SCNGnjFLXztLbtQOq5WRvZCAlU4Shp7MWKYFywdBlSBH",
+	"OTOOPuow6FFLuR/wVPqwIFON2vbCeKM9DRTR+fsTdH6WcMV0Lm8m44YIuTgklACmpiOoZRzjP8ib6hUq",
+	"qEtLYZimiW48QbPQE8cZDyrAdPbAkbD7ZOnA0lgP878ZVbAYc91Kj3D5rk9+RU9q+d4hgRe7QrRDBaUr",
+	"1DtRAZytYdlfPyT7K5Q/iQHqodrB6s05IjEk0/tnSkmla7WV9u4tYQ23k4tfa1+0IWjVLeF34PpwJtnw",
+	"dqN+w16TzNYy0cqz6HaV7Lfc2EN3wVGo5NrRHT+bS+CHLJTx//73/8RQ+8TFXRySUc+RqV4cjQTxDbgO",
+	"ybv3cR/IOYRcu/IQXp4MkaJYLS0EpeRM7aMIC1dGQ2iJgnpNEKNAnLc4lxlPwK5R5x9H9pfM0lAgT39/",
+	"cjqwS7VTxT7aMfgGVkiYJV77JK523bcbnGbsYtSLQ13R6huHHlphCwvqqlJBEKzlftrlDYFeQir2Gi7I",
+	"HmYaukqgPz178p/jt8dPTyOXNbOYcYjVZCQplAJNshZn4RkL1w42UGWg79UBEbgKRN5QopcimSkpLNG0",
+	"64MNn4TqCPUHcqr1vpkpWZzN/AGGg9tzYHVIRHIlL7hLgcZSe/v24O2yoKKhDoEk6E/rRx7bEQUCsvHU",
+	"h6rE8MAhQfKFZ1OCfiwBqfWgJfJlzzPPcJXuaJIymqITy5dIcEAJYTykLYwmaquyUPbjcif36snrlycv",
+	"Xj8Zv3364vHJ27493pkFo2Kpqz9hx68QaLd8TJIEhd8qyCJFNUdIwqZTTHk69SXOeCN/wYIU4nkiggCr",
+	"IGZU4j0YFFcBF1sJciQCoJzTpNNhFtrA3WTRBj/JV/Kala3uvkQ9wy7MASBvq+mrTllB9qsgvqvjSeuB",
+	"33h+HGx87ZVKV5JHYJw1PUPWlyXtqEbarrw2xFUI4nIRcw6X+uiQtjupsF53w7/dkhbIcvw7XUy1qWgc",
+	"fPIft/Mh1i7QDSPw79eX2JCRKrReYgBHo0DIGhlprbOxclpr9ZXXcB18rEZ9bU2J44iguF4Lf+wy9yPJ",
+	"qUrgriIx8MP30dcRyLekHb9/s9ffmVk98aNuRd1lmUNmEWRqK0hoWCPB72Tm8vCvmro6KNWl88Zqc5Qq",
+	"Rls20G3Suj9RcrVewood4IjwlM1zie4oXxEDi55VjEXrWR8We8K81w1pB7FLqI6Ji9WB8G9fxSyHygBT",
+	"DBKfyUINSAwunhBADwFkzs5T82mX3l1XA64SarbnpfJ7wyF5/sNRa8xZWeujfxRix+KR8FXknL/hiMRz",
+	"PmdQGh9WNVUMXf0DX/lVj13NBHSchCKIU19OAuE1EhOWyDlbI1u7fpY3KVnjFF9Jrnb767iovsCMa0P4",
+	"rYmRrw1VYFnGXUY+4AllfYHIXr1Z/ho179XBp9Ai8fJEGhexNjnoNKAmcZhZrx3sArXwklYqnNSr8FQE",
+	"LY/n9UI7pYtTqjI1aHPyB05SuRJfBSmbu/sDsY/mfdwVc9253wjuxtDsFDK30EWBWOpTNQp3BcHv7+tT",
+	"oc1bOUsj99EEFrN/lVxYuRy+HwnLS1w9UZqmrgxYScnvaM+mMA6LxPP0YUz2ZuyiH2EwltZsPrFY4wOw",
+	"YbAZPWeuim7Kz5gvW+ifqYWdV4K2ylQ58H7G4Sldll4ke1h/NJEp00cYxo71PjWmz5dOeyjIU2Oqrlcw",
+	"TZTU2kXKW5SiijMNtT+XI9ESJx6tBoGHEAS3LG3oUntUGpATQVw/qOpDXI9EraY65LLZRWEhIojNg8gi",
+	"ErtmCpZCuRKUuPZOatVGWtxUN8tva5P8S3LckjT7CxOScG89Hvyr0Lpjd0+xZlXIE9GECyMdA9+Z8MEI",
+	"N8axyxQXzF6JMeEUIytcpSUodeOispyc/OgBec5/IHuP/hrdHX4XfffoAT4BwvFIID1tlY6jMofGUcHQ",
+	"LKNuyx+QlwC7OV1aAdrJPSNh95hlDONs51h33V5pkbCKMxLhjmdAQ5ovlwLJF1JKfMinLEiFXnFHRey8",
+	"FgylbrDgrt6a1yog5RZBMSDHpJK7XPL5UkoZCTfyBknlOE0rjb1vLJmkNs1XpSewz/X5JHaTfwD6kaZW",
+	"ULK3EejFDiJTs3nd+pzVRge/q4RP+AmvmBP5rxkYcZO2z7Y2rmtjEsLR/g5iEhy6lnvqbhfgHl0XgABd",
+	"1MuSgSu9CKCMkhffG4+EFUDXtkTxSeBMUDUCGuVbxIAAWsjZjD/x9JCMeuzcjP/3v/9n1IucoQu/ZMLY",
+	"r+w7ESkbJkbA6A6JexnLdcDrX77EkdUSzoRz+b821ErLKXE4osmCLlGYsj/7JVvFod5KMSZ71T7+0UiE",
+	"fw2fM23oPI+jste/fZuaQrG4H1XCAuoRaedM8enS1w33xzEoxELR3FXLwulrTQmAFUPALoTfLUmspKGG",
+	"+aVCndBKh4aJfXBDF9YBeVPWvUKyBvUfjZX417ZPjQjF3qu+YAQWSpeZazNCSa74OTUsIpmU+YQmHyKr",
+	"9nzYz2RCs5GQqtLwQUix77q30jRVrhub8h1g7YaTGUs+WOHjjEI9S5cQ7Dvr9wcjcSwINi+0ooZiZ1wb",
+	"ppx6+HBYue+dFr5m4+abNPU15vpKEkN379kOAcJDsaKMuDvjkPabo6avPKbQFTIKxm/UY733vJWQdgkN",
+	"B59amipv4YRuw8PbQYANnQFg2dBT75v0S4twslizxwuEjopwttK5tZVrrnVJf72z23Rlv9Gc2Oal7BZm",
+	"dlLoG8Bbq9n/ZHV5zO0ksjBY9RqtlNBCTh+RuNKjOSaK5RlNWCXbE9qDk7js8RxjTy6rI0NtcJc4hAa7",
+	"ZEbFGcOeIx4zMaYQ61r6yldn0mv9gi2Ao7fwtjcw5+3wtta5/jV425bX4/fsOwCsqpLBO2jTgbJ6BHNX",
+	"fF/ra2F1ByVl7cz4OBEsiHGQdOKC8kRa8mGs5s7T4Hn2mgRPvaANLSa0UzSqUjuZMZpiYy2UGakxbJ6b",
+	"/mHF/x3iPkLpWLxgINbCRyv8g3GcpRA5IhJW0x7KAnr3Li7KZqX4YFOYfvXk9NU/xz+dvIrJjOqRyKnW",
+	"LtYZ08apGZBfWI4SyP0hSelSd2VtODwvScUVzA/hIP40P1yK2LhDWG42P5Q34w9ZybtGg1wubQmSYL5A",
+	"WrDBiHFlvr8jUasp3ru7EnaRPF5VYoACpQmal2X6TZMFOj1HIrZCylhmqfth7Pt5SjW+92AMjQXjqCr6",
+	"uisPzUHuPXCtBxOqLMkkwbRBJsuRYBhIDUYKyM4DywYGDhHGrWLfb3R0hEqW7hVtZF7qja5keWuJSYB0",
+	"A2BOQb2hmpPVGXGmWyo+eR2quEWIr6iOfxXi8gpl7QZJaULhOoQZw/QNX/dTTFDKM8zGRxMmZsCI0tgV",
+	"ErOniumZVT2MT/rCPJKUGjqwog91gXL+ZxfegB1ZhXQFO0nsvP4oXqmCgT7CfJ24FRGnUgfDhSyYQo/E",
+	"HhSFc1ln40SmDFuTlgPA7AkVQmIvWEtH7HBSkVQyDMR2qVfYB3nVDnn69PmTkzdQpa9as84fWCFgUDrJ",
+	"GNTmsDiwmC2dWTWAFhJrvRbl6uURTLQldC5dOb0Kj24hTqdsxfNzQ0SpZaZ/DZ3KLqy7pP5p3biO5/X7",
+	"J0ivoQ+HRzanUsnaPRByEbnIJ+xckkuFvcE8kLaiV6XJYSv3pH38FJ6+BQzxk3VJwqczVlc3v6YNuLGY",
+	"2lnN6bL0ZREju87GDsiSQnGzBLZwnPNf2PK4MLPe4bv3luZj5hkyjUJlvcPezJj88OAAfCIzqc3hd8Pv",
+	"hlYg/f8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
