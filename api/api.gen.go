@@ -180,6 +180,57 @@ func (e CancelBatchRequestsResultObject) Valid() bool {
 	}
 }
 
+// Defines values for DaemonObject.
+const (
+	DaemonObjectDaemon DaemonObject = "daemon"
+)
+
+// Valid indicates whether the value is a known member of the DaemonObject enum.
+func (e DaemonObject) Valid() bool {
+	switch e {
+	case DaemonObjectDaemon:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DaemonStatus.
+const (
+	DaemonStatusDead    DaemonStatus = "dead"
+	DaemonStatusRunning DaemonStatus = "running"
+	DaemonStatusStopped DaemonStatus = "stopped"
+)
+
+// Valid indicates whether the value is a known member of the DaemonStatus enum.
+func (e DaemonStatus) Valid() bool {
+	switch e {
+	case DaemonStatusDead:
+		return true
+	case DaemonStatusRunning:
+		return true
+	case DaemonStatusStopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DaemonListObject.
+const (
+	DaemonListObjectList DaemonListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the DaemonListObject enum.
+func (e DaemonListObject) Valid() bool {
+	switch e {
+	case DaemonListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FileDeletedObject.
 const (
 	FileDeletedObjectFile FileDeletedObject = "file"
@@ -219,6 +270,36 @@ const (
 func (e FileStatsObject) Valid() bool {
 	switch e {
 	case FileStatsObjectFileStats:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ModelObject.
+const (
+	ModelObjectModel ModelObject = "model"
+)
+
+// Valid indicates whether the value is a known member of the ModelObject enum.
+func (e ModelObject) Valid() bool {
+	switch e {
+	case ModelObjectModel:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ModelListObject.
+const (
+	ModelListObjectList ModelListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the ModelListObject enum.
+func (e ModelListObject) Valid() bool {
+	switch e {
+	case ModelListObjectList:
 		return true
 	default:
 		return false
@@ -834,6 +915,36 @@ type CreateWebhookEndpointRequest struct {
 	Url WebhookEndpointURL `json:"url"`
 }
 
+// Daemon defines model for Daemon.
+type Daemon struct {
+	Completed   int64        `json:"completed"`
+	Failed      int64        `json:"failed"`
+	HeartbeatAt int64        `json:"heartbeat_at"`
+	Host        string       `json:"host"`
+	Id          int64        `json:"id"`
+	InFlight    int64        `json:"in_flight"`
+	Object      DaemonObject `json:"object"`
+	Pid         int          `json:"pid"`
+	StartedAt   int64        `json:"started_at"`
+	Status      DaemonStatus `json:"status"`
+	StoppedAt   *int64       `json:"stopped_at"`
+}
+
+// DaemonObject defines model for Daemon.Object.
+type DaemonObject string
+
+// DaemonStatus defines model for Daemon.Status.
+type DaemonStatus string
+
+// DaemonList defines model for DaemonList.
+type DaemonList struct {
+	Data   []Daemon         `json:"data"`
+	Object DaemonListObject `json:"object"`
+}
+
+// DaemonListObject defines model for DaemonList.Object.
+type DaemonListObject string
+
 // ErrorObject defines model for ErrorObject.
 type ErrorObject struct {
 	Code    *string `json:"code"`
@@ -901,6 +1012,26 @@ type HealthStatus struct {
 	// Status `ok`, or what is wrong.
 	Status string `json:"status"`
 }
+
+// Model defines model for Model.
+type Model struct {
+	Created int64       `json:"created"`
+	Id      string      `json:"id"`
+	Object  ModelObject `json:"object"`
+	OwnedBy string      `json:"owned_by"`
+}
+
+// ModelObject defines model for Model.Object.
+type ModelObject string
+
+// ModelList defines model for ModelList.
+type ModelList struct {
+	Data   []Model         `json:"data"`
+	Object ModelListObject `json:"object"`
+}
+
+// ModelListObject defines model for ModelList.Object.
+type ModelListObject string
 
 // ModelQueue defines model for ModelQueue.
 type ModelQueue struct {
@@ -1258,6 +1389,9 @@ type ListBatchesParams struct {
 	// CreatedBefore Volley extension: only batches created before this time (unix seconds).
 	CreatedBefore *int64 `form:"created_before,omitempty" json:"created_before,omitempty"`
 
+	// Owner Volley extension, admin keys only: list this owner's objects instead of the key's own (read-only).
+	Owner *string `form:"owner,omitempty" json:"owner,omitempty"`
+
 	// ActiveFirst Volley extension: running batches (validating, in progress, finalizing, cancelling) first,
 	// then the rest, newest first within each. `after` keeps paging in that order; a batch
 	// that ends between two pages moves to the second group.
@@ -1281,6 +1415,9 @@ type ListBatchRequestsParams struct {
 	// Model Only requests for this model.
 	Model *string `form:"model,omitempty" json:"model,omitempty"`
 
+	// Owner Volley extension, admin keys only: list this owner's objects instead of the key's own (read-only).
+	Owner *string `form:"owner,omitempty" json:"owner,omitempty"`
+
 	// Include `body` adds each request's body as sent upstream.
 	Include *[]string `form:"include,omitempty" json:"include,omitempty"`
 }
@@ -1298,6 +1435,9 @@ type ListFilesParams struct {
 
 	// After Cursor; the id of the last file of the previous page.
 	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Owner Volley extension, admin keys only: list this owner's objects instead of the key's own (read-only).
+	Owner *string `form:"owner,omitempty" json:"owner,omitempty"`
 }
 
 // DownloadFileParams defines parameters for DownloadFile.
@@ -1422,6 +1562,9 @@ type ServerInterface interface {
 	// RetryBatch Volley extension: retry an ended batch's lines as a new batch.
 	// (POST /v1/batches/{batch_id}/retry)
 	RetryBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
+	// ListDaemons Volley extension (admin keys only): every dispatcher replica.
+	// (GET /v1/daemons)
+	ListDaemons(w http.ResponseWriter, r *http.Request)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams)
@@ -1440,6 +1583,9 @@ type ServerInterface interface {
 	// FileStats Volley extension: what an input file holds per model, with a cost estimate before it is run.
 	// (GET /v1/files/{file_id}/stats)
 	FileStats(w http.ResponseWriter, r *http.Request, fileId FileID)
+	// ListModels The models Volley routes, as OpenAI's model list.
+	// (GET /v1/models)
+	ListModels(w http.ResponseWriter, r *http.Request)
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(w http.ResponseWriter, r *http.Request)
@@ -1569,6 +1715,12 @@ func (_ Unimplemented) RetryBatch(w http.ResponseWriter, r *http.Request, batchI
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// ListDaemons Volley extension (admin keys only): every dispatcher replica.
+// (GET /v1/daemons)
+func (_ Unimplemented) ListDaemons(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // ListFiles List the caller's files.
 // (GET /v1/files)
 func (_ Unimplemented) ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams) {
@@ -1602,6 +1754,12 @@ func (_ Unimplemented) DownloadFile(w http.ResponseWriter, r *http.Request, file
 // FileStats Volley extension: what an input file holds per model, with a cost estimate before it is run.
 // (GET /v1/files/{file_id}/stats)
 func (_ Unimplemented) FileStats(w http.ResponseWriter, r *http.Request, fileId FileID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListModels The models Volley routes, as OpenAI's model list.
+// (GET /v1/models)
+func (_ Unimplemented) ListModels(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1856,6 +2014,19 @@ func (siw *ServerInterfaceWrapper) ListBatches(w http.ResponseWriter, r *http.Re
 		return
 	}
 
+	// ------------- Optional query parameter "owner" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "owner", r.URL.Query(), &params.Owner, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "owner"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "owner", Err: err})
+		}
+		return
+	}
+
 	// ------------- Optional query parameter "active_first" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "active_first", r.URL.Query(), &params.ActiveFirst, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
@@ -2055,6 +2226,19 @@ func (siw *ServerInterfaceWrapper) ListBatchRequests(w http.ResponseWriter, r *h
 		return
 	}
 
+	// ------------- Optional query parameter "owner" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "owner", r.URL.Query(), &params.Owner, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "owner"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "owner", Err: err})
+		}
+		return
+	}
+
 	// ------------- Optional query parameter "include" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "include", r.URL.Query(), &params.Include, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
@@ -2166,6 +2350,20 @@ func (siw *ServerInterfaceWrapper) RetryBatch(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// ListDaemons operation middleware
+func (siw *ServerInterfaceWrapper) ListDaemons(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListDaemons(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListFiles operation middleware
 func (siw *ServerInterfaceWrapper) ListFiles(w http.ResponseWriter, r *http.Request) {
 
@@ -2223,6 +2421,19 @@ func (siw *ServerInterfaceWrapper) ListFiles(w http.ResponseWriter, r *http.Requ
 			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "owner" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "owner", r.URL.Query(), &params.Owner, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "owner"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "owner", Err: err})
 		}
 		return
 	}
@@ -2389,6 +2600,20 @@ func (siw *ServerInterfaceWrapper) FileStats(w http.ResponseWriter, r *http.Requ
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.FileStats(w, r, fileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListModels operation middleware
+func (siw *ServerInterfaceWrapper) ListModels(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListModels(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3149,6 +3374,12 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Get(options.BaseURL+"/v1/webhook_event_types", wrapper.ListWebhookEventTypes)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/daemons", wrapper.ListDaemons)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/models", wrapper.ListModels)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/queue", wrapper.QueueDepth)
 	})
 
@@ -3884,6 +4115,72 @@ func (response RetryBatchdefaultJSONResponse) VisitRetryBatchResponse(w http.Res
 	return err
 }
 
+type ListDaemonsRequestObject struct {
+}
+
+type ListDaemonsResponseObject interface {
+	VisitListDaemonsResponse(w http.ResponseWriter) error
+}
+
+type ListDaemons200JSONResponse DaemonList
+
+func (response ListDaemons200JSONResponse) VisitListDaemonsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDaemons401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListDaemons401JSONResponse) VisitListDaemonsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDaemons404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ListDaemons404JSONResponse) VisitListDaemonsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDaemonsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListDaemonsdefaultJSONResponse) VisitListDaemonsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListFilesRequestObject struct {
 	Params ListFilesParams
 }
@@ -4296,6 +4593,58 @@ type FileStatsdefaultJSONResponse struct {
 }
 
 func (response FileStatsdefaultJSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelsRequestObject struct {
+}
+
+type ListModelsResponseObject interface {
+	VisitListModelsResponse(w http.ResponseWriter) error
+}
+
+type ListModels200JSONResponse ModelList
+
+func (response ListModels200JSONResponse) VisitListModelsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModels401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListModels401JSONResponse) VisitListModelsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListModelsdefaultJSONResponse) VisitListModelsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -5761,6 +6110,9 @@ type StrictServerInterface interface {
 	// RetryBatch Volley extension: retry an ended batch's lines as a new batch.
 	// (POST /v1/batches/{batch_id}/retry)
 	RetryBatch(ctx context.Context, request RetryBatchRequestObject) (RetryBatchResponseObject, error)
+	// ListDaemons Volley extension (admin keys only): every dispatcher replica.
+	// (GET /v1/daemons)
+	ListDaemons(ctx context.Context, request ListDaemonsRequestObject) (ListDaemonsResponseObject, error)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(ctx context.Context, request ListFilesRequestObject) (ListFilesResponseObject, error)
@@ -5779,6 +6131,9 @@ type StrictServerInterface interface {
 	// FileStats Volley extension: what an input file holds per model, with a cost estimate before it is run.
 	// (GET /v1/files/{file_id}/stats)
 	FileStats(ctx context.Context, request FileStatsRequestObject) (FileStatsResponseObject, error)
+	// ListModels The models Volley routes, as OpenAI's model list.
+	// (GET /v1/models)
+	ListModels(ctx context.Context, request ListModelsRequestObject) (ListModelsResponseObject, error)
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(ctx context.Context, request QueueDepthRequestObject) (QueueDepthResponseObject, error)
@@ -6183,6 +6538,30 @@ func (sh *strictHandler) RetryBatch(w http.ResponseWriter, r *http.Request, batc
 	}
 }
 
+// ListDaemons operation middleware
+func (sh *strictHandler) ListDaemons(w http.ResponseWriter, r *http.Request) {
+	var request ListDaemonsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDaemons(ctx, request.(ListDaemonsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDaemons")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListDaemonsResponseObject); ok {
+		if err := validResponse.VisitListDaemonsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListFiles operation middleware
 func (sh *strictHandler) ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams) {
 	var request ListFilesRequestObject
@@ -6338,6 +6717,30 @@ func (sh *strictHandler) FileStats(w http.ResponseWriter, r *http.Request, fileI
 		sh.options.ResponseErrorHandlerFunc(w, r, err)
 	} else if validResponse, ok := response.(FileStatsResponseObject); ok {
 		if err := validResponse.VisitFileStatsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListModels operation middleware
+func (sh *strictHandler) ListModels(w http.ResponseWriter, r *http.Request) {
+	var request ListModelsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListModels(ctx, request.(ListModelsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListModels")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListModelsResponseObject); ok {
+		if err := validResponse.VisitListModelsResponse(w); err != nil {
 			sh.options.ResponseErrorHandlerFunc(w, r, err)
 		}
 	} else if response != nil {
@@ -6895,189 +7298,197 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3Zchs5luivIHj7hsW5KYpeu0qKflCVXV2esi2PLbenw/QwwUxQRDkJpAGkKJbtiPma+bD5khs4B0Au",
-	"zOSize2qehJFZmI5ODj78qmXyHkuBRNG9w4/9XKq6JwZpuC/H6hJZk8f249c9A57OTWzXtQTdM56h72J",
-	"/XXM017UU+xjwRVLe4dGFSzq6WTG5tS+Z5a5fVYbxcVZ78uXqPcTz1jnmFOesd2HfMV0LoXuHla5B3Yf",
-	"+k2eSZp2DlzAz7sP+5ZNZlJ+eCLSXHJhOsdf4HNj5h7cdaYvUdi7O9H0FftYMG3sf4kUhgn4SPM84wk1",
-	"XIqDX7UU9rty2L8oNu0d9v7PQYktB/irPniilFT+BHDKlOlE8dwO1jvsPRXnNOMpUTjxETEzRuZMa3rG",
-	"iKZLTRYzaggVKVnMmGKD3peo95hNaZEZGPz2lnoslkSaGVOE2UdhJS+k+UkWIr29VbyQRBfJjMjJrywx",
-	"ZCoVMTOuyQe2vKOJXAiGKzuV8hlVZ+z2VnY6YyRlSUYVC+dJJjJdEq5JZtdil0oFHHEixZSfFfbRjM+5",
-	"gTW/EbQwM6n4b+wWIfqca83FWUQWSoozIhVR7Fx+YCk5fvnUwnUAt9KNZ6c7TlO8+i+pMpUrkyuZM2U4",
-	"XqeUGljcKpRyqswdTSZLw3REqCFzqQ159IA85z8MelFvKtWcGktFuaBq2YtaiER5zd/hTO/DU4gaFqBA",
-	"o1dXllCRsCxj6ZjCusN8XJhHDyyBKbKMTjLmaYgbmAvDzpiyI7shuDi7whhynmfMXGkZOASXYrzgIpWL",
-	"FjoX9RLF6JppVof1FLV1NLj9Y8+MDj91LbPxBkCeZtnJtHf4bj3KwrE9wZe+vG/CwQ54kduzvzzccAB9",
-	"+QGmlF8Jf6Zc0Iz/diX8QeivQJuLca7kmWL6CvvjIi9M9ZBXppkzQ/0Vp2nKLRLS7GXtoq281DFxeWPn",
-	"MmXZVkjl3jn81GOimFsyADJXhQ5Uni1MYzsbh3cEfJzIwol/GzHWUcIf8Q1LMg01ha4uEZg9NXYOj0O9",
-	"2on1qqjRq9CIXsD6XpX6lP+wtHXrhZUktlr+G3iySVtBpnKwrhAGf1LhcjdRpo02BYisnEiTqtRo1gpK",
-	"1+5v8y416Gr1qtYIR5OGR3W2sIIBHpQVzO9kOY8ZntkqTyx/cG9OpMwYFWvu8/aIvvbo/NSdiw7iZINZ",
-	"ypS1rivjgq25ShVi4uTZ1lFAqdriRjb2BqsqR/bjuFWt36PullW4YfPtLjtC60uYiCpFl/XjWr+D8mDW",
-	"otIzvk622n69bUudcqXNtgRxRvV4LhVrx92Mbj/SKkJndpMb8bkOscryy+kry+yEaEVgrYumJ4IFuV1O",
-	"CSVwz8jeP2SWsSVhF4YJzaXoWxm1fh7UGDbPjV4d9Ge5IHMqlsTwOdMg+/s5FlQTzYQhRa6NYnQ+aBXG",
-	"rArRLkfXlIzmYEdEimxJFtzMSMxFkhUp+5t9Mo5AnaTZwqqXUhBKrPyfhfEqywggv9g/k/vuS6t/DF7R",
-	"xXN3+VYkzPpK384Y6jwIzpnMUi7OCEcAuDdrYn+3YJoU2sh5l0jCPAXbQcx02OCuc5uwOeWC69lVhD1P",
-	"KVdP8O7+hGrQAQWzOGfBBHyUWE7Yjg9BRNqWUwzcubbKB94CcjmwlXplG+S0oWotVnBjNWNjcdjdoPZL",
-	"cQmYr8peORMpSkyqEGJVvAriWClQlTLX9sSpRFF38KWoFKSfQC4ack4FYHW8q5yTR/NN9O3HILg2+bnf",
-	"colCK4pN+29GGpq1/dSABT7XCt1Nq95VCOkWLdYLDJvWcV1s1zObDdx3lTLEAY9iTxjgBWLnHnRfgUsw",
-	"7K0mt8/D3Eckp1pb8k01ienUMBU7Mxwjgl0YktMzttUK/zUEgVcVClg/7m7O64nTHU2o0AumIgsNjnwO",
-	"dRsinaEUiPtgMw/1+kYHc0PiMW7chK4rWH26NrSTJzqB8sZfpzooULkz8gMTeksjUvWVccoM5VkbOaKJ",
-	"pXE7jNy82LUB2vbldM2dFl97p3v1ilEtLS+5wgZWxmjbA5DUK0xSO7+Os2lCqgsKjdW0LfdHYKHVW6Y7",
-	"7cSB1rRIz3eJkeTucDgk5VOeIqFsYzfjqfGci2dMnJlZ7/BuC7mZ04un+KgdMbKP+/+b1LmJY+USt96t",
-	"LrKWzQa/YNsV34m9eDYPc58UJpFztl4fvSSRrbgyO1XVHx2nR7dA51HP04ctGhK7IM8fP/THupjJDPwj",
-	"homqKlIzGZh2dPHOBW3R5lfJRWRpslQpU0fBz3B3GA2HwxrirEyxFhvC/K2QAHmuqWi2imB1q319J/G9",
-	"B7M4sjxkVf0kVp1MCwXeIDJVck7iu/PY7jm+++i7WYweMsuevx/OYztIfG8Wg9ZqJU9lJ/ivvb13d/e/",
-	"f/9uuP/9+0/D6P6Xz3eHw3fD/b/iV/a/74b9+Wd87HP58Oe774b7D/3nR++G+9+978/6f2k7qqojYVXZ",
-	"llNycH73IJlRc1DCREf4bfMLNp+w1Erw7v/gu8V/rZCNINGNndpf95qTfK5+Lof+HEb9XBmwfXMrNvJN",
-	"9GcLi/mcXvghHt691zJIHYpvciCQj0hOudJH5ANbalLAl48ekGRGFU0MUzoi5zQrmP/NDk3YOVNL/J5Q",
-	"gjNYyM3pRXVNdx9tYbZ3jCKYZa1UuNExiQ8fw7Pt/KpiHi4Nz6u3p/se/sQz1nkNa6t9R0Uyk+p9G6Zm",
-	"SxKXelrzIpW/tF+B2iyaJVKkumWa+4+GQ3s29x5+f8/SJwI0BOwAmuAgBMYg94ckpUtNJkuSYiSAOzY+",
-	"twTeDQD8Db+xQ7c7obIWu8S/vz558cwT4NI92/Baa/4bI3tufnJvOCTPf+iDYQlsGWA0L39/CDS3v5Vz",
-	"N+rlhcqlblna80IbMmEkBp7UPAj48i8bvcWw63KSbuTxikGnwdCyG/+QBm951SKHihJL7aGais5gCfMZ",
-	"P2di1Yw4ocmHM+UDKjpuXUWJK58fS1iUbntvC+az8sqt8okv6xyBjSAUAj8QxxSVLAwDbk9FzWK0gRRr",
-	"ps55wsaGI53aqKpq4zTpzYeCi9jm2QZi4pbf72x8RWzdIHpBsMUqPF/ba1yTvOz1iMjQY639Fy+7i1PZ",
-	"yk57BUaAZAlDvNoMPnzOxvhtcy8/KcaIYRcmImxwNiCx/QzRMlk8uCqdWU9TELqVpVcXug2tacS8dfOs",
-	"cyYMDLtRQfBD2jdO4YUvPnRuuxfdWl5QVCwKle345ptXz1Yg5aBjB4tqu2mDDVgDT4IC024T3Hh3r8P9",
-	"6L/YZGYsHZL+6J1fElbbucduG1TwaWyM8XJwaq6o21pcu3cb+QbKR1uIR2TP0ZOmHcxejv5uwpMTlzZL",
-	"S21kaWeJqAE5t+NyFW1AtBLmDbv7QWC5Rm+/XfI12LdPciaOn9rB/vQtO6i+NrTN5RJ47zZW07Qz2KLl",
-	"GjyzX5f+Acu5FzNumM5pwvbBASztE87/u62bFSQRvTUmPLeP4963MkCBb1PD8++7Q68uZecM5xj8b7pX",
-	"GTEKnNptse0kf2Y0M7PXwYG4ekcmVHdJJ2fOZLDGht9i7ZEf0NgDwd5cYyjuZrHDjde2CTiT/yhY0cJT",
-	"1niQF2Ls/aRbGsoXYuz9qdu9URm/DgVvO7X4jMYJCOcmC8oNF2fgZKJEZ9KQPYwl8OcKemepDJFgxOlv",
-	"ifCVHWy3Ji7INONns+0E4lZBP2r1SFdPoA7dzlPuojoyXY53IT1MGz4HbpxIXY91SGUxAa25gwCLYj5p",
-	"DnIJl1H58mafzRZhZ51ofhUK4w+vSlNKSHcCoHtzK4BvO+gKs70Se9k9FPzKkdLrtDnkduyCzvPMpzjt",
-	"Dyd//eev//HxxeL+dPif4uHpx3v62YeXvegKslJN16uHUXoHBx5K+LcpNrcRcT8QJjpBmEOuZMK0ZmlL",
-	"nMaKL7fiVtwt+rEu63nMq4WSNCJkg1rq4VCJRmmspg39gJE8ZrmZXVForLClm/BVdTqoWr1l3a7IDqrh",
-	"fXp+ddVIoVpMNs0Uo+lyXI2A8d+FOKPwUGUU/10Z6y2kGU/BJLgRDNXQI7fYdliUymYzxYsgoQlmTZdn",
-	"NSAx3o/YSicudJAKAid3iXhBP/wNa04haOoatSe/9GvQoMrouT/1p94rZtTyyn7TUwhCWmBwwB1N8Dkf",
-	"nRO/PHl9Ct5C+J3p+Mi7UNBikaX+za/hLV0XCQHgwZBeM2OagZtFkz3vnnEeliPCaDIjc2fApLXI0itE",
-	"TDwcroZMdCBTQOFr8XdexhuJDI11QhHi2TjqxQ6a9hWmD8G1LqckDoQ7jkiMFNt+cmTZfgxUOx4Ql5B7",
-	"uPnRKvCr6BXm+4wjfHavfw7vtqPMDgfS5mV5JU1pfH7NEsWqpuf1BsEPjOVjmaVjDe+NaWL4ORtPpRrf",
-	"ezCeyULpNnrUtoxTps3uFvBdDeCrptFyqDaK9CZPf++W+ZY9W1H2q+oYKyKJRSXn+oahuRRbqvXewb1d",
-	"YHvVoPm+LbsbDWxSJIyE+7oa6LqrzuPKJAzvP7yvnn38np+IJ49+Wb797rePb3WxndaDQ2zSe7bQZErL",
-	"Q1VyvVRA/PXqKA29romwL6lqkxd2RcTm0UCk19UPZmDHac/ODCUyNnqW6vCswbEcpQ1C7uo/Zhk/Z2q5",
-	"Cqbu5KVj9wuZ05QRqUghUjDILQfXc/NTXNSVUrlr/KDjtq3eZXjtjiY8jTDfhGoSu4oi+zxtdxiDKOvA",
-	"dYV0IDtK8Os102KWZbi9z4lBkeCI2KGR/AS4bRVnDxM24sdXIYIP1OL9MbbdTbyYMUGEFMxqffx87dyV",
-	"3Qp20YRZSyYQJY70+K1B1QyjOEshqaC6eW7IjGrCRJdDY/OiVm9qs5jMwK9jSxtQSTl1kSSMpe1ZL+UQ",
-	"bdVrdiQCFdSPOqrhbEw5aqL06oE1bmkLOtVQegsSdA2qc5Oo/alBr9RNugZ+2JBpt42X7rTQdMpEm+9j",
-	"+zXkZ5A44TSQWWukMdA2eOCOJrliU36BcYqWwk2tbFnGybZS/QL0gB3A5uTxK/DztPynM2CmfftbIMYN",
-	"G93aKGnDmnZlI1xjR9dHUMLl+ZOgrED5hbu9bSk6976rRZsLaQjNMgJxCNqFJwdL073vNgZoNqY+xTy9",
-	"1pSaDQLgFghqupKjN+TcOV6vdfshX4rDtzP3Orf1s7ZPscVJWvW/TdOmEy2zwjASz4zJNaaO2I8xefPq",
-	"GdQSkIWxWnjKhOE00/aJqaJncybMgLxi00KzlOw9GA5HIuZY3G5cqCzuo/zIjSYzqSHIwSJJXkwynpC9",
-	"QmRMaxL/4+TZsyf/HL998sPPJye/jI+fPTt5O3756uk/jk+fxP2IJFTY1yZsJBTTMjtnKQROuOHoXIqz",
-	"jlF+Pnl9+jrGZRgXZ6GZGYxEHT3vDR/sjJ9vuZmh+ewPx3VbolkWM82ScUz+n7M6a/bogdcr7t/bnywN",
-	"Iz8/P/4RisuR1zO5EMTFKiWslQV3MPpvlVVfgncHI+ZKdYeqpQa/CR5G/Lf0JboX1haMak64JW/diJw3",
-	"59tdNad2a/wEDsSyLKfUHBHFckaNJlQxkiqZ56hV7iQ1lCbmTWmlmiWF4mb52o6ASz3O+S9seVygc72Z",
-	"7/CBLdH8gpVczjHxARK9EBPJ/j7GJL04fv4E7BawOmBGjCqmSsS3pBxLQHIxlauzuawKrgklmmXTfUuq",
-	"LYVF0+i+hQA1fJIxl510/PIp0UydMzUgTw1+xCI3uphoBnV08N07eiR+4hnTEb7KMGirlj6jkS6DJ246",
-	"5QmnGXn9+BdNCs0iZ3uKD87vxhHJs8IucsoWZWKkHgk5BQ5jCcrenKoPLCWjXjOBctQjE5bJRX8wEiPx",
-	"BIwNoLtGmEyJcV4ZXTIVgRVixrxbHAOZmThnmczZSMSfRhjmMeodkk8jH/496kVkBEDHTxAEjh8tCx/1",
-	"vnyJEVgpVlFoVPeMkSkZbsAMiRvoRb1zpjSe1HBwdzCEa5UzQXPeO+zdHwwH99FrOQO8OphBIONv9vMZ",
-	"Emp7hWGapylk3uLvjTq494bDa6s+WoulbCsqay/hoHYzeofv3lsZZz6nagkxrudMWOEgV3LCyJ49Dhdm",
-	"gyxcnXNxRn4+PX3ZH5AXktDCzKx4kgRXgaFnGmhJrnvv7VwHEGXRDZlX+PNXBAysAKrCPhzev7VZX0hD",
-	"ADRYiBgKS7kqxMv1p2TXy6vH5ONk7XjJzGo4cOHLCFkC22Dp9odW+u07D85yK0dffPKFq9j9rknsfiyU",
-	"lgo3ytOa3ROjS903uWLnXBY61DWBUtQfCwbJi64WNSY6VatNV7y77/5rNCqGw+Hw/b+1Zr81V/YSij/z",
-	"31hEfAGErnkhKas2r4tnsHJsJQXibi394W5blGMHMwhk8xBlNHcCkFgfQguCB53sxWWNy6rvHNSBUMUR",
-	"fgllG8FHXnW4r/rO/VPBk+759kgYTPrHg7a6gGb2X+M4ZiLnc6r7A1Kbn9BMS5JIS1FJdckWSUeiurij",
-	"6rT19yqLQ4rNLvIMlEXU5dtOrAy7C0e2vRClzRLjJKWa93Y+MjgrrhsVxtoW2Uy/vha03rC6xUxqBv6Y",
-	"cn12OQTCvn0wiUtYt9SQcqFxQ5j0x8+EtHOThGp2ROL/azFmDCdK4tEoJnO41hk3TNEsW3ZtXjOqIDC0",
-	"3HVVPXz4KLpBKDjtglBInEKvN+6Rz5nVk/kFcflI/a4NBA1lhShtEex8yfVO2FQqduml4uvXv1YXPB+W",
-	"u1dedagN4glCRMobD1YGd6/7WHUrAjIjXPlGbSIi2IJp42pyWULDBYReDUJNrA+M5cA0oNqhszn4WiS4",
-	"IDsqNYSJVJMJMwtmp1hI4DSazOU5qioGLdhSpORMySJHWtPKhlwMjl1VO1eY0ky3pSK/v0FZpyxk2iYB",
-	"wm4tbXJnBELPA5y+bdSwzINKwwZ45e7mV2ol9mEtDi6bXqz1XABBqCKg+vIINMuYuqP9TupYUpVpvBjz",
-	"/kvUy2VXbYGSDoaAvto0Vs2x8rPPU0aSTlCjybhgdzSJC5XF+Dr7WNBsJGJv3HGFQFHdwbT6kPFt8UmH",
-	"WZUsDEhw9UT7I+wHseAaFjYS6C+2UvmD4dCOYVG/LF0np1Pn5IWSaKRSwxTVb09MXCE1TedsJIyiQlvE",
-	"lgLWW5YS5ZooZgolWFrn7qDYNYmBPgxSRhlBGhOaJCyHFKINRXUWihvDhFXY6EhgsjzmvVjknXMBpQik",
-	"gnglKwiNet8P56Oe5UKj3t2Z/3Tvgf3YP4LNWBEKNzOnS6vnEm3Pw54TZqiRvRg+xE4TFeAI7yMJqMu+",
-	"ldJDZX7KD66G3bVc5JbiRl/q9hoXAHWzpKSr+4aLb/3GyAcCNZQbBtSDS4ZJJc16sCsUpK4ZHXzy9bq+",
-	"lC69NrtSjTNa5ApCriNXJIA0AqNKLdkOrCyY3w00JCR465GwN/kM4kQMBmz46pBIuMjeg+GDiNAJhN3A",
-	"djOuje6jKvYrFdzgC4IohkwQ5pcLHY2ElshJhSRIk2YyS/GJiUw5XkHMftADgr7ORl1d4NcjET9+8uzJ",
-	"6ROIB4elH3zi6Re48kxRXX3LSNl243D08sbdJNJ7r+063Ifquc5vOrg0Uj8YPtj8Uuj8c023YFV0w32E",
-	"ewHK3A542MVuO+w9RnF2fktHuQ39+lbO7e/MVJjYnv2o5AKMSEdYBcpqypYkfGC5cfXHUiB4laPEWsf9",
-	"ThGpbsdpW2z5yIHvzPblfSdpPEBi1+zqtsvYXYLbsSBc7HtRxMHlTKIkX7UYHIaQtwAGbWTuqaZVT/Yx",
-	"xzgIXCNhSSiCk06kAtt8XSbSzJiMaTtK1WwRbk9OleE0Kynkj2FFVqzBQbx71GWjVfQhS1xLRoHSlyW+",
-	"QaXBd0N8XikheukQZMNW8aWsotn740gQX+XSIqj9ke0oVhxUs6fP2hzArxhNgTUvZpbblsipCoFkG+0a",
-	"3CCSRKQQhmeOugNeAooj90/B5D8SXjDwMoGZsbkPCO1iAjDMRJoZCCT9AXlCrbBj2NyqRh5WscXNlMTw",
-	"YgzvsAuamGzpCjKU49eKOqNp3Mekgh1KzbmgGegfL0HzPwz2APCqrVTW5p5E7BVO4rDqsF2dC9KJnVwU",
-	"SmuPBJSJ18E4RI2nIHe006x+4hnQ3UTOJ3ahcP2PXzwG+HxgLPd2iUQqxRLTdh+DKf1Vmem+tUG9q4J4",
-	"pb/Gim2d7FlAl/v+Wrb2yxjb0b5esbbvbG6HOkqBE3RZ19HoTba0eV/dIl3NUXPs6rPTHD6v5KwFxuCz",
-	"1/p70WXe6v9ba67bjsbwOkDRulxFy40m5MG1mpCvgKP1nYSWl2AX6FpB6DlxHQuIoW8MoWmqMb+0pDet",
-	"vWe2RDxXlWgj5tk5LoERN27SrPaKWGvZ9Gf3+5csVtU4GnKxPRS8g4dipZ4iM0TzlJHJEv6CXR6fAGv5",
-	"7SkFfoE3qB28bIr8TKRe4j8KNhmo2TWj5yAQcFWWjrXiv5f8nTADzgNqxaqRqIgmjg+kzIo5rpFdUAci",
-	"p5kFS6s/Iu+uReOPM+daKWckcqZq5HOBcn6eM8HSw5qysYeiv5CLft2Dazk82CjcRg9BtLKbGgkrCDHQ",
-	"QqqKDXfekZZNEBczatr6cfgcJbRl9aORiFdqcljaXi/KUf2mCq24UZYDinWNRBxqc8QDckzqupOQpuly",
-	"LvUfbxvnoPRZ9rtBI6rIYDdi2O3u13DLBt7uXgotFPathfWEJeAlniJrsrwlLVuZ/fEILiIu0XJe8a5A",
-	"P7uayfcoODNRLasH3eyiBx58CmThy5qIqoqFzUP6lhh0l7ZfR5Jv98Rla+PCqDT6WAHqmtlotKYhoWUk",
-	"JaeIyJtXz/aZTqiPrF1t5V+vXLRtA/+1rNy4VOdrZuDorbGqfCgzQ+Q5U8FhWfUz+F6HvmwL0SxjiXEN",
-	"/8qAHOCX3vhW1gKJXOZv5Or/pzXrWz9yHAWG+8BaqtsMyA+hR8BIsOAXRiaV8hS4lJ/P+VMVZ+kRiX0R",
-	"Faf8lLVpYiKoUnKBLp2Z5AkbiT2MTq4+RTMpWOQrqoC1ppwAxAe7oMACWR+Fjkr1npGIfdiPd39CiR4J",
-	"nu0951Wy2A/19PsYFexCpMeAAmM5PSRW17mf2Dd5Cp9ZfATzek84SB/10b1zoc1lXH/SiSFY0h+2EMoI",
-	"YTAZBwN3xmCfy2BaojDlktgTHJAX0szAWy4BRMsoGFS14VnmaTcku1AnH4/EFO1rKHGgz229kbWssnRD",
-	"ksRqGacvToL4GvbcgEx/REEA8MgiC4rjXsZH0kNrJGwt6wfcXRtxC4H9m8yDYMXAe+Dpniv00WXDqNQB",
-	"uSlT3yVtfSvWvp3Nfa+lcvqt1Xt9XRsInbP6hk4w+c6+FHetEV5vXyPM1ihhRnXy2X7d3wpaa8Kjgerc",
-	"VnT0TVpxQiX0tdYb507+5qPSVtzieLHXx6DNi8zwnCrXZZpbJmY1bZYS/HaJf7kATj/lzDJGjHKsCBxc",
-	"Exd5iSkv3IwEquia7FHy769PXrhSkyi1UiKk2Gfz3CwjUgj+sWB1mdJKBjOZxij1xIFdgt8Jgt7QqUOJ",
-	"M1660b1I5jteERde1R+Qt43K6Y5Qete1M5U4xCOTwmCoi5CmNPCRY7GEDIiMzWsKv9uVSxCqxsbZadDY",
-	"IZwMAECWiqWDkTh2ty2ImKEVS234GGK1jZTjjKozFkc+IJeKZRhUMZr6/Fc2EilLMgrSI4Q22yckSmQD",
-	"gl0dHAH+mwsvtOsq8hytT50BaD9hf6Vu4SKg1MFUqvm+TyXcJQSt2tfrlg0U1Sph7UIHnp2L2PrGqAaW",
-	"0yJ4I58FSl8vt95GQ6qywsEnlznQCEFrC54K2HKDJH5N6NTjbzJY6rEPjYLz8apKtWfmCoVfa5S56UPY",
-	"fGcql+Vbi3xqRmZWuOpOtgcLnqqDonGVDion0Rp1saoAxHI61cxYbgkcw6ny6JyMnTGiNEV4tTJqBjug",
-	"nomiYBnibcCjCm9HZLI0bJ+nmMGXIUq6zquDckZMiQjlVyGKutsri828yN6ueT19n63h90/0B56jSu8B",
-	"kdBch24bGZuaAXnrqluApaK5VdcdDSERVXV4lxnsUp95ayjFY7kQlq66e7ZWTVo9RjwgI2EbnboAbHV9",
-	"Ak3QUIaXS6YpW0FyTeZW3IOlba9Cda/oKhmJCB9EpYBJLe79W8n32k1dkYlhZr/sGNgCqq42mR0mbbqA",
-	"u6id9ddq/xZXyY+4gH3c1rfG79z9cRzvji7bkzYIj5F4qxfUy9BRaWqMjyHXIwaP5m2QbO07s7QS7JdM",
-	"YQzHYcU1DlqWO0EIZnO9QfSAPHWh6B+YQLUk9A1xtkR4+Y4eCXifpPycg+FnSR5EBDrjsJQUOdmjE0vo",
-	"oPYZPiqnqILlVsuwE/QH5ASZQGU+0Bp0MQ++toq9f04vxhVTKb4Fehq98P+BRcP+X2uAAiV5FAOVUDOj",
-	"ifT6kM8bgBhS3CHA644m9JwpUM9ri7TLD9bz0iVyzhRaYRVLQHVDC1e1rmXVW0ZgFUJaJhGiazE/akbh",
-	"hxm3uLUcjERc790Sk703rx9HTl5OucY+uD7TnRSa1fcR54onLMY0CPvDP4+fPxsJ32iXhqwnrsNqQeck",
-	"8KKrYUQ8oBAaXJNCfBByIZwiV7ok9EjsOa3OZ431MdIAcLWNeZWNzW5YTHcdxLoFxDvoKeDa8OQPGUsD",
-	"pM2LaaWLCREfUMqTfWKxMRAIbwzAKFVViJsgfh99s7FWVaPSQeYG0agySwsewa8ktT9bougAZqkMWKrQ",
-	"fZI20pUGX1Ufb7Pq+4hG1xYNwqicZ7+CB1t2SCNGnjFLXztLbtQOq5WRvZCAlU4Shp7MWKYFywdBlSBH",
-	"OTOOPuow6FFLuR/wVPqwIFON2vbCeKM9DRTR+fsTdH6WcMV0Lm8m44YIuTgklACmpiOoZRzjP8ib6hUq",
-	"qEtLYZimiW48QbPQE8cZDyrAdPbAkbD7ZOnA0lgP878ZVbAYc91Kj3D5rk9+RU9q+d4hgRe7QrRDBaUr",
-	"1DtRAZytYdlfPyT7K5Q/iQHqodrB6s05IjEk0/tnSkmla7WV9u4tYQ23k4tfa1+0IWjVLeF34PpwJtnw",
-	"dqN+w16TzNYy0cqz6HaV7Lfc2EN3wVGo5NrRHT+bS+CHLJTx//73/8RQ+8TFXRySUc+RqV4cjQTxDbgO",
-	"ybv3cR/IOYRcu/IQXp4MkaJYLS0EpeRM7aMIC1dGQ2iJgnpNEKNAnLc4lxlPwK5R5x9H9pfM0lAgT39/",
-	"cjqwS7VTxT7aMfgGVkiYJV77JK523bcbnGbsYtSLQ13R6huHHlphCwvqqlJBEKzlftrlDYFeQir2Gi7I",
-	"HmYaukqgPz178p/jt8dPTyOXNbOYcYjVZCQplAJNshZn4RkL1w42UGWg79UBEbgKRN5QopcimSkpLNG0",
-	"64MNn4TqCPUHcqr1vpkpWZzN/AGGg9tzYHVIRHIlL7hLgcZSe/v24O2yoKKhDoEk6E/rRx7bEQUCsvHU",
-	"h6rE8MAhQfKFZ1OCfiwBqfWgJfJlzzPPcJXuaJIymqITy5dIcEAJYTykLYwmaquyUPbjcif36snrlycv",
-	"Xj8Zv3364vHJ27493pkFo2Kpqz9hx68QaLd8TJIEhd8qyCJFNUdIwqZTTHk69SXOeCN/wYIU4nkiggCr",
-	"IGZU4j0YFFcBF1sJciQCoJzTpNNhFtrA3WTRBj/JV/Kala3uvkQ9wy7MASBvq+mrTllB9qsgvqvjSeuB",
-	"33h+HGx87ZVKV5JHYJw1PUPWlyXtqEbarrw2xFUI4nIRcw6X+uiQtjupsF53w7/dkhbIcvw7XUy1qWgc",
-	"fPIft/Mh1i7QDSPw79eX2JCRKrReYgBHo0DIGhlprbOxclpr9ZXXcB18rEZ9bU2J44iguF4Lf+wy9yPJ",
-	"qUrgriIx8MP30dcRyLekHb9/s9ffmVk98aNuRd1lmUNmEWRqK0hoWCPB72Tm8vCvmro6KNWl88Zqc5Qq",
-	"Rls20G3Suj9RcrVewood4IjwlM1zie4oXxEDi55VjEXrWR8We8K81w1pB7FLqI6Ji9WB8G9fxSyHygBT",
-	"DBKfyUINSAwunhBADwFkzs5T82mX3l1XA64SarbnpfJ7wyF5/sNRa8xZWeujfxRix+KR8FXknL/hiMRz",
-	"PmdQGh9WNVUMXf0DX/lVj13NBHSchCKIU19OAuE1EhOWyDlbI1u7fpY3KVnjFF9Jrnb767iovsCMa0P4",
-	"rYmRrw1VYFnGXUY+4AllfYHIXr1Z/ho179XBp9Ai8fJEGhexNjnoNKAmcZhZrx3sArXwklYqnNSr8FQE",
-	"LY/n9UI7pYtTqjI1aHPyB05SuRJfBSmbu/sDsY/mfdwVc9253wjuxtDsFDK30EWBWOpTNQp3BcHv7+tT",
-	"oc1bOUsj99EEFrN/lVxYuRy+HwnLS1w9UZqmrgxYScnvaM+mMA6LxPP0YUz2ZuyiH2EwltZsPrFY4wOw",
-	"YbAZPWeuim7Kz5gvW+ifqYWdV4K2ylQ58H7G4Sldll4ke1h/NJEp00cYxo71PjWmz5dOeyjIU2Oqrlcw",
-	"TZTU2kXKW5SiijMNtT+XI9ESJx6tBoGHEAS3LG3oUntUGpATQVw/qOpDXI9EraY65LLZRWEhIojNg8gi",
-	"ErtmCpZCuRKUuPZOatVGWtxUN8tva5P8S3LckjT7CxOScG89Hvyr0Lpjd0+xZlXIE9GECyMdA9+Z8MEI",
-	"N8axyxQXzF6JMeEUIytcpSUodeOispyc/OgBec5/IHuP/hrdHX4XfffoAT4BwvFIID1tlY6jMofGUcHQ",
-	"LKNuyx+QlwC7OV1aAdrJPSNh95hlDONs51h33V5pkbCKMxLhjmdAQ5ovlwLJF1JKfMinLEiFXnFHRey8",
-	"FgylbrDgrt6a1yog5RZBMSDHpJK7XPL5UkoZCTfyBknlOE0rjb1vLJmkNs1XpSewz/X5JHaTfwD6kaZW",
-	"ULK3EejFDiJTs3nd+pzVRge/q4RP+AmvmBP5rxkYcZO2z7Y2rmtjEsLR/g5iEhy6lnvqbhfgHl0XgABd",
-	"1MuSgSu9CKCMkhffG4+EFUDXtkTxSeBMUDUCGuVbxIAAWsjZjD/x9JCMeuzcjP/3v/9n1IucoQu/ZMLY",
-	"r+w7ESkbJkbA6A6JexnLdcDrX77EkdUSzoRz+b821ErLKXE4osmCLlGYsj/7JVvFod5KMSZ71T7+0UiE",
-	"fw2fM23oPI+jste/fZuaQrG4H1XCAuoRaedM8enS1w33xzEoxELR3FXLwulrTQmAFUPALoTfLUmspKGG",
-	"+aVCndBKh4aJfXBDF9YBeVPWvUKyBvUfjZX417ZPjQjF3qu+YAQWSpeZazNCSa74OTUsIpmU+YQmHyKr",
-	"9nzYz2RCs5GQqtLwQUix77q30jRVrhub8h1g7YaTGUs+WOHjjEI9S5cQ7Dvr9wcjcSwINi+0ooZiZ1wb",
-	"ppx6+HBYue+dFr5m4+abNPU15vpKEkN379kOAcJDsaKMuDvjkPabo6avPKbQFTIKxm/UY733vJWQdgkN",
-	"B59amipv4YRuw8PbQYANnQFg2dBT75v0S4twslizxwuEjopwttK5tZVrrnVJf72z23Rlv9Gc2Oal7BZm",
-	"dlLoG8Bbq9n/ZHV5zO0ksjBY9RqtlNBCTh+RuNKjOSaK5RlNWCXbE9qDk7js8RxjTy6rI0NtcJc4hAa7",
-	"ZEbFGcOeIx4zMaYQ61r6yldn0mv9gi2Ao7fwtjcw5+3wtta5/jV425bX4/fsOwCsqpLBO2jTgbJ6BHNX",
-	"fF/ra2F1ByVl7cz4OBEsiHGQdOKC8kRa8mGs5s7T4Hn2mgRPvaANLSa0UzSqUjuZMZpiYy2UGakxbJ6b",
-	"/mHF/x3iPkLpWLxgINbCRyv8g3GcpRA5IhJW0x7KAnr3Li7KZqX4YFOYfvXk9NU/xz+dvIrJjOqRyKnW",
-	"LtYZ08apGZBfWI4SyP0hSelSd2VtODwvScUVzA/hIP40P1yK2LhDWG42P5Q34w9ZybtGg1wubQmSYL5A",
-	"WrDBiHFlvr8jUasp3ru7EnaRPF5VYoACpQmal2X6TZMFOj1HIrZCylhmqfth7Pt5SjW+92AMjQXjqCr6",
-	"uisPzUHuPXCtBxOqLMkkwbRBJsuRYBhIDUYKyM4DywYGDhHGrWLfb3R0hEqW7hVtZF7qja5keWuJSYB0",
-	"A2BOQb2hmpPVGXGmWyo+eR2quEWIr6iOfxXi8gpl7QZJaULhOoQZw/QNX/dTTFDKM8zGRxMmZsCI0tgV",
-	"ErOniumZVT2MT/rCPJKUGjqwog91gXL+ZxfegB1ZhXQFO0nsvP4oXqmCgT7CfJ24FRGnUgfDhSyYQo/E",
-	"HhSFc1ln40SmDFuTlgPA7AkVQmIvWEtH7HBSkVQyDMR2qVfYB3nVDnn69PmTkzdQpa9as84fWCFgUDrJ",
-	"GNTmsDiwmC2dWTWAFhJrvRbl6uURTLQldC5dOb0Kj24hTqdsxfNzQ0SpZaZ/DZ3KLqy7pP5p3biO5/X7",
-	"J0ivoQ+HRzanUsnaPRByEbnIJ+xckkuFvcE8kLaiV6XJYSv3pH38FJ6+BQzxk3VJwqczVlc3v6YNuLGY",
-	"2lnN6bL0ZREju87GDsiSQnGzBLZwnPNf2PK4MLPe4bv3luZj5hkyjUJlvcPezJj88OAAfCIzqc3hd8Pv",
-	"hlYg/f8BAAD//w==",
+	"7H3Zchs5luivIHj7hsW5KYpeu0qKflCVXV2esi2PLLenw/QwQSYoopQE0gBSFMtWxHzNfNh8yQ2cAyAX",
+	"ZnLR2q6qJ1FkJpaDg7MvXzpjOcukYMLozv6XTkYVnTHDFPz3AzXj6cvn9iMXnf1ORs20E3UEnbHOfmdk",
+	"fx3ypBN1FPucc8WSzr5ROYs6ejxlM2rfM4vMPquN4uK0c3kZdX7iKWsdc8JTtv2Qx0xnUuj2YZV7YPuh",
+	"32eppEnrwDn8vP2wH9hoKuXZC5FkkgvTOv4cnxsy9+C2M11GYe/uRJNj9jln2tj/xlIYJuAjzbKUj6nh",
+	"Uuz9qqWw3xXD/kWxSWe/83/2CmzZw1/13gulpPIngFMmTI8Vz+xgnf3OS3FOU54QhRMfEDNlZMa0pqeM",
+	"aLrQZD6lhlCRkPmUKdbrXEad52xC89TA4He31EOxINJMmSLMPgoreSPNTzIXyd2t4o0kOh9PiRz9ysaG",
+	"TKQiZso1OWOLB5rIuWC4shMpX1F1yu5uZSdTRhI2Tqli4TzJSCYLwjVJ7VrsUqmAIx5LMeGnuX005TNu",
+	"YM3vBc3NVCr+G7tDiL7mWnNxGpG5kuKUSEUUO5dnLCGHb19auPbgVrrx7HSHSYJX/y1VpnRlMiUzpgzH",
+	"65RQA4tbhlJGlXmgyWhhmI4INWQmtSHPnpDX/IdeJ+pMpJpRY6koF1QtOlEDkSiu+Uec6VN4ClHDAhRo",
+	"9PLKxlSMWZqyZEhh3WE+LsyzJ5bA5GlKRynzNMQNzIVhp0zZkd0QXJxeYww5y1JmrrUMHIJLMZxzkch5",
+	"A52LOmPF6Ipplof1FLVxNLj9Q8+M9r+0LbP2BkCepunRpLP/cTXKwrG9wJcuP9XhYAe8yOzZXx1uOIC+",
+	"+gATyq+FPxMuaMp/uxb+IPSXoM3FMFPyVDF9jf1xkeWmfMhL08yYof6K0yThFglp+rZy0ZZeapm4uLEz",
+	"mbB0I6Ry7+x/6TCRzywZAJmrRAdKz+amtp21wzsCPhzL3Il/azHWUcIf8Q1LMg01uS4vEZg9NXYOj0Od",
+	"yol1yqjRKdGITsD6Tpn6FP+wpHHruZUkNlr+e3iyTltBpnKwLhEGf1LhctdRpok2BYgsnUidqlRo1hJK",
+	"V+5v/S7V6Gr5qlYIR52GR1W2sIQBHpQlzG9lOc8ZntkyTyx+cG+OpEwZFSvu8+aIvvLo/NStiw7iZI1Z",
+	"yoQ1rivlgq24SiVi4uTZxlFAqdrgRtb2BqsqRvbjuFWt3qNul1W4YbPNLjtC6zJMRJWii+pxrd5BcTAr",
+	"UekVXyVbbb7epqVOuNJmU4I4pXo4k4o1425KNx9pGaFTu8m1+FyFWGn5xfSlZbZCtCSwVkXTI8GC3C4n",
+	"hBK4Z2TnHzJN2YKwC8OE5lJ0rYxaPQ9qDJtlRi8P+rOckxkVC2L4jGmQ/f0cc6qJZsKQPNNGMTrrNQpj",
+	"VoVolqMrSkZ9sAMiRbogc26mJOZinOYJ+5t9Mo5AnaTp3KqXUhBKrPyfhvFKywggv9g9lbvuS6t/9I7p",
+	"/LW7fEsSZnWlH6YMdR4E51SmCRenhCMA3JsVsb9dMB3n2shZm0jCPAXbQsx02OCuc5OwOeGC6+l1hD1P",
+	"KZdP8OHuiGrQAQWzOGfBBHyUWE7YjA9BRNqUU/TcuTbKB94CcjWwFXplE+S0oWolVnBjNWNjcdjdoOZL",
+	"cQWYL8teGRMJSkwqF2JZvAriWCFQFTLX5sSpQFF38IWoFKSfQC5qck4JYFW8K52TR/N19O3HILjW+bnf",
+	"coFCS4pN829GGpo2/VSDBT7XCN11q95WCGkXLVYLDOvWcVNs1zObNdx3mTLEAY9iTxjgBWLn7rVfgSsw",
+	"7I0mt8/D3Acko1pb8k01ienEMBU7Mxwjgl0YktFTttEK/zUEgeMSBawedzvn9cTpgSZU6DlTkYUGRz6H",
+	"ug2RzlAKxL23nod6faOFuSHxGNZuQtsVLD9dGdrJE61Aee+vUxUUqNwZecaE3tCIVH5lmDBDedpEjujY",
+	"0rgtRq5f7MoATftyuuZWi6+80756xaiWlpdcYwNLYzTtAUjqNSapnF/L2dQh1QaF2mqalvsjsNDyLdOt",
+	"duJAaxqk54fESPKw3++T4ilPkVC2sZvx1HjGxSsmTs20s/+wgdzM6MVLfNSOGNnH/f916lzHsWKJG+9W",
+	"52nDZoNfsOmKb8VePJuHuY9yM5YztlofvSKRLbkyW1XVHx2nR7dA61HPkqcNGhK7IK+fP/XHOp/KFPwj",
+	"homyKlIxGZhmdPHOBW3R5lfJRWRpslQJUwfBz/CwH/X7/QriLE2xEhvC/I2QAHmurmg2imBVq311J/Gj",
+	"J9M4sjxkWf0kVp1McgXeIDJRckbih7PY7jl++Oy7aYweMsuev+/PYjtI/Ggag9ZqJU9lJ/ivnZ2PD3e/",
+	"//Sxv/v9py/96PHl14f9/sf+7l/xK/vfd/3u7Cs+9rV4+OvDj/3dp/7zs4/93e8+dafdvzQdVdmRsKxs",
+	"ywnZO3+4N55Ss1fAREf4bf0LNhuxxErw7v/gu8V/rZCNING1ndpfd+qTfC1/Lob+Gkb9WhqweXNLNvJ1",
+	"9GcDi/mMXvghnj581DBIFYrvMyCQz0hGudIH5IwtNMnhy2dPyHhKFR0bpnREzmmaM/+bHZqwc6YW+D2h",
+	"BGewkJvRi/KaHj7bwGzvGEUwy1qpcK1jEh8+hGeb+VXJPFwYnpdvT/s9/ImnrPUaVlb7kYrxVKpPTZia",
+	"Lkhc6Gn1i1T80nwFKrNoNpYi0Q3TPH7W79uzefT0+0eWPhGgIWAH0AQHITAGedwnCV1oMlqQBCMB3LHx",
+	"mSXwbgDgb/iNHbrZCZU22CX+/d3Rm1eeABfu2ZrXWvPfGNlx85NH/T55/UMXDEtgywCjefH7U6C53Y2c",
+	"u1Eny1UmdcPSXufakBEjMfCk+kHAl39Z6y2GXReTtCOPVwxaDYaW3fiHNHjLyxY5VJRYYg/VlHQGS5hP",
+	"+TkTy2bEER2fnSofUNFy60pKXPH8UMKidNN7GzCfpVfulE9crnIE1oJQCPxAHFNUMjcMuD0VFYvRGlKs",
+	"mTrnYzY0HOnUWlVVG6dJrz8UXMQmz9YQE7f8aWvjK2LrGtELgi2W4fnOXuOK5GWvR0T6Hmvtv3jZXZzK",
+	"RnbaazACJEsY4tVk8OEzNsRv63v5STFGDLswEWG90x6J7WeIlknj3nXpzGqagtAtLb280E1oTS3mrZ1n",
+	"nTNhYNi1CoIf0r5xAi9c+tC5zV50a3lDUbHIVbrlm++PXy1BykHHDhZVdtMEm+eUzTDWaYUNcwN0LIya",
+	"Gzw8ZVSZEaNm83iZqdTNsTI82dhYMpyk/HS66YzLWl2CsGqy8We8xaBbNdBvMO2yVb2wpWsjswxsvQmj",
+	"zcEI7pGrelJW+rfhDHCvNUN65UAriyiZ5IsD2Nhujdh5A5Zih+a3oby3auxgaD8Kwzeb29eyxZvw7Psv",
+	"1lnwC1+/p6rO5Q+rbd1ju3k3uAvXhk86ONVX1O6IqbC0tSIZqh4baB5kx7HquonZ8p3udnqJ00TWKyJN",
+	"HH9rZaMGObfjYhVNQLTK2y1H0oAucIOBNHbJN0AQjjImDl/awf4M23BQfWdokzcziLWb8NikNY6p4Rq8",
+	"sl8XrjcrFM+n3DCd0THbhdgKaZ9woRWbRjCAkK83xoTX9nHc+0bsAcIGNDz/qT2q8UouhHCOwbWtO6UR",
+	"oyAEuy02neTPjKZm+i5IEct3ZER1m+B/6qxxK9xjDYZUeYZ2VMij4Bqj3NdL9G68pk289qppjWkivb0e",
+	"Mi6faF0rLD07FywZjhbrWWeVgPmFlkZo3eYNEDME150KNzDlf+Qsb+D6K8Jn5mLog0Q2lMLnYugF4M3e",
+	"KI1fxVPvOLIUBy2zkMtC5pQbLk7Bw06JTqUhOxhI5W8eGN0KSxAJFuzuhiSptIPN1sQFQVl5owkarRxR",
+	"YzhO+QSq0G095Ta+IJPFcBvmwLThM5CXxk6ZCy8lMh+BybCFRYp8NqoPcgV/efHyeof1BjG3rWh+HR7g",
+	"D69M9QtItwKgfXNLgG866JI4dC0BYPs8mGuniawyZSELYBfUapsuv3O3P/rrP3/9j89v5o8n/f8UT08+",
+	"P9Kvzt52omtIsxVDVzWG3Ht38VDCv3XFponN+oEwyxPYSabkmGnNkoYgtaVAllJMxXah31Vm5jGvEkdX",
+	"Sw8INjkPh5LeX1tNE/oBI3nOMjO9CU6IbOlO2WFjqEB7HEYL1fABDX515TDJSkIKTRWjyWJYNqP470KQ",
+	"ZXioNIr/rkh0EdIMJ+APWQuGctylW2wzLApzQD2/lSChCT4dl2TaIzHej9jKjy5umgoCJ3eFYGk//C3r",
+	"tiFi9Ab1W7/0GxALi9DhPzXczjEzanHtoJETiMCcY2TUA03wOR+aGL89encCoRLwO9Pxgfcfo00pTfyb",
+	"9xEqsioMDMCD+QxmyjQDH7MmO9437dzLB4TR8ZTMnPeGVsLqrxEu9rS/HC/WgkwBhW8k2OMqoRjI0Fgr",
+	"FCGYl6PlwkHTvsL0PsQVyQmJA+GOIxIjxbafHFm2HwPVjnvEVSPYX/9oGfhl9ArzfcURvrrXv4Z3m1Fm",
+	"iwNpcjEfS1N43t6xsWJlv9tqk+0ZY9lQpslQw3tDOjb8nA0nUg0fPRlOZa50Ez1qWsYJ02Z799+23r9l",
+	"43UxVBNFep8lv3e3ZMOerSh7rzrGkkhiUcnF/cDQXIoN1Xof3bNZVk/Z5PypqbQFmkClGDMS7utylP+2",
+	"Oo+rEdN//PSxevX5e34kXjz7ZfHhu98+f9D5ZloPDrFO79lAkyksD2XJ9UrZQDero9T0ujrCvqXKtJoj",
+	"N0fE+tFAmOv1D6Znx2lOTQ/1ga5mwETQFaM0Qchd/ecs5edMLZbB1J65eeh+ITOaMCIVyUUCBrlF72Zu",
+	"foKLulYdiwo/aLlty3cZXnugCU8iTLajmsSunNIuT5qjZUCUdeC6Ri6kHSV4Xus5gYsi18gnBKJIcEDs",
+	"0Eh+Atw2SjKCCWvJM8sQwQcqyU6Y2OMmnk+ZIEIKZrU+fr5y7tJuBbuow6whDZISR3r81qBkkFGcJZBR",
+	"Vd48N2RKNWGizeW0flHLN7VeSavn17GhDaignDofjxlLmkMniiGaSndtSQRKqB+1lAJbm29ZR+nlA6vd",
+	"0gZ0qqD0BiToBlTnOlH7U4NeKhp3A/ywJtNumizSaqFplYnW38fma8hPIWvMaSDTxjQLoG3wwANNMsUm",
+	"/AKDtC2Fm1jZskgSaKT6OegBW4DNyePX4OdJ8U9rtGDz9jdAjFs2ujVR0po17dpGuNqObo6ghMvzJ0FZ",
+	"gvIbd3ub8hMffVdJtRHSEJqmBCJFtMvNCJamR9+tjU6vTX2CScqN+YRrBMANENS0VYZYk3DseL3WzYd8",
+	"JQ7fzNyr3NbP2jzFBidp1f8mTZuOtExzw0g8NSbTmDdnP8bk/fErKKQic2O18IQJw2mq7RMTRU9nTJge",
+	"OWaTXLOE7Dzp9wci5ljZc5irNO6i/MiNJlOpIQzFIkmWj1I+Jju5SJnWJP7H0atXL/45/PDih5+Pjn4Z",
+	"Hr56dfRh+Pb45T8OT17E3YiMqbCvjdhAKKZles4SCG1xw9GZFKcto/x89O7kXYzLMC4SRjPTG4gqej7q",
+	"P9kaPz9wM0Xz2R+O6zbEG82nmo2HMfl/zuqs2bMnXq94/Gh3tDCM/Pz68EeorEneTeVcEBdNNmaNLLiF",
+	"0X+rrPoKvDsYMZdK25QtNfhN8DDiv4Uv0b2wslpefcINeeta5Lw93+6yObVd4ydwIJZlOaXmgCiWMWo0",
+	"oYqRREFgfMVMv52JeV1OvWbjXHGzeGdHwKUeZvwXtjjM0bleT/Y6Yws0v2AZq3PM+oIsV8REsruLMUlv",
+	"Dl+/ALsFrA6YEaOKqQLxLSnH+rdcTOTybC6ljGtCiWbpZNeSakth0TS6ayFADR+lzKVmHr59STRT50z1",
+	"yEuDH7HCl85HmkERMXz3gR6In3jKdISvMgzaquQOaqTL4ImbTPiY05S8e/6LJrlmkbM9xXvnD+OIZGlu",
+	"Fzlh8yIrXA+EnACHsQRlZ0bVGUvIoFPPHh90yIilct7tDcRAvABjA+iuEWaSY5xXShdMRWCFmDLvFsdQ",
+	"cybOWSozNhDxlwGGeQw6++TLwAfoDzoRGQDQ8ROE6eNHy8IHncvLGIGVYAmZWmnjGJmS4QbMkLiBTtQ5",
+	"Z0rjSfV7D3t9uFYZEzTjnf3O416/9xi9llPAq70phJr+Zj+fIqG2VximeZlA2QH8vVYE/FG/f2OllyvR",
+	"rk0Vte0l7FVuRmf/4ycr48xmVC0gCvmcCSscZEqOGNmxx+HCbJCFq3MuTsnPJydvuz3yRhKam6kVT8bB",
+	"VWDoqQZakunOJzvXHkRZtEPmGH++R8DACqAk9tP+4zub9Y00BECDVdihqp4rwb5YfUp2vbx8TD6S2Y43",
+	"nloNBy58EcNMYBss2fzQCr9968FZbuXoi0+Pce0KPtaJ3Y+50lLhRnlSsXtidKn7JlPsnMtch6JOUIf/",
+	"c84gc9sV4scsz3Kp/ZJ39+N/DQZ5v9/vf/q3xtTf+sreQuV7/huLiK/+0jYvZKRW5nXxDFaOLSWpPKwk",
+	"qDxsinJsYQaBbO6jjOZOAKqKhNCC4EEnO3FR4LfsOwd1IJSwhV9CzVrwkZcd7su+c/9U8KR7vj0QBiue",
+	"4EFbXUAz+69xHHMsZzOquz1SmZ/QVEsylpaikvKSLZIORHlxB+Vpq++VFocUm11kKSiLqMs3nVgRdheO",
+	"bHMhSpsFxklKNetsfWRwVlzXyis2LbJee+JG0HrN6uZTqRn4Y4r12eUQCPv2wSSuWoelhpQLjRvCjGd+",
+	"KqSdm4ypZgck/r8WY4ZwoiQeDGIyg2udcsMUTdNF2+Y1owoCQ4tdl9XDp8+iW4SC0y4IhdQ29HrjHvmM",
+	"WT2ZXxCXMdZt20DQUJaI0gbBzldc74hNpGJXXiq+ftNrjQhNZlygtGyXvU+s0oGrBKH5gXYRjvZWaMNo",
+	"YAShmwbZsRwR0p1atwFj3R3GuJSAcAg7BQGDck+ezEWkoGNgO3HUqouFFCMgnsJV5NUmIoLNmTauzKIl",
+	"n1xAQFkvlDk8YywDVggFbJ0lxZeXwgXZUakhTCSajJiZMzvFXAL/1GQmz1EBM2iXlyIhp0rmGVLQRubq",
+	"Iovsqpp53YSmuqm6xKdblOCK2tRNci3s1uKSOyMQ5Z7g9E2jhmXulXrwwCsP179S6ZoCa3FwWfdipY0O",
+	"iHclsdtXvKFpChfF7aSKJWVJzQtnny6jTibbysUU1D2EKVamsVfOagW+9AQyKoJ6WsoFe6BJnKs0xtfZ",
+	"55ymAxF7k5Wr7YxKHFZKCUU8LD7pMKuSuQG5tFo75QBb/My5hoUNBHrBra7xpN+3Y1jUL6qRysnEua6h",
+	"yiUplaVGo4Inka42pqYzNhBGUaEtYksB6y2qQ3NNFDO5EiypyiygrtaJgd4PslMRFxsTOh6zDBKj1tRJ",
+	"mytuDBNWDaUDgfVPMJvHIu+MC6guIxVEYVnxbtD5vj8bdCxvHXQeTv2nR0/sx+4BbMYKhriZGV1Y7Z1o",
+	"ex72nDAzkuzE8CF2+rUA934XSUBVoi9Vkyuybn5wZUlv5CI31Ku7rFqhXFjX7ZKStoZKLmr3GyMfCNRQ",
+	"QR5QDy4ZpsrUS3wvUZCqvrf3xZdgvCwclU3WsgpntMgVRHdHrkgAaQSmokoKIdiOsK4A0JBQWEAPhL3J",
+	"pxD9YjAMxRf8RcJFdp70n0SEjiCYCLZrRQ3dRQXzVyq4wRcEUQyZIMwv5zoaCC2RkwpJkCZNZZrgEyOZ",
+	"cLyCmNOhewQ9uLVS6cCvByJ+/uLVi5MXEOUOS9/7wpNLuPJMUV1+y0jZdONw9OLG3SbSe1/0KtyHgujO",
+	"G9y7MlI/6T9Z/1Jo5nZDt2BZdMN9hHsBKuoWeNjGblusWEZxdn5HR7kJ/fpWzu3vzJSY2I79qOQcTGMH",
+	"WNjP6v+WJJyxzLiSkgkQvNJRYvn6bquIVLVONS22eGTPN9u8/NRKGveQ2NUbdW4zdpvgdigIF7teFHFw",
+	"OZUoyZftIPshkC+AQRuZeapp1ZNdzJwOAtdAWBKK4KQjqcDjUJWJNDMmZdqOUjbGhNuTUWU4TQsK+WNY",
+	"kRVrcBDv9HU5diV9yBLXglGg9GWJb1Bp8N0QdVhIiF46BNmwUXwpCiN3/jgSxL1cWgS1P7ItxYq9ck74",
+	"aZNb+5jRBFjzfGq5bYGcKhdIttFaww0iSURyYXjqqDvgJaA4cv8EHBkD4QUDLxOYKZv5MNc2JgDDjKSZ",
+	"gkDS7ZEX1Ao7hs2sauRhFVvcTEgML8bwDrugY5MuXCGQYvxKnX40+PtIW7CuqRkXNAX94y1o/vvBHgC+",
+	"wqVmCdyTiJ3cSRxWHbarc6FHsZOLQreEgYCCZTqYvKjxFOSBdprVTzwFujuWs5FdKFz/wzfPAT5njGXe",
+	"LjGWSrGxabqPwUFwXOTvb+wmaGsKUWqZtOQxIDsW0MW+78uDcBUXAnoNSj6ErZ0IUL8rcII2nwGa8smG",
+	"lvzr29nLmXeOXX11msPXpUy8wBh8Tl53J7rKW91/a8zg29LEXwUo2szLaLnWMN67UcP4NXC0upPQxRjs",
+	"Am0rCG2EbsMf8fuwFsfQ4IzQJNGYC1xQ0cYmaRteJ1fja+19snNcAc9v3VBbbmq00l7rMfL3Ly8tK6c0",
+	"5M17KHhnHMWqSnlqiOYJI6MF/AVvAz4BPoC7U3X8Am9R53lbV2SYSLwecxAsTVABb0rPQczhqqhxbpUa",
+	"r884EQ1cItQKiwNRErgcd0uYFd5cx9Wg5ERO3wz2Y39E3rWOJi1npLay20BkTFWYwhy1lyxjgiX7FRVq",
+	"BxUaIefdqrfdyi1geXEb3QeB0W5qIKx4x0C3Kqtr3Pl8GjZBXHyvaWoc5fPJ0ELXjQYiXqqfYjlWtYBK",
+	"+ZsytOJaCRUofTcQcaijEvfIIalqhEKaenhAodV5iz8HVdYKFWv0vJJkeSvm6vbGQndstm5v+tNAYT9Y",
+	"WI/YGDz6E2RNlrckRc/NPx7BRcQlWs5KPiNovFoxZB8EFy0qm9UAqW20270vgSxcroh+K9kNPaTviEG3",
+	"2TCqSPLtnrhs7LAbFaYsK0DdMBuNVnTOtYyk4BQReX/8apfpMfVR0ALS4M20FLJRqTJVpjVl2bAup65k",
+	"5calpd8wA0cflCa0KAlE5DlTwQ1b9p74pry+xA7RLGVj4zrTFsFTwC+9SbGo2xK5LO3INapJKjbFbuQ4",
+	"Cgx3xhoqEfXID6GZzUCw4O1GJpXwBLiUn895iRVnyQGJfcEbp9IVdYRiIqhSco6OqqnkYzYQOxhJXn6K",
+	"plKwyFe/ARtUMQGID3ZBgQWyLgodpUpLAxH7EC3v1IVyShL89TvOV2axHxq/dDGC24WzDwEFhnKyT6yu",
+	"83hs3+QJfGbxAczr/fsgfVRH9y6TJkd49UknhmDvGdhCKPmEgX8czPYpg30ugsGMwpQLYk+wR95IM4UY",
+	"AAkgWkTBTKwNT1NPuyExiTr5eCAmaDVEiQM9iatNx0VFrFuSJJZLbl06CeI+rNQBmf6IggDgkUUWFMe9",
+	"jI+kh1ZI2ErWjy0w2o3Yb8qhO55wwIWNHdbGJfu2YnDSJLSP0JF9B3Jk4mAi1lOL3omcC9QD4oTR4mdN",
+	"UkY1IynNtKUlLoewNChaSAubFhMGivm6ILGB+Jyz3JKcUpAwTuQ0Addqy1m1ie8aTTT3K8ReGFAGzqWI",
+	"pFSbgQhrsDrBGVtUNAIqCoMQOWXGXtQnbTbl5w7wt3h7Ss02WoUkGFt/41IS2akZ4rr7Lp4r4ToDlFd+",
+	"r0uZAlHnYhe5yi6M4tQgdz+Atq/MHoAkpXVOAbBdIp/wcoErWtRm8yvVNLotA/8VLfxLNv6tjfzvpHL2",
+	"HzJahBpdEAZs9XE9xkRi+1LcahO1rzevEWarlWOkevzVft3dCForUj2AK99bpsfvwgR9m7bb0E1kpc3W",
+	"hcZ88xG2SyE+SK5Wx9PO8tTwjCpsuQgpcWBfYwnBbxf4lwuQ7yecWXEYI7ZLagbXxEWRY1IiNwOBhjlN",
+	"dij593dHbxzmoa5KiZBil80ys4hILvjnnFU1SasPTGUSo64TByEZfOgQwIsOakqcy8KN7hUx35CVuFDR",
+	"bo98qHUfceKRD8NxBlKHeGSUGwzbE9IUZn1yKBaQo5ayWcXM53blUjjLcb52GhRthJP8AchSsaQ3EIeO",
+	"hgTFMnQKrAwfQzaNkXKYUnXK4sinTFCxCIPai+srFLCBSNg4paAzws20T0jUw3oEOyM5tvI3Fypt15Vn",
+	"GdqcW4Npf8L2n+0qRUCpvYlUs12f7L1NOG257ewdmyXLdRyb5SQ8Oxd9+o1RDSx4SPBGvgr8q9oQo4mG",
+	"lCWgvS8ut6sWTtsUCBqw5RZJ/Iow0OffZODncx/mCefjDRTllu5LFH6lKfa2D2H9nSldlm8tirMeZV7i",
+	"qltZHC14ym7J2lXaK51Eo/K9rPbHcjLRzFhuCRzD6bUYaBE7E2RhgPTGpKgeuIXWJRRwi3QVA9Eh8HZE",
+	"RgvDdnmCOdYpoqRwXttiRkzvCgWyISOkPcIEe82SnW0zL7s+88zvn+gznqEhzwNiTDMdOlalbGJ65IOz",
+	"HYB9sr5V17wXIRGVLXeudoMrTsEbw8Key7mwdNXds5XK3/Ix4gEZCdtoFblhq6tTHIPe1b9aambRqZxr",
+	"MrPiHixtc8WwfUXXyRlH+CAqBUxqCFW6k4zc7dQVOTbM7BYNrRtA1dbFvcVGQ+dwF7Xz+VCBuEp+xAXs",
+	"4ra+NX7n7o/jeA900T2/RniMxFs9p16GjgoHQ3wIeWsxxDHcBcnWvndWI8F+yxTGo+2XAmJAy3InCIG5",
+	"rnuT7pGXLq3mjAlUS0JnJ+dBgJcf6IGA90nCzzmYexfkSUSgdxlLSJ6RHTqyhA6qU+KjcoIqWGa1DDtB",
+	"t0eOkAmU5gOtQeez4GEveflm9GJYcpDgW6Cn0Qv/H9hp7P+VFlVQNE0xUAk1M5pIrw/5HCiIh8cdArwe",
+	"aELPmQL1vLJIu/xgxS0coedMoe9FsTGaf8GuXa48XPaRE1iFkJZJhEwBzPWcUvhhyi1uLXoDEVe7a8Vk",
+	"5/2755GTlxOu0Xbsa5GQXLPqPuJM8TGLMaXL/vDPw9evBmIsxYSf+sxK4KY6rBZ0TgIvuipzxAMKocE1",
+	"ycWZkHPhFLnCEakHYsdpdT4DtovxRYCrTcyraA56y2K668LZLiA+QP8g14aP/5ARdEDavJhWOJYR8QGl",
+	"PNknFhsDgfDGAIy4V7m4DeJXNF5tpHYvSinTbo1K5oaRUlWtwsRSYH9EYt9FMy4HS4UI04F4jVm/ruQV",
+	"FpBYWBhY/N6laepm8taalGtLH3asBAM1QLh2Kc0MLrti3TZHDE51mzeh6ArachMQzr17NRMU6yAOSwHC",
+	"Oiok4gcu2BqgXcY3373Wmww++zaijSpqqTfcLQK9NEsD1OFXktifLWK5i2a5E1g40dme1FJ27/eAmnzA",
+	"3gPqGp5C0K2LAyvRjw17nxIjT5m9K63FtCqH1ewuRjeo06DwjkIBNiwMCPX/HMcFPwXET7tBDxoK+UFc",
+	"iw8iNeXMJa/E1RrPQXm8v7/AUJkCrpjS7M2r3BAh5/uEEsDUZABdCmL8B2Waau0pWviI7ZMY9CFoGrrd",
+	"OaNTCZiOMg0Ekqae5c0e5n8zKmcx5nsX8UPFu74ABMbdFO/tE3ixjZKF2ojXqGSmAjgbU5PuPy3pHgqb",
+	"xQD1UMdo+eYckBgKyvhnCgm3bbXFKJ2GILi7qUdTaUy4JsXBLeF34DJzpvzwdq2G0U6dzFaysYuzaHex",
+	"7Tbc2H13wVEZ4drRHT+bc8NCJubwf//7f2KoauaCbfbJoOPIVCeOBoL41pr75OOnuAvkHBJ0XIkkr4eE",
+	"vAKsgxpCGDOmdj0bn3GroE4oV1CJESLaiIstymTKx2APq/KPA/tLamkokKe/vziBuCA7VewjYYJPaYmE",
+	"WeK1S2IowjlmQ8OZshucpOxi0IlDtE/5jX0PrbCFOXX1JiFlwnI/7XJnQZ8lJTsfF2QHs+1dje+fXr34",
+	"z+GHw5cnkcscnU85RPYzMs6VAgtEJSrPMxauHWyg0k7Xq5EicBWI06REL8R4qqSwRNOuDzZ8FCoEVR/I",
+	"qNa7Zqpkfjr1BxgObseB1SERyZS84K4MCBbR3bUHb5cFtYp1CDtEP2w38tiOKBCQjSc+sDGGB/YJki88",
+	"mwL0QwlIrXsNcZI7nnmGq/RAk4TRBJ2fvkyQA0oI+iRNQZdRU6WhotOmO7njF+/eHr1592L44eWb50cf",
+	"uvZ4pxaMiiWuBpMdv0Sg3fKxUIDXBuy5gXosJGGTCab9nvjipbyW7WZBCtGfEUGAlRAzKvAeDNHLgIut",
+	"BOni0ZLC2dbqaA0NXm+zcJGf5J68rUUT28uoY9iF2QPkbTSZ1vRNCpUdAuK7Ct20miaE58dBQWmuQb6U",
+	"agjjrOgGtrrgeEud8WZVryauQsivi692uNTFQAa7kxLrdTf82y3rhCzHv9PGVOuKxt4X/3Ez33PlAt0y",
+	"Av9+fdA1GalE6yUG/tSKZK2QkVY6qUuntVJfeQfXwcf4VNdWlzgOCIrrlWD5NjcRkpyyBO56DQA//BTd",
+	"j0C+Ie34/ZtL/87M8okftCvqLhId8lDBAKkg/W2FBL+VedTDv2wibaFUV84yrsxRqBhNuaN3Sev+RMnl",
+	"mkFLdoADwhM2yyS6MX1VKCz8WTIWrWZ9WPAQqySsSVKLXVGRmLgYL0hG8JU8M6iOM8GUoqnMVY/E4BoM",
+	"6VYQeOjsPJVYiCIqwNVBLYUo7nip/FG/T17/cNAYq1jUu+oehJjDeCB8JVXnpzog8YzPGDS9gVVNFMMQ",
+	"kZ6v6a6Hrm4QOtxCIeCJTzlBeA3EiI3ljK2QrV2n6tuUrHGKe5Kr3f5aLqovsuYaDH9rYuQ7QxVYlnGX",
+	"kQ+UQ1lfILKXb5a/RvV7tfclND++OpHGRaxMJT0JqEkcZla7ArgAP7ykpSpf1Up0JUHL43m12FzhGpeq",
+	"SCRdnyqIk5SuxL0gZX13fyD2Ub+P22KuO/dbwd0Y2phDni+6KBBLfeJS7q4gxIv4Go1o81bO0sh9FIrF",
+	"7F8lF1Yuh+8HwvISV1ObJokrhVlQ8gfasymM3yPxLHkak50pu+hGGMSnNZuNLNb4wH0YbErPmaskn/BT",
+	"5kv3+mcq6QqlYL8isRq85nF4Shflh8kO1uAey4TpA0x/wJrX2qUShmAPyBysMFXieOpYSa1dhoVFKao4",
+	"01D/ejEQDfkF0XLyQAhdccvShi60R6UeORLEdXosP8T1QFS6pUDms10UFuODmE6ISCOxa5NkKZQrw4xr",
+	"b6VWTaTFTXW7/LYyyb8kxy1Is78woWTDnecR3AutO3T3FOs2hvwiTbgw0jHwrQkfjHBrHLtIjcKspxjL",
+	"E2BEjqs2CIXRXDSfk5OfPSGv+Q9k59lfo4f976Lvnj3BJ0A4Hgikp43ScVTkXjkqGNpgVW35PfIWYDej",
+	"CytAO7lnIOwe05RhfPYMO6rYKy3GrOSMRLjjGdBQFIJLgeQLKSU+5FNdpEKvuKMidl4LhkI3mHOXru21",
+	"CijQgKDokUNSqnRR8PlCShkIN/IaSeUwSfDw7P5vLwmpMs290hPY5+o8JLvJPwD9SBIrKNnbCPRiC5Gp",
+	"3pZ2dQZ3rTfvdcIn/ITXzBD+1wyMuE3bZ1OD9pUxCeFofwcxCQ5diz21t8xxj64KQPgwZeWyuUv9eKDo",
+	"nhffa4+EFUA/1rHio8CZoMaQsNzPIgYEXkOub/yFJ/tk0GHnZvi///0/g07kDF34JRPGfmXfiUjRCjkC",
+	"RrdP3MtY3Alev7yMI6slnArn8n9nqJWWE+JwRJM5XaAwZX/2S7aKQ7VJckx2YgevXY4tBf2/hs+YNnSW",
+	"xREJX9q3qckVi7tRKSygGpF2zhSfLHzvDH8cvVzMFc1cbUWcvtKYB1gxBHpD+N2CxEoaaphfKtTKLnUp",
+	"GjEoJ7Kyv3qPvC+qJCJZgxrIxkr8KxujR4RiV3VfvgSbhcjUtdqiJFP8nBoWkVTKbETHZ5FVe852Uzmm",
+	"6UBIVWp6JKTYdX3ZaZIo12dV+d7udsPjKRufWeHjlEJNZ1+eA3sqL7q9gTgUWLAARA3FTrk2TDn18Gm/",
+	"dN9bLXw1GnKrpr7aXPckMbR3lW8RIDwUS8qIuzMOab85anrsMYUukVEwfqMe673njYS0TWjY+1L/ajMn",
+	"dBMe3g0CrOmOA8uGbrnfpF9ahJPFCm9eIHRUhLOlnuyNXHOlS/r+zm7dlf1Gc6nrl7JdmNlKoa8Bb6Vm",
+	"/5PV5TEnmMjcYOcHtFJCc1h9QGIgEOCI0jGUiqJjVsoStly1R+I8S5z8EmNfSqsjQ38Ml3CGBrvxlIpT",
+	"hn23PGZiTCFWQfZ1Ek+l1/oFmwNHb+Bt72HOu+FtjXP9a/C2Da/H79l3AFhVJoMP0KYDRVgJ5q4IA6L2",
+	"zbC6vYKytmZ8HAkWxDhIOnFBeSIp+DB2NOFJ8Dx7TYInXtCGNkvaKRplqZ1MGU2wuSTKjNQYNstMd7/k",
+	"/w5xH6HQOF4wEGvhoxX+wTjOklCKsKw9FOVWH11cFG3I8cG6MH384uT4n8Ofjo5jMqV6IDKqy6UKrVDd",
+	"I7+wDCWQx32S0IVuy9pweF6QimuYH8JB/Gl+uBKxcYewWG9+KG7GH7LvQ4UGuRzsAiTBfIG0YI0R49p8",
+	"f0uiVlG8t3clbCN5HJdigAKlCZqXZfp1kwU6PQcitkLKUKaJ+2Hoe1pLNXz0ZAjNdeOoLPq6Kw8Nsh49",
+	"ce13x1RZkkmCaYOMFgPBMJAajBSQnQeWDQwcIoxbxb5b62oMdY/dK9rIrNAbXYOLxoLEAOkawJyCeksV",
+	"issz4kx3VKr4JlRxixD3qI7fC3E5Rlm7RlLqULgJYcYwfcvX/QQTlLIUqzigCRMzYERh7AoJ/RPF9NSq",
+	"HsYnfblyyNTQnhV9qAuU8z+78AbsSi6kK+9MYuf1R/FK5Qz0EebrCy6JOKX6KS5kweR6IKAKqM86G45l",
+	"wrA9dzEAzD6mQkjsh27piB1OKpJI5osgQ+qV3SIXy3bIk5evXxy9h+qO5VqH/sByAYPSUcqgpovFgfl0",
+	"4cyqAbSQWOu1KFdn0dcAoDPpyjCWeHQDcTphS56fWyJKDTP9a+hUdmHtDVhOqsZ1PK/fP0F6B12bPLI5",
+	"lUpW7oGQ88hFPmGfq0wq7I/pgbQRvSpMDhu5J+3jJ/D0HWCIn2xV2YqKunnftStKi6mc1YwuCl8WMbLt",
+	"bOyAbJwrbhbAFg4z/gtbHOZm2tn/+MnSfMw8Q6aRq7Sz35kak+3v7YFPZCq12f+u/13fCqT/PwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -189,7 +189,11 @@ func (s *Server) RetrieveBatch(ctx context.Context, req api.RetrieveBatchRequest
 }
 
 func (s *Server) getBatch(ctx context.Context, id string) (dbsqlc.Batch, error) {
-	b, err := s.queries.BatchGet(ctx, dbsqlc.BatchGetParams{ID: id, Owner: ownerFrom(ctx)})
+	return s.getBatchOf(ctx, id, ownerFrom(ctx))
+}
+
+func (s *Server) getBatchOf(ctx context.Context, id, owner string) (dbsqlc.Batch, error) {
+	b, err := s.queries.BatchGet(ctx, dbsqlc.BatchGetParams{ID: id, Owner: owner})
 	if err = db.Translate(err); errors.Is(err, db.ErrNotFound) {
 		return b, batchNotFound(id)
 	} else if err != nil {
@@ -249,7 +253,10 @@ func (s *Server) ListBatches(ctx context.Context, req api.ListBatchesRequestObje
 	if err != nil {
 		return nil, err
 	}
-	owner := ownerFrom(ctx)
+	owner, err := readOwner(ctx, p.Owner)
+	if err != nil {
+		return nil, err
+	}
 	arg := dbsqlc.BatchListParams{
 		Owner: owner, Statuses: statuses, InputFileID: p.InputFileId, Search: search,
 		CreatedAfter: unixTime(p.CreatedAfter), CreatedBefore: unixTime(p.CreatedBefore),

@@ -75,9 +75,11 @@ func (s *Server) ListFiles(ctx context.Context, req api.ListFilesRequestObject) 
 			return nil, badRequest("invalid_value", "order", "Invalid 'order': %q. It must be 'asc' or 'desc'.", order)
 		}
 	}
-	owner := ownerFrom(ctx)
+	owner, err := readOwner(ctx, p.Owner)
+	if err != nil {
+		return nil, err
+	}
 	var rows []dbsqlc.File
-	var err error
 	if order == "asc" {
 		rows, err = s.queries.FileListAsc(ctx, dbsqlc.FileListAscParams{Owner: owner, Purpose: p.Purpose, After: p.After, MaxRows: int32(limit + 1)})
 	} else {
