@@ -378,6 +378,24 @@ func (e QueueDepthObject) Valid() bool {
 	}
 }
 
+// Defines values for QueueDepthWindowsScope.
+const (
+	All QueueDepthWindowsScope = "all"
+	Own QueueDepthWindowsScope = "own"
+)
+
+// Valid indicates whether the value is a known member of the QueueDepthWindowsScope enum.
+func (e QueueDepthWindowsScope) Valid() bool {
+	switch e {
+	case All:
+		return true
+	case Own:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RequestCancelOutcomeResult.
 const (
 	RequestCancelOutcomeResultAlreadyCancelled RequestCancelOutcomeResult = "already_cancelled"
@@ -945,6 +963,14 @@ type DaemonList struct {
 // DaemonListObject defines model for DaemonList.Object.
 type DaemonListObject string
 
+// DeadlineWindow defines model for DeadlineWindow.
+type DeadlineWindow struct {
+	Pending int64 `json:"pending"`
+
+	// Window `overdue`, `within_<w>` (e.g. `within_1h`) or `later`.
+	Window string `json:"window"`
+}
+
 // ErrorObject defines model for ErrorObject.
 type ErrorObject struct {
 	Code    *string `json:"code"`
@@ -1035,9 +1061,11 @@ type ModelListObject string
 
 // ModelQueue defines model for ModelQueue.
 type ModelQueue struct {
-	Model      string `json:"model"`
-	OwnPending int64  `json:"own_pending"`
-	OwnRunning int64  `json:"own_running"`
+	// DeadlineWindows Pending requests by time to deadline, in order (overdue, within each window, later).
+	DeadlineWindows []DeadlineWindow `json:"deadline_windows"`
+	Model           string           `json:"model"`
+	OwnPending      int64            `json:"own_pending"`
+	OwnRunning      int64            `json:"own_running"`
 
 	// Pending Requests of every owner waiting for a slot (batch requests and background responses).
 	Pending int64 `json:"pending"`
@@ -1084,10 +1112,16 @@ type OpenAIFileStatus string
 type QueueDepth struct {
 	Data   []ModelQueue     `json:"data"`
 	Object QueueDepthObject `json:"object"`
+
+	// WindowsScope Whose pending requests `deadline_windows` counts.
+	WindowsScope QueueDepthWindowsScope `json:"windows_scope"`
 }
 
 // QueueDepthObject defines model for QueueDepth.Object.
 type QueueDepthObject string
+
+// QueueDepthWindowsScope Whose pending requests `deadline_windows` counts.
+type QueueDepthWindowsScope string
 
 // RequestCancelOutcome defines model for RequestCancelOutcome.
 type RequestCancelOutcome struct {
@@ -1452,6 +1486,12 @@ type DownloadFileParams struct {
 	Search *string `form:"search,omitempty" json:"search,omitempty"`
 }
 
+// QueueDepthParams defines parameters for QueueDepth.
+type QueueDepthParams struct {
+	// Windows Deadline windows, ascending durations separated by commas (at most 8). Default `1h,24h`.
+	Windows *string `form:"windows,omitempty" json:"windows,omitempty"`
+}
+
 // ListResponsesParams defines parameters for ListResponses.
 type ListResponsesParams struct {
 	// After Cursor; the id of the last response of the previous page (`last_id`).
@@ -1588,7 +1628,7 @@ type ServerInterface interface {
 	ListModels(w http.ResponseWriter, r *http.Request)
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
-	QueueDepth(w http.ResponseWriter, r *http.Request)
+	QueueDepth(w http.ResponseWriter, r *http.Request, params QueueDepthParams)
 	// ListResponses List the caller's stored responses, newest first (Volley extension).
 	// (GET /v1/responses)
 	ListResponses(w http.ResponseWriter, r *http.Request, params ListResponsesParams)
@@ -1765,7 +1805,7 @@ func (_ Unimplemented) ListModels(w http.ResponseWriter, r *http.Request) {
 
 // QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 // (GET /v1/queue)
-func (_ Unimplemented) QueueDepth(w http.ResponseWriter, r *http.Request) {
+func (_ Unimplemented) QueueDepth(w http.ResponseWriter, r *http.Request, params QueueDepthParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2626,8 +2666,27 @@ func (siw *ServerInterfaceWrapper) ListModels(w http.ResponseWriter, r *http.Req
 // QueueDepth operation middleware
 func (siw *ServerInterfaceWrapper) QueueDepth(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params QueueDepthParams
+
+	// ------------- Optional query parameter "windows" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "windows", r.URL.Query(), &params.Windows, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "windows"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "windows", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.QueueDepth(w, r)
+		siw.Handler.QueueDepth(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4657,6 +4716,7 @@ func (response ListModelsdefaultJSONResponse) VisitListModelsResponse(w http.Res
 }
 
 type QueueDepthRequestObject struct {
+	Params QueueDepthParams
 }
 
 type QueueDepthResponseObject interface {
@@ -6749,8 +6809,10 @@ func (sh *strictHandler) ListModels(w http.ResponseWriter, r *http.Request) {
 }
 
 // QueueDepth operation middleware
-func (sh *strictHandler) QueueDepth(w http.ResponseWriter, r *http.Request) {
+func (sh *strictHandler) QueueDepth(w http.ResponseWriter, r *http.Request, params QueueDepthParams) {
 	var request QueueDepthRequestObject
+
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.QueueDepth(ctx, request.(QueueDepthRequestObject))
@@ -7298,197 +7360,202 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3Zchs5luivIHj7hsW5KYpeu0qKflCVXV2esi2PLLenw/QwQSYoopQE0gBSFMtWxHzNfNh8yQ2cAyAX",
-	"ZnLR2q6qJ1FkJpaDg7MvXzpjOcukYMLozv6XTkYVnTHDFPz3AzXj6cvn9iMXnf1ORs20E3UEnbHOfmdk",
-	"fx3ypBN1FPucc8WSzr5ROYs6ejxlM2rfM4vMPquN4uK0c3kZdX7iKWsdc8JTtv2Qx0xnUuj2YZV7YPuh",
-	"32eppEnrwDn8vP2wH9hoKuXZC5FkkgvTOv4cnxsy9+C2M11GYe/uRJNj9jln2tj/xlIYJuAjzbKUj6nh",
-	"Uuz9qqWw3xXD/kWxSWe/83/2CmzZw1/13gulpPIngFMmTI8Vz+xgnf3OS3FOU54QhRMfEDNlZMa0pqeM",
-	"aLrQZD6lhlCRkPmUKdbrXEad52xC89TA4He31EOxINJMmSLMPgoreSPNTzIXyd2t4o0kOh9PiRz9ysaG",
-	"TKQiZso1OWOLB5rIuWC4shMpX1F1yu5uZSdTRhI2Tqli4TzJSCYLwjVJ7VrsUqmAIx5LMeGnuX005TNu",
-	"YM3vBc3NVCr+G7tDiL7mWnNxGpG5kuKUSEUUO5dnLCGHb19auPbgVrrx7HSHSYJX/y1VpnRlMiUzpgzH",
-	"65RQA4tbhlJGlXmgyWhhmI4INWQmtSHPnpDX/IdeJ+pMpJpRY6koF1QtOlEDkSiu+Uec6VN4ClHDAhRo",
-	"9PLKxlSMWZqyZEhh3WE+LsyzJ5bA5GlKRynzNMQNzIVhp0zZkd0QXJxeYww5y1JmrrUMHIJLMZxzkch5",
-	"A52LOmPF6Ipplof1FLVxNLj9Q8+M9r+0LbP2BkCepunRpLP/cTXKwrG9wJcuP9XhYAe8yOzZXx1uOIC+",
-	"+gATyq+FPxMuaMp/uxb+IPSXoM3FMFPyVDF9jf1xkeWmfMhL08yYof6K0yThFglp+rZy0ZZeapm4uLEz",
-	"mbB0I6Ry7+x/6TCRzywZAJmrRAdKz+amtp21wzsCPhzL3Il/azHWUcIf8Q1LMg01uS4vEZg9NXYOj0Od",
-	"yol1yqjRKdGITsD6Tpn6FP+wpHHruZUkNlr+e3iyTltBpnKwLhEGf1LhctdRpok2BYgsnUidqlRo1hJK",
-	"V+5v/S7V6Gr5qlYIR52GR1W2sIQBHpQlzG9lOc8ZntkyTyx+cG+OpEwZFSvu8+aIvvLo/NStiw7iZI1Z",
-	"yoQ1rivlgq24SiVi4uTZxlFAqdrgRtb2BqsqRvbjuFWt3qNul1W4YbPNLjtC6zJMRJWii+pxrd5BcTAr",
-	"UekVXyVbbb7epqVOuNJmU4I4pXo4k4o1425KNx9pGaFTu8m1+FyFWGn5xfSlZbZCtCSwVkXTI8GC3C4n",
-	"hBK4Z2TnHzJN2YKwC8OE5lJ0rYxaPQ9qDJtlRi8P+rOckxkVC2L4jGmQ/f0cc6qJZsKQPNNGMTrrNQpj",
-	"VoVolqMrSkZ9sAMiRbogc26mJOZinOYJ+5t9Mo5AnaTp3KqXUhBKrPyfhvFKywggv9g9lbvuS6t/9I7p",
-	"/LW7fEsSZnWlH6YMdR4E51SmCRenhCMA3JsVsb9dMB3n2shZm0jCPAXbQsx02OCuc5OwOeGC6+l1hD1P",
-	"KZdP8OHuiGrQAQWzOGfBBHyUWE7YjA9BRNqUU/TcuTbKB94CcjWwFXplE+S0oWolVnBjNWNjcdjdoOZL",
-	"cQWYL8teGRMJSkwqF2JZvAriWCFQFTLX5sSpQFF38IWoFKSfQC5qck4JYFW8K52TR/N19O3HILjW+bnf",
-	"coFCS4pN829GGpo2/VSDBT7XCN11q95WCGkXLVYLDOvWcVNs1zObNdx3mTLEAY9iTxjgBWLn7rVfgSsw",
-	"7I0mt8/D3Acko1pb8k01ienEMBU7Mxwjgl0YktFTttEK/zUEgeMSBawedzvn9cTpgSZU6DlTkYUGRz6H",
-	"ug2RzlAKxL23nod6faOFuSHxGNZuQtsVLD9dGdrJE61Aee+vUxUUqNwZecaE3tCIVH5lmDBDedpEjujY",
-	"0rgtRq5f7MoATftyuuZWi6+80756xaiWlpdcYwNLYzTtAUjqNSapnF/L2dQh1QaF2mqalvsjsNDyLdOt",
-	"duJAaxqk54fESPKw3++T4ilPkVC2sZvx1HjGxSsmTs20s/+wgdzM6MVLfNSOGNnH/f916lzHsWKJG+9W",
-	"52nDZoNfsOmKb8VePJuHuY9yM5YztlofvSKRLbkyW1XVHx2nR7dA61HPkqcNGhK7IK+fP/XHOp/KFPwj",
-	"homyKlIxGZhmdPHOBW3R5lfJRWRpslQJUwfBz/CwH/X7/QriLE2xEhvC/I2QAHmurmg2imBVq311J/Gj",
-	"J9M4sjxkWf0kVp1McgXeIDJRckbih7PY7jl++Oy7aYweMsuev+/PYjtI/Ggag9ZqJU9lJ/ivnZ2PD3e/",
-	"//Sxv/v9py/96PHl14f9/sf+7l/xK/vfd/3u7Cs+9rV4+OvDj/3dp/7zs4/93e8+dafdvzQdVdmRsKxs",
-	"ywnZO3+4N55Ss1fAREf4bf0LNhuxxErw7v/gu8V/rZCNING1ndpfd+qTfC1/Lob+Gkb9WhqweXNLNvJ1",
-	"9GcDi/mMXvghnj581DBIFYrvMyCQz0hGudIH5IwtNMnhy2dPyHhKFR0bpnREzmmaM/+bHZqwc6YW+D2h",
-	"BGewkJvRi/KaHj7bwGzvGEUwy1qpcK1jEh8+hGeb+VXJPFwYnpdvT/s9/ImnrPUaVlb7kYrxVKpPTZia",
-	"Lkhc6Gn1i1T80nwFKrNoNpYi0Q3TPH7W79uzefT0+0eWPhGgIWAH0AQHITAGedwnCV1oMlqQBCMB3LHx",
-	"mSXwbgDgb/iNHbrZCZU22CX+/d3Rm1eeABfu2ZrXWvPfGNlx85NH/T55/UMXDEtgywCjefH7U6C53Y2c",
-	"u1Eny1UmdcPSXufakBEjMfCk+kHAl39Z6y2GXReTtCOPVwxaDYaW3fiHNHjLyxY5VJRYYg/VlHQGS5hP",
-	"+TkTy2bEER2fnSofUNFy60pKXPH8UMKidNN7GzCfpVfulE9crnIE1oJQCPxAHFNUMjcMuD0VFYvRGlKs",
-	"mTrnYzY0HOnUWlVVG6dJrz8UXMQmz9YQE7f8aWvjK2LrGtELgi2W4fnOXuOK5GWvR0T6Hmvtv3jZXZzK",
-	"RnbaazACJEsY4tVk8OEzNsRv63v5STFGDLswEWG90x6J7WeIlknj3nXpzGqagtAtLb280E1oTS3mrZ1n",
-	"nTNhYNi1CoIf0r5xAi9c+tC5zV50a3lDUbHIVbrlm++PXy1BykHHDhZVdtMEm+eUzTDWaYUNcwN0LIya",
-	"Gzw8ZVSZEaNm83iZqdTNsTI82dhYMpyk/HS66YzLWl2CsGqy8We8xaBbNdBvMO2yVb2wpWsjswxsvQmj",
-	"zcEI7pGrelJW+rfhDHCvNUN65UAriyiZ5IsD2Nhujdh5A5Zih+a3oby3auxgaD8Kwzeb29eyxZvw7Psv",
-	"1lnwC1+/p6rO5Q+rbd1ju3k3uAvXhk86ONVX1O6IqbC0tSIZqh4baB5kx7HquonZ8p3udnqJ00TWKyJN",
-	"HH9rZaMGObfjYhVNQLTK2y1H0oAucIOBNHbJN0AQjjImDl/awf4M23BQfWdokzcziLWb8NikNY6p4Rq8",
-	"sl8XrjcrFM+n3DCd0THbhdgKaZ9woRWbRjCAkK83xoTX9nHc+0bsAcIGNDz/qT2q8UouhHCOwbWtO6UR",
-	"oyAEuy02neTPjKZm+i5IEct3ZER1m+B/6qxxK9xjDYZUeYZ2VMij4Bqj3NdL9G68pk289qppjWkivb0e",
-	"Mi6faF0rLD07FywZjhbrWWeVgPmFlkZo3eYNEDME150KNzDlf+Qsb+D6K8Jn5mLog0Q2lMLnYugF4M3e",
-	"KI1fxVPvOLIUBy2zkMtC5pQbLk7Bw06JTqUhOxhI5W8eGN0KSxAJFuzuhiSptIPN1sQFQVl5owkarRxR",
-	"YzhO+QSq0G095Ta+IJPFcBvmwLThM5CXxk6ZCy8lMh+BybCFRYp8NqoPcgV/efHyeof1BjG3rWh+HR7g",
-	"D69M9QtItwKgfXNLgG866JI4dC0BYPs8mGuniawyZSELYBfUapsuv3O3P/rrP3/9j89v5o8n/f8UT08+",
-	"P9Kvzt52omtIsxVDVzWG3Ht38VDCv3XFponN+oEwyxPYSabkmGnNkoYgtaVAllJMxXah31Vm5jGvEkdX",
-	"Sw8INjkPh5LeX1tNE/oBI3nOMjO9CU6IbOlO2WFjqEB7HEYL1fABDX515TDJSkIKTRWjyWJYNqP470KQ",
-	"ZXioNIr/rkh0EdIMJ+APWQuGctylW2wzLApzQD2/lSChCT4dl2TaIzHej9jKjy5umgoCJ3eFYGk//C3r",
-	"tiFi9Ab1W7/0GxALi9DhPzXczjEzanHtoJETiMCcY2TUA03wOR+aGL89encCoRLwO9Pxgfcfo00pTfyb",
-	"9xEqsioMDMCD+QxmyjQDH7MmO9437dzLB4TR8ZTMnPeGVsLqrxEu9rS/HC/WgkwBhW8k2OMqoRjI0Fgr",
-	"FCGYl6PlwkHTvsL0PsQVyQmJA+GOIxIjxbafHFm2HwPVjnvEVSPYX/9oGfhl9ArzfcURvrrXv4Z3m1Fm",
-	"iwNpcjEfS1N43t6xsWJlv9tqk+0ZY9lQpslQw3tDOjb8nA0nUg0fPRlOZa50Ez1qWsYJ02Z799+23r9l",
-	"43UxVBNFep8lv3e3ZMOerSh7rzrGkkhiUcnF/cDQXIoN1Xof3bNZVk/Z5PypqbQFmkClGDMS7utylP+2",
-	"Oo+rEdN//PSxevX5e34kXjz7ZfHhu98+f9D5ZloPDrFO79lAkyksD2XJ9UrZQDero9T0ujrCvqXKtJoj",
-	"N0fE+tFAmOv1D6Znx2lOTQ/1ga5mwETQFaM0Qchd/ecs5edMLZbB1J65eeh+ITOaMCIVyUUCBrlF72Zu",
-	"foKLulYdiwo/aLlty3cZXnugCU8iTLajmsSunNIuT5qjZUCUdeC6Ri6kHSV4Xus5gYsi18gnBKJIcEDs",
-	"0Eh+Atw2SjKCCWvJM8sQwQcqyU6Y2OMmnk+ZIEIKZrU+fr5y7tJuBbuow6whDZISR3r81qBkkFGcJZBR",
-	"Vd48N2RKNWGizeW0flHLN7VeSavn17GhDaignDofjxlLmkMniiGaSndtSQRKqB+1lAJbm29ZR+nlA6vd",
-	"0gZ0qqD0BiToBlTnOlH7U4NeKhp3A/ywJtNumizSaqFplYnW38fma8hPIWvMaSDTxjQLoG3wwANNMsUm",
-	"/AKDtC2Fm1jZskgSaKT6OegBW4DNyePX4OdJ8U9rtGDz9jdAjFs2ujVR0po17dpGuNqObo6ghMvzJ0FZ",
-	"gvIbd3ub8hMffVdJtRHSEJqmBCJFtMvNCJamR9+tjU6vTX2CScqN+YRrBMANENS0VYZYk3DseL3WzYd8",
-	"JQ7fzNyr3NbP2jzFBidp1f8mTZuOtExzw0g8NSbTmDdnP8bk/fErKKQic2O18IQJw2mq7RMTRU9nTJge",
-	"OWaTXLOE7Dzp9wci5ljZc5irNO6i/MiNJlOpIQzFIkmWj1I+Jju5SJnWJP7H0atXL/45/PDih5+Pjn4Z",
-	"Hr56dfRh+Pb45T8OT17E3YiMqbCvjdhAKKZles4SCG1xw9GZFKcto/x89O7kXYzLMC4SRjPTG4gqej7q",
-	"P9kaPz9wM0Xz2R+O6zbEG82nmo2HMfl/zuqs2bMnXq94/Gh3tDCM/Pz68EeorEneTeVcEBdNNmaNLLiF",
-	"0X+rrPoKvDsYMZdK25QtNfhN8DDiv4Uv0b2wslpefcINeeta5Lw93+6yObVd4ydwIJZlOaXmgCiWMWo0",
-	"oYqRREFgfMVMv52JeV1OvWbjXHGzeGdHwKUeZvwXtjjM0bleT/Y6Yws0v2AZq3PM+oIsV8REsruLMUlv",
-	"Dl+/ALsFrA6YEaOKqQLxLSnH+rdcTOTybC6ljGtCiWbpZNeSakth0TS6ayFADR+lzKVmHr59STRT50z1",
-	"yEuDH7HCl85HmkERMXz3gR6In3jKdISvMgzaquQOaqTL4ImbTPiY05S8e/6LJrlmkbM9xXvnD+OIZGlu",
-	"Fzlh8yIrXA+EnACHsQRlZ0bVGUvIoFPPHh90yIilct7tDcRAvABjA+iuEWaSY5xXShdMRWCFmDLvFsdQ",
-	"cybOWSozNhDxlwGGeQw6++TLwAfoDzoRGQDQ8ROE6eNHy8IHncvLGIGVYAmZWmnjGJmS4QbMkLiBTtQ5",
-	"Z0rjSfV7D3t9uFYZEzTjnf3O416/9xi9llPAq70phJr+Zj+fIqG2VximeZlA2QH8vVYE/FG/f2OllyvR",
-	"rk0Vte0l7FVuRmf/4ycr48xmVC0gCvmcCSscZEqOGNmxx+HCbJCFq3MuTsnPJydvuz3yRhKam6kVT8bB",
-	"VWDoqQZakunOJzvXHkRZtEPmGH++R8DACqAk9tP+4zub9Y00BECDVdihqp4rwb5YfUp2vbx8TD6S2Y43",
-	"nloNBy58EcNMYBss2fzQCr9968FZbuXoi0+Pce0KPtaJ3Y+50lLhRnlSsXtidKn7JlPsnMtch6JOUIf/",
-	"c84gc9sV4scsz3Kp/ZJ39+N/DQZ5v9/vf/q3xtTf+sreQuV7/huLiK/+0jYvZKRW5nXxDFaOLSWpPKwk",
-	"qDxsinJsYQaBbO6jjOZOAKqKhNCC4EEnO3FR4LfsOwd1IJSwhV9CzVrwkZcd7su+c/9U8KR7vj0QBiue",
-	"4EFbXUAz+69xHHMsZzOquz1SmZ/QVEsylpaikvKSLZIORHlxB+Vpq++VFocUm11kKSiLqMs3nVgRdheO",
-	"bHMhSpsFxklKNetsfWRwVlzXyis2LbJee+JG0HrN6uZTqRn4Y4r12eUQCPv2wSSuWoelhpQLjRvCjGd+",
-	"KqSdm4ypZgck/r8WY4ZwoiQeDGIyg2udcsMUTdNF2+Y1owoCQ4tdl9XDp8+iW4SC0y4IhdQ29HrjHvmM",
-	"WT2ZXxCXMdZt20DQUJaI0gbBzldc74hNpGJXXiq+ftNrjQhNZlygtGyXvU+s0oGrBKH5gXYRjvZWaMNo",
-	"YAShmwbZsRwR0p1atwFj3R3GuJSAcAg7BQGDck+ezEWkoGNgO3HUqouFFCMgnsJV5NUmIoLNmTauzKIl",
-	"n1xAQFkvlDk8YywDVggFbJ0lxZeXwgXZUakhTCSajJiZMzvFXAL/1GQmz1EBM2iXlyIhp0rmGVLQRubq",
-	"Iovsqpp53YSmuqm6xKdblOCK2tRNci3s1uKSOyMQ5Z7g9E2jhmXulXrwwCsP179S6ZoCa3FwWfdipY0O",
-	"iHclsdtXvKFpChfF7aSKJWVJzQtnny6jTibbysUU1D2EKVamsVfOagW+9AQyKoJ6WsoFe6BJnKs0xtfZ",
-	"55ymAxF7k5Wr7YxKHFZKCUU8LD7pMKuSuQG5tFo75QBb/My5hoUNBHrBra7xpN+3Y1jUL6qRysnEua6h",
-	"yiUplaVGo4Inka42pqYzNhBGUaEtYksB6y2qQ3NNFDO5EiypyiygrtaJgd4PslMRFxsTOh6zDBKj1tRJ",
-	"mytuDBNWDaUDgfVPMJvHIu+MC6guIxVEYVnxbtD5vj8bdCxvHXQeTv2nR0/sx+4BbMYKhriZGV1Y7Z1o",
-	"ex72nDAzkuzE8CF2+rUA934XSUBVoi9Vkyuybn5wZUlv5CI31Ku7rFqhXFjX7ZKStoZKLmr3GyMfCNRQ",
-	"QR5QDy4ZpsrUS3wvUZCqvrf3xZdgvCwclU3WsgpntMgVRHdHrkgAaQSmokoKIdiOsK4A0JBQWEAPhL3J",
-	"pxD9YjAMxRf8RcJFdp70n0SEjiCYCLZrRQ3dRQXzVyq4wRcEUQyZIMwv5zoaCC2RkwpJkCZNZZrgEyOZ",
-	"cLyCmNOhewQ9uLVS6cCvByJ+/uLVi5MXEOUOS9/7wpNLuPJMUV1+y0jZdONw9OLG3SbSe1/0KtyHgujO",
-	"G9y7MlI/6T9Z/1Jo5nZDt2BZdMN9hHsBKuoWeNjGblusWEZxdn5HR7kJ/fpWzu3vzJSY2I79qOQcTGMH",
-	"WNjP6v+WJJyxzLiSkgkQvNJRYvn6bquIVLVONS22eGTPN9u8/NRKGveQ2NUbdW4zdpvgdigIF7teFHFw",
-	"OZUoyZftIPshkC+AQRuZeapp1ZNdzJwOAtdAWBKK4KQjqcDjUJWJNDMmZdqOUjbGhNuTUWU4TQsK+WNY",
-	"kRVrcBDv9HU5diV9yBLXglGg9GWJb1Bp8N0QdVhIiF46BNmwUXwpCiN3/jgSxL1cWgS1P7ItxYq9ck74",
-	"aZNb+5jRBFjzfGq5bYGcKhdIttFaww0iSURyYXjqqDvgJaA4cv8EHBkD4QUDLxOYKZv5MNc2JgDDjKSZ",
-	"gkDS7ZEX1Ao7hs2sauRhFVvcTEgML8bwDrugY5MuXCGQYvxKnX40+PtIW7CuqRkXNAX94y1o/vvBHgC+",
-	"wqVmCdyTiJ3cSRxWHbarc6FHsZOLQreEgYCCZTqYvKjxFOSBdprVTzwFujuWs5FdKFz/wzfPAT5njGXe",
-	"LjGWSrGxabqPwUFwXOTvb+wmaGsKUWqZtOQxIDsW0MW+78uDcBUXAnoNSj6ErZ0IUL8rcII2nwGa8smG",
-	"lvzr29nLmXeOXX11msPXpUy8wBh8Tl53J7rKW91/a8zg29LEXwUo2szLaLnWMN67UcP4NXC0upPQxRjs",
-	"Am0rCG2EbsMf8fuwFsfQ4IzQJNGYC1xQ0cYmaRteJ1fja+19snNcAc9v3VBbbmq00l7rMfL3Ly8tK6c0",
-	"5M17KHhnHMWqSnlqiOYJI6MF/AVvAz4BPoC7U3X8Am9R53lbV2SYSLwecxAsTVABb0rPQczhqqhxbpUa",
-	"r884EQ1cItQKiwNRErgcd0uYFd5cx9Wg5ERO3wz2Y39E3rWOJi1npLay20BkTFWYwhy1lyxjgiX7FRVq",
-	"BxUaIefdqrfdyi1geXEb3QeB0W5qIKx4x0C3Kqtr3Pl8GjZBXHyvaWoc5fPJ0ELXjQYiXqqfYjlWtYBK",
-	"+ZsytOJaCRUofTcQcaijEvfIIalqhEKaenhAodV5iz8HVdYKFWv0vJJkeSvm6vbGQndstm5v+tNAYT9Y",
-	"WI/YGDz6E2RNlrckRc/NPx7BRcQlWs5KPiNovFoxZB8EFy0qm9UAqW20270vgSxcroh+K9kNPaTviEG3",
-	"2TCqSPLtnrhs7LAbFaYsK0DdMBuNVnTOtYyk4BQReX/8apfpMfVR0ALS4M20FLJRqTJVpjVl2bAup65k",
-	"5calpd8wA0cflCa0KAlE5DlTwQ1b9p74pry+xA7RLGVj4zrTFsFTwC+9SbGo2xK5LO3INapJKjbFbuQ4",
-	"Cgx3xhoqEfXID6GZzUCw4O1GJpXwBLiUn895iRVnyQGJfcEbp9IVdYRiIqhSco6OqqnkYzYQOxhJXn6K",
-	"plKwyFe/ARtUMQGID3ZBgQWyLgodpUpLAxH7EC3v1IVyShL89TvOV2axHxq/dDGC24WzDwEFhnKyT6yu",
-	"83hs3+QJfGbxAczr/fsgfVRH9y6TJkd49UknhmDvGdhCKPmEgX8czPYpg30ugsGMwpQLYk+wR95IM4UY",
-	"AAkgWkTBTKwNT1NPuyExiTr5eCAmaDVEiQM9iatNx0VFrFuSJJZLbl06CeI+rNQBmf6IggDgkUUWFMe9",
-	"jI+kh1ZI2ErWjy0w2o3Yb8qhO55wwIWNHdbGJfu2YnDSJLSP0JF9B3Jk4mAi1lOL3omcC9QD4oTR4mdN",
-	"UkY1IynNtKUlLoewNChaSAubFhMGivm6ILGB+Jyz3JKcUpAwTuQ0Addqy1m1ie8aTTT3K8ReGFAGzqWI",
-	"pFSbgQhrsDrBGVtUNAIqCoMQOWXGXtQnbTbl5w7wt3h7Ss02WoUkGFt/41IS2akZ4rr7Lp4r4ToDlFd+",
-	"r0uZAlHnYhe5yi6M4tQgdz+Atq/MHoAkpXVOAbBdIp/wcoErWtRm8yvVNLotA/8VLfxLNv6tjfzvpHL2",
-	"HzJahBpdEAZs9XE9xkRi+1LcahO1rzevEWarlWOkevzVft3dCForUj2AK99bpsfvwgR9m7bb0E1kpc3W",
-	"hcZ88xG2SyE+SK5Wx9PO8tTwjCpsuQgpcWBfYwnBbxf4lwuQ7yecWXEYI7ZLagbXxEWRY1IiNwOBhjlN",
-	"dij593dHbxzmoa5KiZBil80ys4hILvjnnFU1SasPTGUSo64TByEZfOgQwIsOakqcy8KN7hUx35CVuFDR",
-	"bo98qHUfceKRD8NxBlKHeGSUGwzbE9IUZn1yKBaQo5ayWcXM53blUjjLcb52GhRthJP8AchSsaQ3EIeO",
-	"hgTFMnQKrAwfQzaNkXKYUnXK4sinTFCxCIPai+srFLCBSNg4paAzws20T0jUw3oEOyM5tvI3Fypt15Vn",
-	"GdqcW4Npf8L2n+0qRUCpvYlUs12f7L1NOG257ewdmyXLdRyb5SQ8Oxd9+o1RDSx4SPBGvgr8q9oQo4mG",
-	"lCWgvS8ut6sWTtsUCBqw5RZJ/Iow0OffZODncx/mCefjDRTllu5LFH6lKfa2D2H9nSldlm8tirMeZV7i",
-	"qltZHC14ym7J2lXaK51Eo/K9rPbHcjLRzFhuCRzD6bUYaBE7E2RhgPTGpKgeuIXWJRRwi3QVA9Eh8HZE",
-	"RgvDdnmCOdYpoqRwXttiRkzvCgWyISOkPcIEe82SnW0zL7s+88zvn+gznqEhzwNiTDMdOlalbGJ65IOz",
-	"HYB9sr5V17wXIRGVLXeudoMrTsEbw8Key7mwdNXds5XK3/Ix4gEZCdtoFblhq6tTHIPe1b9aambRqZxr",
-	"MrPiHixtc8WwfUXXyRlH+CAqBUxqCFW6k4zc7dQVOTbM7BYNrRtA1dbFvcVGQ+dwF7Xz+VCBuEp+xAXs",
-	"4ra+NX7n7o/jeA900T2/RniMxFs9p16GjgoHQ3wIeWsxxDHcBcnWvndWI8F+yxTGo+2XAmJAy3InCIG5",
-	"rnuT7pGXLq3mjAlUS0JnJ+dBgJcf6IGA90nCzzmYexfkSUSgdxlLSJ6RHTqyhA6qU+KjcoIqWGa1DDtB",
-	"t0eOkAmU5gOtQeez4GEveflm9GJYcpDgW6Cn0Qv/H9hp7P+VFlVQNE0xUAk1M5pIrw/5HCiIh8cdArwe",
-	"aELPmQL1vLJIu/xgxS0coedMoe9FsTGaf8GuXa48XPaRE1iFkJZJhEwBzPWcUvhhyi1uLXoDEVe7a8Vk",
-	"5/2755GTlxOu0Xbsa5GQXLPqPuJM8TGLMaXL/vDPw9evBmIsxYSf+sxK4KY6rBZ0TgIvuipzxAMKocE1",
-	"ycWZkHPhFLnCEakHYsdpdT4DtovxRYCrTcyraA56y2K668LZLiA+QP8g14aP/5ARdEDavJhWOJYR8QGl",
-	"PNknFhsDgfDGAIy4V7m4DeJXNF5tpHYvSinTbo1K5oaRUlWtwsRSYH9EYt9FMy4HS4UI04F4jVm/ruQV",
-	"FpBYWBhY/N6laepm8taalGtLH3asBAM1QLh2Kc0MLrti3TZHDE51mzeh6ArachMQzr17NRMU6yAOSwHC",
-	"Oiok4gcu2BqgXcY3373Wmww++zaijSpqqTfcLQK9NEsD1OFXktifLWK5i2a5E1g40dme1FJ27/eAmnzA",
-	"3gPqGp5C0K2LAyvRjw17nxIjT5m9K63FtCqH1ewuRjeo06DwjkIBNiwMCPX/HMcFPwXET7tBDxoK+UFc",
-	"iw8iNeXMJa/E1RrPQXm8v7/AUJkCrpjS7M2r3BAh5/uEEsDUZABdCmL8B2Waau0pWviI7ZMY9CFoGrrd",
-	"OaNTCZiOMg0Ekqae5c0e5n8zKmcx5nsX8UPFu74ABMbdFO/tE3ixjZKF2ojXqGSmAjgbU5PuPy3pHgqb",
-	"xQD1UMdo+eYckBgKyvhnCgm3bbXFKJ2GILi7qUdTaUy4JsXBLeF34DJzpvzwdq2G0U6dzFaysYuzaHex",
-	"7Tbc2H13wVEZ4drRHT+bc8NCJubwf//7f2KoauaCbfbJoOPIVCeOBoL41pr75OOnuAvkHBJ0XIkkr4eE",
-	"vAKsgxpCGDOmdj0bn3GroE4oV1CJESLaiIstymTKx2APq/KPA/tLamkokKe/vziBuCA7VewjYYJPaYmE",
-	"WeK1S2IowjlmQ8OZshucpOxi0IlDtE/5jX0PrbCFOXX1JiFlwnI/7XJnQZ8lJTsfF2QHs+1dje+fXr34",
-	"z+GHw5cnkcscnU85RPYzMs6VAgtEJSrPMxauHWyg0k7Xq5EicBWI06REL8R4qqSwRNOuDzZ8FCoEVR/I",
-	"qNa7Zqpkfjr1BxgObseB1SERyZS84K4MCBbR3bUHb5cFtYp1CDtEP2w38tiOKBCQjSc+sDGGB/YJki88",
-	"mwL0QwlIrXsNcZI7nnmGq/RAk4TRBJ2fvkyQA0oI+iRNQZdRU6WhotOmO7njF+/eHr1592L44eWb50cf",
-	"uvZ4pxaMiiWuBpMdv0Sg3fKxUIDXBuy5gXosJGGTCab9nvjipbyW7WZBCtGfEUGAlRAzKvAeDNHLgIut",
-	"BOni0ZLC2dbqaA0NXm+zcJGf5J68rUUT28uoY9iF2QPkbTSZ1vRNCpUdAuK7Ct20miaE58dBQWmuQb6U",
-	"agjjrOgGtrrgeEud8WZVryauQsivi692uNTFQAa7kxLrdTf82y3rhCzHv9PGVOuKxt4X/3Ez33PlAt0y",
-	"Av9+fdA1GalE6yUG/tSKZK2QkVY6qUuntVJfeQfXwcf4VNdWlzgOCIrrlWD5NjcRkpyyBO56DQA//BTd",
-	"j0C+Ie34/ZtL/87M8okftCvqLhId8lDBAKkg/W2FBL+VedTDv2wibaFUV84yrsxRqBhNuaN3Sev+RMnl",
-	"mkFLdoADwhM2yyS6MX1VKCz8WTIWrWZ9WPAQqySsSVKLXVGRmLgYL0hG8JU8M6iOM8GUoqnMVY/E4BoM",
-	"6VYQeOjsPJVYiCIqwNVBLYUo7nip/FG/T17/cNAYq1jUu+oehJjDeCB8JVXnpzog8YzPGDS9gVVNFMMQ",
-	"kZ6v6a6Hrm4QOtxCIeCJTzlBeA3EiI3ljK2QrV2n6tuUrHGKe5Kr3f5aLqovsuYaDH9rYuQ7QxVYlnGX",
-	"kQ+UQ1lfILKXb5a/RvV7tfclND++OpHGRaxMJT0JqEkcZla7ArgAP7ykpSpf1Up0JUHL43m12FzhGpeq",
-	"SCRdnyqIk5SuxL0gZX13fyD2Ub+P22KuO/dbwd0Y2phDni+6KBBLfeJS7q4gxIv4Go1o81bO0sh9FIrF",
-	"7F8lF1Yuh+8HwvISV1ObJokrhVlQ8gfasymM3yPxLHkak50pu+hGGMSnNZuNLNb4wH0YbErPmaskn/BT",
-	"5kv3+mcq6QqlYL8isRq85nF4Shflh8kO1uAey4TpA0x/wJrX2qUShmAPyBysMFXieOpYSa1dhoVFKao4",
-	"01D/ejEQDfkF0XLyQAhdccvShi60R6UeORLEdXosP8T1QFS6pUDms10UFuODmE6ISCOxa5NkKZQrw4xr",
-	"b6VWTaTFTXW7/LYyyb8kxy1Is78woWTDnecR3AutO3T3FOs2hvwiTbgw0jHwrQkfjHBrHLtIjcKspxjL",
-	"E2BEjqs2CIXRXDSfk5OfPSGv+Q9k59lfo4f976Lvnj3BJ0A4Hgikp43ScVTkXjkqGNpgVW35PfIWYDej",
-	"CytAO7lnIOwe05RhfPYMO6rYKy3GrOSMRLjjGdBQFIJLgeQLKSU+5FNdpEKvuKMidl4LhkI3mHOXru21",
-	"CijQgKDokUNSqnRR8PlCShkIN/IaSeUwSfDw7P5vLwmpMs290hPY5+o8JLvJPwD9SBIrKNnbCPRiC5Gp",
-	"3pZ2dQZ3rTfvdcIn/ITXzBD+1wyMuE3bZ1OD9pUxCeFofwcxCQ5diz21t8xxj64KQPgwZeWyuUv9eKDo",
-	"nhffa4+EFUA/1rHio8CZoMaQsNzPIgYEXkOub/yFJ/tk0GHnZvi///0/g07kDF34JRPGfmXfiUjRCjkC",
-	"RrdP3MtY3Alev7yMI6slnArn8n9nqJWWE+JwRJM5XaAwZX/2S7aKQ7VJckx2YgevXY4tBf2/hs+YNnSW",
-	"xREJX9q3qckVi7tRKSygGpF2zhSfLHzvDH8cvVzMFc1cbUWcvtKYB1gxBHpD+N2CxEoaaphfKtTKLnUp",
-	"GjEoJ7Kyv3qPvC+qJCJZgxrIxkr8KxujR4RiV3VfvgSbhcjUtdqiJFP8nBoWkVTKbETHZ5FVe852Uzmm",
-	"6UBIVWp6JKTYdX3ZaZIo12dV+d7udsPjKRufWeHjlEJNZ1+eA3sqL7q9gTgUWLAARA3FTrk2TDn18Gm/",
-	"dN9bLXw1GnKrpr7aXPckMbR3lW8RIDwUS8qIuzMOab85anrsMYUukVEwfqMe673njYS0TWjY+1L/ajMn",
-	"dBMe3g0CrOmOA8uGbrnfpF9ahJPFCm9eIHRUhLOlnuyNXHOlS/r+zm7dlf1Gc6nrl7JdmNlKoa8Bb6Vm",
-	"/5PV5TEnmMjcYOcHtFJCc1h9QGIgEOCI0jGUiqJjVsoStly1R+I8S5z8EmNfSqsjQ38Ml3CGBrvxlIpT",
-	"hn23PGZiTCFWQfZ1Ek+l1/oFmwNHb+Bt72HOu+FtjXP9a/C2Da/H79l3AFhVJoMP0KYDRVgJ5q4IA6L2",
-	"zbC6vYKytmZ8HAkWxDhIOnFBeSIp+DB2NOFJ8Dx7TYInXtCGNkvaKRplqZ1MGU2wuSTKjNQYNstMd7/k",
-	"/w5xH6HQOF4wEGvhoxX+wTjOklCKsKw9FOVWH11cFG3I8cG6MH384uT4n8Ofjo5jMqV6IDKqy6UKrVDd",
-	"I7+wDCWQx32S0IVuy9pweF6QimuYH8JB/Gl+uBKxcYewWG9+KG7GH7LvQ4UGuRzsAiTBfIG0YI0R49p8",
-	"f0uiVlG8t3clbCN5HJdigAKlCZqXZfp1kwU6PQcitkLKUKaJ+2Hoe1pLNXz0ZAjNdeOoLPq6Kw8Nsh49",
-	"ce13x1RZkkmCaYOMFgPBMJAajBSQnQeWDQwcIoxbxb5b62oMdY/dK9rIrNAbXYOLxoLEAOkawJyCeksV",
-	"issz4kx3VKr4JlRxixD3qI7fC3E5Rlm7RlLqULgJYcYwfcvX/QQTlLIUqzigCRMzYERh7AoJ/RPF9NSq",
-	"HsYnfblyyNTQnhV9qAuU8z+78AbsSi6kK+9MYuf1R/FK5Qz0EebrCy6JOKX6KS5kweR6IKAKqM86G45l",
-	"wrA9dzEAzD6mQkjsh27piB1OKpJI5osgQ+qV3SIXy3bIk5evXxy9h+qO5VqH/sByAYPSUcqgpovFgfl0",
-	"4cyqAbSQWOu1KFdn0dcAoDPpyjCWeHQDcTphS56fWyJKDTP9a+hUdmHtDVhOqsZ1PK/fP0F6B12bPLI5",
-	"lUpW7oGQ88hFPmGfq0wq7I/pgbQRvSpMDhu5J+3jJ/D0HWCIn2xV2YqKunnftStKi6mc1YwuCl8WMbLt",
-	"bOyAbJwrbhbAFg4z/gtbHOZm2tn/+MnSfMw8Q6aRq7Sz35kak+3v7YFPZCq12f+u/13fCqT/PwAA//8=",
+	"7H3rchs3lvCroPjNVxb3a1GULXsSqeaHEjsTb2zLa8vjnTK9bJANioiaQBtAi2JsV+3T7IPtk3yFcwD0",
+	"hd286DpO8ksU2Y3LwcG5Xz53xnKWScGE0Z3Dz52MKjpjhin47wdqxtPnT+1HLjqHnYyaaSfqCDpjncPO",
+	"yP465Ekn6ij2KeeKJZ1Do3IWdfR4ymbUvmcWmX1WG8XFWefr16jzE09Z65gTnrLth3zDdCaFbh9WuQe2",
+	"H/pdlkqatA6cw8/bD/uejaZSnj8TSSa5MK3jz/G5IXMPbjvT1yjs3Z1o8oZ9ypk29r+xFIYJ+EizLOVj",
+	"argUe79qKex3xbB/UWzSOez8n70CW/bwV733TCmp/AnglAnTY8UzO1jnsPNcXNCUJ0ThxEfETBmZMa3p",
+	"GSOaLjSZT6khVCRkPmWK9Tpfo85TNqF5amDwu1vqsVgQaaZMEWYfhZW8kuYnmYvk7lbxShKdj6dEjn5l",
+	"Y0MmUhEz5Zqcs8UDTeRcMFzZqZQvqDpjd7ey0ykjCRunVLFwnmQkkwXhmqR2LXapVMARj6WY8LPcPpry",
+	"GTew5neC5mYqFf+N3SFEX3KtuTiLyFxJcUakIopdyHOWkOPXzy1ce3Ar3Xh2uuMkwav/mipTujKZkhlT",
+	"huN1SqiBxS1DKaPKPNBktDBMR4QaMpPakCcH5CX/odeJOhOpZtRYKsoFVYtO1EAkimv+AWf6GJ5C1LAA",
+	"BRq9vLIxFWOWpiwZUlh3mI8L8+TAEpg8TekoZZ6GuIG5MOyMKTuyG4KLs2uMIWdZysy1loFDcCmGcy4S",
+	"OW+gc1FnrBhdMc3ysJ6iNo4Gt3/omdHh57Zl1t4AyNM0PZl0Dj+sRlk4tmf40tePdTjYAS8ze/ZXhxsO",
+	"oK8+wITya+HPhAua8t+uhT8I/SVoczHMlDxTTF9jf1xkuSkf8tI0M2aov+I0SbhFQpq+rly0pZdaJi5u",
+	"7EwmLN0Iqdw7h587TOQzSwZA5irRgdKzualtZ+3wjoAPxzJ34t9ajHWU8Ed8w5JMQ02uy0sEZk+NncPj",
+	"UKdyYp0yanRKNKITsL5Tpj7FPyxp3HpuJYmNlv8OnqzTVpCpHKxLhMGfVLjcdZRpok0BIksnUqcqFZq1",
+	"hNKV+1u/SzW6Wr6qFcJRp+FRlS0sYYAHZQnzW1nOU4ZntswTix/cmyMpU0bFivu8OaKvPDo/deuigzhZ",
+	"Y5YyYY3rSrlgK65SiZg4ebZxFFCqNriRtb3BqoqR/ThuVav3qNtlFW7YbLPLjtD6GiaiStFF9bhW76A4",
+	"mJWo9IKvkq02X2/TUidcabMpQZxSPZxJxZpxN6Wbj7SM0Knd5Fp8rkKstPxi+tIyWyFaEliroumJYEFu",
+	"lxNCCdwzsvMPmaZsQdilYUJzKbpWRq2eBzWGzTKjlwf9Wc7JjIoFMXzGNMj+fo451UQzYUieaaMYnfUa",
+	"hTGrQjTL0RUloz7YEZEiXZA5N1MSczFO84T9zT4ZR6BO0nRu1UspCCVW/k/DeKVlBJBf7p7JXfel1T96",
+	"b+j8pbt8SxJmdaXvpwx1HgTnVKYJF2eEIwDcmxWxv10wHefayFmbSMI8BdtCzHTY4K5zk7A54YLr6XWE",
+	"PU8pl09wf3dENeiAglmcs2ACPkosJ2zGhyAibcopeu5cG+UDbwG5GtgKvbIJctpQtRIruLGasbE47G5Q",
+	"86W4AsyXZa+MiQQlJpULsSxeBXGsEKgKmWtz4lSgqDv4QlQK0k8gFzU5pwSwKt6Vzsmj+Tr69mMQXOv8",
+	"3G+5QKElxab5NyMNTZt+qsECn2uE7rpVbyuEtIsWqwWGdeu4Kbbrmc0a7rtMGeKAR7EnDPACsXP32q/A",
+	"FRj2RpPb52HuI5JRrS35pprEdGKYip0ZjhHBLg3J6BnbaIX/GoLAmxIFrB53O+f1xOmBJlToOVORhQZH",
+	"Poe6DZHOUArEvbeeh3p9o4W5IfEY1m5C2xUsP10Z2skTrUB5569TFRSo3Bl5zoTe0IhUfmWYMEN52kSO",
+	"6NjSuC1Grl/sygBN+3K65laLr7zTvnrFqJaWl1xjA0tjNO0BSOo1JqmcX8vZ1CHVBoXaapqW+yOw0PIt",
+	"06124kBrGqTnfWIk2e/3+6R4ylMklG3sZjw1nnHxgokzM+0c7jeQmxm9fI6P2hEj+7j/v06d6zhWLHHj",
+	"3eo8bdhs8As2XfGt2Itn8zD3SW7GcsZW66NXJLIlV2arqvqj4/ToFmg96lnyuEFDYpfk5dPH/ljnU5mC",
+	"f8QwUVZFKiYD04wu3rmgLdr8KrmILE2WKmHqKPgZ9vtRv9+vIM7SFCuxIczfCAmQ5+qKZqMIVrXaV3cS",
+	"PzyYxpHlIcvqJ7HqZJIr8AaRiZIzEu/PYrvneP/Jd9MYPWSWPX/fn8V2kPjhNAat1Uqeyk7wXzs7H/Z3",
+	"v//4ob/7/cfP/ejR1y/7/f6H/u5f8Sv733f97uwLPvalePjL/of+7mP/+cmH/u53H7vT7l+ajqrsSFhW",
+	"tuWE7F3s742n1OwVMNERflv/gs1GLLESvPs/+G7xXytkI0h0baf21536JF/Kn4uhv4RRv5QGbN7cko18",
+	"Hf3ZwGI+o5d+iMf7DxsGqULxXQYE8gnJKFf6iJyzhSY5fPnkgIynVNGxYUpH5IKmOfO/2aEJu2Bqgd8T",
+	"SnAGC7kZvSyvaf/JBmZ7xyiCWdZKhWsdk/jwMTzbzK9K5uHC8Lx8e9rv4U88Za3XsLLaD1SMp1J9bMLU",
+	"dEHiQk+rX6Til+YrUJlFs7EUiW6Y5tGTft+ezcPH3z+09IkADQE7gCY4CIExyKM+SehCk9GCJBgJ4I6N",
+	"zyyBdwMAf8Nv7NDNTqi0wS7x729PXr3wBLhwz9a81pr/xsiOm5887PfJyx+6YFgCWwYYzYvfHwPN7W7k",
+	"3I06Wa4yqRuW9jLXhowYiYEn1Q8CvvzLWm8x7LqYpB15vGLQajC07MY/pMFbXrbIoaLEEnuopqQzWMJ8",
+	"xi+YWDYjjuj4/Ez5gIqWW1dS4ornhxIWpZve24D5LL1yp3zi6ypHYC0IhcAPxDFFJXPDgNtTUbEYrSHF",
+	"mqkLPmZDw5FOrVVVtXGa9PpDwUVs8mwNMXHLH7c2viK2rhG9INhiGZ5v7TWuSF72ekSk77HW/ouX3cWp",
+	"bGSnvQYjQLKEIV5NBh8+Y0P8tr6XnxRjxLBLExHWO+uR2H6GaJk07l2XzqymKQjd0tLLC92E1tRi3tp5",
+	"1gUTBoZdqyD4Ie0bp/DCVx86t9mLbi2vKCoWuUq3fPPdmxdLkHLQsYNFld00weYpZTOMdVphw9wAHQuj",
+	"5gYPTxlVZsSo2TxeZip1c6wMTzY2lgwnKT+bbjrjslaXIKyabPwZbzHoVg30G0y7bFUvbOnayCwDW2/C",
+	"aHMwgnvkqp6Ulf5tOAPca82QXjnQyiJKJvniADa2WyN23oCl2KH5bSjvrRr7U0YTK6m9DzJAdQPeW7IZ",
+	"XrSqsfKCqSRncUTiOTdTLoaDvN9/NJ7DHxaTHSTV7sf9adwFfTWlhqkNCG+ILPHrbdorOBVOAiibXQtr",
+	"RYCbiGLwX6zzVhRxDZ6DuPAGWG3rHttN2cE1ujZU1MGpvqJ2p1OFfa8VP1HN2kDLIjtOLKmb0y2P7W6n",
+	"gzmta73S1STdbK1Y1SDndlysogmIVlG95agh0HtuMGjILvkGiN9JxsTxczvYnyEqDqpvDW3y3AYRfhN5",
+	"ImmN2Wq4Bi/s14Wb0SoA8yk3TGd0zHYhjkTaJ1wYyabRGqDQ6I0x4aV9HPe+ESuEEAkNz39sj+C8krsk",
+	"nGNw4+tOacQoCPxui00n+TOjqZm+DRLT8h0ZUd2m5Jw5y+MKV2ATtz1HmzHkjHCNEf3rmagbr2kTL70a",
+	"XmOaSG+vh4zLJ1rXgEvPzgVLhqPFetZZJWB+oaURWrd5A8QMwXWnghxM+R85y1kT40Ahz1l6GlDmNYpN",
+	"3nAFRkXDZ8wyRf924UQhO06eiwgKbITR8ZTg6BGE8qhuxbOyUuytiqANUFsR6jQXw+1EVPuGV1Y2e6M0",
+	"fhVo3slnKSZa0SHviMwpNxaYE6kIJTqVhuxg0FsALxUJKax2JHgbuhuS1NIONlsTFwT1mo0maLRIRY2h",
+	"U+UTqEI3Wsa7VsRtY3UyWQy34XdMGz4DEXDsdPHwUiLzEVh8W7i+yGej+iBXCHcoXl4fb7BByHQr5l+H",
+	"rfnzLDOyAtKtAGjf3BLgmw66JOFdS6bZPo3p2lk+qyyRyNXYJZ1lqU/P3e2P/vrPX//j06v5o0n/P8Xj",
+	"008P9Yvz153oGgJ6xU5ZTQHwznk8lPBvXVdrkhz8QJikCxwyU3LMtGZJQ4zhUhxSKSRmu8j9Kn/2mFcJ",
+	"g6xldwSTqodDyWxTW00T+gFvfMoyM70J5o6c9joc3ltL9FCPZZMd+/1UakayOmeO61Q1Ri8buLv9nHIu",
+	"OlGHpun2ukp1VU2QbAw5aY/naSFfPjDGL7kcbltJbKKpYjRZDMvmOP9dCNYND5VG8d8VCVNCmuEE/Gpr",
+	"wVKO33WLbYZFYWqp50kTpHjBN+iSlXskxosaW9ncxd9TQQCFrhB074e/ZbtBiDy+QduBX/oNiNxFCPqf",
+	"1oPOG2bU4trBR6cQyTvHCLsHOsj3GOIavz55ewohN/A70/GRj0NAe12a+DfvI+RoVTghgAfzYsyUaQax",
+	"Cprs+BgHF6ZwhGrNzHkBaSU94xphh4/7y3GHLchUqEA3ETR0lZAe5KysFYoQFM7RKuSgaV9h+hDi0+SE",
+	"xIFwxxGJkWLbT44s24+Basc94qpaHK5/tAz8MnqF+b7gCF/c61/Cu80os8WBNIUqvJGm8OC+ZWPFyv7b",
+	"1ebwc8ayoUyToYb3hnRs+AUbTqQaPjwYTmWudBM9alrGKdNmezfytl7kZcdAMVQTRXqXJb9393bDnq1M",
+	"fa/KzpJIYlHJxY/B0FyKDU0OPkpss+ywsjn/Y1OJFDQvSzFmJNzX5WyRbZUvV2uo/+jxI/Xi0/f8RDx7",
+	"8svi/Xe/fXqv883ULxxinQK2gUpVWEXKkuuVsspuVlmqKZh1hH1NlWk19W6OiPWjgXDp6x9Mz47TXOIg",
+	"1Jm6mnEYQVeM0gQhd/WfspRfMLVYBlN7BvCx+4XMaMKIVCQXCRgLF72bufkJLupa9VAq/KDlti3fZXjt",
+	"gSY8iTBpk2oSu7JcuzxpjroCUdaB6xo5tXaU4NWuK9CLImfNJ5aiSHBE7NBIfgLcNkpWgwlrSVjLEMEH",
+	"KklzmCDmJp5PmSBCCma1Pn6xcu7SbgW7rMOsIZ2WBqOB2xqUnjKKswQy88qb54ZMqSZMtLnz1i9q+abW",
+	"K7L1/Do2NEYVlFPn4zFjSXMITsmS0lACbksiUEL9qKWk3Nq83TpKLx9Y7ZY2oFMFpTcgQTegOteJ2p8a",
+	"9FLxwRvghzWZdtOko1YLTatMtP4+Nl9DfgbZh04DmTam6wBtgwceaJIpNuGXGOxvKdzEypZFskkj1c9B",
+	"D9gCbE4evwY/T4p/WqNOm7e/AWLcstGtiZLWrGnXNsLVdnRzBCVcnj8JyhKUX7nb25Tn+vC7SsqWkIbQ",
+	"NCUQhaNdjk+wND38bm2WQ23qU0x2b8xLXSMAboCgpq3CyJrEdcfrtW4+5Ctx+GbmXuW2ftbmKTY4Sav+",
+	"N2nadKRlmhtG4qkxmcb8S/sxJu/evIDACZkbq4UnTBhOU22fmCh6NmPC9MgbNsk1S8jOQb8/EDHHCrHD",
+	"XKVxF+VHbjSZSg0hPhZJsnyU8jHZyUXKtCbxP05evHj2z+H7Zz/8fHLyy/D4xYuT98PXb57/4/j0WdyN",
+	"yJgK+9qIDYRiWqYXLIGwITccnUlx1jLKzydvT9/GuAzjoow0M72BqKLnw/7B1vj5npspms/+cFy3IZZr",
+	"PtVsPIzJ/3NWZ82eHHi94tHD3dHCMPLzy+MfoUIreTuVc0FcpN6YNbLgFkb/rbLqK/DuYMRcKpFUttTg",
+	"N8HDiP8WvkT3wsqqi/UJN+Sta5Hz9sLIls2p7Ro/gQPBEDFQHY6IYhmjRhOqGEkUJFhsHAe2bGJeV5tB",
+	"s3GuuFm8tSPgUo8z/gtbHOfo5a8nDZ6zBZpfsBzaBWYPQrY0YiLZ3cV4qVfHL5+B3QJWB8yIUcVUgfiW",
+	"lGMdZS4mcnk2l5rINaFEs3Sya0m1pbBoGt21EKCGj1LmUnyPXz8nmqkLpnrkucGPWClO5yPNoBgdvvtA",
+	"D8RPPGU6wlcZBpRVclA10mXwxE0mfMxpSt4+/UWTXLPI2Z7ivYv9OCJZmttFTti8qC6gB0JOgMNYgrIz",
+	"o+qcJWTQqVchGHTIiKVy3u0NxEA8A2MD6K4RViTAGLSULpiKwAoxZd4tjmH8TFywVGZsIOLPA4w3GXQO",
+	"yeeBT34YdCIyAKDjJ0iBwI+WhQ86X7/GCKwESxHVSmTHyJQMN2CGxA10os4FUxpPqt/b7/XhWmVM0Ix3",
+	"DjuPev3eI/RaTgGv9qYQxvub/XyGhNpeYZjmeQLlK/D3WjH5h/3+jZXwrkQSN1Vmt5ewV7kZncMPH62M",
+	"M5tRtYAI7wsmrHCQKTliZMceh4v3QRauLrg4Iz+fnr7u9sgrSWhuplY8GQdXgaFnGmhJpjsf7Vx7EGXR",
+	"Dpk3+PM9AgZWAKXVH/cf3dmsr6QhABqs5g/VGV0p/8XqU7Lr5eVj8lHidrzx1Go4cOGL+HAC22DJ5odW",
+	"+O1bD85yK0dffOqRa3vxoU7sfsyVlgo3ypOK3RMjX903mWIXXOY6FAeDfg6fcgYVAFxDB8wWLrdsKHl3",
+	"P/zXYJD3+/3+x39rTCFfimyGDgr8NxYRX0WobV7IbK7M6+IZrBxbSgDaryT/7DeFW7Ywg0A2D1FGcycA",
+	"gdUhtCB40MlOXBSKLvvOQR0IpZDhl1D7GHzkZYf7su/cPxU86Z5vD4TByjl40FYX0Mz+axzHHMvZjOpu",
+	"j1TmJzTVkoylpaikvGSLpANRXtxRedrqe6XFIcVml1kKyiLq8k0nVsT/hSPbXIjSZoEBm1LNOlsfGZwV",
+	"17UynU2LrNcwuRG0XrO6OcQO8iQqrc8uh0BIug8mcVVfLDWkXGjcEGbO8zMh7dxkTDU7IvH/tRgzhBMl",
+	"8WAQkxlc65QbpmiaLto2rxlVEKFa7LqsHj5+Et0iFJx2QSikDaLXG/fIZ8zqyfySuGy8btsGgoayRJQ2",
+	"iLq+4npHbCIVu/JS8fWbXmtEaDLjAqVlu+xDYpUOXCUIzQ+0i3C0t0IbRgMjCF1ZyI7liJBK1roNGOvu",
+	"MMalK4RD2CkIGGS8eDIXkYKOge3EUasuFuSMgHgKV9lZm4gINmfauHKdpTyZXiiXec5YBqwQCiE7S4ov",
+	"U4YLsqNSQ5hINBkxM2d2irkE/qnJTF6gAmbQLi9FQs6UzDOkoI3M1UUW2VU187oJTXVTlZKPtyjBFTXO",
+	"m+Ra2K3FJXdGIMod4PRNo4Zl7pV6OcEr++tfqXTfgbU4uKx7sdKOCcS7ktjtKyfRNIWL4nZSxZKypOaF",
+	"s49fo04m28oOFdQ9hClWprFXzmoFvoQJMiqCelrKBXugSZyrNMbX2aecpgMRe5OVqxGOShxW3AnFYCw+",
+	"6TCrkrkBubRag+cIW0XNuYaFDQR6wa2ucdDv2zEs6hdVbeVk4lzXUC2VlMqbo1HBk0hXY1XTGRsIo6jQ",
+	"FrGlgPUWVca5JoqZXAmWVGUWUFfrxEAfBtmpiIuNCR2PWQZJW2vq7c0VN4YJq4bSgcA6OphWZJF3xgVU",
+	"KZIKorCseDfofN+fDTqWtw46+1P/6eGB/dg9gs1YwRA3M6MLq70Tbc/DnhNmnZKdGD7ETr8W4N7vIgmo",
+	"SvSlqoRF+s8PrrztjVzkhrqHX6tWKBfWdbukpK0xl4va/cbIBwI1dCIA1INLhjk79VLxSxSkqu/tffal",
+	"PL8Wjsoma1mFM1rkCqK7I1ckgDQCU1ElvRFsR1izAWhIKNqgB8Le5DOIfjEYhuILRyPhIjsH/YOI0BEE",
+	"E8F2raihu6hg/koFN/iCIIohE4T55VxHA6ElclIhCdKkqUwTfGIkE45XEHM6dI+gB7dWch/49UDET5+9",
+	"eHb6DKLcYel7n3nyFa48U1SX3zJSNt04HL24cbeJ9N4XvQr3obC+8wb3rozUB/2D9S+FpoA3dAuWRTfc",
+	"R7gXoKJugYdt7LbFimUUZxd3dJSb0K9v5dz+zkyJie3Yj0rOwTR2hKlrVv+3JOGcZcaVJk2A4JWOEtsg",
+	"dFtFpKp1qmmxxSN7vmnr14+tpHEPiV294es2Y7cJbseCcLHrRREHlzOJknzZDnK4nP2njcw81bTqyS5m",
+	"dQeBayAsCUVw0pFU4HGoykSaGZMybUcpG2PC7cmoMpymBYX8MazIijU4iHf6uhy7kj5kiWvBKFD6ssQ3",
+	"qDT4bog6LCRELx2CbNgovhQFtjt/HAniXi4tgtof2ZZixV45Of2sya39htEEWPN8arltgZwqF0i20VrD",
+	"DSJJRHJheOqoO+AloDhy/wQcGQPhBQMvE5gpm/kw1zYmAMOMpJmCQNLtkWfUCjuGzaxq5GEVW9xMSAwv",
+	"xvAOu6Rjky5ckZVi/Eq/BzT4+0hbsK6pGRc0Bf3jNWj+h8EeAL7CpaYb3JOIndxJHFYdtqtzoUexk4tC",
+	"142BgMJ3Opi8qPEU5IF2mtVPPAW6O5azkV0oXP/jV08BPueMZd4uMZZKsbFpuo/BQfCmKCSwsZugrblI",
+	"qfXWkseA7FhAF/u+Lw/CVVwI6DUo+RC2diJAbbTACdp8BmjKJxta8q9vZy9n3jl29cVpDl+WMvECY/A5",
+	"ed2d6Cpvdf+tMYNvSxN/FaBoMy+j5VrDeO9GDePXwNHqTkI3bLALtK0gtKO6DX/E78NaHEOjPEKTRGMu",
+	"cEFFG5vtbXidXP20tffJznEFPL91Q225OdZKe63HyN+/vLSsnNKQN++h4J1xFCs+5akhmieMjBbwF7wN",
+	"+AT4AO5O1fELvEWdZ6nAGBOJ12OOgqUJqgtO6QWIOVwVtfKtUuP1GSeigUuEWmFxIEoCl+NuCbPCm+vc",
+	"G5ScyOmbwX7sj8i71tGk5YzUVnYbiIypClOYo/aSZUyw5LCiQu2gQiPkvFv1tlu5BSwvbqOHIDDaTQ2E",
+	"Fe8Y6FZldY07n0/DJoiL7zVNDch8Phla6LrRQMRL9VMsx6oWUCl/U4ZWXCuhAmUFByIOdVTiHjkmVY1Q",
+	"SFMPDyi0Om/x56DKWqFijZ5XkixvxVzd3qDqjs3W7c2jGijsewvrERuDR3+CrMnylqTo3frHI7iIuETL",
+	"WclnBA18K4bso+CiRWWzGiC1jXa79zmQha8rot9KdkMP6Tti0G02jCqSfLsnLhs7NUeFKcsKUDfMRqMV",
+	"HZgtIyk4RUTevXmxy/SY+ihoAWnwZloK2ahUmSrTmrJsWJdTV7Jy49LSb5iBow9KE1qUBCLygqnghi17",
+	"T3xzZ19ih2iWsrFxHY6L4Cngl96kWNRtiVyWduQaHiUVm2I3chwFhjtnDZWIeuSH0BRpIFjwdiOTSngC",
+	"XMrP57zEirPkiMS+4I1T6Yo6QjERVCk5R0fVVPIxG4gdjCQvP0VTKVjkq9+ADaqYAMQHu6DAAlkXhY5S",
+	"paWBiH2IlnfqQjklCf76Hecrs9gPDYS6GMHtwtmHgAJDOTkkWGPfvskTV2j/COb1/n2QPqqje5dJkyO8",
+	"+qQTQ7CHEWwhlHzCwD8OZvuUwT4XwWBGYcoFsSfYI6+kmUIMgAQQLaJgJtaGp6mn3ZCYRJ18PBATtBqi",
+	"xIGexNWm46Ii1i1JEsslt746CeI+rNQBmf6IggDgkUUWFMe9jI+kh1ZI2ErWj61U2o3Yr8qhO55wwIWN",
+	"HdbGJfu2YnDSJLQh0ZF9B3Jk4mAi1lOL3omcC9QDoNpjXBixU0Y1IynNtKUlLoewNChaSAubFhMGCg27",
+	"ILGB+JSz3JKcUpAwTuQ0AdeyzVm1ie8+TjT3K8SeKlAGzqWIpFSbgQhrsDrBOVtUNAIqCoMQOWPGXtSD",
+	"NpvyUwf4W7w9paYtrUISjK2/cSmJ7NQMcd1DF8+VcJ0Byiu/16VMgahzuYtcZRdGcWqQux9A21dmD0CS",
+	"0jqnANgukU94ucAVLWqz+ZVqGt2Wgf+KFv4lG//WRv63Ujn7DxktQo0uCAO2+rgeYyKxfSlutYna15vX",
+	"CLPVyjFSPf5iv+5uBK0VqR7Ale8t0+N3YYK+Tdtt6NSy0mbrQmO++QjbpRAfJFer42lneWp4RhW27oSU",
+	"OLCvsYTgtwv8ywXI9xPOrDiMEdslNYNr4qLIMSmRm4FAw5wmO5T8+9uTVw7zUFelREixy2aZWUQkF/xT",
+	"zqqapNUHpjKJUdeJg5AMPnQI4EUHNSXOZeFG94qYb+xLXKhot0fe1zq7OPHIh+E4A6lDPDLKDYbtCWkK",
+	"sz45FgvIUUvZrGLmc7tyKZzlOF/sJGHXKpzkD0CWiiW9gTh2NCQolqHjZGX4GLJpjJTDlKozFkc+ZYKK",
+	"RRjUXlxfoYANRMLGKQWdEW6mfUKiHtYj2HXKsZW/uVBpu648y9Dm3BpM+xO2kW1XKQJK7U2kmu36ZO9t",
+	"wmnL7Yvv2CxZruPYLCfh2bno02+MamDBQ4I38kXgX9VmHU00pCwB7X12uV21cNqmQNCALbdI4leEgT79",
+	"JgM/n/owTzgfb6Bw8Gqm8CtNsbd9COvvTOmyfGtRnPUo8xJX3criaMFTdkvWrtJe6SQale9ltT+Wk4lm",
+	"xnJL4BhOr8VAi9iZIAsDpDcmRfXALbQuoYBbpKsYiA6BtyMyWhi2yxPMsU4RJV1vpF4xI6Z3hQLZkBHS",
+	"HmGCPYvJzraZl12feeb3T/Q5z9CQ5wExppkO3cBSNjE98t7ZDsA+Wd+qawKNkIjKljtXu8EVp+CNYWFP",
+	"5VxYuuru2Urlb/kY8YCMhG20ityw1dUpjkHv6l8tNbPoeM81mVlxD5a2uWLYvqLr5IwjfBCVAiY1hCrd",
+	"SUbuduqKHBtmdovG6A2gGnFBYbX1mZptNHQOd1E7nw8ViKvkR1zALm7rW+N37v44jvcg8LolwmMk3uo5",
+	"9TJ0VDgY4mPIW4shjuEuSLb2TbwaCfZrpjAe7bAUEANaljtBCMx1baR0jzx3aTXnTKBaElpMOQ8CvPxA",
+	"DwS8TxJ+wcHcuyAHEYG+aiwheUZ26MgSOqhOiY/KCapgmdUy7ATdHjlBJlCaD7QGnc+Ch73k5ZvRy2HJ",
+	"QYJvgZ5GL/1/YKex/1d6ZUHRNMVAJdTMaCK9PuRzoCAeHncI8HqgCb1gCtTzyiLt8oMVt3CEXjCFvhfF",
+	"xmj+Bbt2ufJw2UdOYBVCWiYRMgUw13NK4Ycpt7i16A1EXG3zFZOdd2+fRk5eTrhG27GvRUJyzar7iDPF",
+	"xyzGlC77wz+PX74YiLEUE37mMyuBm+qwWtA5CbzoqswRDyiEBtckF+dCzoVT5ApHpB6IHafV+QzYLsYX",
+	"Aa42Ma+i8eoti+muw2m7gPgA/YNcGz7+Q0bQAWnzYlrhWEbEB5TyZJ9YbAwEwhsDMOJe5eI2iF/R1LaR",
+	"2j0rpUy7NSqZG0ZKVbUKE0uB/RGJfYfSuBwsFSJMB+IlZv26kldYQGJhYWDxe5emqZvJW2tSri192LES",
+	"DNQA4dqlNDO47Ip12xwxONVt3oSi42rLTUA49+7VTFCsgzgsBQjrqJCIH7hga4B2Gd98Z2BvMvjkW7Su",
+	"ZpJRSP2CaFEXwKRauntCnvikZP8scr7cMAMBsZU6S7kpN3fFOEvfUs4qUaFTPyoVze36La+q9Hy1Dw+E",
+	"79cP0QA4F/amW65KUMgAdii7F4wq8HJcsN0PxE5c6UkX+ypafDxtxNxSp7812odvPeu2AQc69rXzc19b",
+	"y2dOgGyBiRNFr6jvuqFlEYn3p9HDg2mrX8a3QW2RvaGW7106BEqAarh98CtJ7M924w4tJ6XjqogteLr3",
+	"e1GbYgG8J9w15S1fpxIf2bA/LzHyjFma2VpUrXJYzWED6A53mjTSaijEhwUioQ6kk7zAXwVx9G7Qo4aC",
+	"jhDf5IOJTTmDzSvztQaEUCbx788wZKqAK6a2ezM7N0TI+SGhBChWAgSExPgPyrbVGmS0iBWwT2Lwj6Bp",
+	"6HrojI8lYDoONRDIonpWRvMw/5tROYsx77+IIyve9YVAMP6qeO+QwIttHC3UyLxGRTsVwNmYonb/6Wn3",
+	"UOAuBqiHelbLN+eIxFBYyD9TaDptqy1G6TQEQ95NXaJKg8o1qS5uCb8D16lz6YS3a7WsdupktpKVX5xF",
+	"u6t1t+HGHroLjkop147u+Nmc2AAZucP//e//iaG6nQu6OiSDjiNTnTgaCOJbrB6SDx/jLpBzSNRypbK8",
+	"PhryS7AebghlzZja9eLcjFshZUK5goqcENlIXIxZJlM+BrtolX8c2V9SS0OBPP392SnEh9mpYh8RFXyL",
+	"SyTMEq9dEkMx1jEbGs6U3eAkZZeDThyivspvHHpohS3Mqas7Cqkzlvtpl0MNdg1SsvdyQXaw6oKr9f7T",
+	"i2f/OXx//Pw0chnEIGvhaLlSYImqRGd6xsK1gw1UXOp6IVQErgLxupTohRhPlRSWaNr1wYZPQqWo6gMZ",
+	"1XrXTJXMz6b+AMPB7TiwOiQimZKX3JWDwWLKu/bg7bKgZrUO4afoj+9GHtsRBQKy8cQHuMbwwCFB8oVn",
+	"U4B+KAGpda8hXnbHM89wlR7oIGtHoVyUA0oI/iVNwbdRU8WpouOqO7k3z96+Pnn19tnw/fNXT0/ed+3x",
+	"Ti0YFUtcLS47folAu+VjwQivFdpzAzOJkIRNJpj+feqL2PJa1qMFKUQBRwQBVkLMqMB7cEgsAw6UCReX",
+	"mBRO11aHe2j0e5sFrPwk9+R1L5oZf406hl2aPUDeRtN5ze5AocJHQHxXqZ1W08Xw/Dgoqs216JdSTmGc",
+	"FV3hVheeb6k336zy18RV0BBdnL3DpS4GtNidlFivu+HfbnkvZDn+nTamWlc09j77j5vFIFQu0C0j8O83",
+	"FqEmI5VovcQAsFqxtBUy0spghdJprdRX3sJ18LFe1bXVJY4jguJ6JWmizV2IJKcsgbueE8APP0b3I5Bv",
+	"SDt+/2bzvzOzfOJH7Yq6y0iAfGQwRCtIg1whwW9lJvfwL5vKWyjVlbPNK3MUKkZTDvFd0ro/UXK5dtSS",
+	"HeCI8ITNMonubF8dDAvAloxFq1kfFr7EahlrkhVjZ/+OiYv1g6QUX9E1gypJE0wtm8pc9UgMLuKQdgcB",
+	"qM7OU4mJKaJDXD3cUqjqjpfKH/b75OUPR40xq0Xds+5RiD2NB8JX1HX+yiMSz/iMQfMjWNVEMQwV6vna",
+	"/nro6keh4zUUhJ741COE10CM2FjO2ArZ2nUsv03JGqe4J7na7a/lonqPi2s0/a2JkW8NVWBZxl1GPmAS",
+	"ZX2ByF6+Wf4a1e/V3ufQBPvqRBoXsTKl+DSgJnGYWe0O4QI98ZKWqr1VKxKWBC2P59Wig0WIhFRFQvH6",
+	"lFGcpHQl7gUp67v7A7GP+n3cFnPdud8K7sbQzh7yvdFFgVjqE9hydwXBR+prdaLNWzlLI/fRSBazf5Vc",
+	"WLkcvh8Iy0tcbXWaJK4kakHJH2jPpjCOk8Sz5HFMdqbsshthMKfWbDayWOMTOGCwKb1grqNAws+YL+Hs",
+	"n6mkrZSCPosEe4ieiMNTuihDTXawFvtYJkwfYRoM1j7XLqU0BP1ABmmFqRLHU8dKau0ybSxKUcWZhjro",
+	"i4FoyDOJlpNIguPbLUsbutAelXrkRBDX8bP8ENcDUemaAxnwdlFYlBFieyEykcSuXZalUK4cN669lVo1",
+	"kRY31e3y28ok/5IctyDN/sKE0h13nk9yL7Tu2N1TrN8Z8sw04cJIx8C3Jnwwwq1x7CJFDrPfYixTgZFZ",
+	"ruokFMhzUZ1OTn5yQF7yH8jOk79G+/3vou+eHOATIBwPBNLTRuk4KnLwHBUM7dCqtvweeQ2wm9GFFaCd",
+	"3DMQdo9pyjBOf4addeyVFmNWckYi3PEMaCgOwqVA8oWUEh/yKU9SoVfcURE7rwVDoRvMuUvb91oFFOpA",
+	"UPTIMSlVPCn4fCGlDIQbeY2kcpwkeHh2/7eXjFaZ5l7pCexzdT6a3eQfgH4kiRWU7G0EerGFyFRvT7w6",
+	"k7/Wo/k64RN+wmtmiv9rBkbcpu2zqVH/ypiEcLS/g5gEh67FntpbJ7lHVwUgvJ+ycvnkpb5MUHzRi++1",
+	"R8IKoC/vWPFR4ExQa0pY7mcRAwLwIec7/syTQzLosAsz/N///p9BJ3KGLvySCWO/su9EpGiJHQGjOyTu",
+	"ZSzyBa9//RpHVks4E87l/9ZQKy0nxOGIJnO6QGHK/uyXbBWHarPsmOzEDl67HFtL+n8NnzFt6CyLIxK+",
+	"tG9TkysWd6NSWEA1Iu2CKT5Z+B4q/jh6uZgrmvnoUJi+0qAJWDEE/EP43YLEShpqmF8q1EwvdasaMQgU",
+	"Xdlnv0feFdUykaxBLWxjJf6VDfIjQrG7vi9jg01jZOparlGSKX5BDYtIKmU2ouPzyKo957upHNN0IKQq",
+	"Nb8SUuy6/vw0SZTrt6t8j3+74fGUjc+t8HFGoba3L9OCvbUX3d5AHAsX8GtFDcXOuDZMOfXwcb9031st",
+	"fDUacqumvtpc9yQx1FZh9eW32Di+RYDwUCwpI+7OOKT95qjpG48pdImMgvEb9VjvPW8kpG1Cw97n+leb",
+	"OaGb8PBuEGBNlyRYNnRN/ib90iKcLFb68wKhoyKcLfXmb+SaK13S93d2667sN5pTX7+U7cLMVgp9DXgr",
+	"NfufrC6PueFE5gY7gKCVEpoE6yMSA4EAR5SOoWQYHbNStrjlqj0S51ni5JcY+5NaHRn6pLjEQzTYjadU",
+	"nDHsv+YxE2MKsRq2r5d5Jr3WL9gcOHoDb3sHc94Nb2uc61+Dt214PX7PvgPAqjIZfIA2HSjG61KNhAFR",
+	"+2ZY3V5BWVszPk4EC2IcJJ24oDyRFHwYO9vwJHievSbBEy9oQ7st7RSNstROpowm2GQUZUZqDJtlpntY",
+	"8n+HuI9QcB4vGIi18NEK/2AcZ0koSVnWHoqyuw8vL4t29PhgXZh+8+z0zT+HP528icmU6oHIqC6XrLRC",
+	"dY/8wjKUQB71SUIXui1rw+F5QSquYX4IB/Gn+eFKxMYdwmK9+aG4GX/I/h8VGuRy8QuQBPMF0oI1Roxr",
+	"8/0tiVpF8d7elbCN5PGmFAMUKE3QvCzTr5ss0Ok5ELEVUoYyTdwPQ9/bXKrhw4MhNFmOo7Lo6648NEp7",
+	"eODaMI+psiSTBNMGGS0GgmEgNRgpIDsPLBsYOEQYt4p9t9bdGupfu1e0kVmhN7pGJ42FqQHSNYA5BfWW",
+	"KlWXZ8SZ7qhk9U2o4hYh7lEdvxfi8gZl7RpJqUPhJoQZw/QtX/dTTFDKUqzmgSZMzIARhbErFHaYKKan",
+	"VvUwPunLlcWmhvas6ENdoJz/2YU3YHd6IV2ZbxI7rz+KVypnoI8wX2dyScQp1dFxIQsm1wMB1WB91tlw",
+	"LBOGbdqLAWD2MRVCYl98S0fscFKRRDJfDBtSrzC1ftkOefr85bOTd1Dls1zz0h9YLmBQOkoxFd7iwHy6",
+	"cGbVAFpIrPValKu36WtB0Jl05ThLPLqBOJ2yJc/PLRGlhpn+NXQqu7D2RjynVeM6ntfvnyC9he5dHtmc",
+	"SiUr90DIeeQin7DfWSYV9kn1QNqIXhUmh43ck/bxU3j6DjDET7aqfElF3bzvGialxVTOakYXhS+LGNl2",
+	"NnZANs4VNwtgC8cZ/4UtjnMz7Rx++GhpPmaeIdPIVdo57EyNyQ739sAnMpXaHH7X/65vBdL/HwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

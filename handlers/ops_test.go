@@ -126,3 +126,67 @@ func TestListModels(t *testing.T) {
 	status, _ = f.getJSON("/v1/models", "", nil)
 	require.Equal(t, http.StatusUnauthorized, status)
 }
+
+func TestQueueDeadlineWindows(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	ops := f.newAdminKey("ops")
+	mk := func(key, window string, n int) batchJSON {
+		return f.createBatch(key, fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":%q}`, f.uploadOK(key, lines(n)).ID, window))
+	}
+	mk(f.alice, "1h", 2)
+	mk(f.alice, "24h", 3)
+	mk(f.bob, "90m", 4)
+	overdue := mk(f.bob, "1h", 1)
+	_, err := f.pool.Exec(context.Background(), `UPDATE requests SET deadline = now() - interval '1 minute' WHERE batch_id = $1`, overdue.ID)
+	require.NoError(t, err)
+
+	type queue struct {
+		Scope string `json:"windows_scope"`
+		Data  []struct {
+			Model     string `json:"model"`
+			Pending   int64  `json:"pending"`
+			OwnPend   int64  `json:"own_pending"`
+			Deadlines []struct {
+				Window  string `json:"window"`
+				Pending int64  `json:"pending"`
+			} `json:"deadline_windows"`
+		} `json:"data"`
+	}
+	windows := func(key, query string) (string, map[string]int64) {
+		var q queue
+		status, body := f.getJSON("/v1/queue"+query, key, &q)
+		require.Equal(t, http.StatusOK, status, string(body))
+		require.Len(t, q.Data, 1)
+		require.Equal(t, int64(10), q.Data[0].Pending)
+		out := map[string]int64{}
+		var order []string
+		for _, w := range q.Data[0].Deadlines {
+			out[w.Window] = w.Pending
+			order = append(order, w.Window)
+		}
+		out["#"+fmt.Sprint(order)] = 1
+		return q.Scope, out
+	}
+	scope, got := windows(f.alice, "")
+	require.Equal(t, "own", scope)
+	require.Equal(t, map[string]int64{"overdue": 0, "within_1h": 2, "within_24h": 3, "later": 0, "#[overdue within_1h within_24h later]": 1}, got)
+	scope, got = windows(ops, "")
+	require.Equal(t, "all", scope, "an admin key sees everyone's")
+	require.Equal(t, map[string]int64{"overdue": 1, "within_1h": 2, "within_24h": 7, "later": 0, "#[overdue within_1h within_24h later]": 1}, got)
+	_, got = windows(ops, "?windows=2h,12h")
+	require.Equal(t, map[string]int64{"overdue": 1, "within_2h": 6, "within_12h": 0, "later": 3, "#[overdue within_2h within_12h later]": 1}, got)
+
+	for _, c := range []struct{ query, message string }{
+		{"?windows=soon", "'soon' is not a positive duration"},
+		{"?windows=-1h", "not a positive duration"},
+		{"?windows=24h,1h", "ascending"},
+		{"?windows=1m,2m,3m,4m,5m,6m,7m,8m,9m", "at most 8"},
+	} {
+		status, body := f.getJSON("/v1/queue"+c.query, f.alice, nil)
+		require.Equal(t, http.StatusBadRequest, status, c.query)
+		e := decodeEnvelope(t, body)
+		require.Equal(t, "windows", strOrEmpty(e.Error.Param), c.query)
+		require.Contains(t, e.Error.Message, c.message, c.query)
+	}
+}
