@@ -195,6 +195,57 @@ func (e CreateUploadRequestPurpose) Valid() bool {
 	}
 }
 
+// Defines values for DaemonObject.
+const (
+	DaemonObjectDaemon DaemonObject = "daemon"
+)
+
+// Valid indicates whether the value is a known member of the DaemonObject enum.
+func (e DaemonObject) Valid() bool {
+	switch e {
+	case DaemonObjectDaemon:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DaemonStatus.
+const (
+	DaemonStatusDead    DaemonStatus = "dead"
+	DaemonStatusRunning DaemonStatus = "running"
+	DaemonStatusStopped DaemonStatus = "stopped"
+)
+
+// Valid indicates whether the value is a known member of the DaemonStatus enum.
+func (e DaemonStatus) Valid() bool {
+	switch e {
+	case DaemonStatusDead:
+		return true
+	case DaemonStatusRunning:
+		return true
+	case DaemonStatusStopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DaemonListObject.
+const (
+	DaemonListObjectList DaemonListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the DaemonListObject enum.
+func (e DaemonListObject) Valid() bool {
+	switch e {
+	case DaemonListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FileDeletedObject.
 const (
 	FileDeletedObjectFile FileDeletedObject = "file"
@@ -219,6 +270,51 @@ const (
 func (e FileListObject) Valid() bool {
 	switch e {
 	case FileListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FileStatsObject.
+const (
+	FileStatsObjectFileStats FileStatsObject = "file.stats"
+)
+
+// Valid indicates whether the value is a known member of the FileStatsObject enum.
+func (e FileStatsObject) Valid() bool {
+	switch e {
+	case FileStatsObjectFileStats:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ModelObject.
+const (
+	ModelObjectModel ModelObject = "model"
+)
+
+// Valid indicates whether the value is a known member of the ModelObject enum.
+func (e ModelObject) Valid() bool {
+	switch e {
+	case ModelObjectModel:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ModelListObject.
+const (
+	ModelListObjectList ModelListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the ModelListObject enum.
+func (e ModelListObject) Valid() bool {
+	switch e {
+	case ModelListObjectList:
 		return true
 	default:
 		return false
@@ -291,6 +387,24 @@ const (
 func (e QueueDepthObject) Valid() bool {
 	switch e {
 	case QueueDepthObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for QueueDepthWindowsScope.
+const (
+	All QueueDepthWindowsScope = "all"
+	Own QueueDepthWindowsScope = "own"
+)
+
+// Valid indicates whether the value is a known member of the QueueDepthWindowsScope enum.
+func (e QueueDepthWindowsScope) Valid() bool {
+	switch e {
+	case All:
+		return true
+	case Own:
 		return true
 	default:
 		return false
@@ -838,6 +952,44 @@ type CreateWebhookEndpointRequest struct {
 	Url string `json:"url"`
 }
 
+// Daemon defines model for Daemon.
+type Daemon struct {
+	Completed   int64        `json:"completed"`
+	Failed      int64        `json:"failed"`
+	HeartbeatAt int64        `json:"heartbeat_at"`
+	Host        string       `json:"host"`
+	Id          int64        `json:"id"`
+	InFlight    int64        `json:"in_flight"`
+	Object      DaemonObject `json:"object"`
+	Pid         int          `json:"pid"`
+	StartedAt   int64        `json:"started_at"`
+	Status      DaemonStatus `json:"status"`
+	StoppedAt   *int64       `json:"stopped_at"`
+}
+
+// DaemonObject defines model for Daemon.Object.
+type DaemonObject string
+
+// DaemonStatus defines model for Daemon.Status.
+type DaemonStatus string
+
+// DaemonList defines model for DaemonList.
+type DaemonList struct {
+	Data   []Daemon         `json:"data"`
+	Object DaemonListObject `json:"object"`
+}
+
+// DaemonListObject defines model for DaemonList.Object.
+type DaemonListObject string
+
+// DeadlineWindow defines model for DeadlineWindow.
+type DeadlineWindow struct {
+	Pending int64 `json:"pending"`
+
+	// Window `overdue`, `within_<w>` (e.g. `within_1h`) or `later`.
+	Window string `json:"window"`
+}
+
 // ErrorObject defines model for ErrorObject.
 type ErrorObject struct {
 	Code    *string `json:"code"`
@@ -882,6 +1034,21 @@ type FileList struct {
 // FileListObject defines model for FileList.Object.
 type FileListObject string
 
+// FileStats defines model for FileStats.
+type FileStats struct {
+	Bytes int64  `json:"bytes"`
+	Id    string `json:"id"`
+
+	// Lines Lines of the file, whitespace-only ones included.
+	Lines    int64           `json:"lines"`
+	Models   []ModelStats    `json:"models"`
+	Object   FileStatsObject `json:"object"`
+	Requests int64           `json:"requests"`
+}
+
+// FileStatsObject defines model for FileStats.Object.
+type FileStatsObject string
+
 // HealthStatus defines model for HealthStatus.
 type HealthStatus struct {
 	Database   *string `json:"database,omitempty"`
@@ -891,17 +1058,49 @@ type HealthStatus struct {
 	Status string `json:"status"`
 }
 
+// Model defines model for Model.
+type Model struct {
+	Created int64       `json:"created"`
+	Id      string      `json:"id"`
+	Object  ModelObject `json:"object"`
+	OwnedBy string      `json:"owned_by"`
+}
+
+// ModelObject defines model for Model.Object.
+type ModelObject string
+
+// ModelList defines model for ModelList.
+type ModelList struct {
+	Data   []Model         `json:"data"`
+	Object ModelListObject `json:"object"`
+}
+
+// ModelListObject defines model for ModelList.Object.
+type ModelListObject string
+
 // ModelQueue defines model for ModelQueue.
 type ModelQueue struct {
-	Model      string `json:"model"`
-	OwnPending int64  `json:"own_pending"`
-	OwnRunning int64  `json:"own_running"`
+	// DeadlineWindows Pending requests by time to deadline, in order (overdue, within each window, later).
+	DeadlineWindows []DeadlineWindow `json:"deadline_windows"`
+	Model           string           `json:"model"`
+	OwnPending      int64            `json:"own_pending"`
+	OwnRunning      int64            `json:"own_running"`
 
 	// Pending Requests of every owner waiting for a slot (batch requests and background responses).
 	Pending int64 `json:"pending"`
 
 	// Running Requests of every owner in flight.
 	Running int64 `json:"running"`
+}
+
+// ModelStats defines model for ModelStats.
+type ModelStats struct {
+	BodyBytes             int64    `json:"body_bytes"`
+	EstimatedCost         *float64 `json:"estimated_cost"`
+	EstimatedInputTokens  int64    `json:"estimated_input_tokens"`
+	EstimatedOutputTokens *int64   `json:"estimated_output_tokens"`
+	Model                 string   `json:"model"`
+	Requests              int64    `json:"requests"`
 }
 
 // OpenAIFile defines model for OpenAIFile.
@@ -932,10 +1131,16 @@ type OpenAIFileStatus string
 type QueueDepth struct {
 	Data   []ModelQueue     `json:"data"`
 	Object QueueDepthObject `json:"object"`
+
+	// WindowsScope Whose pending requests `deadline_windows` counts.
+	WindowsScope QueueDepthWindowsScope `json:"windows_scope"`
 }
 
 // QueueDepthObject defines model for QueueDepth.Object.
 type QueueDepthObject string
+
+// QueueDepthWindowsScope Whose pending requests `deadline_windows` counts.
+type QueueDepthWindowsScope string
 
 // RequestCancelOutcome defines model for RequestCancelOutcome.
 type RequestCancelOutcome struct {
@@ -1218,6 +1423,32 @@ type ListBatchesParams struct {
 
 	// Limit Page size, 1 to 100.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Status Volley extension: only batches in one of these states (`validating`, `failed`,
+	// `in_progress`, `finalizing`, `completed`, `expired`, `cancelling`, `cancelled`; repeat
+	// the parameter or separate with commas). `in_progress` also covers `validating` and
+	// `finalizing`; `cancelled` also covers `cancelling`.
+	Status *[]string `form:"status,omitempty" json:"status,omitempty"`
+
+	// InputFileId Volley extension: only batches of this input file.
+	InputFileId *string `form:"input_file_id,omitempty" json:"input_file_id,omitempty"`
+
+	// Search Volley extension: only batches whose id, input filename or a metadata value contains this text, ignoring case; `%`, `_` and `\` match literally.
+	Search *string `form:"search,omitempty" json:"search,omitempty"`
+
+	// CreatedAfter Volley extension: only batches created at or after this time (unix seconds).
+	CreatedAfter *int64 `form:"created_after,omitempty" json:"created_after,omitempty"`
+
+	// CreatedBefore Volley extension: only batches created before this time (unix seconds).
+	CreatedBefore *int64 `form:"created_before,omitempty" json:"created_before,omitempty"`
+
+	// Owner Volley extension, admin keys only: list this owner's objects instead of the key's own (read-only).
+	Owner *string `form:"owner,omitempty" json:"owner,omitempty"`
+
+	// ActiveFirst Volley extension: running batches (validating, in progress, finalizing, cancelling) first,
+	// then the rest, newest first within each. `after` keeps paging in that order; a batch
+	// that ends between two pages moves to the second group.
+	ActiveFirst *bool `form:"active_first,omitempty" json:"active_first,omitempty"`
 }
 
 // ListBatchRequestsParams defines parameters for ListBatchRequests.
@@ -1237,6 +1468,9 @@ type ListBatchRequestsParams struct {
 	// Model Only requests for this model.
 	Model *string `form:"model,omitempty" json:"model,omitempty"`
 
+	// Owner Volley extension, admin keys only: list this owner's objects instead of the key's own (read-only).
+	Owner *string `form:"owner,omitempty" json:"owner,omitempty"`
+
 	// Include `body` adds each request's body as sent upstream.
 	Include *[]string `form:"include,omitempty" json:"include,omitempty"`
 }
@@ -1254,6 +1488,27 @@ type ListFilesParams struct {
 
 	// After Cursor; the id of the last file of the previous page.
 	After *string `form:"after,omitempty" json:"after,omitempty"`
+
+	// Owner Volley extension, admin keys only: list this owner's objects instead of the key's own (read-only).
+	Owner *string `form:"owner,omitempty" json:"owner,omitempty"`
+}
+
+// DownloadFileParams defines parameters for DownloadFile.
+type DownloadFileParams struct {
+	// Offset Volley extension: lines to skip.
+	Offset *int64 `form:"offset,omitempty" json:"offset,omitempty"`
+
+	// Limit Volley extension: at most this many lines.
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Search Volley extension: only lines whose custom_id contains this text.
+	Search *string `form:"search,omitempty" json:"search,omitempty"`
+}
+
+// QueueDepthParams defines parameters for QueueDepth.
+type QueueDepthParams struct {
+	// Windows Deadline windows, ascending durations separated by commas (at most 8). Default `1h,24h`.
+	Windows *string `form:"windows,omitempty" json:"windows,omitempty"`
 }
 
 // ListResponsesParams defines parameters for ListResponses.
@@ -1366,6 +1621,9 @@ type ServerInterface interface {
 	// RetryBatch Volley extension: retry an ended batch's lines as a new batch.
 	// (POST /v1/batches/{batch_id}/retry)
 	RetryBatch(w http.ResponseWriter, r *http.Request, batchId BatchID)
+	// ListDaemons Volley extension (admin keys only): every dispatcher replica.
+	// (GET /v1/daemons)
+	ListDaemons(w http.ResponseWriter, r *http.Request)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams)
@@ -1380,10 +1638,16 @@ type ServerInterface interface {
 	RetrieveFile(w http.ResponseWriter, r *http.Request, fileId FileID)
 	// DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 	// (GET /v1/files/{file_id}/content)
-	DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID)
+	DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID, params DownloadFileParams)
+	// FileStats Volley extension: what an input file holds per model, with a cost estimate before it is run.
+	// (GET /v1/files/{file_id}/stats)
+	FileStats(w http.ResponseWriter, r *http.Request, fileId FileID)
+	// ListModels The models Volley routes, as OpenAI's model list.
+	// (GET /v1/models)
+	ListModels(w http.ResponseWriter, r *http.Request)
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
-	QueueDepth(w http.ResponseWriter, r *http.Request)
+	QueueDepth(w http.ResponseWriter, r *http.Request, params QueueDepthParams)
 	// ListResponses List the caller's stored responses, newest first (Volley extension).
 	// (GET /v1/responses)
 	ListResponses(w http.ResponseWriter, r *http.Request, params ListResponsesParams)
@@ -1510,6 +1774,12 @@ func (_ Unimplemented) RetryBatch(w http.ResponseWriter, r *http.Request, batchI
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// ListDaemons Volley extension (admin keys only): every dispatcher replica.
+// (GET /v1/daemons)
+func (_ Unimplemented) ListDaemons(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // ListFiles List the caller's files.
 // (GET /v1/files)
 func (_ Unimplemented) ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams) {
@@ -1536,13 +1806,25 @@ func (_ Unimplemented) RetrieveFile(w http.ResponseWriter, r *http.Request, file
 
 // DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 // (GET /v1/files/{file_id}/content)
-func (_ Unimplemented) DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID) {
+func (_ Unimplemented) DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID, params DownloadFileParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// FileStats Volley extension: what an input file holds per model, with a cost estimate before it is run.
+// (GET /v1/files/{file_id}/stats)
+func (_ Unimplemented) FileStats(w http.ResponseWriter, r *http.Request, fileId FileID) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListModels The models Volley routes, as OpenAI's model list.
+// (GET /v1/models)
+func (_ Unimplemented) ListModels(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
 // QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 // (GET /v1/queue)
-func (_ Unimplemented) QueueDepth(w http.ResponseWriter, r *http.Request) {
+func (_ Unimplemented) QueueDepth(w http.ResponseWriter, r *http.Request, params QueueDepthParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1722,6 +2004,97 @@ func (siw *ServerInterfaceWrapper) ListBatches(w http.ResponseWriter, r *http.Re
 			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "input_file_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "input_file_id", r.URL.Query(), &params.InputFileId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "input_file_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "input_file_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", r.URL.Query(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "search"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "search", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "created_after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_after", r.URL.Query(), &params.CreatedAfter, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "created_after"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "created_after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "created_before" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_before", r.URL.Query(), &params.CreatedBefore, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "created_before"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "created_before", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "owner" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "owner", r.URL.Query(), &params.Owner, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "owner"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "owner", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "active_first" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "active_first", r.URL.Query(), &params.ActiveFirst, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "active_first"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "active_first", Err: err})
 		}
 		return
 	}
@@ -1912,6 +2285,19 @@ func (siw *ServerInterfaceWrapper) ListBatchRequests(w http.ResponseWriter, r *h
 		return
 	}
 
+	// ------------- Optional query parameter "owner" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "owner", r.URL.Query(), &params.Owner, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "owner"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "owner", Err: err})
+		}
+		return
+	}
+
 	// ------------- Optional query parameter "include" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "include", r.URL.Query(), &params.Include, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
@@ -2023,6 +2409,20 @@ func (siw *ServerInterfaceWrapper) RetryBatch(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// ListDaemons operation middleware
+func (siw *ServerInterfaceWrapper) ListDaemons(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListDaemons(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListFiles operation middleware
 func (siw *ServerInterfaceWrapper) ListFiles(w http.ResponseWriter, r *http.Request) {
 
@@ -2080,6 +2480,19 @@ func (siw *ServerInterfaceWrapper) ListFiles(w http.ResponseWriter, r *http.Requ
 			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "after"})
 		} else {
 			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "after", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "owner" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "owner", r.URL.Query(), &params.Owner, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "owner"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "owner", Err: err})
 		}
 		return
 	}
@@ -2176,8 +2589,90 @@ func (siw *ServerInterfaceWrapper) DownloadFile(w http.ResponseWriter, r *http.R
 		return
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DownloadFileParams
+
+	// ------------- Optional query parameter "offset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "offset", r.URL.Query(), &params.Offset, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "offset"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "offset", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", r.URL.Query(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "search"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "search", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.DownloadFile(w, r, fileId)
+		siw.Handler.DownloadFile(w, r, fileId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// FileStats operation middleware
+func (siw *ServerInterfaceWrapper) FileStats(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "file_id" -------------
+	var fileId FileID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "file_id", chi.URLParam(r, "file_id"), &fileId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "file_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.FileStats(w, r, fileId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListModels operation middleware
+func (siw *ServerInterfaceWrapper) ListModels(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListModels(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2190,8 +2685,27 @@ func (siw *ServerInterfaceWrapper) DownloadFile(w http.ResponseWriter, r *http.R
 // QueueDepth operation middleware
 func (siw *ServerInterfaceWrapper) QueueDepth(w http.ResponseWriter, r *http.Request) {
 
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params QueueDepthParams
+
+	// ------------- Optional query parameter "windows" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "windows", r.URL.Query(), &params.Windows, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "windows"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "windows", Err: err})
+		}
+		return
+	}
+
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		siw.Handler.QueueDepth(w, r)
+		siw.Handler.QueueDepth(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2866,6 +3380,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/v1/uploads/{upload_id}/cancel", wrapper.CancelUpload)
 	})
 	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/files/{file_id}/stats", wrapper.FileStats)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/batches", wrapper.ListBatches)
 	})
 	r.Group(func(r chi.Router) {
@@ -2933,6 +3450,12 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/webhook_event_types", wrapper.ListWebhookEventTypes)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/daemons", wrapper.ListDaemons)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/v1/models", wrapper.ListModels)
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/queue", wrapper.QueueDepth)
@@ -3670,6 +4193,72 @@ func (response RetryBatchdefaultJSONResponse) VisitRetryBatchResponse(w http.Res
 	return err
 }
 
+type ListDaemonsRequestObject struct {
+}
+
+type ListDaemonsResponseObject interface {
+	VisitListDaemonsResponse(w http.ResponseWriter) error
+}
+
+type ListDaemons200JSONResponse DaemonList
+
+func (response ListDaemons200JSONResponse) VisitListDaemonsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDaemons401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListDaemons401JSONResponse) VisitListDaemonsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDaemons404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ListDaemons404JSONResponse) VisitListDaemonsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDaemonsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListDaemonsdefaultJSONResponse) VisitListDaemonsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListFilesRequestObject struct {
 	Params ListFilesParams
 }
@@ -3940,6 +4529,7 @@ func (response RetrieveFiledefaultJSONResponse) VisitRetrieveFileResponse(w http
 
 type DownloadFileRequestObject struct {
 	FileId FileID `json:"file_id"`
+	Params DownloadFileParams
 }
 
 type DownloadFileResponseObject interface {
@@ -4011,7 +4601,141 @@ func (response DownloadFiledefaultJSONResponse) VisitDownloadFileResponse(w http
 	return err
 }
 
+type FileStatsRequestObject struct {
+	FileId FileID `json:"file_id"`
+}
+
+type FileStatsResponseObject interface {
+	VisitFileStatsResponse(w http.ResponseWriter) error
+}
+
+type FileStats200JSONResponse FileStats
+
+func (response FileStats200JSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FileStats400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response FileStats400JSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FileStats401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response FileStats401JSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FileStats404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response FileStats404JSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FileStatsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response FileStatsdefaultJSONResponse) VisitFileStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelsRequestObject struct {
+}
+
+type ListModelsResponseObject interface {
+	VisitListModelsResponse(w http.ResponseWriter) error
+}
+
+type ListModels200JSONResponse ModelList
+
+func (response ListModels200JSONResponse) VisitListModelsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModels401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListModels401JSONResponse) VisitListModelsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListModelsdefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response ListModelsdefaultJSONResponse) VisitListModelsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type QueueDepthRequestObject struct {
+	Params QueueDepthParams
 }
 
 type QueueDepthResponseObject interface {
@@ -5465,6 +6189,9 @@ type StrictServerInterface interface {
 	// RetryBatch Volley extension: retry an ended batch's lines as a new batch.
 	// (POST /v1/batches/{batch_id}/retry)
 	RetryBatch(ctx context.Context, request RetryBatchRequestObject) (RetryBatchResponseObject, error)
+	// ListDaemons Volley extension (admin keys only): every dispatcher replica.
+	// (GET /v1/daemons)
+	ListDaemons(ctx context.Context, request ListDaemonsRequestObject) (ListDaemonsResponseObject, error)
 	// ListFiles List the caller's files.
 	// (GET /v1/files)
 	ListFiles(ctx context.Context, request ListFilesRequestObject) (ListFilesResponseObject, error)
@@ -5480,6 +6207,12 @@ type StrictServerInterface interface {
 	// DownloadFile Download a file's content, byte-identical to what was stored, whatever `Accept` says.
 	// (GET /v1/files/{file_id}/content)
 	DownloadFile(ctx context.Context, request DownloadFileRequestObject) (DownloadFileResponseObject, error)
+	// FileStats Volley extension: what an input file holds per model, with a cost estimate before it is run.
+	// (GET /v1/files/{file_id}/stats)
+	FileStats(ctx context.Context, request FileStatsRequestObject) (FileStatsResponseObject, error)
+	// ListModels The models Volley routes, as OpenAI's model list.
+	// (GET /v1/models)
+	ListModels(ctx context.Context, request ListModelsRequestObject) (ListModelsResponseObject, error)
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(ctx context.Context, request QueueDepthRequestObject) (QueueDepthResponseObject, error)
@@ -5884,6 +6617,30 @@ func (sh *strictHandler) RetryBatch(w http.ResponseWriter, r *http.Request, batc
 	}
 }
 
+// ListDaemons operation middleware
+func (sh *strictHandler) ListDaemons(w http.ResponseWriter, r *http.Request) {
+	var request ListDaemonsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDaemons(ctx, request.(ListDaemonsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDaemons")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListDaemonsResponseObject); ok {
+		if err := validResponse.VisitListDaemonsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListFiles operation middleware
 func (sh *strictHandler) ListFiles(w http.ResponseWriter, r *http.Request, params ListFilesParams) {
 	var request ListFilesRequestObject
@@ -5994,10 +6751,11 @@ func (sh *strictHandler) RetrieveFile(w http.ResponseWriter, r *http.Request, fi
 }
 
 // DownloadFile operation middleware
-func (sh *strictHandler) DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID) {
+func (sh *strictHandler) DownloadFile(w http.ResponseWriter, r *http.Request, fileId FileID, params DownloadFileParams) {
 	var request DownloadFileRequestObject
 
 	request.FileId = fileId
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.DownloadFile(ctx, request.(DownloadFileRequestObject))
@@ -6019,9 +6777,61 @@ func (sh *strictHandler) DownloadFile(w http.ResponseWriter, r *http.Request, fi
 	}
 }
 
+// FileStats operation middleware
+func (sh *strictHandler) FileStats(w http.ResponseWriter, r *http.Request, fileId FileID) {
+	var request FileStatsRequestObject
+
+	request.FileId = fileId
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.FileStats(ctx, request.(FileStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "FileStats")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(FileStatsResponseObject); ok {
+		if err := validResponse.VisitFileStatsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListModels operation middleware
+func (sh *strictHandler) ListModels(w http.ResponseWriter, r *http.Request) {
+	var request ListModelsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListModels(ctx, request.(ListModelsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListModels")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListModelsResponseObject); ok {
+		if err := validResponse.VisitListModelsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // QueueDepth operation middleware
-func (sh *strictHandler) QueueDepth(w http.ResponseWriter, r *http.Request) {
+func (sh *strictHandler) QueueDepth(w http.ResponseWriter, r *http.Request, params QueueDepthParams) {
 	var request QueueDepthRequestObject
+
+	request.Params = params
 
 	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
 		return sh.ssi.QueueDepth(ctx, request.(QueueDepthRequestObject))
@@ -6569,176 +7379,206 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Jchs5luCvILizYWk3RVG27HZJ0bGhKstdnpItjyS3u8PUMEEmyEQ5CaQBUDTLVsR8zXzYfMkG3gPy",
-	"Th663K4josIUmYnz3eeXzkhOUymYMLpz8KWTUkWnzDAFf/1IzSh+9cJ+5KJz0EmpiTtBR9Ap6xx0hvbX",
-	"AY86QUexTzOuWNQ5MGrGgo4exWxK7XtmkdpntVFcTDrX10HnJU9Y65hjnrDNhzxjOpVCtw+r3AObD/0u",
-	"TSSNWgeewc+bD/ueDWMpPx6LKJVcmNbx5/jcgLkHN53pOsj27m40OmOfZkwb+9dICsMEfKRpmvARNVyK",
-	"3V+1FPa7fNh/U2zcOej8r90cWnbxV717rJRU/gZwyojpkeKpHaxz0HklrmjCI6Jw4kNiYkamTGs6YUTT",
-	"hSbzmBpCRUTmMVOs27kOOi/YmM4SA4M/3FKPxIJIEzNFmH0UVvJGmpdyJqKHW8UbSfRsFBM5/JWNDBlL",
-	"RUzMNfnIFo80kXPBcGUXUp5QNWEPt7KLmJGIjRKqWHafZCijBeGaJHYtdqlUwBWPpBjzycw+mvApN7Dm",
-	"d4LOTCwV/4094Im+5lpzMQnIXEkxIVIRxa7kRxaRo7ev7Ll2ASvdeHa6oyhC1H9LlSmgTKpkypThiE4R",
-	"NbC4+imlVJlHmgwXhumAUEOmUhvybJ+85j+SLSoIm6ZmAY/Zs6NJIucsCgALaBRpIqSJuZhsdztBZyzV",
-	"lBpLcrmgatEJGihKThM+4LIus6cQjuzpA0Gvb2NExYglCYsGFDaZzceFebZvqdEsSegwYZ7guIG5MGzC",
-	"lB3ZDcHF5BZjyGmaMHOrZeAQXIrBnItIzhuIYtAZKUaXTFMf1pPfxtGAVAw85zr40rbMyhtw8jRJTsed",
-	"gw/L4Ruu7Rhfur6snoMd8HNq7/7m54YD6JsPMKb8VvAz5oIm/LdbwQ+efu20uRikSk4U07fYHxfpzBQv",
-	"uTbNlBnq6QGNIm6BkCZvS4hWe6ll4hxjpzJiyVpA5d45+NJhYja1ZAAEtAIdKDw7M5XtrBzeUfvBSM6c",
-	"rLgSYh3Z/AnfsPTVUDPTxSWCZECNncPDUKd0Y50iaHQKNKKTQX2nSH3yP1jUuPWZFTvWWv47eLJKW0EA",
-	"c2ddIAz+pjLkroJME23KTqR2I1WqUqJZNZAu4W8Vlyp0tYiqJcJRpeFBmS3UIMAfZQHyW1nOC4Z3Vmeg",
-	"+Q/uzaGUCaNiCT6vD+hLr85P3broTPasMEsZscZ1JVywJahUICZO+G0cBTSwNTCysjdYVT6yH8etavke",
-	"dbtgww2brofseFrX2URUKbooX9fyHeQXsxSUTvgyQWz99TYtdcyVNusSxJjqwVQq1gy7CV1/pDpAJ3aT",
-	"K+G5fGKF5efTF5bZeqIF6bYsx54Klgn5ckwoATwjW3+XScIWhH02TGguBcio5fugxlgBV9cH/VnOyZSK",
-	"BTF8yjQoCn6OOdVEM2HILNVGMTrtNgpjVt9oFrpLGkl1sEMiRbIgc25iEnIxSmYR+6t9MnRSdzK3uqgU",
-	"hBKrLCTZeIVlZEf+eWcid9yXVlnpntH5a4d8NQmzvNL3MUMFCY8zlknExYRwPAD3ZknsbxdMRzNt5LRN",
-	"JGGegm0gZjpocOjcJGyOueA6vo2w5yll/Qb3doZUg8IomIU5e0zAR4nlhM3wkIlI63KKrrvXRvnAm0tu",
-	"dmy5Etp0ctpQtRQquLFqtLEw7DCoGSlucOZ12StlIkKJSc2EqItXmTiWC1S5zLU+ccpB1F18Lipl0k9G",
-	"LipyTuHAynBXuCcP5qvo20+Z4Frl537LOQjVFJvm34w0NGn6qXIW+Fzj6a5a9aZCSLtosVxgWLWOu2K7",
-	"ntms4L51yhBmcBR6wgAvEDt3tx0FbsCw15rcPg9zH5KUam3JN9UkpGPDVOhsdowI9tmQlE7YWiv81xAE",
-	"zgoUsHzd7ZzXE6dHmlCh50wF9jQ48jnUbYh0VlUg7t3VPNTrGy3MDYnHoIIJbShYfLo0tJMnWg/lnUen",
-	"8lGgcmfkRyb0mkak4iuDiBnKkyZyREeWxm0wchWxSwM07cvpmhstvvRO++oVo1paXnKLDdTGaNoDkNRb",
-	"TFK6v5a7qZ5U2ylUVtO03J+AhRaxTLcalTNa0yA97xEjyV6v1yP5U54ioWxjN+Op8ZSLEyYmJu4c7DWQ",
-	"myn9/AoftSMG9nH/d5U6V2EsX+Lau9WzpGGzmROxCcU3Yi+ezcPcpzMzklO2XB+9IZEt+D1bVdWfHKdH",
-	"H0LrVU+jpw0aEvtMXr946q91HssEnCmGCVBFUistKfvkf37o7fxAd8ZHOy8vvzx5fP1vnaDRoGCagcn7",
-	"KbQFql8lF4Gl2FJFlnwzOoqJFCN2mHkv9npBr9crQVhxLf/Z7896vV7v8v80rqMMbb3KxQSdmeCfZsw9",
-	"AgJz5QKyjTQeOIiNVX22UdIrOwfKRxI+3o/DwLKqupZLrNYazRR4qMhYySkJ96ahPbxw79nzOESvnZUC",
-	"fuhNQztI+DgOK1e2tfVhb+eHS3tzl196wZPrr3u93ofezl/wK/vX89729Cs+9jV/+Oveh97OU//52Yfe",
-	"zvPL7Xi78ayL/oq6Ti/HZPdqb3cUU7Obn4kO8NvqF2w6ZJFVFNzfmT8Z/7SyPB6JruzU/rpVneRr8XM+",
-	"9Nds1K+FAZs3VzPFryJzaxjmp/SzH+Lp3uOGQcqn+C4FOvyMpJQrfUg+soUmM/jy2T4ZxVTRkWFKB+SK",
-	"JjPmf7NDE3bF1AK/J5TgDPbkpvRzcU17z9bwDjh+lFl/rfC50lmKDx/Bs81ssWCFzu3bdexpx8OXPGGt",
-	"aFha7QcqRrFUl02QmixImKuDVUTKf2lGgdIsmo2kiHTDNE+e9Xr2bh4//eGxpW4EaAiYGzTBQQiMQZ70",
-	"SEQXmgwXJMLoBHdtfGr5iBsA2Ch+Y4du9nUlDeaPfz8/fXPi6XzuMq540jX/jZEtNz953OuR1z9ug/0K",
-	"TCZgm89/fwoUez0fctBJZyqVumFpr2fakCEjIbC+6kXAl/+20ikNu84naQcer3+02iUt3/IPafDgFw1/",
-	"qI+xyF6qKagmljBP+BUTdWvlkI4+TpQP8mjBuoKumD8/kLAo3fTeGsyn9sqD8onrZf7GSmAMgR+IY4pK",
-	"zgwDsYGKkmFqBSnWTF3xERsYjnRqpUasjVPYV18KLmKdZyuAiVu+3NjGi9C6QsKDAJD6eZ5bNC4JeBY9",
-	"AtLzUGv/RGSH2BmyFf799OTk+J+D10f/GLx8dXI8+PGfF8fnYeBoQIEqbTdaCHM61XP/FShVnUyt3P0t",
-	"eA5SQIxwq3LvTQRKPmUD/LZ6vC8VY8SwzyYgrDvpktB+hqCiJHRE28/5+OnT4OZraCWZyL2QXh66mDL3",
-	"sDeRkP1ej4Qco+MG7kdY3oZ+TYSxwqkWz2YdiluJRmzn3FdMGBh2pTbmh7RvXMAL1z6ocb0X3VreUNTi",
-	"ZqqJKglCh1omM8NIbEyqrcxtP5B3Zyc5C33c23/uI7Hm3MRyZshIsYgJw2kCL40VnUytftUXZ2w8s+xj",
-	"q3Q9M5WE22TujfSxHZdDlBZJZ8OEj8jWTCRM677wmPr++MefT09/GRydnJy+H7w9e/X3o4vjcDsgIyrs",
-	"e0NGFNMyuWIRaBxuODqVYtI2ys+n5xfnIa7DxBTWoJlddgWqe/vPy4Ac/3z5wVzg/+nbyw/6/PL/Hezu",
-	"rmTbDqDs+QclAGgCJ7BWn2YKdrPNeiXRvwv3uP9ilRk8d5h7bHF+c1ht6x7bbaSZz21lwKI7p+qK2r0Z",
-	"JSq6UuBAwXoNuZpsOUZUtdNaerK9mdTt5OzVYvZyFrWmKF05ObfjfBVNh2hVk3sORwFJ9w6jUeyS78D/",
-	"cpoycfTKDvZn7MN10PmZ0cTE55lbtH6yQ6pbnGx84iwUSzwTDcYl+RFtS3NHuSEaubuSBLvxmjbx2squ",
-	"/zFjswZKtMQvPhcD7/1d0/w/FwPvJV7vjcL45VPwFmEr/qItBCLayZxyw8UEXGeU6EQasoUREsq/YdXc",
-	"XPcimc1oe81oicIO1lsTF2Sc8Els1pqgUa8IGv3sxRson27TLRcwt13BWCdaZOO451uHBRcE/bohL0Jz",
-	"ELWasUv+2ekN//LPX//j05v5k3HvH+LpxafH+uTj205wC8JbEtPLsrW35iPry/6s8uAm3PYDYQoQ+PRT",
-	"JUdMaxY1BCXUHJcFH9pmoX5lxuGF/1LcRCUcNFML/DkUQi8qq2kCP6AvL1hq4ltyoAK1ug/HTKs3ptE1",
-	"1O53awRWlTmw/OqKYTGlAGSaKEajxaAY7uG/y4JqsocKo/jv8sBmIc1gDIaplcdQjLNxi20+i1xyrWlT",
-	"SGgy45rLQOqSEPEjxFQViJOjgsDN3SA4zg9/z2JYFiF0h6KYX/odiGN5qNifwljnjBm1uLX37gIibubo",
-	"CX+kCT7nQ1HCt6fnF+Czgt+ZDg+9yQzVnyTyb34Ln90ytz8cD8avmphpBsZ+Tba8hcPZ+Q/Razt15npa",
-	"CqO8RXjA0149PqAFmDIQvhOv2018YsjQWOspQvAWHB+GJ2lG7CtMH4CDV45JmBHuMCAhUmz7yZFl+zGj",
-	"2mGXuFTVg9WPtnjOt7L5vuIIX93rX7N3t1ssoGtfSJOt/0ya3Ph3zkaKFU1/y60LHxlLBzKJBhreG9CR",
-	"4VdsMJZq8Hh/EMuZ0k30qGkZF0ybzS2Qmxog63aWfKgmivQujb4ry+gGb747O2m+CfRlfFMdoyaSWFBy",
-	"DlgYmkuxprbn3azrRXEXrSOXTXnP6KCRYsRIhq/1qM5NdR5XQKD35OkTdfLpB34qjp/9snj//LdP7/Vs",
-	"Pa0Hh1il96yhyeQKaVFyvVH0993qKBW9rgqwb6lqkhc2BcTq1UC80e0vpmvHaU5FzIpHrDRTl8+zdI75",
-	"KE0n5FD/BUv4FVOL+jG1Z+ocuV/IlEaMSEVmIgI7zaJ7N5gf4aJulbdc4gct2FbHZXjtkSY8CjC5gmoS",
-	"ulobOxw5dT2/z4qy7rhukftiR8mcBNUckEUeW+4TQFAkOCR2aCQ/2bmtFVQOE1aCpesngg+UgtvRS+km",
-	"Bo+TkIJZrY9fLZ27sFvBPlfPrCHthRJHevzWoJ6EUZxFEEFf3Dw3JKaaMBG1JEmtXlQdU6tlVrp+HWva",
-	"gHLKqWejEWNRc4pHPkRTXZcNiUAB9IOWOjEr82uqIF2/sAqWNoBTCaTXIEF3oDpXidqfGnStotAd8MOK",
-	"TJvdTIunNT/7FgtNq0y0Gh+b0ZBPIEvAaSBxY7wr0DZ44JEmqWJj/hmj5SyFG1vZMo/WbKT6M9ADNjg2",
-	"J4/fgp9H+R+t3vfm7a8BGPdsdGuipBVr2q2NcJUd3R1ByZDnT4JSO+U3Dnub8lEePy/FPEMUS5IQndIR",
-	"05V4q73Hz1eGCVamvsCktMb8kRUC4BoAatoygVckmDler3XzJd+Iwzcz9zK39bM2T7HGTVr1f2koVQix",
-	"VJjAYD+G5N3ZycrIKVIMnOqLzSOnyPqBU33RGjlF7iJwajP4fM9NjOazPxzXbQhymMeajQYh+b/O6qzZ",
-	"s32vVzx5vDNcGEZ+fn30E5RdI+exnAu0bFvxvpEFtzD675VV34B3Z0bMWimDoqUGv8k8jPhn7kt0Lyyt",
-	"jlSdcE3euhI478+3Wzentmv8BC7Esiyn1BwSxVJGjSZUMRIpmaaoVW4kNeQm5lU5lJqNZoqbxbkdAZd6",
-	"lPJf2OJohs71atT9R7ZA8wuWLbnC8HtIN0JIJDs7GKry5uj1MdgtYHXAjBhVEMntlmFJORZH5GIs67O5",
-	"2H6uCSWaJeMdS6othUXT6I49AWr4MGEuR+bo7SuimbpiqkteGfyIFV30bKgZFI3Bdx/pvnjJE6YDfJVh",
-	"LE8piUMjXQZP3HjMR5wm5PzFL5rMNAuc7SncvdoLA5ImM7vIMZvn6Xm6L+QYOIwlKFtTqj6yiPQ71TS+",
-	"focMWSLn292+6ItjMDaA7hpgSh+G/yR0wVQAVoiYebc4RkUyccUSmbK+CL/0Mcyj3zkgX/o+lrTfCUgf",
-	"Dh0/QUQpfrQsvN+5vg7xsCIsGVCpexkiUzLcgBkSN9AJOldMabypXnev2wO0SpmgKe8cdJ50e90n6LWM",
-	"Aa52Y4hv+81+niChtigM07yKIM0Uf69UiH3c691ZXc5SiF1TuVWLhN0SZnQOPlxaGWc6pWrROeic8Csm",
-	"rHCQKjlkZMtehwuzQRaurriYkJ8vLt5ud8kbSejMxFY8GWWuAkMnGmhJqjuXdq5diLJoP5kz/PkbHgys",
-	"AOqlPu09ebBZ30hD4GiwRC9UUXL1eRfLb8mulxevyYdP2vFGsdVwAOHzwEkC22DR+peW++1bL85yK0df",
-	"fCS3q2X9oUrsfpopLRVulEcluycGHbpvUsWuuJzprIgHFGn+NGOQQueqNGMOTLEO89opJNdBdWVvoSwy",
-	"/40FxGf7t80LqUGleV08g5VjC/HUe6VY6r2GyMXLewT2vGxbEwmAg7Wn7S4XoH4fp28aNVvmbqGWNbyy",
-	"t/qVUvVhWIs7rlUvlspRAyYUKJTP0qRJwtQj7XcSEMHmTBusU1MEag/Hl9dBJ5VtKY553assoqM0jeVz",
-	"loD6NCMskUWQpSVcsEeahFb7wtfZpxlN+iL00r0re4b8DrP7ssQzC186m1XJmQEULuf7ubSmOdewsL5w",
-	"aU1cQ2aToFNLmfNCPXI8dlZ+KABDChXbUP5ysrUvG6PplPWFUVRoOoKce7vevHAa10QxM1OCRSQsVMQM",
-	"gbNX+b4+yOI68hCikNDRiKUQWrwit3+uuDFMWI5N+wJz9sRsOmTKAu+UC8iIlAoc1ppshf3OD71pvxMG",
-	"JOx39mL/6fG+/bh9CJuRwm9mShdW0CHa3oe9J7gROw58CJ0oIsATso0SQpn4FSog5BVufnQVe+4EkRtq",
-	"LFyXBXbnAb9fUtJWmNwFOH1n5AMPNSuuCKAHSIZRxdXqdzUKUmaNu198dZLr3KbbpFi4cPMclTK90JEr",
-	"kh1pAFJ1KQgfxGzMFgIakqUL6b6wmDwBR6FBj52vhYWEi2zt9/YDQofgd4XtWlVQbyMv/pUKbvAFQRSb",
-	"SqtSwPxyroO+0BLVBCEJ0qRYJhE+MZQRRxTE8FfdJWjsrlQRBF2qL8IXxyfHF8cQEAhL3/3Co2tAeaao",
-	"Lr5lpGzCOBw9x7j7BHpvtl8G+1Ar0BnOuzcG6v3e/uqXsqYId4QFVWp94PaR4QXovxvAYRu7bRH4jeLs",
-	"6oGuch369b3c29+slp8xsS37Uck5aBGHWIyCKWTuH1lqXBmUCAhe4SqxsuN2q4hUFuSbFps/suub1lxf",
-	"tpLGXSR21YY3m4zdJrgdCcLFjhdF3LlMJFqdwjxNIDzIYh6yY9BGpp5qBnYYzD3KBK6+sCQUj5MOpTK+",
-	"YUQuE2lmTMK0HaUQeJpjT0qV4TTJKeRP2YqsWIODePu4S0cg+aotcc0ZBUpflvgeZngK72YBGrmE6KVD",
-	"kA0bxZe8ZljnjyNBfBOkxaP2V7ahWLHrwbWghdeNF8Ca57HltjlwqplAso3hnNwgkARkJgxPHHUHuAQQ",
-	"R+4fgc2nL7xg4GUCE7OpjwhqYwIwzFCaGASS7S45plbYMWxqVSN/VqGFzYiE8GII77DPdGSShUvUzMcv",
-	"lbBE24gPSrLyOVNTLmgC+sdbOuFicpBVBAWzaq2OKPckYmvmJA6rDtvVOS9t6OSirJBoX0BRXO0OEfDN",
-	"Xckj7TSrlzwBujuS06FdKKD/0ZsXcD4fGUvtSBadR1IpNjJN+JjZUnxu5CYWlbZ6qYVq4jXjCtmyB53v",
-	"+1sZW25ibUEDS8HcssreEjRm5WecgAvgqnhMWYIC2UJvhYMTdxcWKDWzfxp30yM5nVJMimWf0wT81xhe",
-	"0LStPBMw21djkoJjV1+d5vC1lrSQMQafvrC9Fdzkre3mUitVl5I2C8walWraWXWg81jqMlhabkK50IiE",
-	"WCuGT4RUgBdUsy4J/7dV2QchoE3Y74dkCriacGN19GTRBimaUQVs7E5gtLyTrBsY2AXaVpBV2L6LBYRQ",
-	"JR/bUkGCUU5vGivtrwl4rgb/Ssizc9wAIu7dpFmsjL3Usunv7vcvWdTVOJol4/lTCJxSTTGDf5YYonnE",
-	"yHAB/0INUnwCKpE+nFLgF3iP2sHbqsjPrDRkXJ1Vb5ORgmkS0ysQCLjKK9hZ8d9L/k6YYSLSYJMUfVEQ",
-	"TRwfiJgVc1zbnkwdCJxmllla/RX5BDY0/jhzrpVy+iJlqkQ+5yjnpykTLDooKRtbKPoLOd8OSiqP5fBg",
-	"o3AbPQDRym6qL6wgxEALKSo2KCLqpk0QFzRkmqqP+yB1tGVtB30R1pKyLW0vZ2UXvymeVljJy4YiHn0R",
-	"ZsnZYZcckbLuJKQpG6VJQf/xtnEOSp9lvys0ooIMdi+G3fbq1A9s4G2vHN1AYd/bsx6yEZ0CmQXWZHlL",
-	"lDdu+eMRXARcouW04F2B7j0lk++h67xjhXKrlpW9rpvogbtfMrJwvcSlXrCw+ZN+IAbdpu2XgeT7vXHZ",
-	"2KYpyI0+VoC6YzYaLGm/ZBlJzikC8u7sZIfpEfWhVfUux+XSFev2Nl7Kyo3LdbtjBo7eGqvKZ3UGiLxi",
-	"KnNYFv0MvrOTz9snmiVsZFx7I51ZAIBfeuNbngweuNSvwJUhjkrWt+3AcRQY7iNrKG/QJT9mRUH7gmV+",
-	"YWRSEY+AS/n5nD9VcRYdktBn0TvlJy9OEBJBlZJzdOnEko9YX2xheFrxKZpIwQKfUg/WmnwCEB/sgjIW",
-	"yLZR6CiUb+iL0BcR8O5PqNEgwbO95bxKFvqhrO82hoW5GLkBgMBAjg+I1XWejOybPILPLDyEeb0nHKSP",
-	"8ujeudDkMi4/6cQQrCwMW8jqSNhR+oKDgTthsM9FZlqiMOWC2BvskjfY7ZcYCUe0CDKDqjY8STzthmhn",
-	"6uTjvhijfQ0lDvS5LTey5mU27kmSqNfxuK43IX8we24GTH9EQQDgyAILiuNexkfSQ0skbCnrB9hdGnIF",
-	"kZ2rzINgxUA88HTPZXq32TAKieD3Zeq7oa2vZu3b2Nx3LpXTb63e6wsbQE9Eq2/oEWZf2JfCtjXC681r",
-	"hNkqNWyoHn21X2+vdVpL4uOA6jxUeNx9WnGyuppLrTfOnfzdR6XV3OKI2Mtj0KazxHBoUu+7/KOmzSJs",
-	"XT/0LewFcPoxZ5YxWsA8JAWBg2viOj1jzDM3fYEquiZblPz7+ekbV2sMpVZKhBQ70CI/INgYpixTWskg",
-	"llGIUk+YsUvwO0HQGzp1KHHGSze6F8l84w3iwqu2u+R9zA2DlLUdENgcofSua2cqcYBHhjODoS5CmtzA",
-	"R47EAkJgEzYtKfxuVy5CvBgbZ6dBY4fr+I+HLBWLun1x5LAtEzHzivDF4UPo2GGkHCRUTVgYkCEbS2Xl",
-	"gUU2qGI08glQrC8iNkooSI+Q6WSfkCiRdQnWCHYE+K8uvNCua5amaH1qDUB7iW0e2oWLDKR2x1JNd3wu",
-	"ySYhaMX2Ig9soCiWiWkWOvDuXMTWd0Y1sJ4KQYw8ySh9uQxrEw0pygq7X1z/mEoIWlPwVAYt90jil4RO",
-	"vfgug6Ve+NAouB+vqhQ6hNUp/FKjzH1fwmqcKSDL9xb5VI3MLHDVjWwP9niKDooKKu0WbqLxMl/IubDI",
-	"u/llypFhZidvn5Jf6sqeQS2GNTovtlsAHcRqveQnXMAO5tZ+b1jnDtjh3SOd92qym93hEWawJFa5APcI",
-	"tG4GbhDkBo/wCCLOQ/Cr3AfgfPLVwBvBpFDL9x4xvjBLA4zArySyP1sBEiSwABzbIDKiHSOqxA13vylj",
-	"bFKvfWiBq1sO/kxnYk+Z8ttas4Q5MXLCTFz2d5aSn0qX1Rh49UZaqdBnK0KPJkyYw0ROyNeMqSZCQsg1",
-	"uqbdoIcNiZdgMvT+OVMMn/LmuEqhYEhn/NvxRblPoIur9vIqN0TI+QGhBCA16kNVqRD/QLW36DcLAN+w",
-	"8zcQXLSnCZpk1YkdFy8cphPM+8Luk0VdEuZn/lcrIoYYdJ6bZvN3fRYKmjTz9w4IvNgWK5Xlst4i80xl",
-	"x9kYH/XtY6PuPxGtHnwCp36AN9WEOYckHNNEZ88AHFtM0m2rLbR7a/Av5LVK79P2UCokvSJ6xC3hd2CD",
-	"cLpRoYVoMUWuoedqkRrmd9Fus9hpwNgDh+DoIePa0R0/m8ukg3DQwf/813+HUBXQOUAOSL/jyFQnDPqC",
-	"+FLoB+TDZYiNFyH2ybVtA6L/SOchG5i3nnmHUqZ2MNcOUEaDj0dB5iw4C4gz26Yy4SNwEpT5x6H9JbE0",
-	"FMjT344vunapdqrQhx1kSnqNhFnitUPCYhc+u8Fxwj73O2FW4aX4xoE/rWwLc+rygyEaxXI/7QJ4waxA",
-	"SJ4GyAXZwpB/V5Pl5cnxPwbvj15dBC58dR5zCJpgZDRTCoSpksPDMxau3dlAut+2j3oXGVcBFxgleiFG",
-	"sZLCEk27PtjwaZamWH4gpVrvmFjJ2SSudYvccsfqgIikSn7mLhcJix7s2Iu3y4LaEjrz6KBhazvw0I4g",
-	"kAEbj7zPKIQHDgiSL7ybemvJboMLasszzwyVHmkSMRqhNcnnKrpDyfxppMmfFTSlO+aV0d3NnR2fvz19",
-	"c348eP/qzYvT99v2emN7jIpFLhHUjl8g0G75mK0AMi+L4N4gsklIwsZjjD2+8MnmvBJImLXsDAgeWAEw",
-	"gxzuwUNZP7jQSpB9kR2Us160Wq6ygvz3mT1ZbW76wOarvOnAddCBpogAvI3aX5myguxXAHxXUYWWI7Dw",
-	"/rip91j1dr56o94r1lLPZ52KWS11YZoV04q4in2+kUg6WNpGy7DdSYH1Ogz/fnNLkeX4d9qYalXR2P3i",
-	"P65nzCsh0D0D8O/XqFeRkQq0XqInpZKpu0RGWmr1K9zWUn3lHNDBO03Ka6tKHIcExfVSHEJbkDySnKIE",
-	"7mpDAT+8DL6NQL4m7fj9RxT8jZn6jR+2K+ou3QtCfCFlSkFk4RIJfiMzlz//oqmrhVLdOIC7NEeuYjSF",
-	"5T4krfsTJOuJizU7wCHhEZumEi2yPjUVq48UjEXLWR9WXcAElBXxf6HLbAqJc5pBHJYvJ5JCit4Yo7Vi",
-	"OVNdEoJJPItk09UO4BjOVW78X+sCXm78f9jo/M2TbrcPMydu2BfTchf/QxJmXaJhVWPfNLvr+9e47t6h",
-	"K9akS83JUeyzW++LIRvJKVsiW7vOIvcpWZcbsT+wXO3214KoPtPbNYT43sTIc0MVWJZxl4H3PKKsLxDY",
-	"i5jl0aiKV7tfsmYVNyfSuIilUboXGWgSB5mlBBXvMUUkLaQal9PhC4KWh/NyxnsWqQt5wT5Gd3UUJk5S",
-	"QIlvApTV3f2B2EcVHzeFXHfv9wK7IbSdgRBqdFEglPqYyZlDQUh28YUi0OatnKWRK/S+AmT/Krmwcjl8",
-	"3xeWl7jCXjSKXD2OnJI/0p5Ndcl70Iun0dOQbMXs83YAz1Gt2XRoocZHQsFgMb1ifeHiyifM1w/yz5Ti",
-	"vwoR0HnMOng/w+wpnddAIltYCGwkI6YPMZ4MC29pzGND+5XBJibKlJiq69pER0pq7ULWLEhRxZmGIlyL",
-	"vmgI2Arq0VhZpQ23LG3oQntQ6pJTQVxl7uJDXPdFqZ0cBJXbRWFFAGGvDZzrJMy6x4a+FhSuvZVaNZEW",
-	"N9X98tvSJP+SHDcnzR5hsmyYBw/M+ia07sjhKRaPyAI2NeHCSMfANyZ8MMK9cew81hTDSEPM/MACX67k",
-	"AeScY2iJl5Of7ZPX/Eey9ewvwV7vefD82T4+AcJxXyA9bZSOgzyY1VHBrGxp2ZbfJW/h7KZ0YQVoJ/f0",
-	"hd1jkliWIiIylQqSMQSQ5YIzEs8d74Bm+TZcCiRfSCnxIR87KBV6xR0VsfPaY8h1gzl3hU+8VgG5L3gU",
-	"XXJECklEOZ/PpZS+cCOvkFSOoqjQYu3eojpL03xTegL7XB7YaTf5B6AfUWQFJYuNQC82EJmqbQSWJ49U",
-	"eincJnzCT3jL5IQ/XoXepoY6S2MSsqv9HcQkOHDN99Ret9c9uiwAAfrZ5bV7akWBoZ6BF98rj2QrgPr5",
-	"I8WHGWeC9E1oWWgBgyg2YpA8EX7h0QHpd9iVGfzPf/13vxM4Qxd+yYSxX9l3ApK3rgiA0R0Q9zLmzcLr",
-	"19dhYLWEiXAu/3NDrbQcEQcjmszpAoUp+7NfslUcyk0tQrJV7KgY9EX2p+FTpg2dpmGQd120b1MzUyzc",
-	"DgphAeWItCum+HjhC3j66+jOxFzR1JWtwOlL1YGBFcdMYVzhcEFCBa2P/VKhYFehVPKQQXv7pf1wuuRd",
-	"XoACyRoUYjJW4l/ayCYgFLvg+MxNrFgqkyu0sFGSKn5FDQtIImU6pKOPgVV7Pu4kckSTvpCqUHlZSLHj",
-	"+ujQKFKuLr7yvXjshkcxG320wseEQmEpl5njexxud/viSBBsI2FFDcUmXBumnHr4tFfA91YLX7WF1n2a",
-	"+lq6Mj+wxNDeBahFgPCnWFBGHM44oP3uqOmZhxRaI6Ng/EY91nvPGwlpm9Cw+6WhvdUaTugmOHwYAFhR",
-	"oheWDd0Nvku/tMhuFpPnKx1bOav10Gnkmktd0t/u7lah7HeanFJFynZhZiOFvnJ4SzX7l1aX1yRhY0Pk",
-	"zGD5SbRSXtFkBvG7hW5ZIVEsTejINRJCI55mpkvCvNtWSKAGqNWRoUgnE1DvBg12o5iKCcPi3x4yMaYQ",
-	"C0z5EhQT6bV+webA0Rt42zuY82F4W+Nc/xq8bU30+D37DgCqimTwEdp0oL4NwdwV32HsTljdbk5ZWzM+",
-	"TgXLW2anzC8CyuB6PoxlVXmUeZ6Lzc9R0IZaz9opGkWpncSMRtjhAmVG1xl6+6Dg/87iPrIabohgINbC",
-	"Ryv8Z42xQyyZW9Qe8ko2jz9/DrIydPhgVZg+O744++fg5elZSGKq+yKlWrtYZ0tfrFDdJb+wFCWQJz0S",
-	"0YVuy9ood5Lmt8reyC7iT/PDjYhNqUH4UvNDjhl/yJKaJRqk2MiifH4kmfkCacEKI8at+f6GRK2keG/u",
-	"SthE8jgrxABllCbTvCzTr5os0OnZF6EVUgYyiXyDTjoy/IoNxlINHu8PoMNPGBRFX4fyUKX78b7rATSi",
-	"ypJMkpk2yHDRFwwDqcFIAdl5YNnAwCHCuFXstyutlaCklHtFG5nmeqOrHdpY6wlOunJg574D6b0UfyrO",
-	"iDM9UBWou1DFLUB8Q3X8mxCXM5S1KySlegp3IcxAl+17RfcLTFBKEwhLdiZMzIARubHLp6STsWI6tqqH",
-	"8UlfmEcSUUO7VvShLlDO/+zCG7A1mpCuchYJndcfxSs1Y6CPMF+wpSbiFFLBXciCmem+2ILqLGGh1Tf2",
-	"CMsHgNmzDtjYWNH1v44kcx2wMfXKbpGLuh3y4tXr49N3UC6nWDzGX9hMZN0aIT3dwsA8Xjizana0kFjr",
-	"tShXuIZgoq1rwW1iVuTRDcTpgtU8P/dElBpm+tfQqQpd7VcQqays8e+fIJ1DQWwPbE6lkiU8EHIeuMgn",
-	"LCGeSoVNOvwhrUWvym3WV7on8/bSDwAhpe7bbcBRVDe/pQ242l27eFdTush9WcTItrspt5YtN8X+cGlp",
-	"PmaeIdOAtu3Qzvpgdxd8IrHU5uB573nPCqT/PwAA//8=",
+	"7H2Jctu4luivoPTmVaT3aFlZJ23X1Ct3x7md6WwTO5O5FWVESIQsdCiATYCW1Ymr5mvmw+ZLXuEcAAQp",
+	"Uou33PRS1RVZIrEcHJx9+dKZyHkmBRNadQ6+dDKa0znTLIe/fqR6MnvxzHzkonPQyaiedaKOoHPWOeiM",
+	"za8jnnSiTs5+K3jOks6BzgsWddRkxubUvKeXmXlW6ZyLs87lZdR5zlPWOuaUp2z3Id8xlUmh2ofN7QO7",
+	"D/0+SyVNWgcu4Ofdh/3AxjMpPx+LJJNc6NbxF/jciNkHd53pMvJ7tyeavGO/FUxp89dECs0EfKRZlvIJ",
+	"1VyK/V+VFOa7cth/ytm0c9D5X/sltuzjr2r/OM9l7k4Ap0yYmuQ8M4N1DjovxDlNeUJynPiQ6Bkjc6YU",
+	"PWNE0aUiixnVhIqELGYsZ/3OZdR5xqa0SDUMfndLPRJLIvWM5YSZR2Elr6V+LguR3N0qXkuiismMyPGv",
+	"bKLJVOZEz7gin9nyniJyIRiu7FTKlzQ/Y3e3stMZIwmbpDRn/jzJWCZLwhVJzVrMUqmAI55IMeVnhXk0",
+	"5XOuYc3vBS30TOb8d3aHEH3FleLiLCKLXIozInOSs3P5mSXk6O0LA9c+3Eo7npnuKEnw6r+luQ6uTJbL",
+	"jOWa43VKqIbFrUIpo7m+p8h4qZmKCNVkLpUmTx6RV/xH0qWCsHmml/CYgR1NU7lgSQS3gCaJIkLqGRdn",
+	"vX4n6kxlPqfakFwuaL7sRA0UpaQJH3FZn/xTiEcG+kDQV7cxoWLC0pQlIwqb9PNxoZ88MtSoSFM6Tpkj",
+	"OHZgLjQ7Y7kZ2Q7Bxdk1xpDzLGX6WsvAIbgUowUXiVw0EMWoM8kZXTPN6rCO/DaOBqRi5DjXwZe2Zdbe",
+	"AMjTNH0z7Rx8XI/fcGzH+NLlpzoczIAXmTn7q8MNB1BXH2BK+bXwZ8oFTfnv18IfhP4KtLkYZbk8y5m6",
+	"xv64yAodHvLKNHOmqaMHNEm4QUKavq1ctJWXWiYub+xcJizdCqnsOwdfOkwUc0MGQEAL6EDwbKFr29k4",
+	"vKX2o4ksrKy4EWMt2fwJ3zD0VVNdqHCJIBlQbeZwONSpnFgnRI1OQCM6Hus7IfUp/2BJ49YLI3Zstfz3",
+	"8GSdtoIAZmEdEAZ3Uv5y11GmiTZ5iKycSJ2qVGjWCkpX7m/9LtXoanhVK4SjTsOjKltYwQAHygDzW1nO",
+	"M4ZntspAyx/sm2MpU0bFmvu8PaKvPTo3deuivexZY5YyYY3rSrlga65SQEys8Ns4CmhgW9zI2t5gVeXI",
+	"bhy7qvV7VO2CDddsvt1lR2hd+olontNl9bjW76A8mLWo9JKvE8S2X2/TUqc8V3pbgjijajSXOWvG3ZRu",
+	"P9IqQqdmkxvxuQqxYPnl9MEyWyEaSLdVOfaNYF7Il1NCCdwz0v13maZsSdiFZkJxKUBGrZ4H1doIuGp1",
+	"0J/lgsypWBLN50yBouDmWFBFFBOaFJnSOaPzfqMwZvSNZqG7opHUBzskUqRLsuB6RmIuJmmRsH8xT8ZW",
+	"6k4XRheVglBilIXUjxcsw4P8Yu9M7tkvjbLSf0cXr+zlW5Ewqyv9MGOoICE4ZzJNuDgjHAFg36yI/e2C",
+	"6aRQWs7bRBLmKNgOYqbFBnudm4TNKRdcza4j7DlKuXqC9/fGVIHCKJjBOQMm4KPEcMJmfPAi0racom/P",
+	"tVE+cOaSq4GtVEKbIKc0zddiBddGjdYGh+0Nar4UV4D5quyVMZGgxJQXQqyKV14cKwWqUubanjiVKGoP",
+	"vhSVvPTjyUVNzgkAVsW74Jwcmm+ibz95wbXOz92WSxRaUWyaf9NS07Tppxos8LlG6G5a9a5CSLtosV5g",
+	"2LSOm2K7jtls4L6rlCH2eBQ7wgAvEDN3v/0KXIFhbzW5eR7mPiQZVcqQb6pITKea5bG12TEi2IUmGT1j",
+	"W63wH0MQeBdQwOpxt3NeR5zuKUKFWrA8MtDgyOdQtyHSWlWBuPc381Cnb7QwNyQeo9pNaLuC4dOVoa08",
+	"0QqU9+46VUGByp2Wn5lQWxqRwldGCdOUp03kiE4Mjdth5PrFrgzQtC+ra+60+Mo77avPGVXS8JJrbGBl",
+	"jKY9AEm9xiSV82s5mzqk2qBQW03Tcn8CFhreMtVqVPa0pkF6vk+0JPcHgwEpn3IUCWUbsxlHjedcvGTi",
+	"TM86B/cbyM2cXrzAR82IkXnc/V2nznUcK5e49W5VkTZs1jsRm674TuzFsXmY+02hJ3LO1uujVySygd+z",
+	"VVX9yXJ69CG0HvU8edygIbEL8urZY3esi5lMwZmimQBVJDPSUm6e/M+Pg70f6N70aO/5py8PH1z+Uydq",
+	"NCjoZmRyfgplkOpXyUVkKLbME0O+GZ3MiBQTdui9F/cH0WAwqGBYuJb/HA6LwWAw+PR/GtdRxbZB7WCi",
+	"TiH4bwWzj4DAXDsAv5FGgIPYWNdnGyW9qnOgCpL4waNZHBlWtarlEqO1JkUOHioyzeWcxPfnsQFefP/J",
+	"01mMXjsjBfwwmMdmkPjBLK4dWbf78f7eD5/MyX36MogeXn69Pxh8HOz9M35l/no66M2/4mNfy4e/3v84",
+	"2HvsPj/5ONh7+qk36zXCOvRXrOr0ckr2z+/vT2ZU75cwURF+W/+CzccsMYqC/dv7k/FPI8sjSFRtp+bX",
+	"bn2Sr+HncuivftSvwYDNm1sxxW8ic1sY5uf0wg3x+P6DhkGqUHyfAR1+QjLKc3VIPrOlIgV8+eQRmcxo",
+	"Tiea5Soi5zQtmPvNDE3YOcuX+D2hBGcwkJvTi3BN959s4R2w/Mhbf43wudFZig8fwbPNbDGwQpf27dXb",
+	"034Pn/OUtV7Dymo/UjGZyfxTE6amSxKX6mD9IpW/NF+ByiyKTaRIVMM0D58MBuZsHjz+4YGhbgRoCJgb",
+	"FMFBCIxBHg5IQpeKjJckwegEe2x8bviIHQDYKH5jhm72daUN5o9/PXnz+qWj86XLuOZJV/x3Rrp2fvJg",
+	"MCCvfuyB/QpMJmCbL39/DBR7Ox9y1MmKPJOqYWmvCqXJmJEYWF/9IODLf9rolIZdl5O0I4/TP1rtkoZv",
+	"uYcUePBDwx/qYywxh6oD1cQQ5jN+zsSqtXJMJ5/Pchfk0XLrAl2xfH4kYVGq6b0tmM/KK3fKJy7X+Rtr",
+	"gTEEfiCWKeay0AzEBioqhqkNpFix/JxP2EhzpFMbNWKlrcK++VBwEds8W0NM3PKnnW28iK0bJDwIAFmF",
+	"54m5xhUBz1yPiAwc1po/8bJD7Azpxv/+5uXL47+PXh39x+j5i5fHox//fnp8EkeWBgRUqddoISzp1MD+",
+	"F1CqVTK1cffX4DlIATHCrc69dxEo+ZyN8Ns6eJ/njBHNLnREWP+sT2LzGYKK0tgSbTfng8ePo6uvoZVk",
+	"IvdCenloY8rsw85EQh4NBiTmGB03sj/C8nb0ayKOBVANYbMNxa1FI7Zz7nMmNAy7URtzQ5o3TuGFSxfU",
+	"uN2Ldi2vKWpxRd5ElQShYyXTQjMy0zpTRuY2H8j7dy9LFvpg8Oipi8RacD2ThSaTnCVMaE5TeGma07O5",
+	"0a+G4h2bFoZ9dCvHU+Rp3CMLZ6SfmXE5RGmRrBinfEK6hUiZUkPhbuqH4x9/fvPml9HRy5dvPozevnvx",
+	"70enx3EvIhMqzHtjRnKmZHrOEtA47HB0LsVZ2yg/vzk5PYlxHXpGYQ2KmWXXsHrw6GkVkWc/f/qoT/H/",
+	"7O2nj+rk0/872N/fyLYtQhn4RxUEaEKnZ5TNMXBvjY19C2tTaXTf4uEZo7keM6q3j+cyx9ccK5Rsbcwb",
+	"TVN+Ntt2xlWrQ4KwavJBZbzF4VB1IG0x7arXp/T1KC2zDHwRCaPNwTL2kat6+tbGX8AZ4F5rjp7KgVYW",
+	"EbiMygPY2q+C2HkDngyL5rdhXGq1KD1jNDEi/gcvPFY34Lx52+FFq/1DnrM8KVgckdiQSi5Ghv89nCzg",
+	"HxaTLjJU++P9WdwDQ0dKNcvj/kZy4iOf3Hqb9gpOrzcelM2ur42y401E2bgvNnnTyrgbx3Rt+A2stnWP",
+	"7a4W77rfGPds4VRfUbtTtCKMbdRbUD/fQj0nXSvP1t09Rizp7aa8W3V9s7a+XtLdUiOvQc7uuFxFExCf",
+	"85TdclQbKMw3GNRmlnwDxO9NxsTRCzPYXyFUFqonmjZFFnjdbxt5ImmNKWy4Bi/N16Ub3GiOixnXTGV0",
+	"wvYgzkmaJ2yY07bRRKAJq60x4ZV5HPe+FSuEEB4Fz39qjzC+kjvPn6MPM1GdYMTI60h2i00n+TOjqZ6d",
+	"eIlp9Y6MqWqJuuBn1mS9xlXdxG0/o7NhYUV5SE/ZzETteE2beOXsNzWmifT2esi4eqJ100nw7EKwZDRe",
+	"bmadVQLmFhqM0LrNGyBmCK47FeRgyn8rWMGaGAcKedZE2IAyb1FschZPsEZrPmeGKbq3Szce6Vp5DhVf",
+	"LtCth6NHEGqW9yoOvbVib1UEbYDamlC8hRjtJqKaN5yyst0bwfhVoDkntKGY6H6BJDqyoFwbYE5lTihR",
+	"qdSki0GZHrxUJKQ09xLvpuptSVKDHWy3Ji4I6jVbTdBoyowaQ/vCE6hCN1rFu1bEbWN1MlmOduF3TGk+",
+	"BxFwYnVx/1IiizG4Clq4vijm4/ogVwjHKV/eHA+zRUh/K+Zfh6258wwZWQnpVgC0b24F8E0HHUh415Jp",
+	"dk+zu3YWWmBXbrHtsAs6z1KXa743GP/z33/9t99eLx5OB/8hHp/+9kC9/Py2E11DQK9YhaumXBc8gofi",
+	"/6zrak2SgxsIM86BQ2a5nDClWNIQA7sSJxeEbO2WWVLlzw7zKmG6tewjb4V2cAjMNrXVNKEf8MZnLNOz",
+	"m2DuyGmvw+GdtUSN1EQ2eRs+zKRiJKtz5rhOVWN0z6rQxC8XohN1aJrurqtUV9UEycaQqPZ4sxby5QK3",
+	"3JLDcPBK4h1Nc0aT5Sg0x7nvfDC5fygYxX1XJvQJqUdTcMhuBEsYX24X2wyL0tSy4kVAiuedyjbzvk9i",
+	"vKgxpmhDfggVBFDoCkkhbvhbthv4yPgbtB24pd+AyF2mSPxlPei8YzpfXjtq7RQizRcYAXpPefkeQ7Dj",
+	"t29OTiFWC35nKj50rmK016WJe/NbxKqtC3cF8GDelp4xxSDIRZGu8+zZ+JZDVGvmNkyFVtKHrhEW+3iw",
+	"GhfbgkylCnQT0WZXiQVDzspaoQhJCxytQhaa5hWmDiCwUU5J7Al3HJEYKbb5ZMmy+eipdtwntkTLweZH",
+	"WyJGu36+rzjCV/v6V/9ur8Xzv/WBNMW4vJO6dHqfsEnOQpf3enP4Z8aykUyTkYL3RnSi+TkbTWU+evBo",
+	"NJNFrproUdMyTpnSu3ved3W8rzoGyqGaKNL7LPmuIgJ2ePP9u5fNJ4ExPN9U2VkRSQwq2cBDGJpLsaXJ",
+	"wYUXbpe9GJrzPzXV+0HzshQTRvx9Xc1m2lX5soWzBg8fP8xf/vYDfyOOn/yy/PD0998+qGI79QuH2KSA",
+	"baFSlVaRUHK9UtbjzSpLNQWzjrBvaa5bTb3bI2L9aCDO/voH0zfjNJfg8EXTrmYcRtCVozRByF79Zyzl",
+	"5yxfroKpPUP9yP5C5jRhROakEAkYC5f9m7n5CS7qWvV6Kvyg5bat3mV47Z4iPIkwqZgqEtsac3s8afLf",
+	"W1HWgusaOd9mFO/VrivQyzKn0iU+o0hwSMzQSH483LZKpoQJa0mCqxDBBypJnRidZyeGSCshBTNaHz9f",
+	"O3ewW8Eu6jBrSPem3mhgtwZ11HTOWQKZo+HmuSYzqggTbe68zYtavan18oJ9t44tjVEl5VTFZMJY0hyC",
+	"E1hSGuoZ7kgEAtSPWuojbswrr6P06oHVbmkDOlVQegsSdAOqc52o/aVBr1TSvAF+WJNp/cm0hAaVsG+x",
+	"0LTKRJvvY/M15GeQHWs1kFljnhfQNnjgniJZzqb8ArNEDIWbGtmyzFJqpPoF6AE7gM3K49fg50n5R2vU",
+	"afP2t0CMWza6NVHSmjXt2ka42o5ujqD4y/MXQVmB8mt7e5vysB88reT6QfR2mhKIwlG1PIP7D55uTI+p",
+	"TX2KxRga86Y3CIBbIKhuq4CzobCC5fVKNR/ylTh8M3Ovcls3a/MUW5ykUf/XphDEkEOAibvmY0zev3u5",
+	"MWOAhAkDQ7F7xgDZPmFgKFozBshNJAzshp8fuJ6h+exPx3UbYrkWM8Umo5j8X2t1VuzJI6dXPHywN15q",
+	"Rn5+dfQTlBsmJzO5EMRG6k1YIwtuYfTfK6u+Au/2RsyVEl6hpQa/8R5G/LP0JdoX1lYFrU+4JW/diJy3",
+	"F0a2ak5t1/gJHAiGiIHqcEhyljGqFaE5I0kOCRZbx4Gtmpg31Q5RbFLkXC9PzAi41KOM/8KWRwV6+evZ",
+	"pp/ZEs0vWK7vHNNOIc0eMZHs7WG81OujV8dgt4DVATNiNIcMRrsMQ8qxKDgXU7k6m81p5YpQolg63TOk",
+	"2lBYNI3uGQhQzccps7nhR29fEMXyc5b3yQuNH7GSoSrGikGxRHz3nhqK5zxlKsJXGQaUVZKXFdJl8MRN",
+	"p3zCaUpOnv2iSKFYZG1P8f75/TgiWVqYRU7ZoixLoYZCToHDGILSndP8M0vIsFMvXzHskDFL5aLXH4qh",
+	"OAZjA+iuEZaywBi0lC5ZHoEVYsacWxzD+Jk4Z6nM2FDEX4YYbzLsHJAvQ5f8MOxEZAhAx0+QAoEfDQsf",
+	"di4vYwRWgqWyavXeY2RKmmswQ+IGOlHnnOUKT2rQv98fwLXKmKAZ7xx0HvYH/YfotZwBXu3PIIz3d/P5",
+	"DAm1ucIwzYsEyqvg77XOCA8GgxurR1+JJG5qM2AuYb9yMzoHHz8ZGWc+p/kSIrzPmTDCQZbLMSNdcxw2",
+	"3gdZeH7OxRn5+fT0ba9PXktCCz0z4snEuwo0PVNASzLV+WTm2ocoi3bIvMOfvyFgYAXQJ+Dx4OGdzfpa",
+	"agKgwdYUUD3U9qVYrj8ls14eHpOLEjfjTWZGw4ELX8aHE9gGS7Y/tNJv33pwhltZ+uJSj2wPl491YvdT",
+	"kSuZ40Z5UrF7YuSr/SbL2TmXhfLF66A5yW8Fg9IRtjsJ5n6H/Ue2Tp2+jFYim6EdCP+dRcRVuWqbF1Li",
+	"K/PaeAYjxwYJQPcryT/3m8ItW5iBJ5sHKKPZE4DAah9a4D3opBuXhcxD3zmoA75UN/zia3ODjzx0uK/6",
+	"zt1T3pPu+PZQaKzdhAdtdAHFzJ/acsyJnM+p6vVJZX5CUyXJRBqKSsIlGyQdinBxh+G01feCxSHFZhdZ",
+	"Csoi6vJNJ1bG//kj216IUnqJAZsyn3d2PjI4K65qZWSbFlkvfnMjaL1hdQuIHeRJFKzPLIdASLoLJrHl",
+	"ggw1pFwo3BDWN+BnQpq5yYQqdkji/20wZgQnSuLhMCZzuNYp1yynabps27xiNIcI1XLXlSoJT6JbhILV",
+	"LgiFtEH0euMe+ZwZPZlfEJuN12vbgNdQVojSFlHXV1zvmE1lzq68VHz9ptcaEZrMuUBp2Sz7gBilA1cJ",
+	"QvM9ZSMcza1QmlHPCHyLIdI1HBFSyVq3AWPdHcbYdAV/CN2SgEHGiyNzESnpGNhOLLXqYcHYCIinsJXH",
+	"lY6IYAumtC0nG+TJ9H0518+MZcAKoVC3taRAhs2hK4tuRqWaMJEoMmZ6wcwUCwn8U5G5PEcFTKNdXoqE",
+	"nOWyyJCCNjJXG1lkVtXM66Y0VU3lbT7dogRX1uBvkmthtwaX7BmBKPcIp28a1S9zP2hMBq/c3/xKpZUU",
+	"rMXCZdOLld5iIN4FYrcruUXTFC6K3UkVS0JJzQlnny6jTibb6lWV1N2HKVamMVfOaAWuZgwyKoJ6WsoF",
+	"u6dIXORpjK+z3wqaDkXsTFa2hj0qcViqyVcRMvik/Ky5LDTIpdXiTbZGzYIrWNhQ2Bo1XEGZGkHnBvXL",
+	"qstyOrWua6jmS4Ly+2hUcCTS1gBWdM6GQudUKIPYUsB6yyr4XJGc6SIXLKnKLKCu1omBOvCyUxkXGxM6",
+	"mbAMkrY2FGpc5FxrJowaSocCCzBhWpFB3jkXUN5K5hCFZcS7YeeHwXzYMbx12Lk/c58ePDIfe4ewGSMY",
+	"4mbmdGm0d6LMeZhzwqxT0o3hQ2z1awHu/R6SgKpEH5SzLNN/frTll2/kIjcUzLysWqFsWNftkpK2LnM2",
+	"avc7Ix8IVN8pA1APLhnm7NRbGaxQkKq+t//FlZq9LB2VTdayCmc0yOVFd0uuiAdpBKaiSnoj2I6wZgPQ",
+	"EF+0QQ2FuclnEP2iMQzFFTZHwkW6jwaPIkLHEEwE2zWihuqhgvkrFVzjC4LkDJkgzC8XKhoKJZGTCkmQ",
+	"Js1kmuATY5lwvIKY06H6BD24tZYQwK+HIn52/PL49Bii3GHp+194cglXnuVUhW9pKZtuHI5e3rjbRHrn",
+	"i16H+9D4wXqD+1dG6keDR5tf8h0ub+gWrIpuuA9/L0BF3QEP29htixVL55yd39FRbkO/vpdz+xvTARPr",
+	"mo+5XIBp7BBT14z+b0jCZ5ZpW9M2AYIXHCW26ei1ikhV61TTYstH9l0H4stPraRxH4ldvXvxLmO3CW5H",
+	"gnCx50QRC5cziZJ8aAc5WM3+U1pmjmoa9WQPs7q9wDUUhoQiOOlY5tp1/yxlIsW0Tpkyo4TGGH97Mppr",
+	"TtOSQv7kV2TEGhzEOX1tjl2gDxniWjIKlL4M8fUqDb7row5LCdFJhyAbNoovZQH4zp9HgvgmlxZB7Y5s",
+	"R7FiP0xOP2tya79jNAHWvJgZblsiZ14IJNtoreEakSQihdA8tdQd8BJQHLl/Ao6MoXCCgZMJ9IzNXZhr",
+	"GxOAYcZSz0Ag6fXJMTXCjmZzoxo5WMUGNxMSw4sxvMMu6ESnS1tkpRy/0o8EDf4u0hasa/mcC5qC/vEW",
+	"NP8Dbw8AX+FKUxjuSES3sBKHUYfN6mzoUWzlIt8VZiig8J3yJi+qHQW5p6xm9ZynQHcncj42C4Xrf/T6",
+	"GcDnM2OZs0tMZJ6ziW66j95B8K4sJLC1m6Ct+U3QGm7FY0C6BtDlvr+VB+EqLgT0GgQ+hJ2dCFAbzXOC",
+	"Np8BmvLJlpb869vZw8w7y66+Ws3h60omnmcMLiev142u8lavuW7ujib+KkDRZh6i5UbDeP9GDePXwNHq",
+	"Tnxrd7ALtK3At0u7DX/EH8NaHEMjR+ycDrnAJRVtbAa55XWy9dM23iczxxXw/NYNtWHztrX2WoeRf3x5",
+	"aVU5pT5v3kHBOeMoVnwqUk0UTxgZL+Ff8DbgE+ADuDtVxy3wFnWelQJjTCROjzn0liaoLjij5yDm8Lxs",
+	"smCUGqfPWBENXCLUCItDEQhclrslzAhvtrO0V3Iiq296+7E7IudaR5OWNVIb2W0oMpZXmMICtZcsY4Il",
+	"BxUVqosKjZCLXtXbbuQWsLzYjR6AwGg2NRRGvGOgW4XqGrc+n4ZNEBvfq5sa5Ll8MrTQ9aKhiFfqpxiO",
+	"VS2gEn4TQiuulVCBsoJDEfs6KnGfHJGqRiikrocHlFqds/hzUGWNULFBzwsky1sxV7c3ULtjs3V7c7MG",
+	"CvvBwHrMJuDRnyJrMrwlKXsL//kILiIuUXIe+IygwXTFkH3oXbSobFYDpHbRbve/eLJwuSb6LbAbOkjf",
+	"EYNus2FUkeT7PXHZ2Ek8Kk1ZRoC6YTYarekQbhhJySki8v7dyz2mJtRFQQtIg9ezIGSjUmUqpDWhbFiX",
+	"U9eycm3T0m+YgaMPShFalgQi8pzl3g0bek9c83FXYocolrKJth24y+Ap4JfOpFjWbYlslnZkO2UlFZti",
+	"L7IcBYb7zBoqEfXJj75vzVAw7+1GJpXwBLiUm896iXPOkkMSu4I3VqUr6wjFRNA8lwt0VM0kn7Ch6GIk",
+	"efgUTaVgkat+AzaocgIQH8yCPAtkPRQ6gkpLQxG7EC3n1IVyShL89V3rKzPYD52nehjBbcPZR4ACIzk9",
+	"IFhj37zJE1to/xDmdf59kD6qozuXSZMjvPqkFUOw+RVswZd8wsA/Dmb7lME+l95gRmHKJTEn2CevpZ5B",
+	"DIAEEC0jbyZWmqepo92QmEStfDwUU7QaosSBnsT1puOyItYtSRKrJbcurQTxLazUHpn+jIIA4JFBFhTH",
+	"nYyPpIdWSNha1o+tVNqN2K/D0B1HOODCxhZr48C+nTM4aeLbkKjIvAM5MrE3EauZQe9ELgTqAVDtMS6N",
+	"2CmjipGUZsrQEptDGAyKFtLSpsWEhkLDNkhsKH4rWGFIThAkjBNZTcD2+rNWbeK64xPF3QqxpwqUgbMp",
+	"IilVeij8GoxO8JktKxoBFaVBiJwxbS7qozab8jML+Fu8PUHTllYhCcZW37mURLo1Q1zvwMZzJVxlgPK5",
+	"2+tKpkDUudhDrrIHo5QddH1ExNrsAUhS2uQUANsl8gknF9iiRW02v6Cm0W0Z+K9o4V+x8e9s5D+RubX/",
+	"kPHS1+iCMGCjj6sJJhKbl+JWm6h5vXmNMFutHCNVk6/m695W0FqT6gFc+ZtlevwhTNC3abv1nVrW2mxt",
+	"aMx3H2G7EuKD5Gp9PO28SDXPaI49XyElDuxrLCH47RL/5QLk+ylnRhzGiO1AzeCK2ChyTErkeijQMKdI",
+	"l5J/PXnz2mIe6qqUCCn22DzTy4hgx/KqJmn0gZlMYtR1Yi8kgw8dAnjRQU2JdVnY0Z0i5jpCExsq2uuT",
+	"D7XOLlY8cmE41kBqEY+MC41he0Lq0qxPjsQSctRSNq+Y+eyubApnGOeLnSTMWoWV/AHIMmdJfyiOLA3x",
+	"imXZqjQcPoZsGi3lKKX5GYsjlzJBxdIPai6uq1DAhiJhk5SCzgg30zwhUQ/rE+w6ZdnKv9hQabOuIsvQ",
+	"5twaTPsc+w+3qxQepfanMp/vuWTvXcJpw77Xd2yWDOs4NstJeHY2+vQ7oxpY8JDgjXzp+Ve1WUcTDQkl",
+	"oP0vNrerFk7bFAjqseUWSfyaMNBn32Xg5zMX5gnn4wwUFl7NFH6tKfa2D2HznQkuy/cWxVmPMg+46k4W",
+	"RwOe0C1Zu0r7wUk0Kt+ran8sp1PFtOGWwDGsXouBFrE1QZYGSGdMiuqBW2hdQgG3TFfREB0Cb0fQ9XeP",
+	"J5hjnSJK2t5I/XJGTO/yBbIhI6Q9wgQ7S5PurpmXPZd55vZP1GeeoSHPAWJCM+W7gaVsqvvkg7UdgH2y",
+	"vlXbPRwhEYWWO1u7wRan4I1hYc/kQhi6au/ZWuVv9RjxgLSEbbSK3LDV9SmOa9qQb5UY6KrBYySNEfdg",
+	"adsrhu0ruk7OOMIHUcljUkOo0p1k5O6mrsiJZnqv7KjfAKoxFxRWW5+p2UZDF2EHbrD5GVwlP+EC9nBb",
+	"3xu/s/fHcrx7ntetEB4t8VYvqJOho9LBEB9B3loMcQx3QbKVa+LVSLDfshzj0Q6CgBjQsuwJQmCubSOl",
+	"+uSFTav5zASqJb7FlPUgwMv31FDA+yTh5xzMvUvyKCLQV40lpMhIl44NoYPqlPionKIKlhktw0zQ65M3",
+	"yASC+UBrUMXce9gDL9+cXowCBwm+BXoavXB/gZ3G/F3plQVF03IGKqFiWhHp9CGXAwXx8LhDgNc9Reg5",
+	"y0E9ryzSLN9bcUtH6DnL0feSswmaf8GuHVYeDn3kBFYhpGESPlMAcz1nFH6YcYNby/5QxNU2XzHpvj95",
+	"Fll5OeEKbceuFgkpFKvuI85yPmExpnSZH/5+9OrlUEykmPIzl1kJ3FT51YLOSeBFW2WOOEAhNLgihfgs",
+	"5EJYRa50RKqh6FqtzmXA9jC+CHC1iXmVjVdvWUy3HU7bBcR76B/kSvPJnzKCDkibE9NKxzIiPqCUI/vE",
+	"YKMnEM4YgBH3eSFug/iVTW0bqd1xkDJt15jLQjMSVNUqTSwl9kckdh1K4zBYykeYDsUrzPq1Ja+wgMTS",
+	"wMDg9x5NUzuTs9akXBn60DUSDNQA4cqmNDO47DnrtTlicKrbvAllx9WWm4Bw7n9TM0G5DmKxFCCsolIi",
+	"vmeDrQHaIb65zsDOZPCba9G6nklGPvULokVtAFPe0t0T8sSngf2zzPmywwwFxFaqLOU6bO6KcZaupZxR",
+	"onynflQqmtv1G15V6flqHh4K168fogFwLuxNt1qVoJQBzFBmLxhV4OQ4b7sfim5c6UkXuypafDJrxNyg",
+	"098G7cO1nrXbgAOduNr5haut5TInQLbAxImyV9TTnm9ZROL7s+jBo1mrX8a1QW2RvaGW7106BAJANdw+",
+	"+JUk5mezcYuW0+C4KmILnu63vahNsQDOE26b8obXKeAjW/bnJVqeMUMzW4uqVQ6rOWwA3eFWk0ZaDYX4",
+	"sEAk1IG0khf4qyCO3g562FDQEeKbXDCxDjPYnDJfa0AIZRL/dowhUyVcMbXdmdm5JkIuDgglQLESICAk",
+	"xj9Qtq3WIKNlrIB5EoN/BE1910NrfAyAaTnUUCCL6hsZzcH8X3ResBjz/ss4svJdVwgE46/K9w4IvNjG",
+	"0XyNzGtUtMs9OBtT1L59eto3KHAXA9R9PavVm3NIYigs5J4pNZ221ZajdBqCIe+mLlGlQeWGVBe7hD+A",
+	"69S6dPzbtVpW3TqZrWTll2fR7mrda7ixB/aCo1LKlaU7bjYrNkBG7uh//uu/Y6huZ4OuDsiwY8lUJ46G",
+	"grgWqwfk46e4B+QcErVsqSynj/r8EqyH60NZM5bvOXFuzo2QMqU8h4qcENlIbIxZJlM+AbtolX8cml9S",
+	"Q0OBPP3t+BTiw8xUsYuI8r7FFRJmiNceiaEY64SNNGe52eA0ZRfDTuyjvsI3Dhy0/BYW1NYdhdQZw/2U",
+	"zaEGuwYJ7L1ckC5WXbC13p+/PP6P0YejF6eRzSAGWQtHK/IcLFGV6EzHWLiysIGKSz0nhArPVSBelxK1",
+	"FJNZLoUhmmZ9sOE3vlJU9YGMKrWnZ7kszmbuAP3BdS1YLRKRLJcX3JaDwWLKe+bgzbKgZrXy4afoj+9F",
+	"DtsRBTyy8cQFuMbwwAFB8oVnU4J+JAGpVb8hXrbrmKe/SveUl7UjXy7KAsUH/5Km4NuoqeJU2XHVnty7",
+	"45O3b16fHI8+vHj97M2HnjnemQFjzhJbi8uMHxBou3wsGOG0QnNuYCYRkrDpFNO/T10RW17LejQghSjg",
+	"iCDAAsSMSrwHh8Qq4ECZsHGJSel0bXW4+0a/t1nAyk3yjbzuZTPjy6ij2YXeB+RtNJ3X7A4UKnx4xLeV",
+	"2mk1XQzPj4Oi2lyLfiXlFMZZ0xVufeH5lnrzzSp/TVwFDdHG2Vtc6mFAi9lJwHrtDf9+y3shy3HvtDHV",
+	"uqKx/8V93C4GoXKBbhmB/7ixCDUZKaD1EgPAasXS1shIa4MVgtNaq6+cwHVwsV7VtdUljkOC4nolaaLN",
+	"XYgkJ5TAbc8J4Iefom8jkG9JO/74ZvO/Mb164oftirrNSIB8ZDBE55AGuUaC38lM7uAfmspbKNWVs80r",
+	"c5QqRlMO8V3Sur9QcrV21Iod4JDwhM0zie5sVx0MC8AGxqL1rA8LX2K1jA3JirG1f8fExvpBUoqr6JpB",
+	"laQpppbNZJH3SQwuYp92BwGo1s5TiYkpo0NsPdwgVLXrpPIHgwF59eNhY8xqWfesd+hjT+OhcBV1rb/y",
+	"kMRzPmfQ/AhWNc0Zhgr1XW1/NbL1o9Dx6gtCT13qEcJrKMZsIudsjWxtO5bfpmSNU3wjudrur+WiOo+L",
+	"bTT9vYmRJ5rmYFnGXUYuYBJlfYHIHt4sd43q92r/i2+CfXUijYtYm1J86lGTWMysdoewgZ54SYNqb9WK",
+	"hIGg5fC8WnSwDJGQeZlQvDllFCcJrsQ3Qcr67v5E7KN+H3fFXHvut4K7MbSzh3xvdFEglroEtsJeQfCR",
+	"ulqdaPPOraWRu2gkg9m/Si6MXA7fD4XhJba2Ok0SWxK1pOT3lGNTGMdJ4nnyOCbdGbvoRRjMqRSbjw3W",
+	"uAQOGGxGz5ntKJDwM+ZKOLtnKmkrQdBnmWAP0ROxf0qVZahJF2uxT2TC1CGmwWDtc2VTSn3QD2SQVpgq",
+	"sTx1kkulbKaNQSmac6agDvpyKBryTKLVJBLv+LbLUpoulUOlPnkjiO34GT7E1VBUuuZABrxZFBZlhNhe",
+	"iEwksW2XZSiULceNa2+lVk2kxU51u/y2Msk/JMctSbO7ML50x53nk3wTWndk7ynW7/R5ZopwoaVl4DsT",
+	"Phjh1jh2mSKH2W8xlqnAyCxbdRIK5NmoTisnP3lEXvEfSffJP0f3B0+jp08e4RMgHA8F0tNG6Tgqc/As",
+	"FfTt0Kq2/D55C7Cb06URoK3cMxRmj2nKME5/jp11zJUWExY4IxHueAbUFwfhUiD5QkqJD7mUJ5mjV9xS",
+	"ETOvAUOpGyy4Tdt3WgUU6kBQ9MkRCSqelHy+lFKGwo68QVI5ShI8PLP/20tGq0zzTekJ7HN9PprZ5J+A",
+	"fiSJEZTMbQR6sYPIVG9PvD6Tv9aj+TrhE27Ca2aK/2MGRtym7bOpUf/amAR/tH+AmASLruWe2lsn2UfX",
+	"BSB8mLGwfPJKXyYovujE99ojfgXQl3eS87HnTFBrShjuZxADAvAh5zv+wpMDMuywcz36n//672EnsoYu",
+	"/JIJbb4y70SkbIkdAaM7IPZlLPIFr19expHREs6EdfmfaGqk5YRYHFFkQZcoTJmf3ZKN4lBtlh2Tbmzh",
+	"tcextaT7U/M5U5rOszgi/kvzNtVFzuJeFIQFVCPSzlnOp0vXQ8UdR78Qi5xmLjoUpq80aAJWDAH/EH63",
+	"JHEuNdXMLRVqpgfdqsYMAkXX9tnvk/dltUwka1ALWxuJf22D/IhQ7K7vythg0xiZ2pZrlGQ5P6eaRSSV",
+	"MhvTyefIqD2f91I5oelQyDxofiWk2LP9+WmS5Lbfbu56/JsNT2Zs8tkIH2cUanu7Mi3YW3vZ6w/FkbAB",
+	"v0bUyNkZV5rlVj18PAjue6uFr0ZDbtXUV5vrG0kMtVUYffkEG8e3CBAOioEyYu+MRdrvjpq+c5hCV8go",
+	"GL9Rj3Xe80ZC2iY07H+pf7WdE7oJD+8GATZ0SYJlQ9fk79IvLfzJYqU/JxBaKsLZSm/+Rq651iX97c5u",
+	"05X9TnPq65eyXZjZSaGvAW+tZv/c6PKYG05kobEDCFopoUmwOiQxEAhwRKkYSobRCQuyxQ1X7ZO4yBIr",
+	"v8TYn9ToyNAnxSYeosFuMqPijGH/NYeZGFOI1bBdvcwz6bR+wRbA0Rt423uY8254W+Nc/xi8bcvr8Uf2",
+	"HQBWhWTwHtp0oBivTTUSGkTtm2F1+yVlbc34eCOYF+Mg6cQG5Ymk5MPY2YYn3vPsNAmeOEEb2m0pq2iE",
+	"UjuZMZpgk1GUGanWbJ7p3kHg//ZxH77gPF4wEGvhoxH+wTjOEl+SMtQeyrK7Dy4uynb0+GBdmH53fPru",
+	"76Pnb97FZEbVUGRUhSUrjVDdJ7+wDCWQhwOS0KVqy9qweF6SimuYH/xB/GV+uBKxsYew3Gx+KG/Gn7L/",
+	"R4UG2Vz8EiTefIG0YIMR49p8f0eiVlG8d3cl7CJ5vAtigDyl8ZqXYfp1kwU6PYciNkLKSKaJ/WHkepvL",
+	"fPTg0QiaLMdRKPraKw+N0h48sm2YJzQ3JJN40wYZL4eCYSA1GCkgOw8sGxg4RBg3in2v1t0a6l/bV5SW",
+	"Wak32kYnjYWpAdI1gFkF9ZYqVYcz4kx3VLL6JlRxgxDfUB3/JsTlHcraNZJSh8JNCDOaqVu+7qeYoJSl",
+	"WM0DTZiYASNKY5cv7DDNmZoZ1UO7pC9bFptq2jeiD7WBcu5nG96A3emFtGW+SWy9/ihe5QUDfYS5OpMr",
+	"Ik5QR8eGLOhCDQVUg3VZZ6OJTBi2aS8HgNknVAiJffENHTHDyZwkkrli2JB6han1q3bI0xevjt+8hyqf",
+	"Yc1Ld2CFgEHpOMVUeIMDi9nSmlU9aCGx1mlRtt6mqwVB59KW4wx4dANxOmUrnp9bIkoNM/1j6FRmYe2N",
+	"eE6rxnU8rz8+QTqB7l0O2axKJSv3QMhFZCOfsN9ZJnPsk+qAtBW9Kk0OW7knzeOn8PQdYIibbF35koq6",
+	"+a1rmASLqZzVnC5LXxbRsu1szIBsUuRcL4EtHGX8F7Y8KvSsc/Dxk6H5mHmGTKPI085BZ6Z1drC/Dz6R",
+	"mVT64Ong6cAIpP8/AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

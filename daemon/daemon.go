@@ -90,6 +90,8 @@ type Daemon struct {
 	beating   chan struct{} // closed when the heartbeat loop has ended
 	inFlight  atomic.Int64
 	budget    *budget
+	// completed and failed count what this process finished, reported with each heartbeat.
+	completed, failed atomic.Int64
 	// fenced is set while this replica's lease may have lapsed: it claims nothing and has aborted
 	// its calls, until a heartbeat succeeds and it has handed its requests back.
 	fenced atomic.Bool

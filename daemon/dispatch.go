@@ -145,7 +145,7 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 	if !ok {
 		d.budget.answered(held, held)
 		res.finish("failed", failureLine(row, "model_not_found", fmt.Sprintf("No upstream is configured for model '%s'.", row.Model)))
-		d.cfg.Metrics.Finished(row.Model, res.state)
+		d.finished(row.Model, res.state)
 		record()
 		return
 	}
@@ -285,6 +285,16 @@ func (d *Daemon) observe(row dbsqlc.RequestClaimRow, res result, out upstream.Ou
 		}
 		d.cfg.Metrics.Retry(reason)
 	default:
-		d.cfg.Metrics.Finished(row.Model, res.state)
+		d.finished(row.Model, res.state)
+	}
+}
+
+// finished counts a request this replica ended, in the metrics and in its own totals.
+func (d *Daemon) finished(model, state string) {
+	d.cfg.Metrics.Finished(model, state)
+	if state == "completed" {
+		d.completed.Add(1)
+	} else {
+		d.failed.Add(1)
 	}
 }

@@ -171,7 +171,7 @@ func (d *Daemon) maintain(ctx context.Context) {
 func (d *Daemon) heartbeat(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, max(d.cfg.HeartbeatInterval, time.Second))
 	defer cancel()
-	n, err := d.q.DaemonHeartbeat(ctx, d.id.Load())
+	n, err := d.q.DaemonHeartbeat(ctx, dbsqlc.DaemonHeartbeatParams{ID: d.id.Load(), Completed: d.completed.Load(), Failed: d.failed.Load()})
 	if err != nil {
 		d.logger.Warn("heartbeat", "error", err.Error())
 		return false

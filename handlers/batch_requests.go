@@ -104,7 +104,11 @@ func (s *Server) ListBatchRequests(ctx context.Context, req api.ListBatchRequest
 	if err != nil {
 		return nil, err
 	}
-	b, err := s.getBatch(ctx, req.BatchId)
+	owner, err := readOwner(ctx, p.Owner)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.getBatchOf(ctx, req.BatchId, owner)
 	if err != nil {
 		return nil, err
 	}

@@ -189,7 +189,11 @@ func (s *Server) RetrieveBatch(ctx context.Context, req api.RetrieveBatchRequest
 }
 
 func (s *Server) getBatch(ctx context.Context, id string) (dbsqlc.Batch, error) {
-	b, err := s.queries.BatchGet(ctx, dbsqlc.BatchGetParams{ID: id, Owner: ownerFrom(ctx)})
+	return s.getBatchOf(ctx, id, ownerFrom(ctx))
+}
+
+func (s *Server) getBatchOf(ctx context.Context, id, owner string) (dbsqlc.Batch, error) {
+	b, err := s.queries.BatchGet(ctx, dbsqlc.BatchGetParams{ID: id, Owner: owner})
 	if err = db.Translate(err); errors.Is(err, db.ErrNotFound) {
 		return b, batchNotFound(id)
 	} else if err != nil {
@@ -198,16 +202,81 @@ func (s *Server) getBatch(ctx context.Context, id string) (dbsqlc.Batch, error) 
 	return b, nil
 }
 
-// ListBatches pages through the caller's batches, newest first.
+// batchStatusGroups is what a status filter covers, as the seed system has it.
+var batchStatusGroups = map[string][]string{
+	"validating":  {"validating"},
+	"failed":      {"failed"},
+	"in_progress": {"in_progress", "validating", "finalizing"},
+	"finalizing":  {"finalizing"},
+	"completed":   {"completed"},
+	"expired":     {"expired"},
+	"cancelling":  {"cancelling"},
+	"cancelled":   {"cancelled", "cancelling"},
+}
+
+var batchStatuses = []string{"validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"}
+
+func unixTime(p *int64) *time.Time {
+	if p == nil {
+		return nil
+	}
+	t := time.Unix(*p, 0)
+	return &t
+}
+
+// ListBatches pages through the caller's batches, newest first (or running ones first), under
+// Volley's optional filters.
 func (s *Server) ListBatches(ctx context.Context, req api.ListBatchesRequestObject) (api.ListBatchesResponseObject, error) {
+	p := req.Params
 	limit := batchesDefaultLimit
-	if req.Params.Limit != nil {
-		limit = *req.Params.Limit
+	if p.Limit != nil {
+		limit = *p.Limit
 		if limit < 1 || limit > batchesMaxLimit {
 			return nil, badRequest("invalid_value", "limit", "Invalid 'limit': %d. It must be between 1 and %d.", limit, batchesMaxLimit)
 		}
 	}
-	rows, err := s.queries.BatchList(ctx, dbsqlc.BatchListParams{Owner: ownerFrom(ctx), After: req.Params.After, MaxRows: int32(limit + 1)})
+	var asked []string
+	if p.Status != nil {
+		for _, st := range *p.Status {
+			asked = append(asked, string(st))
+		}
+	}
+	asked = listValues(&asked)
+	if err := checkStates("status", asked, batchStatuses); err != nil {
+		return nil, err
+	}
+	statuses := []string{}
+	for _, st := range asked {
+		statuses = append(statuses, batchStatusGroups[st]...)
+	}
+	search, err := checkSearch(p.Search)
+	if err != nil {
+		return nil, err
+	}
+	owner, err := readOwner(ctx, p.Owner)
+	if err != nil {
+		return nil, err
+	}
+	arg := dbsqlc.BatchListParams{
+		Owner: owner, Statuses: statuses, InputFileID: p.InputFileId, Search: search,
+		CreatedAfter: unixTime(p.CreatedAfter), CreatedBefore: unixTime(p.CreatedBefore),
+		After: p.After, ActiveFirst: p.ActiveFirst != nil && *p.ActiveFirst, MaxRows: int32(limit + 1),
+	}
+	if arg.InputFileID != nil && *arg.InputFileID == "" {
+		arg.InputFileID = nil
+	}
+	if arg.After != nil && *arg.After == "" {
+		arg.After = nil
+	}
+	if arg.ActiveFirst && arg.After != nil {
+		arg.AfterActive, err = s.queries.BatchIsActive(ctx, dbsqlc.BatchIsActiveParams{ID: *arg.After, Owner: owner})
+		if err = db.Translate(err); errors.Is(err, db.ErrNotFound) {
+			return nil, badRequest("invalid_value", "after", "Invalid 'after': no batch found with id '%s'. Pass the 'last_id' of the previous page.", truncate(*arg.After, 64))
+		} else if err != nil {
+			return nil, fmt.Errorf("find cursor: %w", err)
+		}
+	}
+	rows, err := s.queries.BatchList(ctx, arg)
 	if err != nil {
 		return nil, fmt.Errorf("list batches: %w", db.Translate(err))
 	}

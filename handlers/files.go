@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -74,9 +75,11 @@ func (s *Server) ListFiles(ctx context.Context, req api.ListFilesRequestObject) 
 			return nil, badRequest("invalid_value", "order", "Invalid 'order': %q. It must be 'asc' or 'desc'.", order)
 		}
 	}
-	owner := ownerFrom(ctx)
+	owner, err := readOwner(ctx, p.Owner)
+	if err != nil {
+		return nil, err
+	}
 	var rows []dbsqlc.File
-	var err error
 	if order == "asc" {
 		rows, err = s.queries.FileListAsc(ctx, dbsqlc.FileListAscParams{Owner: owner, Purpose: p.Purpose, After: p.After, MaxRows: int32(limit + 1)})
 	} else {
@@ -129,29 +132,82 @@ func (s *Server) DeleteFile(ctx context.Context, req api.DeleteFileRequestObject
 
 // DownloadFile streams a file's content.
 func (s *Server) DownloadFile(ctx context.Context, req api.DownloadFileRequestObject) (api.DownloadFileResponseObject, error) {
+	p := req.Params
+	if p.Offset != nil && *p.Offset < 0 {
+		return nil, badRequest("invalid_value", "offset", "Invalid 'offset': %d. It must be 0 or more.", *p.Offset)
+	}
+	if p.Limit != nil && *p.Limit < 1 {
+		return nil, badRequest("invalid_value", "limit", "Invalid 'limit': %d. It must be 1 or more.", *p.Limit)
+	}
+	search, err := checkSearch(p.Search)
+	if err != nil {
+		return nil, err
+	}
 	f, err := s.getFile(ctx, req.FileId)
 	if err != nil {
 		return nil, err
 	}
-	return contentStream{ctx: ctx, s: s, file: f}, nil
+	c := contentStream{ctx: ctx, s: s, file: f, bytes: f.Bytes}
+	if p.Offset == nil && p.Limit == nil && search == nil {
+		return c, nil
+	}
+	sel := &selection{search: search}
+	skip, take := int64(0), int64(math.MaxInt64)
+	if p.Offset != nil {
+		skip = *p.Offset
+	}
+	if p.Limit != nil {
+		take = *p.Limit
+	}
+	if f.BatchID != nil {
+		r, err := s.queries.RequestResultsSelection(ctx, dbsqlc.RequestResultsSelectionParams{
+			BatchID: *f.BatchID, Errors: f.Purpose == purposeBatchError, Search: search, Skip: skip, Take: take})
+		if err != nil {
+			return nil, fmt.Errorf("select result lines: %w", db.Translate(err))
+		}
+		sel.lines, c.bytes, sel.first, sel.last = r.Lines, r.Bytes, r.FirstLine, r.LastLine
+	} else {
+		r, err := s.queries.FileLinesSelection(ctx, dbsqlc.FileLinesSelectionParams{FileID: f.ID, Search: search, Skip: skip, Take: take})
+		if err != nil {
+			return nil, fmt.Errorf("select file lines: %w", db.Translate(err))
+		}
+		sel.lines, c.bytes, sel.first, sel.last = r.Lines, r.Bytes, r.FirstLine, r.LastLine
+	}
+	c.sel = sel
+	return c, nil
 }
 
-// contentStream writes a file's lines to the response in chunks, with the exact Content-Length.
+// selection is the part of a file a download asked for: the lines from first to last (inclusive)
+// that match search.
+type selection struct {
+	search      *string
+	lines       int64
+	first, last int32
+}
+
 type contentStream struct {
-	ctx  context.Context
-	s    *Server
-	file dbsqlc.File
+	ctx   context.Context
+	s     *Server
+	file  dbsqlc.File
+	bytes int64      // what is sent: the file's size, or the selection's
+	sel   *selection // nil: the whole file
 }
 
 func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.FormatInt(c.file.Bytes, 10))
+	h.Set("Content-Length", strconv.FormatInt(c.bytes, 10))
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", c.file.Filename))
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 256<<10)
 	var written int64
 	after := int32(-1)
+	if c.sel != nil {
+		if c.sel.lines == 0 {
+			return nil
+		}
+		after = c.sel.first - 1
+	}
 	for {
 		rows, err := c.chunk(after)
 		if err != nil {
@@ -175,8 +231,8 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 	if err := bw.Flush(); err != nil {
 		return nil
 	}
-	if written != c.file.Bytes {
-		loggerFrom(c.ctx).Error("download size mismatch", "file_id", c.file.ID, "want", c.file.Bytes, "written", written)
+	if written != c.bytes {
+		loggerFrom(c.ctx).Error("download size mismatch", "file_id", c.file.ID, "want", c.bytes, "written", written)
 		panic(http.ErrAbortHandler)
 	}
 	return nil
@@ -190,6 +246,9 @@ type contentRow struct {
 // chunk reads the next lines of the file: an uploaded file's own lines, or a batch's rendered
 // results for its output and error files.
 func (c contentStream) chunk(after int32) ([]contentRow, error) {
+	if c.sel != nil {
+		return c.selectedChunk(after)
+	}
 	if c.file.BatchID != nil {
 		rows, err := c.s.queries.RequestResultsChunk(c.ctx, dbsqlc.RequestResultsChunkParams{
 			BatchID: c.file.BatchID, AfterLine: &after, Errors: c.file.Purpose == purposeBatchError, MaxRows: contentChunkRows,
@@ -201,6 +260,29 @@ func (c contentStream) chunk(after int32) ([]contentRow, error) {
 		return out, err
 	}
 	rows, err := c.s.queries.FileLinesChunk(c.ctx, dbsqlc.FileLinesChunkParams{FileID: c.file.ID, AfterLine: after, MaxRows: contentChunkRows})
+	out := make([]contentRow, len(rows))
+	for i, r := range rows {
+		out[i] = contentRow{line: r.Line, data: r.Data}
+	}
+	return out, err
+}
+
+// selectedChunk reads the next lines of a selection.
+func (c contentStream) selectedChunk(after int32) ([]contentRow, error) {
+	if c.file.BatchID != nil {
+		rows, err := c.s.queries.RequestResultsSelectedChunk(c.ctx, dbsqlc.RequestResultsSelectedChunkParams{
+			BatchID: *c.file.BatchID, AfterLine: after, LastLine: c.sel.last, Errors: c.file.Purpose == purposeBatchError,
+			Search: c.sel.search, MaxRows: contentChunkRows,
+		})
+		out := make([]contentRow, len(rows))
+		for i, r := range rows {
+			out[i] = contentRow{line: r.Line, data: r.Result}
+		}
+		return out, err
+	}
+	rows, err := c.s.queries.FileLinesSelectedChunk(c.ctx, dbsqlc.FileLinesSelectedChunkParams{
+		FileID: c.file.ID, AfterLine: after, LastLine: c.sel.last, Search: c.sel.search, MaxRows: contentChunkRows,
+	})
 	out := make([]contentRow, len(rows))
 	for i, r := range rows {
 		out[i] = contentRow{line: r.Line, data: r.Data}

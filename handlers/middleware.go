@@ -29,6 +29,7 @@ const (
 	ctxLogger ctxKey = iota
 	ctxOwner
 	ctxBody
+	ctxAdmin
 )
 
 // bodyFrom returns the request's body wrapper, nil when the request has none.
@@ -45,6 +46,24 @@ func loggerFrom(ctx context.Context) *slog.Logger {
 		return l
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// isAdmin reports whether the request was made with an admin key.
+func isAdmin(ctx context.Context) bool {
+	admin, _ := ctx.Value(ctxAdmin).(bool)
+	return admin
+}
+
+// readOwner is whose objects a list route reads: the key's owner, or with an admin key the owner
+// named by the owner parameter.
+func readOwner(ctx context.Context, asked *string) (string, error) {
+	if asked == nil || *asked == "" {
+		return ownerFrom(ctx), nil
+	}
+	if !isAdmin(ctx) {
+		return "", badRequest("invalid_value", "owner", "The 'owner' parameter needs an admin key (volley keys create --owner NAME --admin).")
+	}
+	return *asked, nil
 }
 
 // ownerFrom returns the owner of the API key that authenticated the request.
@@ -325,6 +344,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		ctx := context.WithValue(r.Context(), ctxOwner, row.Owner)
+		ctx = context.WithValue(ctx, ctxAdmin, row.Admin)
 		ctx = context.WithValue(ctx, ctxLogger, loggerFrom(ctx).With("owner", row.Owner))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

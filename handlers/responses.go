@@ -388,17 +388,78 @@ func (s *Server) DeleteResponse(ctx context.Context, req api.DeleteResponseReque
 	return api.DeleteResponse200JSONResponse{Id: req.ResponseId, Object: "response", Deleted: true}, nil
 }
 
-// QueueDepth reports pending and running requests per model.
-func (s *Server) QueueDepth(ctx context.Context, _ api.QueueDepthRequestObject) (api.QueueDepthResponseObject, error) {
-	rows, err := s.queries.QueueDepth(ctx, ownerFrom(ctx))
+// QueueDepth reports pending and running requests per model, and the pending ones by time to
+// their deadline.
+func (s *Server) QueueDepth(ctx context.Context, req api.QueueDepthRequestObject) (api.QueueDepthResponseObject, error) {
+	names, bounds, err := parseWindows(req.Params.Windows)
+	if err != nil {
+		return nil, err
+	}
+	owner := ownerFrom(ctx)
+	rows, err := s.queries.QueueDepth(ctx, owner)
 	if err != nil {
 		return nil, fmt.Errorf("queue depth: %w", db.Translate(err))
 	}
-	out := api.QueueDepth200JSONResponse{Object: "list", Data: make([]api.ModelQueue, len(rows))}
+	everyone := isAdmin(ctx)
+	buckets, err := s.queries.QueueDeadlineWindows(ctx, dbsqlc.QueueDeadlineWindowsParams{Bounds: bounds, Everyone: everyone, Owner: owner})
+	if err != nil {
+		return nil, fmt.Errorf("queue deadline windows: %w", db.Translate(err))
+	}
+	byModel := map[string][]int64{}
+	for _, b := range buckets {
+		counts := byModel[b.Model]
+		if counts == nil {
+			counts = make([]int64, len(names))
+			byModel[b.Model] = counts
+		}
+		counts[b.Bucket+1] += b.Pending
+	}
+	out := api.QueueDepth200JSONResponse{Object: "list", Data: make([]api.ModelQueue, len(rows)), WindowsScope: api.Own}
+	if everyone {
+		out.WindowsScope = api.All
+	}
 	for i, r := range rows {
-		out.Data[i] = api.ModelQueue{Model: r.Model, Pending: r.Pending, Running: r.Running, OwnPending: r.OwnPending, OwnRunning: r.OwnRunning}
+		windows := make([]api.DeadlineWindow, len(names))
+		counts := byModel[r.Model]
+		for k, name := range names {
+			windows[k].Window = name
+			if counts != nil {
+				windows[k].Pending = counts[k]
+			}
+		}
+		out.Data[i] = api.ModelQueue{Model: r.Model, Pending: r.Pending, Running: r.Running, OwnPending: r.OwnPending, OwnRunning: r.OwnRunning,
+			DeadlineWindows: windows}
 	}
 	return out, nil
+}
+
+const maxWindows = 8
+
+// parseWindows reads "1h,24h" into the names of the buckets (overdue, within_1h, within_24h,
+// later) and the windows in seconds.
+func parseWindows(in *string) (names []string, bounds []float64, err error) {
+	text := "1h,24h"
+	if in != nil && strings.TrimSpace(*in) != "" {
+		text = *in
+	}
+	parts := strings.Split(text, ",")
+	if len(parts) > maxWindows {
+		return nil, nil, badRequest("invalid_value", "windows", "Invalid 'windows': %d given; at most %d are allowed.", len(parts), maxWindows)
+	}
+	names = []string{"overdue"}
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		d, err := time.ParseDuration(p)
+		if err != nil || d <= 0 {
+			return nil, nil, badRequest("invalid_value", "windows", "Invalid 'windows': '%s' is not a positive duration like 30m, 1h or 24h.", truncate(p, 32))
+		}
+		if len(bounds) > 0 && d.Seconds() <= bounds[len(bounds)-1] {
+			return nil, nil, badRequest("invalid_value", "windows", "Invalid 'windows': '%s' is not longer than the window before it; give them in ascending order.", p)
+		}
+		bounds = append(bounds, d.Seconds())
+		names = append(names, "within_"+p)
+	}
+	return append(names, "later"), bounds, nil
 }
 
 // withoutKeys removes top-level keys from a JSON object.

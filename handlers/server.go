@@ -43,6 +43,8 @@ type Server struct {
 	// webhooks sends test deliveries; resolver checks endpoint hosts.
 	webhooks *webhook.Sender
 	resolver webhook.Resolver
+	// started is when the server was made: the "created" of the models it lists.
+	started time.Time
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -52,7 +54,7 @@ var _ api.StrictServerInterface = (*Server)(nil)
 func New(pool *pgxpool.Pool, cfg config.Config, router *upstream.Router, client *upstream.Client, logger *slog.Logger) *Server {
 	s := &Server{pool: pool, queries: dbsqlc.New(db.Bounded(pool, cfg.DBTimeout)), cfg: cfg, router: router, client: client,
 		hub: newHub(pool, logger), logger: logger, flexRecheck: flexRecheck,
-		webhooks: webhook.NewSender(cfg.Webhook.Timeout, cfg.Webhook.AllowPrivate, cfg.Webhook.AllowHosts), resolver: net.DefaultResolver}
+		webhooks: webhook.NewSender(cfg.Webhook.Timeout, cfg.Webhook.AllowPrivate, cfg.Webhook.AllowHosts), resolver: net.DefaultResolver, started: time.Now()}
 	s.turns = newTurns(cfg.Files.MaxConcurrent)
 	return s
 }

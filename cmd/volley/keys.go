@@ -27,6 +27,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	owner := fs.String("owner", "", "owner of the new key (required)")
 	name := fs.String("name", "", "a label for the key")
+	admin := fs.Bool("admin", false, "an admin key: reads every owner's objects and the operator's routes")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -59,7 +60,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	q := dbsqlc.New(d.pool)
 	switch sub {
 	case "create":
-		key, err := createKey(ctx, q, strings.TrimSpace(*owner), *name)
+		key, err := createKey(ctx, q, strings.TrimSpace(*owner), *name, *admin)
 		if err != nil {
 			return err
 		}
@@ -70,13 +71,17 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("list keys: %w", db.Translate(err))
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tOWNER\tNAME\tKEY\tCREATED\tREVOKED")
+		fmt.Fprintln(tw, "ID\tOWNER\tNAME\tKEY\tADMIN\tCREATED\tREVOKED")
 		for _, k := range rows {
 			revoked := "-"
 			if k.RevokedAt != nil {
 				revoked = k.RevokedAt.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Owner, k.Name, k.KeyPrefix, k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+			admin := "-"
+			if k.Admin {
+				admin = "yes"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Owner, k.Name, k.KeyPrefix, admin, k.CreatedAt.UTC().Format(time.RFC3339), revoked)
 		}
 		return tw.Flush()
 	case "revoke":
@@ -92,9 +97,9 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-func createKey(ctx context.Context, q *dbsqlc.Queries, owner, name string) (string, error) {
+func createKey(ctx context.Context, q *dbsqlc.Queries, owner, name string, admin bool) (string, error) {
 	key, hash, display := apikey.New()
-	if _, err := q.APIKeyInsert(ctx, dbsqlc.APIKeyInsertParams{Owner: owner, Name: name, KeyHash: hash, KeyPrefix: display}); err != nil {
+	if _, err := q.APIKeyInsert(ctx, dbsqlc.APIKeyInsertParams{Owner: owner, Name: name, KeyHash: hash, KeyPrefix: display, Admin: admin}); err != nil {
 		return "", fmt.Errorf("store key: %w", db.Translate(err))
 	}
 	return key, nil

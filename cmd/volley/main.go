@@ -25,7 +25,7 @@ const usage = `Volley, an OpenAI-compatible Batch API server.
 Usage:
   volley serve [--dev]                 run the server (--dev: print a ready-to-use local API key)
   volley migrate                       apply database migrations and exit
-  volley keys create --owner NAME [--name LABEL]
+  volley keys create --owner NAME [--name LABEL] [--admin]
                                        make an API key (printed once, as the last line)
   volley keys list                     list API keys
   volley keys revoke ID                revoke an API key

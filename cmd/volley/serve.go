@@ -192,7 +192,7 @@ func devKey(ctx context.Context, cfg config.Config, q *dbsqlc.Queries) (string, 
 			return "", fmt.Errorf("check dev key: %w", err)
 		}
 	}
-	key, err := createKey(ctx, q, "local", "dev")
+	key, err := createKey(ctx, q, "local", "dev", false)
 	if err != nil {
 		return "", err
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 const aPIKeyGetByHash = `-- name: APIKeyGetByHash :one
-SELECT id, owner, name, key_hash, key_prefix, created_at, revoked_at FROM api_keys WHERE key_hash = $1
+SELECT id, owner, name, key_hash, key_prefix, created_at, revoked_at, admin FROM api_keys WHERE key_hash = $1
 `
 
 func (q *Queries) APIKeyGetByHash(ctx context.Context, keyHash []byte) (APIKey, error) {
@@ -24,14 +24,15 @@ func (q *Queries) APIKeyGetByHash(ctx context.Context, keyHash []byte) (APIKey, 
 		&i.KeyPrefix,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.Admin,
 	)
 	return i, err
 }
 
 const aPIKeyInsert = `-- name: APIKeyInsert :one
-INSERT INTO api_keys (owner, name, key_hash, key_prefix)
-VALUES ($1, $2, $3, $4)
-RETURNING id, owner, name, key_hash, key_prefix, created_at, revoked_at
+INSERT INTO api_keys (owner, name, key_hash, key_prefix, admin)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, owner, name, key_hash, key_prefix, created_at, revoked_at, admin
 `
 
 type APIKeyInsertParams struct {
@@ -39,6 +40,7 @@ type APIKeyInsertParams struct {
 	Name      string
 	KeyHash   []byte
 	KeyPrefix string
+	Admin     bool
 }
 
 func (q *Queries) APIKeyInsert(ctx context.Context, arg APIKeyInsertParams) (APIKey, error) {
@@ -47,6 +49,7 @@ func (q *Queries) APIKeyInsert(ctx context.Context, arg APIKeyInsertParams) (API
 		arg.Name,
 		arg.KeyHash,
 		arg.KeyPrefix,
+		arg.Admin,
 	)
 	var i APIKey
 	err := row.Scan(
@@ -57,12 +60,13 @@ func (q *Queries) APIKeyInsert(ctx context.Context, arg APIKeyInsertParams) (API
 		&i.KeyPrefix,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.Admin,
 	)
 	return i, err
 }
 
 const aPIKeyList = `-- name: APIKeyList :many
-SELECT id, owner, name, key_hash, key_prefix, created_at, revoked_at FROM api_keys ORDER BY id
+SELECT id, owner, name, key_hash, key_prefix, created_at, revoked_at, admin FROM api_keys ORDER BY id
 `
 
 func (q *Queries) APIKeyList(ctx context.Context) ([]APIKey, error) {
@@ -82,6 +86,7 @@ func (q *Queries) APIKeyList(ctx context.Context) ([]APIKey, error) {
 			&i.KeyPrefix,
 			&i.CreatedAt,
 			&i.RevokedAt,
+			&i.Admin,
 		); err != nil {
 			return nil, err
 		}
@@ -96,7 +101,7 @@ func (q *Queries) APIKeyList(ctx context.Context) ([]APIKey, error) {
 const aPIKeyRevoke = `-- name: APIKeyRevoke :one
 UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
 WHERE id = $1
-RETURNING id, owner, name, key_hash, key_prefix, created_at, revoked_at
+RETURNING id, owner, name, key_hash, key_prefix, created_at, revoked_at, admin
 `
 
 func (q *Queries) APIKeyRevoke(ctx context.Context, id int64) (APIKey, error) {
@@ -110,6 +115,7 @@ func (q *Queries) APIKeyRevoke(ctx context.Context, id int64) (APIKey, error) {
 		&i.KeyPrefix,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.Admin,
 	)
 	return i, err
 }

@@ -362,21 +362,70 @@ func (q *Queries) BatchInsert(ctx context.Context, arg BatchInsertParams) (Batch
 	return i, err
 }
 
+const batchIsActive = `-- name: BatchIsActive :one
+SELECT status IN ('validating', 'in_progress', 'finalizing', 'cancelling') AS active FROM batches
+WHERE id = $1 AND owner = $2 AND deleted_at IS NULL
+`
+
+type BatchIsActiveParams struct {
+	ID    string
+	Owner string
+}
+
+func (q *Queries) BatchIsActive(ctx context.Context, arg BatchIsActiveParams) (bool, error) {
+	row := q.db.QueryRow(ctx, batchIsActive, arg.ID, arg.Owner)
+	var active bool
+	err := row.Scan(&active)
+	return active, err
+}
+
 const batchList = `-- name: BatchList :many
-SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at FROM batches
-WHERE owner = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR id < $2)
-ORDER BY id DESC
-LIMIT $3
+SELECT b.id, b.owner, b.input_file_id, b.endpoint, b.completion_window, b.model, b.status, b.metadata, b.output_expires_seconds, b.errors, b.created_at, b.in_progress_at, b.expires_at, b.finalizing_at, b.completed_at, b.failed_at, b.expired_at, b.cancelling_at, b.cancelled_at, b.expiring_at, b.output_file_id, b.error_file_id, b.total, b.completed, b.failed, b.output_bytes, b.error_bytes, b.input_tokens, b.cached_tokens, b.output_tokens, b.reasoning_tokens, b.total_tokens, b.results_removed_at, b.deleted_at FROM batches b
+WHERE b.owner = $1 AND b.deleted_at IS NULL
+  AND (cardinality($2::text[]) = 0 OR b.status = ANY ($2::text[]))
+  AND ($3::text IS NULL OR b.input_file_id = $3::text)
+  AND ($4::timestamptz IS NULL OR b.created_at >= $4::timestamptz)
+  AND ($5::timestamptz IS NULL OR b.created_at < $5::timestamptz)
+  AND ($6::text IS NULL OR b.id ILIKE $6::text
+       OR EXISTS (SELECT 1 FROM files f WHERE f.id = b.input_file_id AND f.filename ILIKE $6::text)
+       OR EXISTS (SELECT 1 FROM jsonb_each_text(coalesce(b.metadata, '{}'::jsonb)) kv WHERE kv.value ILIKE $6::text))
+  AND ($7::text IS NULL
+       OR (CASE WHEN $8::bool
+                THEN (b.status IN ('validating', 'in_progress', 'finalizing', 'cancelling'), b.id) < ($9::bool, $7::text)
+                ELSE b.id < $7::text END))
+ORDER BY (CASE WHEN $8::bool THEN b.status IN ('validating', 'in_progress', 'finalizing', 'cancelling') END) DESC, b.id DESC
+LIMIT $10
 `
 
 type BatchListParams struct {
-	Owner   string
-	After   *string
-	MaxRows int32
+	Owner         string
+	Statuses      []string
+	InputFileID   *string
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+	Search        *string
+	After         *string
+	ActiveFirst   bool
+	AfterActive   bool
+	MaxRows       int32
 }
 
+// A page of an owner's batches, newest first or, with @active_first, running ones first. @search
+// is a LIKE pattern escaped by the caller, matched against the id, the input filename and every
+// metadata value.
 func (q *Queries) BatchList(ctx context.Context, arg BatchListParams) ([]Batch, error) {
-	rows, err := q.db.Query(ctx, batchList, arg.Owner, arg.After, arg.MaxRows)
+	rows, err := q.db.Query(ctx, batchList,
+		arg.Owner,
+		arg.Statuses,
+		arg.InputFileID,
+		arg.CreatedAfter,
+		arg.CreatedBefore,
+		arg.Search,
+		arg.After,
+		arg.ActiveFirst,
+		arg.AfterActive,
+		arg.MaxRows,
+	)
 	if err != nil {
 		return nil, err
 	}

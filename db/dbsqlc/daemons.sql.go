@@ -7,6 +7,7 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 )
 
 const batchResultsRemove = `-- name: BatchResultsRemove :execrows
@@ -78,11 +79,17 @@ func (q *Queries) DaemonHandBack(ctx context.Context, daemonID *int64) (int64, e
 }
 
 const daemonHeartbeat = `-- name: DaemonHeartbeat :execrows
-UPDATE daemons SET heartbeat_at = now() WHERE id = $1 AND stopped_at IS NULL
+UPDATE daemons SET heartbeat_at = now(), completed = $1, failed = $2 WHERE id = $3 AND stopped_at IS NULL
 `
 
-func (q *Queries) DaemonHeartbeat(ctx context.Context, id int64) (int64, error) {
-	result, err := q.db.Exec(ctx, daemonHeartbeat, id)
+type DaemonHeartbeatParams struct {
+	Completed int64
+	Failed    int64
+	ID        int64
+}
+
+func (q *Queries) DaemonHeartbeat(ctx context.Context, arg DaemonHeartbeatParams) (int64, error) {
+	result, err := q.db.Exec(ctx, daemonHeartbeat, arg.Completed, arg.Failed, arg.ID)
 	if err != nil {
 		return 0, err
 	}
@@ -132,9 +139,63 @@ func (q *Queries) DaemonStop(ctx context.Context, id int64) error {
 	return err
 }
 
+const daemonsList = `-- name: DaemonsList :many
+SELECT d.id, d.host, d.pid, d.started_at, d.heartbeat_at, d.stopped_at, d.completed, d.failed,
+       (d.declared_dead OR (d.stopped_at IS NULL AND d.heartbeat_at < now() - make_interval(secs => $1::float8)))::bool AS dead,
+       (SELECT count(*) FROM requests r WHERE r.daemon_id = d.id AND r.state = 'running')::bigint AS in_flight
+FROM daemons d
+ORDER BY d.id DESC
+LIMIT 1000
+`
+
+type DaemonsListRow struct {
+	ID          int64
+	Host        string
+	Pid         int32
+	StartedAt   time.Time
+	HeartbeatAt time.Time
+	StoppedAt   *time.Time
+	Completed   int64
+	Failed      int64
+	Dead        bool
+	InFlight    int64
+}
+
+// Every replica, newest first, with its requests in flight and whether its lease has lapsed.
+func (q *Queries) DaemonsList(ctx context.Context, leaseSeconds float64) ([]DaemonsListRow, error) {
+	rows, err := q.db.Query(ctx, daemonsList, leaseSeconds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DaemonsListRow{}
+	for rows.Next() {
+		var i DaemonsListRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Host,
+			&i.Pid,
+			&i.StartedAt,
+			&i.HeartbeatAt,
+			&i.StoppedAt,
+			&i.Completed,
+			&i.Failed,
+			&i.Dead,
+			&i.InFlight,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const daemonsRescue = `-- name: DaemonsRescue :execrows
 WITH dead AS (
-    UPDATE daemons SET stopped_at = now()
+    UPDATE daemons SET stopped_at = now(), declared_dead = true
     WHERE stopped_at IS NULL AND heartbeat_at < now() - make_interval(secs => $1::float8)
     RETURNING id
 )

@@ -145,6 +145,95 @@ func (q *Queries) FileLinesDeleteUnlessInUse(ctx context.Context, fileID string)
 	return err
 }
 
+const fileLinesSelectedChunk = `-- name: FileLinesSelectedChunk :many
+SELECT line, data FROM file_lines
+WHERE file_id = $1::text AND line > $2::int AND line <= $3::int
+  AND ($4::text IS NULL OR custom_id ILIKE $4::text)
+ORDER BY line
+LIMIT $5
+`
+
+type FileLinesSelectedChunkParams struct {
+	FileID    string
+	AfterLine int32
+	LastLine  int32
+	Search    *string
+	MaxRows   int32
+}
+
+type FileLinesSelectedChunkRow struct {
+	Line int32
+	Data []byte
+}
+
+func (q *Queries) FileLinesSelectedChunk(ctx context.Context, arg FileLinesSelectedChunkParams) ([]FileLinesSelectedChunkRow, error) {
+	rows, err := q.db.Query(ctx, fileLinesSelectedChunk,
+		arg.FileID,
+		arg.AfterLine,
+		arg.LastLine,
+		arg.Search,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FileLinesSelectedChunkRow{}
+	for rows.Next() {
+		var i FileLinesSelectedChunkRow
+		if err := rows.Scan(&i.Line, &i.Data); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const fileLinesSelection = `-- name: FileLinesSelection :one
+WITH sel AS (
+    SELECT line, length(data) AS n FROM file_lines
+    WHERE file_id = $1::text AND ($2::text IS NULL OR custom_id ILIKE $2::text)
+    ORDER BY line OFFSET $3::bigint LIMIT $4::bigint
+)
+SELECT count(*)::bigint AS lines, coalesce(sum(n), 0)::bigint AS bytes, coalesce(min(line), 0)::int AS first_line, coalesce(max(line), 0)::int AS last_line FROM sel
+`
+
+type FileLinesSelectionParams struct {
+	FileID string
+	Search *string
+	Skip   int64
+	Take   int64
+}
+
+type FileLinesSelectionRow struct {
+	Lines     int64
+	Bytes     int64
+	FirstLine int32
+	LastLine  int32
+}
+
+// The extent of a selection of a file's lines: lines whose custom_id matches @search (a LIKE
+// pattern; NULL keeps every line), after skipping @skip of them, at most @take.
+func (q *Queries) FileLinesSelection(ctx context.Context, arg FileLinesSelectionParams) (FileLinesSelectionRow, error) {
+	row := q.db.QueryRow(ctx, fileLinesSelection,
+		arg.FileID,
+		arg.Search,
+		arg.Skip,
+		arg.Take,
+	)
+	var i FileLinesSelectionRow
+	err := row.Scan(
+		&i.Lines,
+		&i.Bytes,
+		&i.FirstLine,
+		&i.LastLine,
+	)
+	return i, err
+}
+
 const fileListAsc = `-- name: FileListAsc :many
 SELECT id, owner, filename, purpose, bytes, line_count, created_at, expires_at, deleted_at, batch_id FROM files
 WHERE owner = $1 AND deleted_at IS NULL
@@ -268,4 +357,81 @@ func (q *Queries) FileMarkDeleted(ctx context.Context, arg FileMarkDeletedParams
 	var id string
 	err := row.Scan(&id)
 	return id, err
+}
+
+const fileStatsByModel = `-- name: FileStatsByModel :many
+WITH l AS (
+    SELECT fl.model, fl.body_end - fl.body_start AS n,
+           convert_from(substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start), 'UTF8')::jsonb AS b
+    FROM file_lines fl
+    WHERE fl.file_id = $1::text AND fl.custom_id IS NOT NULL
+), m AS (
+    SELECT l.model, l.n,
+           coalesce(CASE WHEN jsonb_typeof(l.b -> 'max_completion_tokens') = 'number' THEN (l.b ->> 'max_completion_tokens')::numeric END,
+                    CASE WHEN jsonb_typeof(l.b -> 'max_tokens') = 'number' THEN (l.b ->> 'max_tokens')::numeric END,
+                    CASE WHEN jsonb_typeof(l.b -> 'max_output_tokens') = 'number' THEN (l.b ->> 'max_output_tokens')::numeric END) AS cap
+    FROM l
+)
+SELECT m.model::text AS model, count(*)::bigint AS requests, coalesce(sum(m.n), 0)::bigint AS body_bytes,
+       count(m.cap)::bigint AS capped, coalesce(sum(m.cap), 0)::bigint AS cap_tokens
+FROM m
+GROUP BY m.model
+ORDER BY m.model
+`
+
+type FileStatsByModelRow struct {
+	Model     string
+	Requests  int64
+	BodyBytes int64
+	Capped    int64
+	CapTokens int64
+}
+
+// Per model: the requests of an input file, their body bytes, and the output-token caps
+// (max_completion_tokens, max_tokens or max_output_tokens) of those that set one.
+func (q *Queries) FileStatsByModel(ctx context.Context, fileID string) ([]FileStatsByModelRow, error) {
+	rows, err := q.db.Query(ctx, fileStatsByModel, fileID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FileStatsByModelRow{}
+	for rows.Next() {
+		var i FileStatsByModelRow
+		if err := rows.Scan(
+			&i.Model,
+			&i.Requests,
+			&i.BodyBytes,
+			&i.Capped,
+			&i.CapTokens,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const modelAverageCompletionTokens = `-- name: ModelAverageCompletionTokens :one
+SELECT coalesce(sum(r.output_tokens), 0)::bigint AS output_tokens, coalesce(sum(r.completed), 0)::bigint AS completed
+FROM (SELECT b.output_tokens, b.completed FROM batches b
+      WHERE b.model = $1::text AND b.completed > 0 AND b.status IN ('completed', 'expired', 'cancelled')
+      ORDER BY b.id DESC LIMIT 50) r
+`
+
+type ModelAverageCompletionTokensRow struct {
+	OutputTokens int64
+	Completed    int64
+}
+
+// A model's average output tokens per completed request over its 50 most recent single-model
+// batches that completed any; completed = 0 when there is no history.
+func (q *Queries) ModelAverageCompletionTokens(ctx context.Context, model string) (ModelAverageCompletionTokensRow, error) {
+	row := q.db.QueryRow(ctx, modelAverageCompletionTokens, model)
+	var i ModelAverageCompletionTokensRow
+	err := row.Scan(&i.OutputTokens, &i.Completed)
+	return i, err
 }

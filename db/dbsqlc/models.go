@@ -16,6 +16,7 @@ type APIKey struct {
 	KeyPrefix string
 	CreatedAt time.Time
 	RevokedAt *time.Time
+	Admin     bool
 }
 
 type Batch struct {
@@ -56,12 +57,15 @@ type Batch struct {
 }
 
 type Daemon struct {
-	ID          int64
-	Host        string
-	Pid         int32
-	StartedAt   time.Time
-	HeartbeatAt time.Time
-	StoppedAt   *time.Time
+	ID           int64
+	Host         string
+	Pid          int32
+	StartedAt    time.Time
+	HeartbeatAt  time.Time
+	StoppedAt    *time.Time
+	Completed    int64
+	Failed       int64
+	DeclaredDead bool
 }
 
 type File struct {

@@ -265,6 +265,101 @@ func (q *Queries) RequestResultsChunk(ctx context.Context, arg RequestResultsChu
 	return items, nil
 }
 
+const requestResultsSelectedChunk = `-- name: RequestResultsSelectedChunk :many
+SELECT line::int AS line, result FROM requests
+WHERE batch_id = $1::text AND line > $2::int AND line <= $3::int
+  AND (CASE WHEN $4::bool THEN state IN ('failed', 'cancelled', 'expired') ELSE state = 'completed' END)
+  AND ($5::text IS NULL OR custom_id ILIKE $5::text)
+ORDER BY line
+LIMIT $6
+`
+
+type RequestResultsSelectedChunkParams struct {
+	BatchID   string
+	AfterLine int32
+	LastLine  int32
+	Errors    bool
+	Search    *string
+	MaxRows   int32
+}
+
+type RequestResultsSelectedChunkRow struct {
+	Line   int32
+	Result []byte
+}
+
+func (q *Queries) RequestResultsSelectedChunk(ctx context.Context, arg RequestResultsSelectedChunkParams) ([]RequestResultsSelectedChunkRow, error) {
+	rows, err := q.db.Query(ctx, requestResultsSelectedChunk,
+		arg.BatchID,
+		arg.AfterLine,
+		arg.LastLine,
+		arg.Errors,
+		arg.Search,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RequestResultsSelectedChunkRow{}
+	for rows.Next() {
+		var i RequestResultsSelectedChunkRow
+		if err := rows.Scan(&i.Line, &i.Result); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const requestResultsSelection = `-- name: RequestResultsSelection :one
+WITH sel AS (
+    SELECT line, length(result) AS n FROM requests
+    WHERE batch_id = $1::text
+      AND (CASE WHEN $2::bool THEN state IN ('failed', 'cancelled', 'expired') ELSE state = 'completed' END)
+      AND ($3::text IS NULL OR custom_id ILIKE $3::text)
+    ORDER BY line OFFSET $4::bigint LIMIT $5::bigint
+)
+SELECT count(*)::bigint AS lines, coalesce(sum(n), 0)::bigint AS bytes, coalesce(min(line), 0)::int AS first_line, coalesce(max(line), 0)::int AS last_line FROM sel
+`
+
+type RequestResultsSelectionParams struct {
+	BatchID string
+	Errors  bool
+	Search  *string
+	Skip    int64
+	Take    int64
+}
+
+type RequestResultsSelectionRow struct {
+	Lines     int64
+	Bytes     int64
+	FirstLine int32
+	LastLine  int32
+}
+
+// The extent of a selection of a batch's output (or error) lines, as FileLinesSelection.
+func (q *Queries) RequestResultsSelection(ctx context.Context, arg RequestResultsSelectionParams) (RequestResultsSelectionRow, error) {
+	row := q.db.QueryRow(ctx, requestResultsSelection,
+		arg.BatchID,
+		arg.Errors,
+		arg.Search,
+		arg.Skip,
+		arg.Take,
+	)
+	var i RequestResultsSelectionRow
+	err := row.Scan(
+		&i.Lines,
+		&i.Bytes,
+		&i.FirstLine,
+		&i.LastLine,
+	)
+	return i, err
+}
+
 const requestsBrowse = `-- name: RequestsBrowse :many
 SELECT r.line::int AS line, r.custom_id::text AS custom_id, r.model, r.state, r.attempt, r.claimed_at, r.finished_at, r.result,
        (CASE WHEN $1::bool THEN coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start)) END)::bytea AS body

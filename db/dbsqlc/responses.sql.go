@@ -10,6 +10,52 @@ import (
 	"time"
 )
 
+const queueDeadlineWindows = `-- name: QueueDeadlineWindows :many
+SELECT q.model::text AS model,
+       (CASE WHEN q.deadline <= now() THEN -1
+             ELSE width_bucket(extract(epoch FROM q.deadline - now())::float8, $1::float8[]) END)::int AS bucket,
+       count(*)::bigint AS pending
+FROM requests q
+WHERE q.state = 'pending' AND ($2::bool OR q.owner = $3::text)
+GROUP BY 1, 2
+ORDER BY 1, 2
+`
+
+type QueueDeadlineWindowsParams struct {
+	Bounds   []float64
+	Everyone bool
+	Owner    string
+}
+
+type QueueDeadlineWindowsRow struct {
+	Model   string
+	Bucket  int32
+	Pending int64
+}
+
+// Pending requests per model by time to their deadline: bucket -1 is overdue, bucket k counts
+// those due within the (k+1)-th of @bounds (seconds, ascending), len(@bounds) those due later.
+// Only @owner's unless @everyone.
+func (q *Queries) QueueDeadlineWindows(ctx context.Context, arg QueueDeadlineWindowsParams) ([]QueueDeadlineWindowsRow, error) {
+	rows, err := q.db.Query(ctx, queueDeadlineWindows, arg.Bounds, arg.Everyone, arg.Owner)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []QueueDeadlineWindowsRow{}
+	for rows.Next() {
+		var i QueueDeadlineWindowsRow
+		if err := rows.Scan(&i.Model, &i.Bucket, &i.Pending); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const queueDepth = `-- name: QueueDepth :many
 SELECT model::text AS model,
        count(*) FILTER (WHERE state = 'pending')::bigint AS pending,

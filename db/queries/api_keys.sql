@@ -1,6 +1,6 @@
 -- name: APIKeyInsert :one
-INSERT INTO api_keys (owner, name, key_hash, key_prefix)
-VALUES (@owner, @name, @key_hash, @key_prefix)
+INSERT INTO api_keys (owner, name, key_hash, key_prefix, admin)
+VALUES (@owner, @name, @key_hash, @key_prefix, @admin)
 RETURNING *;
 
 -- name: APIKeyGetByHash :one

@@ -9,10 +9,28 @@ RETURNING *;
 SELECT * FROM batches WHERE id = @id AND owner = @owner AND deleted_at IS NULL;
 
 -- name: BatchList :many
-SELECT * FROM batches
-WHERE owner = @owner AND deleted_at IS NULL AND (sqlc.narg(after)::text IS NULL OR id < sqlc.narg(after))
-ORDER BY id DESC
+-- A page of an owner's batches, newest first or, with @active_first, running ones first. @search
+-- is a LIKE pattern escaped by the caller, matched against the id, the input filename and every
+-- metadata value.
+SELECT b.* FROM batches b
+WHERE b.owner = @owner AND b.deleted_at IS NULL
+  AND (cardinality(@statuses::text[]) = 0 OR b.status = ANY (@statuses::text[]))
+  AND (sqlc.narg(input_file_id)::text IS NULL OR b.input_file_id = sqlc.narg(input_file_id)::text)
+  AND (sqlc.narg(created_after)::timestamptz IS NULL OR b.created_at >= sqlc.narg(created_after)::timestamptz)
+  AND (sqlc.narg(created_before)::timestamptz IS NULL OR b.created_at < sqlc.narg(created_before)::timestamptz)
+  AND (sqlc.narg(search)::text IS NULL OR b.id ILIKE sqlc.narg(search)::text
+       OR EXISTS (SELECT 1 FROM files f WHERE f.id = b.input_file_id AND f.filename ILIKE sqlc.narg(search)::text)
+       OR EXISTS (SELECT 1 FROM jsonb_each_text(coalesce(b.metadata, '{}'::jsonb)) kv WHERE kv.value ILIKE sqlc.narg(search)::text))
+  AND (sqlc.narg(after)::text IS NULL
+       OR (CASE WHEN @active_first::bool
+                THEN (b.status IN ('validating', 'in_progress', 'finalizing', 'cancelling'), b.id) < (@after_active::bool, sqlc.narg(after)::text)
+                ELSE b.id < sqlc.narg(after)::text END))
+ORDER BY (CASE WHEN @active_first::bool THEN b.status IN ('validating', 'in_progress', 'finalizing', 'cancelling') END) DESC, b.id DESC
 LIMIT @max_rows;
+
+-- name: BatchIsActive :one
+SELECT status IN ('validating', 'in_progress', 'finalizing', 'cancelling') AS active FROM batches
+WHERE id = @id AND owner = @owner AND deleted_at IS NULL;
 
 -- name: BatchRequestCancel :one
 -- Moves a running batch to cancelling. Nothing happens to a batch in any other state.

@@ -2,7 +2,7 @@
 INSERT INTO daemons (host, pid) VALUES (@host, @pid) RETURNING id;
 
 -- name: DaemonHeartbeat :execrows
-UPDATE daemons SET heartbeat_at = now() WHERE id = @id AND stopped_at IS NULL;
+UPDATE daemons SET heartbeat_at = now(), completed = @completed, failed = @failed WHERE id = @id AND stopped_at IS NULL;
 
 -- name: DaemonStop :exec
 UPDATE daemons SET stopped_at = now() WHERE id = @id AND stopped_at IS NULL;
@@ -16,7 +16,7 @@ WHERE daemon_id = @daemon_id AND state = 'running';
 -- Declares replicas that stopped heartbeating dead and returns their requests to the queue.
 -- Their attempt numbers no longer match, so a late answer from them can never be recorded.
 WITH dead AS (
-    UPDATE daemons SET stopped_at = now()
+    UPDATE daemons SET stopped_at = now(), declared_dead = true
     WHERE stopped_at IS NULL AND heartbeat_at < now() - make_interval(secs => @lease_seconds::float8)
     RETURNING id
 )
@@ -95,3 +95,12 @@ WITH gone AS (
     DELETE FROM batches USING gone WHERE batches.id = gone.id
 )
 DELETE FROM requests r USING gone WHERE r.batch_id = gone.id;
+
+-- name: DaemonsList :many
+-- Every replica, newest first, with its requests in flight and whether its lease has lapsed.
+SELECT d.id, d.host, d.pid, d.started_at, d.heartbeat_at, d.stopped_at, d.completed, d.failed,
+       (d.declared_dead OR (d.stopped_at IS NULL AND d.heartbeat_at < now() - make_interval(secs => @lease_seconds::float8)))::bool AS dead,
+       (SELECT count(*) FROM requests r WHERE r.daemon_id = d.id AND r.state = 'running')::bigint AS in_flight
+FROM daemons d
+ORDER BY d.id DESC
+LIMIT 1000;

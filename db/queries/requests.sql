@@ -165,3 +165,22 @@ WHERE r.batch_id = @batch_id::text AND r.custom_id = @custom_id::text;
 
 -- name: RequestLineByCustomID :one
 SELECT line::int AS line FROM requests WHERE batch_id = @batch_id::text AND custom_id = @custom_id::text;
+
+-- name: RequestResultsSelection :one
+-- The extent of a selection of a batch's output (or error) lines, as FileLinesSelection.
+WITH sel AS (
+    SELECT line, length(result) AS n FROM requests
+    WHERE batch_id = @batch_id::text
+      AND (CASE WHEN @errors::bool THEN state IN ('failed', 'cancelled', 'expired') ELSE state = 'completed' END)
+      AND (sqlc.narg(search)::text IS NULL OR custom_id ILIKE sqlc.narg(search)::text)
+    ORDER BY line OFFSET @skip::bigint LIMIT @take::bigint
+)
+SELECT count(*)::bigint AS lines, coalesce(sum(n), 0)::bigint AS bytes, coalesce(min(line), 0)::int AS first_line, coalesce(max(line), 0)::int AS last_line FROM sel;
+
+-- name: RequestResultsSelectedChunk :many
+SELECT line::int AS line, result FROM requests
+WHERE batch_id = @batch_id::text AND line > @after_line::int AND line <= @last_line::int
+  AND (CASE WHEN @errors::bool THEN state IN ('failed', 'cancelled', 'expired') ELSE state = 'completed' END)
+  AND (sqlc.narg(search)::text IS NULL OR custom_id ILIKE sqlc.narg(search)::text)
+ORDER BY line
+LIMIT @max_rows;

@@ -72,3 +72,16 @@ WHERE r.owner = @owner AND r.deleted_at IS NULL
   AND (sqlc.narg(background)::boolean IS NULL OR (r.mode = 'background') = sqlc.narg(background))
 ORDER BY r.id DESC
 LIMIT @max_rows;
+
+-- name: QueueDeadlineWindows :many
+-- Pending requests per model by time to their deadline: bucket -1 is overdue, bucket k counts
+-- those due within the (k+1)-th of @bounds (seconds, ascending), len(@bounds) those due later.
+-- Only @owner's unless @everyone.
+SELECT q.model::text AS model,
+       (CASE WHEN q.deadline <= now() THEN -1
+             ELSE width_bucket(extract(epoch FROM q.deadline - now())::float8, @bounds::float8[]) END)::int AS bucket,
+       count(*)::bigint AS pending
+FROM requests q
+WHERE q.state = 'pending' AND (@everyone::bool OR q.owner = @owner::text)
+GROUP BY 1, 2
+ORDER BY 1, 2;

@@ -105,6 +105,16 @@ type Route struct {
 	Timeout time.Duration
 	// Retry is the model's retry policy; nil means Config.Retry.
 	Retry *RetryPolicy
+	// Price is what the model's tokens cost, for estimates; nil when none is set.
+	Price *Price
+}
+
+// Price is a model's price per million tokens, and the discount its batches get.
+type Price struct {
+	InputPer1M  float64
+	OutputPer1M float64
+	// BatchDiscount is the fraction taken off for batch requests (0.5: half price).
+	BatchDiscount float64
 }
 
 // RetryPolicy bounds how often and how soon a failed request is tried again.
@@ -560,8 +570,8 @@ func (p *parser) models(e *entry, cfg *Config) error {
 	seen := make(map[string]string, len(n.Content))
 	for i, item := range n.Content {
 		path := e.path + "[" + strconv.Itoa(i) + "]"
-		fields, err := p.mapping(item, path, "a mapping with the keys name, upstream, concurrency, timeout and retry",
-			"name", "upstream", "concurrency", "timeout", "retry")
+		fields, err := p.mapping(item, path, "a mapping with the keys name, upstream, concurrency, timeout, retry and price",
+			"name", "upstream", "concurrency", "timeout", "retry", "price")
 		if err != nil {
 			return err
 		}
@@ -588,6 +598,8 @@ func (p *parser) models(e *entry, cfg *Config) error {
 				if policy, err = p.retryPolicy(f.node, f.path, cfg.Retry); err == nil {
 					r.Retry = &policy
 				}
+			case "price":
+				r.Price, err = p.price(f)
 			}
 			if err != nil {
 				return err
@@ -711,6 +723,42 @@ func (p *parser) str(e entry) (string, error) {
 		return "", p.errorf(e.path, "must be a single value, got %s", describe(n))
 	}
 	return n.Value, nil
+}
+
+// price reads a model's price: {input: USD per 1M input tokens, output: USD per 1M output tokens,
+// batch_discount: fraction off for batches}.
+func (p *parser) price(e entry) (*Price, error) {
+	fields, err := p.mapping(e.node, e.path, "a mapping with the keys input, output and batch_discount", "input", "output", "batch_discount")
+	if err != nil {
+		return nil, err
+	}
+	var pr Price
+	for _, f := range fields {
+		switch f.key {
+		case "input":
+			pr.InputPer1M, err = p.floatIn(f, 0, 1e6)
+		case "output":
+			pr.OutputPer1M, err = p.floatIn(f, 0, 1e6)
+		case "batch_discount":
+			pr.BatchDiscount, err = p.floatIn(f, 0, 1)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &pr, nil
+}
+
+func (p *parser) floatIn(e entry, lo, hi float64) (float64, error) {
+	n := deref(e.node)
+	var v float64
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&v) != nil {
+		return 0, p.errorf(e.path, "must be a number, got %s", describe(n))
+	}
+	if v < lo || v > hi {
+		return 0, p.errorf(e.path, "must be between %g and %g, got %g", lo, hi, v)
+	}
+	return v, nil
 }
 
 func (p *parser) intIn(e entry, lo, hi int) (int, error) {

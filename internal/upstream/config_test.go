@@ -253,7 +253,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown upstream key", "upstreams:\n  vllm: {url: \"http://h/v1\", timout: 5m}\n", nil,
 			`volley.yaml: upstreams.vllm.timout: unknown key (known: api_key, api_key_env, headers, max_connections, timeout, url)`},
 		{"unknown model key", up + "models:\n  - {name: a, upstream: vllm, upstream_model: b}\n", nil,
-			`volley.yaml: models[0].upstream_model: unknown key (known: concurrency, name, retry, timeout, upstream)`},
+			`volley.yaml: models[0].upstream_model: unknown key (known: concurrency, name, price, retry, timeout, upstream)`},
 		{"unknown retry key", "retry: {attempts: 3}\n", nil,
 			`volley.yaml: retry.attempts: unknown key (known: base_delay, max_attempts, max_delay)`},
 		{"key set twice", "upstreams:\n  vllm:\n    url: http://h/v1\n    url: http://g/v1\n", nil,
@@ -377,4 +377,19 @@ func TestExampleFile(t *testing.T) {
 	require.Equal(t, "openai", r.Upstream.Name)
 	require.Equal(t, 32, r.Concurrency)
 	require.Equal(t, RetryPolicy{MaxAttempts: 8, BaseDelay: time.Second, MaxDelay: 5 * time.Minute}, cfg.Retry)
+}
+
+func TestPriceConfigIsChecked(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ price, message string }{
+		{`{input: -1}`, "price.input: must be between 0 and 1e+06, got -1"},
+		{`{output: lots}`, "price.output: must be a number"},
+		{`{batch_discount: 2}`, "price.batch_discount: must be between 0 and 1"},
+		{`{inputs: 1}`, "unknown key"},
+		{`3`, "price: must be a mapping"},
+	} {
+		_, err := Parse([]byte("upstreams:\n  u:\n    url: http://127.0.0.1:9/v1\nmodels:\n  - name: m\n    upstream: u\n    price: "+c.price+"\n"), "v.yaml", func(string) string { return "" })
+		require.Error(t, err, c.price)
+		require.Contains(t, err.Error(), c.message, c.price)
+	}
 }

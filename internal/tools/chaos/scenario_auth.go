@@ -108,6 +108,11 @@ func RunAuthSweep(ctx context.Context, h *Harness) *Result {
 			res.Check(fmt.Sprintf("%s with %s: 401", op, cred.name), err == nil, "%s", detail(d, err))
 		}
 		switch {
+		case op.Admin:
+			a := do(ctx, client, op.Method, url, keyB, bytes.NewReader(body), ct, 10*time.Second)
+			d, err := expect(a, http.StatusNotFound, "")
+			res.Check(fmt.Sprintf("%s with a plain key: 404", op), err == nil, "%s", detail(d, err))
+			crossChecked = append(crossChecked, op.String())
 		case len(op.PathParams) > 0:
 			var missing []string
 			for _, p := range op.PathParams {

@@ -569,6 +569,12 @@ func (hs *hostile) query(ctx context.Context) {
 		{"/batches?limit=abc", "limit"}, {"/batches?limit=0", "limit"}, {"/batches?limit=-5", "limit"},
 		{"/batches?limit=100000000000000000000", "limit"}, {"/batches?limit=1&limit=2", "limit"},
 		{"/files?limit=10001", "limit"}, {"/files?order=sideways", "order"}, {"/files?limit=1e3", "limit"},
+		// Volley's own parameters.
+		{"/batches?status=running", "status"}, {"/batches?search=" + strings.Repeat("%25", 300), "search"},
+		{"/batches?active_first=true&after=batch_x%27%20OR%201=1", "after"}, {"/batches?created_after=soon", "created_after"},
+		{"/files/" + hs.fileID + "/content?offset=-1", "offset"}, {"/files/" + hs.fileID + "/content?limit=0", "limit"},
+		{"/files/" + hs.fileID + "/content?limit=100000000000000000000", "limit"}, {"/files?owner=someone", "owner"},
+		{"/queue?windows=soon", "windows"}, {"/queue?windows=24h,1h", "windows"},
 	} {
 		hs.check(ctx, "GET /v1"+c.path+": 400 naming "+c.param, func() (string, error) {
 			a := do(ctx, hs.client, http.MethodGet, hs.r.BaseURL()+c.path, hs.key, nil, nil, 10*time.Second)
@@ -580,6 +586,17 @@ func (hs *hostile) query(ctx context.Context) {
 				return "", fmt.Errorf("param %s, want %s: %s", deref(env.Param), c.param, a)
 			}
 			return fmt.Sprintf("400 %s", deref(env.Code)), nil
+		})
+	}
+	// LIKE's metacharacters in a search match only themselves: no custom_id holds them.
+	for _, q := range []string{"%25", "_", "%25_%25", "%5C", "%27%20OR%20%271%27=%271"} {
+		path := "/files/" + hs.fileID + "/content?search=" + q
+		hs.check(ctx, "GET /v1"+path+": 200, nothing matches", func() (string, error) {
+			a := do(ctx, hs.client, http.MethodGet, hs.r.BaseURL()+path, hs.key, nil, nil, 10*time.Second)
+			if a.Err != nil || a.Status != http.StatusOK || len(a.Body) != 0 {
+				return "", fmt.Errorf("%s", a)
+			}
+			return "200, empty", nil
 		})
 	}
 	for _, c := range []struct {

@@ -19,6 +19,8 @@ type Operation struct {
 	PathParams []string
 	// BodyTypes are the request body's media types, if it has one.
 	BodyTypes []string
+	// Admin operations (x-volley-admin) exist only for admin keys: any other key gets 404.
+	Admin bool
 }
 
 func (o Operation) String() string { return o.Method + " " + o.Path }
@@ -37,6 +39,9 @@ func Operations() ([]Operation, error) {
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			o := Operation{Method: strings.ToUpper(method), Path: path, ID: op.OperationID, Public: globalPublic}
+			if v, ok := op.Extensions["x-volley-admin"].(bool); ok {
+				o.Admin = v
+			}
 			if op.Security != nil {
 				o.Public = len(*op.Security) == 0
 			}

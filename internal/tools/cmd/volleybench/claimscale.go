@@ -152,7 +152,7 @@ func (e *env) timeClaims(ctx context.Context) ([]time.Duration, error) {
 	var times []time.Duration
 	for i := range claimSamples + 1 {
 		// A claim needs a fresh lease, and on a large backlog the claims outlast one.
-		if _, err := q.DaemonHeartbeat(ctx, daemonID); err != nil {
+		if _, err := q.DaemonHeartbeat(ctx, dbsqlc.DaemonHeartbeatParams{ID: daemonID}); err != nil {
 			return nil, fmt.Errorf("heartbeat: %w", err)
 		}
 		start := time.Now()

@@ -1,0 +1,49 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/volleyhq/volley/api"
+	"github.com/volleyhq/volley/db"
+)
+
+// ListDaemons lists every dispatcher replica, for admin keys.
+func (s *Server) ListDaemons(ctx context.Context, _ api.ListDaemonsRequestObject) (api.ListDaemonsResponseObject, error) {
+	if !isAdmin(ctx) {
+		return nil, notFound("", "Invalid URL (GET /v1/daemons)")
+	}
+	rows, err := s.queries.DaemonsList(ctx, s.cfg.Dispatch.LeaseTimeout.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("list daemons: %w", db.Translate(err))
+	}
+	out := api.ListDaemons200JSONResponse{Object: "list", Data: make([]api.Daemon, len(rows))}
+	for i, d := range rows {
+		status := api.DaemonStatusRunning
+		switch {
+		case d.Dead:
+			status = api.DaemonStatusDead
+		case d.StoppedAt != nil:
+			status = api.DaemonStatusStopped
+		}
+		out.Data[i] = api.Daemon{
+			Id: d.ID, Object: "daemon", Host: d.Host, Pid: int(d.Pid), StartedAt: d.StartedAt.Unix(), HeartbeatAt: d.HeartbeatAt.Unix(),
+			StoppedAt: unix(d.StoppedAt), Status: status, InFlight: d.InFlight, Completed: d.Completed, Failed: d.Failed,
+		}
+	}
+	return out, nil
+}
+
+// ListModels lists the models with a route of their own, as OpenAI's model list.
+func (s *Server) ListModels(ctx context.Context, _ api.ListModelsRequestObject) (api.ListModelsResponseObject, error) {
+	out := api.ListModels200JSONResponse{Object: "list", Data: []api.Model{}}
+	if s.router == nil {
+		return out, nil
+	}
+	models, _, _, _ := s.router.Limits()
+	for _, m := range models {
+		route, _ := s.router.Route(m)
+		out.Data = append(out.Data, api.Model{Id: m, Object: "model", Created: s.started.Unix(), OwnedBy: route.Upstream.Name})
+	}
+	return out, nil
+}
