@@ -306,6 +306,28 @@ test('background responses are listed and opened', async () => {
   await shot('response');
 });
 
+test('the pages work from the keyboard', async () => {
+  await page.getByRole('link', { name: 'Batches' }).click();
+  await page.getByRole('heading', { name: 'Batches', level: 1 }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'page-title', 'a new page moves the focus to its title');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'New batch');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'New batch', level: 1 }).waitFor();
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'u-file', 'the file chooser is next');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Upload');
+  // Every form control of every page has a label.
+  for (const hash of ['#/batches', '#/upload', '#/queue', '#/responses', `#/batches/${batchID}`]) {
+    await page.goto(origin + '/' + hash);
+    await page.locator('#page-title').waitFor();
+    const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+      .filter((el) => !el.labels?.length && !el.getAttribute('aria-label')).map((el) => el.outerHTML));
+    assert.deepEqual(unlabelled, [], `${hash}: every control is labelled`);
+  }
+});
+
 test('signing out forgets the key', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('API key').waitFor();
