@@ -81,6 +81,8 @@ func TestListBatchesFiltersAndPaging(t *testing.T) {
 		{"search=" + ids[2][len(ids[2])-8:], pick(2)},            // the id
 		{"search=%25", pick(7, 5, 3, 1)},
 		{"created_after=1000300&created_before=1000600", pick(5, 4, 3)},
+		{"created_after=-9223372036854775808&created_before=9223372036854775807", pick(7, 6, 5, 4, 3, 2, 1, 0)}, // past any timestamp
+		{"created_after=90333373014515264", nil},
 		{"active_first=true", pick(7, 6, 3, 1, 5, 4, 2, 0)},
 		{"active_first=true&status=in_progress,completed", pick(7, 6, 1, 0)},
 		{"input_file_id=file-none", nil},

@@ -220,9 +220,14 @@ func unixTime(p *int64) *time.Time {
 	if p == nil {
 		return nil
 	}
-	t := time.Unix(*p, 0)
+	// A bound past what PostgreSQL's timestamps hold means the same as the farthest they do: no
+	// batch was created before 1970 or after 9999.
+	t := time.Unix(min(max(*p, 0), maxUnixSeconds), 0)
 	return &t
 }
+
+// maxUnixSeconds is the last second of the year 9999.
+const maxUnixSeconds = 253402300799
 
 // ListBatches pages through the caller's batches, newest first (or running ones first), under
 // Volley's optional filters.

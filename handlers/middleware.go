@@ -54,6 +54,9 @@ func isAdmin(ctx context.Context) bool {
 	return admin
 }
 
+// maxOwnerBytes bounds the owner parameter, as openapi.yaml says.
+const maxOwnerBytes = 256
+
 // readOwner is whose objects a list route reads: the key's owner, or with an admin key the owner
 // named by the owner parameter.
 func readOwner(ctx context.Context, asked *string) (string, error) {
@@ -62,6 +65,9 @@ func readOwner(ctx context.Context, asked *string) (string, error) {
 	}
 	if !isAdmin(ctx) {
 		return "", badRequest("invalid_value", "owner", "The 'owner' parameter needs an admin key (volley keys create --owner NAME --admin).")
+	}
+	if len(*asked) > maxOwnerBytes {
+		return "", badRequest("invalid_value", "owner", "Invalid 'owner': it is longer than %d bytes, which no owner is.", maxOwnerBytes)
 	}
 	return *asked, nil
 }

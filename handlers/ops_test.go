@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -96,6 +97,10 @@ func TestAdminKeysReadEveryOwnerPlainKeysDoNot(t *testing.T) {
 		require.Equal(t, "owner", strOrEmpty(e.Error.Param))
 		require.Contains(t, e.Error.Message, "needs an admin key")
 	}
+	// Even an admin's owner is bounded, as the spec says.
+	status, body = f.getJSON("/v1/batches?owner="+strings.Repeat("o", 257), ops, nil)
+	require.Equal(t, http.StatusBadRequest, status, string(body))
+	require.Equal(t, "owner", strOrEmpty(decodeEnvelope(t, body).Error.Param))
 	// Read-only: an admin key cannot act on another owner's batch.
 	status, body = f.postJSON("/v1/batches/"+b.ID+"/cancel", ops, "")
 	require.Equal(t, http.StatusNotFound, status, string(body))

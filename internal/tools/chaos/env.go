@@ -219,10 +219,17 @@ func (e *Env) Close() {
 var lastLine = regexp.MustCompile(`(?m)^(\S+)\s*$`)
 
 // Key makes an API key for owner with `volley keys create`, as an operator would.
-func (e *Env) Key(ctx context.Context, owner string) (string, error) {
+func (e *Env) Key(ctx context.Context, owner string) (string, error) { return e.createKey(ctx, owner) }
+
+// AdminKey creates an admin API key for owner (volley keys create --admin).
+func (e *Env) AdminKey(ctx context.Context, owner string) (string, error) {
+	return e.createKey(ctx, owner, "--admin")
+}
+
+func (e *Env) createKey(ctx context.Context, owner string, flags ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, e.h.Bin.Volley, "keys", "create", "--owner", owner)
+	cmd := exec.CommandContext(ctx, e.h.Bin.Volley, append([]string{"keys", "create", "--owner", owner}, flags...)...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+e.PG.DSN(), "VOLLEY_LOG_FORMAT=json", "VOLLEY_DATA_DIR="+e.Dir)
 	out, err := cmd.Output()
 	if err != nil {

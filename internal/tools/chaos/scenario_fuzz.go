@@ -35,7 +35,7 @@ var (
 )
 
 // RunAPIFuzz drives every operation of openapi.yaml with schemathesis, a property-based fuzzer,
-// with a valid key against one replica: no answer may be a 5xx, every answer must match its
+// with a valid admin key against one replica: no answer may be a 5xx, every answer must match its
 // documented status, content type and schema (so every error is the envelope), schema-valid
 // requests must be accepted and schema-invalid ones refused, and objects it creates must be
 // found again. internal/tools/apifuzz holds the pinned packages and the settings, with the few
@@ -66,7 +66,9 @@ func RunAPIFuzz(ctx context.Context, h *Harness, size APIFuzzSize) *Result {
 		return res.Fail(err)
 	}
 	defer e.Close()
-	key, err := e.Key(ctx, "fuzzer")
+	// An admin key, so that the admin routes and the owner= parameter are fuzzed too; the auth
+	// sweep checks what plain keys may not do.
+	key, err := e.AdminKey(ctx, "fuzzer")
 	if err != nil {
 		return res.Fail(err)
 	}
