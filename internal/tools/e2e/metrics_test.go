@@ -166,16 +166,23 @@ func TestPrometheusScrapesTheQueueDuringABatch(t *testing.T) {
 		return ok && calls == n
 	}, 30*time.Second, 100*time.Millisecond, "upstream calls counted equal the requests")
 	require.Equal(t, n, m.stats().TotalCalls)
-	ok2xx, _ := prom.scalar(`sum(volley_upstream_calls_total{model="prom-model",class="2xx",upstream="mock"})`)
-	require.EqualValues(t, n, ok2xx)
-	completed, _ := prom.scalar(`sum(volley_requests_finished_total{model="prom-model",outcome="completed"})`)
-	require.EqualValues(t, n, completed)
-	created, _ := prom.scalar(`sum(volley_batches_created_total)`)
-	require.EqualValues(t, 1, created)
-	ended, _ := prom.scalar(`sum(volley_batches_ended_total{status="completed"})`)
-	require.EqualValues(t, 1, ended)
-	claimed, _ := prom.scalar(`sum(volley_dispatch_claim_requests_sum)`)
-	require.EqualValues(t, n, claimed, "the claims took every request once")
+	// The rest settle by the batch's end, which a later scrape than the last call's may be the
+	// first to see.
+	for _, c := range []struct {
+		query string
+		want  float64
+	}{
+		{`sum(volley_upstream_calls_total{model="prom-model",class="2xx",upstream="mock"})`, float64(n)},
+		{`sum(volley_requests_finished_total{model="prom-model",outcome="completed"})`, float64(n)},
+		{`sum(volley_batches_created_total)`, 1},
+		{`sum(volley_batches_ended_total{status="completed"})`, 1},
+		{`sum(volley_dispatch_claim_requests_sum)`, float64(n)}, // the claims took every request once
+	} {
+		require.Eventually(t, func() bool {
+			v, ok := prom.scalar(c.query)
+			return ok && v == c.want
+		}, 30*time.Second, 100*time.Millisecond, "%s: want %v", c.query, c.want)
+	}
 
 	// No scrape failed.
 	res, err := http.Get(prom.base + "/api/v1/targets")
