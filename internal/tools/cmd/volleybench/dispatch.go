@@ -51,6 +51,8 @@ type dispatchSpec struct {
 	mockArgs, volleyEnv []string
 	// budget is VOLLEY_MAX_INFLIGHT_BYTES when set: peak RSS is checked against it.
 	budget int64
+	// scrape, when set, is how often GET /metrics is read during the run, as a Prometheus would.
+	scrape time.Duration
 }
 
 func (s dispatchSpec) size(quick bool) (lines, concurrency int) {
@@ -264,6 +266,8 @@ type dispatchRun struct {
 	rss, hwm    int64         // volley's VmRSS before the create, VmHWM after completion
 	output      batchOutput
 	loadAtStart string
+	// scrapes and scrapeErrors count the reads of /metrics while the batch ran (spec.scrape).
+	scrapes, scrapeErrors int64
 }
 
 func (r dispatchRun) rate() float64 { return float64(r.lines) / r.total.Seconds() }
@@ -373,6 +377,12 @@ func (s dispatchSpec) runOnce(ctx context.Context, e *env, in dispatchInput, fil
 	watchCtx, stopWatch := context.WithCancel(runCtx)
 	defer stopWatch()
 	firstCall := mock.watchFirstCall(watchCtx, firstCallPoll)
+	scraped := make(chan [2]int64, 1)
+	if s.scrape > 0 {
+		go func() { scraped <- scrapeMetrics(watchCtx, strings.TrimSuffix(p.baseURL, "/v1")+"/metrics", s.scrape) }()
+	} else {
+		scraped <- [2]int64{}
+	}
 
 	start := time.Now()
 	b, err := c.createBatch(runCtx, *fileID)
@@ -406,6 +416,8 @@ func (s dispatchSpec) runOnce(ctx context.Context, e *env, in dispatchInput, fil
 	}
 	r.total = time.Since(start)
 	stopWatch()
+	sc := <-scraped
+	r.scrapes, r.scrapeErrors = sc[0], sc[1]
 	if t := <-firstCall; !t.IsZero() {
 		r.firstCall = t.Sub(start)
 	}

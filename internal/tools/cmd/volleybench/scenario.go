@@ -48,6 +48,7 @@ var scenarios = []scenario{
 	replicasScenario(2),
 	replicasScenario(3),
 	bigAnswersScenario(),
+	metricsScrapeScenario(),
 }
 
 func scenarioNames() []string {
