@@ -75,7 +75,7 @@ func (s *Server) CreateFile(ctx context.Context, req api.CreateFileRequestObject
 				b.pace(ctx, s.turns, ownerFrom(ctx))
 				defer b.unpace()
 			}
-			in := bufio.NewReaderSize(part, 1<<20)
+			in := bufio.NewReaderSize(part, uploadReadBuffer)
 			if _, err := in.Peek(1); err != nil && !errors.Is(err, io.EOF) {
 				return nil, uploadReadError(ctx, err)
 			}
@@ -343,6 +343,10 @@ func (s *lineSource) readLine() ([]byte, error) {
 		}
 	}
 }
+
+// uploadReadBuffer is what an upload reads ahead of its lines. It is what each stalled upload
+// costs, so it is kept small; a longer line is gathered from several reads (readLine).
+const uploadReadBuffer = 64 << 10
 
 func lineTooLong(line int32, limit int) error {
 	return badRequest("line_too_long", "file", "Line %d: the line is longer than %d bytes, the most one request may take.", line, limit)
