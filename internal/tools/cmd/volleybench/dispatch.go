@@ -53,6 +53,8 @@ type dispatchSpec struct {
 	budget int64
 	// scrape, when set, is how often GET /metrics is read during the run, as a Prometheus would.
 	scrape time.Duration
+	// browsers, when set, is how many clients page through the batch's requests while it runs.
+	browsers int
 }
 
 func (s dispatchSpec) size(quick bool) (lines, concurrency int) {
@@ -268,6 +270,10 @@ type dispatchRun struct {
 	loadAtStart string
 	// scrapes and scrapeErrors count the reads of /metrics while the batch ran (spec.scrape).
 	scrapes, scrapeErrors int64
+	// pages are the times of the pages the browsers read (spec.browsers); pageErr is the first
+	// page read that failed.
+	pages   []time.Duration
+	pageErr error
 }
 
 func (r dispatchRun) rate() float64 { return float64(r.lines) / r.total.Seconds() }
@@ -390,6 +396,12 @@ func (s dispatchSpec) runOnce(ctx context.Context, e *env, in dispatchInput, fil
 	if err != nil {
 		return r, err
 	}
+	browsed := make(chan browseResult, 1)
+	if s.browsers > 0 {
+		go func() { browsed <- browseRequests(watchCtx, c, b.ID, s.browsers) }()
+	} else {
+		browsed <- browseResult{}
+	}
 	// Statistics that count the batch's pending requests, as autovacuum's analyze gathers them
 	// within a minute of such a change (and as a long-lived requests table always has them):
 	// left to autovacuum, whether the claims of a run are planned with or without them is chance.
@@ -418,6 +430,8 @@ func (s dispatchSpec) runOnce(ctx context.Context, e *env, in dispatchInput, fil
 	stopWatch()
 	sc := <-scraped
 	r.scrapes, r.scrapeErrors = sc[0], sc[1]
+	br := <-browsed
+	r.pages, r.pageErr = br.pages, br.err
 	if t := <-firstCall; !t.IsZero() {
 		r.firstCall = t.Sub(start)
 	}

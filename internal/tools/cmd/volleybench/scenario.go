@@ -49,6 +49,7 @@ var scenarios = []scenario{
 	replicasScenario(3),
 	bigAnswersScenario(),
 	metricsScrapeScenario(),
+	browseScenario(),
 }
 
 func scenarioNames() []string {
