@@ -22,6 +22,18 @@ const (
 	DistExp = "exp"
 )
 
+// Capacity modes accepted by Config.CapacityMode.
+const (
+	// CapacityReject answers a call with CapacityStatus when Capacity calls
+	// are already being served. It is the default.
+	CapacityReject = "reject"
+	// CapacitySlow serves every call but stretches its latency by the
+	// ratio of calls being served to Capacity, as an upstream with Capacity
+	// slots does: throughput stays at Capacity/Latency however many calls
+	// arrive.
+	CapacitySlow = "slow"
+)
+
 // Defaults applied by New for zero-valued Config fields.
 const (
 	DefaultHangMax      = 10 * time.Minute
@@ -87,6 +99,17 @@ type Config struct {
 	// time a request starts while more than MaxConcurrency requests are in
 	// flight. Requests are still served.
 	MaxConcurrency int
+	// Capacity, when positive, is how many API calls the upstream serves
+	// at once; beyond it CapacityMode decides what happens. Calls answered
+	// by a "mock" directive's fault are not counted.
+	Capacity int
+	// CapacityMode is CapacityReject (default) or CapacitySlow.
+	CapacityMode string
+	// CapacityStatus is the status of a call refused for capacity: 429
+	// (default), 503 or 529. RetryAfter is sent with it, as with random
+	// 429s.
+	CapacityStatus int
+
 	// MaxBodyBytes bounds request bodies (413 beyond). Zero means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -133,6 +156,19 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConcurrency < 0 {
 		errs = append(errs, errors.New("max concurrency must not be negative"))
+	}
+	if c.Capacity < 0 {
+		errs = append(errs, errors.New("capacity must not be negative"))
+	}
+	switch c.CapacityMode {
+	case "", CapacityReject, CapacitySlow:
+	default:
+		errs = append(errs, fmt.Errorf("capacity mode must be reject or slow, got %q", c.CapacityMode))
+	}
+	switch c.CapacityStatus {
+	case 0, 429, 503, 529:
+	default:
+		errs = append(errs, fmt.Errorf("capacity status must be 429, 503 or 529, got %d", c.CapacityStatus))
 	}
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("max body bytes must not be negative"))
@@ -201,6 +237,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LatencyDist == "" {
 		c.LatencyDist = DistUniform
+	}
+	if c.CapacityMode == "" {
+		c.CapacityMode = CapacityReject
+	}
+	if c.CapacityStatus == 0 {
+		c.CapacityStatus = 429
 	}
 	return c
 }

@@ -14,13 +14,18 @@
 //     exponential), and random faults (error statuses, 429 rate limiting,
 //     connection resets, hangs) drawn from a seeded generator so that a
 //     given seed always produces the same sequence of outcomes.
+//   - As an upstream of limited capacity, through Config.Capacity: above N
+//     calls served at once it either refuses calls at once with 429, 503 or
+//     529 (CapacityReject) or serves them all with latency stretched by
+//     calls/N (CapacitySlow), so throughput stays at N/latency. Every
+//     answer carries X-Mockllm-Latency, the latency applied to it.
 //   - Per request, through a top-level "mock" object in the request body
 //     (see Directive), which real upstreams ignore. For example
 //     {"mock":{"status":500,"times":2}} fails the first two calls carrying
 //     an identical body and lets later ones succeed.
 //
 // GET /stats reports call counts, in-flight and peak concurrency (global and
-// per model), status counts, duplicate bodies and the last Authorization
+// per model), calls in a capacity slot and those over capacity, status counts, duplicate bodies and the last Authorization
 // header seen per model; POST /stats/reset clears them. GET /healthz
 // answers 200.
 //

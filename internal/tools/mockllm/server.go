@@ -132,7 +132,9 @@ func New(cfg Config, logger *slog.Logger) *Server {
 func (s *Server) Handler() http.Handler { return s }
 
 // Stats returns a snapshot of the counters.
-func (s *Server) Stats() Stats { return s.stats.snapshot(s.cfg.MaxConcurrency) }
+func (s *Server) Stats() Stats {
+	return s.stats.snapshot(s.cfg.MaxConcurrency, s.cfg.Capacity, s.cfg.CapacityMode)
+}
 
 // ResetStats zeroes the counters, forgets the bodies seen so far (so "times"
 // directives start over) and restarts the random sequence.
@@ -271,6 +273,23 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	}
 
 	p := s.plan(&req, c.n)
+	if s.cfg.Capacity > 0 && p.kind == faultNone {
+		limit := int64(s.cfg.Capacity)
+		if s.cfg.CapacityMode == CapacityReject {
+			if !st.serving.tryInc(limit) {
+				st.over.Add(1)
+				s.overCapacity(c)
+				return
+			}
+		} else if serving := st.serving.inc(); serving > limit {
+			// The slots are shared, so each call takes serving/Capacity
+			// times as long.
+			st.over.Add(1)
+			p.latency = time.Duration(float64(p.latency) * float64(serving) / float64(limit))
+		}
+		defer st.serving.dec()
+	}
+	w.Header().Set("X-Mockllm-Latency", p.latency.String())
 	if p.latency > 0 && !s.wait(r, p.latency) {
 		st.canceled.Add(1)
 		return
@@ -294,6 +313,21 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		return
 	}
 	c.respond(&req, p.content)
+}
+
+// overCapacity refuses a call because Capacity calls are being served.
+func (s *Server) overCapacity(c *call) {
+	if s.retryAfter != "" {
+		c.w.Header().Set("Retry-After", s.retryAfter)
+		c.w.Header().Set("Retry-After-Ms", s.retryAfterMS)
+	}
+	status := s.cfg.CapacityStatus
+	msg := fmt.Sprintf("mockllm: over capacity (%d calls at once)", s.cfg.Capacity)
+	if status == http.StatusTooManyRequests {
+		c.fail(status, newAPIError(msg, "requests", "", "rate_limit_exceeded"))
+		return
+	}
+	c.fail(status, newAPIError(msg, "server_error", "", "overloaded"))
 }
 
 func (s *Server) checkAuth(r *http.Request) *apiError {

@@ -24,6 +24,15 @@ type Stats struct {
 	// counts requests that started while the limit was exceeded.
 	MaxConcurrency int   `json:"max_concurrency"`
 	Violations     int64 `json:"violations"`
+	// Capacity echoes the configured capacity (0: none) and CapacityMode
+	// its mode; Serving is the number of calls held in a capacity slot
+	// now, PeakServing its highest value and OverCapacity the calls
+	// refused (reject mode) or slowed (slow mode) for capacity.
+	Capacity     int    `json:"capacity"`
+	CapacityMode string `json:"capacity_mode,omitempty"`
+	Serving      int64  `json:"serving"`
+	PeakServing  int64  `json:"peak_serving"`
+	OverCapacity int64  `json:"over_capacity"`
 	// UniqueBodies counts distinct request bodies (by SHA-256), Duplicates
 	// the bodies seen more than once and DuplicateCalls the calls whose
 	// body had been seen before.
@@ -91,10 +100,30 @@ type gauge struct {
 
 func (g *gauge) inc() int64 {
 	v := g.cur.Add(1)
+	g.raisePeak(v)
+	return v
+}
+
+func (g *gauge) raisePeak(v int64) {
 	for {
 		p := g.peak.Load()
 		if v <= p || g.peak.CompareAndSwap(p, v) {
-			return v
+			return
+		}
+	}
+}
+
+// tryInc increments the gauge unless it is already at limit; it reports
+// whether it did.
+func (g *gauge) tryInc(limit int64) bool {
+	for {
+		v := g.cur.Load()
+		if v >= limit {
+			return false
+		}
+		if g.cur.CompareAndSwap(v, v+1) {
+			g.raisePeak(v + 1)
+			return true
 		}
 	}
 }
@@ -178,6 +207,8 @@ type stats struct {
 	total      atomic.Int64
 	inflight   gauge
 	violations atomic.Int64
+	serving    gauge
+	over       atomic.Int64
 	resets     atomic.Int64
 	hangs      atomic.Int64
 	canceled   atomic.Int64
@@ -203,8 +234,9 @@ func (s *stats) model(name string) *modelState {
 	return v.(*modelState)
 }
 
-func (s *stats) snapshot(maxConcurrency int) Stats {
+func (s *stats) snapshot(maxConcurrency, capacity int, capacityMode string) Stats {
 	out := Stats{
+		Capacity:        capacity,
 		StartedAt:       s.startedAt,
 		ResetAt:         *s.resetAt.Load(),
 		TotalCalls:      s.total.Load(),
@@ -212,6 +244,9 @@ func (s *stats) snapshot(maxConcurrency int) Stats {
 		PeakConcurrency: s.inflight.peak.Load(),
 		MaxConcurrency:  maxConcurrency,
 		Violations:      s.violations.Load(),
+		Serving:         s.serving.cur.Load(),
+		PeakServing:     s.serving.peak.Load(),
+		OverCapacity:    s.over.Load(),
 		UniqueBodies:    s.bodies.unique.Load(),
 		Duplicates:      s.bodies.duplicates.Load(),
 		DuplicateCalls:  s.bodies.duplicateCalls.Load(),
@@ -221,6 +256,9 @@ func (s *stats) snapshot(maxConcurrency int) Stats {
 		StatusCounts:    s.status.snapshot(),
 		Endpoints:       make(map[string]int64),
 		Models:          make(map[string]ModelStats),
+	}
+	if capacity > 0 {
+		out.CapacityMode = capacityMode
 	}
 	for i := range s.endpoints {
 		if v := s.endpoints[i].Load(); v != 0 {
@@ -254,6 +292,8 @@ func (s *stats) reset() {
 	s.total.Store(0)
 	s.inflight.resetPeak()
 	s.violations.Store(0)
+	s.serving.resetPeak()
+	s.over.Store(0)
 	s.resets.Store(0)
 	s.hangs.Store(0)
 	s.canceled.Store(0)

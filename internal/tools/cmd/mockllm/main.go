@@ -2,7 +2,8 @@
 // upstream for Volley demos, tests and benchmarks. It answers
 // /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/moderations and
 // /v1/responses with deterministic content, can add latency and inject
-// faults at configurable rates, and reports what it saw on GET /stats.
+// faults at configurable rates, behave like an upstream of limited capacity
+// (-capacity), and reports what it saw on GET /stats.
 //
 // Every flag can also be set through an environment variable named
 // MOCKLLM_ followed by the flag name in upper case with dashes replaced by
@@ -82,6 +83,9 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	fs.Float64Var(&c.HangRate, "hang-rate", 0, "probability of never answering (until the client goes away or -hang-max)")
 	fs.DurationVar(&c.HangMax, "hang-max", mockllm.DefaultHangMax, "longest hang, answered with 504 afterwards")
 	fs.IntVar(&c.MaxConcurrency, "max-concurrency", 0, "count a violation when more API requests than this are in flight (0: no limit)")
+	fs.IntVar(&c.Capacity, "capacity", 0, "serve at most this many API calls at once, like a loaded upstream (0: unbounded); see -capacity-mode")
+	fs.StringVar(&c.CapacityMode, "capacity-mode", mockllm.CapacityReject, "above -capacity: reject (answer -capacity-status at once) or slow (latency × calls served / capacity)")
+	fs.IntVar(&c.CapacityStatus, "capacity-status", 429, "status of a call refused for capacity: 429, 503 or 529 (sent with -retry-after)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", mockllm.DefaultMaxBodyBytes, "largest accepted request body")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 8<<20, "largest accepted request header block")
 	fs.IntVar(&c.PadBytes, "pad-bytes", 0, "pad every generated text with filler to at least this many bytes (0: no padding)")
@@ -183,6 +187,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		"latency", cfg.Latency, "latency_jitter", cfg.LatencyJitter, "latency_dist", cfg.LatencyDist,
 		"seed", cfg.Seed, "failures", fmt.Sprint(cfg.Failures), "rate_limit_rate", cfg.RateLimitRate,
 		"reset_rate", cfg.ResetRate, "hang_rate", cfg.HangRate, "max_concurrency", cfg.MaxConcurrency,
+		"capacity", cfg.Capacity, "capacity_mode", cfg.CapacityMode, "capacity_status", cfg.CapacityStatus,
 		"api_key_set", cfg.APIKey != "", "no_auth", cfg.NoAuth)
 
 	select {

@@ -201,6 +201,13 @@ func TestParseFlags(t *testing.T) {
 	require.Empty(t, o.cfg.Failures)
 	require.Equal(t, time.Second, o.cfg.RetryAfter)
 	require.Equal(t, mockllm.DefaultHangMax, o.cfg.HangMax)
+	require.Zero(t, o.cfg.Capacity)
+
+	o, err = parseFlags([]string{"-capacity", "50", "-capacity-status", "503"}, envMap("MOCKLLM_CAPACITY_MODE", "slow"), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 50, o.cfg.Capacity)
+	require.Equal(t, 503, o.cfg.CapacityStatus)
+	require.Equal(t, mockllm.CapacitySlow, o.cfg.CapacityMode)
 
 	o, err = parseFlags([]string{"-latency", "2s", "-fail-rate", "0.1", "-fail-status", "500,503", "-v"},
 		envMap("MOCKLLM_LATENCY", "20ms", "MOCKLLM_LATENCY_JITTER", "5ms", "MOCKLLM_RATE_LIMIT_RATE", "0.02",
@@ -237,6 +244,9 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"-reset-rate", "0.6", "-hang-rate", "0.6"}},
 		{args: []string{"-latency-dist", "normal"}},
 		{args: []string{"extra"}},
+		{args: []string{"-capacity", "-1"}},
+		{args: []string{"-capacity", "5", "-capacity-mode", "queue"}},
+		{args: []string{"-capacity-status", "500"}},
 		{env: []string{"MOCKLLM_SEED", "x"}},
 	} {
 		_, err := parseFlags(tc.args, envMap(tc.env...), io.Discard)
