@@ -306,6 +306,42 @@ func (e ModelObject) Valid() bool {
 	}
 }
 
+// Defines values for ModelAvailabilityObject.
+const (
+	ModelAvailabilityObjectModelAvailability ModelAvailabilityObject = "model.availability"
+)
+
+// Valid indicates whether the value is a known member of the ModelAvailabilityObject enum.
+func (e ModelAvailabilityObject) Valid() bool {
+	switch e {
+	case ModelAvailabilityObjectModelAvailability:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ModelAvailabilityState.
+const (
+	ModelAvailabilityStateAbsent ModelAvailabilityState = "absent"
+	ModelAvailabilityStateComing ModelAvailabilityState = "coming"
+	ModelAvailabilityStateLive   ModelAvailabilityState = "live"
+)
+
+// Valid indicates whether the value is a known member of the ModelAvailabilityState enum.
+func (e ModelAvailabilityState) Valid() bool {
+	switch e {
+	case ModelAvailabilityStateAbsent:
+		return true
+	case ModelAvailabilityStateComing:
+		return true
+	case ModelAvailabilityStateLive:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ModelListObject.
 const (
 	ModelListObjectList ModelListObject = "list"
@@ -468,6 +504,27 @@ const (
 func (e ResponseListObject) Valid() bool {
 	switch e {
 	case ResponseListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SetModelAvailabilityRequestState.
+const (
+	SetModelAvailabilityRequestStateAbsent SetModelAvailabilityRequestState = "absent"
+	SetModelAvailabilityRequestStateComing SetModelAvailabilityRequestState = "coming"
+	SetModelAvailabilityRequestStateLive   SetModelAvailabilityRequestState = "live"
+)
+
+// Valid indicates whether the value is a known member of the SetModelAvailabilityRequestState enum.
+func (e SetModelAvailabilityRequestState) Valid() bool {
+	switch e {
+	case SetModelAvailabilityRequestStateAbsent:
+		return true
+	case SetModelAvailabilityRequestStateComing:
+		return true
+	case SetModelAvailabilityRequestStateLive:
 		return true
 	default:
 		return false
@@ -1069,6 +1126,28 @@ type Model struct {
 // ModelObject defines model for Model.Object.
 type ModelObject string
 
+// ModelAvailability defines model for ModelAvailability.
+type ModelAvailability struct {
+	// CreatedAt Unix seconds.
+	CreatedAt int64 `json:"created_at"`
+
+	// CreatedBy The owner of the admin key that set it.
+	CreatedBy string `json:"created_by"`
+
+	// Id The event's position in the log.
+	Id     int64                   `json:"id"`
+	Model  string                  `json:"model"`
+	Note   string                  `json:"note"`
+	Object ModelAvailabilityObject `json:"object"`
+	State  ModelAvailabilityState  `json:"state"`
+}
+
+// ModelAvailabilityObject defines model for ModelAvailability.Object.
+type ModelAvailabilityObject string
+
+// ModelAvailabilityState defines model for ModelAvailability.State.
+type ModelAvailabilityState string
+
 // ModelList defines model for ModelList.
 type ModelList struct {
 	Data   []Model         `json:"data"`
@@ -1193,6 +1272,16 @@ type RetryBatchRequest struct {
 type RotateWebhookSecretRequest struct {
 	KeepOldSecretActiveFor24Hours *bool `json:"keep_old_secret_active_for_24_hours,omitempty"`
 }
+
+// SetModelAvailabilityRequest defines model for SetModelAvailabilityRequest.
+type SetModelAvailabilityRequest struct {
+	// Note Why, for whoever reads the log; null or absent is no note.
+	Note  *string                          `json:"note,omitempty"`
+	State SetModelAvailabilityRequestState `json:"state"`
+}
+
+// SetModelAvailabilityRequestState defines model for SetModelAvailabilityRequest.State.
+type SetModelAvailabilityRequestState string
 
 // TestWebhookEndpointRequest defines model for TestWebhookEndpointRequest.
 type TestWebhookEndpointRequest struct {
@@ -1562,6 +1651,9 @@ type RetryBatchJSONRequestBody = RetryBatchRequest
 // CreateFileMultipartRequestBody defines body for CreateFile for multipart/form-data ContentType.
 type CreateFileMultipartRequestBody = CreateFileRequest
 
+// SetModelAvailabilityJSONRequestBody defines body for SetModelAvailability for application/json ContentType.
+type SetModelAvailabilityJSONRequestBody = SetModelAvailabilityRequest
+
 // CreateResponseJSONRequestBody defines body for CreateResponse for application/json ContentType.
 type CreateResponseJSONRequestBody = CreateResponseRequest
 
@@ -1645,6 +1737,9 @@ type ServerInterface interface {
 	// ListModels The models Volley routes, as OpenAI's model list.
 	// (GET /v1/models)
 	ListModels(w http.ResponseWriter, r *http.Request)
+	// SetModelAvailability Volley extension (admin keys only): mark a model live, coming or absent.
+	// (POST /v1/models/{model}/availability)
+	SetModelAvailability(w http.ResponseWriter, r *http.Request, model string)
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(w http.ResponseWriter, r *http.Request, params QueueDepthParams)
@@ -1819,6 +1914,12 @@ func (_ Unimplemented) FileStats(w http.ResponseWriter, r *http.Request, fileId 
 // ListModels The models Volley routes, as OpenAI's model list.
 // (GET /v1/models)
 func (_ Unimplemented) ListModels(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// SetModelAvailability Volley extension (admin keys only): mark a model live, coming or absent.
+// (POST /v1/models/{model}/availability)
+func (_ Unimplemented) SetModelAvailability(w http.ResponseWriter, r *http.Request, model string) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2682,6 +2783,32 @@ func (siw *ServerInterfaceWrapper) ListModels(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// SetModelAvailability operation middleware
+func (siw *ServerInterfaceWrapper) SetModelAvailability(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "model" -------------
+	var model string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "model", chi.URLParam(r, "model"), &model, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "model", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SetModelAvailability(w, r, model)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // QueueDepth operation middleware
 func (siw *ServerInterfaceWrapper) QueueDepth(w http.ResponseWriter, r *http.Request) {
 
@@ -3459,6 +3586,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	})
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/v1/queue", wrapper.QueueDepth)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/v1/models/{model}/availability", wrapper.SetModelAvailability)
 	})
 
 	return r
@@ -4723,6 +4853,88 @@ type ListModelsdefaultJSONResponse struct {
 }
 
 func (response ListModelsdefaultJSONResponse) VisitListModelsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetModelAvailabilityRequestObject struct {
+	Model string `json:"model"`
+	Body  *SetModelAvailabilityJSONRequestBody
+}
+
+type SetModelAvailabilityResponseObject interface {
+	VisitSetModelAvailabilityResponse(w http.ResponseWriter) error
+}
+
+type SetModelAvailability200JSONResponse ModelAvailability
+
+func (response SetModelAvailability200JSONResponse) VisitSetModelAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetModelAvailability400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response SetModelAvailability400JSONResponse) VisitSetModelAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetModelAvailability401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response SetModelAvailability401JSONResponse) VisitSetModelAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetModelAvailability404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response SetModelAvailability404JSONResponse) VisitSetModelAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetModelAvailabilitydefaultJSONResponse struct {
+	Body       ErrorResponse
+	StatusCode int
+}
+
+func (response SetModelAvailabilitydefaultJSONResponse) VisitSetModelAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -6213,6 +6425,9 @@ type StrictServerInterface interface {
 	// ListModels The models Volley routes, as OpenAI's model list.
 	// (GET /v1/models)
 	ListModels(ctx context.Context, request ListModelsRequestObject) (ListModelsResponseObject, error)
+	// SetModelAvailability Volley extension (admin keys only): mark a model live, coming or absent.
+	// (POST /v1/models/{model}/availability)
+	SetModelAvailability(ctx context.Context, request SetModelAvailabilityRequestObject) (SetModelAvailabilityResponseObject, error)
 	// QueueDepth Volley extension: requests waiting and running per model, batch requests and background responses together.
 	// (GET /v1/queue)
 	QueueDepth(ctx context.Context, request QueueDepthRequestObject) (QueueDepthResponseObject, error)
@@ -6827,6 +7042,39 @@ func (sh *strictHandler) ListModels(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// SetModelAvailability operation middleware
+func (sh *strictHandler) SetModelAvailability(w http.ResponseWriter, r *http.Request, model string) {
+	var request SetModelAvailabilityRequestObject
+
+	request.Model = model
+
+	var body SetModelAvailabilityJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.SetModelAvailability(ctx, request.(SetModelAvailabilityRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetModelAvailability")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(SetModelAvailabilityResponseObject); ok {
+		if err := validResponse.VisitSetModelAvailabilityResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // QueueDepth operation middleware
 func (sh *strictHandler) QueueDepth(w http.ResponseWriter, r *http.Request, params QueueDepthParams) {
 	var request QueueDepthRequestObject
@@ -7379,209 +7627,217 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L0Jchs5ljB8FQT//sNkT4qi13ZJMTGhKstdnpItjyS3u8N0M8FMUEQ5CWQlkKJYtiLmNHOD7wLfUeYk",
-	"X+A9ALkwk4s2t2uJqDBFZmJ5eHj78rkTyVkqBRNadfY+d1Ka0RnTLIO/vqc6mr56YT5y0dnrpFRPO0FH",
-	"0Bnr7HXG5tcRjztBJ2O/5DxjcWdPZzkLOiqashk17+lFap5VOuPivHN1FXRe8oS1jjnhCdt+yBOmUilU",
-	"+7CZfWD7od+liaRx68A5/Lz9sO/ZeCrlp0MRp5IL3Tr+HJ8bMfvgtjNdBX7v9kTjE/ZLzpQ2f0VSaCbg",
-	"I03ThEdUcyl2f1ZSmO+KYf+UsUlnr/P/7RbYsou/qt3DLJOZOwGcMmYqynhqBuvsdV6JC5rwmGQ48T7R",
-	"U0ZmTCl6zoiiC0XmU6oJFTGZT1nG+p2roPOCTWieaBj8/pZ6IBZE6inLCDOPwkreSP1S5iK+v1W8kUTl",
-	"0ZTI8c8s0mQiM6KnXJFPbPFAETkXDFd2JuURzc7Z/a3sbMpIzKKEZsyfJxnLeEG4IolZi1kqFXDEkRQT",
-	"fp6bRxM+4xrW/E7QXE9lxn9l9wjR11wpLs4DMs+kOCcyIxm7kJ9YTA7evjJw7cOttOOZ6Q7iGK/+W5rp",
-	"0pVJM5myTHO8TjHVsLhlKKU00w8UGS80UwGhmsyk0uTZE/Kaf0+6VBA2S/UCHjOwo0ki5ywO4BbQOFZE",
-	"SD3l4rzX7wSdicxmVBuSywXNFp2ggaIUNOEDLuujfwrxyEAfCPryNiIqIpYkLB5R2KSfjwv97ImhRnmS",
-	"0HHCHMGxA3Oh2TnLzMh2CC7ObzCGnKUJ0zdaBg7BpRjNuYjlvIEoBp0oY3TFNMvDOvLbOBqQipHjXHuf",
-	"25ZZewMgT5PkeNLZ+7Aav+HYDvGlq491OJgBL1Nz9teHGw6grj/AhPIb4c+EC5rwX2+EPwj9JWhzMUoz",
-	"eZ4xdYP9cZHmunzIS9PMmKaOHtA45gYJafK2ctGWXmqZuLixMxmzZCOksu/sfe4wkc8MGQABrUQHSs/m",
-	"uradtcNbaj+KZG5lxbUYa8nmD/iGoa+a6lyVlwiSAdVmDodDncqJdcqo0SnRiI7H+k6Z+hR/sLhx67kR",
-	"OzZa/jt4sk5bQQCzsC4RBndS/nLXUaaJNnmILJ1InapUaNYSSlfub/0u1ehq+apWCEedhgdVtrCEAQ6U",
-	"JcxvZTkvGJ7ZMgMtfrBvjqVMGBUr7vPmiL7y6NzUrYv2smeNWcqYNa4r4YKtuEolYmKF38ZRQAPb4EbW",
-	"9garKkZ249hVrd6jahdsuGazzS47QuvKT0SzjC6qx7V6B8XBrESlI75KENt8vU1LnfBM6U0J4pSq0Uxm",
-	"rBl3E7r5SMsInZhNrsXnKsRKyy+mLy2zFaIl6bYqxx4L5oV8OSGUwD0j3b/JJGELwi41E4pLATJq9Tyo",
-	"1kbAVcuD/ijnZEbFgmg+YwoUBTfHnCqimNAkT5XOGJ31G4Uxo280C90VjaQ+2D6RIlmQOddTEnIRJXnM",
-	"/t08GVqpO5kbXVQKQolRFhI/XmkZHuSXO+dyx35plJX+CZ2/tpdvScKsrvT9lKGChOCcyiTm4pxwBIB9",
-	"syL2twumUa60nLWJJMxRsC3ETIsN9jo3CZsTLria3kTYc5Ry+QQf7oypAoVRMINzBkzAR4nhhM344EWk",
-	"TTlF355ro3zgzCXXA1uhhDZBTmmarcQKro0arQ0O2xvUfCmuAfNl2StlIkaJKcuFWBavvDhWCFSFzLU5",
-	"cSpQ1B58ISp56ceTi5qcUwJYFe9K5+TQfB19+8ELrnV+7rZcoNCSYtP8m5aaJk0/1WCBzzVCd92qtxVC",
-	"2kWL1QLDunXcFtt1zGYN912mDKHHo9ARBniBmLn77VfgGgx7o8nN8zD3PkmpUoZ8U0VCOtEsC63NjhHB",
-	"LjVJ6TnbaIX/GoLASYkCVo+7nfM64vRAESrUnGWBgQZHPoe6DZHWqgrEvb+ehzp9o4W5IfEY1W5C2xUs",
-	"P10Z2soTrUB5565TFRSo3Gn5iQm1oRGp/MooZprypIkc0cjQuC1Grl/sygBN+7K65laLr7zTvvqMUSUN",
-	"L7nBBpbGaNoDkNQbTFI5v5azqUOqDQq11TQt9wdgoeVbplqNyp7WNEjPD4mW5OFgMCDFU44ioWxjNuOo",
-	"8YyLIybO9bSz97CB3Mzo5St81IwYmMfd33XqXMexYokb71blScNmvROx6YpvxV4cm4e5j3MdyRlbrY9e",
-	"k8iW/J6tquoPltOjD6H1qGfx0wYNiV2S1y+eumOdT2UCzhTNBKgiqZGWMvPkPz8Mdr6jO5ODnZcfPz9+",
-	"dPWnTtBoUNDNyOT8FMog1c+Si8BQbJnFhnwzGk2JFBHb996Lh4NgMBhUMKy8ln8Oh/lgMBh8/HPjOqrY",
-	"NqgdTNDJBf8lZ/YREJhrB+A30ghwEBvr+myjpFd1DlRBEj56Mg0Dw6qWtVxitNY4z8BDRSaZnJHw4Sw0",
-	"wAsfPns+DdFrZ6SA7waz0AwSPpqGtSPrdj883Pnuozm5j58HweOrLw8Hgw+Dnb/gV+av54Pe7As+9qV4",
-	"+MvDD4Odp+7zsw+Dnecfe9NeI6zL/oplnV5OyO7Fw91oSvVuARMV4Lf1L9hszGKjKNi/vT8Z/zSyPIJE",
-	"1XZqfu3WJ/lS/lwM/cWP+qU0YPPmlkzx68jcBob5Gb10Qzx9+KhhkCoU36VAh5+RlPJM7ZNPbKFIDl8+",
-	"e0KiKc1opFmmAnJBk5y538zQhF2wbIHfE0pwBgO5Gb0sr+nhsw28A5YfeeuvET7XOkvx4QN4tpktlqzQ",
-	"hX17+fa038OXPGGt17Cy2g9URFOZfWzC1GRBwkIdrF+k4pfmK1CZRbFIilg1TPP42WBgzubR0+8eGepG",
-	"gIaAuUERHITAGOTxgMR0och4QWKMTrDHxmeGj9gBgI3iN2boZl9X0mD++M/T4zdHjs4XLuOaJ13xXxnp",
-	"2vnJo8GAvP6+B/YrMJmAbb74/SlQ7M18yEEnzbNUqoalvc6VJmNGQmB99YOAL/+01ikNuy4maUcep3+0",
-	"2iUN33IPKfDglw1/qI+x2ByqLqkmhjCf8wsmlq2VYxp9Os9ckEfLrSvpisXzIwmLUk3vbcB8ll65Vz5x",
-	"tcrfWAuMIfADsUwxk7lmIDZQUTFMrSHFimUXPGIjzZFOrdWIlbYK+/pDwUVs8mwNMXHLH7e28SK2rpHw",
-	"IABkGZ6n5hpXBDxzPQIycFhr/sTLDrEzpBv+7fjo6PAfo9cHfx+9fHV0OPr+H2eHp2FgaUCJKvUaLYQF",
-	"nRrY/0qUaplMrd39DXgOUkCMcKtz720ESj5jI/y2Dt6XGWNEs0sdENY/75PQfIagoiS0RNvN+ejp0+D6",
-	"a2glmci9kF7u25gy+7AzkZAngwEJOUbHjeyPsLwt/ZqIYyWolmGzCcWtRSO2c+4LJjQMu1Ybc0OaN87g",
-	"hSsX1LjZi3YtbyhqcXnWRJUEoWMlk1wzMtU6VUbmNh/Iu5OjgoU+Gjx57iKx5lxPZa5JlLGYCc1pAi9N",
-	"Mno+M/rVUJywSW7YR7dyPHmWhD0yd0b6qRmXQ5QWSfNxwiPSzUXClBoKd1PfH37/4/HxT6ODo6Pj96O3",
-	"J6/+dnB2GPYCElFh3hszkjElkwsWg8Zhh6MzKc7bRvnx+PTsNMR16CmFNShmll3D6sGT51VEnv748YM+",
-	"w//Ttx8/qNOP/7G3u7uWbVuEMvAPKgjQhE4vKJth4N4KG/sG1qbC6L7Bw1NGMz1mVG8ez2WOrzlWKN7Y",
-	"mDeaJPx8uumMy1aHGGHV5INKeYvDoepA2mDaZa9P4etRWqYp+CJiRpuDZewj1/X0rYy/gDPAvdYcPZUD",
-	"rSyi5DIqDmBjvwpi5y14Miya34VxqdWi9ILR2Ij4773wWN2A8+Zthhet9g95wbI4Z2FAQkMquRgZ/vc4",
-	"msM/LCRdZKj2x4fTsAeGjoRqloX9teTERz659TbtFZxexx6Uza6vtbLjbUTZuC/WedOKuBvHdG34Day2",
-	"dY/trhbvul8b92zhVF9Ru1O0Ioyt1VtQP99APSddK8/W3T1GLOltp7xbdX29tr5a0t1QI69Bzu64WEUT",
-	"EF/yhN1xVBsozLcY1GaWfAvE7zhl4uCVGeyPECoL1VNNmyILvO63iTwRt8YUNlyDI/N14QY3muN8yjVT",
-	"KY3YDsQ5SfOEDXPaNJoINGG1MSa8No/j3jdihRDCo+D5j+0Rxtdy5/lz9GEmqlMaMfA6kt1i00n+yGii",
-	"p6deYlq+I2OqWqIu+Lk1Wa9wVTdx20/obJhbUR7SU9YzUTte0yZeO/tNjWkivb0ZMi6faN10Unp2Llg8",
-	"Gi/Ws84qAXMLLY3Qus1bIGYIrnsV5GDK/8pZzpoYBwp51kTYgDJvUWxyFk+wRms+Y4YpurcLNx7pWnkO",
-	"FV8u0K2HowcQapb1Kg69lWJvVQRtgNqKULy5GG0nopo3nLKy2Rul8atAc05oQzHR/QJJdGROuTbAnMiM",
-	"UKISqUkXgzI9eKmISWHuJd5N1duQpJZ2sNmauCCo12w0QaMpM2gM7SufQBW6wTLetSJuG6uT8WK0Db9j",
-	"SvMZiICR1cX9S7HMx+AqaOH6Ip+N64NcIxyneHl9PMwGIf2tmH8TtubOs8zICki3AqB9c0uAbzrokoR3",
-	"I5lm+zS7G2ehlezKLbYddklnaeJyzXcG47/84+f/+uXN/PFk8Hfx9OyXR+ro09tOcAMBvWIVrppyXfAI",
-	"Hor/s66rNUkObiDMOAcOmWYyYkqxuCEGdilOrhSytV1mSZU/O8yrhOnWso+8FdrBoWS2qa2mCf2AN75g",
-	"qZ7eBnNHTnsTDu+sJWqkItnkbXg/lYqRtM6ZwzpVDdE9q8omfjkXnaBDk2R7XaW6qiZINoZEtcebtZAv",
-	"F7jlllwOB68k3tEkYzRejMrmOPedDyb3D5VGcd8VCX1C6tEEHLJrwVKOL7eLbYZFYWpZ8iIgxfNOZZt5",
-	"3ychXtQQU7QhP4QKAih0jaQQN/wd2w18ZPwt2g7c0m9B5C5SJP6wHnROmM4WN45aO4NI8zlGgD5QXr7H",
-	"EOzw7fHpGcRqwe9MhfvOVYz2uiR2b36NWLVV4a4AHszb0lOmGAS5KNJ1nj0b37KPas3MhqnQSvrQDcJi",
-	"nw6W42JbkKlQgW4j2uw6sWDIWVkrFCFpgaNVyELTvMLUHgQ2ygkJPeEOAxIixTafLFk2Hz3VDvvElmjZ",
-	"W/9oS8Ro18/3BUf4Yl//4t/ttXj+Nz6QphiXE6kLp/cpizJWdnmvNod/YiwdySQeKXhvRCPNL9hoIrPR",
-	"oyejqcwz1USPmpZxxpTe3vO+reN92TFQDNVEkd6l8TcVEbDFm+9OjppPAmN4vqqysySSGFSygYcwNJdi",
-	"Q5ODCy/cLHuxbM7/2FTvB83LUkSM+Pu6nM20rfJlC2cNHj99nB398h0/FofPflq8f/7rL+9Vvpn6hUOs",
-	"U8A2UKkKq0hZcr1W1uPtKks1BbOOsG9ppltNvZsjYv1oIM7+5gfTN+M0l+DwRdOuZxxG0BWjNEHIXv0X",
-	"LOEXLFssg6k9Q/3A/kJmNGZEZiQXMRgLF/3bufkxLupG9Xoq/KDlti3fZXjtgSI8DjCpmCoS2hpzOzxu",
-	"8t9bUdaC6wY532YU79WuK9CLIqfSJT6jSLBPzNBIfjzcNkqmhAlrSYLLEMEHKkmdGJ1nJ4ZIKyEFM1of",
-	"v1g5d2m3gl3WYdaQ7k290cBuDeqo6YyzGDJHy5vnmkypIky0ufPWL2r5ptbLC/bdOjY0RhWUU+VRxFjc",
-	"HIJTsqQ01DPckgiUUD9oqY+4Nq+8jtLLB1a7pQ3oVEHpDUjQLajOdaL2hwa9VEnzFvhhTab1J9MSGlTA",
-	"vsVC0yoTrb+PzdeQn0N2rNVApo15XkDb4IEHiqQZm/BLzBIxFG5iZMsiS6mR6uegB2wBNiuP34Cfx8Uf",
-	"rVGnzdvfADHu2OjWRElr1rQbG+FqO7o9guIvzx8EZQnKb+ztbcrDfvS8kusH0dtJQiAKR9XyDB4+er42",
-	"PaY29RkWY2jMm14jAG6AoLqtAs6awgqW1yvVfMjX4vDNzL3Kbd2szVNscJJG/V+ZQhBCDgEm7pqPIXl3",
-	"crQ2Y4CUEwaGYvuMAbJ5wsBQtGYMkNtIGNgOP99zPUXz2e+O6zbEcs2nikWjkPybtTor9uyJ0yseP9oZ",
-	"LzQjP74++AHKDZPTqZwLYiP1ItbIglsY/bfKqq/Bu70Rc6mEV9lSg994DyP+WfgS7Qsrq4LWJ9yQt65F",
-	"zrsLI1s2p7Zr/AQOBEPEQHXYJxlLGdWK0IyROIMEi43jwJZNzOtqhygW5RnXi1MzAi71IOU/scVBjl7+",
-	"erbpJ7ZA8wuW67vAtFNIs0dMJDs7GC/15uD1IdgtYHXAjBjNIIPRLsOQciwKzsVELs9mc1q5IpQolkx2",
-	"DKk2FBZNozsGAlTzccJsbvjB21dEseyCZX3ySuNHrGSo8rFiUCwR332ghuIlT5gK8FWGAWWV5GWFdBk8",
-	"cZMJjzhNyOmLnxTJFQus7SncvXgYBiRNcrPICZsXZSnUUMgJcBhDULozmn1iMRl26uUrhh0yZomc9/pD",
-	"MRSHYGwA3TXAUhYYg5bQBcsCsEJMmXOLYxg/ExcskSkbivDzEONNhp098nnokh+GnYAMAej4CVIg8KNh",
-	"4cPO1VWIwIqxVFat3nuITElzDWZI3EAn6FywTOFJDfoP+wO4VikTNOWdvc7j/qD/GL2WU8Cr3SmE8f5q",
-	"Pp8joTZXGKZ5FUN5Ffy91hnh0WBwa/XoK5HETW0GzCXsV25GZ+/DRyPjzGY0W0CE9wUTRjhIMzlmpGuO",
-	"w8b7IAvPLrg4Jz+enb3t9ckbSWiup0Y8ibyrQNNzBbQkVZ2PZq5diLJoh8wJ/vwVAQMrgD4BTweP723W",
-	"N1ITAA22poDqobYvxWL1KZn18vIxuShxM140NRoOXPgiPpzANli8+aEVfvvWgzPcytIXl3pke7h8qBO7",
-	"H/JMyQw3yuOK3RMjX+03acYuuMyVL14HzUl+yRmUjrDdSTD3u9x/ZOPU6atgKbIZ2oHwX1lAXJWrtnkh",
-	"Jb4yr41nMHJsKQHoYSX552FTuGULM/Bkcw9lNHsCEFjtQwu8B510w6KQedl3DuqAL9UNv/ja3OAjLzvc",
-	"l33n7invSXd8eyg01m7Cgza6gGLmT205ZiRnM6p6fVKZn9BESRJJQ1FJeckGSYeivLj98rTV90qLQ4rN",
-	"LtMElEXU5ZtOrIj/80fWGBFQrMmFBJTW/6VY35cidKAWMwA/+vCBbnDrQ/aaKwHUJT+lFxhlKrNZZ2s8",
-	"AwTjqlb7tgmy9Yo9t3IX16xuDgGPPA5K6zPLIRBH7yJgbI0jQ8IpFwo3hEUZ+LmQZm4SUcX2Sfj/GzQf",
-	"ARqScDgMyQxoUcI1y2iSLNo2rxjNIKy22HWltMOz4A6hYFUiQiHXEV31uEc+Y0a555fEphD22jbg1aol",
-	"SrpBqPg11ztmE5mxay8VX7/ttQaExjMuUMQ3y94jRlPCVYKk/0DZsExzK5Rm1HMv3xeJdA0bh/y31m3A",
-	"WPeHMTbHwh9CiRxBmo4jRAEpKBEYfCzh6WGV2wAovrDl0pUOiGBzprStgVtK7un7GrSfGEuBf0N1cWv+",
-	"gbSgfVfL3YxKNWEiVmTM9JyZKeYSmL4iM3mBWqNGZ4IUMTnPZJ4i2W+UCGw4lFlVM4Oe0EQ11eT5eIdi",
-	"Z9E4oEkYh90aXLJnBPLnE5y+aVS/zN1SNzV45eH6Vyr9r2AtFi7rXqw0RAOZtKQruDphNEngotidVLGk",
-	"LF46ifLjVdBJZVuRrYK6+9jKyjTmyhlVxhW6QUZFULlMuGAPFAnzLAnxdfZLTpOhCJ2dzRbeR80T60v5",
-	"0kcGn5SfNZO5BmG6WnHKFtaZcwULGwpbWIcrqK0j6MygflEqWk4m1t8OJYhJqWcAWkIcibSFixWdsaHQ",
-	"GRXKILYUsN6idD9XJGM6zwSLq4IW6Nh1YqD2vMBXBPOGhEYRSyHTbE11yXnGtWbC6M50KLBqFOZCGeSd",
-	"cQE1uWQGoWNGJh12vhvMhh3DW4edh1P36dET87G3D5sx0ixuZkYXJDcirTkPc06YKku6IXwIrVFAQExC",
-	"D0lAVQ0p1eAscpa+tzWjb+UiN1T5vKqazmws2t2SkrbWeDbU+BsjHwhU394DUA8uGSYa1fsvLFGQqpK6",
-	"+9nVx70qvKtNJr4KZzTI5UVsS66IB2kA9q1KTiYYvLDQBNAQX2lCDYW5yecQsqMxdsZVY0fCRbpPBk8C",
-	"QscQAQXbNaKG6qFW/DMVXOMLgmQMmSDML+cqGAolkZMKSZAmTWUS4xNjGXO8gpiIovoE3c61PhbAr4ci",
-	"fHF4dHh2CKH5sPTdzzy+givPMqrKb2kpm24cjl7cuLtEeudAX4X70K3CurD710bqJ4Mn61/ybTlv6RYs",
-	"i264D38vQK/eAg/b2G2L6U1nnF3c01FuQr++lXP7K9MlJtY1HzM5B3vePubbsQyZ+yeWaluINwaCVzpK",
-	"7C3SaxWRqia1psUWj+y6tslXH1tJ4y4Su3rL5W3GbhPcDgThYseJIhYu5xIl+bLxZm85ZVFpmTqqadST",
-	"HUxF9wLXUBgSiuCkY5lp17K0kIkU0zphyoxStiD525PSTHOaFBTyB78iI9bgIM5TbRMDS/qQIa4Fo0Dp",
-	"yxBfr9Lguz5UspAQnXQIsmGj+FJUre/8fiSIr3JpEdTuyLYUK3bLGfXnTb74E0ZjYM3zqeG2BXJmuUCy",
-	"jdYarhFJApILzRNL3QEvAcWR+8fgfRkKJxg4mUBP2czF5rYxARhmLPUUBJJenxxSI+xoNjOqkYNVaHAz",
-	"JiG8GMI77JJGOlnYyjDF+JUmKuilcOHBYF3LZlzQBPSPt6D573l7ADg4lzrZcEciurmVOIw6bFZn46VC",
-	"Kxf5VjZDAdX6lDd5Ue0oyANlNauXPAG6G8nZ2CwUrv/BmxcAn0+Mpc4uEcksY5Fuuo/eq3FSVD/Y2LfR",
-	"1rGn1M9uyc1BugbQxb6/ltvjOn4PdHWUHB9bez6goJvnBG2ODvQ/kA3dD7frHLDs6ovVHL4spQ96xuAs",
-	"+L1ucJ23bsfEXwUo2szLaLnWMN6/VcP4DXC0uhPfjx7sAm0r8D3e7sIf8duwFofQfRLbvUMCc0FFGztY",
-	"bnidbNG3tffJzHENPL9zQ22549xKe63DyN++vLSsnFKf7O+g4JxxFMtU5YkmiseMjBfwL3gb8AnwAdyf",
-	"quMWeIc6z1JVNCZip8fse0sTlESc0gsQc3hWdIYwSo3TZ6yIBi4RaoTFoSgJXJa7xcwIb7YdtldyAqtv",
-	"evuxOyIXD4AmLWukNrLbUKQsqzCFOWovacoEi/cqKlQXFRoh571qiICRW8DyYje6BwKj2dRQGPGOgW5V",
-	"Vte49fk0bILYoGTd1NXPJcGhha4XDEW4VPTFcKxq1ZfyN2VohbW6L1ALcShCX/wl7JMDUtUIhdT1mIZC",
-	"q3MWfw6qrBEq1uh5JcnyTszV7V3f7tls3d6RrYHCvjewHrMIPPoTZE2Gt8RFQ+TfH8FFxCVKzko+I+iK",
-	"XTFk73sXLSqb1aiubbTb3c+eLFytCNkr2Q0dpO+JQbfZMKpI8u2euGxsfx4UpiwjQN0yGw1WtDU3jKTg",
-	"FAF5d3K0w1REXei2gNx9PS2FbFRKY5VpTVk2rMupK1m5trn0t8zA0QelCC3qGBF5wTLvhi17T1zHdFcX",
-	"iCiWsEjbtuFF8BTwS2dSLIrNBDa1PLDtveKKTbEXWI4Cw31iDeWT+uR732xnKJj3diOTinkMXMrNZ73E",
-	"GWfxPgldlR6r0hXFj0IiaJbJOTqqppJHbCi6GP5efoomUrDAlewBG1QxAYgPZkGeBbIeCh2l8lBDEboQ",
-	"LefUhRpQEvz1XesrM9gP7bJ6GHZuY/BHgAIjOdkj2BjAvMlj2x1gH+Z1/n2QPqqjO5dJkyO8+qQVQ7Bj",
-	"F2zB16nCaEUOZvuEwT4X3mBGYcoFMSfYJ2+knkIMgAQQLQJvJlaaJ4mj3ZBNRa18PBQTtBqixIGexNWm",
-	"46KM1x1JEst1wq6sBPE1rNQemX6PggDgkUEWFMedjI+kh1ZI2ErWj/1f2o3Yb8qhO45wwIUNLdaGJft2",
-	"xuCkie+dogLzDiT2hN5ErKYGvWM5F6gHQInKsDBiJ4wqRhKaKkNLbOJjaVC0kBY2LSY0VEe2QWJD8UvO",
-	"ckNySpHNOJHVBGyDQmvVJq6lP1HcrRAbwUDtOpvXklClh8KvwegEn9iiohFQURiEyDnT5qI+abMpv7CA",
-	"v8PbU+o00yokwdjqG5eSSLdmiOvt2XiumKsUUD5ze11Kbwg6lzvIVXZglKLtr4+IWJnyAJlV65wCYLtE",
-	"PuHkAltpqc3mVyrEdFcG/mta+Jds/Fsb+U9lZu0/ZLzwhcUgDNjo4yrC7GfzUthqEzWvN68RZqvVkKQq",
-	"+mK+7m0ErRX5KcCVv1p6ym/CBH2XtlvfXmalzdaGxnzzEbZLIT5IrlbH087yRPOUZtioFvL4wL7GYoLf",
-	"LvBfLkC+n3BmxGGM2C6pGVwRG0WOmZRcDwUa5hTpUvKfp8dvLOahrkqJkGKHzVK9CAi2Wa9qkkYfmMo4",
-	"RF0n9EIy+NAhgBcd1JRYl4Ud3Sliro01saGivT55X2tHY8UjF4ZjDaQW8cg41xi2J6QuzPrkQCwgsS5h",
-	"s4qZz+7K5p2W43yx/YVZq7CSPwBZZizuD8WBpSFesSz6q5aHDyGbRks5Smh2zsLApUxQsfCDmovryiqw",
-	"oYhZlFDQGeFmmick6mF9gq2yLFv5dxsqbdaVpynanFuDaV9i0+R2lcKj1O5EZrMdl6G+TThtuVn3PZsl",
-	"y8Unm+UkPDsbffqNUQ2s0kjwRh55/lXtMNJEQ8oS0O5nm9tVC6dtCgT12HKHJH5FGOiLbzLw84UL84Tz",
-	"cQYKC69mCr/SFHvXh7D+zpQuy7cWxVmPMi9x1a0sjgY8Zbdk7Srtlk6iUfleVvtDOZkopg23BI5h9VoM",
-	"tAitCbIwQDpjUlAP3ELrEgq4RbqKhugQeDuAVsU7PMbE8ARR0jZ06hczYnqXr+oNGSHtESbYDpt0t828",
-	"7LnMM7d/oj7xFA15DhARTZVvYZawie6T99Z2APbJ+lZty3OERFC23NmCE7aiBm8MC3sh58LQVXvPVip/",
-	"y8eIB6QlbKNV5Iatrk5xXNE7faPEQFfCHiNpjLgHS9tcMWxf0U0S3RE+iEoekxpCle4lI3c7dUVGmukd",
-	"lKir5NSDaswFhdXWZ2q20dB5uW042PwMrpIfcAE7uK1vjd/Z+2M53gPP65YIj5Z4q+fUydBB4WAIDyBv",
-	"LYQ4hvsg2cp1Hmsk2G9ZhvFoe6WAGNCy7AlCYK7tfaX65JVNq/nEBKolvi+W9SDAyw/UUMD7JOYXHMy9",
-	"C/IkINAMjsUkT0mXjg2hg5Ka+KicoAqWGi3DTNDrk2NkAqX5QGtQ+cx72Etevhm9HJUcJPgW6Gn00v0F",
-	"dhrzd6XBF1R6yxiohIppRaTTh1wOFMTD4w4BXg8UoRcsA/W8skizfG/FLRyhFyxD30vGIjT/gl27XC65",
-	"7CMnsAohDZPwmQKY6zml8MOUG9xa9IcirPYmC0n33emLwMrLMVdoO3YFVEiuWHUfYZrxiIWY0mV++MfB",
-	"66OhiKSY8HOXWQncVPnVgs5J4EVbGo84QCE0uCK5+CTkXFhFrnBEqqHoWq3OZcD2ML4IcLWJeRXdYu9Y",
-	"TLdtWdsFxAfoH+RK8+h3GUEHpM2JaYVjGREfUMqRfWKw0RMIZwzAiPssF3dB/IpOvI3U7rCUMm3XmMlc",
-	"M1IqBVaYWArsD0jo2qqG5WApH2E6FK8x69fW6cICEgsDA4PfOzRJ7EzOWpNwZehD10gwUAOEK5vSzOCy",
-	"Z6zX5ojBqe7yJhRtYltuAsK5/1XNBMU6iMVSgLAKCon4gQ22BmiX8c21M3Ymg19cX9nVTDLwqV8QLWoD",
-	"mLKWlqSQJz4p2T+LnC87zFBAbKVKE67LHWkxztL1wTNKFLajDQNMrw2xcMUIQwnmNooAeFWlUa15eChC",
-	"6FdroyhxLmyot1yVoJABzFBmLxhV4OQ4b7sfim5YaaQXutJfPJo2Ym6pPeEa7cP1y7XbgAONLNxTqbjm",
-	"F8yn/CvSpYr8VUKav80u2iPhdwNg/I8HM/PPw6n50PPZFiCPYLJF0RTrec/3ZjJvBI+eTFt9Oa7fa4u8",
-	"DkWLS/I6+fOfvvyT/LkLjb3+rTsc9vFT7z+6Qn3J1Zf/+3/Ul5n6or7Mvkx7vX8jf+6SPwdbvdD7PAj+",
-	"cnXfzovSoTZQCviVxOZnA3B7hSYl1KqIWIiJX5eoNMUtOK+97XpcvvolnrdhA2Si5Tkz9L21al3lsJpD",
-	"HNB1b7V+5CtQ6RArcEKhTSslgm8NYv7toPsNFTMhFssFPutytp0zPNQ6PEIdyr8eYnhXAVdMw3cuAa6J",
-	"kPM9QglQ1xiIHQnxD5TDq0XeaBHXYJ7EQCVBE99W0hpKS8C03HQokJ32jTzpYP7vOstZiDUKipi34l1X",
-	"tARjxYr39gi82MZ9fRHSG5QMzDw4G9Ppvn4q3VeoIBgC1H3treWbs09CKILknim0srbVFqN0GgI376eG",
-	"UqUD6Jq0HLuE34Cb17qf/Nu1ulvdOpmtVBAozqLdLbzTcGP37AVHBZorS3fcbFbEgezh0f/+9/+EUInP",
-	"BojtkWHHkqlOGAwFcT1s98iHj2EPyDkkldmyXk539rkwWHDYh92mLNtxoueMG4FqQnkGJU8hCpPYeLhU",
-	"JjwCG26Vf+ybXxJDQ4E8/fXwDGLZzFShi97yftAlEmaI1w4JodptxEaas8xscJKwy2En9BFq5Tf2HLT8",
-	"FubUFnaFNB/D/ZTN9wYbDCnZprkgXawQYYvpvzw6/Pvo/cGrs8BmO4NciKPlWQZWs0okqWMsXFnYQHWo",
-	"nhOYhecqEFtMiVqIaJpJYYimWR9s+NhXtao+kFKldvQ0k/n51B2gP7iuBatFIpJm8pLb0jVYrXrHHLxZ",
-	"FhQFVz5UFmMHeoHDdkQBj2w8dsG4ITywR5B84dkUoB9JQGrVb4jt7Trm6a/SA+X1gsCXtrJA8YHKpClQ",
-	"OGiqjlW0tLUnd3J4+vb4zenh6P2rNy+O3/fM8U4NGDMW27phZvwSgbbLx+IWToM15wYmHSEJm0wwVf3M",
-	"VQnmtQxNA1KIWA4IAqyEmEGB9+A8WQYcKD42hjIuHMStwQG+k/JdFttyk3ylCIGiW/RV0NHsUu8C8jaa",
-	"+Ws2EgrVSDzi21L4tJrahufHQaluLva/lB4L46xou7e6sn9LQf9m80RNXAVt1uYEWFzqYfCN2UmJ9dob",
-	"/u2WIkOW495pY6p1RWP3s/u4WbxE5QLdMQL/duMmajJSidZLDFarFXZbISOtDKwondZKfeUUroOLS6uu",
-	"rS5x7BMU1ysJHm2uTSQ5ZQncNvUAfvgx+DoC+Ya047dv4v8r08snvt+uqNvsCcidBqN5BimbKyT4rUz6",
-	"Dv5ls34Lpbp2ZnxljkLFaMp3vk9a9wdKLte5WrID7BMes1kq0fXuKplhsdqSsWg168MinVjZY01iZWht",
-	"9SGxcYmQQOOqz6ZQ0WmCaXBTmWd9EoI726cIQrCstfNU4neKSBZbu7cUVtt1UvmjwYC8/n6/Mb62qNHW",
-	"2/dxsuFQuOq/1re6T8IZnzHoLgWrmmQMw5r6rnmCGtlaV+gk9sWrJy5NCuE1FGMWyRlbIVvblvB3KVnj",
-	"FF9Jrrb7a7mozjtkO3l/a2LkqaYZWJZxl4EL7kRZXyCyl2+Wu0b1e7X72XcZvz6RxkWsTH8+86hJLGZW",
-	"22/YoFS8pKXKdNXqiSVBy+F5tUBiEc4hsyL5eX16K05SuhJfBSnru/sdsY/6fdwWc+253wnuhgYrMTcd",
-	"XRSIpS7ZLrdXEPy5rq4o2rwza2nkLnLKYPbPkgsjl8P3Q2F4ia0DT+PYlm8tKPkD5dgUxpyScBY/DUl3",
-	"yi57AQaeKsVmY4M1LtkEBpvSC2a7H8T8nLly0+6ZSopNKUC1KAYAkR6hf0oVJbNJF+vGRzJmah9TdrBO",
-	"u7Lprz5ACbJdK0yVWJ4aZVIpmxVkUIpmnCmo2b4YioacmGA54cU76e2ylKYL5VCpT44FsS1Vyw9xNRSV",
-	"tkSQrW8WhQUkIQ4ZoihJaPuRGQplS4fj2lupVRNpsVPdLb+tTPIvyXEL0uwujC8zcu+5L1+F1h3Ye4q1",
-	"Rn1OnCJcaGkZ+NaED0a4M45dpPNhpl6IJTUwisxWyIRifjYC1crJz56Q1/x70n32l+Dh4Hnw/NkTfAKE",
-	"46FAetooHQdFvqClgr7fXNWW3ydvAXYzujACtJV7hsLsMUkY5hTMsAuQudIiYiVnJMIdz4D6QiZcCiRf",
-	"SCnxIZeeJTP0ilsqYuY1YCh0gzm3JQacVgFFRRAUfXJAStVZCj5fSClDYUdeI6kcxDEentn/3SXOVab5",
-	"qvQE9rk6d85s8ndAP+LYCErmNgK92EJkqvd/Xl11oNYE+ybhE27CG2a1/2sGRtyl7bN2ButjEvzR/gZi",
-	"Eiy6Fntqb/NkH10VgPB+ysqlnpd6SEGhSCe+1x7xK4DGx1HGx54zQV0sYbifQQxIFoD89PAzj/fIsMMu",
-	"9Oh///t/hp3AGrrwSya0+cq8E5Ci53gAjG6P2JexIBm8fnUVBkZLOBfW5X+qqZGWY2JxRJE5XaAwZX52",
-	"SzaKQ7UbeUi6oYXXDsfene5PzWdMaTpLw4D4L83bVOcZC3tBKSygGpF2wTI+Wbh+L+44+rmYZzR1kaww",
-	"faWZFLBiSE6A8LsFCTOpqWZuqVDfvdRZa8wgqHWsZJJrRsKp1qlNETEfQ/Lu5KhP3hWVPZGsQd1ubSR+",
-	"6zR/f/j9j8fHP40Ojo6O34/enrz628HZIUS0TdHChzl+2OBGJrY9HCVpxi+oZgFJpEzHNPoUGLXn004i",
-	"I5oMhcxKjbqEFDtpPk54ZDS6zDY0ztgkVxhHHpNoyqJPRvg4p1CH3JWUwebli15/KA6EDU42okbGzrnS",
-	"LLPq4dNB6b63WvhqNOROTX21ub6SxFBbhdGXT7Ezf4sA4aBYUkbsnbFI+81R0xOHKXSJjILxG/VY5z1v",
-	"JKRtQsPu5/pXmzmhm/DwfhBgTUcnWDa0pf4m/dLCnyxWJXQCoaUi3Nqb4gxqpLVyzZUu6a93duuu7Dea",
-	"/1+/lO3CzFYKfQ14KzX7l0aXxzx2InON3UrQSgkNjdU+CYFAgCNKhVDejEaslNluuGqfhHkaW/klxF6q",
-	"RkeGni42SRINdtGUinOGveIcZmJMIVbudrU9z6XT+gWbA0dv4G3vYM774W2Nc/1r8LYNr8dv2XcAWFUm",
-	"gw/QpgOFg21alNAgat8Oq9stKGtrxsexYF6Mg6QTG5Qn4oIPYxceHnvPs9MkeOwEbWgNpqyiUZbayZTR",
-	"GBuiosxItWazVPf2Sv5vH/fhi+PjBQOxFj4a4R+M4yz25TPL2kNRIvjR5WXR7x8frAvTJ4dnJ/8YvTw+",
-	"CcmUqqFIqSqX1zRCdZ/8xFKUQB4PSEwXqi1rw+J5QSpuYH7wB/GH+eFaxMYewmK9+aG4Gb/LXiUVGmTr",
-	"BhQg8eYLpAVrjBg35vtbErWK4r29K2EbyeOkFAPkKY3XvAzTr5ss0Ok5FKERUkYyie0PI9eHXWajR09G",
-	"0BA6DMqir73y0NTt0RPbMjqimSGZxJs2yHgxFAwDqcFIAdl5YNnAwCHCuFHse7VO3FCr276itEwLvdE2",
-	"ZWksog2QrgHMKqh3VFW7PCPOdE/ltW9DFTcI8RXV8a9CXE5Q1q6RlDoUbkOY0Uzd8XU/wwSlNMHKI2jC",
-	"xAwYURi7fBGKScbU1Kge2iV92RLeVNO+EX2oDZRzP9vwBuykL6QtSU5C6/VH8SrLGegjzNXEXBJxSjV/",
-	"bMiCztVQQOVal3U2imTMsKV8MQDMHlEhJPbwN3TEDCczEkvmCndD6hWWAVi2Q569en14/A4qkpbrc7oD",
-	"ywUMSscJpu0bHJhPF9as6kELibVOi7K1QV3dCjqTtnRoiUc3EKcztuT5uSOi1DDTv4ZOZRbW3jTorGpc",
-	"x/P67ROkU+g05pDNqlSycg+EnAc28gl7s6Uyw56uDkgb0avC5LCRe9I8fgZP3wOGuMlWlVqpqJtfu95K",
-	"aTGVs5rRReHLIlq2nY0ZkEV5xvUC2MJByn9ii4NcTzt7Hz4amo+ZZ8g08izp7HWmWqd7u7vgE5lKpfee",
-	"D54PjED6/wIAAP//",
+	"7L2Lcts4ljD8Kij981ekWVpWrpO2a2vL3XGms+3EWduZ7FSUFSESsjCmADYBWtYkrtqn2Tf4XuB7lH2S",
+	"r3AOAF5E6uJbJt3TVV2RJRKXg4Nzv3zpRHKWSsGEVp29L52UZnTGNMvgrx+pjqZvXpmPXHT2OinV007Q",
+	"EXTGOnudsfl1xONO0MnYrznPWNzZ01nOgo6KpmxGzXt6kZpnlc64OO9cXwed1zxhrWNOeMK2H/KEqVQK",
+	"1T5sZh/YfugPaSJp3DpwDj9vP+xHNp5KeXEo4lRyoVvHn+NzI2Yf3Ham68Dv3Z5ofMJ+zZnS5q9ICs0E",
+	"fKRpmvCIai7F7t+UFOa7Ytg/ZGzS2ev8f7sFtuzir2r3MMtk5k4Ap4yZijKemsE6e5034pImPCYZTrxP",
+	"9JSRGVOKnjOi6EKR+ZRqQkVM5lOWsX7nOui8YhOaJxoGf7ilHogFkXrKMsLMo7CSd1K/lrmIH24V7yRR",
+	"eTQlcvw3FmkykRnRU67IBVs8UkTOBcOVnUl5RLNz9nArO5syErMooRnz50nGMl4Qrkhi1mKWSgUccSTF",
+	"hJ/n5tGEz7iGNX8QNNdTmfG/sweE6FuuFBfnAZlnUpwTmZGMXcoLFpOD928MXPtwK+14ZrqDOMar/55m",
+	"unRl0kymLNMcr1NMNSxuGUopzfQjRcYLzVRAqCYzqTR58Yy85T+SLhWEzVK9gMcM7GiSyDmLA7gFNI4V",
+	"EVJPuTjv9TtBZyKzGdWG5HJBs0UnaKAoBU34hMv67J9CPDLQB4K+vI2IioglCYtHFDbp5+NCv3hmqFGe",
+	"JHScMEdw7MBcaHbOMjOyHYKL81uMIWdpwvStloFDcClGcy5iOW8gikEnyhhdMc3ysI78No4GpGLkONfe",
+	"l7Zl1t4AyNMkOZ509j6txm84tkN86fpzHQ5mwKvUnP3N4YYDqJsPMKH8Vvgz4YIm/O+3wh+E/hK0uRil",
+	"mTzPmLrF/rhIc10+5KVpZkxTRw9oHHODhDR5X7loSy+1TFzc2JmMWbIRUtl39r50mMhnhgyAgFaiA6Vn",
+	"c13bztrhLbUfRTK3suJajLVk8yd8w9BXTXWuyksEyYBqM4fDoU7lxDpl1OiUaETHY32nTH2KP1jcuPXc",
+	"iB0bLf8DPFmnrSCAWViXCIM7KX+56yjTRJs8RJZOpE5VKjRrCaUr97d+l2p0tXxVK4SjTsODKltYwgAH",
+	"yhLmt7KcVwzPbJmBFj/YN8dSJoyKFfd5c0RfeXRu6tZFe9mzxixlzBrXlXDBVlylEjGxwm/jKKCBbXAj",
+	"a3uDVRUju3HsqlbvUbULNlyz2WaXHaF17SeiWUYX1eNavYPiYFai0hFfJYhtvt6mpU54pvSmBHFK1Wgm",
+	"M9aMuwndfKRlhE7MJtficxVipeUX05eW2QrRknRblWOPBfNCvpwQSuCeke5fZJKwBWFXmgnFpQAZtXoe",
+	"VGsj4KrlQX+WczKjYkE0nzEFioKbY04VUUxokqdKZ4zO+o3CmNE3moXuikZSH2yfSJEsyJzrKQm5iJI8",
+	"Zv9qngyt1J3MjS4qBaHEKAuJH6+0DA/yq51zuWO/NMpK/4TO39rLtyRhVlf6ccpQQUJwTmUSc3FOOALA",
+	"vlkR+9sF0yhXWs7aRBLmKNgWYqbFBnudm4TNCRdcTW8j7DlKuXyCj3fGVIHCKJjBOQMm4KPEcMJmfPAi",
+	"0qacom/PtVE+cOaSm4GtUEKbIKc0zVZiBddGjdYGh+0Nar4UN4D5suyVMhGjxJTlQiyLV14cKwSqQuba",
+	"nDgVKGoPvhCVvPTjyUVNzikBrIp3pXNyaL6Ovv3kBdc6P3dbLlBoSbFp/k1LTZOmn2qwwOcaobtu1dsK",
+	"Ie2ixWqBYd067ortOmazhvsuU4bQ41HoCAO8QMzc/fYrcAOGvdHk5nmYe5+kVClDvqkiIZ1oloXWZseI",
+	"YFeapPScbbTCfwxB4KREAavH3c55HXF6pAgVas6ywECDI59D3YZIa1UF4t5fz0OdvtHC3JB4jGo3oe0K",
+	"lp+uDG3liVagfHDXqQoKVO60vGBCbWhEKr8yipmmPGkiRzQyNG6LkesXuzJA076srrnV4ivvtK8+Y1RJ",
+	"w0tusYGlMZr2ACT1FpNUzq/lbOqQaoNCbTVNy/0JWGj5lqlWo7KnNQ3S82OiJXk8GAxI8ZSjSCjbmM04",
+	"ajzj4oiJcz3t7D1uIDczevUGHzUjBuZx93edOtdxrFjixrtVedKwWe9EbLriW7EXx+Zh7uNcR3LGVuuj",
+	"NySyJb9nq6r6k+X06ENoPepZ/LxBQ2JX5O2r5+5Y51OZgDNFMwGqSGqkpcw8+V+fBjs/0J3Jwc7rz1+e",
+	"Prn+QydoNCjoZmRyfgplkOpvkovAUGyZxYZ8MxpNiRQR2/fei8eDYDAYVDCsvJb/Gg7zwWAw+PzHxnVU",
+	"sW1QO5igkwv+a87sIyAw1w7Ab6QR4CA21vXZRkmv6hyogiR88mwaBoZVLWu5xGitcZ6Bh4pMMjkj4eNZ",
+	"aIAXPn7xchqi185IAT8MZqEZJHwyDWtH1u1+erzzw2dzcp+/DIKn118fDwafBjt/wq/MXy8HvdlXfOxr",
+	"8fDXx58GO8/d5xefBjsvP/emvUZYl/0Vyzq9nJDdy8e70ZTq3QImKsBv61+w2ZjFRlGwf3t/Mv5pZHkE",
+	"iart1PzarU/ytfy5GPqrH/VracDmzS2Z4teRuQ0M8zN65YZ4/vhJwyBVKH5IgQ6/ICnlmdonF2yhSA5f",
+	"vnhGoinNaKRZpgJySZOcud/M0IRdsmyB3xNKcAYDuRm9Kq/p8YsNvAOWH3nrrxE+1zpL8eEDeLaZLZas",
+	"0IV9e/n2tN/D1zxhrdewstpPVERTmX1uwtRkQcJCHaxfpOKX5itQmUWxSIpYNUzz9MVgYM7myfMfnhjq",
+	"RoCGgLlBERyEwBjk6YDEdKHIeEFijE6wx8Znho/YAYCN4jdm6GZfV9Jg/vj30+N3R47OFy7jmidd8b8z",
+	"0rXzkyeDAXn7Yw/sV2AyAdt88ftzoNib+ZCDTppnqVQNS3ubK03GjITA+uoHAV/+Ya1TGnZdTNKOPE7/",
+	"aLVLGr7lHlLgwS8b/lAfY7E5VF1STQxhPueXTCxbK8c0ujjPXJBHy60r6YrF8yMJi1JN723AfJZeeVA+",
+	"cb3K31gLjCHwA7FMMZO5ZiA2UFExTK0hxYpllzxiI82RTq3ViJW2Cvv6Q8FFbPJsDTFxy5+3tvEitq6R",
+	"8CAAZBmep+YaVwQ8cz0CMnBYa/7Eyw6xM6Qb/uX46Ojwr6O3B/85ev3m6HD041/PDk/DwNKAElXqNVoI",
+	"Czo1sP+VKNUymVq7+1vwHKSAGOFW597bCJR8xkb4bR28rzPGiGZXOiCsf94nofkMQUVJaIm2m/PJ8+fB",
+	"zdfQSjKReyG93LcxZfZhZyIhzwYDEnKMjhvZH2F5W/o1EcdKUC3DZhOKW4tGbOfcl0xoGHatNuaGNG+c",
+	"wQvXLqhxsxftWt5R1OLyrIkqCULHSia5ZmSqdaqMzG0+kA8nRwULfTJ49tJFYs25nspckyhjMROa0wRe",
+	"mmT0fGb0q6E4YZPcsI9u5XjyLAl7ZO6M9FMzLocoLZLm44RHpJuLhCk1FO6mfjz88efj419GB0dHxx9H",
+	"70/e/OXg7DDsBSSiwrw3ZiRjSiaXLAaNww5HZ1Kct43y8/Hp2WmI69BTCmtQzCy7htWDZy+riDz9+fMn",
+	"fYb/p+8/f1Knn/9tb3d3Ldu2CGXgH1QQoAmdXlE2w8C9FTb2DaxNhdF9g4enjGZ6zKjePJ7LHF9zrFC8",
+	"sTFvNEn4+XTTGZetDjHCqskHlfIWh0PVgbTBtMten8LXo7RMU/BFxIw2B8vYR27q6VsZfwFngHutOXoq",
+	"B1pZRMllVBzAxn4VxM478GRYNL8P41KrRekVo7ER8T964bG6AefN2wwvWu0f8pJlcc7CgISGVHIxMvzv",
+	"aTSHf1hIushQ7Y+Pp2EPDB0J1SwL+2vJiY98cutt2is4vY49KJtdX2tlx7uIsnFfrPOmFXE3juna8BtY",
+	"bese210t3nW/Nu7Zwqm+onanaEUYW6u3oH6+gXpOulaerbt7jFjS2055t+r6em19taS7oUZeg5zdcbGK",
+	"JiC+5gm756g2UJjvMKjNLPkOiN9xysTBGzPYP0OoLFRPNW2KLPC63ybyRNwaU9hwDY7M14Ub3GiO8ynX",
+	"TKU0YjsQ5yTNEzbMadNoItCE1caY8NY8jnvfiBVCCI+C5z+3RxjfyJ3nz9GHmahOacTA60h2i00n+TOj",
+	"iZ6eeolp+Y6MqWqJuuDn1mS9wlXdxG0v0Nkwt6I8pKesZ6J2vKZNvHX2mxrTRHp7O2RcPtG66aT07Fyw",
+	"eDRerGedVQLmFloaoXWbB5eUJ3TME64XrVtuDLb6IPgVseR900g7O9y4JQIC0rLclaTxjAtywRaopCmm",
+	"Cdf9RmdGS8QJaFqPFEmlAoeFi6VI5Pk2l7k56UBqts0B92kZ0M16AsUhC+p7yVAwR12DjhUT29BjwIpy",
+	"nJgZDhZeOYpKvFgrotwB18N79aASP0z5HznLWZOEgdqAtSU30Jb3KF870zi4LTSfMSM9ubcLfy/pWsEf",
+	"LSRcoP8XRw8gJjHrVTy/K/Wjqq7SALUVMZtzMdpOlzFvOK12szdK41eB5qIVzD1GPx1e6znl2gBzIjNC",
+	"iUqkJl2M3vXgpSImhV+AeH9mb8PrWtrBZmvigqACvNEEjTbvoDEGtHwCVegGy3jXirhtMpGMF6NtBCOm",
+	"NJ/BDY+s0ca/FMt8DD6lFvFQ5LNxfZAbxG0VL68PnNog96MV828j/7jzLEs8BaRbAdC+uSXANx10SRW4",
+	"lfC7fT7mrdMVSw6IFp7MrugsTVxRgp3B+E9//dt//Ppu/nQy+E/x/OzXJ+ro4n0nuIUmV3EfVG3+LsoI",
+	"D8X/WVfqm0RMNxCWJgBRKs1kxJRicUOw9FJAZSm2b7sUpKog5zCvEs9dS1Pz7goHh5J9r7aaJvQD3viK",
+	"pXp6F8wdOe1tOLwzq6mRimSTW+rjVCpG0jpnDutUNUQ/vir7guRcGDkqSbZXaquraoJkY+xce2BiC/ly",
+	"EX5uyeW8gUqGJk0yRuPFqGy3dd/5rAP/UGkU912R+SmkHk3Ac78WLOVEBLvYZlgUNrkldxNSPB99YEs0",
+	"9EmIFzXEXH5IJKKCAArdIHvIDX/PBiafQnGHRia39DsQuYtcmn+amTonTGeLW4c3nkFKwhxDhR8pL99j",
+	"rH74/vj0DIL64Hemwn0XU4CG3SR2b36LoMZVcdEAHkzw01OmGERDKdJ1LmAbCLWPas3MxjPRSp7ZLeKn",
+	"nw+WA6hbkKlQge4iLPEmQYPIWVkrFMHMwNF8aKEJCrjagwhYOSGhJ9xhQEKk2OaTJcvmo6faYZ/YWj57",
+	"6x9tCS3u+vm+4ghf7etf/bu9lhCRjQ+kKRjqROoiOuKURRkrx0as9ptcMJaOZBKPFLw3opHml2w0kdno",
+	"ybPRVOaZaqJHTcs4ZXrJ3tVKBZxxpy55LALQXudTaZRIYviochalfWL2QoxyC3YaDEUgZqhatAwmCmwQ",
+	"tnVH9iAcqIkgnjGlt49b2TZsZdmtVgzVtKoPafxdxdNs8eaHk6Nm9MQIuG+qAS7JaeZ+2bBdGJpLsaEd",
+	"xgXnbpb7W3aGfW6qloXOGSkiRjwRW84F3FYjtWXnBk+fP82Ofv2BH4vDF78sPr78+68fVb6ZTopDrNNK",
+	"N9AzC1NRWZy/Uc7w3WqQNa27jrDvaabXeQ029pUURwNZKrc/mL4Zp7mAjS85eDPXCoKuGKUJQvbqv2KG",
+	"bmcNzpX2+g4H9hcyozEzLCUXMVhQF/27ufkxLupW1a4q/GBrnwyPA0zJp4qEtkLjDo/DRgcPyPcWXLeo",
+	"mGBG8TEhS7y9yEh2ZQNQTnKM3ZAfD7eNUpFhwlqK7TJE8IFKSjTGttqJIU5RSMGMKswvV85d2q1gV3WY",
+	"NRRLoN6SYrcGVQh1xlkMedflzXNNplQRJtqc4esXtXxT68U5+24dG1roCsqp8ihiLG4OYCuZlxqqgW5J",
+	"BEqoH7RUF11blaGO0ssHVrulDehUQekNSNAd2BPqRO2fZoWlOrR3wA9rMq0/mZbAugL2LWarVplo/X1s",
+	"vob8HHLLrVo2bcySBNoGDzxSJM3YhF9hjpWhcBMjWxY5fo1UPwc9YAuwWXn8Fvw8Lv5ojdlu3v4GiHHP",
+	"lsgmSlozMd7aMlnb0d0RFH95/klQlqD8zt7epioGT15WMmUh9yFJCMSwqbrd4cnLtclltanPsJRJY9WB",
+	"NQLgBgiq2+pHrSlLYnm9Us2HfCMO38zcq9zWzdo8xQYnadT/lQk4IWTgYNq7+RiSDydHa/NtSDndZii2",
+	"z7chm6fbDEVrvg25i3Sb7fDzI9dTtCn+7rhuQyTkfKpYNArJv1hTvGIvnjm94umTnfFCM/Lz24OfoFg3",
+	"OZ3KuSA2zjVijSy4hdF/r6z6BrzbGzGXCuCVLTX4jXe74p+Fg9W+sLKmbn3CDXnrWuS8v9i6ZXNqu8ZP",
+	"4EAwbg5Uh32SsZRRrQjNGIkzSE/aODhu2cS8rvKOYlGecb04NSPgUg9S/gtbHOQY+lDP1b5gCzS/YLHL",
+	"S0zahiIViIlkZweDyN4dvD0EuwWsDpgRoxnk/9plGFKOJfW5mMjl2WxGOFeEEsWSyY4h1YbComl0x0CA",
+	"aj5OmK2scPD+DVEsu2RZn7zR+BE9ESofKwalRvHdR2ooXvOEqQBfZRhlV0n9V0iXwT05mfCI04ScvvpF",
+	"kVyxwNqewt3Lx2FA0iQ3i5yweVHURQ2FnACHMQSlO6PZBYvJsFMv/jLskDFL5LzXH4qhOARjA+iuARaC",
+	"wcC8hC5YFoAVYspcrAAmwTBxyRKZsqEIvwwxCGfY2SNfhi51aNgJyBCAjp8ggQg/GhY+7FxfhwisGAvN",
+	"1bolhMiUNNdghsQNdILOJcsUntSg/7g/gGuVMkFT3tnrPO0P+k/RlTsFvNqdQhD8383ncyTU5grDNG9i",
+	"KE6Ev9f6ijwZDO6sm0MlDr+pSYe5hP3KzejsffpsZJzZjGYLyI+4ZMIIB2kmx4x0zXHYIChk4dklF+fk",
+	"57Oz970+eScJzfXUiCeRdxVoeq6AlqSq89nMtQuhJ+2QOcGfvyFgYAXQZeP54OmDzfpOavAmLrCxC9Te",
+	"tV1dFqtPyayXl4/J5ViY8aKp0XDgwhfZFQS2weLND60IZmg9OMOtLH1xiXu2A9KnOrH7Kc+UzHCjPK7Y",
+	"PTEc2H6TZuySy1z50o/Q2ufXnEHhFdvbBysnlLv3bFx44DpYCveGZjr87ywgrkZc27xQUKIyrw3yMHJs",
+	"KX3ucSV17nFTDGoLM/Bkcw9lNHsCEG3u4y18WAHphkUbgHJAAagDvtA9/OIr20PgQDkKYTmgwD3lwwsc",
+	"3x4KjZXP8KCNLqCY+VNbjhnJ2YyqXp9U5ic0UZJE0lBUUl6yQdKhKC9uvzxt9b3S4pBis6s0AWURdfmm",
+	"EyuCIv2RNYZJFGtycRKl9X8t1ve1iKeoBVLAjz6mohvc+ZC95joadclP6QWG3sps1tkazwDBuKpVjm6C",
+	"bL3e1Z3cxTWrm0MUKI+D0vrMciD+griwIFshzJBwyoXCDWFJE34upJmbRFSxfRL+/wbNR4CGJBwOQzID",
+	"WpRwzTKaJIu2zStGM4g1LnZdKYzyIrhHKFiViFDIFEZXPe6Rz5hR7osMrV7bBrxatURJN4ifv+F6x2wi",
+	"M3bjpeLrd73WoMg4U7DsPWI0JVwlSPqPlI1VNbdCaUY99/JdxUjXsHHIHm3dBoz1cBhjE0/8IZTIEeQu",
+	"OUIUkIISgcHHEp4e1ogOgOIL22xA6YAINmdK2wrSpYynvq/gfMFYCvwbavNb8w/kSu27TghmVKoJE7Ei",
+	"Y6bnzEwxl8D0FZnJS9QaNToTpIjJeSbzFMl+o0RgY8TMqpoZ9IQmqqmi1ed7FDuLthtNwjjs1uCSPSOQ",
+	"P5/h9E2j+mXulnoRwiuP179S6R4Ha7FwWfdipZ0gyKQlXcFV2aNJAhfF7qSKJWXx0kmUn6+DTirbStQV",
+	"1N0HnFamMVfOqDKuTBQyKoLKZcIFe6RImGdJiK+zX3OaDEXo7Gy2bQVqnlidzRcOM/ik/KyZzDUI09V6",
+	"bbYs1ZwrWNhQ2LJUXEFlKkFnBvWLQutyMrH+dijgTUodN9AS4kikTVVVdMaGQmdUKIPYUsB6i8YXXJGM",
+	"6TwTLK4KWqBj14mB2vMCXxHhHBIaRSyF9Ls1tVnnGdeaCaM706HAmmuYIGaQd8YFVLSTGYSOGZl02Plh",
+	"MBt2DG8ddh5P3acnz8zH3j5sxkizuJkZXZDciLTmPMw5YaI56YbwIbRGAQExCT0kAVU1pFTBtkjk+tFW",
+	"XL+Ti9xQI/e6ajqzsWj3S0raGkva+OvvjHwgUH1zHEA9uGSYfVXvXrJEQapK6u4XV136uvCuNpn4KpzR",
+	"IJcXsS25Ih6kAdi3KomqYPDCMi1AQ3ydFjUU5iafQ8iOxtgZ18sACRfpPhs8C1ygMGzXiBqqh1rx36jg",
+	"Gl8QJGPIBGF+OVfBUCiJnFRIgjRpKpMYnxjLmOMVxOwc1Sfodq51gQF+PRThq8Ojw7NDyFeApe9+4fE1",
+	"XHmWUVV+S0vZdONw9OLG3SfSOwf6KtyHXi/Whd2/MVI/Gzxb/5JvantHt2BZdMN9+HsBevUWeNjGbltM",
+	"bzrj7PKBjnIT+vW9nNufmS4xsa75mMk52PP2MQmRZcjcL1iqbRnrGAhe6SixM0+vVUSqmtSaFls8suua",
+	"jl9/biWNu0js6g3Ltxm7TXA7EISLHSeKWLicS5Tky8abveU8TqVl6qimUU92MD/fC1xDYUgogpOOZaZd",
+	"w99CJlJM64QpM0rZguRvT0ozzWlSUMif/IqMWIODOE+1zZYs6UOGuBaMAqUvQ3y9SoPv+lDJQkJ00iHI",
+	"ho3iS9HzofP7kSC+yaVFULsj21Ks2C2XGThv8sWfMBoDa55PDbctkDPLBZJttNZwjUgSkFxonljqDngJ",
+	"KI7cPwbvy1A4wcDJBHrKZi42t40JwDBjqacgkPT65JAaYUezmVGNHKxCg5sxCeHFEN5hVzTSycLWVSrG",
+	"r7QgQi+FCw8G61o244ImoH+8B81/z9sDwMG51AeKOxLRza3EYdRhszobLxVaucg3ghoKqHWpvMmLakdB",
+	"HimrWb3mCdDdSM7GZqFw/Q/evQL4XDCWOrtEJLOMRbrpPnqvxklREmJj30Zbv6tSN8glNwfpGkAX+/5W",
+	"bo+b+D3Q1VFyfGzt+YByiJ4TtDk60P9ANnQ/3K1zwLKrr1Zz+LqUU+kZg7Pg97rBTd66GxN/FaBoMy+j",
+	"5VrDeP9ODeO3wNHqTlCb4gpNNm0r8JWv7sMf8duwFofQu5XQOFaY1V1Q0cb+rxteJ1syce19MnPcAM/v",
+	"3VBb7te40l7rMPK3Ly8tK6fUV0BwUHDOOIq1u/JEE8VjRsYL+Be8DfgE+AAeTtVxC7xHnWepVBwTsdNj",
+	"9r2lCQqKTukliDk8K/qqGKXG6TNWRAOXCDXC4lCUBC7L3WJmhDfbTN4rOYHVN7392B2RiwdAk5Y1UhvZ",
+	"bShSllWYwhy1lzRlgsV7FRWqiwqNkPNeNUTAyC1gebEb3QOB0WxqKIx4x0C3Kqtr3Pp8GjZBbFCybuqJ",
+	"6ZLg0ELXC4YiXKqEYzhWtRRO+ZsytMJaMRyoJDoUoa+IE/bJAalqhELqekxDodU5iz8HVdYIFWv0vJJk",
+	"eS/m6vaeiQ9stm7vZ9hAYT8aWI9ZBB79CbImw1viop3474/gIuISJWclnxH0lK8Ysve9ixaVzWpU1zba",
+	"7e4XTxauV4TsleyGDtIPxKDbbBhVJPl+TxxMiYW6SJ0vwpuyjAB1x2w0+NIOUMNICk4RkA8nRztMRdSF",
+	"bgvI3dfTUshGpV5YmdaUZcO6nLqSlWubS3/HDBx9UIrQorgTkZcs827YsvdkKpMY+TkWSyKKJSzStul+",
+	"ETwF/NKZFIsKPIFNLQ9sc7y4YlPsBZajwHAXrKGmVJ/86FtVDQXz3m5kUjGPgUu5+ayXOOMs3iehK11k",
+	"VbqiIlRIBM0yOUdH1VTyiA1FF8Pfy0/RRAoWuDpGYIMqJgDxAarjOBbIeih0lGpmDUXoQrScUxcKY0nw",
+	"13etr8xgPzSb62HYuY3BHwEKjORkj2BbDfMmj21vjX2Y1/n3Qfqoju5cJk2O8OqTVgzBfnewBV+8C6MV",
+	"OZjtEwb7XHiDGYUpF8ScYJ+8k3oKMQASQLQIvJlYaZ4kjnZDNhW18vFQTNBqiBIHehJXm46L2mb3JEks",
+	"F0+7thLEt7BSe2T6PQoCgEcGWVAcdzI+kh5aIWErWT92T2o3Yr8rh+44wgEXNrRYG5bs2xmDkya+85AK",
+	"zDuQ2BN6E7GaGvSO5VygHgB1O8PCiJ0wqhhJaKoMLbGJj6VB0UJa2LSY0FAy2gaJDcWvOcsNySlFNuNE",
+	"VhOw7T2tVdu63aApqFshtlGCgn42ryWhSg+FX4PRCXxdepcBKUoF68+ZNhf1WZtN+ZUF/D3enlKfplYh",
+	"CcZW37mURLo1Q1xvz8ZzxVylgPKZ2+tSekPQudpBrrIDoxRNs31ExMqUB8isWucUANsl8gknF9hKS202",
+	"v1Ihpvsy8N/Qwr9k49/ayH8qM2v/IeOFLywGYcBGH1cRZj+bl8JWm6h5vXmNMFutsCZV0VfzdW8jaK3I",
+	"TwGu/M3SU34TJuj7tN365kwrbbY2NOa7j7BdCvFBcrU6nnaWJ5qnNMM2z5DHB/Y1FhP8doH/cgHy/YQz",
+	"Iw5jxHZJzeCK2ChyzKTkeijQMKdIl5J/Pz1+ZzEPdVVKhBQ7bJbqRUBywX/NWVWTNPrAVMYh6jqhF5LB",
+	"hw4BvOigpsS6LOzoThFzTeCJDRXt9cnHWjMnKx65MBxrILWIR8a5xrA9IXVh1icHYgGJdQmbVcx8dlc2",
+	"77Qc54s9QcxahZX8AcgyY3F/KA4sDfGKZdGduDx8CNk0WspRQrNzFgYuZYKKhR/UXFxXVoENRcyihILO",
+	"CDfTPCFRD+sTbDRn2cq/2lBps648TdHm3BpM+xpbjrerFB6ldicym+24DPVtwmnLre4f2CxZLj7ZLCfh",
+	"2dno0++MamCVRoI38sjzr2rblSYaUpaAdr/Y3K5aOG1TIKjHlnsk8SvCQF99l4Gfr1yYJ5yPM1BYeDVT",
+	"+JWm2Ps+hPV3pnRZvrcoznqUeYmrbmVxNOApuyVrV2m3dBKNyvey2h/KyUQxbbglcAyr12KgRWhNkIUB",
+	"0hmTgnrgFlqXUMAt0lU0RIfA2wE0+t7hMSaGJ4iStstVv5gR07t8qXPICGmPMMFm8qS7beZlz2Weuf0T",
+	"dcFTNOQ5QEQ0Vb4BYMImuk8+WtsB2CfrW2UEklcQEkHZcmcLTtiKGrwxLOyVnAtDV+09W6n8LR8jHpCW",
+	"sI1WkRu2ujrF0etdg5ulZrq6/hhJY8Q9WNrmimH7im6T6I7wQVTymNQQqvQgGbnbqSsy0kzvoERdJace",
+	"VGMuKKy2PlOzjYbOy033weZncJX8hAvYwW19b/zO3h/L8R55XrdEeLTEWz2nToYOCgdDeAB5ayHEMTwE",
+	"yVauHVsjwX7PMoxH2ysFxICWZU8QAnNtQzDVJ29sWs0FE6iW+GZh1oMALz9SQwHvk5hfcjD3LsizgECH",
+	"PBaTPCVdOjaEDkpq4qNygipYarQMM0GvT46RCZTmA61B5TPvYS95+Wb0alRykOBboKfRK/cX2GnM35Wu",
+	"Z1DpLWOgEiqmFZFOH3I5UBAPjzsEeD1ShF6yDNTzyiLN8r0Vt3CEXrIMfS8Zi9D8C3btcrnkso+cwCqE",
+	"NEzCZwpgrueUwg9TbnBr0R+KsNqwLSTdD6evAisvx1yh7dgVUCG5YtV9hGnGIxZiSpf54a8Hb4+GIpJi",
+	"ws9dZiVwU+VXCzongRdtaTziAIXQ4Irk4kLIubCKXOGIVEPRtVqdy4DtYXwR4GoT8yp6Ld+zmG6bGrcL",
+	"iI/QP8iV5tHvMoIOSJsT0wrHMiI+oJQj+8RgoycQzhiAEfdZLu6D+BV9rBup3WEpZdquMZO5ZqRUCqww",
+	"sRTYH5DQNSUOy8FSPsJ0KN5i1q+t04UFJBYGBga/d2iS2JmctSbhytCHrpFgoAYIVzalmcFlz1ivzRGD",
+	"U93nTSh657bcBIRz/5uaCYp1EIulAGEVFBLxIxtsDdAu45trBn5dwZvdL/Dv9S6t95euImVDyEi5DWdz",
+	"uEhdnFtZM3RFmlqaYoylcDUKZY0pFUvHDj/oCNCGqeAbvEr+IdwhcJbK4nIY9gwvQOW0MOGXLOyTk0oM",
+	"l6s+ULgUoa7BnHJnq7S+TcgFWiD2M27wm0QJ5TMIzMx8ZAlIGxBdQjBbgme+Z7E51lzlNOkZ3cfcFFuG",
+	"A3vzhthiKLRrKkchGcqEVQ8hbNQWfH17/OrwaHR28uanX44OR2/enR2e/OXgKERlDMbOZH4+DYjLXKaC",
+	"0FxLFdGEZUQxI96wGRVxn7yl2QVadHF2hBbJGHiGVS3/VQ8FFC9Fxljyh3SbKzbCE2EPSg1AzC3X+7hr",
+	"sUDBxHp22VAglYklw+NgV1xpyNxuJCdNDabuKRRjVS+rBzafLm+5hczhfYGoYkh3EzbOqHJ1fn9CQJP3",
+	"ekazC4/+BvsDgheyaC62pSP7V9cAfbXiEvh0XIjgt0GlWUvvbKjdMSn5pIo8XDuMuZtMEZUmXJdbp1eJ",
+	"0R4Jbd/0MMCSByEWExpheNfcRnbBNa10VDcPD0UIjdVtZDvOhZ1flyvFFHqZGcrsBSO9nG7tz2IoumGl",
+	"42voyjHyaNp4/Ut9dNdYhFxjd7sNYLKRhXsqFdeG7LsyLIp0qSJ/llB6xWZ87pHwhwEoY08HM/PP46n5",
+	"0PMZcKAjYgJc0b3xZc83ETRvBE+eTVv9664xeQvThULyJRsK+eMfvv4X+WMXOlD+S3c47OOn3r91hfqa",
+	"q6//9/+orzP1VX2dfZ32ev9C/tglfwy2eqH3ZRD86fqhHcqlQ20ga/Aric3PBuD2Ck1KqFVRexETv62g",
+	"1xRL5iKpbHv+8tUv6SEbduonWp4zw0ZbK4lWDqs57AzDqawlFrkwVJ/FqshQ/Nhq7hDvAHlYdtD9hirG",
+	"EB/rklF0OQPayW+1VsRQG/jPhxhyW8AVS6M4Ny3XhoftEUqAusZA7EiIf6BtpFp4kxaxZuZJDB4VNPH9",
+	"j63zqgRMq+EMBao4faPjO5j/qyHwIdaNKeKQi3ddISmM3y3e2yPwYptG5AtD36KMa+bB2Zji/O3Tm79B",
+	"VdcQoO7rIS7fnH0SQmE690xhKWtbbTFKpyGY/mHq2lVaVa9JlbRL+A2E3tiQAP92rRZit05mK1VdirNo",
+	"D9XZabixe/aCoyLGlaU7bjYr4kBFh9H//vf/hFAd1Qbt7pFhx5KpThgMBXHN1vfIp89hD8i5alCBfX4i",
+	"FoH3qRApy3acfDrjRqCaUJ5BGWqIjCc2RjmVCY/Ar1blH/vmF6N8IXn68+EZxBebqUKn/vrYlCUSZojX",
+	"DgmhAnnERpqzzGxwkrCrYSf0Gnf5jT0HLb+FObXFtkENNNxP2RocoPyRkr+QC9LFqj1W3319dPifo48H",
+	"b84CW4EC5EIcLc8y8GRUovsdY+HKwgYq9vWcwCw8V4F8D0rUQkTTTApDNM36YMPHvtJg9YGUKrVjVWx3",
+	"gP7guhasFolImskrbtVo7CCwYw7eLMtaKFz6AsZz9QKH7YgCHtl47BIkQnhgjyD5wrMpQD+SgNSq35Bv",
+	"0XXM01+lR8rrBYEvN2iB4pNHSFPyRtBUsbDovW5P7uTw9P3xu9PD0cc3714df+yZ450aMGYstrUczfgl",
+	"Am2XjwWHnFXRnBuY2YUkbDLB8iFnrnI7r2XNG5BCFklAEGAlxAwKvAeH9jLgQPGxtp+4CNppDdjyLf/v",
+	"swCim+QbmR38HqGZMrvSu4C8ja7Xmt2aQoUoj/jOMFFNN8bz46BnNzdgWSpZAOOsaIW6uttKS5OVZltK",
+	"TVwFbdbmaVlc6mFApNlJifXaG/79lodEluPeaWOqdUVj94v7uFkMW+UC3TMC/3Zj2WoyUonWSwwgrhXb",
+	"XCEjrQx2K53WSn3lFK6DixWurq0ucewTFNcrSXdt4SZIcsoSuG20BPzwc/BtBPINacdv3+L6Z6aXT3y/",
+	"XVG3GW1QzwIcmRmk0a+Q4Ldyszr4l12tLZTqxtVKKnMUKkZTDYqHpHX/RMnl2oNLdoB9wmM2SyWGQ7nq",
+	"klhAvGQsWs36sHAyVltak+weWlt9SGysOPrnbEXwFKrsoX8Minr3SQghRj5tGxIYrJ2nElNZRBfaeuql",
+	"VIeuk8qfDAbk7Y/7jTkPRd3M3r7PXQiHwlVkt/Eu+ySc8RmDjn+wqknGMNS07xraqJGtP4iBO76hwMSl",
+	"riK8hmLMIjljK2RrhNG9StY4xTeSq+3+Wi6q8w4huL47MfJU0wwsy7jLwAXco6wvENnLN8tdo/q92v2C",
+	"H25FpHERK0tSnHnUJBYzqy2RbKIAXtJStdBqRduSoOXwvFq0tgixk1lRkGJ9yQGcpHQlvglS1nf3O2If",
+	"9fu4Lebac78X3A0NVmK9EHRRIJa6BOjcXkHw57paz2jzzqylkbtoVoPZf5NcGLkcvh8Kw0tsbw4ax7ak",
+	"dkHJHynHpjAPgISz+HlIulN21QswGUApNhsbrHEJgDDYlF4yGwoT83PmWgC4Zyppj6WkgaJAC0Tfhf4p",
+	"VbQxIF3s5RHJmKl9TKPE3hnKliTwQaNQgaDCVInlqVEmlbKZmgalaMaZgj4ai6FoyFMMlpMQvZPeLktp",
+	"ulAOlfrkWBDb5rr8EFdDUWkVBxVUzKKwqC/khkBkOwltj0hDoWw7B1x7K7VqIi12qvvlt5VJ/iE5bkGa",
+	"3YXxpZ8ePB/xm9C6A3tPsf6zz1NWhAstLQPfmvDBCPfGsYsUa8yeDrHMEUb22qrFUGDVZgVYOfnFM/KW",
+	"/0i6L/4UPB68DF6+eIZPgHA8FEhPG6XjoMjhtlTQ9wCt2vL75D3AbkYXRoC2cs9QmD0mCcM8rxl2ZjNX",
+	"WkSs5IxEuOMZUF9cikuB5AspJT7kUmZlhl5xS0XMvAYMhW4w57bsi9MqoNATgqJPDkipYlbB5wspZSjs",
+	"yGsklYM4xsMz+7+/ZObKNN+UnsA+V+czm03+DuhHHBtBydxGoBdbiEz1nvyrK8G4juT+4ZuHT7gJb1lp",
+	"5B8zMOI+bZ+1M1gfk+CP9jcQk2DRtdhTe+s9++iqAISPU1Yuv7/U1w+K9zrxvfaIXwE0o48yPvacCWoV",
+	"CsP9DGJAAhfUDAm/8HiPDDvsUo/+97//Z9gJrKELv2RCm6/MOwHxDUt1AIxuj9iXsUgkvH59HQZGSzgX",
+	"1uV/qqmRlmNicUSROV2gMGV+dks2ioN5i4vzkWJRxnRIuqGF1w7HfsruT81nTGk6S8OA+C/N21TnGQt7",
+	"QSksoBqRdskyPlm4HlzuOPq5mGc0dZGsMH2lwR+wYkgYg/C7BQkzqalmbqnQc6PU7XDMIKh1rGSSa0bC",
+	"qdapTdszH0Py4eSoTz4U1ZaRrEEvBW0kfus0/3j448/Hx7+MDo6Ojj+O3p+8+cvB2SFEtE3Rwoc5C9h0",
+	"TCa2ZSclacYvqWYBSaRMxzS6CIzac7GTyIgmQyGzUvNEIcVOmo8THhmNLrNN5jM2yRXm9sQkmrLowggf",
+	"5xR6Q7gyXyzh5kOvPxQHwgYnG1EjY+dcaZZZ9fD5oHTfWy18NRpyr6a+2lzfSGKorcLoy6eAT62h/PbJ",
+	"kjJi74xF2u+Omp44TKFLZBSM36jHOu95IyFtExp2v9S/2swJ3YSHD4MAa7rswbK5FN+pX1r4k8VKsU4g",
+	"tFSEW3tTnEHdylauudIl/e3Obt2V/U5rstQvZbsws5VCXwPeSs3+tdHlsbYIkbnGDlJopYQm82qfhEAg",
+	"wBGlQig5SSNWqjZiuGqfhHkaW/klxP7WRkeGPls2cR0NdtGUinOG/TsdZmJMIXZTcPWWz6XT+gWbA0dv",
+	"4G0fYM6H4W2Nc/1j8LYNr8dv2XcAWFUmg4/QpgPF3G1alNAgat8Nq9stKGtrxsexYF6Mg6QTG5Qn4oIP",
+	"Y2c0HnvPs9MkeOwEbWjXqKyiUZbayZTRGJtUo8xItWazVPf2Sv5vH/fhG5bgBQOxFj4a4R+M4yz2JY3L",
+	"2kNRtv3J1VVQVByGB+vC9Mnh2clfR6+PT0IypWooUqrKJY+NUN0nv7AUJZCnAxLThWrL2rB4XpCKW5gf",
+	"/EH80/xwI2JjD2Gx3vxQ3IzfZf+oCg2ytVwKkHjzBdKCNUaMW/P9LYlaRfHe3pWwjeRxUooB8pTGa16G",
+	"6ddNFuj0HIrQCCkjmcT2hxGNNL9ko4nMRk+ejaBJfxiURV975aHR5pNnto1/RDNDMok3bZDxYigYBlKD",
+	"kQKy88CygYFDBOsS9PZLCr7rrWBfUVqmhd5oG2U1NjYASNcAZhXUe+p0UJ4RZ3qglgd3oYobhPiG6vg3",
+	"IS4nKGvXSEodCnchzGim7vm6n2GCUppgNSg0YWIGjCiMXb4w0CRjampUD+2SvmxbBapp34g+1AbKuZ9t",
+	"eIPhrJBCi20iSGi9/iheZTkDfYS5OsVLIk6pDpsNWdC5GgqoJu6yzkaRjFkI4QnFADB7RIWQYKDMDB0x",
+	"w8msKLVhU6+wDMCyHfLszdvD4w9QJbpcM9kdWC5gUDpOMG3f4MB8urBmVQ9aSKx1WpSt1+xqCdGZtOWc",
+	"Szy6gTidsSXPzz0RpYaZ/jF0KrOw9kZuZ1XjOp7Xb58gnUL3R4dsvrpQ+R4IOQ9s5BP2y0xlhn22HZA2",
+	"oleFyWEj96R5/AyefgAMcZOtKn9VUTe/dQ2s0mIqZzWji8KXRbRsOxszIIvyDGpdffrSOUj5L2xxkOtp",
+	"Z+/TZ0PzMfMMmUaeJZ29zlTrdG93F3wiU6n03svBy4ERSP9fAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -48,6 +48,9 @@ type Config struct {
 	OutputExpiry time.Duration
 	// JanitorInterval is how often expired files are removed.
 	JanitorInterval time.Duration
+	// TrickleInterval is how often one request per owner of a `coming` model is let through, so
+	// that the model's autoscaler sees demand; zero lets none through.
+	TrickleInterval time.Duration
 	// Metrics records claims, upstream calls and outcomes; nil records nothing.
 	Metrics *metrics.Metrics
 }
@@ -64,6 +67,7 @@ func DefaultConfig() Config {
 		FlushMax:          2000,
 		OutputExpiry:      30 * 24 * time.Hour,
 		JanitorInterval:   time.Minute,
+		TrickleInterval:   time.Minute,
 	}
 }
 

@@ -50,12 +50,13 @@ func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 	err := db.WithTx(ctx, d.pool, func(_ db.Tx, q *dbsqlc.Queries) error {
 		var err error
 		rows, err = db.ClaimRequests(ctx, q, dbsqlc.RequestClaimParams{
-			DaemonID:     d.id.Load(),
-			Models:       d.limits.models,
-			Limits:       d.limits.limits,
-			DefaultLimit: d.limits.defaultLimit,
-			MaxClaim:     int32(n),
-			FreshSeconds: d.freshLease().Seconds(),
+			DaemonID:       d.id.Load(),
+			Models:         d.limits.models,
+			Limits:         d.limits.limits,
+			DefaultLimit:   d.limits.defaultLimit,
+			MaxClaim:       int32(n),
+			FreshSeconds:   d.freshLease().Seconds(),
+			TrickleSeconds: d.cfg.TrickleInterval.Seconds(),
 		})
 		return err
 	})

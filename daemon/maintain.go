@@ -247,7 +247,23 @@ func (d *Daemon) settleBatches(ctx context.Context) {
 // janitor marks expired files deleted, removes the lines of deleted input files that no running
 // batch reads any more, the results of ended batches whose output and error files are both gone,
 // deleted responses, and the parts of uploads left pending past their hour.
+// Retention of the model availability log: events older than availabilityRetention go, except
+// each model's latest availabilityKeep, so that pruning never changes a model's state.
+const (
+	availabilityRetention = 30 * 24 * time.Hour
+	availabilityKeep      = 100
+)
+
 func (d *Daemon) janitor(ctx context.Context) {
+	if n, err := d.q.ModelAvailabilityPrune(ctx, dbsqlc.ModelAvailabilityPruneParams{
+		OlderThanSeconds: availabilityRetention.Seconds(), Keep: availabilityKeep}); err != nil {
+		d.logger.Warn("prune model availability events", "error", err.Error())
+	} else if n > 0 {
+		d.logger.Info("pruned model availability events", "events", n)
+	}
+	if _, err := d.q.ModelTrickleExpire(ctx, max(d.cfg.TrickleInterval, time.Hour).Seconds()); err != nil {
+		d.logger.Warn("expire trickle marks", "error", err.Error())
+	}
 	if n, err := d.q.UploadsExpire(ctx); err != nil {
 		d.logger.Warn("expire uploads", "error", err.Error())
 	} else if n > 0 {

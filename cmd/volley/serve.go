@@ -68,6 +68,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		dc.LeaseTimeout = cfg.Dispatch.LeaseTimeout
 		dc.HeartbeatInterval = max(cfg.Dispatch.LeaseTimeout/6, 100*time.Millisecond)
 		dc.PollInterval = cfg.Dispatch.PollInterval
+		dc.TrickleInterval = cfg.Dispatch.TrickleInterval
 		dc.OutputExpiry = cfg.Files.DefaultExpiry
 		dc.Metrics = m
 		dispatcher = daemon.New(d.pool, dc, upstreams, logger)

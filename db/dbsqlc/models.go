@@ -92,6 +92,21 @@ type FileLine struct {
 	Data      []byte
 }
 
+type ModelAvailabilityEvent struct {
+	ID        int64
+	Model     string
+	State     string
+	Note      string
+	CreatedBy string
+	CreatedAt time.Time
+}
+
+type ModelTrickle struct {
+	Model string
+	Owner string
+	At    time.Time
+}
+
 type Request struct {
 	ID                int64
 	BatchID           *string

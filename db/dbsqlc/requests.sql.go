@@ -42,13 +42,24 @@ WITH RECURSIVE pairs AS (
     JOIN free f ON f.model = p.model AND f.slots > 0
     JOIN share s ON s.model = p.model
     LEFT JOIN run r ON r.model = p.model AND r.owner = p.owner
+    -- A model's availability is its latest event (none: live).
+    LEFT JOIN LATERAL (
+        SELECT e.state FROM model_availability_events e WHERE e.model = p.model ORDER BY e.id DESC LIMIT 1
+    ) av ON true
     CROSS JOIN LATERAL (
         SELECT q.id, q.model, q.owner, q.deadline FROM requests q
         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
           AND q.not_before <= now() AND q.deadline > now()
         ORDER BY q.deadline, q.id
         LIMIT least(f.slots, $6::int,
-                    greatest(0, (f.slots + s.running + s.owners - 1) / s.owners - coalesce(r.n, 0)))
+                    greatest(0, (f.slots + s.running + s.owners - 1) / s.owners - coalesce(r.n, 0)),
+                    -- A model that is not live takes nothing, except that a ` + "`" + `coming` + "`" + ` one lets one
+                    -- request per owner through per trickle interval.
+                    CASE WHEN av.state IS NULL OR av.state = 'live' THEN $6::int
+                         WHEN av.state = 'coming' AND $7::float8 > 0 AND NOT EXISTS (
+                             SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
+                               AND t.at > now() - make_interval(secs => $7::float8))
+                         THEN 1 ELSE 0 END)
     ) c
 ), pick AS (
     SELECT x.id FROM (
@@ -65,9 +76,18 @@ WITH RECURSIVE pairs AS (
 ), locked AS (
     -- Looked up by primary key from an array, so that the plan never depends on how many rows the
     -- statistics expect the steps above to produce.
-    SELECT q.id, q.file_id, q.line FROM requests q
+    SELECT q.id, q.file_id, q.line, q.model, q.owner FROM requests q
     WHERE q.id = ANY (ARRAY(SELECT pick.id FROM pick)) AND q.state = 'pending'
     FOR UPDATE OF q SKIP LOCKED
+), trickled AS (
+    -- Requests of a ` + "`" + `coming` + "`" + ` model went through the trickle: the next one of that owner waits an
+    -- interval. Claims are serialised, so a later round or replica sees this.
+    INSERT INTO model_trickle (model, owner, at)
+    SELECT DISTINCT l.model, l.owner, now() FROM locked l
+    WHERE (SELECT e.state FROM model_availability_events e WHERE e.model = l.model ORDER BY e.id DESC LIMIT 1) = 'coming'
+      AND EXISTS (SELECT 1 FROM daemons d WHERE d.id = $1::bigint AND d.stopped_at IS NULL
+                  AND d.heartbeat_at > now() - make_interval(secs => $2::float8))
+    ON CONFLICT (model, owner) DO UPDATE SET at = excluded.at
 )
 UPDATE requests r SET state = 'running', daemon_id = $1::bigint, attempt = r.attempt + 1, claimed_at = now()
 FROM locked LEFT JOIN file_lines fl ON fl.file_id = locked.file_id AND fl.line = locked.line
@@ -81,12 +101,13 @@ RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.resp
 `
 
 type RequestClaimParams struct {
-	DaemonID     int64
-	FreshSeconds float64
-	Models       []string
-	Limits       []int32
-	DefaultLimit int32
-	MaxClaim     int32
+	DaemonID       int64
+	FreshSeconds   float64
+	Models         []string
+	Limits         []int32
+	DefaultLimit   int32
+	MaxClaim       int32
+	TrickleSeconds float64
 }
 
 type RequestClaimRow struct {
@@ -117,6 +138,7 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 		arg.Limits,
 		arg.DefaultLimit,
 		arg.MaxClaim,
+		arg.TrickleSeconds,
 	)
 	if err != nil {
 		return nil, err

@@ -46,13 +46,24 @@ WITH RECURSIVE pairs AS (
     JOIN free f ON f.model = p.model AND f.slots > 0
     JOIN share s ON s.model = p.model
     LEFT JOIN run r ON r.model = p.model AND r.owner = p.owner
+    -- A model's availability is its latest event (none: live).
+    LEFT JOIN LATERAL (
+        SELECT e.state FROM model_availability_events e WHERE e.model = p.model ORDER BY e.id DESC LIMIT 1
+    ) av ON true
     CROSS JOIN LATERAL (
         SELECT q.id, q.model, q.owner, q.deadline FROM requests q
         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
           AND q.not_before <= now() AND q.deadline > now()
         ORDER BY q.deadline, q.id
         LIMIT least(f.slots, @max_claim::int,
-                    greatest(0, (f.slots + s.running + s.owners - 1) / s.owners - coalesce(r.n, 0)))
+                    greatest(0, (f.slots + s.running + s.owners - 1) / s.owners - coalesce(r.n, 0)),
+                    -- A model that is not live takes nothing, except that a `coming` one lets one
+                    -- request per owner through per trickle interval.
+                    CASE WHEN av.state IS NULL OR av.state = 'live' THEN @max_claim::int
+                         WHEN av.state = 'coming' AND @trickle_seconds::float8 > 0 AND NOT EXISTS (
+                             SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
+                               AND t.at > now() - make_interval(secs => @trickle_seconds::float8))
+                         THEN 1 ELSE 0 END)
     ) c
 ), pick AS (
     SELECT x.id FROM (
@@ -69,9 +80,18 @@ WITH RECURSIVE pairs AS (
 ), locked AS (
     -- Looked up by primary key from an array, so that the plan never depends on how many rows the
     -- statistics expect the steps above to produce.
-    SELECT q.id, q.file_id, q.line FROM requests q
+    SELECT q.id, q.file_id, q.line, q.model, q.owner FROM requests q
     WHERE q.id = ANY (ARRAY(SELECT pick.id FROM pick)) AND q.state = 'pending'
     FOR UPDATE OF q SKIP LOCKED
+), trickled AS (
+    -- Requests of a `coming` model went through the trickle: the next one of that owner waits an
+    -- interval. Claims are serialised, so a later round or replica sees this.
+    INSERT INTO model_trickle (model, owner, at)
+    SELECT DISTINCT l.model, l.owner, now() FROM locked l
+    WHERE (SELECT e.state FROM model_availability_events e WHERE e.model = l.model ORDER BY e.id DESC LIMIT 1) = 'coming'
+      AND EXISTS (SELECT 1 FROM daemons d WHERE d.id = @daemon_id::bigint AND d.stopped_at IS NULL
+                  AND d.heartbeat_at > now() - make_interval(secs => @fresh_seconds::float8))
+    ON CONFLICT (model, owner) DO UPDATE SET at = excluded.at
 )
 UPDATE requests r SET state = 'running', daemon_id = @daemon_id::bigint, attempt = r.attempt + 1, claimed_at = now()
 FROM locked LEFT JOIN file_lines fl ON fl.file_id = locked.file_id AND fl.line = locked.line

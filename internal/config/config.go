@@ -120,6 +120,10 @@ type Dispatch struct {
 	LeaseTimeout time.Duration
 	// PollInterval is how often the queue is checked without a notification (VOLLEY_POLL_INTERVAL).
 	PollInterval time.Duration
+	// TrickleInterval is how often one request per owner of a model marked `coming` is let
+	// through to its upstream, so that a model scaled to zero sees demand
+	// (VOLLEY_MODEL_TRICKLE_INTERVAL, default 1m; 0 lets none through).
+	TrickleInterval time.Duration
 }
 
 // FileLimits bound what an upload may hold.
@@ -180,6 +184,7 @@ func Default() Config {
 			MaxInFlightBytes: machine.MemoryBytes() / 4,
 			LeaseTimeout:     15 * time.Second,
 			PollInterval:     time.Second,
+			TrickleInterval:  time.Minute,
 		},
 	}
 }
@@ -212,6 +217,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.int64("VOLLEY_MAX_INFLIGHT_BYTES", &c.Dispatch.MaxInFlightBytes)
 	l.duration("VOLLEY_LEASE_TIMEOUT", &c.Dispatch.LeaseTimeout)
 	l.duration("VOLLEY_POLL_INTERVAL", &c.Dispatch.PollInterval)
+	l.duration("VOLLEY_MODEL_TRICKLE_INTERVAL", &c.Dispatch.TrickleInterval)
 	l.str("VOLLEY_METRICS_ADDR", &c.Metrics.Addr)
 	l.duration("VOLLEY_METRICS_QUEUE_INTERVAL", &c.Metrics.QueueInterval)
 	l.duration("VOLLEY_WEBHOOK_RETRY_FOR", &c.Webhook.RetryFor)
@@ -290,6 +296,9 @@ func (c Config) validate() error {
 	}
 	if c.Dispatch.PollInterval < 10*time.Millisecond {
 		return fmt.Errorf("VOLLEY_POLL_INTERVAL: must be at least 10ms, got %s", c.Dispatch.PollInterval)
+	}
+	if c.Dispatch.TrickleInterval < 0 {
+		return fmt.Errorf("VOLLEY_MODEL_TRICKLE_INTERVAL: must not be negative, got %s", c.Dispatch.TrickleInterval)
 	}
 	if c.Metrics.QueueInterval < 100*time.Millisecond {
 		return fmt.Errorf("VOLLEY_METRICS_QUEUE_INTERVAL: must be at least 100ms, got %s", c.Metrics.QueueInterval)
