@@ -429,6 +429,10 @@ func (s *Server) QueueDepth(ctx context.Context, req api.QueueDepthRequestObject
 		}
 		out.Data[i] = api.ModelQueue{Model: r.Model, Pending: r.Pending, Running: r.Running, OwnPending: r.OwnPending, OwnRunning: r.OwnRunning,
 			DeadlineWindows: windows}
+		if route, ok := s.route(r.Model); ok {
+			limit := route.Concurrency
+			out.Data[i].Limit = &limit
+		}
 	}
 	return out, nil
 }

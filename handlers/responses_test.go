@@ -80,14 +80,25 @@ func TestQueuedResponseSkeletonAndQueueDepth(t *testing.T) {
 				Model      string `json:"model"`
 				Pending    int    `json:"pending"`
 				OwnPending int    `json:"own_pending"`
+				Limit      *int   `json:"limit"`
 			} `json:"data"`
 		}
 		require.NoError(t, json.Unmarshal(body, &q))
 		require.Len(t, q.Data, 1)
 		require.Equal(t, "m1", q.Data[0].Model)
+		require.NotNil(t, q.Data[0].Limit)
+		require.Equal(t, 2, *q.Data[0].Limit, "the model's limit, as its route sets it")
 		require.Equal(t, tc.everyone, q.Data[0].Pending, "batch requests and background responses together")
 		require.Equal(t, tc.own, q.Data[0].OwnPending)
 	}
+
+	// A model no route serves any more has no limit to show.
+	router := f.server.router
+	f.server.router = nil
+	status, _, body = f.do(http.MethodGet, "/v1/queue", f.alice, nil, nil)
+	f.server.router = router
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, string(body), `"limit":null`)
 
 	// Streaming a stored response is refused; unknown ids are 404 with the response's wording.
 	status, _, body = f.do(http.MethodGet, "/v1/responses/"+id+"?stream=true", f.alice, nil, nil)

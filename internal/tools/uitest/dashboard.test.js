@@ -257,6 +257,8 @@ test('the queue page shows every model; replicas only where the server lists the
   await row.waitFor();
   const cells = await row.locator('td').allTextContents();
   assert.equal(Number(cells[1]) > 0, true, `the slow batch's requests are running: ${cells}`);
+  await page.getByRole('columnheader', { name: 'Running / limit' }).waitFor();
+  await row.getByRole('progressbar', { name: 'm running against its limit' }).waitFor();
   const daemons = await apiJSON('GET', '/daemons');
   if (daemons.status === 200) await page.getByRole('heading', { name: 'Replicas' }).waitFor();
   else {
