@@ -135,18 +135,12 @@ func (s *Server) ListBatchRequests(ctx context.Context, req api.ListBatchRequest
 	if err != nil {
 		return nil, fmt.Errorf("browse requests: %w", db.Translate(err))
 	}
-	hasMore := len(rows) > limit
-	if hasMore {
-		rows = rows[:limit]
-	}
-	out := api.ListBatchRequests200JSONResponse{Object: "list", Data: make([]api.BatchRequest, len(rows)), HasMore: hasMore}
-	for i, r := range rows {
-		out.Data[i] = requestObject(b.CreatedAt, dbsqlc.RequestGetByCustomIDRow(r), withBody)
-	}
-	if len(rows) > 0 {
-		out.FirstId, out.LastId = &rows[0].CustomID, &rows[len(rows)-1].CustomID
-	}
-	return out, nil
+	pg := pageOf(rows, limit,
+		func(r dbsqlc.RequestsBrowseRow) api.BatchRequest {
+			return requestObject(b.CreatedAt, dbsqlc.RequestGetByCustomIDRow(r), withBody)
+		},
+		func(r dbsqlc.RequestsBrowseRow) string { return r.CustomID })
+	return api.ListBatchRequests200JSONResponse{Object: "list", Data: pg.data, FirstId: pg.firstID, LastId: pg.lastID, HasMore: pg.hasMore}, nil
 }
 
 // RetrieveBatchRequest returns one request of a batch with its body.

@@ -285,18 +285,8 @@ func (s *Server) ListBatches(ctx context.Context, req api.ListBatchesRequestObje
 	if err != nil {
 		return nil, fmt.Errorf("list batches: %w", db.Translate(err))
 	}
-	hasMore := len(rows) > limit
-	if hasMore {
-		rows = rows[:limit]
-	}
-	out := api.ListBatches200JSONResponse{Object: "list", Data: make([]api.Batch, len(rows)), HasMore: hasMore}
-	for i, b := range rows {
-		out.Data[i] = batchObject(b)
-	}
-	if len(rows) > 0 {
-		out.FirstId, out.LastId = &rows[0].ID, &rows[len(rows)-1].ID
-	}
-	return out, nil
+	pg := pageOf(rows, limit, batchObject, func(b dbsqlc.Batch) string { return b.ID })
+	return api.ListBatches200JSONResponse{Object: "list", Data: pg.data, FirstId: pg.firstID, LastId: pg.lastID, HasMore: pg.hasMore}, nil
 }
 
 // CancelBatch moves a running batch to cancelling, ends its pending requests at once and tells

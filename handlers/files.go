@@ -88,18 +88,8 @@ func (s *Server) ListFiles(ctx context.Context, req api.ListFilesRequestObject) 
 	if err != nil {
 		return nil, fmt.Errorf("list files: %w", db.Translate(err))
 	}
-	hasMore := len(rows) > limit
-	if hasMore {
-		rows = rows[:limit]
-	}
-	out := api.ListFiles200JSONResponse{Object: "list", Data: make([]api.OpenAIFile, len(rows)), HasMore: hasMore}
-	for i, f := range rows {
-		out.Data[i] = fileObject(f)
-	}
-	if len(rows) > 0 {
-		out.FirstId, out.LastId = &rows[0].ID, &rows[len(rows)-1].ID
-	}
-	return out, nil
+	pg := pageOf(rows, limit, fileObject, func(f dbsqlc.File) string { return f.ID })
+	return api.ListFiles200JSONResponse{Object: "list", Data: pg.data, FirstId: pg.firstID, LastId: pg.lastID, HasMore: pg.hasMore}, nil
 }
 
 // RetrieveFile returns one of the caller's files.

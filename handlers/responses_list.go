@@ -30,17 +30,11 @@ func (s *Server) ListResponses(ctx context.Context, req api.ListResponsesRequest
 	if err != nil {
 		return nil, fmt.Errorf("list responses: %w", db.Translate(err))
 	}
-	hasMore := len(rows) > limit
-	if hasMore {
-		rows = rows[:limit]
-	}
-	out := api.ListResponses200JSONResponse{Object: "list", Data: make([]api.Response, len(rows)), HasMore: hasMore}
-	for i, row := range rows {
-		obj, _ := renderStored(dbsqlc.ResponseGetRow(row))
-		out.Data[i] = obj
-	}
-	if len(rows) > 0 {
-		out.FirstId, out.LastId = &rows[0].ID, &rows[len(rows)-1].ID
-	}
-	return out, nil
+	pg := pageOf(rows, limit,
+		func(row dbsqlc.ResponseListRow) api.Response {
+			obj, _ := renderStored(dbsqlc.ResponseGetRow(row))
+			return obj
+		},
+		func(row dbsqlc.ResponseListRow) string { return row.ID })
+	return api.ListResponses200JSONResponse{Object: "list", Data: pg.data, FirstId: pg.firstID, LastId: pg.lastID, HasMore: pg.hasMore}, nil
 }

@@ -175,18 +175,8 @@ func (s *Server) ListWebhookEndpoints(ctx context.Context, req api.ListWebhookEn
 	if err != nil {
 		return nil, fmt.Errorf("list webhook endpoints: %w", db.Translate(err))
 	}
-	hasMore := len(rows) > limit
-	if hasMore {
-		rows = rows[:limit]
-	}
-	out := api.ListWebhookEndpoints200JSONResponse{Object: "list", Data: make([]api.WebhookEndpoint, len(rows)), HasMore: hasMore}
-	for i, e := range rows {
-		out.Data[i] = webhookEndpointObject(e)
-	}
-	if len(rows) > 0 {
-		out.FirstId, out.LastId = &rows[0].ID, &rows[len(rows)-1].ID
-	}
-	return out, nil
+	pg := pageOf(rows, limit, webhookEndpointObject, func(e dbsqlc.WebhookEndpoint) string { return e.ID })
+	return api.ListWebhookEndpoints200JSONResponse{Object: "list", Data: pg.data, FirstId: pg.firstID, LastId: pg.lastID, HasMore: pg.hasMore}, nil
 }
 
 // RetrieveWebhookEndpoint returns one of the caller's endpoints.
@@ -306,18 +296,8 @@ func (s *Server) ListWebhookDeliveries(ctx context.Context, req api.ListWebhookD
 	if err != nil {
 		return nil, fmt.Errorf("list webhook deliveries: %w", db.Translate(err))
 	}
-	hasMore := len(rows) > limit
-	if hasMore {
-		rows = rows[:limit]
-	}
-	out := api.ListWebhookDeliveries200JSONResponse{Object: "list", Data: make([]api.WebhookDelivery, len(rows)), HasMore: hasMore}
-	for i, d := range rows {
-		out.Data[i] = webhookDeliveryObject(d)
-	}
-	if len(rows) > 0 {
-		out.FirstId, out.LastId = &rows[0].EventID, &rows[len(rows)-1].EventID
-	}
-	return out, nil
+	pg := pageOf(rows, limit, webhookDeliveryObject, func(d dbsqlc.WebhookDeliveryListRow) string { return d.EventID })
+	return api.ListWebhookDeliveries200JSONResponse{Object: "list", Data: pg.data, FirstId: pg.firstID, LastId: pg.lastID, HasMore: pg.hasMore}, nil
 }
 
 func webhookDeliveryObject(d dbsqlc.WebhookDeliveryListRow) api.WebhookDelivery {
