@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -103,67 +102,39 @@ func browseScenario() scenario {
 		targets: []string{fmt.Sprintf("Browsing a running batch: page p99 under %s, and the dispatcher keeps at least %.0f%% "+
 			"of its throughput while read (medians, same run).", browseMaxP99, 100*browseMinRatio)},
 		run: func(ctx context.Context, e *env) ([]row, error) {
-			lines, conc := spec.size(e.quick)
-			in, err := writeDispatchInput(e.workDir, spec.name, lines)
-			if err != nil {
-				return nil, err
-			}
-			defer os.Remove(in.path)
-			var fileID string
-			defer func() {
-				if fileID != "" {
-					e.removeInputFile(ctx, fileID)
-				}
-			}()
 			read := spec
 			read.browsers = browseReaders
-			var plain, with []dispatchRun
-			rows := func() []row {
-				if len(plain) == 0 || len(with) == 0 {
-					return nil
+			plain, with, err := e.alternate(ctx, spec, read, func(r dispatchRun) error {
+				if r.pageErr != nil {
+					return r.pageErr
 				}
-				var pages []time.Duration
-				for _, r := range with {
-					pages = append(pages, r.pages...)
+				if len(r.pages) == 0 {
+					return errors.New("the readers read no page")
 				}
-				p50, p99 := percentile(pages, 0.50), percentile(pages, 0.99)
-
-				pr := median(collect(plain, dispatchRun.rate))
-				wr := median(collect(with, dispatchRun.rate))
-				return []row{
-					{scenario: spec.name, measure: "page of 100, p50", result: millisText(p50),
-						detail: fmt.Sprintf("%s pages over %d runs", thousands(int64(len(pages))), len(with))},
-					{scenario: spec.name, measure: "page of 100, p99", result: millisText(p99),
-						target: "< " + millisText(browseMaxP99), verdict: check(p99 < browseMaxP99)},
-					{scenario: spec.name, measure: "dispatch, not read", result: fmt.Sprintf("%s req/s", thousands(int64(pr))),
-						detail: "runs: " + ratesText(collect(plain, dispatchRun.rate)) + " req/s"},
-					{scenario: spec.name, measure: "dispatch, read", result: fmt.Sprintf("%s req/s", thousands(int64(wr))),
-						detail: "runs: " + ratesText(collect(with, dispatchRun.rate)) + " req/s"},
-					{scenario: spec.name, measure: "read / not read", result: fmt.Sprintf("%.3f", wr/pr),
-						target: fmt.Sprintf("≥ %.2f", browseMinRatio), verdict: check(wr/pr >= browseMinRatio), detail: "medians, same run"},
-				}
+				return nil
+			})
+			if len(plain) == 0 || len(with) == 0 {
+				return nil, err
 			}
-			for i := range e.runs {
-				r, err := spec.runOnce(ctx, e, in, &fileID, conc)
-				if err != nil {
-					return rows(), fmt.Errorf("run %d without readers: %w", i+1, err)
-				}
-				plain = append(plain, r)
-				r, err = read.runOnce(ctx, e, in, &fileID, conc)
-				if err == nil && r.pageErr != nil {
-					err = r.pageErr
-				}
-				if err == nil && len(r.pages) == 0 {
-					err = errors.New("the readers read no page")
-				}
-				if err != nil {
-					return rows(), fmt.Errorf("run %d with readers: %w", i+1, err)
-				}
-				with = append(with, r)
-				e.log.Info("run done", "scenario", spec.name, "run", i+1, "plain_req_s", fmt.Sprintf("%.0f", plain[i].rate()),
-					"read_req_s", fmt.Sprintf("%.0f", r.rate()), "pages", len(r.pages), "load", loadAverage())
+			var pages []time.Duration
+			for _, r := range with {
+				pages = append(pages, r.pages...)
 			}
-			return rows(), nil
+			p50, p99 := percentile(pages, 0.50), percentile(pages, 0.99)
+			pr := median(collect(plain, dispatchRun.rate))
+			wr := median(collect(with, dispatchRun.rate))
+			return []row{
+				{scenario: spec.name, measure: "page of 100, p50", result: millisText(p50),
+					detail: fmt.Sprintf("%s pages over %d runs", thousands(int64(len(pages))), len(with))},
+				{scenario: spec.name, measure: "page of 100, p99", result: millisText(p99),
+					target: "< " + millisText(browseMaxP99), verdict: check(p99 < browseMaxP99)},
+				{scenario: spec.name, measure: "dispatch, not read", result: fmt.Sprintf("%s req/s", thousands(int64(pr))),
+					detail: "runs: " + ratesText(collect(plain, dispatchRun.rate)) + " req/s"},
+				{scenario: spec.name, measure: "dispatch, read", result: fmt.Sprintf("%s req/s", thousands(int64(wr))),
+					detail: "runs: " + ratesText(collect(with, dispatchRun.rate)) + " req/s"},
+				{scenario: spec.name, measure: "read / not read", result: fmt.Sprintf("%.3f", wr/pr),
+					target: fmt.Sprintf("≥ %.2f", browseMinRatio), verdict: check(wr/pr >= browseMinRatio), detail: "medians, same run"},
+			}, err
 		},
 	}
 }

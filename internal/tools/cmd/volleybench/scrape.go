@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"time"
 )
 
@@ -30,58 +29,31 @@ func metricsScrapeScenario() scenario {
 		targets: []string{fmt.Sprintf("Metrics: scraped ten times a second, the dispatcher keeps at least %.0f%% of its "+
 			"throughput (medians of the runs with and without, same run).", 100*scrapeMinRatio)},
 		run: func(ctx context.Context, e *env) ([]row, error) {
-			lines, conc := spec.size(e.quick)
-			in, err := writeDispatchInput(e.workDir, spec.name, lines)
-			if err != nil {
-				return nil, err
-			}
-			defer os.Remove(in.path)
-			var fileID string
-			defer func() {
-				if fileID != "" {
-					e.removeInputFile(ctx, fileID)
-				}
-			}()
 			scraped := spec
 			scraped.scrape = scrapeEvery
-			var plain, with []dispatchRun
-			rows := func() []row {
-				if len(plain) == 0 || len(with) == 0 {
-					return nil
-				}
-				p := median(collect(plain, dispatchRun.rate))
-				w := median(collect(with, dispatchRun.rate))
-				ratio := w / p
-				return []row{
-					{scenario: spec.name, measure: "not scraped", result: fmt.Sprintf("%s req/s", thousands(int64(p))),
-						detail: "runs: " + ratesText(collect(plain, dispatchRun.rate)) + " req/s"},
-					{scenario: spec.name, measure: fmt.Sprintf("scraped every %s", scrapeEvery), result: fmt.Sprintf("%s req/s", thousands(int64(w))),
-						detail: fmt.Sprintf("runs: %s req/s; scrapes %s, failed %s", ratesText(collect(with, dispatchRun.rate)),
-							joinInts(collect(with, func(r dispatchRun) int64 { return r.scrapes })),
-							joinInts(collect(with, func(r dispatchRun) int64 { return r.scrapeErrors })))},
-					{scenario: spec.name, measure: "scraped / not scraped", result: fmt.Sprintf("%.3f", ratio),
-						target: fmt.Sprintf("≥ %.2f", scrapeMinRatio), verdict: check(ratio >= scrapeMinRatio),
-						detail: "medians, same run"},
-				}
-			}
-			for i := range e.runs {
-				r, err := spec.runOnce(ctx, e, in, &fileID, conc)
-				if err != nil {
-					return rows(), fmt.Errorf("run %d without scraping: %w", i+1, err)
-				}
-				plain = append(plain, r)
-				r, err = scraped.runOnce(ctx, e, in, &fileID, conc)
-				if err != nil {
-					return rows(), fmt.Errorf("run %d scraped: %w", i+1, err)
-				}
+			plain, with, err := e.alternate(ctx, spec, scraped, func(r dispatchRun) error {
 				if r.scrapeErrors > 0 {
-					return rows(), fmt.Errorf("run %d scraped: %d of %d scrapes failed", i+1, r.scrapeErrors, r.scrapes)
+					return fmt.Errorf("%d of %d scrapes failed", r.scrapeErrors, r.scrapes)
 				}
-				with = append(with, r)
-				e.log.Info("run done", "scenario", spec.name, "run", i+1, "plain_req_s", fmt.Sprintf("%.0f", plain[i].rate()),
-					"scraped_req_s", fmt.Sprintf("%.0f", r.rate()), "scrapes", r.scrapes, "load", loadAverage())
+				return nil
+			})
+			if len(plain) == 0 || len(with) == 0 {
+				return nil, err
 			}
-			return rows(), nil
+			p := median(collect(plain, dispatchRun.rate))
+			w := median(collect(with, dispatchRun.rate))
+			ratio := w / p
+			return []row{
+				{scenario: spec.name, measure: "not scraped", result: fmt.Sprintf("%s req/s", thousands(int64(p))),
+					detail: "runs: " + ratesText(collect(plain, dispatchRun.rate)) + " req/s"},
+				{scenario: spec.name, measure: fmt.Sprintf("scraped every %s", scrapeEvery), result: fmt.Sprintf("%s req/s", thousands(int64(w))),
+					detail: fmt.Sprintf("runs: %s req/s; scrapes %s, failed %s", ratesText(collect(with, dispatchRun.rate)),
+						joinInts(collect(with, func(r dispatchRun) int64 { return r.scrapes })),
+						joinInts(collect(with, func(r dispatchRun) int64 { return r.scrapeErrors })))},
+				{scenario: spec.name, measure: "scraped / not scraped", result: fmt.Sprintf("%.3f", ratio),
+					target: fmt.Sprintf("≥ %.2f", scrapeMinRatio), verdict: check(ratio >= scrapeMinRatio),
+					detail: "medians, same run"},
+			}, err
 		},
 	}
 }
