@@ -6,6 +6,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/tools/testdb"
 )
@@ -18,11 +19,15 @@ func setAvailability(t *testing.T, q *dbsqlc.Queries, model, state string) {
 
 func claimTrickle(t *testing.T, pool *pgxpool.Pool, daemonID int64, trickleSeconds float64) []dbsqlc.RequestClaimRow {
 	t.Helper()
-	rows, err := dbsqlc.New(pool).RequestClaim(t.Context(), dbsqlc.RequestClaimParams{
-		DaemonID: daemonID, DefaultLimit: 100, MaxClaim: 100, FreshSeconds: 60, TrickleSeconds: trickleSeconds,
-	})
-	require.NoError(t, err)
-	return rows
+	var c db.Claim
+	require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
+		var err error
+		c, err = db.ClaimRound(t.Context(), q, dbsqlc.RequestClaimParams{
+			DaemonID: daemonID, DefaultLimit: 100, MaxClaim: 100, FreshSeconds: 60, TrickleSeconds: trickleSeconds,
+		})
+		return err
+	}))
+	return c.Rows
 }
 
 func perOwner(rows []dbsqlc.RequestClaimRow) map[string]int {

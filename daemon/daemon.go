@@ -33,6 +33,11 @@ type Config struct {
 	MaxInFlightBytes int64
 	// ClaimBatch is the most requests one claim takes.
 	ClaimBatch int
+	// ClaimAhead is how many requests of a model a claim may take past its limit (at most the
+	// limit itself): they wait in this replica, ready to start the moment one of its calls
+	// returns. Zero, the default, claims none ahead: with several replicas, requests one holds
+	// ahead lower the others' allowances until its next claim, which can stall them.
+	ClaimAhead int
 	// PollInterval is how often the queue is looked at when no notification arrives.
 	PollInterval time.Duration
 	// HeartbeatInterval is how often this replica says it is alive.
@@ -60,6 +65,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxInFlight:       20000,
 		ClaimBatch:        1000,
+		ClaimAhead:        0,
 		PollInterval:      time.Second,
 		HeartbeatInterval: 2 * time.Second,
 		LeaseTimeout:      15 * time.Second,
@@ -94,6 +100,7 @@ type Daemon struct {
 	beating   chan struct{} // closed when the heartbeat loop has ended
 	inFlight  atomic.Int64
 	budget    *budget
+	gate      *gate
 	// completed and failed count what this process finished, reported with each heartbeat.
 	completed, failed atomic.Int64
 	// fenced is set while this replica's lease may have lapsed: it claims nothing and has aborted
@@ -149,6 +156,7 @@ func New(pool *pgxpool.Pool, cfg Config, upstreams *upstream.Config, logger *slo
 		logger:  logger.With("component", "daemon"),
 		wake:    make(chan struct{}, 1),
 		budget:  newBudget(cfg.MaxInFlightBytes),
+		gate:    newGate(),
 		running: make(map[int64]*call),
 		byBatch: make(map[string]map[int64]bool),
 		rnd:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
@@ -201,6 +209,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	d.stopping = true
 	d.mu.Unlock()
 	d.stopClaim()
+	d.gate.close()
 	d.loops.Wait()
 
 	done := make(chan struct{})

@@ -40,13 +40,18 @@ func seed(t *testing.T, pool *pgxpool.Pool, owner, model string, n int) string {
 	return batchID
 }
 
+// claim runs one claim round, claiming nothing ahead of the limit.
 func claim(t *testing.T, pool *pgxpool.Pool, daemonID int64, limit, max int) []dbsqlc.RequestClaimRow {
 	t.Helper()
-	rows, err := dbsqlc.New(pool).RequestClaim(context.Background(), dbsqlc.RequestClaimParams{
-		DaemonID: daemonID, DefaultLimit: int32(limit), MaxClaim: int32(max), FreshSeconds: 60,
-	})
-	require.NoError(t, err)
-	return rows
+	var c db.Claim
+	require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
+		var err error
+		c, err = db.ClaimRound(t.Context(), q, dbsqlc.RequestClaimParams{
+			DaemonID: daemonID, DefaultLimit: int32(limit), MaxClaim: int32(max), FreshSeconds: 60,
+		})
+		return err
+	}))
+	return c.Rows
 }
 
 func register(t *testing.T, q *dbsqlc.Queries) int64 {
@@ -197,20 +202,14 @@ func TestClaimRoundsFillTheSlotsAnOwnerLeaves(t *testing.T) {
 	seed(t, pool, "big", "m", 50)
 	seed(t, pool, "small", "m", 1)
 	daemonID := register(t, q)
-	tx, err := pool.Begin(t.Context())
+	require.Len(t, claim(t, pool, daemonID, 6, 100), 4, "one round: 3 for big, the 1 small has")
+	_, err := pool.Exec(t.Context(), "UPDATE requests SET state = 'pending', daemon_id = NULL WHERE state = 'running'")
 	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(context.Background()) }()
-	p := dbsqlc.RequestClaimParams{DaemonID: daemonID, DefaultLimit: 6, MaxClaim: 100, FreshSeconds: 60}
-	one, err := dbsqlc.New(tx).RequestClaim(t.Context(), p)
-	require.NoError(t, err)
-	require.Len(t, one, 4, "one round: 3 for big, the 1 small has")
-	require.NoError(t, tx.Rollback(t.Context()))
 
-	var rows []dbsqlc.RequestClaimRow
-	require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
-		rows, err = db.ClaimRequests(t.Context(), q, p)
-		return err
-	}))
+	p := dbsqlc.RequestClaimParams{DaemonID: daemonID, DefaultLimit: 6, MaxClaim: 100, FreshSeconds: 60}
+	c, err := db.ClaimRequests(t.Context(), pool, p)
+	require.NoError(t, err)
+	rows := c.Rows
 	per := map[string]int{}
 	for _, r := range rows {
 		per[r.Owner]++

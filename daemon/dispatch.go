@@ -45,29 +45,33 @@ func (d *Daemon) dispatch(ctx context.Context) {
 
 // claim takes up to n requests and starts a call for each.
 func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
-	var rows []dbsqlc.RequestClaimRow
 	start := time.Now()
-	err := db.WithTx(ctx, d.pool, func(_ db.Tx, q *dbsqlc.Queries) error {
-		var err error
-		rows, err = db.ClaimRequests(ctx, q, dbsqlc.RequestClaimParams{
-			DaemonID:       d.id.Load(),
-			Models:         d.limits.models,
-			Limits:         d.limits.limits,
-			DefaultLimit:   d.limits.defaultLimit,
-			MaxClaim:       int32(n),
-			FreshSeconds:   d.freshLease().Seconds(),
-			TrickleSeconds: d.cfg.TrickleInterval.Seconds(),
-		})
-		return err
+	c, err := db.ClaimRequests(ctx, d.pool, dbsqlc.RequestClaimParams{
+		DaemonID:       d.id.Load(),
+		Models:         d.limits.models,
+		Limits:         d.limits.limits,
+		DefaultLimit:   d.limits.defaultLimit,
+		MaxClaim:       int32(n),
+		Prefetch:       int32(d.cfg.ClaimAhead),
+		FreshSeconds:   d.freshLease().Seconds(),
+		TrickleSeconds: d.cfg.TrickleInterval.Seconds(),
 	})
+	// Rounds that committed before an error hold requests running under this replica: they are
+	// started all the same. The allowances come first, so that none of them starts under an
+	// allowance older than the claim that took it.
+	for model, allow := range c.Allowance {
+		d.gate.setAllowance(model, allow)
+	}
+	if len(c.Rows) > 0 {
+		d.cfg.Metrics.Claim(len(c.Rows), time.Since(start))
+	}
+	for i := range c.Rows {
+		d.startCall(c.Rows[i])
+	}
 	if err != nil {
-		return 0, fmt.Errorf("claim: %w", err)
+		return len(c.Rows), fmt.Errorf("claim: %w", err)
 	}
-	d.cfg.Metrics.Claim(len(rows), time.Since(start))
-	for i := range rows {
-		d.startCall(rows[i])
-	}
-	return len(rows), nil
+	return len(c.Rows), nil
 }
 
 // startCall registers a claimed request as in flight and runs it.
@@ -87,12 +91,10 @@ func (d *Daemon) startCall(row dbsqlc.RequestClaimRow) {
 	d.mu.Unlock()
 	d.inFlight.Add(1)
 	d.budget.sent(len(row.Body))
-	d.cfg.Metrics.InFlight(row.Model, 1)
 	d.workers.Add(1)
 	go func() {
 		defer d.workers.Done()
 		defer d.inFlight.Add(-1)
-		defer d.cfg.Metrics.InFlight(row.Model, -1)
 		defer cancel(nil)
 		defer cancelDeadline()
 		defer d.forget(row)
@@ -150,9 +152,23 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 		record()
 		return
 	}
-	sent := time.Now()
-	out := d.client.Send(upstream.WithCall(ctx, callOf(row)), route, row.Url, row.Body)
-	d.cfg.Metrics.UpstreamCall(row.Model, route.Upstream.Name, out.StatusCode, time.Since(sent))
+	// A request claimed ahead waits for a call of its model to return; one whose batch is
+	// cancelled or whose window ends meanwhile is never sent, and one waiting when the replica
+	// stops goes back to the queue.
+	var out upstream.Outcome
+	if err := d.gate.acquire(ctx, row.Model); err != nil {
+		if errors.Is(err, errHandBack) {
+			return
+		}
+		out.Err = err
+	} else {
+		d.cfg.Metrics.InFlight(row.Model, 1)
+		sent := time.Now()
+		out = d.client.Send(upstream.WithCall(ctx, callOf(row)), route, row.Url, row.Body)
+		d.gate.release(row.Model)
+		d.cfg.Metrics.InFlight(row.Model, -1)
+		d.cfg.Metrics.UpstreamCall(row.Model, route.Upstream.Name, out.StatusCode, time.Since(sent))
+	}
 	held += len(out.Body)
 	d.budget.answered(len(row.Body), held)
 	defer func() { d.observe(row, res, out) }()

@@ -3,29 +3,73 @@ package db
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/volleyhq/volley/db/dbsqlc"
 )
 
-// ClaimRequests claims up to p.MaxClaim pending requests for p.DaemonID inside the caller's
-// transaction: it takes the lock that serialises claims, then runs RequestClaim until it has
-// p.MaxClaim or a round takes nothing. Each round sees the rows the previous ones claimed as
-// running, so the rounds together hand out slots as one unbounded water-filling would.
-func ClaimRequests(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.RequestClaimParams) ([]dbsqlc.RequestClaimRow, error) {
-	if err := q.RequestClaimLock(ctx); err != nil {
-		return nil, err
+// Claim is what one claim took: the requests, now running under the claiming replica, and for
+// each model whose claim lock it held, how many calls the replica may have in flight (the model's
+// limit minus what the other replicas hold). A model absent from Allowance keeps its last one.
+type Claim struct {
+	Rows      []dbsqlc.RequestClaimRow
+	Allowance map[string]int
+}
+
+// ClaimRound is one round of a claim inside the caller's transaction: it takes the claim lock of
+// every model with pending requests that no other replica is claiming, claims from those models
+// (p.Locked is filled in here) and reads the replica's allowance for each. The locks last until
+// the transaction ends, so the allowance holds until then; p.Locked empty means every model with
+// work is being claimed by another replica, or there is none.
+func ClaimRound(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.RequestClaimParams) (Claim, error) {
+	locked, err := q.RequestClaimLockModels(ctx)
+	if err != nil || len(locked) == 0 {
+		return Claim{}, err
 	}
+	p.Locked = locked
+	rows, err := q.RequestClaim(ctx, p)
+	if err != nil {
+		return Claim{}, err
+	}
+	allow, err := q.RequestClaimAllowance(ctx, dbsqlc.RequestClaimAllowanceParams{
+		Limits: p.Limits, Models: p.Models, DefaultLimit: p.DefaultLimit, DaemonID: p.DaemonID, Locked: locked,
+	})
+	if err != nil {
+		return Claim{}, err
+	}
+	c := Claim{Rows: rows, Allowance: make(map[string]int, len(allow))}
+	for _, a := range allow {
+		c.Allowance[a.Model] = int(a.Allowance)
+	}
+	return c, nil
+}
+
+// ClaimRequests claims up to p.MaxClaim requests in rounds, each its own transaction, until it has
+// them all or a round takes nothing. A round may take fewer than the free slots allow when an
+// owner has fewer ready than its share; the next one sees those running and hands the rest to the
+// others, so the rounds together hand out slots as one unbounded water-filling would. Each round
+// touching the queue counters in one statement keeps claims and result writes from deadlocking.
+func ClaimRequests(ctx context.Context, pool *pgxpool.Pool, p dbsqlc.RequestClaimParams) (Claim, error) {
 	want := p.MaxClaim
-	var rows []dbsqlc.RequestClaimRow
-	for int32(len(rows)) < want {
-		p.MaxClaim = want - int32(len(rows))
-		got, err := q.RequestClaim(ctx, p)
+	all := Claim{Allowance: map[string]int{}}
+	for int32(len(all.Rows)) < want {
+		p.MaxClaim = want - int32(len(all.Rows))
+		var got Claim
+		err := WithTx(ctx, pool, func(_ Tx, q *dbsqlc.Queries) error {
+			var err error
+			got, err = ClaimRound(ctx, q, p)
+			return err
+		})
 		if err != nil {
-			return nil, err
+			return all, err
 		}
-		if len(got) == 0 {
+		all.Rows = append(all.Rows, got.Rows...)
+		for m, a := range got.Allowance {
+			all.Allowance[m] = a
+		}
+		if len(got.Rows) == 0 {
 			break
 		}
-		rows = append(rows, got...)
 	}
-	return rows, nil
+	return all, nil
 }

@@ -107,6 +107,14 @@ type ModelTrickle struct {
 	At    time.Time
 }
 
+type Queue struct {
+	Model    string
+	Owner    string
+	Pending  int32
+	Running  int32
+	ServedAt time.Time
+}
+
 type Request struct {
 	ID                int64
 	BatchID           *string

@@ -11,68 +11,71 @@ import (
 )
 
 const requestClaim = `-- name: RequestClaim :many
-WITH RECURSIVE pairs AS (
-    (SELECT q.model, q.owner FROM requests q WHERE q.state = 'pending' ORDER BY q.model, q.owner LIMIT 1)
-    UNION ALL
-    SELECT n.model, n.owner FROM pairs p CROSS JOIN LATERAL (
-        SELECT q.model, q.owner FROM requests q
-        WHERE q.state = 'pending' AND (q.model, q.owner) > (p.model, p.owner)
-        ORDER BY q.model, q.owner LIMIT 1
-    ) n
-), run AS (
-    SELECT q.model, q.owner, count(*)::int AS n FROM requests q WHERE q.state = 'running' GROUP BY q.model, q.owner
-), free AS (
-    SELECT m.model,
-           coalesce((SELECT c.lim FROM (SELECT unnest($3::text[]) AS model, unnest($4::int[]) AS lim) c WHERE c.model = m.model),
-                    $5::int)
-           - coalesce((SELECT sum(run.n) FROM run WHERE run.model = m.model), 0)::int AS slots
-    FROM (SELECT DISTINCT pairs.model FROM pairs) m
+WITH arg AS (
+    SELECT $3::int AS max_claim, $4::int AS prefetch
+), lk AS (
+    SELECT unnest($5::text[])::text AS model
+), room AS (
+    SELECT lk.model,
+           coalesce(($6::int[])[array_position($7::text[], lk.model)], $8::int) AS lim,
+           coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running
+    FROM lk
+), mdl AS (
+    -- Models take turns: each may take its even part of the claim.
+    SELECT y.model, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
+    FROM (
+        SELECT x.model, x.free, count(*) OVER () AS n
+        FROM (SELECT room.model, room.lim - room.running + least(room.lim, arg.prefetch) AS free FROM room CROSS JOIN arg) x
+        WHERE x.free > 0
+    ) y CROSS JOIN arg
+), pairs AS (
+    -- The owners with the fewest running are the only ones water-filling can give these slots
+    -- to; a few more are looked at in case some have nothing ready (in backoff, or past their
+    -- deadline and not yet expired).
+    SELECT mdl.model, mdl.want, p.owner, p.running
+    FROM mdl CROSS JOIN LATERAL (
+        SELECT q.owner, q.running FROM queues q
+        WHERE q.model = mdl.model AND q.pending > 0
+        ORDER BY q.running, q.served_at
+        LIMIT mdl.want + 16
+    ) p
 ), share AS (
     -- Water-filling never lifts an owner above ceil((free slots + running) / owners) when every
-    -- owner has enough pending, so no owner needs candidates past that level: with many owners
-    -- each contributes a few rows instead of a model's whole free capacity. An owner with fewer
-    -- pending leaves slots over; the caller claims again in the same transaction for those.
-    SELECT p.model, count(*)::int AS owners, coalesce(sum(r.n), 0)::int AS running
-    FROM pairs p LEFT JOIN run r ON r.model = p.model AND r.owner = p.owner
-    GROUP BY p.model
+    -- owner has enough ready, so no owner needs candidates past that level.
+    SELECT pairs.model, count(*)::int AS owners, sum(pairs.running)::int AS running FROM pairs GROUP BY pairs.model
 ), cand AS (
-    SELECT c.id, c.model, c.deadline,
-           coalesce(r.n, 0) + row_number() OVER (PARTITION BY c.model, c.owner ORDER BY c.deadline, c.id) AS level
+    SELECT c.id, p.model, c.deadline,
+           p.running + row_number() OVER (PARTITION BY p.model, p.owner ORDER BY c.deadline, c.id) AS level
     FROM pairs p
-    JOIN free f ON f.model = p.model AND f.slots > 0
     JOIN share s ON s.model = p.model
-    LEFT JOIN run r ON r.model = p.model AND r.owner = p.owner
     -- A model's availability is its latest event (none: live).
     LEFT JOIN LATERAL (
         SELECT e.state FROM model_availability_events e WHERE e.model = p.model ORDER BY e.id DESC LIMIT 1
     ) av ON true
     CROSS JOIN LATERAL (
-        SELECT q.id, q.model, q.owner, q.deadline FROM requests q
+        SELECT q.id, q.deadline FROM requests q
         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
           AND q.not_before <= now() AND q.deadline > now()
         ORDER BY q.deadline, q.id
-        LIMIT least(f.slots, $6::int,
-                    greatest(0, (f.slots + s.running + s.owners - 1) / s.owners - coalesce(r.n, 0)),
+        LIMIT least(p.want,
+                    greatest(0, (p.want + s.running + s.owners - 1) / s.owners - p.running),
                     -- A model that is not live takes nothing, except that a ` + "`" + `coming` + "`" + ` one lets one
                     -- request per owner through per trickle interval.
-                    CASE WHEN av.state IS NULL OR av.state = 'live' THEN $6::int
-                         WHEN av.state = 'coming' AND $7::float8 > 0 AND NOT EXISTS (
+                    CASE WHEN av.state IS NULL OR av.state = 'live' THEN p.want
+                         WHEN av.state = 'coming' AND $9::float8 > 0 AND NOT EXISTS (
                              SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
-                               AND t.at > now() - make_interval(secs => $7::float8))
+                               AND t.at > now() - make_interval(secs => $9::float8))
                          THEN 1 ELSE 0 END)
     ) c
 ), pick AS (
     SELECT x.id FROM (
-        SELECT cand.id, cand.level, cand.deadline, f.slots,
+        SELECT cand.id, cand.level, cand.deadline, mdl.want,
                row_number() OVER (PARTITION BY cand.model ORDER BY cand.level, cand.deadline, cand.id) AS k
-        FROM cand JOIN free f ON f.model = cand.model
+        FROM cand JOIN mdl ON mdl.model = cand.model
     ) x
-    WHERE x.k <= x.slots
-    -- Models take turns (each model's best first, then each one's second, …), so that a claim cut
-    -- short by @max_claim shares it between models instead of handing it all to the model whose
-    -- requests are due soonest; within a turn the lower level and earlier deadline go first.
+    WHERE x.k <= x.want
     ORDER BY x.k, x.level, x.deadline
-    LIMIT $6::int
+    LIMIT $3::int
 ), locked AS (
     -- Looked up by primary key from an array, so that the plan never depends on how many rows the
     -- statistics expect the steps above to produce.
@@ -81,7 +84,7 @@ WITH RECURSIVE pairs AS (
     FOR UPDATE OF q SKIP LOCKED
 ), trickled AS (
     -- Requests of a ` + "`" + `coming` + "`" + ` model went through the trickle: the next one of that owner waits an
-    -- interval. Claims are serialised, so a later round or replica sees this.
+    -- interval. Claims of a model are serialised, so a later claim sees this.
     INSERT INTO model_trickle (model, owner, at)
     SELECT DISTINCT l.model, l.owner, now() FROM locked l
     WHERE (SELECT e.state FROM model_availability_events e WHERE e.model = l.model ORDER BY e.id DESC LIMIT 1) = 'coming'
@@ -103,10 +106,12 @@ RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.resp
 type RequestClaimParams struct {
 	DaemonID       int64
 	FreshSeconds   float64
-	Models         []string
-	Limits         []int32
-	DefaultLimit   int32
 	MaxClaim       int32
+	Prefetch       int32
+	Locked         []string
+	Limits         []int32
+	Models         []string
+	DefaultLimit   int32
 	TrickleSeconds float64
 }
 
@@ -125,19 +130,25 @@ type RequestClaimRow struct {
 	Body       []byte
 }
 
-// Claims up to @max_claim pending requests for @daemon_id within every model's free global
-// capacity (its limit minus requests running anywhere). Within a model, free slots go to the
-// owners with the fewest requests running (water-filling), and earlier deadlines first. It may
-// take fewer than the free slots allow when an owner has fewer pending than its share: calling it
-// again in the same transaction, until it returns nothing, completes the water-filling.
+// Claims up to @max_claim pending requests of the @locked models for @daemon_id, within each
+// model's free global capacity: its limit, plus as much again up to @prefetch, minus the requests
+// running anywhere. What is claimed past the limit waits in the replica, ready to start the
+// moment one of its calls returns: it starts calls only within its allowance
+// (RequestClaimAllowance), so the upstream never sees more than the limit. Within a model, free
+// slots go to the owners with the fewest requests running (water-filling), owners at the same
+// level taking turns, and each owner's earliest deadlines first. It may take fewer than the free
+// slots allow when an owner has fewer ready than its share: claiming again completes the
+// water-filling.
 func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]RequestClaimRow, error) {
 	rows, err := q.db.Query(ctx, requestClaim,
 		arg.DaemonID,
 		arg.FreshSeconds,
-		arg.Models,
-		arg.Limits,
-		arg.DefaultLimit,
 		arg.MaxClaim,
+		arg.Prefetch,
+		arg.Locked,
+		arg.Limits,
+		arg.Models,
+		arg.DefaultLimit,
 		arg.TrickleSeconds,
 	)
 	if err != nil {
@@ -171,15 +182,89 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 	return items, nil
 }
 
-const requestClaimLock = `-- name: RequestClaimLock :exec
-SELECT pg_advisory_xact_lock(7262118533)
+const requestClaimAllowance = `-- name: RequestClaimAllowance :many
+SELECT l.model::text AS model,
+       (coalesce(($1::int[])[array_position($2::text[], l.model)], $3::int)
+        - (SELECT count(*) FROM requests r
+           WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id IS DISTINCT FROM $4::bigint))::int AS allowance
+FROM (SELECT unnest($5::text[]) AS model) l
 `
 
-// Claims are serialised across replicas by this transaction-scoped lock, so that the running
-// counts a claim reads cannot be raced past a model's limit.
-func (q *Queries) RequestClaimLock(ctx context.Context) error {
-	_, err := q.db.Exec(ctx, requestClaimLock)
-	return err
+type RequestClaimAllowanceParams struct {
+	Limits       []int32
+	Models       []string
+	DefaultLimit int32
+	DaemonID     int64
+	Locked       []string
+}
+
+type RequestClaimAllowanceRow struct {
+	Model     string
+	Allowance int32
+}
+
+// How many calls of each @locked model this replica may have in flight: the model's limit minus
+// the requests the other replicas hold. It is read under the models' claim locks, so no other
+// replica can add to what it counts until this transaction ends.
+func (q *Queries) RequestClaimAllowance(ctx context.Context, arg RequestClaimAllowanceParams) ([]RequestClaimAllowanceRow, error) {
+	rows, err := q.db.Query(ctx, requestClaimAllowance,
+		arg.Limits,
+		arg.Models,
+		arg.DefaultLimit,
+		arg.DaemonID,
+		arg.Locked,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RequestClaimAllowanceRow{}
+	for rows.Next() {
+		var i RequestClaimAllowanceRow
+		if err := rows.Scan(&i.Model, &i.Allowance); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const requestClaimLockModels = `-- name: RequestClaimLockModels :many
+WITH RECURSIVE m AS (
+    (SELECT q.model FROM queues q WHERE q.pending > 0 ORDER BY q.model LIMIT 1)
+    UNION ALL
+    SELECT (SELECT q.model FROM queues q WHERE q.pending > 0 AND q.model > m.model ORDER BY q.model LIMIT 1)
+    FROM m WHERE m.model IS NOT NULL
+)
+SELECT m.model::text AS model FROM m
+WHERE m.model IS NOT NULL AND pg_try_advisory_xact_lock(726211853, hashtext(m.model))
+`
+
+// Takes, for this transaction, the claim lock of every model with pending requests that no other
+// claim holds, and returns those models. Claims of one model are serialised by its lock, so that
+// the running counts a claim reads cannot be raced past the model's limit; claims of different
+// models, from different replicas, run side by side.
+func (q *Queries) RequestClaimLockModels(ctx context.Context) ([]string, error) {
+	rows, err := q.db.Query(ctx, requestClaimLockModels)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var model string
+		if err := rows.Scan(&model); err != nil {
+			return nil, err
+		}
+		items = append(items, model)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const requestGetByCustomID = `-- name: RequestGetByCustomID :one

@@ -4,62 +4,81 @@ SELECT @batch_id::text, fl.line, @owner::text, fl.model, fl.url, fl.custom_id, f
 FROM file_lines fl
 WHERE fl.file_id = @file_id::text AND fl.custom_id IS NOT NULL;
 
--- name: RequestClaimLock :exec
--- Claims are serialised across replicas by this transaction-scoped lock, so that the running
--- counts a claim reads cannot be raced past a model's limit.
-SELECT pg_advisory_xact_lock(7262118533);
+-- name: RequestClaimLockModels :many
+-- Takes, for this transaction, the claim lock of every model with pending requests that no other
+-- claim holds, and returns those models. Claims of one model are serialised by its lock, so that
+-- the running counts a claim reads cannot be raced past the model's limit; claims of different
+-- models, from different replicas, run side by side.
+WITH RECURSIVE m AS (
+    (SELECT q.model FROM queues q WHERE q.pending > 0 ORDER BY q.model LIMIT 1)
+    UNION ALL
+    SELECT (SELECT q.model FROM queues q WHERE q.pending > 0 AND q.model > m.model ORDER BY q.model LIMIT 1)
+    FROM m WHERE m.model IS NOT NULL
+)
+SELECT m.model::text AS model FROM m
+WHERE m.model IS NOT NULL AND pg_try_advisory_xact_lock(726211853, hashtext(m.model));
 
 -- name: RequestClaim :many
--- Claims up to @max_claim pending requests for @daemon_id within every model's free global
--- capacity (its limit minus requests running anywhere). Within a model, free slots go to the
--- owners with the fewest requests running (water-filling), and earlier deadlines first. It may
--- take fewer than the free slots allow when an owner has fewer pending than its share: calling it
--- again in the same transaction, until it returns nothing, completes the water-filling.
-WITH RECURSIVE pairs AS (
-    (SELECT q.model, q.owner FROM requests q WHERE q.state = 'pending' ORDER BY q.model, q.owner LIMIT 1)
-    UNION ALL
-    SELECT n.model, n.owner FROM pairs p CROSS JOIN LATERAL (
-        SELECT q.model, q.owner FROM requests q
-        WHERE q.state = 'pending' AND (q.model, q.owner) > (p.model, p.owner)
-        ORDER BY q.model, q.owner LIMIT 1
-    ) n
-), run AS (
-    SELECT q.model, q.owner, count(*)::int AS n FROM requests q WHERE q.state = 'running' GROUP BY q.model, q.owner
-), free AS (
-    SELECT m.model,
-           coalesce((SELECT c.lim FROM (SELECT unnest(@models::text[]) AS model, unnest(@limits::int[]) AS lim) c WHERE c.model = m.model),
-                    @default_limit::int)
-           - coalesce((SELECT sum(run.n) FROM run WHERE run.model = m.model), 0)::int AS slots
-    FROM (SELECT DISTINCT pairs.model FROM pairs) m
+-- Claims up to @max_claim pending requests of the @locked models for @daemon_id, within each
+-- model's free global capacity: its limit, plus as much again up to @prefetch, minus the requests
+-- running anywhere. What is claimed past the limit waits in the replica, ready to start the
+-- moment one of its calls returns: it starts calls only within its allowance
+-- (RequestClaimAllowance), so the upstream never sees more than the limit. Within a model, free
+-- slots go to the owners with the fewest requests running (water-filling), owners at the same
+-- level taking turns, and each owner's earliest deadlines first. It may take fewer than the free
+-- slots allow when an owner has fewer ready than its share: claiming again completes the
+-- water-filling.
+WITH arg AS (
+    SELECT @max_claim::int AS max_claim, @prefetch::int AS prefetch
+), lk AS (
+    SELECT unnest(@locked::text[])::text AS model
+), room AS (
+    SELECT lk.model,
+           coalesce((@limits::int[])[array_position(@models::text[], lk.model)], @default_limit::int) AS lim,
+           coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running
+    FROM lk
+), mdl AS (
+    -- Models take turns: each may take its even part of the claim.
+    SELECT y.model, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
+    FROM (
+        SELECT x.model, x.free, count(*) OVER () AS n
+        FROM (SELECT room.model, room.lim - room.running + least(room.lim, arg.prefetch) AS free FROM room CROSS JOIN arg) x
+        WHERE x.free > 0
+    ) y CROSS JOIN arg
+), pairs AS (
+    -- The owners with the fewest running are the only ones water-filling can give these slots
+    -- to; a few more are looked at in case some have nothing ready (in backoff, or past their
+    -- deadline and not yet expired).
+    SELECT mdl.model, mdl.want, p.owner, p.running
+    FROM mdl CROSS JOIN LATERAL (
+        SELECT q.owner, q.running FROM queues q
+        WHERE q.model = mdl.model AND q.pending > 0
+        ORDER BY q.running, q.served_at
+        LIMIT mdl.want + 16
+    ) p
 ), share AS (
     -- Water-filling never lifts an owner above ceil((free slots + running) / owners) when every
-    -- owner has enough pending, so no owner needs candidates past that level: with many owners
-    -- each contributes a few rows instead of a model's whole free capacity. An owner with fewer
-    -- pending leaves slots over; the caller claims again in the same transaction for those.
-    SELECT p.model, count(*)::int AS owners, coalesce(sum(r.n), 0)::int AS running
-    FROM pairs p LEFT JOIN run r ON r.model = p.model AND r.owner = p.owner
-    GROUP BY p.model
+    -- owner has enough ready, so no owner needs candidates past that level.
+    SELECT pairs.model, count(*)::int AS owners, sum(pairs.running)::int AS running FROM pairs GROUP BY pairs.model
 ), cand AS (
-    SELECT c.id, c.model, c.deadline,
-           coalesce(r.n, 0) + row_number() OVER (PARTITION BY c.model, c.owner ORDER BY c.deadline, c.id) AS level
+    SELECT c.id, p.model, c.deadline,
+           p.running + row_number() OVER (PARTITION BY p.model, p.owner ORDER BY c.deadline, c.id) AS level
     FROM pairs p
-    JOIN free f ON f.model = p.model AND f.slots > 0
     JOIN share s ON s.model = p.model
-    LEFT JOIN run r ON r.model = p.model AND r.owner = p.owner
     -- A model's availability is its latest event (none: live).
     LEFT JOIN LATERAL (
         SELECT e.state FROM model_availability_events e WHERE e.model = p.model ORDER BY e.id DESC LIMIT 1
     ) av ON true
     CROSS JOIN LATERAL (
-        SELECT q.id, q.model, q.owner, q.deadline FROM requests q
+        SELECT q.id, q.deadline FROM requests q
         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
           AND q.not_before <= now() AND q.deadline > now()
         ORDER BY q.deadline, q.id
-        LIMIT least(f.slots, @max_claim::int,
-                    greatest(0, (f.slots + s.running + s.owners - 1) / s.owners - coalesce(r.n, 0)),
+        LIMIT least(p.want,
+                    greatest(0, (p.want + s.running + s.owners - 1) / s.owners - p.running),
                     -- A model that is not live takes nothing, except that a `coming` one lets one
                     -- request per owner through per trickle interval.
-                    CASE WHEN av.state IS NULL OR av.state = 'live' THEN @max_claim::int
+                    CASE WHEN av.state IS NULL OR av.state = 'live' THEN p.want
                          WHEN av.state = 'coming' AND @trickle_seconds::float8 > 0 AND NOT EXISTS (
                              SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
                                AND t.at > now() - make_interval(secs => @trickle_seconds::float8))
@@ -67,14 +86,11 @@ WITH RECURSIVE pairs AS (
     ) c
 ), pick AS (
     SELECT x.id FROM (
-        SELECT cand.id, cand.level, cand.deadline, f.slots,
+        SELECT cand.id, cand.level, cand.deadline, mdl.want,
                row_number() OVER (PARTITION BY cand.model ORDER BY cand.level, cand.deadline, cand.id) AS k
-        FROM cand JOIN free f ON f.model = cand.model
+        FROM cand JOIN mdl ON mdl.model = cand.model
     ) x
-    WHERE x.k <= x.slots
-    -- Models take turns (each model's best first, then each one's second, …), so that a claim cut
-    -- short by @max_claim shares it between models instead of handing it all to the model whose
-    -- requests are due soonest; within a turn the lower level and earlier deadline go first.
+    WHERE x.k <= x.want
     ORDER BY x.k, x.level, x.deadline
     LIMIT @max_claim::int
 ), locked AS (
@@ -85,7 +101,7 @@ WITH RECURSIVE pairs AS (
     FOR UPDATE OF q SKIP LOCKED
 ), trickled AS (
     -- Requests of a `coming` model went through the trickle: the next one of that owner waits an
-    -- interval. Claims are serialised, so a later round or replica sees this.
+    -- interval. Claims of a model are serialised, so a later claim sees this.
     INSERT INTO model_trickle (model, owner, at)
     SELECT DISTINCT l.model, l.owner, now() FROM locked l
     WHERE (SELECT e.state FROM model_availability_events e WHERE e.model = l.model ORDER BY e.id DESC LIMIT 1) = 'coming'
@@ -102,6 +118,16 @@ WHERE r.id = locked.id
               AND d.heartbeat_at > now() - make_interval(secs => @fresh_seconds::float8))
 RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.response_id, r.attempt, r.failures, r.deadline,
           coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body;
+
+-- name: RequestClaimAllowance :many
+-- How many calls of each @locked model this replica may have in flight: the model's limit minus
+-- the requests the other replicas hold. It is read under the models' claim locks, so no other
+-- replica can add to what it counts until this transaction ends.
+SELECT l.model::text AS model,
+       (coalesce((@limits::int[])[array_position(@models::text[], l.model)], @default_limit::int)
+        - (SELECT count(*) FROM requests r
+           WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id IS DISTINCT FROM @daemon_id::bigint))::int AS allowance
+FROM (SELECT unnest(@locked::text[]) AS model) l;
 
 -- name: RequestsRecord :many
 -- Records many results at once, fenced on (running, this daemon, this attempt), and moves the

@@ -47,8 +47,8 @@ func claimScaleScenario() scenario {
 			"submitted on top of each.", thousands(claimSize), small.label(), huge.label(), thousands(claimFreshLines)),
 		method: "Claim scale: the backlog is written straight into `requests` with one `INSERT … SELECT` over " +
 			"`generate_series` (small bodies stored in the row, no batch), then `VACUUM ANALYZE requests` and `CHECKPOINT`. " +
-			"The claims are timed through Volley's own code, `db.ClaimRequests` (the claim lock, then rounds of the " +
-			"`RequestClaim` statement) as the dispatcher calls it, for a registered replica, with " +
+			"The claims are timed through Volley's own code, `db.ClaimRound` (the models' claim locks, the " +
+			"`RequestClaim` statement and the allowance read) as the dispatcher calls it, for a registered replica, with " +
 			"`DefaultLimit` " + thousands(claimLimit) + " and `MaxClaim` " + thousands(claimSize) + ": " +
 			strconv.Itoa(claimSamples) + " claims, each in its own transaction, rolled back, so every claim " +
 			"sees the same backlog. Then a fresh mockllm (zero latency) and `volley serve` " +
@@ -135,7 +135,8 @@ func millisText(d time.Duration) string {
 	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) + " ms"
 }
 
-// timeClaims times claimSamples claims through db.ClaimRequests, each rolled back.
+// timeClaims times claimSamples claim rounds through db.ClaimRound, each rolled back. On these
+// backlogs one round takes the whole claim.
 func (e *env) timeClaims(ctx context.Context) ([]time.Duration, error) {
 	pool, err := pgxpool.New(ctx, e.dsn)
 	if err != nil {
@@ -160,7 +161,7 @@ func (e *env) timeClaims(ctx context.Context) ([]time.Duration, error) {
 		if err != nil {
 			return nil, err
 		}
-		rows, err := db.ClaimRequests(ctx, dbsqlc.New(tx), p)
+		c, err := db.ClaimRound(ctx, dbsqlc.New(tx), p)
 		took := time.Since(start)
 		if rerr := tx.Rollback(ctx); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) {
 			return nil, rerr
@@ -168,8 +169,8 @@ func (e *env) timeClaims(ctx context.Context) ([]time.Duration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("claim: %w", err)
 		}
-		if len(rows) != claimSize {
-			return nil, fmt.Errorf("a claim took %d requests, want %d", len(rows), claimSize)
+		if len(c.Rows) != claimSize {
+			return nil, fmt.Errorf("a claim took %d requests, want %d", len(c.Rows), claimSize)
 		}
 		if i > 0 { // the first one warms the connection and the plan cache
 			times = append(times, took)
