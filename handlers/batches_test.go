@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/upstream"
 )
@@ -261,9 +262,9 @@ func TestACancelledBatchsRunningRequestsAreNotClaimedAgain(t *testing.T) {
 
 	q := dbsqlc.New(f.pool)
 	claimFor := func(daemonID int64) []dbsqlc.RequestClaimRow {
-		rows, err := q.RequestClaim(ctx, dbsqlc.RequestClaimParams{DaemonID: daemonID, DefaultLimit: 10, MaxClaim: 2, FreshSeconds: 60})
+		c, err := db.ClaimRequests(ctx, f.pool, dbsqlc.RequestClaimParams{DaemonID: daemonID, DefaultLimit: 10, MaxClaim: 2, FreshSeconds: 60})
 		require.NoError(t, err)
-		return rows
+		return c.Rows
 	}
 	first, err := q.DaemonRegister(ctx, dbsqlc.DaemonRegisterParams{Host: "a", Pid: 1})
 	require.NoError(t, err)
