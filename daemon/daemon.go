@@ -2,7 +2,7 @@
 // database pool: it claims pending requests within each model's global concurrency limit, sends
 // them to their upstream, retries what is transient, records results many at a time, and settles
 // batches (finalize, cancel, expire). Replicas coordinate only through the database: claims are
-// serialised by an advisory lock, results are fenced on (running, daemon, attempt), and the work of
+// serialised per model by advisory locks, results are fenced on (running, daemon, attempt), and the work of
 // a replica that stops heartbeating goes back to the queue.
 package daemon
 
