@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -115,6 +116,9 @@ func TestFindAndPriceThings(t *testing.T) {
 	gone := createBatch(t, alice, fileB, "24h")
 	_, err := alice.Batches.Cancel(ctx(t), gone.ID)
 	require.NoError(t, err)
+	// Wait for the cancel to finish: a batch still cancelling counts as active
+	// and would move between pages of the active_first list below.
+	waitBatch(t, alice, gone.ID, 30*time.Second, func(b *openai.Batch) bool { return b.Status == openai.BatchStatusCancelled })
 	lb, _ := pricedLine("b1", "free", 10)
 	bobs := createBatch(t, bob, uploadLines(t, bob, lb), "24h")
 
