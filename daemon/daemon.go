@@ -49,6 +49,10 @@ type Config struct {
 	FlushInterval time.Duration
 	// FlushMax is the most results written in one statement.
 	FlushMax int
+	// FlushMaxBytes is the most result bytes written in one statement (a single larger result is
+	// written alone): the statement's parameters are encoded in one buffer, so this bounds the
+	// memory a write takes beside the results themselves.
+	FlushMaxBytes int
 	// OutputExpiry is how long result files live without output_expires_after.
 	OutputExpiry time.Duration
 	// JanitorInterval is how often expired files are removed.
@@ -71,6 +75,7 @@ func DefaultConfig() Config {
 		LeaseTimeout:      15 * time.Second,
 		FlushInterval:     5 * time.Millisecond,
 		FlushMax:          2000,
+		FlushMaxBytes:     8 << 20,
 		OutputExpiry:      30 * 24 * time.Hour,
 		JanitorInterval:   time.Minute,
 		TrickleInterval:   time.Minute,

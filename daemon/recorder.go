@@ -36,10 +36,14 @@ type recorder struct {
 	done chan struct{}
 	// quit ends retries of a failing write once a stop has waited long enough.
 	quit chan struct{}
+	// write writes one statement's results: flush, but for the recorder's own tests.
+	write func(ctx context.Context, batch []result)
 }
 
 func newRecorder(d *Daemon) *recorder {
-	return &recorder{d: d, in: make(chan result, 4*d.cfg.FlushMax), done: make(chan struct{}), quit: make(chan struct{})}
+	r := &recorder{d: d, in: make(chan result, 4*d.cfg.FlushMax), done: make(chan struct{}), quit: make(chan struct{})}
+	r.write = r.flush
+	return r
 }
 
 func (r *recorder) start(ctx context.Context) {
@@ -73,7 +77,10 @@ func (r *recorder) loop(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}()
-	max := r.d.cfg.FlushMax
+	max, maxBytes := r.d.cfg.FlushMax, r.d.cfg.FlushMaxBytes
+	if maxBytes <= 0 {
+		maxBytes = int(^uint(0) >> 1)
+	}
 	batch := make([]result, 0, max)
 	for {
 		res, ok := <-r.in
@@ -81,21 +88,32 @@ func (r *recorder) loop(ctx context.Context) {
 			return
 		}
 		batch = append(batch[:0], res)
+		size := len(res.line)
 		deadline := time.NewTimer(r.d.cfg.FlushInterval)
 	collect:
-		for len(batch) < max {
+		for len(batch) < max && size < maxBytes {
 			select {
 			case res, ok := <-r.in:
 				if !ok {
 					break collect
 				}
+				if len(batch) > 0 && size+len(res.line) > maxBytes {
+					// Too large to join this write: it opens the next one.
+					deadline.Stop()
+					r.write(ctx, batch)
+					batch = append(batch[:0], res)
+					size = len(res.line)
+					deadline.Reset(r.d.cfg.FlushInterval)
+					continue
+				}
 				batch = append(batch, res)
+				size += len(res.line)
 			case <-deadline.C:
 				break collect
 			}
 		}
 		deadline.Stop()
-		r.flush(ctx, batch)
+		r.write(ctx, batch)
 	}
 }
 

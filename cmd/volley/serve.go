@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,20 @@ import (
 	"github.com/volleyhq/volley/internal/webhook"
 )
 
+// memoryHeadroom is what a replica holds beside its dispatcher's byte budget: the API's buffers,
+// the pools' connections, the runtime.
+const memoryHeadroom = 96 << 20
+
+// memoryLimit is the Go runtime's soft memory limit for a dispatching replica: its byte budget
+// plus a fixed headroom, so that the collector runs before garbage doubles the heap rather than
+// after. GOMEMLIMIT, when set, is the operator's own choice and wins.
+func memoryLimit(cfg config.Config, getenv func(string) string) (int64, bool) {
+	if !cfg.Dispatch.Enabled || cfg.Dispatch.MaxInFlightBytes <= 0 || getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	return cfg.Dispatch.MaxInFlightBytes + memoryHeadroom, true
+}
+
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -38,6 +53,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	if limit, ok := memoryLimit(cfg, os.Getenv); ok {
+		debug.SetMemoryLimit(limit)
+		logger.Debug("memory limit", "bytes", limit)
+	}
 	upstreams, err := upstream.Load(os.Getenv)
 	if err != nil {
 		return err
@@ -69,6 +88,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		dc.HeartbeatInterval = max(cfg.Dispatch.LeaseTimeout/6, 100*time.Millisecond)
 		dc.PollInterval = cfg.Dispatch.PollInterval
 		dc.TrickleInterval = cfg.Dispatch.TrickleInterval
+		dc.ClaimAhead = cfg.Dispatch.ClaimAhead
 		dc.OutputExpiry = cfg.Files.DefaultExpiry
 		dc.Metrics = m
 		dispatcher = daemon.New(d.pool, dc, upstreams, logger)

@@ -120,6 +120,11 @@ type Dispatch struct {
 	LeaseTimeout time.Duration
 	// PollInterval is how often the queue is checked without a notification (VOLLEY_POLL_INTERVAL).
 	PollInterval time.Duration
+	// ClaimAhead is how many requests of a model past its limit a replica may claim, at most the
+	// limit itself (VOLLEY_CLAIM_AHEAD, default 0): they wait in the replica and start the moment
+	// one of its calls returns, without a trip to the database. Only a replica alone on a model
+	// claims ahead.
+	ClaimAhead int
 	// TrickleInterval is how often one request per owner of a model marked `coming` is let
 	// through to its upstream, so that a model scaled to zero sees demand
 	// (VOLLEY_MODEL_TRICKLE_INTERVAL, default 1m; 0 lets none through).
@@ -218,6 +223,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.duration("VOLLEY_LEASE_TIMEOUT", &c.Dispatch.LeaseTimeout)
 	l.duration("VOLLEY_POLL_INTERVAL", &c.Dispatch.PollInterval)
 	l.duration("VOLLEY_MODEL_TRICKLE_INTERVAL", &c.Dispatch.TrickleInterval)
+	l.int("VOLLEY_CLAIM_AHEAD", &c.Dispatch.ClaimAhead)
 	l.str("VOLLEY_METRICS_ADDR", &c.Metrics.Addr)
 	l.duration("VOLLEY_METRICS_QUEUE_INTERVAL", &c.Metrics.QueueInterval)
 	l.duration("VOLLEY_WEBHOOK_RETRY_FOR", &c.Webhook.RetryFor)
@@ -296,6 +302,9 @@ func (c Config) validate() error {
 	}
 	if c.Dispatch.PollInterval < 10*time.Millisecond {
 		return fmt.Errorf("VOLLEY_POLL_INTERVAL: must be at least 10ms, got %s", c.Dispatch.PollInterval)
+	}
+	if c.Dispatch.ClaimAhead < 0 {
+		return fmt.Errorf("VOLLEY_CLAIM_AHEAD: must not be negative, got %d", c.Dispatch.ClaimAhead)
 	}
 	if c.Dispatch.TrickleInterval < 0 {
 		return fmt.Errorf("VOLLEY_MODEL_TRICKLE_INTERVAL: must not be negative, got %s", c.Dispatch.TrickleInterval)
