@@ -22,18 +22,26 @@ type Claim struct {
 // the transaction ends, so the allowance holds until then; p.Locked empty means every model with
 // work is being claimed by another replica, or there is none.
 func ClaimRound(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.RequestClaimParams) (Claim, error) {
+	// The claim's statements run with their generic plans, which do not depend on the arguments
+	// (the claim looks rows up by key and bounds every step itself): planning the claim afresh
+	// for each call, as PostgreSQL otherwise chooses to, costs more than executing it.
+	if err := q.SetGenericPlans(ctx); err != nil {
+		return Claim{}, err
+	}
 	locked, err := q.RequestClaimLockModels(ctx)
 	if err != nil || len(locked) == 0 {
 		return Claim{}, err
 	}
 	p.Locked = locked
-	rows, err := q.RequestClaim(ctx, p)
-	if err != nil {
-		return Claim{}, err
-	}
+	// The allowance counts only the other replicas' requests, which the claim does not change, so
+	// it is read first: the claim's update then holds its row locks for less of the transaction.
 	allow, err := q.RequestClaimAllowance(ctx, dbsqlc.RequestClaimAllowanceParams{
 		Limits: p.Limits, Models: p.Models, DefaultLimit: p.DefaultLimit, DaemonID: p.DaemonID, Locked: locked,
 	})
+	if err != nil {
+		return Claim{}, err
+	}
+	rows, err := q.RequestClaim(ctx, p)
 	if err != nil {
 		return Claim{}, err
 	}
@@ -44,11 +52,14 @@ func ClaimRound(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.RequestClaimPar
 	return c, nil
 }
 
-// ClaimRequests claims up to p.MaxClaim requests in rounds, each its own transaction, until it has
-// them all or a round takes nothing. A round may take fewer than the free slots allow when an
-// owner has fewer ready than its share; the next one sees those running and hands the rest to the
-// others, so the rounds together hand out slots as one unbounded water-filling would. Each round
-// touching the queue counters in one statement keeps claims and result writes from deadlocking.
+// ClaimRequests claims up to p.MaxClaim requests in rounds, each its own transaction. A round may
+// take fewer than the free slots allow when an owner has fewer ready than its share; the next one
+// sees those running and hands the rest to the others, so the rounds together hand out slots as
+// one unbounded water-filling would. Rounds go on while one took less of some model than it meant
+// to, and stop once a round took all it meant to (the free slots are used up: chasing the slots
+// results free meanwhile is the next claim's work), took nothing, or the claim is complete. Each
+// round touching the queue counters in one statement keeps claims and result writes from
+// deadlocking.
 func ClaimRequests(ctx context.Context, pool *pgxpool.Pool, p dbsqlc.RequestClaimParams) (Claim, error) {
 	want := p.MaxClaim
 	all := Claim{Allowance: map[string]int{}}
@@ -67,9 +78,25 @@ func ClaimRequests(ctx context.Context, pool *pgxpool.Pool, p dbsqlc.RequestClai
 		for m, a := range got.Allowance {
 			all.Allowance[m] = a
 		}
-		if len(got.Rows) == 0 {
+		if !shortOfWant(got.Rows) {
 			break
 		}
 	}
 	return all, nil
+}
+
+// shortOfWant reports whether a round took fewer requests of some model than it meant to.
+func shortOfWant(rows []dbsqlc.RequestClaimRow) bool {
+	took := make(map[string]int32)
+	want := make(map[string]int32)
+	for _, r := range rows {
+		took[r.Model]++
+		want[r.Model] = r.ModelWant
+	}
+	for m, n := range took {
+		if n < want[m] {
+			return true
+		}
+	}
+	return false
 }

@@ -12,20 +12,28 @@ import (
 
 const requestClaim = `-- name: RequestClaim :many
 WITH arg AS (
-    SELECT $3::int AS max_claim, $4::int AS prefetch
+    SELECT $3::int AS max_claim, $4::int AS prefetch, $1::bigint AS me
 ), lk AS (
     SELECT unnest($5::text[])::text AS model
 ), room AS (
     SELECT lk.model,
            coalesce(($6::int[])[array_position($7::text[], lk.model)], $8::int) AS lim,
-           coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running
-    FROM lk
+           coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running,
+           -- Another replica holds requests of the model: none is claimed ahead, so that what one
+           -- holds ahead never starves the others' allowances.
+           (EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id < arg.me)
+            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id > arg.me)
+            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id IS NULL)) AS shared
+    FROM lk CROSS JOIN arg
 ), mdl AS (
     -- Models take turns: each may take its even part of the claim.
     SELECT y.model, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
     FROM (
         SELECT x.model, x.free, count(*) OVER () AS n
-        FROM (SELECT room.model, room.lim - room.running + least(room.lim, arg.prefetch) AS free FROM room CROSS JOIN arg) x
+        FROM (
+            SELECT room.model, room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END AS free
+            FROM room CROSS JOIN arg
+        ) x
         WHERE x.free > 0
     ) y CROSS JOIN arg
 ), pairs AS (
@@ -79,7 +87,8 @@ WITH arg AS (
 ), locked AS (
     -- Looked up by primary key from an array, so that the plan never depends on how many rows the
     -- statistics expect the steps above to produce.
-    SELECT q.id, q.file_id, q.line, q.model, q.owner FROM requests q
+    SELECT q.id, q.file_id, q.line, q.model, q.owner, (SELECT mdl.want FROM mdl WHERE mdl.model = q.model) AS want
+    FROM requests q
     WHERE q.id = ANY (ARRAY(SELECT pick.id FROM pick)) AND q.state = 'pending'
     FOR UPDATE OF q SKIP LOCKED
 ), trickled AS (
@@ -100,7 +109,10 @@ WHERE r.id = locked.id
   AND EXISTS (SELECT 1 FROM daemons d WHERE d.id = $1::bigint AND d.stopped_at IS NULL
               AND d.heartbeat_at > now() - make_interval(secs => $2::float8))
 RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.response_id, r.attempt, r.failures, r.deadline,
-          coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body
+          coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body,
+          -- What the claim meant to take of the model: taking less means some owner had less ready
+          -- than its share, which another round can hand to the others.
+          locked.want::int AS model_want
 `
 
 type RequestClaimParams struct {
@@ -128,6 +140,7 @@ type RequestClaimRow struct {
 	Failures   int32
 	Deadline   time.Time
 	Body       []byte
+	ModelWant  int32
 }
 
 // Claims up to @max_claim pending requests of the @locked models for @daemon_id, within each
@@ -171,6 +184,7 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 			&i.Failures,
 			&i.Deadline,
 			&i.Body,
+			&i.ModelWant,
 		); err != nil {
 			return nil, err
 		}
@@ -183,19 +197,30 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 }
 
 const requestClaimAllowance = `-- name: RequestClaimAllowance :many
-SELECT l.model::text AS model,
-       (coalesce(($1::int[])[array_position($2::text[], l.model)], $3::int)
-        - (SELECT count(*) FROM requests r
-           WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id IS DISTINCT FROM $4::bigint))::int AS allowance
-FROM (SELECT unnest($5::text[]) AS model) l
+WITH arg AS (
+    SELECT $1::bigint AS me
+), l AS (
+    SELECT unnest($2::text[])::text AS model
+), o AS (
+    SELECT l.model, coalesce(($3::int[])[array_position($4::text[], l.model)], $5::int) AS lim,
+           (EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id < arg.me)
+            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id > arg.me)
+            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id IS NULL)) AS shared
+    FROM l CROSS JOIN arg
+)
+SELECT o.model::text AS model,
+       (o.lim - CASE WHEN o.shared THEN (SELECT count(*) FROM requests r CROSS JOIN arg
+                                         WHERE r.state = 'running' AND r.model = o.model AND r.daemon_id IS DISTINCT FROM arg.me)
+                     ELSE 0 END)::int AS allowance
+FROM o
 `
 
 type RequestClaimAllowanceParams struct {
+	DaemonID     int64
+	Locked       []string
 	Limits       []int32
 	Models       []string
 	DefaultLimit int32
-	DaemonID     int64
-	Locked       []string
 }
 
 type RequestClaimAllowanceRow struct {
@@ -206,13 +231,15 @@ type RequestClaimAllowanceRow struct {
 // How many calls of each @locked model this replica may have in flight: the model's limit minus
 // the requests the other replicas hold. It is read under the models' claim locks, so no other
 // replica can add to what it counts until this transaction ends.
+// The probes first look for any such request, which is cheap on the (model, daemon_id) index of
+// running requests; only when one exists are they counted.
 func (q *Queries) RequestClaimAllowance(ctx context.Context, arg RequestClaimAllowanceParams) ([]RequestClaimAllowanceRow, error) {
 	rows, err := q.db.Query(ctx, requestClaimAllowance,
+		arg.DaemonID,
+		arg.Locked,
 		arg.Limits,
 		arg.Models,
 		arg.DefaultLimit,
-		arg.DaemonID,
-		arg.Locked,
 	)
 	if err != nil {
 		return nil, err
@@ -671,4 +698,14 @@ func (q *Queries) RequestsRecord(ctx context.Context, arg RequestsRecordParams) 
 		return nil, err
 	}
 	return items, nil
+}
+
+const setGenericPlans = `-- name: SetGenericPlans :exec
+SET LOCAL plan_cache_mode = force_generic_plan
+`
+
+// Until the transaction ends, prepared statements run with their generic plans.
+func (q *Queries) SetGenericPlans(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, setGenericPlans)
+	return err
 }

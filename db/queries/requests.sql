@@ -4,6 +4,10 @@ SELECT @batch_id::text, fl.line, @owner::text, fl.model, fl.url, fl.custom_id, f
 FROM file_lines fl
 WHERE fl.file_id = @file_id::text AND fl.custom_id IS NOT NULL;
 
+-- name: SetGenericPlans :exec
+-- Until the transaction ends, prepared statements run with their generic plans.
+SET LOCAL plan_cache_mode = force_generic_plan;
+
 -- name: RequestClaimLockModels :many
 -- Takes, for this transaction, the claim lock of every model with pending requests that no other
 -- claim holds, and returns those models. Claims of one model are serialised by its lock, so that
@@ -29,20 +33,28 @@ WHERE m.model IS NOT NULL AND pg_try_advisory_xact_lock(726211853, hashtext(m.mo
 -- slots allow when an owner has fewer ready than its share: claiming again completes the
 -- water-filling.
 WITH arg AS (
-    SELECT @max_claim::int AS max_claim, @prefetch::int AS prefetch
+    SELECT @max_claim::int AS max_claim, @prefetch::int AS prefetch, @daemon_id::bigint AS me
 ), lk AS (
     SELECT unnest(@locked::text[])::text AS model
 ), room AS (
     SELECT lk.model,
            coalesce((@limits::int[])[array_position(@models::text[], lk.model)], @default_limit::int) AS lim,
-           coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running
-    FROM lk
+           coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running,
+           -- Another replica holds requests of the model: none is claimed ahead, so that what one
+           -- holds ahead never starves the others' allowances.
+           (EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id < arg.me)
+            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id > arg.me)
+            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id IS NULL)) AS shared
+    FROM lk CROSS JOIN arg
 ), mdl AS (
     -- Models take turns: each may take its even part of the claim.
     SELECT y.model, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
     FROM (
         SELECT x.model, x.free, count(*) OVER () AS n
-        FROM (SELECT room.model, room.lim - room.running + least(room.lim, arg.prefetch) AS free FROM room CROSS JOIN arg) x
+        FROM (
+            SELECT room.model, room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END AS free
+            FROM room CROSS JOIN arg
+        ) x
         WHERE x.free > 0
     ) y CROSS JOIN arg
 ), pairs AS (
@@ -96,7 +108,8 @@ WITH arg AS (
 ), locked AS (
     -- Looked up by primary key from an array, so that the plan never depends on how many rows the
     -- statistics expect the steps above to produce.
-    SELECT q.id, q.file_id, q.line, q.model, q.owner FROM requests q
+    SELECT q.id, q.file_id, q.line, q.model, q.owner, (SELECT mdl.want FROM mdl WHERE mdl.model = q.model) AS want
+    FROM requests q
     WHERE q.id = ANY (ARRAY(SELECT pick.id FROM pick)) AND q.state = 'pending'
     FOR UPDATE OF q SKIP LOCKED
 ), trickled AS (
@@ -117,17 +130,33 @@ WHERE r.id = locked.id
   AND EXISTS (SELECT 1 FROM daemons d WHERE d.id = @daemon_id::bigint AND d.stopped_at IS NULL
               AND d.heartbeat_at > now() - make_interval(secs => @fresh_seconds::float8))
 RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.response_id, r.attempt, r.failures, r.deadline,
-          coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body;
+          coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body,
+          -- What the claim meant to take of the model: taking less means some owner had less ready
+          -- than its share, which another round can hand to the others.
+          locked.want::int AS model_want;
 
 -- name: RequestClaimAllowance :many
 -- How many calls of each @locked model this replica may have in flight: the model's limit minus
 -- the requests the other replicas hold. It is read under the models' claim locks, so no other
 -- replica can add to what it counts until this transaction ends.
-SELECT l.model::text AS model,
-       (coalesce((@limits::int[])[array_position(@models::text[], l.model)], @default_limit::int)
-        - (SELECT count(*) FROM requests r
-           WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id IS DISTINCT FROM @daemon_id::bigint))::int AS allowance
-FROM (SELECT unnest(@locked::text[]) AS model) l;
+-- The probes first look for any such request, which is cheap on the (model, daemon_id) index of
+-- running requests; only when one exists are they counted.
+WITH arg AS (
+    SELECT @daemon_id::bigint AS me
+), l AS (
+    SELECT unnest(@locked::text[])::text AS model
+), o AS (
+    SELECT l.model, coalesce((@limits::int[])[array_position(@models::text[], l.model)], @default_limit::int) AS lim,
+           (EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id < arg.me)
+            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id > arg.me)
+            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id IS NULL)) AS shared
+    FROM l CROSS JOIN arg
+)
+SELECT o.model::text AS model,
+       (o.lim - CASE WHEN o.shared THEN (SELECT count(*) FROM requests r CROSS JOIN arg
+                                         WHERE r.state = 'running' AND r.model = o.model AND r.daemon_id IS DISTINCT FROM arg.me)
+                     ELSE 0 END)::int AS allowance
+FROM o;
 
 -- name: RequestsRecord :many
 -- Records many results at once, fenced on (running, this daemon, this attempt), and moves the
