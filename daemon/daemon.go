@@ -35,8 +35,9 @@ type Config struct {
 	ClaimBatch int
 	// ClaimAhead is how many requests of a model a claim may take past its limit (at most the
 	// limit itself): they wait in this replica, ready to start the moment one of its calls
-	// returns. Zero, the default, claims none ahead: with several replicas, requests one holds
-	// ahead lower the others' allowances until its next claim, which can stall them.
+	// returns, so that a call slot is not idle while a result is written and the next claim is
+	// made. A replica claims ahead only while no other replica holds requests of the model: what
+	// one holds ahead counts against the others' allowances. Zero claims none ahead.
 	ClaimAhead int
 	// PollInterval is how often the queue is looked at when no notification arrives.
 	PollInterval time.Duration
@@ -69,7 +70,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxInFlight:       20000,
 		ClaimBatch:        1000,
-		ClaimAhead:        0,
+		ClaimAhead:        1000,
 		PollInterval:      time.Second,
 		HeartbeatInterval: 2 * time.Second,
 		LeaseTimeout:      15 * time.Second,

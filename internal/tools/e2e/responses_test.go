@@ -87,7 +87,8 @@ func TestBackgroundResponseLifecycle(t *testing.T) {
 func TestCancelQueuedBackgroundResponse(t *testing.T) {
 	t.Parallel()
 	m := startMock(t, "-latency", "5s")
-	v := startVolley(t, dispatchEnv(t, m, 1)...)
+	// Nothing is claimed ahead, so that a response is in_progress exactly while it is sent.
+	v := startVolley(t, append(dispatchEnv(t, m, 1), "VOLLEY_CLAIM_AHEAD=0")...)
 	c := v.clientAs(t, "alice")
 	var ids []string
 	for i := 0; i < 3; i++ {
