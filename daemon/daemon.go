@@ -107,6 +107,7 @@ type Daemon struct {
 	inFlight  atomic.Int64
 	budget    *budget
 	gate      *gate
+	adapt     *adapter
 	// completed and failed count what this process finished, reported with each heartbeat.
 	completed, failed atomic.Int64
 	// fenced is set while this replica's lease may have lapsed: it claims nothing and has aborted
@@ -170,6 +171,7 @@ func New(pool *pgxpool.Pool, cfg Config, upstreams *upstream.Config, logger *slo
 	for i, m := range models {
 		cfg.Metrics.ModelLimit(m, int(limits[i]))
 	}
+	d.adapt = newAdapter(d.q, d.gate, cfg.Metrics.EffectiveLimit)
 	d.rec = newRecorder(d)
 	return d
 }
@@ -182,6 +184,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.id.Store(id)
 	d.logger = d.logger.With("daemon_id", id)
+	if err := d.forgetFixedLimits(ctx); err != nil {
+		return err
+	}
 	d.runCtx, d.runCancel = context.WithCancel(context.WithoutCancel(ctx))
 	claimCtx, stopClaim := context.WithCancel(d.runCtx)
 	d.stopClaim = stopClaim
@@ -196,6 +201,27 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.beat(d.runCtx)
 	}()
 	d.logger.Info("dispatcher started", "max_in_flight", d.cfg.MaxInFlight)
+	return nil
+}
+
+// forgetFixedLimits drops the effective limits of models whose limit no longer adapts: they run
+// at their configured limit again.
+func (d *Daemon) forgetFixedLimits(ctx context.Context) error {
+	var p dbsqlc.ModelLimitsForgetParams
+	p.Fixed, p.Adaptive = []string{}, []string{}
+	for _, m := range d.limits.models {
+		if route, _ := d.router.Route(m); route.Adaptive != nil {
+			p.Adaptive = append(p.Adaptive, m)
+		} else {
+			p.Fixed = append(p.Fixed, m)
+		}
+	}
+	if route, ok := d.router.Route(upstream.CatchAll); ok && route.Model == upstream.CatchAll {
+		p.AdaptiveDefault = route.Adaptive != nil
+	}
+	if _, err := d.q.ModelLimitsForget(ctx, p); err != nil {
+		return fmt.Errorf("forget fixed limits: %w", err)
+	}
 	return nil
 }
 

@@ -62,6 +62,11 @@ func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 	for model, allow := range c.Allowance {
 		d.gate.setAllowance(model, allow)
 	}
+	for model, l := range c.Limits {
+		if route, ok := d.router.Route(model); ok && route.Adaptive != nil {
+			d.adapt.learn(model, l)
+		}
+	}
 	if len(c.Rows) > 0 {
 		d.cfg.Metrics.Claim(len(c.Rows), time.Since(start))
 	}
@@ -163,8 +168,12 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 		out.Err = err
 	} else {
 		d.cfg.Metrics.InFlight(row.Model, 1)
+		epoch := d.adapt.epoch(row.Model)
 		sent := time.Now()
 		out = d.client.Send(upstream.WithCall(ctx, callOf(row)), route, row.Url, row.Body)
+		if route.Adaptive != nil {
+			d.adapt.observe(ctx, route, row.Model, epoch, out, d.gate.full(row.Model))
+		}
 		d.gate.release(row.Model)
 		d.cfg.Metrics.InFlight(row.Model, -1)
 		d.cfg.Metrics.UpstreamCall(row.Model, route.Upstream.Name, out.StatusCode, time.Since(sent))

@@ -103,6 +103,24 @@ func (g *gate) release(model string) {
 	m.admit()
 }
 
+// lower takes n from model's allowance: a cut of its limit, which may start no more calls until
+// enough of those in flight have returned. Lowering is safe at any moment; only a claim raises.
+func (g *gate) lower(model string, n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m := g.model(model)
+	m.allow -= n
+}
+
+// full reports whether every call of model the allowance lets this replica make is in use, or
+// requests wait for one.
+func (g *gate) full(model string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m := g.model(model)
+	return m.calls >= m.allow || len(m.waiters) > 0
+}
+
 // calls is how many calls of model are in flight.
 func (g *gate) calls(model string) int {
 	g.mu.Lock()

@@ -14,6 +14,15 @@ import (
 type Claim struct {
 	Rows      []dbsqlc.RequestClaimRow
 	Allowance map[string]int
+	// Limits holds, for the same models, the limit the claim ran under: the configured one, or
+	// the effective one of a model whose limit adapts, with the epoch of its last cut.
+	Limits map[string]ModelLimit
+}
+
+// ModelLimit is a model's limit as a claim read it.
+type ModelLimit struct {
+	Effective int
+	Epoch     int64
 }
 
 // ClaimRound is one round of a claim inside the caller's transaction: it takes the claim lock of
@@ -45,9 +54,10 @@ func ClaimRound(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.RequestClaimPar
 	if err != nil {
 		return Claim{}, err
 	}
-	c := Claim{Rows: rows, Allowance: make(map[string]int, len(allow))}
+	c := Claim{Rows: rows, Allowance: make(map[string]int, len(allow)), Limits: make(map[string]ModelLimit, len(allow))}
 	for _, a := range allow {
 		c.Allowance[a.Model] = int(a.Allowance)
+		c.Limits[a.Model] = ModelLimit{Effective: int(a.EffectiveLimit), Epoch: a.Epoch}
 	}
 	return c, nil
 }
@@ -62,7 +72,7 @@ func ClaimRound(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.RequestClaimPar
 // deadlocking.
 func ClaimRequests(ctx context.Context, pool *pgxpool.Pool, p dbsqlc.RequestClaimParams) (Claim, error) {
 	want := p.MaxClaim
-	all := Claim{Allowance: map[string]int{}}
+	all := Claim{Allowance: map[string]int{}, Limits: map[string]ModelLimit{}}
 	for int32(len(all.Rows)) < want {
 		p.MaxClaim = want - int32(len(all.Rows))
 		var got Claim
@@ -77,6 +87,9 @@ func ClaimRequests(ctx context.Context, pool *pgxpool.Pool, p dbsqlc.RequestClai
 		all.Rows = append(all.Rows, got.Rows...)
 		for m, a := range got.Allowance {
 			all.Allowance[m] = a
+		}
+		for m, l := range got.Limits {
+			all.Limits[m] = l
 		}
 		if !shortOfWant(got.Rows) {
 			break

@@ -40,10 +40,16 @@ func (s *Server) ListModels(ctx context.Context, _ api.ListModelsRequestObject) 
 	if s.router == nil {
 		return out, nil
 	}
+	effective, err := s.effectiveLimits(ctx)
+	if err != nil {
+		return nil, err
+	}
 	models, _, _, _ := s.router.Limits()
 	for _, m := range models {
 		route, _ := s.router.Route(m)
-		out.Data = append(out.Data, api.Model{Id: m, Object: "model", Created: s.started.Unix(), OwnedBy: route.Upstream.Name})
+		limit := route.Ceiling()
+		out.Data = append(out.Data, api.Model{Id: m, Object: "model", Created: s.started.Unix(), OwnedBy: route.Upstream.Name,
+			ConcurrencyLimit: &limit, EffectiveLimit: effective.of(m, route)})
 	}
 	return out, nil
 }

@@ -401,6 +401,10 @@ func (s *Server) QueueDepth(ctx context.Context, req api.QueueDepthRequestObject
 		return nil, fmt.Errorf("queue depth: %w", db.Translate(err))
 	}
 	everyone := isAdmin(ctx)
+	effective, err := s.effectiveLimits(ctx)
+	if err != nil {
+		return nil, err
+	}
 	buckets, err := s.queries.QueueDeadlineWindows(ctx, dbsqlc.QueueDeadlineWindowsParams{Bounds: bounds, Everyone: everyone, Owner: owner})
 	if err != nil {
 		return nil, fmt.Errorf("queue deadline windows: %w", db.Translate(err))
@@ -430,11 +434,40 @@ func (s *Server) QueueDepth(ctx context.Context, req api.QueueDepthRequestObject
 		out.Data[i] = api.ModelQueue{Model: r.Model, Pending: r.Pending, Running: r.Running, OwnPending: r.OwnPending, OwnRunning: r.OwnRunning,
 			DeadlineWindows: windows}
 		if route, ok := s.route(r.Model); ok {
-			limit := route.Concurrency
+			limit := route.Ceiling()
 			out.Data[i].Limit = &limit
+			out.Data[i].EffectiveLimit = effective.of(r.Model, route)
 		}
 	}
 	return out, nil
+}
+
+// effectiveLimits are the effective limits of the models whose limit adapts, as model_limits
+// holds them; a model without a row runs at its ceiling.
+type effectiveLimits map[string]int
+
+func (s *Server) effectiveLimits(ctx context.Context) (effectiveLimits, error) {
+	rows, err := s.queries.ModelLimitsList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("model limits: %w", db.Translate(err))
+	}
+	out := make(effectiveLimits, len(rows))
+	for _, r := range rows {
+		out[r.Model] = int(r.Effective)
+	}
+	return out, nil
+}
+
+// of is model's effective limit, or nil when its limit is fixed.
+func (e effectiveLimits) of(model string, route upstream.Route) *int {
+	if route.Adaptive == nil {
+		return nil
+	}
+	n, ok := e[model]
+	if !ok || n > route.Ceiling() {
+		n = route.Ceiling()
+	}
+	return &n
 }
 
 const maxWindows = 8

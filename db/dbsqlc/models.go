@@ -101,6 +101,15 @@ type ModelAvailabilityEvent struct {
 	CreatedAt time.Time
 }
 
+type ModelLimit struct {
+	Model     string
+	Effective int32
+	Epoch     int64
+	Cuts      int64
+	Raises    int64
+	UpdatedAt time.Time
+}
+
 type ModelTrickle struct {
 	Model string
 	Owner string

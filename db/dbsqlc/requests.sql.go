@@ -15,16 +15,20 @@ WITH arg AS (
     SELECT $3::int AS max_claim, $4::int AS prefetch, $1::bigint AS me
 ), lk AS (
     SELECT unnest($5::text[])::text AS model
+), cfg AS (
+    SELECT lk.model, coalesce(($6::int[])[array_position($7::text[], lk.model)], $8::int) AS configured
+    FROM lk
 ), room AS (
+    -- A model whose limit adapts runs at its effective limit, never above the configured one.
     SELECT lk.model,
-           coalesce(($6::int[])[array_position($7::text[], lk.model)], $8::int) AS lim,
+           least(cfg.configured, coalesce((SELECT ml.effective FROM model_limits ml WHERE ml.model = lk.model), cfg.configured)) AS lim,
            coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running,
            -- Another replica holds requests of the model: none is claimed ahead, so that what one
            -- holds ahead never starves the others' allowances.
            (EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id < arg.me)
             OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id > arg.me)
             OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id IS NULL)) AS shared
-    FROM lk CROSS JOIN arg
+    FROM lk JOIN cfg ON cfg.model = lk.model CROSS JOIN arg
 ), mdl AS (
     -- Models take turns: each may take its even part of the claim.
     SELECT y.model, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
@@ -201,14 +205,17 @@ WITH arg AS (
     SELECT $1::bigint AS me
 ), l AS (
     SELECT unnest($2::text[])::text AS model
+), c AS (
+    SELECT l.model, coalesce(($3::int[])[array_position($4::text[], l.model)], $5::int) AS configured
+    FROM l
 ), o AS (
-    SELECT l.model, coalesce(($3::int[])[array_position($4::text[], l.model)], $5::int) AS lim,
-           (EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id < arg.me)
-            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id > arg.me)
-            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = l.model AND r.daemon_id IS NULL)) AS shared
-    FROM l CROSS JOIN arg
+    SELECT c.model, least(c.configured, coalesce(ml.effective, c.configured)) AS lim, coalesce(ml.epoch, 0) AS epoch,
+           (EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = c.model AND r.daemon_id < arg.me)
+            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = c.model AND r.daemon_id > arg.me)
+            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = c.model AND r.daemon_id IS NULL)) AS shared
+    FROM c LEFT JOIN model_limits ml ON ml.model = c.model CROSS JOIN arg
 )
-SELECT o.model::text AS model,
+SELECT o.model::text AS model, o.lim::int AS effective_limit, o.epoch::bigint AS epoch,
        (o.lim - CASE WHEN o.shared THEN (SELECT count(*) FROM requests r CROSS JOIN arg
                                          WHERE r.state = 'running' AND r.model = o.model AND r.daemon_id IS DISTINCT FROM arg.me)
                      ELSE 0 END)::int AS allowance
@@ -224,8 +231,10 @@ type RequestClaimAllowanceParams struct {
 }
 
 type RequestClaimAllowanceRow struct {
-	Model     string
-	Allowance int32
+	Model          string
+	EffectiveLimit int32
+	Epoch          int64
+	Allowance      int32
 }
 
 // How many calls of each @locked model this replica may have in flight: the model's limit minus
@@ -248,7 +257,12 @@ func (q *Queries) RequestClaimAllowance(ctx context.Context, arg RequestClaimAll
 	items := []RequestClaimAllowanceRow{}
 	for rows.Next() {
 		var i RequestClaimAllowanceRow
-		if err := rows.Scan(&i.Model, &i.Allowance); err != nil {
+		if err := rows.Scan(
+			&i.Model,
+			&i.EffectiveLimit,
+			&i.Epoch,
+			&i.Allowance,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

@@ -38,6 +38,7 @@ type Metrics struct {
 	finished       *prometheus.CounterVec
 	inFlight       *prometheus.GaugeVec
 	modelLimit     *prometheus.GaugeVec
+	effectiveLimit *prometheus.GaugeVec
 	batchesCreated prometheus.Counter
 	batchesEnded   *prometheus.CounterVec
 	webhookTries   *prometheus.CounterVec
@@ -101,6 +102,10 @@ func New() *Metrics {
 		Namespace: namespace, Name: "model_concurrency_limit",
 		Help: "The concurrency limit of a model across all replicas.",
 	}, []string{"model"})
+	m.effectiveLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "model_effective_limit",
+		Help: "The effective concurrency limit of a model whose limit adapts to its upstream, as this replica last read or set it.",
+	}, []string{"model"})
 	m.batchesCreated = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: namespace, Name: "batches_created_total",
 		Help: "Batches created through this replica.",
@@ -120,7 +125,7 @@ func New() *Metrics {
 		buildInfo(),
 		m.httpRequests, m.httpDuration, m.uploadsActive, m.uploadBytes,
 		m.claims, m.claimDuration, m.claimSize, m.upstreamCalls, m.upstreamTime, m.retries, m.finished,
-		m.inFlight, m.modelLimit, m.batchesCreated, m.batchesEnded, m.webhookTries,
+		m.inFlight, m.modelLimit, m.effectiveLimit, m.batchesCreated, m.batchesEnded, m.webhookTries,
 	)
 	return m
 }
@@ -252,6 +257,14 @@ func (m *Metrics) ModelLimit(model string, limit int) {
 		return
 	}
 	m.modelLimit.WithLabelValues(m.Model(model)).Set(float64(limit))
+}
+
+// EffectiveLimit sets the effective limit of a model whose limit adapts.
+func (m *Metrics) EffectiveLimit(model string, limit int) {
+	if m == nil {
+		return
+	}
+	m.effectiveLimit.WithLabelValues(m.Model(model)).Set(float64(limit))
 }
 
 // BatchCreated counts a created batch.

@@ -107,7 +107,30 @@ type Route struct {
 	Retry *RetryPolicy
 	// Price is what the model's tokens cost, for estimates; nil when none is set.
 	Price *Price
+	// Adaptive, when set, lets the model's limit follow its upstream below Concurrency, the
+	// ceiling; nil keeps the limit fixed at Concurrency.
+	Adaptive *Adaptive
 }
+
+// Adaptive bounds and paces a model's effective limit. It is cut to Decrease of itself (at
+// least Min) when the upstream signals overload, once per episode, and raised by Increase (at
+// most Max) after a limit's worth of healthy answers with every slot in use.
+type Adaptive struct {
+	Min, Max int
+	// Decrease is the factor of a cut, between 0 and 1 exclusive.
+	Decrease float64
+	// Increase is the step of a raise.
+	Increase int
+	// LatencyTarget, when set, also counts an answer slower than it as overload.
+	LatencyTarget time.Duration
+}
+
+// Adaptive defaults, for the keys a model's adaptive mapping leaves out.
+const (
+	DefaultAdaptiveMin      = 1
+	DefaultAdaptiveDecrease = 0.9
+	DefaultAdaptiveIncrease = 1
+)
 
 // Price is a model's price per million tokens, and the discount its batches get.
 type Price struct {
@@ -570,13 +593,14 @@ func (p *parser) models(e *entry, cfg *Config) error {
 	seen := make(map[string]string, len(n.Content))
 	for i, item := range n.Content {
 		path := e.path + "[" + strconv.Itoa(i) + "]"
-		fields, err := p.mapping(item, path, "a mapping with the keys name, upstream, concurrency, timeout, retry and price",
-			"name", "upstream", "concurrency", "timeout", "retry", "price")
+		fields, err := p.mapping(item, path, "a mapping with the keys name, upstream, concurrency, timeout, retry, price and adaptive",
+			"name", "upstream", "concurrency", "timeout", "retry", "price", "adaptive")
 		if err != nil {
 			return err
 		}
 		r := Route{Concurrency: cfg.DefaultConcurrency}
 		var upstream string
+		var adaptive *entry
 		for _, f := range fields {
 			switch f.key {
 			case "name":
@@ -600,8 +624,16 @@ func (p *parser) models(e *entry, cfg *Config) error {
 				}
 			case "price":
 				r.Price, err = p.price(f)
+			case "adaptive":
+				adaptive = &f
 			}
 			if err != nil {
+				return err
+			}
+		}
+		if adaptive != nil {
+			// Read last: its bounds default to, and are checked against, the route's concurrency.
+			if r.Adaptive, err = p.adaptive(*adaptive, r.Concurrency); err != nil {
 				return err
 			}
 		}
@@ -747,6 +779,48 @@ func (p *parser) price(e entry) (*Price, error) {
 		}
 	}
 	return &pr, nil
+}
+
+// adaptive reads a model's adaptive mapping; ceiling is the route's concurrency, which max may
+// not exceed and defaults to. An empty mapping ({}) takes every default.
+func (p *parser) adaptive(e entry, ceiling int) (*Adaptive, error) {
+	a := &Adaptive{Min: DefaultAdaptiveMin, Max: ceiling, Decrease: DefaultAdaptiveDecrease, Increase: DefaultAdaptiveIncrease}
+	if isNull(deref(e.node)) {
+		return a, nil
+	}
+	fields, err := p.mapping(e.node, e.path, "a mapping with the keys min, max, decrease, increase and latency_target",
+		"min", "max", "decrease", "increase", "latency_target")
+	if err != nil {
+		return nil, err
+	}
+	minSet := false
+	for _, f := range fields {
+		switch f.key {
+		case "min":
+			a.Min, err = p.intIn(f, 1, ceiling)
+			minSet = true
+		case "max":
+			a.Max, err = p.intIn(f, 1, ceiling)
+		case "decrease":
+			if a.Decrease, err = p.floatIn(f, 0, 1); err == nil && (a.Decrease <= 0 || a.Decrease >= 1) {
+				err = p.errorf(f.path, "must be between 0 and 1, both excluded (a cut keeps that share of the limit), got %g", a.Decrease)
+			}
+		case "increase":
+			a.Increase, err = p.intIn(f, 1, ceiling)
+		case "latency_target":
+			a.LatencyTarget, err = p.durationIn(f, time.Millisecond, maxTimeout)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if a.Min > a.Max {
+		if minSet {
+			return nil, p.errorf(e.path+".min", "must be at most the max (%d), got %d", a.Max, a.Min)
+		}
+		a.Min = a.Max
+	}
+	return a, nil
 }
 
 func (p *parser) floatIn(e entry, lo, hi float64) (float64, error) {

@@ -253,7 +253,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown upstream key", "upstreams:\n  vllm: {url: \"http://h/v1\", timout: 5m}\n", nil,
 			`volley.yaml: upstreams.vllm.timout: unknown key (known: api_key, api_key_env, headers, max_connections, timeout, url)`},
 		{"unknown model key", up + "models:\n  - {name: a, upstream: vllm, upstream_model: b}\n", nil,
-			`volley.yaml: models[0].upstream_model: unknown key (known: concurrency, name, price, retry, timeout, upstream)`},
+			`volley.yaml: models[0].upstream_model: unknown key (known: adaptive, concurrency, name, price, retry, timeout, upstream)`},
 		{"unknown retry key", "retry: {attempts: 3}\n", nil,
 			`volley.yaml: retry.attempts: unknown key (known: base_delay, max_attempts, max_delay)`},
 		{"key set twice", "upstreams:\n  vllm:\n    url: http://h/v1\n    url: http://g/v1\n", nil,
@@ -391,5 +391,44 @@ func TestPriceConfigIsChecked(t *testing.T) {
 		_, err := Parse([]byte("upstreams:\n  u:\n    url: http://127.0.0.1:9/v1\nmodels:\n  - name: m\n    upstream: u\n    price: "+c.price+"\n"), "v.yaml", func(string) string { return "" })
 		require.Error(t, err, c.price)
 		require.Contains(t, err.Error(), c.message, c.price)
+	}
+}
+
+func TestAdaptiveConfig(t *testing.T) {
+	t.Parallel()
+	parse := func(adaptive string) (*Config, error) {
+		return Parse([]byte("upstreams:\n  u:\n    url: http://127.0.0.1:9/v1\nmodels:\n  - name: m\n    upstream: u\n    concurrency: 400\n    adaptive: "+adaptive+"\n"),
+			"v.yaml", func(string) string { return "" })
+	}
+	cfg, err := parse("{}")
+	require.NoError(t, err)
+	require.Equal(t, &Adaptive{Min: 1, Max: 400, Decrease: 0.9, Increase: 1}, cfg.Routes[0].Adaptive, "every default; the ceiling is the route's concurrency")
+
+	cfg, err = parse("{min: 10, max: 200, decrease: 0.5, increase: 4, latency_target: 2s}")
+	require.NoError(t, err)
+	require.Equal(t, &Adaptive{Min: 10, Max: 200, Decrease: 0.5, Increase: 4, LatencyTarget: 2 * time.Second}, cfg.Routes[0].Adaptive)
+
+	cfg, err = parse("{max: 1}")
+	require.NoError(t, err)
+	require.Equal(t, 1, cfg.Routes[0].Adaptive.Min, "the default min follows a lower max")
+
+	cfg, err = Parse([]byte("upstreams:\n  u:\n    url: http://127.0.0.1:9/v1\nmodels:\n  - name: m\n    upstream: u\n"), "v.yaml", func(string) string { return "" })
+	require.NoError(t, err)
+	require.Nil(t, cfg.Routes[0].Adaptive, "off unless configured")
+
+	for _, c := range []struct{ adaptive, message string }{
+		{`{max: 401}`, "models[0].adaptive.max: must be between 1 and 400, got 401"},
+		{`{min: 0}`, "models[0].adaptive.min: must be between 1 and 400, got 0"},
+		{`{min: 50, max: 20}`, "models[0].adaptive.min: must be at most the max (20), got 50"},
+		{`{decrease: 1}`, "models[0].adaptive.decrease: must be between 0 and 1, both excluded"},
+		{`{decrease: 0}`, "models[0].adaptive.decrease: must be between 0 and 1, both excluded"},
+		{`{increase: 0}`, "models[0].adaptive.increase: must be between 1 and 400, got 0"},
+		{`{latency_target: soon}`, "models[0].adaptive.latency_target"},
+		{`{mins: 1}`, "models[0].adaptive.mins: unknown key"},
+		{`true`, "models[0].adaptive: must be a mapping"},
+	} {
+		_, err := parse(c.adaptive)
+		require.Error(t, err, c.adaptive)
+		require.Contains(t, err.Error(), c.message, c.adaptive)
 	}
 }

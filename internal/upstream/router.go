@@ -31,7 +31,7 @@ func NewRouter(cfg *Config) *Router {
 	slices.Sort(r.models)
 	r.limits = make([]int32, len(r.models))
 	for i, m := range r.models {
-		r.limits[i] = int32(r.exact[m].Concurrency)
+		r.limits[i] = int32(r.exact[m].Ceiling())
 	}
 	return r
 }
@@ -49,11 +49,20 @@ func (r *Router) Route(model string) (Route, bool) {
 }
 
 // Limits returns what a claim needs to respect the concurrency limits: the models with an exact
-// route, sorted, with their limits at the same index, and the limit that applies to each other
+// route, sorted, with their limits (Route.Ceiling) at the same index, and the limit that applies to each other
 // model when there is a catch-all route. The slices are shared: callers must not modify them.
 func (r *Router) Limits() (models []string, limits []int32, catchAll int32, hasCatchAll bool) {
 	if r.hasCatchAll {
-		catchAll = int32(r.catchAll.Concurrency)
+		catchAll = int32(r.catchAll.Ceiling())
 	}
 	return r.models, r.limits, catchAll, r.hasCatchAll
+}
+
+// Ceiling is the most of the model's requests in flight at once: Concurrency, or the adaptive
+// maximum (at most Concurrency) when the limit adapts.
+func (rt Route) Ceiling() int {
+	if rt.Adaptive != nil {
+		return rt.Adaptive.Max
+	}
+	return rt.Concurrency
 }

@@ -42,6 +42,8 @@ type mockStats struct {
 	DuplicateCalls  int            `json:"duplicate_calls"`
 	InFlight        int            `json:"in_flight"`
 	Canceled        int            `json:"canceled"`
+	OverCapacity    int            `json:"over_capacity"`
+	PeakServing     int            `json:"peak_serving"`
 	StatusCounts    map[string]int `json:"status_counts"`
 	Models          map[string]struct {
 		Calls             int    `json:"calls"`
