@@ -372,6 +372,7 @@ func TestExampleFile(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "vllm", r.Upstream.Name)
 	require.Equal(t, 256, r.Concurrency)
+	require.Equal(t, &Adaptive{Min: 16, Max: 256, Decrease: 0.9, Increase: 1, LatencyTarget: 30 * time.Second}, r.Adaptive)
 	r, ok = router.Route("gpt-4o-mini")
 	require.True(t, ok)
 	require.Equal(t, "openai", r.Upstream.Name)
