@@ -241,3 +241,26 @@ func (c *apiClient) downloadFile(ctx context.Context, id string) (downloaded, er
 	}
 	return d, nil
 }
+
+// effectiveLimit reads a model's effective limit from GET /v1/models (0 when it has none).
+func (c *apiClient) effectiveLimit(ctx context.Context, model string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/models", nil)
+	if err != nil {
+		return 0, fmt.Errorf("models request: %w", err)
+	}
+	var out struct {
+		Data []struct {
+			ID             string `json:"id"`
+			EffectiveLimit *int   `json:"effective_limit"`
+		} `json:"data"`
+	}
+	if err := c.do(req, &out); err != nil {
+		return 0, err
+	}
+	for _, m := range out.Data {
+		if m.ID == model && m.EffectiveLimit != nil {
+			return *m.EffectiveLimit, nil
+		}
+	}
+	return 0, nil
+}

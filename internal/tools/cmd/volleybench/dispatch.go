@@ -55,6 +55,10 @@ type dispatchSpec struct {
 	scrape time.Duration
 	// browsers, when set, is how many clients page through the batch's requests while it runs.
 	browsers int
+	// route, when set, is a YAML configuration (VOLLEY_CONFIG) routing the model to the mock,
+	// given the mock's base URL and the concurrency; otherwise VOLLEY_UPSTREAM_URL and
+	// VOLLEY_MODEL_CONCURRENCY alone route it.
+	route func(upstreamURL string, concurrency int) string
 }
 
 func (s dispatchSpec) size(quick bool) (lines, concurrency int) {
@@ -274,6 +278,10 @@ type dispatchRun struct {
 	// page read that failed.
 	pages   []time.Duration
 	pageErr error
+	// overCapacity is how many calls mockllm refused for capacity; effective is the model's
+	// effective limit after the batch when its limit adapts (0 otherwise).
+	overCapacity int64
+	effective    int
 }
 
 func (r dispatchRun) rate() float64 { return float64(r.lines) / r.total.Seconds() }
@@ -334,6 +342,13 @@ func (s dispatchSpec) runOnce(ctx context.Context, e *env, in dispatchInput, fil
 		"VOLLEY_MODEL_CONCURRENCY="+strconv.Itoa(conc),
 		"VOLLEY_MAX_FILE_LINES="+strconv.Itoa(dispatchMaxFileLines),
 	)
+	if s.route != nil {
+		path := filepath.Join(e.workDir, s.name+".yaml")
+		if err := os.WriteFile(path, []byte(s.route(mock.upstreamURL(), conc)), 0o600); err != nil {
+			return r, err
+		}
+		volleyEnv = append(volleyEnv, "VOLLEY_CONFIG="+path)
+	}
 	p, err := e.startVolley(ctx, volleyEnv...)
 	if err != nil {
 		return r, err
@@ -445,7 +460,12 @@ func (s dispatchSpec) runOnce(ctx context.Context, e *env, in dispatchInput, fil
 	if err != nil {
 		return r, err
 	}
-	r.calls, r.peakConc = st.TotalCalls, st.Models[dispatchModel].PeakConcurrency
+	r.calls, r.peakConc, r.overCapacity = st.TotalCalls, st.Models[dispatchModel].PeakConcurrency, st.OverCapacity
+	if s.route != nil {
+		if r.effective, err = c.effectiveLimit(ctx, dispatchModel); err != nil {
+			return r, err
+		}
+	}
 
 	n := int64(in.lines)
 	switch {

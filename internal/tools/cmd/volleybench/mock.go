@@ -55,6 +55,7 @@ type mockStats struct {
 	InFlight        int64            `json:"in_flight"`
 	PeakConcurrency int64            `json:"peak_concurrency"`
 	DuplicateCalls  int64            `json:"duplicate_calls"`
+	OverCapacity    int64            `json:"over_capacity"`
 	StatusCounts    map[string]int64 `json:"status_counts"`
 	Models          map[string]struct {
 		Calls           int64 `json:"calls"`

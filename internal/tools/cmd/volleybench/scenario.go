@@ -50,6 +50,7 @@ var scenarios = []scenario{
 	bigAnswersScenario(),
 	metricsScrapeScenario(),
 	browseScenario(),
+	adaptiveScenario(),
 }
 
 func scenarioNames() []string {
