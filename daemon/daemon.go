@@ -37,7 +37,8 @@ type Config struct {
 	// limit itself): they wait in this replica, ready to start the moment one of its calls
 	// returns, so that a call slot is not idle while a result is written and the next claim is
 	// made. A replica claims ahead only while no other replica holds requests of the model: what
-	// one holds ahead counts against the others' allowances. Zero claims none ahead.
+	// one holds ahead counts against the others' allowances. Zero, the default, claims none
+	// ahead (docs/design.md says why).
 	ClaimAhead int
 	// PollInterval is how often the queue is looked at when no notification arrives.
 	PollInterval time.Duration
@@ -70,7 +71,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxInFlight:       20000,
 		ClaimBatch:        1000,
-		ClaimAhead:        1000,
+		ClaimAhead:        0,
 		PollInterval:      time.Second,
 		HeartbeatInterval: 2 * time.Second,
 		LeaseTimeout:      15 * time.Second,

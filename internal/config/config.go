@@ -121,9 +121,9 @@ type Dispatch struct {
 	// PollInterval is how often the queue is checked without a notification (VOLLEY_POLL_INTERVAL).
 	PollInterval time.Duration
 	// ClaimAhead is how many requests of a model past its limit a replica may claim, at most the
-	// limit itself (VOLLEY_CLAIM_AHEAD, default 1000; 0 claims none ahead): they wait in the
-	// replica and start the moment one of its calls returns, without a trip to the database. Only
-	// a replica alone on a model claims ahead.
+	// limit itself (VOLLEY_CLAIM_AHEAD, default 0): they wait in the replica and start the moment
+	// one of its calls returns, without a trip to the database. Only a replica alone on a model
+	// claims ahead.
 	ClaimAhead int
 	// TrickleInterval is how often one request per owner of a model marked `coming` is let
 	// through to its upstream, so that a model scaled to zero sees demand
@@ -190,7 +190,6 @@ func Default() Config {
 			LeaseTimeout:     15 * time.Second,
 			PollInterval:     time.Second,
 			TrickleInterval:  time.Minute,
-			ClaimAhead:       1000,
 		},
 	}
 }

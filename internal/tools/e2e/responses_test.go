@@ -87,8 +87,7 @@ func TestBackgroundResponseLifecycle(t *testing.T) {
 func TestCancelQueuedBackgroundResponse(t *testing.T) {
 	t.Parallel()
 	m := startMock(t, "-latency", "5s")
-	// Nothing is claimed ahead, so that a response is in_progress exactly while it is sent.
-	v := startVolley(t, append(dispatchEnv(t, m, 1), "VOLLEY_CLAIM_AHEAD=0")...)
+	v := startVolley(t, dispatchEnv(t, m, 1)...)
 	c := v.clientAs(t, "alice")
 	var ids []string
 	for i := 0; i < 3; i++ {
