@@ -62,10 +62,12 @@ func NewWorkDir() (string, error) {
 	return dir, nil
 }
 
-// Model is one routed model and its concurrency limit across all replicas.
+// Model is one routed model and its concurrency limit across all replicas. An adaptive model's
+// limit follows the upstream below Limit, its ceiling (adaptive: {min: 1}).
 type Model struct {
-	Name  string
-	Limit int
+	Name     string
+	Limit    int
+	Adaptive bool
 }
 
 // EnvOptions shape one scenario's deployment.
@@ -173,6 +175,9 @@ func (e *Env) writeConfig() error {
 		e.Mock.V1(), upstreamKey, e.opts.UpstreamTimeout)
 	for _, m := range e.opts.Models {
 		fmt.Fprintf(&b, "  - name: %q\n    upstream: mock\n    concurrency: %d\n", m.Name, m.Limit)
+		if m.Adaptive {
+			b.WriteString("    adaptive: {min: 1}\n")
+		}
 	}
 	fmt.Fprintf(&b, "retry:\n  max_attempts: %d\n  base_delay: 50ms\n  max_delay: 2s\n", e.opts.MaxAttempts)
 	e.config = filepath.Join(e.Dir, "volley.yaml")

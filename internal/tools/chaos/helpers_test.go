@@ -72,7 +72,7 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestInputLinesEchoTheirCustomID(t *testing.T) {
-	in := MakeInput("x", 3, []Model{{"a", 1}, {"b", 1}})
+	in := MakeInput("x", 3, []Model{{Name: "a", Limit: 1}, {Name: "b", Limit: 1}})
 	lines := bytes.Split(bytes.TrimSpace(in.Content), []byte("\n"))
 	if len(lines) != 3 || len(in.IDs) != 3 {
 		t.Fatalf("%d lines, %d ids", len(lines), len(in.IDs))

@@ -31,7 +31,7 @@ func RunAuthSweep(ctx context.Context, h *Harness) *Result {
 	res.Injected = "no, malformed or unknown keys; another owner's ids"
 	res.Faults = []string{"no key; a malformed key; a well-formed unknown key; a non-Bearer scheme; owner B using owner A's ids"}
 
-	e, err := h.NewEnv(ctx, res.Name, EnvOptions{Replicas: 1, Models: []Model{{authModel, 4}}, Mock: MockOptions{Latency: time.Millisecond}})
+	e, err := h.NewEnv(ctx, res.Name, EnvOptions{Replicas: 1, Models: []Model{{Name: authModel, Limit: 4}}, Mock: MockOptions{Latency: time.Millisecond}})
 	if err != nil {
 		return res.Fail(err)
 	}
@@ -52,7 +52,7 @@ func RunAuthSweep(ctx context.Context, h *Harness) *Result {
 	objects := map[string]string{}
 	unavailable := map[string]string{}
 	c := e.Client(r, keyA)
-	in := MakeInput("auth", 3, []Model{{authModel, 4}})
+	in := MakeInput("auth", 3, []Model{{Name: authModel, Limit: 4}})
 	if id, err := Upload(ctx, c, in.Content); err != nil {
 		unavailable["file_id"] = err.Error()
 	} else {

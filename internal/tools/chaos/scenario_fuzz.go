@@ -60,7 +60,7 @@ func RunAPIFuzz(ctx context.Context, h *Harness, size APIFuzzSize) *Result {
 
 	// Webhook endpoints may name 127.0.0.1 and nothing else: what the fuzzer registers is never
 	// looked up or sent to off the machine.
-	e, err := h.NewEnv(ctx, res.Name, EnvOptions{Replicas: 1, Models: []Model{{authModel, 8}}, Mock: MockOptions{Latency: time.Millisecond},
+	e, err := h.NewEnv(ctx, res.Name, EnvOptions{Replicas: 1, Models: []Model{{Name: authModel, Limit: 8}}, Mock: MockOptions{Latency: time.Millisecond},
 		Env: []string{"VOLLEY_WEBHOOK_ALLOW_PRIVATE=true", "VOLLEY_WEBHOOK_ALLOW_HOSTS=127.0.0.1"}})
 	if err != nil {
 		return res.Fail(err)
@@ -75,7 +75,7 @@ func RunAPIFuzz(ctx context.Context, h *Harness, size APIFuzzSize) *Result {
 	r := e.Replicas[0]
 	// Objects of the fuzzer's own, so that the lists it reads are not empty.
 	c := e.Client(r, key)
-	in := MakeInput("fuzz", 3, []Model{{authModel, 8}})
+	in := MakeInput("fuzz", 3, []Model{{Name: authModel, Limit: 8}})
 	fileID, err := Upload(ctx, c, in.Content)
 	if err != nil {
 		return res.Fail(err)

@@ -80,7 +80,7 @@ func RunHostile(ctx context.Context, h *Harness, p HostileParams) *Result {
 	}
 	res.Held = "1 replica, one hostile client at a time"
 	res.Injected = fmt.Sprintf("oversized, trickled, malformed, deep and malicious requests; %s idle connections", fmtInt(int64(p.IdleConns)))
-	e, err := h.NewEnv(ctx, res.Name, EnvOptions{Replicas: 1, Models: []Model{{hostileModel, 4}},
+	e, err := h.NewEnv(ctx, res.Name, EnvOptions{Replicas: 1, Models: []Model{{Name: hostileModel, Limit: 4}},
 		Mock: MockOptions{Latency: time.Millisecond},
 		Env: []string{fmt.Sprintf("VOLLEY_MAX_FILE_BYTES=%d", hostileMaxFile), fmt.Sprintf("VOLLEY_MAX_BODY_BYTES=%d", hostileMaxBody),
 			"VOLLEY_BODY_IDLE_TIMEOUT=" + hostileIdleTimeout.String(), "VOLLEY_MAX_CONCURRENT_UPLOADS=1"}})
@@ -98,7 +98,7 @@ func RunHostile(ctx context.Context, h *Harness, p HostileParams) *Result {
 	}
 	hs := &hostile{res: res, r: e.Replicas[0], key: key, otherKey: otherKey, client: newHTTPClient(4)}
 	defer hs.client.CloseIdleConnections()
-	in := MakeInput("ok", 3, []Model{{hostileModel, 4}})
+	in := MakeInput("ok", 3, []Model{{Name: hostileModel, Limit: 4}})
 	if hs.fileID, err = Upload(ctx, e.Client(hs.r, key), in.Content); err != nil {
 		return res.Fail(err)
 	}
@@ -321,7 +321,7 @@ func (hs *hostile) idle(ctx context.Context, n int) {
 // multipart: malformed, truncated and mistyped uploads.
 func (hs *hostile) multipart(ctx context.Context) {
 	head, tail, ct := multipartBody("x.jsonl")
-	good := MakeInput("mp", 20, []Model{{hostileModel, 4}}).Content
+	good := MakeInput("mp", 20, []Model{{Name: hostileModel, Limit: 4}}).Content
 	var two bytes.Buffer
 	mw := multipart.NewWriter(&two)
 	_ = mw.WriteField("purpose", "batch")

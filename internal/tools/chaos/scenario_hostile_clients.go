@@ -108,7 +108,7 @@ func (hs *hostile) stalledBodies(ctx context.Context) {
 			conns = append(conns, c)
 		}
 		head, tail, ct := multipartBody("other.jsonl")
-		content := MakeInput("other", 3, []Model{{hostileModel, 4}}).Content
+		content := MakeInput("other", 3, []Model{{Name: hostileModel, Limit: 4}}).Content
 		body := bytes.Join([][]byte{head, content, tail}, nil)
 		a := do(ctx, hs.client, http.MethodPost, hs.r.BaseURL()+"/files", hs.otherKey, bytes.NewReader(body), http.Header{"Content-Type": {ct}}, 30*time.Second)
 		if a.Err != nil || a.Status != http.StatusOK {
@@ -125,7 +125,7 @@ func (hs *hostile) stalledBodies(ctx context.Context) {
 func (hs *hostile) cutOff(ctx context.Context) {
 	hs.check(ctx, "uploads cut off mid-body (10 times): never a 2xx; a reset or a 400 envelope", func() (string, error) {
 		head, tail, ct := multipartBody("cut.jsonl")
-		body := bytes.Join([][]byte{head, MakeInput("cut", 500, []Model{{hostileModel, 4}}).Content, tail}, nil)
+		body := bytes.Join([][]byte{head, MakeInput("cut", 500, []Model{{Name: hostileModel, Limit: 4}}).Content, tail}, nil)
 		resets, envelopes := 0, 0
 		var slowest time.Duration
 		for i := 0; i < 10; i++ {

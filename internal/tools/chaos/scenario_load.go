@@ -40,7 +40,7 @@ type LoadParams struct {
 
 // LoadFull is the size `make chaos` runs.
 func LoadFull() LoadParams {
-	return LoadParams{Replicas: 3, Batches: 2, BatchSize: 50_000, Models: []Model{{"load-a", 64}, {"load-b", 64}},
+	return LoadParams{Replicas: 3, Batches: 2, BatchSize: 50_000, Models: []Model{{Name: "load-a", Limit: 64}, {Name: "load-b", Limit: 64, Adaptive: true}},
 		Latency: 20 * time.Millisecond, Pollers: 200, Think: 200 * time.Millisecond,
 		Uploaders: 10, UploadRounds: 2, UploadBytes: 20_000_000,
 		P99Target: 50 * time.Millisecond, MemoryTarget: 512_000_000, Timeout: 10 * time.Minute}
@@ -48,7 +48,7 @@ func LoadFull() LoadParams {
 
 // LoadReduced is the size the package's tests run.
 func LoadReduced() LoadParams {
-	return LoadParams{Replicas: 2, Batches: 2, BatchSize: 2_000, Models: []Model{{"load-a", 16}, {"load-b", 16}},
+	return LoadParams{Replicas: 2, Batches: 2, BatchSize: 2_000, Models: []Model{{Name: "load-a", Limit: 16}, {Name: "load-b", Limit: 16, Adaptive: true}},
 		Latency: 20 * time.Millisecond, Pollers: 20, Think: 100 * time.Millisecond,
 		Uploaders: 3, UploadRounds: 1, UploadBytes: 4_000_000,
 		P99Target: 50 * time.Millisecond, MemoryTarget: 512_000_000, Timeout: 45 * time.Second}

@@ -38,7 +38,7 @@ func chaosFaults() MockOptions {
 func ReplicaChaosFull() ReplicaChaosParams {
 	return ReplicaChaosParams{
 		Replicas: 3, Requests: 50_000,
-		Models: []Model{{"chaos-a", 24}, {"chaos-b", 40}},
+		Models: []Model{{Name: "chaos-a", Limit: 24}, {Name: "chaos-b", Limit: 40, Adaptive: true}},
 		Mock:   chaosFaults(), KillMin: 3 * time.Second, KillMax: 6 * time.Second,
 		PGRestartAt: 0.4, PGDowntime: 3 * time.Second, Timeout: 10 * time.Minute,
 	}
@@ -48,7 +48,7 @@ func ReplicaChaosFull() ReplicaChaosParams {
 func ReplicaChaosReduced() ReplicaChaosParams {
 	return ReplicaChaosParams{
 		Replicas: 3, Requests: 3_000,
-		Models: []Model{{"chaos-a", 8}, {"chaos-b", 12}},
+		Models: []Model{{Name: "chaos-a", Limit: 8}, {Name: "chaos-b", Limit: 12, Adaptive: true}},
 		Mock:   chaosFaults(), KillMin: 1500 * time.Millisecond, KillMax: 2500 * time.Millisecond,
 		PGRestartAt: 0.3, PGDowntime: time.Second, Timeout: 45 * time.Second,
 	}

@@ -24,13 +24,13 @@ type RollingParams struct {
 
 // RollingFull is the size `make chaos` runs.
 func RollingFull() RollingParams {
-	return RollingParams{Replicas: 3, Requests: 50_000, Models: []Model{{"roll-a", 32}, {"roll-b", 32}},
+	return RollingParams{Replicas: 3, Requests: 50_000, Models: []Model{{Name: "roll-a", Limit: 32}, {Name: "roll-b", Limit: 32, Adaptive: true}},
 		Latency: 20 * time.Millisecond, StartAt: 0.1, Step: 0.1, Grace: 10 * time.Second, Timeout: 5 * time.Minute}
 }
 
 // RollingReduced is the size the package's tests run.
 func RollingReduced() RollingParams {
-	return RollingParams{Replicas: 3, Requests: 3_000, Models: []Model{{"roll-a", 8}, {"roll-b", 8}},
+	return RollingParams{Replicas: 3, Requests: 3_000, Models: []Model{{Name: "roll-a", Limit: 8}, {Name: "roll-b", Limit: 8, Adaptive: true}},
 		Latency: 20 * time.Millisecond, StartAt: 0.1, Step: 0.1, Grace: 10 * time.Second, Timeout: 45 * time.Second}
 }
 

@@ -59,7 +59,7 @@ func RunSlow(ctx context.Context, h *Harness, p SlowParams) *Result {
 	}
 	res.Held = fmt.Sprintf("1 replica; one client uploading, creating and polling")
 	res.Injected = fmt.Sprintf("%d idle and %d trickling unauthenticated connections; %d stalled uploads", p.IdleConns, p.TrickleConns, p.StalledUploads)
-	models := []Model{{"slow-m", 16}}
+	models := []Model{{Name: "slow-m", Limit: 16}}
 	e, err := h.NewEnv(ctx, res.Name, EnvOptions{Replicas: 1, Models: models, Mock: MockOptions{Latency: time.Millisecond},
 		Env: []string{"VOLLEY_MAX_CONCURRENT_UPLOADS=1"}})
 	if err != nil {

@@ -26,13 +26,13 @@ type StallParams struct {
 
 // StallFull is the size `make chaos` runs.
 func StallFull() StallParams {
-	return StallParams{Replicas: 3, Requests: 20_000, Models: []Model{{"stall-m", 64}}, Latency: 20 * time.Millisecond,
+	return StallParams{Replicas: 3, Requests: 20_000, Models: []Model{{Name: "stall-m", Limit: 64}}, Latency: 20 * time.Millisecond,
 		FreezeAt: 0.3, FreezeFor: 40 * time.Second, Timeout: 5 * time.Minute}
 }
 
 // StallReduced is the size the package's tests run.
 func StallReduced() StallParams {
-	return StallParams{Replicas: 2, Requests: 2_000, Models: []Model{{"stall-m", 16}}, Latency: 20 * time.Millisecond,
+	return StallParams{Replicas: 2, Requests: 2_000, Models: []Model{{Name: "stall-m", Limit: 16}}, Latency: 20 * time.Millisecond,
 		FreezeAt: 0.3, FreezeFor: 35 * time.Second, Timeout: time.Minute}
 }
 
