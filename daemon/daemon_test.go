@@ -67,6 +67,7 @@ func record(t *testing.T, q *dbsqlc.Queries, daemonID int64, row dbsqlc.RequestC
 		DaemonID: daemonID, Ids: []int64{row.ID}, Attempts: []int32{attempt}, States: []string{"completed"},
 		Results: [][]byte{[]byte("{}\n")}, Failures: []int32{0}, NotBefore: []time.Time{time.Unix(0, 0)},
 		InputTokens: []int64{1}, CachedTokens: []int64{0}, OutputTokens: []int64{1}, ReasoningTokens: []int64{0}, TotalTokens: []int64{2},
+		ServedUpstream: []string{"u"}, ServedModel: []string{row.Model}, ServedFallback: []bool{false},
 	})
 	require.NoError(t, err)
 	return rows

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/tidwall/sjson"
 
 	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
@@ -169,14 +172,21 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 	} else {
 		d.cfg.Metrics.InFlight(row.Model, 1)
 		epoch := d.adapt.epoch(row.Model)
+		target, body, fallback := route, row.Body, false
+		if escalates(route, row.Deadline) {
+			target, body, fallback = fallbackOf(route, row.Model, row.Body)
+		}
 		sent := time.Now()
-		out = d.client.Send(upstream.WithCall(ctx, callOf(row)), route, row.Url, row.Body)
-		if route.Adaptive != nil {
+		out = d.client.Send(upstream.WithCall(ctx, callOf(row)), target, row.Url, body)
+		if out.StatusCode != 0 {
+			res.servedUpstream, res.servedModel, res.servedFallback = target.Upstream.Name, target.Model, fallback
+		}
+		if route.Adaptive != nil && !fallback { // the fallback's answers say nothing of the model's upstream
 			d.adapt.observe(ctx, route, row.Model, epoch, out, d.gate.full(row.Model))
 		}
 		d.gate.release(row.Model)
 		d.cfg.Metrics.InFlight(row.Model, -1)
-		d.cfg.Metrics.UpstreamCall(row.Model, route.Upstream.Name, out.StatusCode, time.Since(sent))
+		d.cfg.Metrics.UpstreamCall(row.Model, target.Upstream.Name, out.StatusCode, time.Since(sent))
 	}
 	held += len(out.Body)
 	d.budget.answered(len(row.Body), held)
@@ -207,6 +217,28 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 		res.finish("failed", failureLine(row, code, msg))
 	}
 	record()
+}
+
+// escalates reports whether a request due at deadline goes to its model's fallback: the route
+// has one and escalate_before, and the deadline is nearer than that.
+func escalates(route upstream.Route, deadline time.Time) bool {
+	return route.Fallback != nil && route.EscalateBefore > 0 && time.Until(deadline) < route.EscalateBefore
+}
+
+// fallbackOf is the route and body of a request of model sent to its route's fallback: the
+// fallback's upstream, under the model's own limit, timeout and retry policy, with the body's
+// "model" replaced when the fallback names another.
+func fallbackOf(route upstream.Route, model string, body []byte) (upstream.Route, []byte, bool) {
+	fb := route.Fallback
+	target := route
+	target.Upstream, target.Model = fb.Upstream, model
+	if fb.Model != "" && fb.Model != model {
+		target.Model = fb.Model
+		if b, err := sjson.SetBytes(slices.Clone(body), "model", fb.Model); err == nil {
+			body = b
+		}
+	}
+	return target, body, true
 }
 
 // noAnswer describes a call that got no usable answer.

@@ -22,6 +22,10 @@ type result struct {
 	notBefore  time.Time
 	usage      usage
 	held       int // bytes of the byte budget this result holds until it is written
+	// served says which upstream, under which model name, answered (empty: none did), and
+	// whether that was the model's fallback.
+	servedUpstream, servedModel string
+	servedFallback              bool
 }
 
 func (r *result) finish(state string, line []byte) {
@@ -141,6 +145,9 @@ func (r *recorder) flush(ctx context.Context, batch []result) {
 		p.OutputTokens = append(p.OutputTokens, res.usage.output)
 		p.ReasoningTokens = append(p.ReasoningTokens, res.usage.reasoning)
 		p.TotalTokens = append(p.TotalTokens, res.usage.total)
+		p.ServedUpstream = append(p.ServedUpstream, res.servedUpstream)
+		p.ServedModel = append(p.ServedModel, res.servedModel)
+		p.ServedFallback = append(p.ServedFallback, res.servedFallback)
 	}
 	wait := 50 * time.Millisecond
 	for {

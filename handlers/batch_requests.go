@@ -176,6 +176,9 @@ func requestObject(created time.Time, r dbsqlc.RequestGetByCustomIDRow, withBody
 			out.Response, out.Error = res.Response, res.Error
 		}
 	}
+	if r.ServedUpstream != nil {
+		out.ServedBy = &api.ServedBy{Upstream: *r.ServedUpstream, Model: deref(r.ServedModel), Fallback: r.ServedFallback}
+	}
 	if withBody && r.Body != nil {
 		body := json.RawMessage(r.Body)
 		out.Body = &body

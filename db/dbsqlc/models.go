@@ -145,6 +145,9 @@ type Request struct {
 	Result            []byte
 	ResponseID        *string
 	CancelRequestedAt *time.Time
+	ServedUpstream    *string
+	ServedModel       *string
+	ServedFallback    bool
 }
 
 type Response struct {

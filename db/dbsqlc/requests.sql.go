@@ -310,6 +310,7 @@ func (q *Queries) RequestClaimLockModels(ctx context.Context) ([]string, error) 
 
 const requestGetByCustomID = `-- name: RequestGetByCustomID :one
 SELECT r.line::int AS line, r.custom_id::text AS custom_id, r.model, r.state, r.attempt, r.claimed_at, r.finished_at, r.result,
+       r.served_upstream, r.served_model, r.served_fallback,
        coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body
 FROM requests r
 LEFT JOIN file_lines fl ON fl.file_id = r.file_id AND fl.line = r.line
@@ -322,15 +323,18 @@ type RequestGetByCustomIDParams struct {
 }
 
 type RequestGetByCustomIDRow struct {
-	Line       int32
-	CustomID   string
-	Model      string
-	State      string
-	Attempt    int32
-	ClaimedAt  *time.Time
-	FinishedAt *time.Time
-	Result     []byte
-	Body       []byte
+	Line           int32
+	CustomID       string
+	Model          string
+	State          string
+	Attempt        int32
+	ClaimedAt      *time.Time
+	FinishedAt     *time.Time
+	Result         []byte
+	ServedUpstream *string
+	ServedModel    *string
+	ServedFallback bool
+	Body           []byte
 }
 
 // One request of a batch with its body as sent upstream.
@@ -346,6 +350,9 @@ func (q *Queries) RequestGetByCustomID(ctx context.Context, arg RequestGetByCust
 		&i.ClaimedAt,
 		&i.FinishedAt,
 		&i.Result,
+		&i.ServedUpstream,
+		&i.ServedModel,
+		&i.ServedFallback,
 		&i.Body,
 	)
 	return i, err
@@ -510,6 +517,7 @@ func (q *Queries) RequestResultsSelection(ctx context.Context, arg RequestResult
 
 const requestsBrowse = `-- name: RequestsBrowse :many
 SELECT r.line::int AS line, r.custom_id::text AS custom_id, r.model, r.state, r.attempt, r.claimed_at, r.finished_at, r.result,
+       r.served_upstream, r.served_model, r.served_fallback,
        (CASE WHEN $1::bool THEN coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start)) END)::bytea AS body
 FROM requests r
 LEFT JOIN file_lines fl ON $1::bool AND fl.file_id = r.file_id AND fl.line = r.line
@@ -532,15 +540,18 @@ type RequestsBrowseParams struct {
 }
 
 type RequestsBrowseRow struct {
-	Line       int32
-	CustomID   string
-	Model      string
-	State      string
-	Attempt    int32
-	ClaimedAt  *time.Time
-	FinishedAt *time.Time
-	Result     []byte
-	Body       []byte
+	Line           int32
+	CustomID       string
+	Model          string
+	State          string
+	Attempt        int32
+	ClaimedAt      *time.Time
+	FinishedAt     *time.Time
+	Result         []byte
+	ServedUpstream *string
+	ServedModel    *string
+	ServedFallback bool
+	Body           []byte
 }
 
 // A page of a batch's requests in input order after @after_line, with their results and, when
@@ -571,6 +582,9 @@ func (q *Queries) RequestsBrowse(ctx context.Context, arg RequestsBrowseParams) 
 			&i.ClaimedAt,
 			&i.FinishedAt,
 			&i.Result,
+			&i.ServedUpstream,
+			&i.ServedModel,
+			&i.ServedFallback,
 			&i.Body,
 		); err != nil {
 			return nil, err
@@ -616,7 +630,9 @@ WITH res AS (
            unnest($4::bytea[]) AS result, unnest($5::int[]) AS failures,
            unnest($6::timestamptz[]) AS not_before, unnest($7::bigint[]) AS input_tokens,
            unnest($8::bigint[]) AS cached_tokens, unnest($9::bigint[]) AS output_tokens,
-           unnest($10::bigint[]) AS reasoning_tokens, unnest($11::bigint[]) AS total_tokens
+           unnest($10::bigint[]) AS reasoning_tokens, unnest($11::bigint[]) AS total_tokens,
+           unnest($12::text[]) AS served_upstream, unnest($13::text[]) AS served_model,
+           unnest($14::bool[]) AS served_fallback
 ), upd AS (
     UPDATE requests r SET
         state = res.state,
@@ -624,9 +640,12 @@ WITH res AS (
         failures = res.failures,
         not_before = res.not_before,
         daemon_id = NULL,
-        finished_at = CASE WHEN res.state = 'pending' THEN NULL ELSE now() END
+        finished_at = CASE WHEN res.state = 'pending' THEN NULL ELSE now() END,
+        served_upstream = CASE WHEN res.state = 'pending' THEN NULL ELSE nullif(res.served_upstream, '') END,
+        served_model = CASE WHEN res.state = 'pending' THEN NULL ELSE nullif(res.served_model, '') END,
+        served_fallback = res.state <> 'pending' AND coalesce(res.served_fallback, false)
     FROM res
-    WHERE r.id = res.id AND r.state = 'running' AND r.daemon_id = $12::bigint AND r.attempt = res.attempt
+    WHERE r.id = res.id AND r.state = 'running' AND r.daemon_id = $15::bigint AND r.attempt = res.attempt
     RETURNING r.batch_id, res.state, length(res.result) AS bytes, res.input_tokens, res.cached_tokens,
               res.output_tokens, res.reasoning_tokens, res.total_tokens
 ), agg AS (
@@ -670,6 +689,9 @@ type RequestsRecordParams struct {
 	OutputTokens    []int64
 	ReasoningTokens []int64
 	TotalTokens     []int64
+	ServedUpstream  []string
+	ServedModel     []string
+	ServedFallback  []bool
 	DaemonID        int64
 }
 
@@ -694,6 +716,9 @@ func (q *Queries) RequestsRecord(ctx context.Context, arg RequestsRecordParams) 
 		arg.OutputTokens,
 		arg.ReasoningTokens,
 		arg.TotalTokens,
+		arg.ServedUpstream,
+		arg.ServedModel,
+		arg.ServedFallback,
 		arg.DaemonID,
 	)
 	if err != nil {

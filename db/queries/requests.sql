@@ -174,7 +174,9 @@ WITH res AS (
            unnest(@results::bytea[]) AS result, unnest(@failures::int[]) AS failures,
            unnest(@not_before::timestamptz[]) AS not_before, unnest(@input_tokens::bigint[]) AS input_tokens,
            unnest(@cached_tokens::bigint[]) AS cached_tokens, unnest(@output_tokens::bigint[]) AS output_tokens,
-           unnest(@reasoning_tokens::bigint[]) AS reasoning_tokens, unnest(@total_tokens::bigint[]) AS total_tokens
+           unnest(@reasoning_tokens::bigint[]) AS reasoning_tokens, unnest(@total_tokens::bigint[]) AS total_tokens,
+           unnest(@served_upstream::text[]) AS served_upstream, unnest(@served_model::text[]) AS served_model,
+           unnest(@served_fallback::bool[]) AS served_fallback
 ), upd AS (
     UPDATE requests r SET
         state = res.state,
@@ -182,7 +184,10 @@ WITH res AS (
         failures = res.failures,
         not_before = res.not_before,
         daemon_id = NULL,
-        finished_at = CASE WHEN res.state = 'pending' THEN NULL ELSE now() END
+        finished_at = CASE WHEN res.state = 'pending' THEN NULL ELSE now() END,
+        served_upstream = CASE WHEN res.state = 'pending' THEN NULL ELSE nullif(res.served_upstream, '') END,
+        served_model = CASE WHEN res.state = 'pending' THEN NULL ELSE nullif(res.served_model, '') END,
+        served_fallback = res.state <> 'pending' AND coalesce(res.served_fallback, false)
     FROM res
     WHERE r.id = res.id AND r.state = 'running' AND r.daemon_id = @daemon_id::bigint AND r.attempt = res.attempt
     RETURNING r.batch_id, res.state, length(res.result) AS bytes, res.input_tokens, res.cached_tokens,
@@ -227,6 +232,7 @@ LIMIT @max_rows;
 -- A page of a batch's requests in input order after @after_line, with their results and, when
 -- @with_body, the body as sent upstream. @search is a LIKE pattern, escaped by the caller.
 SELECT r.line::int AS line, r.custom_id::text AS custom_id, r.model, r.state, r.attempt, r.claimed_at, r.finished_at, r.result,
+       r.served_upstream, r.served_model, r.served_fallback,
        (CASE WHEN @with_body::bool THEN coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start)) END)::bytea AS body
 FROM requests r
 LEFT JOIN file_lines fl ON @with_body::bool AND fl.file_id = r.file_id AND fl.line = r.line
@@ -240,6 +246,7 @@ LIMIT @max_rows;
 -- name: RequestGetByCustomID :one
 -- One request of a batch with its body as sent upstream.
 SELECT r.line::int AS line, r.custom_id::text AS custom_id, r.model, r.state, r.attempt, r.claimed_at, r.finished_at, r.result,
+       r.served_upstream, r.served_model, r.served_fallback,
        coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body
 FROM requests r
 LEFT JOIN file_lines fl ON fl.file_id = r.file_id AND fl.line = r.line

@@ -110,6 +110,19 @@ type Route struct {
 	// Adaptive, when set, lets the model's limit follow its upstream below Concurrency, the
 	// ceiling; nil keeps the limit fixed at Concurrency.
 	Adaptive *Adaptive
+	// Fallback, when set, is where requests go that should not wait for the model's own
+	// upstream: those whose deadline is nearer than EscalateBefore.
+	Fallback *Fallback
+	// EscalateBefore, when set with a Fallback, sends every request whose deadline is nearer
+	// than this to the fallback, whatever the model's state.
+	EscalateBefore time.Duration
+}
+
+// Fallback is another upstream, and optionally another model name, for a model's requests.
+type Fallback struct {
+	Upstream *Upstream
+	// Model replaces the body's "model" when set; empty keeps it.
+	Model string
 }
 
 // Adaptive bounds and paces a model's effective limit. It is cut to Decrease of itself (at
@@ -593,14 +606,14 @@ func (p *parser) models(e *entry, cfg *Config) error {
 	seen := make(map[string]string, len(n.Content))
 	for i, item := range n.Content {
 		path := e.path + "[" + strconv.Itoa(i) + "]"
-		fields, err := p.mapping(item, path, "a mapping with the keys name, upstream, concurrency, timeout, retry, price and adaptive",
-			"name", "upstream", "concurrency", "timeout", "retry", "price", "adaptive")
+		fields, err := p.mapping(item, path, "a mapping with the keys name, upstream, concurrency, timeout, retry, price, adaptive, fallback and escalate_before",
+			"name", "upstream", "concurrency", "timeout", "retry", "price", "adaptive", "fallback", "escalate_before")
 		if err != nil {
 			return err
 		}
 		r := Route{Concurrency: cfg.DefaultConcurrency}
 		var upstream string
-		var adaptive *entry
+		var adaptive, escalate *entry
 		for _, f := range fields {
 			switch f.key {
 			case "name":
@@ -626,6 +639,11 @@ func (p *parser) models(e *entry, cfg *Config) error {
 				r.Price, err = p.price(f)
 			case "adaptive":
 				adaptive = &f
+			case "fallback":
+				r.Fallback, err = p.fallback(f, cfg)
+			case "escalate_before":
+				escalate = &f
+				r.EscalateBefore, err = p.durationIn(f, time.Second, maxTimeout)
 			}
 			if err != nil {
 				return err
@@ -636,6 +654,9 @@ func (p *parser) models(e *entry, cfg *Config) error {
 			if r.Adaptive, err = p.adaptive(*adaptive, r.Concurrency); err != nil {
 				return err
 			}
+		}
+		if escalate != nil && r.Fallback == nil {
+			return p.errorf(escalate.path, "needs a fallback to escalate to (fallback: {upstream: ...})")
 		}
 		if r.Model == "" {
 			return p.errorf(path+".name", "is required")
@@ -779,6 +800,38 @@ func (p *parser) price(e entry) (*Price, error) {
 		}
 	}
 	return &pr, nil
+}
+
+// fallback reads a model's fallback mapping: an upstream defined in the file, and optionally the
+// model name it knows the model by.
+func (p *parser) fallback(e entry, cfg *Config) (*Fallback, error) {
+	fields, err := p.mapping(e.node, e.path, "a mapping with the keys upstream and model", "upstream", "model")
+	if err != nil {
+		return nil, err
+	}
+	fb := &Fallback{}
+	for _, f := range fields {
+		switch f.key {
+		case "upstream":
+			var name string
+			if name, err = p.str(f); err == nil {
+				if fb.Upstream = cfg.Upstreams[name]; fb.Upstream == nil {
+					err = p.errorf(f.path, "unknown upstream %q (%s)", name, knownUpstreams(cfg))
+				}
+			}
+		case "model":
+			if fb.Model, err = p.str(f); err == nil && (fb.Model == "" || strings.Contains(fb.Model, CatchAll)) {
+				err = p.errorf(f.path, "must be a model name, got %q", fb.Model)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if fb.Upstream == nil {
+		return nil, p.errorf(e.path+".upstream", "is required (%s)", knownUpstreams(cfg))
+	}
+	return fb, nil
 }
 
 // adaptive reads a model's adaptive mapping; ceiling is the route's concurrency, which max may

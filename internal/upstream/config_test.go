@@ -253,7 +253,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown upstream key", "upstreams:\n  vllm: {url: \"http://h/v1\", timout: 5m}\n", nil,
 			`volley.yaml: upstreams.vllm.timout: unknown key (known: api_key, api_key_env, headers, max_connections, timeout, url)`},
 		{"unknown model key", up + "models:\n  - {name: a, upstream: vllm, upstream_model: b}\n", nil,
-			`volley.yaml: models[0].upstream_model: unknown key (known: adaptive, concurrency, name, price, retry, timeout, upstream)`},
+			`volley.yaml: models[0].upstream_model: unknown key (known: adaptive, concurrency, escalate_before, fallback, name, price, retry, timeout, upstream)`},
 		{"unknown retry key", "retry: {attempts: 3}\n", nil,
 			`volley.yaml: retry.attempts: unknown key (known: base_delay, max_attempts, max_delay)`},
 		{"key set twice", "upstreams:\n  vllm:\n    url: http://h/v1\n    url: http://g/v1\n", nil,
@@ -431,5 +431,37 @@ func TestAdaptiveConfig(t *testing.T) {
 		_, err := parse(c.adaptive)
 		require.Error(t, err, c.adaptive)
 		require.Contains(t, err.Error(), c.message, c.adaptive)
+	}
+}
+
+func TestFallbackConfig(t *testing.T) {
+	t.Parallel()
+	parse := func(route string) (*Config, error) {
+		return Parse([]byte("upstreams:\n  local:\n    url: http://127.0.0.1:9/v1\n  cloud:\n    url: http://127.0.0.1:10/v1\n"+
+			"models:\n  - name: llama\n    upstream: local\n"+route), "v.yaml", func(string) string { return "" })
+	}
+	cfg, err := parse("    fallback: {upstream: cloud, model: gpt-4o-mini}\n    escalate_before: 30m\n")
+	require.NoError(t, err)
+	r := cfg.Routes[0]
+	require.Equal(t, "cloud", r.Fallback.Upstream.Name)
+	require.Equal(t, "gpt-4o-mini", r.Fallback.Model)
+	require.Equal(t, 30*time.Minute, r.EscalateBefore)
+
+	cfg, err = parse("    fallback: {upstream: cloud}\n")
+	require.NoError(t, err)
+	require.Empty(t, cfg.Routes[0].Fallback.Model, "the body's model is kept")
+	require.Zero(t, cfg.Routes[0].EscalateBefore)
+
+	for _, c := range []struct{ route, message string }{
+		{"    fallback: {upstream: nowhere}\n", `models[0].fallback.upstream: unknown upstream "nowhere" (known: cloud, local)`},
+		{"    fallback: {model: x}\n", "models[0].fallback.upstream: is required"},
+		{"    fallback: {upstream: cloud, model: \"*\"}\n", "models[0].fallback.model: must be a model name"},
+		{"    fallback: cloud\n", "models[0].fallback: must be a mapping"},
+		{"    escalate_before: 30m\n", "models[0].escalate_before: needs a fallback to escalate to"},
+		{"    fallback: {upstream: cloud}\n    escalate_before: soon\n", "models[0].escalate_before"},
+	} {
+		_, err := parse(c.route)
+		require.Error(t, err, c.route)
+		require.Contains(t, err.Error(), c.message, c.route)
 	}
 }

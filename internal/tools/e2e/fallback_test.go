@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/stretchr/testify/require"
+)
+
+// A model with a fallback and escalate_before sends the requests whose deadline is nearer than
+// that to the fallback, under the fallback's model name, and only those: a batch of a 1-hour
+// window escalates with escalate_before 2h, one of a 24-hour window does not. The output lines
+// carry the model the upstream answered as, and the request view says who answered.
+func TestEscalateBeforeSendsNearDeadlinesToTheFallback(t *testing.T) {
+	t.Parallel()
+	local := startMock(t, "-latency", "5ms")
+	cloud := startMock(t, "-latency", "5ms")
+	path := filepath.Join(t.TempDir(), "volley.yaml")
+	yaml := fmt.Sprintf(`upstreams:
+  local:
+    url: %s
+    api_key: upstream-secret
+  cloud:
+    url: %s
+    api_key: upstream-secret
+models:
+  - name: llama
+    upstream: local
+    concurrency: 8
+    fallback: {upstream: cloud, model: cloud-llama}
+    escalate_before: 2h
+`, local.v1(), cloud.v1())
+	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+	v := startVolley(t, "VOLLEY_CONFIG="+path, "VOLLEY_POLL_INTERVAL=100ms")
+	key := v.key("alice")
+	c := v.client(key)
+
+	urgentLines, urgentIDs := manyLines("urgent", "llama", 20)
+	urgent := createBatch(t, c, uploadLines(t, c, urgentLines...), "1h")
+	urgent = waitBatch(t, c, urgent.ID, time.Minute, terminal)
+	require.Equal(t, openai.BatchStatusCompleted, urgent.Status)
+	out, _ := checkExactlyOnce(t, c, urgent, urgentIDs)
+	for id, l := range out {
+		var body struct {
+			Model string `json:"model"`
+		}
+		require.NoError(t, json.Unmarshal(l.Response.Body, &body), id)
+		require.Equal(t, "cloud-llama", body.Model, "the fallback answered under its own model name")
+	}
+	require.Equal(t, 20, cloud.stats().Models["cloud-llama"].Calls)
+	require.Zero(t, local.stats().TotalCalls, "nothing near its deadline waited for the model's own upstream")
+
+	relaxedLines, relaxedIDs := manyLines("relaxed", "llama", 20)
+	relaxed := createBatch(t, c, uploadLines(t, c, relaxedLines...), "24h")
+	relaxed = waitBatch(t, c, relaxed.ID, time.Minute, terminal)
+	require.Equal(t, openai.BatchStatusCompleted, relaxed.Status)
+	checkExactlyOnce(t, c, relaxed, relaxedIDs)
+	require.Equal(t, 20, local.stats().Models["llama"].Calls)
+	require.Equal(t, 20, cloud.stats().TotalCalls, "a deadline a day away is not escalated")
+
+	type served struct {
+		ServedBy *struct {
+			Upstream string `json:"upstream"`
+			Model    string `json:"model"`
+			Fallback bool   `json:"fallback"`
+		} `json:"served_by"`
+	}
+	var one served
+	status, body := v.api(http.MethodGet, "/v1/batches/"+urgent.ID+"/requests/"+url.PathEscape(urgentIDs[3]), key, "", &one)
+	require.Equal(t, http.StatusOK, status, string(body))
+	require.NotNil(t, one.ServedBy)
+	require.Equal(t, "cloud", one.ServedBy.Upstream)
+	require.Equal(t, "cloud-llama", one.ServedBy.Model)
+	require.True(t, one.ServedBy.Fallback)
+	var page struct {
+		Data []served `json:"data"`
+	}
+	status, body = v.api(http.MethodGet, "/v1/batches/"+relaxed.ID+"/requests?limit=5", key, "", &page)
+	require.Equal(t, http.StatusOK, status, string(body))
+	require.Len(t, page.Data, 5)
+	for _, r := range page.Data {
+		require.NotNil(t, r.ServedBy)
+		require.Equal(t, "local", r.ServedBy.Upstream)
+		require.Equal(t, "llama", r.ServedBy.Model)
+		require.False(t, r.ServedBy.Fallback)
+	}
+}
