@@ -62,6 +62,9 @@ type Config struct {
 	// TrickleInterval is how often one request per owner of a `coming` model is let through, so
 	// that the model's autoscaler sees demand; zero lets none through.
 	TrickleInterval time.Duration
+	// RampFraction is the last part of a request's window, its deadline ramp, in which a request
+	// of a model that is not live goes to the model's fallback route, if it has one.
+	RampFraction float64
 	// Metrics records claims, upstream calls and outcomes; nil records nothing.
 	Metrics *metrics.Metrics
 }
@@ -81,8 +84,17 @@ func DefaultConfig() Config {
 		OutputExpiry:      30 * 24 * time.Hour,
 		JanitorInterval:   time.Minute,
 		TrickleInterval:   time.Minute,
+		RampFraction:      DefaultRampFraction,
 	}
 }
+
+// DefaultRampFraction is the deadline ramp's part of a window: a day's batch falls back for its
+// last six hours, a ten-minute one for its last two and a half minutes.
+const DefaultRampFraction = 0.25
+
+// maxWindow is the longest window a request can have (a batch's completion_window): no request
+// is further from its deadline than RampFraction of it while in its ramp.
+const maxWindow = 168 * time.Hour
 
 // Daemon is one replica's dispatcher.
 type Daemon struct {
@@ -133,6 +145,9 @@ type claimLimits struct {
 	models       []string
 	limits       []int32
 	defaultLimit int32
+	// fallbackModels have a fallback route; fallbackDefault says the catch-all has one.
+	fallbackModels  []string
+	fallbackDefault bool
 }
 
 // Abort causes: why an in-flight call was cancelled.
@@ -173,6 +188,15 @@ func New(pool *pgxpool.Pool, cfg Config, upstreams *upstream.Config, logger *slo
 		cfg.Metrics.ModelLimit(m, int(limits[i]))
 	}
 	d.adapt = newAdapter(d.q, d.gate, cfg.Metrics.EffectiveLimit)
+	d.limits.fallbackModels = []string{}
+	for _, m := range models {
+		if route, _ := router.Route(m); route.Fallback != nil {
+			d.limits.fallbackModels = append(d.limits.fallbackModels, m)
+		}
+	}
+	if route, ok := router.Route(upstream.CatchAll); ok && route.Model == upstream.CatchAll {
+		d.limits.fallbackDefault = route.Fallback != nil
+	}
 	d.rec = newRecorder(d)
 	return d
 }

@@ -58,6 +58,8 @@ func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 		Prefetch:       int32(d.cfg.ClaimAhead),
 		FreshSeconds:   d.freshLease().Seconds(),
 		TrickleSeconds: d.cfg.TrickleInterval.Seconds(),
+		FallbackModels: d.limits.fallbackModels, FallbackDefault: d.limits.fallbackDefault,
+		RampFraction: d.cfg.RampFraction, RampHorizonSeconds: d.cfg.RampFraction * maxWindow.Seconds(),
 	})
 	// Rounds that committed before an error hold requests running under this replica: they are
 	// started all the same. The allowances come first, so that none of them starts under an
@@ -173,7 +175,7 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 		d.cfg.Metrics.InFlight(row.Model, 1)
 		epoch := d.adapt.epoch(row.Model)
 		target, body, fallback := route, row.Body, false
-		if escalates(route, row.Deadline) {
+		if route.Fallback != nil && (row.Ramped || escalates(route, row.Deadline)) {
 			target, body, fallback = fallbackOf(route, row.Model, row.Body)
 		}
 		sent := time.Now()

@@ -89,6 +89,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		dc.PollInterval = cfg.Dispatch.PollInterval
 		dc.TrickleInterval = cfg.Dispatch.TrickleInterval
 		dc.ClaimAhead = cfg.Dispatch.ClaimAhead
+		dc.RampFraction = cfg.Dispatch.RampFraction
 		dc.OutputExpiry = cfg.Files.DefaultExpiry
 		dc.Metrics = m
 		dispatcher = daemon.New(d.pool, dc, upstreams, logger)

@@ -148,6 +148,7 @@ type Request struct {
 	ServedUpstream    *string
 	ServedModel       *string
 	ServedFallback    bool
+	CreatedAt         time.Time
 }
 
 type Response struct {

@@ -12,11 +12,12 @@ import (
 
 const requestClaim = `-- name: RequestClaim :many
 WITH arg AS (
-    SELECT $3::int AS max_claim, $4::int AS prefetch, $1::bigint AS me
+    SELECT $7::int AS max_claim, $8::int AS prefetch, $1::bigint AS me,
+           $6::float8 AS ramp_fraction, make_interval(secs => $9::float8) AS ramp_horizon
 ), lk AS (
-    SELECT unnest($5::text[])::text AS model
+    SELECT unnest($10::text[])::text AS model
 ), cfg AS (
-    SELECT lk.model, coalesce(($6::int[])[array_position($7::text[], lk.model)], $8::int) AS configured
+    SELECT lk.model, coalesce(($11::int[])[array_position($5::text[], lk.model)], $12::int) AS configured
     FROM lk
 ), room AS (
     -- A model whose limit adapts runs at its effective limit, never above the configured one.
@@ -64,20 +65,33 @@ WITH arg AS (
     LEFT JOIN LATERAL (
         SELECT e.state FROM model_availability_events e WHERE e.model = p.model ORDER BY e.id DESC LIMIT 1
     ) av ON true
+    CROSS JOIN arg
     CROSS JOIN LATERAL (
-        SELECT q.id, q.deadline FROM requests q
-        WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
-          AND q.not_before <= now() AND q.deadline > now()
-        ORDER BY q.deadline, q.id
-        LIMIT least(p.want,
-                    greatest(0, (p.want + s.running + s.owners - 1) / s.owners - p.running),
-                    -- A model that is not live takes nothing, except that a ` + "`" + `coming` + "`" + ` one lets one
-                    -- request per owner through per trickle interval.
-                    CASE WHEN av.state IS NULL OR av.state = 'live' THEN p.want
-                         WHEN av.state = 'coming' AND $9::float8 > 0 AND NOT EXISTS (
-                             SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
-                               AND t.at > now() - make_interval(secs => $9::float8))
-                         THEN 1 ELSE 0 END)
+        (SELECT q.id, q.deadline FROM requests q
+         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
+           AND q.not_before <= now() AND q.deadline > now()
+         ORDER BY q.deadline, q.id
+         LIMIT least(p.want,
+                     greatest(0, (p.want + s.running + s.owners - 1) / s.owners - p.running),
+                     -- A model that is not live takes nothing, except that a ` + "`" + `coming` + "`" + ` one lets one
+                     -- request per owner through per trickle interval.
+                     CASE WHEN av.state IS NULL OR av.state = 'live' THEN p.want
+                          WHEN av.state = 'coming' AND $13::float8 > 0 AND NOT EXISTS (
+                              SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
+                                AND t.at > now() - make_interval(secs => $13::float8))
+                          THEN 1 ELSE 0 END))
+        UNION ALL
+        -- A model that is not live but has a fallback also takes the requests inside their
+        -- deadline ramp: the last ramp_fraction of their window (none is further from its
+        -- deadline than ramp_horizon, which bounds the scan).
+        (SELECT q.id, q.deadline FROM requests q
+         WHERE av.state IS NOT NULL AND av.state <> 'live'
+           AND (p.model = ANY ($3::text[]) OR ($4::bool AND NOT p.model = ANY ($5::text[])))
+           AND q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
+           AND q.not_before <= now() AND q.deadline > now() AND q.deadline <= now() + arg.ramp_horizon
+           AND q.deadline - (q.deadline - q.created_at) * arg.ramp_fraction <= now()
+         ORDER BY q.deadline, q.id
+         LIMIT least(p.want, greatest(0, (p.want + s.running + s.owners - 1) / s.owners - p.running)))
     ) c
 ), pick AS (
     SELECT x.id FROM (
@@ -87,7 +101,7 @@ WITH arg AS (
     ) x
     WHERE x.k <= x.want
     ORDER BY x.k, x.level, x.deadline
-    LIMIT $3::int
+    LIMIT $7::int
 ), locked AS (
     -- Looked up by primary key from an array, so that the plan never depends on how many rows the
     -- statistics expect the steps above to produce.
@@ -116,19 +130,27 @@ RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.resp
           coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body,
           -- What the claim meant to take of the model: taking less means some owner had less ready
           -- than its share, which another round can hand to the others.
-          locked.want::int AS model_want
+          locked.want::int AS model_want,
+          -- Taken in its deadline ramp while its model is not live: it goes to the fallback.
+          (coalesce((SELECT e.state FROM model_availability_events e WHERE e.model = r.model ORDER BY e.id DESC LIMIT 1), 'live') <> 'live'
+           AND (r.model = ANY ($3::text[]) OR ($4::bool AND NOT r.model = ANY ($5::text[])))
+           AND r.deadline - (r.deadline - r.created_at) * $6::float8 <= now())::bool AS ramped
 `
 
 type RequestClaimParams struct {
-	DaemonID       int64
-	FreshSeconds   float64
-	MaxClaim       int32
-	Prefetch       int32
-	Locked         []string
-	Limits         []int32
-	Models         []string
-	DefaultLimit   int32
-	TrickleSeconds float64
+	DaemonID           int64
+	FreshSeconds       float64
+	FallbackModels     []string
+	FallbackDefault    bool
+	Models             []string
+	RampFraction       float64
+	MaxClaim           int32
+	Prefetch           int32
+	RampHorizonSeconds float64
+	Locked             []string
+	Limits             []int32
+	DefaultLimit       int32
+	TrickleSeconds     float64
 }
 
 type RequestClaimRow struct {
@@ -145,6 +167,7 @@ type RequestClaimRow struct {
 	Deadline   time.Time
 	Body       []byte
 	ModelWant  int32
+	Ramped     bool
 }
 
 // Claims up to @max_claim pending requests of the @locked models for @daemon_id, within each
@@ -160,11 +183,15 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 	rows, err := q.db.Query(ctx, requestClaim,
 		arg.DaemonID,
 		arg.FreshSeconds,
+		arg.FallbackModels,
+		arg.FallbackDefault,
+		arg.Models,
+		arg.RampFraction,
 		arg.MaxClaim,
 		arg.Prefetch,
+		arg.RampHorizonSeconds,
 		arg.Locked,
 		arg.Limits,
-		arg.Models,
 		arg.DefaultLimit,
 		arg.TrickleSeconds,
 	)
@@ -189,6 +216,7 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 			&i.Deadline,
 			&i.Body,
 			&i.ModelWant,
+			&i.Ramped,
 		); err != nil {
 			return nil, err
 		}

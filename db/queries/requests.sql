@@ -33,7 +33,8 @@ WHERE m.model IS NOT NULL AND pg_try_advisory_xact_lock(726211853, hashtext(m.mo
 -- slots allow when an owner has fewer ready than its share: claiming again completes the
 -- water-filling.
 WITH arg AS (
-    SELECT @max_claim::int AS max_claim, @prefetch::int AS prefetch, @daemon_id::bigint AS me
+    SELECT @max_claim::int AS max_claim, @prefetch::int AS prefetch, @daemon_id::bigint AS me,
+           @ramp_fraction::float8 AS ramp_fraction, make_interval(secs => @ramp_horizon_seconds::float8) AS ramp_horizon
 ), lk AS (
     SELECT unnest(@locked::text[])::text AS model
 ), cfg AS (
@@ -85,20 +86,33 @@ WITH arg AS (
     LEFT JOIN LATERAL (
         SELECT e.state FROM model_availability_events e WHERE e.model = p.model ORDER BY e.id DESC LIMIT 1
     ) av ON true
+    CROSS JOIN arg
     CROSS JOIN LATERAL (
-        SELECT q.id, q.deadline FROM requests q
-        WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
-          AND q.not_before <= now() AND q.deadline > now()
-        ORDER BY q.deadline, q.id
-        LIMIT least(p.want,
-                    greatest(0, (p.want + s.running + s.owners - 1) / s.owners - p.running),
-                    -- A model that is not live takes nothing, except that a `coming` one lets one
-                    -- request per owner through per trickle interval.
-                    CASE WHEN av.state IS NULL OR av.state = 'live' THEN p.want
-                         WHEN av.state = 'coming' AND @trickle_seconds::float8 > 0 AND NOT EXISTS (
-                             SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
-                               AND t.at > now() - make_interval(secs => @trickle_seconds::float8))
-                         THEN 1 ELSE 0 END)
+        (SELECT q.id, q.deadline FROM requests q
+         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
+           AND q.not_before <= now() AND q.deadline > now()
+         ORDER BY q.deadline, q.id
+         LIMIT least(p.want,
+                     greatest(0, (p.want + s.running + s.owners - 1) / s.owners - p.running),
+                     -- A model that is not live takes nothing, except that a `coming` one lets one
+                     -- request per owner through per trickle interval.
+                     CASE WHEN av.state IS NULL OR av.state = 'live' THEN p.want
+                          WHEN av.state = 'coming' AND @trickle_seconds::float8 > 0 AND NOT EXISTS (
+                              SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
+                                AND t.at > now() - make_interval(secs => @trickle_seconds::float8))
+                          THEN 1 ELSE 0 END))
+        UNION ALL
+        -- A model that is not live but has a fallback also takes the requests inside their
+        -- deadline ramp: the last ramp_fraction of their window (none is further from its
+        -- deadline than ramp_horizon, which bounds the scan).
+        (SELECT q.id, q.deadline FROM requests q
+         WHERE av.state IS NOT NULL AND av.state <> 'live'
+           AND (p.model = ANY (@fallback_models::text[]) OR (@fallback_default::bool AND NOT p.model = ANY (@models::text[])))
+           AND q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
+           AND q.not_before <= now() AND q.deadline > now() AND q.deadline <= now() + arg.ramp_horizon
+           AND q.deadline - (q.deadline - q.created_at) * arg.ramp_fraction <= now()
+         ORDER BY q.deadline, q.id
+         LIMIT least(p.want, greatest(0, (p.want + s.running + s.owners - 1) / s.owners - p.running)))
     ) c
 ), pick AS (
     SELECT x.id FROM (
@@ -137,7 +151,11 @@ RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.resp
           coalesce(r.body, substring(fl.data FROM fl.body_start + 1 FOR fl.body_end - fl.body_start))::bytea AS body,
           -- What the claim meant to take of the model: taking less means some owner had less ready
           -- than its share, which another round can hand to the others.
-          locked.want::int AS model_want;
+          locked.want::int AS model_want,
+          -- Taken in its deadline ramp while its model is not live: it goes to the fallback.
+          (coalesce((SELECT e.state FROM model_availability_events e WHERE e.model = r.model ORDER BY e.id DESC LIMIT 1), 'live') <> 'live'
+           AND (r.model = ANY (@fallback_models::text[]) OR (@fallback_default::bool AND NOT r.model = ANY (@models::text[])))
+           AND r.deadline - (r.deadline - r.created_at) * @ramp_fraction::float8 <= now())::bool AS ramped;
 
 -- name: RequestClaimAllowance :many
 -- How many calls of each @locked model this replica may have in flight: the model's limit minus

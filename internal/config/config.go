@@ -120,6 +120,9 @@ type Dispatch struct {
 	LeaseTimeout time.Duration
 	// PollInterval is how often the queue is checked without a notification (VOLLEY_POLL_INTERVAL).
 	PollInterval time.Duration
+	// RampFraction is the last part of a request's window in which a request of a model that is
+	// not live goes to the model's fallback route (VOLLEY_FALLBACK_RAMP, default 0.25).
+	RampFraction float64
 	// ClaimAhead is how many requests of a model past its limit a replica may claim, at most the
 	// limit itself (VOLLEY_CLAIM_AHEAD, default 0): they wait in the replica and start the moment
 	// one of its calls returns, without a trip to the database. Only a replica alone on a model
@@ -190,6 +193,7 @@ func Default() Config {
 			LeaseTimeout:     15 * time.Second,
 			PollInterval:     time.Second,
 			TrickleInterval:  time.Minute,
+			RampFraction:     0.25,
 		},
 	}
 }
@@ -224,6 +228,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.duration("VOLLEY_POLL_INTERVAL", &c.Dispatch.PollInterval)
 	l.duration("VOLLEY_MODEL_TRICKLE_INTERVAL", &c.Dispatch.TrickleInterval)
 	l.int("VOLLEY_CLAIM_AHEAD", &c.Dispatch.ClaimAhead)
+	l.float("VOLLEY_FALLBACK_RAMP", &c.Dispatch.RampFraction)
 	l.str("VOLLEY_METRICS_ADDR", &c.Metrics.Addr)
 	l.duration("VOLLEY_METRICS_QUEUE_INTERVAL", &c.Metrics.QueueInterval)
 	l.duration("VOLLEY_WEBHOOK_RETRY_FOR", &c.Webhook.RetryFor)
@@ -303,6 +308,9 @@ func (c Config) validate() error {
 	if c.Dispatch.PollInterval < 10*time.Millisecond {
 		return fmt.Errorf("VOLLEY_POLL_INTERVAL: must be at least 10ms, got %s", c.Dispatch.PollInterval)
 	}
+	if c.Dispatch.RampFraction <= 0 || c.Dispatch.RampFraction > 1 {
+		return fmt.Errorf("VOLLEY_FALLBACK_RAMP: must be above 0 and at most 1 (the last part of a window that falls back), got %g", c.Dispatch.RampFraction)
+	}
 	if c.Dispatch.ClaimAhead < 0 {
 		return fmt.Errorf("VOLLEY_CLAIM_AHEAD: must not be negative, got %d", c.Dispatch.ClaimAhead)
 	}
@@ -356,6 +364,17 @@ func (l *loader) int(name string, dst *int) {
 			return
 		}
 		*dst = n
+	}
+}
+
+func (l *loader) float(name string, dst *float64) {
+	if v, ok := l.raw(name); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			l.fail(name, v, "a number")
+			return
+		}
+		*dst = f
 	}
 }
 

@@ -90,3 +90,16 @@ func TestMaxInFlightBytes(t *testing.T) {
 		require.ErrorContains(t, err, "VOLLEY_MAX_INFLIGHT_BYTES", bad)
 	}
 }
+
+func TestFallbackRampIsChecked(t *testing.T) {
+	c, err := Load(env(map[string]string{"VOLLEY_FALLBACK_RAMP": "0.5"}))
+	require.NoError(t, err)
+	require.Equal(t, 0.5, c.Dispatch.RampFraction)
+	c, err = Load(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, 0.25, c.Dispatch.RampFraction)
+	for _, bad := range []string{"0", "-0.1", "1.5", "half"} {
+		_, err := Load(env(map[string]string{"VOLLEY_FALLBACK_RAMP": bad}))
+		require.ErrorContains(t, err, "VOLLEY_FALLBACK_RAMP", bad)
+	}
+}

@@ -92,3 +92,60 @@ models:
 		require.False(t, r.ServedBy.Fallback)
 	}
 }
+
+// A model that is not live holds its requests until they enter their deadline ramp, the last
+// part of their window; then its fallback answers them, and the batch completes inside its
+// window. Here the ramp is the last 99.5% of a ten-minute window: it begins three seconds in.
+func TestRampSendsWaitingRequestsToTheFallback(t *testing.T) {
+	t.Parallel()
+	local := startMock(t, "-latency", "5ms")
+	cloud := startMock(t, "-latency", "5ms")
+	path := filepath.Join(t.TempDir(), "volley.yaml")
+	yaml := fmt.Sprintf(`upstreams:
+  local:
+    url: %s
+    api_key: upstream-secret
+  cloud:
+    url: %s
+    api_key: upstream-secret
+models:
+  - name: llama
+    upstream: local
+    concurrency: 8
+    fallback: {upstream: cloud, model: cloud-llama}
+`, local.v1(), cloud.v1())
+	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+	v := startVolley(t, "VOLLEY_CONFIG="+path, "VOLLEY_POLL_INTERVAL=100ms", "VOLLEY_FALLBACK_RAMP=0.995",
+		"VOLLEY_MODEL_TRICKLE_INTERVAL=0")
+	adminKey, ok := v.adminKey("ops")
+	require.True(t, ok)
+	ops := v.client(adminKey)
+	var ev map[string]any
+	require.NoError(t, ops.Post(ctx(t), "models/llama/availability", map[string]string{"state": "coming"}, &ev))
+
+	key := v.key("alice")
+	c := v.client(key)
+	lines, ids := manyLines("cold", "llama", 20)
+	b := createBatch(t, c, uploadLines(t, c, lines...), "10m")
+	created := time.Now()
+	require.Zero(t, cloud.stats().TotalCalls+local.stats().TotalCalls, "before the ramp nothing is sent")
+	b = waitBatch(t, c, b.ID, time.Minute, terminal)
+	require.Equal(t, openai.BatchStatusCompleted, b.Status)
+	require.GreaterOrEqual(t, time.Since(created), 2*time.Second, "held until the ramp began")
+	out, _ := checkExactlyOnce(t, c, b, ids)
+	require.Len(t, out, 20)
+	require.Zero(t, local.stats().TotalCalls, "the model's own upstream is not live")
+	require.Equal(t, 20, cloud.stats().Models["cloud-llama"].Calls)
+
+	var one struct {
+		ServedBy *struct {
+			Upstream string `json:"upstream"`
+			Fallback bool   `json:"fallback"`
+		} `json:"served_by"`
+	}
+	status, body := v.api(http.MethodGet, "/v1/batches/"+b.ID+"/requests/"+url.PathEscape(ids[0]), key, "", &one)
+	require.Equal(t, http.StatusOK, status, string(body))
+	require.NotNil(t, one.ServedBy)
+	require.Equal(t, "cloud", one.ServedBy.Upstream)
+	require.True(t, one.ServedBy.Fallback)
+}
