@@ -12,12 +12,12 @@ import (
 
 const requestClaim = `-- name: RequestClaim :many
 WITH arg AS (
-    SELECT $7::int AS max_claim, $8::int AS prefetch, $1::bigint AS me,
-           $6::float8 AS ramp_fraction, make_interval(secs => $9::float8) AS ramp_horizon
+    SELECT $4::int AS max_claim, $5::int AS prefetch, $1::bigint AS me,
+           $3::float8 AS ramp_fraction, make_interval(secs => $6::float8) AS ramp_horizon
 ), lk AS (
-    SELECT unnest($10::text[])::text AS model
+    SELECT unnest($7::text[])::text AS model
 ), cfg AS (
-    SELECT lk.model, coalesce(($11::int[])[array_position($5::text[], lk.model)], $12::int) AS configured
+    SELECT lk.model, coalesce(($8::int[])[array_position($9::text[], lk.model)], $10::int) AS configured
     FROM lk
 ), room AS (
     -- A model whose limit adapts runs at its effective limit, never above the configured one.
@@ -76,9 +76,9 @@ WITH arg AS (
                      -- A model that is not live takes nothing, except that a ` + "`" + `coming` + "`" + ` one lets one
                      -- request per owner through per trickle interval.
                      CASE WHEN av.state IS NULL OR av.state = 'live' THEN p.want
-                          WHEN av.state = 'coming' AND $13::float8 > 0 AND NOT EXISTS (
+                          WHEN av.state = 'coming' AND $11::float8 > 0 AND NOT EXISTS (
                               SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
-                                AND t.at > now() - make_interval(secs => $13::float8))
+                                AND t.at > now() - make_interval(secs => $11::float8))
                           THEN 1 ELSE 0 END))
         UNION ALL
         -- A model that is not live but has a fallback also takes the requests inside their
@@ -86,7 +86,7 @@ WITH arg AS (
         -- deadline than ramp_horizon, which bounds the scan).
         (SELECT q.id, q.deadline FROM requests q
          WHERE av.state IS NOT NULL AND av.state <> 'live'
-           AND (p.model = ANY ($3::text[]) OR ($4::bool AND NOT p.model = ANY ($5::text[])))
+           AND (p.model = ANY ($12::text[]) OR ($13::bool AND NOT p.model = ANY ($9::text[])))
            AND q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
            AND q.not_before <= now() AND q.deadline > now() AND q.deadline <= now() + arg.ramp_horizon
            AND q.deadline - (q.deadline - q.created_at) * arg.ramp_fraction <= now()
@@ -101,7 +101,7 @@ WITH arg AS (
     ) x
     WHERE x.k <= x.want
     ORDER BY x.k, x.level, x.deadline
-    LIMIT $7::int
+    LIMIT $4::int
 ), locked AS (
     -- Looked up by primary key from an array, so that the plan never depends on how many rows the
     -- statistics expect the steps above to produce.
@@ -109,6 +109,13 @@ WITH arg AS (
     FROM requests q
     WHERE q.id = ANY (ARRAY(SELECT pick.id FROM pick)) AND q.state = 'pending'
     FOR UPDATE OF q SKIP LOCKED
+), ramps AS (
+    -- Whether each locked model sends requests in their deadline ramp to its fallback: it is
+    -- not live, and it has one.
+    SELECT lk.model,
+           (coalesce((SELECT e.state FROM model_availability_events e WHERE e.model = lk.model ORDER BY e.id DESC LIMIT 1), 'live') <> 'live'
+            AND (lk.model = ANY ($12::text[]) OR ($13::bool AND NOT lk.model = ANY ($9::text[])))) AS ramps
+    FROM lk
 ), trickled AS (
     -- Requests of a ` + "`" + `coming` + "`" + ` model went through the trickle: the next one of that owner waits an
     -- interval. Claims of a model are serialised, so a later claim sees this.
@@ -120,7 +127,9 @@ WITH arg AS (
     ON CONFLICT (model, owner) DO UPDATE SET at = excluded.at
 )
 UPDATE requests r SET state = 'running', daemon_id = $1::bigint, attempt = r.attempt + 1, claimed_at = now()
-FROM locked LEFT JOIN file_lines fl ON fl.file_id = locked.file_id AND fl.line = locked.line
+FROM locked
+JOIN ramps ON ramps.model = locked.model
+LEFT JOIN file_lines fl ON fl.file_id = locked.file_id AND fl.line = locked.line
 WHERE r.id = locked.id
   -- Only a replica whose lease is fresh may claim: one that stalled, and may have been declared
   -- dead, must heartbeat first, or its claims could overlap the rescue of its earlier ones.
@@ -132,25 +141,23 @@ RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.resp
           -- than its share, which another round can hand to the others.
           locked.want::int AS model_want,
           -- Taken in its deadline ramp while its model is not live: it goes to the fallback.
-          (coalesce((SELECT e.state FROM model_availability_events e WHERE e.model = r.model ORDER BY e.id DESC LIMIT 1), 'live') <> 'live'
-           AND (r.model = ANY ($3::text[]) OR ($4::bool AND NOT r.model = ANY ($5::text[])))
-           AND r.deadline - (r.deadline - r.created_at) * $6::float8 <= now())::bool AS ramped
+          (ramps.ramps AND r.deadline - (r.deadline - r.created_at) * $3::float8 <= now())::bool AS ramped
 `
 
 type RequestClaimParams struct {
 	DaemonID           int64
 	FreshSeconds       float64
-	FallbackModels     []string
-	FallbackDefault    bool
-	Models             []string
 	RampFraction       float64
 	MaxClaim           int32
 	Prefetch           int32
 	RampHorizonSeconds float64
 	Locked             []string
 	Limits             []int32
+	Models             []string
 	DefaultLimit       int32
 	TrickleSeconds     float64
+	FallbackModels     []string
+	FallbackDefault    bool
 }
 
 type RequestClaimRow struct {
@@ -183,17 +190,17 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 	rows, err := q.db.Query(ctx, requestClaim,
 		arg.DaemonID,
 		arg.FreshSeconds,
-		arg.FallbackModels,
-		arg.FallbackDefault,
-		arg.Models,
 		arg.RampFraction,
 		arg.MaxClaim,
 		arg.Prefetch,
 		arg.RampHorizonSeconds,
 		arg.Locked,
 		arg.Limits,
+		arg.Models,
 		arg.DefaultLimit,
 		arg.TrickleSeconds,
+		arg.FallbackModels,
+		arg.FallbackDefault,
 	)
 	if err != nil {
 		return nil, err

@@ -130,6 +130,13 @@ WITH arg AS (
     FROM requests q
     WHERE q.id = ANY (ARRAY(SELECT pick.id FROM pick)) AND q.state = 'pending'
     FOR UPDATE OF q SKIP LOCKED
+), ramps AS (
+    -- Whether each locked model sends requests in their deadline ramp to its fallback: it is
+    -- not live, and it has one.
+    SELECT lk.model,
+           (coalesce((SELECT e.state FROM model_availability_events e WHERE e.model = lk.model ORDER BY e.id DESC LIMIT 1), 'live') <> 'live'
+            AND (lk.model = ANY (@fallback_models::text[]) OR (@fallback_default::bool AND NOT lk.model = ANY (@models::text[])))) AS ramps
+    FROM lk
 ), trickled AS (
     -- Requests of a `coming` model went through the trickle: the next one of that owner waits an
     -- interval. Claims of a model are serialised, so a later claim sees this.
@@ -141,7 +148,9 @@ WITH arg AS (
     ON CONFLICT (model, owner) DO UPDATE SET at = excluded.at
 )
 UPDATE requests r SET state = 'running', daemon_id = @daemon_id::bigint, attempt = r.attempt + 1, claimed_at = now()
-FROM locked LEFT JOIN file_lines fl ON fl.file_id = locked.file_id AND fl.line = locked.line
+FROM locked
+JOIN ramps ON ramps.model = locked.model
+LEFT JOIN file_lines fl ON fl.file_id = locked.file_id AND fl.line = locked.line
 WHERE r.id = locked.id
   -- Only a replica whose lease is fresh may claim: one that stalled, and may have been declared
   -- dead, must heartbeat first, or its claims could overlap the rescue of its earlier ones.
@@ -153,9 +162,7 @@ RETURNING r.id, r.batch_id, r.line, r.owner, r.model, r.url, r.custom_id, r.resp
           -- than its share, which another round can hand to the others.
           locked.want::int AS model_want,
           -- Taken in its deadline ramp while its model is not live: it goes to the fallback.
-          (coalesce((SELECT e.state FROM model_availability_events e WHERE e.model = r.model ORDER BY e.id DESC LIMIT 1), 'live') <> 'live'
-           AND (r.model = ANY (@fallback_models::text[]) OR (@fallback_default::bool AND NOT r.model = ANY (@models::text[])))
-           AND r.deadline - (r.deadline - r.created_at) * @ramp_fraction::float8 <= now())::bool AS ramped;
+          (ramps.ramps AND r.deadline - (r.deadline - r.created_at) * @ramp_fraction::float8 <= now())::bool AS ramped;
 
 -- name: RequestClaimAllowance :many
 -- How many calls of each @locked model this replica may have in flight: the model's limit minus
