@@ -207,6 +207,20 @@ type call struct {
 	n      int64
 	id     string
 	status int
+	left   bool // the call no longer counts as in flight
+}
+
+// leave ends the call's part in the in-flight counts, once: when its handler returns, or earlier
+// when it closes its connection, which the client sees at once and may follow with its next call.
+func (c *call) leave() {
+	if c.left {
+		return
+	}
+	c.left = true
+	c.s.stats.inflight.dec()
+	if c.ms != nil {
+		c.ms.inflight.dec()
+	}
 }
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoint) {
@@ -216,9 +230,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	if cur := st.inflight.inc(); s.cfg.MaxConcurrency > 0 && cur > int64(s.cfg.MaxConcurrency) {
 		st.violations.Add(1)
 	}
-	defer st.inflight.dec()
-
 	c := &call{s: s, w: w, r: r, ep: ep}
+	defer c.leave()
 	if s.cfg.Verbose {
 		start := time.Now()
 		defer func() {
@@ -259,7 +272,6 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoint) {
 		ms := st.model(req.model)
 		ms.calls.Add(1)
 		ms.inflight.inc()
-		defer ms.inflight.dec()
 		ms.setAuth(r.Header.Get("Authorization"))
 		c.ms = ms
 	}
@@ -496,6 +508,7 @@ func (c *call) reset() {
 		// Not hijackable (e.g. HTTP/2): abort the stream instead.
 		panic(http.ErrAbortHandler)
 	}
+	c.leave()
 	abortConn(conn)
 }
 
