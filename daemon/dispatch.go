@@ -186,6 +186,11 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 		if route.Adaptive != nil && !fallback { // the fallback's answers say nothing of the model's upstream
 			d.adapt.observe(ctx, route, row.Model, epoch, out, d.gate.full(row.Model))
 		}
+		if out.StatusCode == 0 && out.ErrCode != "" && d.cfg.ClaimAhead > 0 {
+			// A call that timed out or lost its connection may still be running upstream until the
+			// server notices: a request claimed ahead would otherwise take its slot at once.
+			time.Sleep(unansweredGrace)
+		}
 		d.gate.release(row.Model)
 		d.cfg.Metrics.InFlight(row.Model, -1)
 		d.cfg.Metrics.UpstreamCall(row.Model, target.Upstream.Name, out.StatusCode, time.Since(sent))
@@ -220,6 +225,10 @@ func (d *Daemon) run(ctx context.Context, row dbsqlc.RequestClaimRow) {
 	}
 	record()
 }
+
+// unansweredGrace is how long the slot of a call that got no answer stays taken before a
+// request claimed ahead may use it.
+const unansweredGrace = 50 * time.Millisecond
 
 // escalates reports whether a request due at deadline goes to its model's fallback: the route
 // has one and escalate_before, and the deadline is nearer than that.
