@@ -149,3 +149,29 @@ models:
 	require.Equal(t, "cloud", one.ServedBy.Upstream)
 	require.True(t, one.ServedBy.Fallback)
 }
+
+// Without a fallback, a model that is not live keeps its requests waiting to the end of their
+// window: the batch expires, every line a batch_expired error, and nothing is sent upstream.
+func TestComingModelWithoutFallbackExpires(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "-latency", "5ms")
+	v := startVolley(t, append(dispatchEnv(t, m, 8), "VOLLEY_MODEL_TRICKLE_INTERVAL=0")...)
+	adminKey, ok := v.adminKey("ops")
+	require.True(t, ok)
+	ops := v.client(adminKey)
+	var ev map[string]any
+	require.NoError(t, ops.Post(ctx(t), "models/cold/availability", map[string]string{"state": "coming"}, &ev))
+
+	c := v.clientAs(t, "alice")
+	lines, ids := manyLines("wait", "cold", 10)
+	b := createBatch(t, c, uploadLines(t, c, lines...), "1m")
+	b = waitBatch(t, c, b.ID, 2*time.Minute, terminal)
+	require.Equal(t, openai.BatchStatusExpired, b.Status)
+	_, errs := checkExactlyOnce(t, c, b, ids)
+	require.Len(t, errs, 10)
+	for id, l := range errs {
+		require.NotNil(t, l.Error, id)
+		require.Equal(t, "batch_expired", l.Error.Code, id)
+	}
+	require.Zero(t, m.stats().TotalCalls)
+}
