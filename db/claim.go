@@ -43,12 +43,19 @@ func ClaimRound(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.RequestClaimPar
 	}
 	p.Locked = locked
 	// The allowance counts only the other replicas' requests, which the claim does not change, so
-	// it is read first: the claim's update then holds its row locks for less of the transaction.
+	// it is read first: the claim's update then holds its row locks for less of the transaction,
+	// and the claim takes from it which models another replica holds requests of.
 	allow, err := q.RequestClaimAllowance(ctx, dbsqlc.RequestClaimAllowanceParams{
 		Limits: p.Limits, Models: p.Models, DefaultLimit: p.DefaultLimit, DaemonID: p.DaemonID, Locked: locked,
 	})
 	if err != nil {
 		return Claim{}, err
+	}
+	p.Shared = []string{}
+	for _, a := range allow {
+		if a.Shared {
+			p.Shared = append(p.Shared, a.Model)
+		}
 	}
 	rows, err := q.RequestClaim(ctx, p)
 	if err != nil {

@@ -24,12 +24,11 @@ WITH arg AS (
     SELECT lk.model,
            least(cfg.configured, coalesce((SELECT ml.effective FROM model_limits ml WHERE ml.model = lk.model), cfg.configured)) AS lim,
            coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running,
-           -- Another replica holds requests of the model: none is claimed ahead, so that what one
-           -- holds ahead never starves the others' allowances.
-           (EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id < arg.me)
-            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id > arg.me)
-            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id IS NULL)) AS shared
-    FROM lk JOIN cfg ON cfg.model = lk.model CROSS JOIN arg
+           -- Another replica holds requests of the model (as RequestClaimAllowance found, in
+           -- this transaction): none is claimed ahead, so that what one holds ahead never starves
+           -- the others' allowances.
+           (lk.model = ANY ($11::text[])) AS shared
+    FROM lk JOIN cfg ON cfg.model = lk.model
 ), mdl AS (
     -- Models take turns: each may take its even part of the claim.
     SELECT y.model, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
@@ -76,9 +75,9 @@ WITH arg AS (
                      -- A model that is not live takes nothing, except that a ` + "`" + `coming` + "`" + ` one lets one
                      -- request per owner through per trickle interval.
                      CASE WHEN av.state IS NULL OR av.state = 'live' THEN p.want
-                          WHEN av.state = 'coming' AND $11::float8 > 0 AND NOT EXISTS (
+                          WHEN av.state = 'coming' AND $12::float8 > 0 AND NOT EXISTS (
                               SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
-                                AND t.at > now() - make_interval(secs => $11::float8))
+                                AND t.at > now() - make_interval(secs => $12::float8))
                           THEN 1 ELSE 0 END))
         UNION ALL
         -- A model that is not live but has a fallback also takes the requests inside their
@@ -86,7 +85,7 @@ WITH arg AS (
         -- deadline than ramp_horizon, which bounds the scan).
         (SELECT q.id, q.deadline FROM requests q
          WHERE av.state IS NOT NULL AND av.state <> 'live'
-           AND (p.model = ANY ($12::text[]) OR ($13::bool AND NOT p.model = ANY ($9::text[])))
+           AND (p.model = ANY ($13::text[]) OR ($14::bool AND NOT p.model = ANY ($9::text[])))
            AND q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
            AND q.not_before <= now() AND q.deadline > now() AND q.deadline <= now() + arg.ramp_horizon
            AND q.deadline - (q.deadline - q.created_at) * arg.ramp_fraction <= now()
@@ -114,7 +113,7 @@ WITH arg AS (
     -- not live, and it has one.
     SELECT lk.model,
            (coalesce((SELECT e.state FROM model_availability_events e WHERE e.model = lk.model ORDER BY e.id DESC LIMIT 1), 'live') <> 'live'
-            AND (lk.model = ANY ($12::text[]) OR ($13::bool AND NOT lk.model = ANY ($9::text[])))) AS ramps
+            AND (lk.model = ANY ($13::text[]) OR ($14::bool AND NOT lk.model = ANY ($9::text[])))) AS ramps
     FROM lk
 ), trickled AS (
     -- Requests of a ` + "`" + `coming` + "`" + ` model went through the trickle: the next one of that owner waits an
@@ -155,6 +154,7 @@ type RequestClaimParams struct {
 	Limits             []int32
 	Models             []string
 	DefaultLimit       int32
+	Shared             []string
 	TrickleSeconds     float64
 	FallbackModels     []string
 	FallbackDefault    bool
@@ -198,6 +198,7 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 		arg.Limits,
 		arg.Models,
 		arg.DefaultLimit,
+		arg.Shared,
 		arg.TrickleSeconds,
 		arg.FallbackModels,
 		arg.FallbackDefault,
@@ -250,7 +251,7 @@ WITH arg AS (
             OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = c.model AND r.daemon_id IS NULL)) AS shared
     FROM c LEFT JOIN model_limits ml ON ml.model = c.model CROSS JOIN arg
 )
-SELECT o.model::text AS model, o.lim::int AS effective_limit, o.epoch::bigint AS epoch,
+SELECT o.model::text AS model, o.lim::int AS effective_limit, o.epoch::bigint AS epoch, o.shared::bool AS shared,
        (o.lim - CASE WHEN o.shared THEN (SELECT count(*) FROM requests r CROSS JOIN arg
                                          WHERE r.state = 'running' AND r.model = o.model AND r.daemon_id IS DISTINCT FROM arg.me)
                      ELSE 0 END)::int AS allowance
@@ -269,6 +270,7 @@ type RequestClaimAllowanceRow struct {
 	Model          string
 	EffectiveLimit int32
 	Epoch          int64
+	Shared         bool
 	Allowance      int32
 }
 
@@ -296,6 +298,7 @@ func (q *Queries) RequestClaimAllowance(ctx context.Context, arg RequestClaimAll
 			&i.Model,
 			&i.EffectiveLimit,
 			&i.Epoch,
+			&i.Shared,
 			&i.Allowance,
 		); err != nil {
 			return nil, err

@@ -45,12 +45,11 @@ WITH arg AS (
     SELECT lk.model,
            least(cfg.configured, coalesce((SELECT ml.effective FROM model_limits ml WHERE ml.model = lk.model), cfg.configured)) AS lim,
            coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running,
-           -- Another replica holds requests of the model: none is claimed ahead, so that what one
-           -- holds ahead never starves the others' allowances.
-           (EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id < arg.me)
-            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id > arg.me)
-            OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = lk.model AND r.daemon_id IS NULL)) AS shared
-    FROM lk JOIN cfg ON cfg.model = lk.model CROSS JOIN arg
+           -- Another replica holds requests of the model (as RequestClaimAllowance found, in
+           -- this transaction): none is claimed ahead, so that what one holds ahead never starves
+           -- the others' allowances.
+           (lk.model = ANY (@shared::text[])) AS shared
+    FROM lk JOIN cfg ON cfg.model = lk.model
 ), mdl AS (
     -- Models take turns: each may take its even part of the claim.
     SELECT y.model, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
@@ -184,7 +183,7 @@ WITH arg AS (
             OR EXISTS (SELECT 1 FROM requests r WHERE r.state = 'running' AND r.model = c.model AND r.daemon_id IS NULL)) AS shared
     FROM c LEFT JOIN model_limits ml ON ml.model = c.model CROSS JOIN arg
 )
-SELECT o.model::text AS model, o.lim::int AS effective_limit, o.epoch::bigint AS epoch,
+SELECT o.model::text AS model, o.lim::int AS effective_limit, o.epoch::bigint AS epoch, o.shared::bool AS shared,
        (o.lim - CASE WHEN o.shared THEN (SELECT count(*) FROM requests r CROSS JOIN arg
                                          WHERE r.state = 'running' AND r.model = o.model AND r.daemon_id IS DISTINCT FROM arg.me)
                      ELSE 0 END)::int AS allowance
