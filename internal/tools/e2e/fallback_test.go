@@ -14,14 +14,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// A model with a fallback and escalate_before sends the requests whose deadline is nearer than
-// that to the fallback, under the fallback's model name, and only those: a batch of a 1-hour
-// window escalates with escalate_before 2h, one of a 24-hour window does not. The output lines
-// carry the model the upstream answered as, and the request view says who answered.
-func TestEscalateBeforeSendsNearDeadlinesToTheFallback(t *testing.T) {
-	t.Parallel()
-	local := startMock(t, "-latency", "5ms")
-	cloud := startMock(t, "-latency", "5ms")
+// fallbackSetup starts two mocks, the model llama's own upstream (local) and its fallback
+// (cloud, which knows it as cloud-llama), and a volley routing llama to local with route's extra
+// YAML lines and env.
+func fallbackSetup(t *testing.T, route string, env ...string) (local, cloud *mock, v *volley) {
+	t.Helper()
+	local = startMock(t, "-latency", "5ms")
+	cloud = startMock(t, "-latency", "5ms")
 	path := filepath.Join(t.TempDir(), "volley.yaml")
 	yaml := fmt.Sprintf(`upstreams:
   local:
@@ -35,10 +34,18 @@ models:
     upstream: local
     concurrency: 8
     fallback: {upstream: cloud, model: cloud-llama}
-    escalate_before: 2h
-`, local.v1(), cloud.v1())
+%s`, local.v1(), cloud.v1(), route)
 	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	v := startVolley(t, "VOLLEY_CONFIG="+path, "VOLLEY_POLL_INTERVAL=100ms")
+	return local, cloud, startVolley(t, append([]string{"VOLLEY_CONFIG=" + path, "VOLLEY_POLL_INTERVAL=100ms"}, env...)...)
+}
+
+// A model with a fallback and escalate_before sends the requests whose deadline is nearer than
+// that to the fallback, under the fallback's model name, and only those: a batch of a 1-hour
+// window escalates with escalate_before 2h, one of a 24-hour window does not. The output lines
+// carry the model the upstream answered as, and the request view says who answered.
+func TestEscalateBeforeSendsNearDeadlinesToTheFallback(t *testing.T) {
+	t.Parallel()
+	local, cloud, v := fallbackSetup(t, "    escalate_before: 2h\n")
 	key := v.key("alice")
 	c := v.client(key)
 
@@ -98,25 +105,7 @@ models:
 // window. Here the ramp is the last 99.5% of a ten-minute window: it begins three seconds in.
 func TestRampSendsWaitingRequestsToTheFallback(t *testing.T) {
 	t.Parallel()
-	local := startMock(t, "-latency", "5ms")
-	cloud := startMock(t, "-latency", "5ms")
-	path := filepath.Join(t.TempDir(), "volley.yaml")
-	yaml := fmt.Sprintf(`upstreams:
-  local:
-    url: %s
-    api_key: upstream-secret
-  cloud:
-    url: %s
-    api_key: upstream-secret
-models:
-  - name: llama
-    upstream: local
-    concurrency: 8
-    fallback: {upstream: cloud, model: cloud-llama}
-`, local.v1(), cloud.v1())
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	v := startVolley(t, "VOLLEY_CONFIG="+path, "VOLLEY_POLL_INTERVAL=100ms", "VOLLEY_FALLBACK_RAMP=0.995",
-		"VOLLEY_MODEL_TRICKLE_INTERVAL=0")
+	local, cloud, v := fallbackSetup(t, "", "VOLLEY_FALLBACK_RAMP=0.995", "VOLLEY_MODEL_TRICKLE_INTERVAL=0")
 	adminKey, ok := v.adminKey("ops")
 	require.True(t, ok)
 	ops := v.client(adminKey)
