@@ -194,7 +194,7 @@ func New(pool *pgxpool.Pool, cfg Config, upstreams *upstream.Config, logger *slo
 			d.limits.fallbackModels = append(d.limits.fallbackModels, m)
 		}
 	}
-	if route, ok := router.Route(upstream.CatchAll); ok && route.Model == upstream.CatchAll {
+	if route, ok := router.CatchAll(); ok {
 		d.limits.fallbackDefault = route.Fallback != nil
 	}
 	d.rec = newRecorder(d)
@@ -241,7 +241,7 @@ func (d *Daemon) forgetFixedLimits(ctx context.Context) error {
 			p.Fixed = append(p.Fixed, m)
 		}
 	}
-	if route, ok := d.router.Route(upstream.CatchAll); ok && route.Model == upstream.CatchAll {
+	if route, ok := d.router.CatchAll(); ok {
 		p.AdaptiveDefault = route.Adaptive != nil
 	}
 	if _, err := d.q.ModelLimitsForget(ctx, p); err != nil {

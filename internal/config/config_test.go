@@ -103,3 +103,16 @@ func TestFallbackRampIsChecked(t *testing.T) {
 		require.ErrorContains(t, err, "VOLLEY_FALLBACK_RAMP", bad)
 	}
 }
+
+func TestClaimAheadIsChecked(t *testing.T) {
+	c, err := Load(env(nil))
+	require.NoError(t, err)
+	require.Zero(t, c.Dispatch.ClaimAhead, "off unless set")
+	c, err = Load(env(map[string]string{"VOLLEY_CLAIM_AHEAD": "256"}))
+	require.NoError(t, err)
+	require.Equal(t, 256, c.Dispatch.ClaimAhead)
+	for _, bad := range []string{"-1", "many"} {
+		_, err := Load(env(map[string]string{"VOLLEY_CLAIM_AHEAD": bad}))
+		require.ErrorContains(t, err, "VOLLEY_CLAIM_AHEAD", bad)
+	}
+}

@@ -48,6 +48,9 @@ func (r *Router) Route(model string) (Route, bool) {
 	return Route{}, false
 }
 
+// CatchAll returns the catch-all route, if there is one.
+func (r *Router) CatchAll() (Route, bool) { return r.catchAll, r.hasCatchAll }
+
 // Limits returns what a claim needs to respect the concurrency limits: the models with an exact
 // route, sorted, with their limits (Route.Ceiling) at the same index, and the limit that applies to each other
 // model when there is a catch-all route. The slices are shared: callers must not modify them.
