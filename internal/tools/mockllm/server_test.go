@@ -386,7 +386,18 @@ func TestPeakConcurrency(t *testing.T) {
 		}
 	}
 	const total = perModel * models
-	st := waitStats(t, ts.URL, "all requests in flight", func(st Stats) bool { return st.InFlight == total })
+	// A call counts in flight at once, and for its model once its body is read.
+	st := waitStats(t, ts.URL, "all requests in flight for their models", func(st Stats) bool {
+		if st.InFlight != total {
+			return false
+		}
+		for m := range models {
+			if st.Models[fmt.Sprintf("m%d", m)].InFlight != perModel {
+				return false
+			}
+		}
+		return true
+	})
 	require.EqualValues(t, total, st.PeakConcurrency)
 	require.EqualValues(t, total-limit, st.Violations)
 	require.Equal(t, limit, st.MaxConcurrency)
