@@ -39,6 +39,30 @@ func (e BatchObject) Valid() bool {
 	}
 }
 
+// Defines values for BatchServiceTier.
+const (
+	BatchServiceTierAuto       BatchServiceTier = "auto"
+	BatchServiceTierBackground BatchServiceTier = "background"
+	BatchServiceTierDefault    BatchServiceTier = "default"
+	BatchServiceTierFlex       BatchServiceTier = "flex"
+)
+
+// Valid indicates whether the value is a known member of the BatchServiceTier enum.
+func (e BatchServiceTier) Valid() bool {
+	switch e {
+	case BatchServiceTierAuto:
+		return true
+	case BatchServiceTierBackground:
+		return true
+	case BatchServiceTierDefault:
+		return true
+	case BatchServiceTierFlex:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BatchStatus.
 const (
 	BatchStatusCancelled  BatchStatus = "cancelled"
@@ -174,6 +198,30 @@ const (
 func (e CancelBatchRequestsResultObject) Valid() bool {
 	switch e {
 	case CancelBatchRequestsResultObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CreateBatchRequestServiceTier.
+const (
+	CreateBatchRequestServiceTierAuto       CreateBatchRequestServiceTier = "auto"
+	CreateBatchRequestServiceTierBackground CreateBatchRequestServiceTier = "background"
+	CreateBatchRequestServiceTierDefault    CreateBatchRequestServiceTier = "default"
+	CreateBatchRequestServiceTierFlex       CreateBatchRequestServiceTier = "flex"
+)
+
+// Valid indicates whether the value is a known member of the CreateBatchRequestServiceTier enum.
+func (e CreateBatchRequestServiceTier) Valid() bool {
+	switch e {
+	case CreateBatchRequestServiceTierAuto:
+		return true
+	case CreateBatchRequestServiceTierBackground:
+		return true
+	case CreateBatchRequestServiceTierDefault:
+		return true
+	case CreateBatchRequestServiceTierFlex:
 		return true
 	default:
 		return false
@@ -793,12 +841,18 @@ type Batch struct {
 	Object           BatchObject        `json:"object"`
 	OutputFileId     *string            `json:"output_file_id"`
 	RequestCounts    BatchRequestCounts `json:"request_counts"`
-	Status           BatchStatus        `json:"status"`
-	Usage            BatchUsage         `json:"usage"`
+
+	// ServiceTier (Volley extension) The tier the batch was created with; absent when none was given.
+	ServiceTier *BatchServiceTier `json:"service_tier,omitempty"`
+	Status      BatchStatus       `json:"status"`
+	Usage       BatchUsage        `json:"usage"`
 }
 
 // BatchObject defines model for Batch.Object.
 type BatchObject string
+
+// BatchServiceTier (Volley extension) The tier the batch was created with; absent when none was given.
+type BatchServiceTier string
 
 // BatchStatus defines model for Batch.Status.
 type BatchStatus string
@@ -960,7 +1014,13 @@ type CreateBatchRequest struct {
 	// Metadata Up to 16 pairs; keys up to 64 characters, values up to 512, every value a string.
 	Metadata           *map[string]string `json:"metadata,omitempty"`
 	OutputExpiresAfter *ExpiresAfter      `json:"output_expires_after,omitempty"`
+
+	// ServiceTier (Volley extension) `auto`, `default` and `flex` run as a batch always does. `background` runs the batch's requests only while no other request of their model is waiting, and within VOLLEY_BACKGROUND_SHARE of the model's limit.
+	ServiceTier *CreateBatchRequestServiceTier `json:"service_tier,omitempty"`
 }
+
+// CreateBatchRequestServiceTier (Volley extension) `auto`, `default` and `flex` run as a batch always does. `background` runs the batch's requests only while no other request of their model is waiting, and within VOLLEY_BACKGROUND_SHARE of the model's limit.
+type CreateBatchRequestServiceTier string
 
 // CreateFileRequest defines model for CreateFileRequest.
 type CreateFileRequest struct {
@@ -1167,6 +1227,12 @@ type ModelListObject string
 
 // ModelQueue defines model for ModelQueue.
 type ModelQueue struct {
+	// BackgroundPending Of every owner's pending requests, those of the `background` service tier; they wait while any other request of the model is pending.
+	BackgroundPending int64 `json:"background_pending"`
+
+	// BackgroundRunning Of every owner's running requests, those of the `background` service tier (at most VOLLEY_BACKGROUND_SHARE of the limit).
+	BackgroundRunning int64 `json:"background_running"`
+
 	// DeadlineWindows Pending requests by time to deadline, in order (overdue, within each window, later).
 	DeadlineWindows []DeadlineWindow `json:"deadline_windows"`
 
@@ -7653,223 +7719,229 @@ func (sh *strictHandler) ListWebhookEventTypes(w http.ResponseWriter, r *http.Re
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L0Jchs5ljB8FQT//sNkT4qi13ZJMTGhKstdnpItjyS3u8N0M8FMUEQpCWQlkKJYtiLmNHOD7wLfUeYk",
-	"X+A9ALkwk4sWu11LRIUpMhPLw8Pbl0+dSM5SKZjQqrP3qZPSjM6YZhn89T3V0fTVC/ORi85eJ6V62gk6",
-	"gs5YZ68zNr+OeNwJOhn7JecZizt7OstZ0FHRlM2oeU8vUvOs0hkX553r66DzkiesdcwJT9j2Q54wlUqh",
-	"2ofN7APbD/0uTSSNWwfO4efth33PxlMpLw5FnEoudOv4c3xuxOyD2850Hfi92xONT9gvOVPa/BVJoZmA",
-	"jzRNEx5RzaXY/VlJYb4rhv1Txiadvc7/t1tgyy7+qnYPs0xm7gRwypipKOOpGayz13klLmnCY5LhxPtE",
-	"TxmZMaXoOSOKLhSZT6kmVMRkPmUZ63eug84LNqF5omHwL7fUA7EgUk9ZRph5FFbyRuqXMhfxl1vFG0lU",
-	"Hk2JHP/MIk0mMiN6yhW5YIsHisi5YLiyMymPaHbOvtzKzqaMxCxKaMb8eZKxjBeEK5KYtZilUgFHHEkx",
-	"4ee5eTThM65hze8EzfVUZvxX9gUh+porxcV5QOaZFOdEZiRjl/KCxeTg7SsD1z7cSjueme4gjvHqv6WZ",
-	"Ll2ZNJMpyzTH6xRTDYtbhlJKM/1AkfFCMxUQqslMKk2ePSGv+fekSwVhs1Qv4DEDO5okcs7iAG4BjWNF",
-	"hNRTLs57/U7QmchsRrUhuVzQbNEJGihKQRM+4LI++qcQjwz0gaAvbyOiImJJwuIRhU36+bjQz54YapQn",
+	"7L0Jchs5ljB8FQT//sNkT4qi13ZJMTEhl+UqT8mWR5Lb02F6mGAmKKKVBLISSFFsWxFzmrnBd4HvKHOS",
+	"L/AegFyYyUWL3a4losIUmYnl4eHty+dOJGepFExo1dn73ElpRmdMswz+ekF1NH390nzkorPXSamedoKO",
+	"oDPW2euMza8jHneCTsZ+zXnG4s6eznIWdFQ0ZTNq3tOL1DyrdMbFeef6Oui84glrHXPCE7b9kCdMpVKo",
+	"9mEz+8D2Q79PE0nj1oFz+Hn7YT+w8VTKi0MRp5IL3Tr+HJ8bMfvgtjNdB37v9kTjE/ZrzpQ2f0VSaCbg",
+	"I03ThEdUcyl2/66kMN8Vw/4pY5POXuf/2y2wZRd/VbuHWSYzdwI4ZcxUlPHUDNbZ67wWlzThMclw4n2i",
+	"p4zMmFL0nBFFF4rMp1QTKmIyn7KM9TvXQeclm9A80TD411vqgVgQqacsI8w8Cit5K/UrmYv4663irSQq",
+	"j6ZEjv/OIk0mMiN6yhW5YIsHisi5YLiyMymPaHbOvt7KzqaMxCxKaMb8eZKxjBeEK5KYtZilUgFHHEkx",
+	"4ee5eTThM65hze8FzfVUZvwf7CtC9A1XiovzgMwzKc6JzEjGLuUFi8nBu9cGrn24lXY8M91BHOPVf0cz",
+	"XboyaSZTlmmO1ymmGha3DKWUZvqBIuOFZiogVJOZVJo8e0Le8BekSwVhs1Qv4DEDO5okcs7iAG4BjWNF",
+	"hNRTLs57/U7QmchsRrUhuVzQbNEJGihKQRM+4rI++acQjwz0gaAvbyOiImJJwuIRhU36+bjQz54YapQn",
 	"CR0nzBEcOzAXmp2zzIxsh+Di/BZjyFmaMH2rZeAQXIrRnItYzhuIYtCJMkZXTLM8rCO/jaMBqRg5zrX3",
-	"qW2ZtTcA8jRJjiedvQ+r8RuO7RBfuv5Yh4MZ8Co1Z39zuOEA6uYDTCi/Ff5MuKAJ//VW+IPQX4I2F6M0",
-	"k+cZU7fYHxdprsuHvDTNjGnq6AGNY26QkCZvKxdt6aWWiYsbO5MxSzZCKvvO3qcOE/nMkAEQ0Ep0oPRs",
-	"rmvbWTu8pfajSOZWVlyLsZZs/oBvGPqqqc5VeYkgGVBt5nA41KmcWKeMGp0Sjeh4rO+UqU/xB4sbt54b",
-	"sWOj5b+DJ+u0FQQwC+sSYXAn5S93HWWaaJOHyNKJ1KlKhWYtoXTl/tbvUo2ulq9qhXDUaXhQZQtLGOBA",
-	"WcL8VpbzguGZLTPQ4gf75ljKhFGx4j5vjugrj85N3bpoL3vWmKWMWeO6Ei7YiqtUIiZW+G0cBTSwDW5k",
-	"bW+wqmJkN45d1eo9qnbBhms22+yyI7Su/UQ0y+iielyrd1AczEpUOuKrBLHN19u01AnPlN6UIE6pGs1k",
-	"xppxN6Gbj7SM0InZ5Fp8rkKstPxi+tIyWyFakm6rcuyxYF7IlxNCCdwz0v2bTBK2IOxKM6G4FCCjVs+D",
-	"am0EXLU86I9yTmZULIjmM6ZAUXBzzKkiiglN8lTpjNFZv1EYM/pGs9Bd0Ujqg+0TKZIFmXM9JSEXUZLH",
-	"7N/Nk6GVupO50UWlIJQYZSHx45WW4UF+tXMud+yXRlnpn9D5a3v5liTM6krfTxkqSAjOqUxiLs4JRwDY",
-	"Nytif7tgGuVKy1mbSMIcBdtCzLTYYK9zk7A54YKr6W2EPUcpl0/w4c6YKlAYBTM4Z8AEfJQYTtiMD15E",
-	"2pRT9O25NsoHzlxyM7AVSmgT5BTLLlk8Gi82H/wUXvl+AQPW8YhHU4/ehAo1Z0bZLl8pg9i5iFlG5vA0",
-	"wIoIOmP7xCyP5ELzhEjByJSqfqdp0ZpmK1GZa6P7a5gOr33zTb4BoiwLjCkTMYp5WS7EskzoZchCCiwE",
-	"xc0panGvLLYW8p0X2TyNqwlnJYBVL0sJudzdXEeUf/DSdl0IcVsu8H5JG2v+TUtNk6afarDA5xqhu27V",
-	"20pO7fLQailn3TruSlZwHHKNyLBMzkKPR6GjZvACMXP326/ADaSMjSY3z8Pc+ySlShmeQxUJ6USzLLSG",
-	"RkYEu9IkpedsoxX+a0gvJyWyXT3udnHBEacHyhLPwECDI3NGhYxIawoGjtRfz/idktTCkZF4jGo3oe0K",
-	"lp+uDG2FoFagvHPXqQoK1Ei1vGBCbWj5Kr8yipmmPGkiRzQyNG6LkesXuzJA076sgrzV4ivvtK8+Y1RJ",
-	"w0tusYGlMZr2ACT1FpNUzq/lbOqQaoNCbTVNy/0BWGj5lqlWS7inNQ0i/0OiJXk4GAxI8ZSjSCiQmc04",
-	"ajzj4oiJcz3t7D1sIDczevUKHzUjBuZx93edOtdxrFjixrtVedKwWe/5bLriW7EXx+Zh7uNcR3LGVivR",
-	"NySyJWdtq379g+X06PhoPepZ/LRBrWNX5PWLp+5Y51OZgAdIMwH6U2qkpcw8+c8Pg53v6M7kYOflx0+P",
-	"H13/qRM0WkF0MzI554oySPWz5CIwFFtmsSHfjEZTIkXE9r3L5eEgGAwGFQwrr+Wfw2E+GAwGH//cuI4q",
-	"tg1qBxN0csF/yZl9BATm2gH4jTQCHMTGuhLeKOlVPRpVkISPnkzDwLCqZdWcGFU7zjNwq5FJJmckfDgL",
-	"DfDCh8+eT0N0NRop4LvBLDSDhI+mYe3Iut0PD3e++2hO7uOnQfD4+vPDweDDYOcv+JX56/mgN/uMj30u",
-	"Hv788MNg56n7/OzDYOf5x9601wjrspNl2RAhJ2T38uFuNKV6t4CJCvDb+hdsNmaxURTs394Jjn8aWR5B",
-	"omo7Nb9265N8Ln8uhv7sR/1cGrB5c0v+g3VkbgNvwoxeuSGePnzUMEgViu9SoMPPSEp5pvbJBVsoksOX",
-	"z56QaEozGmmWqYBc0iRn7jczNGGXLFvg94QSnMFAbkavymt6+GwDl4blR95kbYTPtR5efPgAnm1miyXT",
-	"eWGUX7497ffwJU9Y6zWsrPYDFdFUZh+bMDVZkLBQB+sXqfil+QpUZlEskiJWDdM8fjYYmLN59PS7R4a6",
-	"EaAhYCNRBAchMAZ5PCAxXSgyXpAYQyrssfGZ4SN2AGCj+I0ZutlBlzTYbP7z9PjNkaPzhZ+75v5X/FdG",
-	"unZ+8mgwIK+/74FtAuw84FAofn8KFHszx3fQSfMslaphaa9zpcmYkRBYX/0g4Ms/rfWkw66LSdqRx+kf",
-	"rcZUw7fcQwrCDsrWStTHWGwOVZdUE0OYz/klE8sm1jGNLs4zF5nScutKumLx/EjColTTexswn6VXviif",
-	"uF7lJK1F81hzl2WKmcw1A7GBiophag0pViy75BEbaY50aq1GrLRV2NcfCi5ik2driIlb/ri1YRqxdY2E",
-	"B1Ery/A8Nde4IuCZ6xGQgcNa8ydedgj4Id3wb8dHR4f/GL0++Pvo5aujw9H3/zg7PA0DSwNKVKnXaCEs",
-	"6NTA/leiVMtkau3ub8FzkAJiWF6de28jUPIZG+G3dfC+zBgjml3pgLD+eZ+E5jNEQiWhJdpuzkdPnwY3",
-	"X0MryUTuhfRy3wbC2YediYQ8GQxIyDGkb2R/hOVt6YxFHCtBtQybTShuLYSynXNfMqFh2LXamBvSvHEG",
-	"L1y7SMzNXrRreUNRi8uzJqokCB0rmeSakanWqTIyt/lA3p0cFSz00eDJcxc+Nud6KnNNoozFTGhOE3hp",
-	"ktHzmdGvhuKETXLDPrqV48mzJOyRuTPST824HELLSJqPEx6Rbi4SptRQuJv6/vD7H4+PfxodHB0dvx+9",
-	"PXn1t4Ozw7AXkIgK896YkYwpmVyyGDQOOxydSXHeNsqPx6dnpyGuQ08prEExs+waVg+ePK8i8vTHjx/0",
-	"Gf6fvv34QZ1+/I+93d21bNsilIF/UEGAJnR6QdkMow1X2Ng3sDYVRvcNHp4ymukxo3rzIDRzfM0BTvHG",
-	"xrzRJOHn001nXLY6xAirJsdZylscDlUH0gbTLnt9Cl+P0jJNwRcRM9oc4WMfual7cmXQCJwB7rXm6Kkc",
-	"aGURJZdRcQAb+1UQO+/Ak2HR/D6MS60WpReMxkbEf++Fx+oGnDdvM7xotX/IS5bFOQsDEhpSycXI8L/H",
-	"0Rz+YSHpIkO1Pz6chj0wdCRUsyzsryUnPlzLrbdpr+D0OvagbHZ9rZUd7yI0yH2xzptWBAs5pmtjhmC1",
-	"rXtsd7X4eIO1wdoWTvUVtTtFK8LYWr0F9fMN1HPStfJs3d1jxJLedsq7VdfXa+urJd0NNfIa5OyOi1U0",
-	"AfElT9g9h+KBwnyHkXhmyXdA/I5TJg5emcH+iPuyUD3VtCmywOt+m8gTcWsgZMM1ODJfF25woznOp1wz",
-	"ldKI7UBwljRP2NisTUOgQBNWG2PCa/M47n0jVghxRwqe/9geFn0jd54/Rx9mojqlEQOvI9ktNp3kj4wm",
-	"enrqJablOzKmqiXqgp9bk/UKV3UTt71AZ8PcivKQU7Oeidrxmjbx2tlv6kxTRHmWMREtRmBQWF4MmnYe",
-	"qMLj0SdnU4aGnweKlIawNomJIfFgzc4Y5BsRLc8ZqLpd8xu1RqP5VCpnx6AxTbUKQImKGE9cXk5DPB6y",
-	"iE3TSiYTFml+ybbdHi5Lu42SLBfKaI5Czgt1r7x2w37Md0UwJER/zV0oIj7LFZnwK7x5N063WL5CdVtV",
-	"6dm58PFw23AMB+bSCK14dXBJeULHPOF60YBjKwI13wl+RSw/3TQe0w43bgk5geQ9RwNpPOOCXLAFasWK",
-	"acJ1v9F71BLiA6rtA0VSqcBD5IJXEnm+DfVsTk2Rmm1zwH1aBnSzYkZxyILdXTLUhFC5o2PFxDYMELCi",
-	"HJhnhoOFV46iEqDXiih3IGYgIfuiKhZM+V85y1mTSIfqlzXeNxDzt6jQOF8E+Ik0nzFDL9zbhYOddK2m",
-	"hSYpLtDhjqMHEASa9Squ9pUKaVU5bIDaWvq4hhYGmxFD0h0zPWeWFMIz/JIRczmpiMmMXgVETSHndbyo",
-	"Mo/eXRDSFZtr5WPBCkZWXpOQ6PcgEHusCjj1ycvNuR3pViFDr3qbbW1FbPZcjLZT/80bzhC02Rul8aug",
-	"dQE+hhIjDJEwzynXZrsoCKhEatLFKH1/QQxGFK404kMAehsS3NIONlsTFwRtRhtN0OgmChrDpssnUIVu",
-	"sEw5HJa2kqA2dULGi9E2OgVTms+AVkfW3ulfimU+BndsC96JfDauD3KDkMfi5fUxh7e5AbdRHdy5lpWF",
-	"AtKtAGjf3BLgmw66pEXfSm/cPv/61unJJd9di3TFrugsTVwRkp3B+C//+Pm/fnkzfzwZ/F08PfvlkTq6",
-	"eNsJbmEEqXjequ4yF6CHh+L/rNvDmrQzNxCWIgGhOM1kxJRicUOewVIsciksdruUw6pI7jCvkgpRS0v1",
-	"nj4Hh5JpvLaaJvQDKecFS/X0LsQ0lJluI6s5i7QaqUg2eXTfA1dN6zJWWKeuIYbAqLIbVc6FkYiTZHt7",
-	"UHVVTZBsDDttj+ltIV8uONYtuZxyU8nIpknGaLwYlV0e7jufsOMfKo3ivisyvYXUowkEvawFSzmHxy62",
-	"GRaFOXvJU4sUzwfu2JIsfRLiRQ2xdgckDlJBAIVukC3ohr9n26zPPrpD+6xb+h0oT0Xu3B8W2s4J09ni",
-	"1pHBZ5DNM8co+wfKa2qY5hK+PT49g3hY+J2pcN+F46BPJIndm18jHnhVSgGABxN69ZSB6iKYIl0XPWFj",
-	"CPdRQZ3ZUEBaySu9RerB08Fy7kELMnkUvpOI3pvE2yJnZa1QRLUVLe8WmmBKUXsQPC4nJPSEOwxIiBTb",
-	"fLJk2Xz0VDvsE1u7a2/9oy1R+V0/32cc4bN9/bN/t9cSXbXxgTTFEZ5IXQQWnbIoY+WwotUuxwvG0pFM",
-	"4pGC90YUDRcTmY0ePRlNZZ6pJnrUtAyf87t05Sc0SYzy2ZiJCzZsXTIauKd9anBAMmqfomgWkXPRlG1f",
-	"IpctsZXeOAHJxC55HXN+Id8YLAZuBQ9UUJhIwB5RXp4ZwfBPCDjrNRpA3RrXJvLhaqoFyMDJsd5B4eco",
-	"TIoe3h8bj0kvGZhbibWzptZPbYGGnPlUGp2fGHFHOROutePIjKBhFIOtiBmqFg+IqVAbBKbekQEWB2oC",
-	"yhlTevvIvG0D85YDB4qhmlb1Lo2/qYjBLd58d3LUTEUwxverKupL4rQhgzYxAYa293KT4DprdNisakLZ",
-	"3f+xqYghup+liAyVsLymsfrBVoYDWw108Pjp4+zol+/4sTh89tPi/fNff3mv8s1MBzjEOuPBBuaAwrJX",
-	"1rpuVBXhbhX9mnGkjrBvaabXuek2Dk0ojgby8G5/MH0zTnNdMV8J9ma+TARdMUoThOzVf8EM3c4a5IP2",
-	"sjsH9hcyozEzLMVWBanoq7e5+TEu6lZFCCv8YGsnKI8DFECoIqEtnLvD47BRoAA1zILrFoVszCg+6m2J",
-	"txc1F1xhFBRnHWM35MfDbaNiCzBhrYjAMkTwgUrRBxQBq54hwQjNMn65qZ9KsKs6zBrKwVBv8LJbg+Kw",
-	"OuMshsoS5c1zTaZUESbawn3WL2r5ptZrJvfdOjY0pBaUU+VRxFjcHKJbsgI2FGnekgiUUD9oKfq8tu5M",
-	"HaWXD6x2SxvQqYLSG5CgOzD71InaH9afpfLgd8APazKtP5mW0OEC9i3WxVaZaP19bL6G/ByqZ1jtedqY",
-	"Bw60DR54oEiasQm/wixSQ+EmRrYssphb1Mh4O7BZefwW/Dwu/mjNSmne/gaIcc8G4yZKWrME39qAXNvR",
-	"3REUf3n+IChLUH5jb29TnZZHzyu1ACC7K0kIROmqut3h0fO16bO1qc+wWFNjXZU1AuAGCKrbyvqtKbxk",
-	"eb1SzYd8Iw7fzNyr3NbN2jzFBidp1P+VKYYh5BhiYQ/zMSTvTo7WZhSSckLhUGyfUUg2TygcitaMQnIX",
-	"CYXb4ed7rqdo+v3dcd2GWO/5VLFoFJJ/sx4TxZ49cXrF40c744Vm5MfXBz9ADwVyOpVzQWwkf8QaWXAL",
-	"o/9WWfUNeLc3Yi7VJS1bavAb7x3HPws/uH1hZanz+oQb8ta1yHl/wazL5tR2jZ/AgWCgKqgO+yRjKaNa",
-	"EZoxEmeQgLlxNOqyiXldbTHFojzjenFqRsClHqT8J7Y4yDFCpV6N4oIt0PyCNYgvsSwFlOFBTCQ7Oxjz",
-	"9+bg9SHYLWB1wIwYzaDCgV2GIeXY6YSLiWzLHIDwBKJYMtkxpNpQWDSN7hgIUM3HCbO1Yw7evsIY0axP",
-	"XulyuKjKx4pBBWh894Eaipc8YSrAVxkGRVaKmyiky+BFnkx4xGlCTl/8pEiuWGBtT+Hu5cMwIGmSm0VO",
-	"2LzIclBDISfeQdWd0eyCxWTYqZe3GnbImCVy3usPxVAcgrEBdNcAS11hHGVCFywLwAoxZS6kA9P8mLhk",
-	"iUzZUISfhhgrNezskU9Dlxw57ARkCEDHT5AiiR8NCx92rq9DBFaMpTRrTWxCZEqaazBD4gY6QeeSZQpP",
-	"atB/2B/AtUqZoCnv7HUe9wf9x+hxnwJe7U4hzedX8/kcCbW5wjDNqxjKr+HvtXZPjwaDO2uyU8k0auqd",
-	"ZC5hv3IzOnsfPhoZZzaj2QIywC6ZMMJBmskxQxehjVVDFp5dcnFOfjw7e9vrkzeS0FxPjXgSFS48eq6A",
-	"lqSq89HMtQsRQu2QOcGfvyJgYAXQ/Ojp4PEXm/WN1OBNXGC/LSiJbpttLVafklkvLx+TyyIz40VTo+Fg",
-	"XLzPHyOwDRZvfmhFzEnrwRluZemLS022jek+1IndD3mmZIYb5XHF7onR2/abNGOXXObKF7eFjmu/5AxK",
-	"S9mWa1gbptxUbePSKtfBUn4F9Djjv7KAuCqYbfNifHV5XhuLY+TYUoLww0py8MOmUOEWZuDJ5h7KaPYE",
-	"IL3Dh8X46A/SDYvuLOW4D1AHfP8R+MU3HIH4jnKwyHLch3vKR4E4vj0UGms74kEbXUAx86e2HDOSsxlV",
-	"vT6pzE9ooiSJpKGopLxkg6RDUV7cfnna6nulxSHFZldpAsoi6vJNJ1bErvoja4xmKdbkwllK6/9crO9z",
-	"EfZSi3eBH33oSze48yF7zZWC6pKf0guMkJbZrLM1ngGCcVUr6N8E2XpFvzu5i2tWhykwPA5K64NoEkyT",
-	"sdFbtgaiIeGUC4UbwqJN/FxIMzeJqGL7JPz/DZqPAA1JOByGZAa0KOGaZTRJFm2bV4xmEBJe7LpS+ulZ",
-	"cI9QsCoRoVALAV31uEc+Y0a5L1Iie20b8GrVEiXdIM3hhusds4nM2I2Xiq/f9VqDIsVTwbL3iNGUcJUg",
-	"6T9QNqTY3AqlGfXcyzd7JF3DxiE/vnUbMNaXwxibJ+QPoUSOIFnQEaKAFJQIDD6W8PSwCn4AFN8GhTGl",
-	"AyLYnClta+SXUgz7vkb9BWMp8G9omWLNP5CcuO8a1JhRqSZMxIr4xL65BKavyExeotao0ZkgRUzOM5mn",
-	"SPYbJQIbymdW1cygJzRRTTX7Pt6j2Fl0Q2oSxmG3BpfsGYH8+QSnbxrVL3O31CIWXnm4/pVKU09Yi4XL",
-	"uhcrXV5BJi3pCq6OKE0SuCh2J1UsKYuXTqL8eB10UtlWhLOg7j4uuDKNuXJGlXGF8JBREVQuEy7YA0XC",
-	"PEtCfJ39ktNkKEJnZ7PdhFDzxAhJXxoRAx3drJnMNQjT1YqUtvDenCtY2FDYwntcQe09QWcG9YtWEnIy",
-	"sf52aFFASo2Q0BLiSKSNilR0xoZCZ1Qog9gSk1yLfkRckYzpPBMsrgpaoGPXiYHa8wJfEYgeEhpFLIVs",
-	"yTXVp+cZ15oJozvTocCqkpjHZ5B3xgXU7JQZhI4ZmXTY+W4wG3YMbx12Hk7dp0dPzMfePmzGSLO4mRld",
-	"kNyItOY8zDlhKQ3SDeFDaI0CAmISekgCqmpIqUZ3kW/3ve0pcScXuaEK+HXVdGZj0e6XlLT1+7Vh8t8Y",
-	"+UCg+p5lgHpwyTBJrt5UaomCVJXU3U+ufv514V1tMvFVOKNBLi9iW3JFPEgxwbqSVwwGLyxEBTTEV6JS",
-	"Q2Fu8jmE7GiMnXHdWpBwke6TwZPABQrDdo2ooXqoFf9MBdf4giAZQyYI88u5CoZCSeSkQhKkSVOZxPjE",
-	"WMYcryAmUak+QbdzrTkX8OuhCF8cHh2eHUJaCSx99xOPr+HKs4yq8ltayqYbh6MXN+4+kd450FfhPkS2",
-	"Wxd2/8ZI/WTwZP1Lvtf4Hd2CZdEN9+HvBejVW+BhG7ttMb3pjLPLL3SUm9Cvb+Xc/sp0iYl1zcdMzsGe",
-	"t4+5oixD5n7BUm0L9cdA8EpHib3Heq0iUtWk1rTY4hGE8asXneuPraRxF4kdquk3G7tNcDsQhIsdJ4pY",
-	"uJxLlOTLxpu95XRbpWXqqKZRT3awnIIXuIbCkFAEJx3LTLs+7IVMpJjWCYOyImULkr89Kc00p0lBIX/w",
-	"KzJiDQ7iPNU2qbWkDxniWjAKlL4M8fUqDb7rQyULCdFJhyAbNoovRVebzu9HgvgqlxZB7Y5sS7Fit1wN",
-	"4rzJF3/CaAyseT413LZATix4I2JrreEakSSwvR2RugNeAooj94/B+zIUTjBwMoGespmLzW1jAjDMWOop",
-	"CCS9PjmkRtjRbGZUIwer0OBmTEJ4MYR32BWNdLKwleOK8StN1tBL4cKDwbqWzbigCegfb0Hz3/P2AHBw",
-	"LnW6445EdHMrcRh12KzOxkuFVi7yre6GAqr5Km/yotpRkAfKalYveQJ0N5KzsVkoXP+DNy8APheMpc4u",
-	"EcksY5Fuuo/eq3FSVO7Y2LfR1tGv1KR3yc1BugbQxb6/ltvjJn4PdHWUHB9bez6g4KvnBG2ODvQ/kA3d",
-	"D3frHLDs6rPVHD4vpb56xuAs+L1ucJO37sbEXwUo2szLaLnWMN6/U8P4LXC0uhPUpriyxbFaVuBLzd2H",
-	"P+K3YS0OoaU2oXGsMPm+oKKNbbk3vE62KOza+2TmuAGe37uhttyRdqW91mHkb19eWlZOqS9U4aDgnHEU",
-	"S63liSaKx4yMF/AveBvwCfABfDlVxy3wHnWepdqMTMROj9n3liYomTyllyDm8KwoamiUGqfPWBENXCLU",
-	"CItDURK4LHeLmRHesMdsoeQEVt/09mN3RC4eAE1a1khtZLehSFlWYQpz1F7SlAkW71VUqC4qNELOe9UQ",
-	"ASO3gOXFbnQP6xHSJBkKI94x0K3K6hq3Pp+GTRAblKybuv66JDi00PWCoQiXChYZjlWtWFT+pgytsFaz",
-	"CGolD0XoCxeFfXJAqhqhkLoe01Bodc7iz0GVNULFGj2vJFnei7m6vSvsFzZbt3dsbaCw7w2sxywCj/4E",
-	"WZPhLbG7X79HgouIS5SclXxGckJo1ZC97120qGxWo7q20W53P3mycL0iZK9kN3SQ/kIMus2GUUWSb/fE",
-	"wZRYqIvU+SK8KcsIUHfMRoNP7QA1jKTgFAF5d3K0w1REXei2gNx9PS2FbFTKupVpTVk2rMupK1m5trn0",
-	"d8zA0QelCC1qcBF5aYv0KCxU470nU5nEyM+xphVRLGGR4btJ0TeBWwOgMykWhZICm1oe2PafccWm2At8",
-	"DSCS8AvWUPqrT773zfiGgnlvNzKpmMfApdx81kuccRbvk9BVmLIqXVG4KySCZpmco6NqKnnEhqKL4e/l",
-	"p2giBQtcuSmwQRUTgPgA1XEcC2Q9FDpKpc2GInQhWs6pC/XLJPjru9ZXZrAf2mn2MOzcxuCPAAVGcrJH",
-	"sHGQeZPHtnvQPszr/PsgfVRHdy6TJkd49UkrhmBHT9iCr7GG0YoczPYJg30uvMGMwpQLYk6wT95IPYUY",
-	"AAkgWgTeTKw0TxJHuyGbilr5eCgmaDVEiQM9iatNx0UJunuSJJZr3F1bCeJrWKk9Mv0eBQHAI4MsKI47",
-	"GR9JD62QsJWsH/vDtRux35RDdxzhgAsbWqwNS/ZtV9jc91ZTgXkHEntCbyJWU4PesZwL1AOgvGpYGLET",
-	"RhUjCU2VoSU28bE0KFpIC5sWExoqfNsgsaH4JWe5ITmlyGacyGoCtoGxtWpbtxu0PXYrxEZxUHfR5rUk",
-	"VOmh8GswOoFvBOEyIEWpQ8Q50+aiPmmzKb+wgL/H21PqRNcqJMHY6huXkki3Zojr7dl4rpirFFA+c3td",
-	"Sm8IOlc7yFV2YBSrBtn7AbR9ZcoDZFatcwqA7RL5hJMLbKWlNptfqRDTfRn4b2jhX7Lxb23kP5WZtf+Q",
-	"8cIXFoMwYKOPqwizn81LYatN1LzevEaYrVb/lKros/m6txG0VuSnAFf+aukpvwkT9H3abn37uZU2Wxsa",
-	"881H2C6F+CC5Wh1PO8sTzVOaYSN7yOMD+xqLCX67wH+hm4qhWsyIwxixXVIzuCI2ihwzKbkeCjTMKdKl",
-	"5D9Pj99YzENdlRIhxQ6bpXoRkFzwX3JW1SSNPjCVcYi6TuiFZPChQwAvOqgpsS4LO7pTxChBDCM2VLTX",
-	"J+9r7eqseOTCcIqyoxpkiFxj2J6QujDrkwOxgMS6hM0qZj67K5t3Wo7zxSY8Zq3CSv4AZJmxuD8UB5aG",
-	"eMWy6L9eHj6EbBot5Sih2TkLA5cyQcXCD2ouri/UOhQxixJoe5PAzTRPSNTD+gRbaVq28u82VNqsK09T",
-	"tDm3BtNCXcZVKoVHqd2JzGY7LkN9m3BaM8dXMkuWi082y0l4djb69BujGlilkeCNPPL8q9olp4mGlCWg",
-	"3U82t6sWTtsUCOqx5R5J/Iow0BffZODnCxfmCefjDBQWXs0UfqUp9r4PYf2dKV2Wby2Ksx5lXuKqW1kc",
-	"DXjKbsnaVdotnUSj8r2s9odyMlFMG24JHMPqtRhoEVoTZGGAdMakoB64hdYlFHCLdBVtm4oJpgIyXmi2",
-	"w2NMDE8QJW1buX4xI6Z3+Yr0kBHSHmHCIMCEdLfNvOy5zDO3f6IueIqGPAeIiKbKtzhN2ET3yXtrOwD7",
-	"ZH2rjEDyCkIiKFvubMEJW1GDN4aFvZBzYeiqvWcrlb/lY8QD0hK20Spyw1ZXpzh6vWtws9RM134BI2mM",
-	"uAdL21wxbF/RbRLdET6ISh6TGkKVvkhG7nbqiow00ztF8fsGUI25oLDa+kzNNho6h7uorM+HCsRV8gMu",
-	"YAe39a3xO3t/LMd74HndEuHREm81tCsAOSwoHAzhAeSthRDH8CVItnJd8xoJ9luWYTzaXikgBrQse4IQ",
-	"mGv7tqk+eWXTai6YQLXE93SzHgR4+YEaCnifxPySx9jV8klAoKEhi0meki4dG0IHJTXxUTlBFSw1WoaZ",
-	"oNcnx8gESvOB1qDymfewl7x8M3o1KjlI8C3Q0+iV+wvsNObvSnM6qPSWMVAJFdOKSKcPuRwoiIdXleYX",
-	"9JJloJ5XFmmW7624hSP0kmXoe8lYhOZfsGuXyyWXfeQEViGkYRI+UwBzPacUfphyg1uL/lCE1b56Iem+",
-	"O30RWHk55gptx66ACskVq+4jTDMesRBTuswP/zh4fTQUld4WyE2VXy3onARetKXxiAMUQoMrkosLIefC",
-	"KnKFI1INRddqdS4DtofxRYCrTcyr6CZ/z2K6bdveLiA+QP8gV5pHv8sIOiBtTkwrHMuI+IBSjuwTg42e",
-	"QDhjAEbcZ7m4D+JXdOpvpHaHpZRpu0ZsXVsqBdbU2SUgoesCHpaDpXyE6VC8xqxfW6cLC0gsDAwMfu/Q",
-	"JLEzOWtNwpWhD10jwWBHGWVTmhlc9oz12hwxONV93oSiWXXLTUA497+qmaBYB7FYChBWQSERP7DB1gDt",
-	"Mr5ZPPEmA/x79xP8e71L6w3dq0jZEDJS7pbaHC5SF+dW1gxdkaaWphhjKVyNQlljSsXSscMPOgK0YSr4",
-	"Bq+Sfwh3CJylsrgchj3DC1A5LUz4JQv75KQSw+WqDxQuRahrMKfc2SqtbxNygRaI/YxDh6gooXwGgZmZ",
-	"jywBaQOiSwhmS/DMNwk3x5qrnCY9o/uYm2LLcGAr5RBbDIV2TeUoJEOZsOohhI3agq+vj18cHo3OTl79",
-	"8NPR4ejVm7PDk78dHIWojMHYmczPpwFxmctUEJprqSKasIwoZsQbNqMi7pPXNLtAiy7OjtAiGQPPsKrl",
-	"v+qhgOKlyBhL/pBuc8VGeCLsQakBiLnleh93LRYomFjPLhsKpDKxZHgc7IorDZnbjeSkqcHUPYVirOpl",
-	"9YXNp8tbbiFzeF8gqhjS3YSNM6pcnd+fENDkvZ7R7MKjv8H+gOCFLJqLbenIBrqxXnEJfDouRPDboNKs",
-	"pdU51O6YlHxSRR6uHcbcTaaIShMOniUo9YREtkSM9khoRPo4Z2GAJQ9CLCY0wvCuuY3swh76FPLgsTGm",
-	"eXgoQkORMxvZjnNhg97lSjGFXuba8WOkl9Ot/VkMRTesNOYNXTlGHk0br3+p3fEai9ALR4TtBIbJRhbu",
-	"qVQcmva7MiyKdKkif5VQesVmfO6R8LsBKGOPBzPzz8Op+dDzGXCgI2ICXNFk83nP93o0bwSPnkxb/etF",
-	"H/lGpguF5Es2FPLnP33+J/lzFxqF/lt3OOzjp95/dIX6nKvP//f/qM8z9Vl9nn2e9nr/Rv7cJX8Otnqh",
-	"92kQ/OX6SzuUS4faQNbgVxKbnw3A7RWalFCrovYiJn5dQa8plsxFUlGu61e/pIdUXUbw1JhGF+dghyB+",
-	"cqLlOfS2bK0kWjms5rAzDKeylljkwlB9FqsiQ/Fjq7lDvAPkYdlB9xuqGEN8rEtG0eUMaCe/1TpGQ23g",
-	"vx5iyG0BVyyN4ty0XBsetkcoAeoaA7EjIf6BtpFq4U1axJqZJzF4VNDEt6m2zqsSMK2GMxSo4vSNju9g",
-	"/u+GwIdYN6aIQy7edYWkMH63eG+PwIttGpEvDH2LMq6ZB2djivPXT2/+ClVdQ4C6r4e4fHP2SQiF6dwz",
-	"haWsbbXFKJ2GYPovU9eu0lF8TaqkXcJvIPTGhgT4t2u1ELt1Mlup6lKcRXuozk7Djd2zFxwVMa4s3XGz",
-	"WREHKjqM/ve//yeE6qg2aHePDDuWTHXCYCiI64m/Rz58DHtAzlWDCuzzE7EIvE+FSFm24+TTGTcC1YTy",
-	"DMpQQ2Q8sTHKqUx4BH61Kv/YN78k0IjYkKe/Hp5BfLGZKnTqr49NWSJhhnjtkBAqkEdspDnLzAYnCbsa",
-	"dkKvcZff2HPQ8luYU1tsG9RAw/2UrcEByh8p+Qu5IF2s2mP13ZdHh38fvT94dRbYChQgF+JoeZaBJ6MS",
-	"3e8YC1cWNlCxr+cEZuG5CuR7UKIWIppmUhiiadYHGz72lQarD6RUqR2rYrsD9AfXtWC1SETSTF5xq0Zj",
-	"B4Edc/BmWdZC4dIXMJ6rFzhsRxTwyMZjlyARwgN7BMkXnk0B+pEEpFb9hnyLrmOe/io9UF4vCHy5QQsU",
-	"nzxCmpI3gqaKhUWLfHtyJ4enb4/fnB6O3r968+L4fc8c79SAMWOxreVoxi8RaLt8LDjkrIrm3MDMLiRh",
-	"kwmWDzlzldt5LWvegBSySAKCACshZlDgPTi0lwEHio+1/cRF0E5rwJYjyfdaANFN8pXMDn6P0EyZXeld",
-	"QN5G12vNbk2hQpRHfGeYqKYb4/lx0LObG7AslSyAcVa0Ql3dbaWlyUqzLaUmroI2a/O0LC71MCDS7KTE",
-	"eu0N/3bLQyLLce+0MdW6orH7yX3cLIatcoHuGYF/u7FsNRmpROslBhDXim2ukJFWBruVTmulvnIK18HF",
-	"ClfXVpc49gmK65Wku7ZwEyQ5ZQncNloCfvgx+DoC+Ya047dvcf0r08snvt+uqNuMNqhnAY7MDNLoV0jw",
-	"W7lZHfzLrtYWSnXjaiWVOQoVo6kGxZekdX+g5HLtwSU7wD7hMZulEsOhXHVJLCBeMhatZn1YOBmrLa1J",
-	"dg+trT4kNlYc/XO2IngKVfbQPwZFvfskhBAjn7YNCQzWzlOJqSyiC2099VKqQ9dJ5Y8GA/L6+/3GnIei",
-	"bmZv3+cuhEPhKrLbeJd9Es74jEHHP1jVJGMYatp3DW3UyNYfxMAd31Bg4lJXEV5DMWaRnLEVsjXC6F4l",
-	"a5ziK8nVdn8tF9V5hxBc35wYeappBpZl3GXgAu5R1heI7OWb5a5R/V7tfsIPtyLSuIiVJSnOPGoSi5nV",
-	"lkg2UQAvaalaaLWibUnQcnheLVpbhNjJrChIsb7kAE5SuhJfBSnru/sdsY/6fdwWc+253wvuhgYrsV4I",
-	"uigQS10CdG6vIPhzXa1ntHln1tLIXTSrweyfJRdGLofvh8LwEtubg8axLaldUPIHyrEpzAMg4Sx+GpLu",
-	"lF31AkwGUIrNxgZrXAIgDDall8yGwsT8nLkWAO6ZStpjKWmgKNAC0Xehf0oVbQxIF3t5RDJmah/TKLF3",
-	"hrIlCXzQKFQgqDBVYnlqlEmlbKamQSmacaagj8ZiKBryFIPlJETvpLfLUpoulEOlPjkWxLa5Lj/E1VBU",
-	"WsVBBRWzKCzqC7khENlOQtsj0lAo284B195KrZpIi53qfvltZZJ/SY5bkGZ3YXzppy+ej/hVaN2BvadY",
-	"/9nnKSvChZaWgW9N+GCEe+PYRYo1Zk+HWOYII3tt1WIosGqzAqyc/OwJec2/J91nfwkeDp4Hz589wSdA",
-	"OB4KpKeN0nFQ5HBbKuh7gFZt+X3yFmA3owsjQFu5ZyjMHpOEYZ7XDDuzmSstIlZyRiLc8QyoLy7FpUDy",
-	"hZQSH3IpszJDr7ilImZeA4ZCN5hzW/bFaRVQ6AlB0ScHpFQxq+DzhZQyFHbkNZLKQRzj4Zn9318yc2Wa",
-	"r0pPYJ+r85nNJn8H9COOjaBkbiPQiy1EpnpP/tWVYFxHcv/wzcMn3IS3rDTyrxkYcZ+2z9oZrI9J8Ef7",
-	"G4hJsOha7Km99Z59dFUAwvspK5ffX+rrB8V7nfhee8SvAJrRRxkfe84EtQqF4X4GMSCBC2qGhJ94vEeG",
-	"HXapR//73/8z7ATW0IVfMqHNV+adgPiGpToARrdH7MtYJBJev74OA6MlnAvr8j/V1EjLMbE4osicLlCY",
-	"Mj+7JRvFwbzFxflIsShjOiTd0MJrh2M/Zfen5jOmNJ2lYUD8l+ZtqvOMhb2gFBZQjUi7ZBmfLFwPLncc",
-	"/VzMM5q6SFaYvtLgD1gxJIxB+N2ChJnUVDO3VOi5Uep2OGYQ1DpWMsk1I+FU69Sm7ZmPIXl3ctQn74pq",
-	"y0jWoJeCNhK/dZq/P/z+x+Pjn0YHR0fH70dvT1797eDsECLapmjhw5wFbDomE9uyk5I045dUs4AkUqZj",
-	"Gl0ERu252ElkRJOhkFmpeaKQYifNxwmPjEaX2SbzGZvkCnN7YhJNWXRhhI9zCr0hXJkvlnDzodcfigNh",
-	"g5ONqJGxc640y6x6+HRQuu+tFr4aDblXU19trq8kMdRWYfTlU8Cn1lB++2RJGbF3xiLtN0dNTxym0CUy",
-	"CsZv1GOd97yRkLYJDbuf6l9t5oRuwsMvgwBruuzBsrkU36hfWviTxUqxTiC0VIRbe1OcQd3KVq650iX9",
-	"9c5u3ZX9Rmuy1C9luzCzlUJfA95Kzf6l0eWxtgiRucYOUmilhCbzap+EQCDAEaVCKDlJI1aqNmK4ap+E",
-	"eRpb+SXE/tZGR4Y+WzZxHQ120ZSKc4b9Ox1mYkwhdlNw9ZbPpdP6BZsDR2/gbe9gzi/D2xrn+tfgbRte",
-	"j9+y7wCwqkwGH6BNB4q527QooUHUvhtWt1tQ1taMj2PBvBgHSSc2KE/EBR/Gzmg89p5np0nw2Ana0K5R",
-	"WUWjLLWTKaMxNqlGmZFqzWap7u2V/N8+7sM3LMELBmItfDTCPxjHWexLGpe1h6Js+6Orq6CoOAwP1oXp",
-	"k8Ozk3+MXh6fhGRK1VCkVJVLHhuhuk9+YilKII8HJKYL1Za1YfG8IBW3MD/4g/jD/HAjYmMPYbHe/FDc",
-	"jN9l/6gKDbK1XAqQePMF0oI1Roxb8/0tiVpF8d7elbCN5HFSigHylMZrXobp100W6PQcitAIKSOZxPaH",
-	"EY00v2SjicxGj56MoEl/GJRFX3vlodHmoye2jX9EM0MyiTdtkPFiKBgGUoORArLzwLKBgUME6xL09ksK",
-	"vuutYF9RWqaF3mgbZTU2NgBI1wBmFdR76nRQnhFn+kItD+5CFTcI8RXV8a9CXE5Q1q6RlDoU7kKY0Uzd",
-	"83U/wwSlNMFqUGjCxAwYURi7fGGgScbU1Kge2iV92bYKVNO+EX2oDZRzP9vwBsNZIYUW20SQ0Hr9UbzK",
-	"cgb6CHN1ipdEnFIdNhuyoHM1FFBN3GWdjSIZsxDCE4oBYPaICiHBQJkZOmKGk1lRasOmXmEZgGU75Nmr",
-	"14fH76BKdLlmsjuwXMCgdJxg2r7Bgfl0Yc2qHrSQWOu0KFuv2dUSojNpyzmXeHQDcTpjS56feyJKDTP9",
-	"a+hUZmHtjdzOqsZ1PK/fPkE6he6PDtl8daHyPRByHtjIJ+yXmcoM+2w7IG1ErwqTw0buSfP4GTz9BTDE",
-	"Tbaq/FVF3fzaNbBKi6mc1YwuCl8W0bLtbMyALMozqHX14VPnIOU/scVBrqedvQ8fDc3HzDNkGnmWdPY6",
-	"U63Tvd1d8IlMpdJ7zwfPB0Yg/X8BAAD//w==",
+	"uW2ZtTcA8jRJjiedvY+r8RuO7RBfuv5Uh4MZ8Co1Z39zuOEA6uYDTCi/Ff5MuKAJ/8et8AehvwRtLkZp",
+	"Js8zpm6xPy7SXJcPeWmaGdPU0QMax9wgIU3eVS7a0kstExc3diZjlmyEVPadvc8dJvKZIQMgoJXoQOnZ",
+	"XNe2s3Z4S+1HkcytrLgWYy3Z/BHfMPSVZZc8YiPNWbZMNrt/lUnCFoRdaSYUl6JHDCU1DwM/ge2QOVXE",
+	"3l8y53q6T+hYMaGN7CCIkILBI+f8kglDOx0waK5lx/AFkCsMUU3YVSfojGl0cZ4Bg2+ClNJU56oMVRBm",
+	"qDa/O7TvVJCsU8bmTomsdfxF7ZQJZvEHa15DbiSljSD+Hp6sswOQGS16lGiZQy5Pj+pY3kROPUSWkKhO",
+	"CCtkdukWVkhO/frXWEGZulRoXZ3tBFVOtoS0DpSly9rKJV8yPLNlnl/8YN8cS5kwKlaQoM3v5sqjc1O3",
+	"LtqLyzX+LmPWuK6EC7bi9pfon5XXG0cBpXEDIlLbG6yqGNmNY1e1eo+qXRbjms02o08IrWs/Ec0yuqge",
+	"1+odFAezEpWO+CrZcfP1Ni11wjOlN6XhU6pGM5mxZtxN6OYjLSN0Yja5Fp+rECstv5i+tMxWiJYE8ioP",
+	"ORbM6yVyQqhlGsusxbCG6nlQrY1MrpYH/VnOyYyKBdF8xhTwIjeHYTXAffJU6YzRWb9RfjQqUrOeUFGi",
+	"6oPtEymSBbA5EnIRJXnM/tU8GVpFIZkb9VkKQonRbxI/XmkZHuRXO+dyx35p9Kv+CZ2/sZdvSSiurvSD",
+	"4a0FD57KJObinHBdZscVTaVdlo5ypeWsTYpijoJtIRlbbLDXuUk+nnDB1fQ28qmjlMsn+HBnTBXouIIZ",
+	"nDNgAj5KDCdsxgcv1W3KKfr2XBvlA2fhuRnYCr25CXJGZGPxaLzYfPBTeOXFAgas4xGPph69CRVqzjIW",
+	"V66UQexcxCwjc3gaYEUEnbF9YpZHcqF5QoygN6Wq32latKbZSlTmWpGEapgOr33zTb4BoiwLjCkTMYp5",
+	"WS7EskzoZchCCiwExc0panGvLLYW8p0X2TyNqwlnJYBVL0sJudzdXEeUf/QKQl0IcVsu8H5JgWz+TUtN",
+	"k6afarDA5xqhu27V20pO7fLQailn3TruSlZwHHKNyLBMzkKPR6GjZvACMXP326/ADaSMjSY3z8Pc+ySl",
+	"ShmeQxUJ6USzLLS2UUYEu9IkpedsoxX+c0gvJyWyXT3udnHBEacHyhLPwECDI3NGhYxIa70GjtRfz/id",
+	"ktTCkZF4jGo3oe0Klp+uDG2FoFagvHfXqQoK1Ei1vGBCbWisK78yipmmPGkiRzQyNG6LkesXuzJA076s",
+	"grzV4ivvtK8+Y1RJw0tusYGlMZr2ACT1FpNUzq/lbOqQaoNCbTVNy/0RWGj5lqlW472nNQ0i/0OiJXk4",
+	"GAxI8ZSjSCiQmc04ajzj4oiJcz3t7D1sIDczevUaHzUjBuZx93edOtdxrFjixrtVedKwWe+sbbriW7EX",
+	"x+Zh7uNcR3LGVivRNySyJf9yq379o+X06KtpPepZ/LRBrWNX5M3Lp+5Y51OZgNNKMwH6U2qkpcw8+V8f",
+	"Bzs/0J3Jwc6rT58fP7r+UydotILoZmRy/iBlkOrvkovAUGyZxYZ8MxpNiRQR2/deooeDYDAYVDCsvJb/",
+	"Gg7zwWAw+PTnxnVUsW1QO5igkwv+a87sIyAw1w7Ab6QR4CA21pXwRkmv6oSpgiR89GQaBoZVNVh9jaod",
+	"5xl4AskkkzMSPpyFBnjhw2fPpyF6R40U8MNgFppBwkfTsHZk3e7Hhzs/fDIn9+nzIHh8/eXhYPBxsPMX",
+	"/Mr89XzQm33Bx74UD395+HGw89R9fvZxsPP8U2/aa4R12S+0bIiQE7J7+XA3mlK9W8BEBfht/Qs2G7PY",
+	"KAr2b++3xz+NLI8gUbWdml+79Um+lD8XQ3/xo34pDdi8uSWXxzoyt4EDZEav3BBPHz5qGKQKxfcp0OFn",
+	"JKU8U/vkgi0UyeHLZ09INKUZjTTLVEAuaZIz95sZmrBLli3we0IJzmAgN6NX5TU9fLaBF8byI2+yNsLn",
+	"Wqc0PnwAz97E+RHSXMswIKH1WYSgGoeThF2FJMuFuQHOwGUtQbFkqk/CwqcBD6qCbT1QTs9W1rY05Qkj",
+	"Qtqwh5LtTE8Zz6z2zRWZU67BhQ5xGlxPuSB/PT46Ovzb6MXBj7/8dHL8/u3L0enPByeHjqLCuw+U8/7f",
+	"0hfTKFiUnA+FW2OZ/rRTslc8Ya2ErHLeH6mIpjL71HTXkwUJC4W6ToqKX5qJSGUWxSIpYtUwzeNng4HB",
+	"7kdPf3hk+AMBKgxWJkVwEAJjkMcDEht0GC+IhbFFfD4zB2AHAEEEvzFDN3tlkwar17+fHr89cpyyCG6o",
+	"xXwo/g9GunZ+8mgwIG9e9AB7wFIGLpni96fA8zaLdgg6aZ6lUjUs7U2uNBkzcwV0tMQT4Ms/rQ2fgF0X",
+	"k7Qjj9PgWs3RhvO7hxTEmpTtvajRstgcqi4pd6Tsv6yLcf6GtJvpS9p28fxIwqJU03sbsO+lV74qp71e",
+	"5RmvhXBZkmXpaSZzzUDwoqJi2lvDzFZT6wNBjlMmDl6Ddzpw5+jGB8EGF/BAVclxVzGGynpquW9vI5OF",
+	"0taisv7McQ2bPFvDe4Top609B3gZ1ojgEAm1DMlTQyUqEri5fQEZuEth/kRaAmyEdEPLdd4c/Ofo1euj",
+	"w9GLv50dnoaBJTElotdrNOEWZHBg/ysRwmUquHb3txIKzO4w1LMuXm0j8fMZG+G3dfC+ygy6sSsdENY/",
+	"75PQfIbouiS0PMHN+ejp0+Dma2ilyMgckRzvWynDPuxsWOTJYEBCjmGiI/tjWBYYNvSWI46VoFqGzSYE",
+	"vRaW2y4YXDKhYdi16rIb0rxxBi9cu+jezV60a3lLUc3Os6SRHtGxkkmuGZlqnSpDgMwH8v7kqODQjwZP",
+	"nruQRCPCyVyTKGMxE5rTBF6aZPR8ZhTgoThhk9xQtW7lePIsCXsYbMO1IlMzLodwRZLm44RHpJuLhCk1",
+	"FO6mfjh88fPx8S+jg6Oj4w+jdyev/3pwdhj2AhJRYd4bM5IxJZNLFgPltMPRmRTnbaP8fHx6dhriOvSU",
+	"whoUM8uuYfXgyfMqIk9//vRRn+H/6btPH9Xpp3/b291dKxVYhDLwDyoI0IROLymbYQTrCifIBubAwiuy",
+	"wcNTRjM9ZlRvHthojq85aC7e2No6miT8fLrpjMtmoRhh1eTZTHmLR6jq4dtg2mW3XOGMU1qmKTiLYkbb",
+	"wsDgkZv6j1dG9cAZ4F5rnrjKgVYWUfLpFQewseMLsfMOXE0Wze/D+tdq8nvJaGw0iA9eNq1uwLlbN8OL",
+	"VgOVvGRZnDOjf6O2OzL873E0h39YSLrIUO2PD6dhDyxRCdUsC/tryYmPp3PrbdoreCWPPSibfZNrZce7",
+	"iN1yX6xzdxbRXI7p2qAuWG3rHtt9YT4gZG0CgIVTfUXtXuuKMLZWLUL1fwPtn3StPFv3xxmxpLedbcBa",
+	"A9YbA1ZLuhsq/DXI2R0Xq2gC4iuesHuOlQR9/A5DJc2S74D4oQZoBvsjMM9C9VTTptAPr/ttIk/ErZGq",
+	"DdfgyHxdxCkYzXE+5ZqplEZsByyc0jxhg+c2jVEDTVhtjAlvzOO4941YIQSGKXj+U3uo/Y38rf4cfRyQ",
+	"6pRGDLyOZLfYdJI/M5ro6amXmJbvyJiqlrAYfm59CitiCZq47QV6g+ZWlIc8rfVM1I7XtIk3zjxUZ5oi",
+	"yrOMiWgxAoPC8mK84cbb4vuQiODM2aUhrE1iYkg8uBsyBjlsRMtzBqpu1/xGrU1qPpXK2TFoTFOtAlCi",
+	"IsYTl+vVEDCJLGLTVKXJhEWaX7Jtt4fL8nZ7dBxQTYScF+peee2G/ZjvimhVCM+bu1hRfJYrMuFXePNu",
+	"nMKzfIXqtqrSs3PhAxa34RgOzKURWvHq4JLyhI55wvWiAcdWRNK+F/yKWH66acCsHW7cEhMECaGOBtJ4",
+	"xgW5YAvUihXThOt+o3uvJQYLVNsHiqRSgQvPRRcl8nwb6tmc7iQ12+aA+7QM6Lb8HFZld5cMNSFU7jA7",
+	"aAsGCFhRjpw0w8HCK0dRiaBsRZQ7EDOQkH1VFQum/I+c5U2xaYVHoaRp1UTiiSWHgJoGl/BJ73sMiAZS",
+	"aJG2YiG3lnewrEOu+AJ8j9ZTSX2GdtVVWTgq7Vwb4mppO84gsH479smtt0O6zhK3xnMKpLO34RZiqxBb",
+	"b00De31XAz8ZYy6DoeDu7SImhXSt7hs4Py/EqODoAcRNZ71KdMpKE0FVXW/A47Ucaw13CjZjT6Q7ZnrO",
+	"LHOCZ/glI4ZcUhGTGb0KiJpCZvt4UWXnvbtgbSs21ypZBCtEi/KahERHF2CbTVFBAkpebS5/kG4VMvSq",
+	"t9nWVqQzzMVoO4OMeaN0Ezd4o5UMnfhIh8oFdqEMBEUzlUhNuhhG4S+IwYjiFhMfNbPpnWylJW1r4oKg",
+	"FW+jCRodd0FjpkH5BKrQDZpoeSNFbKAxDp9b2UebKijjxWgbfZApzWfAZyNrq/YvxTIfg6e+BUNFPhvX",
+	"B7lBPHHx8vqA3tvclduofQ4DyopeAelWALRvbgnwTQddsoDcSuffvh7DrcsVlPyuLZIxu6KzNHFFiXYG",
+	"47/87e//8evb+ePJ4D/F07NfH6mji3ed4BYGrIrXtOrqdNGveCj+z7otc1WeOpYmAoUmzWTElGJxQxLP",
+	"UqB/KeZ8u3zeqjrlMK+SZ1TL+fZeWgeHklujtpom9AMJ9SVL9fQuRGyUd28jZztvghqpSDZ54z8A/60L",
+	"wySsU9cQo6NU2QUu58JoM0myvS2vuqomSDbGdLcHzLeQLxd57pZczmerlDugScZovBiV3VXuO58N5x8q",
+	"jeK+K8ooCKlHk80iBssJcnaxzbAoXBFtUT/uGVuiqU9CvKgh1vKBWEwqCKDQDVJx3fD3bFf3qX13aFt3",
+	"S78DxbdITP3Dut45YTpb3Drs/gxS5eY+FtjpdJhDFr47Pj2DYHP4nalw34VSoT8rid2b3yLYflW+DoAH",
+	"I5r1lIGSI5gq9G0bXrqPquzMRonSStL2LfJ6ng6WE3takMmj8J2Ey98kmB05K2uFIiq46DWx0AQzmNpD",
+	"68uEhJ5whwEJkWKbT5Ysm4+eaod9Ymv57a1/tCXlpevn+4IjfLGvf/Hv9loi4zY+kKYQ0xOpi6CwUxZl",
+	"rBwSttpdfMFYOpJJPFLw3oiiiWMis9GjJ6OpzDPVRI+aluET6peu/IQmidHXGtPcwUpWjsN3T/u8+4Bk",
+	"1D5F0YAi56KplEWJXLaE3XozBmTqu8oQmFAPyfxgW3AreKCCwpgClovy8swIhn+Cna/XaLx2a1ybJYur",
+	"qRYkBAfVeueSn6MwB3t4f2o8Jr3kHGgl1s4SXj+1BZp85lPJLsHISWPlzO/W4iMzV/IKAuWIGaoWy4l5",
+	"hhsEFd+R8RwHagLKGVN6+6jKbYMql4M+iqGaVvU+jb+raM8t3nx/ctRMRTA++5sq6kvitCGDNmcFhrb3",
+	"cpPASGt02KwkSTlU41NTUVMMHZAiMlTC8prG0iJbGQ5sdeDB46ePs6Nff+DH4vDZL4sPz//x6weVb2Y6",
+	"wCHWGQ82MAcUBr6y1nWjkiN3q+jXjCN1hH1HM73OxbpxWElxNJDkevuD6Ztxmov2+crQN/NDI+iKUZog",
+	"ZK/+S2bodtYgH7TXtDqwv5AZjZlhKbbkTkVfvc3Nj3FRtypKWuEHWzuweRygAEIVCW0h7R0eh40CBahh",
+	"Fly3qBJlRvERi0u8vSho4qoOoTjrGLshPx5uG6UFwYS1Ch3LEMEHKhVVUASs+pAEIzTL+OWmHi3Bruow",
+	"a6i1RL3By24NikXrjLMYyraUN881mVJFmGgL1Vq/qOWbWq+h3nfr2NCQWlBOlUcRY3FzeHXJCthQtH1L",
+	"IlBC/aClCPzaok51lF4+sNotbUCnCkpvQILuwOxTJ2p/WH+W2gXcAT+sybT+ZFrCvgvYt1gXW2Wi9fex",
+	"+RrycyhNY7XnaWORBaBt8MADRdKMTfgVJhgbCjcxsmVRIqBFjYy3A5uVx2/Bz+Pij9aMoubtb4AY92ww",
+	"bqKkNUvwrQ3ItR3dHUHxl+cPgrIE5bf29jYVQXr0vFJoAzLzkoRAhLWq2x0ePV+bWV2b+gwroTUWLVoj",
+	"AG6AoLqtZuaaqmaW1yvVfMg34vDNzL3Kbd2szVNscJJG/V+ZHhpCfihWzTEfQ/L+5GhtNigpJ4MOxfbZ",
+	"oGTzZNChaM0GJXeRDLodfn7geoqm398d122I059PFYtGIfkX6zFR7NkTp1c8frQzXmhGfn5z8CP0VCGn",
+	"UzkXxGZhRKyRBbcw+u+VVd+Ad3sj5lLR37KlBr/x3nH8s/CD2xdW9hGoT7ghb12LnPcXiLxsTm3X+Akc",
+	"CIa0guqwTzKWMqoVoRkjcQbJsxvHrS6bmNcV7lMsyjOuF6dmBFzqQcp/YYuDHCNU6oVKLtgCzS9Y4PsS",
+	"K5ZAjSvERLKzg9GBbw/eHILdAlYHzIjRDKpT2GUYUo6dj7iYyLasDwhPIIolkx1Dqg2FRdPojoEA1Xyc",
+	"MFtW6ODda4wmzfrktS4Hlqp8rBjEXeO7D9RQvOIJUwG+yjB8slL3RiFdBi/yZMIjThNy+vIXRXLFAmt7",
+	"CncvH4YBSZPcLHLC5kWGihoKOfEOqu6MZhcsJsNOvWjWsEPGLJHzXn8ohuIQjA2guwZYRw4jLhO6YFkA",
+	"VogpcyEdmKLJxCVLZMqGIvw8xFipYWePfB66xNZhJyBDADp+gvRW/GhY+LBzfY0x3yzGOrW1plYhMiXN",
+	"NZghcQOdoHPJMoUnNeg/7A/gWqVM0JR39jqP+4P+Y/S4TwGvdqeQovUP8/kcCbWvJ/M6htqG+Hut/duj",
+	"weDOmm5VssSaeqmZS9iv3IzO3sdPRsaZzWi2gOy9SyaMcJBmcszQRWhj1ZCFZ5dcnJOfz87e9frkrSQ0",
+	"11MjnkSFC4+eK6Alqep8MnPtQoRQO2RO8OdvCBhYATRDezp4/NVmfSs1eBMX2H8P+g3Y5nuL1adk1svL",
+	"x+QyAM140dRoOBhB73P/CGyDxZsfWhFz0npwhltZ+uLSym2jyo91YvdjnimJySOExxW7J8Z522/SjF1y",
+	"mStfORo6MP6aM6g6ZlswYl2fcpPFjcviXAdLmRjQ85D/gwXElZhtmxfjq8vzunp5e48GpeTuh5XE7odN",
+	"ocItzMCTzT2U0ewJQCKID4vx0R+kGxatj8pxH6AO+OY+8Ivv5gPxHeVgkeW4D/eUjwJxfHsoNBZOxYM2",
+	"uoBi5k9tOWYkZzOqen1SmZ/QREkSSUNRSXnJBkmHory4/fK01fdKi0OKza7SBJRF1OWbTqyIXfVH1hjN",
+	"UqzJhbOU1v+lWN+XIuylFu8CP/rQl25w50P2mqs81SU/pRcYIS2zWWdrPAME46rWLaMJsvVij3dyF9es",
+	"DpNleByU1gfRJJhQY6O3bIFRQ8Iph0qbRqyAglv8XEgzN4moYvsk/P8Nmo9sFc/hMCQzoEUJ1yyjSbJo",
+	"27xiNIOQ8GLXlbJdz4J7hIJrtUahjgW66nGPfMaMcl+ks/baNuDVqiVKukGaww3XO2YTmbEbLxVfv+u1",
+	"BkV6LpZf3SNGU8JVuuRC1H7MrVCaUc+9fPNX0jVsHGobtG4Dxvp6GOPyId0hlMgRpBU6QhSQghKBwccS",
+	"nh62mAiA4tugMKZ0QASbM6VtA4pSMmLfN4C4YCwF/g39iKz5B9IY911xXDMq1YSJWBGfAjiXwPQVmclL",
+	"1Bo1OhOkiMl5JvMUyX6jRGBD+cyqmhn0hCaqqd7ip3sUO4tWY03COOzW4JI9I5A/n+D0TaP6Ze6WWkbD",
+	"Kw/Xv1Jp8ntdFPpd+2Kl6zPIpCVdwZWYpUkCF8XupIolZfHSSZSfroNOKtvqsxbU3ccFV6YxV86oMq6I",
+	"ITIqgsplwgV7oEiYZ0mIr7Nfc5oMRejsbLZVF2qeGCHpy1pioKObNZO5BmG6WqzUFk2ccwULGwpbNJEr",
+	"qJso6MygftGnRU4m1t8O/T9IqcsYWkIcibRRkYrO2FDojAplEFtiOmzR7IsrkjGdZ4LFVUELdOw6MVB7",
+	"XuArAtFDQqOIpZBXuaa0+zzjWjOsbT0UWBEU8/gM8s64gHKuMoPQMSOTDjs/DGbDjuGtw87Dqfv06In5",
+	"2NuHzRhpFjczowuSG5HWnIc5JyyDQrohfAitUUBATEIPSUBVDSkVwC/y7V7Yhi13cpEbSuxfV01nNhbt",
+	"fklJW/9vGyb/nZEPBKqvlw6oB5cMk+TqHduWKEhVSd397JpTXBfe1SYTX4UzGuTyIrYlV8SDFFOxKxnI",
+	"YPDCImJAQ3wVMTUU5iafQ8iOxtgZ1woJCRfpPhk8CVygMGzXiBqqh1rx36ngGl8QJGPIBGF+OVfBUCiJ",
+	"nFRIgjRpKpMYnxjLmOMVxCQq1Sfodq51vgN+PRThy8Ojw7NDSCuBpe9+5vE1XHmWUVV+S0vZdONw9OLG",
+	"3SfSOwf6KtyHyHbrwu7fGKmfDJ6sf+mt1K8gue2ObsGy6Ib78PcC9Oot8LCN3baY3nTG2eVXOspN6Nf3",
+	"cm4/MV1iYl3zMZNzsOftY64oy5C5X7BU2y4YMRC80lFiY79eq4hUNak1LbZ4BGH8+mXn+lMradxFYodq",
+	"+s3GbhPcDgThYseJIhYu5xIl+bLxZm853VZpmTqqadSTHSy84AWuoTAkFMFJxzIDN0lVJlJM64RBAZKy",
+	"BcnfnpRmmtOkoJA/+hUZsQYHcZ5qm9Ra0ocMcS0YBUpfhvh6lQbf9aGShYTopEOQDRvFl6JlVOf3I0F8",
+	"k0uLoHZHtqVYsVuuBnHe5Is/YTQG1oyFkQrkxNI4IrbWGq4RSQLbOBWpO+AloDhy/xi8L0PhBAMnE+gp",
+	"m7nY3DYmAMOMpZ6CQNLrk0NqhB3NZkY1crAKDW7GJIQXQ3iHXdFIQxMacxOK8SsdDNFL4cKDwbqWzbig",
+	"Cegf70Dz3/P2AHBwLrWR5I5EdHMrcRh12KzOxkuFVi7yfSSHAioxK2/yotpREOhoYzSrVzwBuhvJ2dgs",
+	"FK7/wduXAJ8LxlJnl4hklrFIN91H79U4KSp3bOzbaGuXWSuNVXFzkK4BdLHvb+X2uInfA10dJcfH1p4P",
+	"KNbrOUGbowP9D2RD98PdOgcsu/piNYcvS6mvnjE4C36vG9zkrbsx8VcBijbzMlquNYz379Qwfgscre4E",
+	"tSmubBmtlhX4MoH34Y/4bViLQ+hXT2gcK0y+L6hoY8/7Da+TLei79j6ZOW6A5/duqC23e15pr3UY+duX",
+	"l5aVU7rUtM454ygWZcsTTRSPGRkv4F/wNuAT4AP4eqqOW+A96jxLVRyZiJ0es+8tTVDuekovmW3g58sf",
+	"GqXG6TNWRAOXCDXC4lCUBC7L3WJmhDds4FwoOYHVN7392B2RiwdAk5Y1UhvZbShSllWYwhy1lzRlgsV7",
+	"FRWqiwqNkPNeNUTAyC1gebEb3cPKhTRJhsKIdwx0q7K6xq3Pp2ETxAYl66aW2i4JDi10vWAowqWCRYZj",
+	"VSsWlb8pQyus1SyCOtdDEfrCRWGfHJCqRiikrsc0FFqds/hzUGWNULFGzytJlvdirm5vufyVzdbt7ZAb",
+	"KOwHA+sxi8CjP0HWZHhL7O7X75HgIuISJWcln5GcEFo1ZO97Fy0qm9Worm20293PnixcrwjZK9kNHaS/",
+	"EoNus2FUkeT7PXEwJRbqInW+CG/KMgLUHbPR4HM7QA0jKThFQN6fHO0wFVEXui0gd19PSyEblbJuZVpT",
+	"lg3rcupKVq5tLv0dM3D0QSlCixpcRF7aIj0KC9V478lUJjHyc6xpRRRLWGT4blL0vODWAOhMikWhpMCm",
+	"lge2M2xcsSn2Al8DiCT8gjWU/uqTF76R4lAw7+1GJhXzGLiUm896iTPO4n0SugpTVqUrCneFRNAsk3N0",
+	"VE0lj9hQdDH8vfwUTaRggSs3BTaoYgIQH6A6jmOBrIdCR6m02VCELkTLOXWhfpkEf33X+soM9kOn1R6G",
+	"ndsY/BGgwEhO9gg2fTJv8th2ftqHeZ1/H6SP6ujOZdLkCK8+acUQbPYKW/A11jBakYPZPmGwz4U3mFFl",
+	"C6OzjPXJW6mnEAMgAUSLwJuJleZJ4mg3ZFNRKx8PxQSthihxoCdxtem4KEF3T5LEco27aytBfAsrtUem",
+	"36MgAHhkkAXFcSfjI+mhFRK2kvVjb792I/bbcuiOIxxwYUOLtWHJvu1KoPu+eCow70BiT+hNxGpq0DuW",
+	"c4F6AJRXDQsjdsKoYiShqWKxT3wsDYoW0sKmxYSGWuA2SGwofs1ZbkhOKbLZtmZHTcD2trZWbet2g47Y",
+	"boXY5A/qLtq8loQqPRR+DUYn8E08XAakKHX3OGfaXNQnbTbllxbw93h7Sl0EW4UkGFt951IS6dYMcb09",
+	"G88Vc5UCymdur0vpDUHnage5yg6MYtUgez+Atq9MeYDMqnVOAbBdIp9wcoGttNRm8ysVYrovA/8NLfxL",
+	"Nv6tjfynMrP2HzJe+MJiEAZs9HEVYfazeSlstYma15vXCLPV6p9SFX0xX/c2gtaK/BTgyt8sPeU3YYK+",
+	"T9utbx240mZrQ2O++wjbpRAfJFer42lneaJ5SjON9n1uRNeMgWUFv13gv9B3xVAtZsRhjNguqRlcERtF",
+	"jpmUXA8FGuYU6VLy76fHby3moa5KiZBih81SvQhILvivOatqkkYfmMo4RF0n9EIy+NAhgBcd1JRYl4Ud",
+	"3SlilCCGERsq2uuTD7VWg1Y8cmE4RdlRDTJErjFsT0hdmPXJgVhAYl3CZhUzn92VzTstx/liux6zVmEl",
+	"fwCyzFjcH4oDS0O8Yln0zi8PH0I2jZZylNDsnIWBS5mgYuEHNRfXF2odiphFCTTISeBmmick6mF9gm1Q",
+	"LVv5VxsqbdaVpynanFuDaaEu4yqVwqPU7kRmsx2Xob5NOK2Z4xuZJcvFJ5vlJDw7G336nVENrNJI8EYe",
+	"ef5V7afTREPKEtDuZ5vbVQunbQoE9dhyjyR+RRjoy+8y8POlC/OccJutC94ThFczhV9pir3vQ1h/Z0qX",
+	"5XuL4qxHmZe46lYWRwOesluydpV2SyfRqHwvq/2hnEwU04ZbAsewei0GWoTWBFkYIJ0xKagHbqF1CQXc",
+	"Il1F2/ZjgqmAjBea7fAYE8MTREnbgK5fzIjpXb4iPWSEtEeYMAgwId1tMy97LvPM7Z+oC56iIc8BIqKp",
+	"8u1pEzbRffLB2g7APlnfKiOQvIKQCMqWO1twwlbU4I1hYS/lXBi6au/ZSuVv+RjxgLSEbbSK3LDV1SmO",
+	"Xu8a3Cw107VfwEgaI+7B0jZXDNtXdJtEd4QPopLHpIZQpa+SkbuduiIjzfROUfy+AVRjLiistj5Ts42G",
+	"zuEuKuvzoQJxlfyIC9jBbX1v/M7eH8vxHnhet0R4tMRbDe0KQA4LCgdDeAB5ayHEMXwNkq1c17xGgv2O",
+	"ZRiPtlcKiAEty54gBObavm2qT17btJoLJlAt8T3drAcBXn6ghgLeJzG/5DH2v3wSEOgByGKSp6RLx4bQ",
+	"QUlNfFROUAVLjZZhJuj1yTEygdJ8oDWofOY97CUv34xejUoOEnwL9DR65f4CO435u9KcDiq9ZQxUQsW0",
+	"ItLpQy4HCuLhVaX5Bb1kGajnlUWa5XsrbuEIvWQZ+l4yFqH5F+za5XLJZR85gVUIaZiEzxTAXM8phR+m",
+	"3ODWoj8UYbWvXki6709fBlZejrlC27EroEJyxar7CNOMRyzElC7zw98O3hwNRaW3BXJT5VcLOieBF21p",
+	"POIAhdDgiuTiQsi5sIpc4YhUQ9G1Wp3LgO1hfBHgahPzMkiO7R/vWUy3LffbBcQH6B/kSvPodxlBB6TN",
+	"iWmFYxkRH1DKkX1isNETCGcMwIj7LBf3Qfww97aV2h2WUqbtGrHJbakUWFNnl4CEroN7WA6W8hGmQ/EG",
+	"s35tnS4sILEwMDD4vUOTxM7krDUJV4Y+dI0Egx1llE1pZnDZM9Zrc8TgVPd5E4pG4y03AeHc/6ZmgmId",
+	"xGIpQFgFhUT8wAZbA7TL+GbxxJsM8O/dz/Dv9S6tN+OvImVDyEi5W2pzuEhdnFtZM3RFmlqaYoylcDUK",
+	"ZY0pFUvHDj/oCNCGqeAbvEr+IdwhcJbK4nIY9gwvQOW0MOGXLOyTk0oMl6s+ULgUoa4BdFfnouTbhFyg",
+	"BWI/49AhKkoon0FgZuYjS0DagOgSgtkSPPPtxM2x5iqnSc/oPuam2DIc2HQ5xBZDoV1TOQrJUCaseghh",
+	"o7bg65vjl4dHo7OT1z/+cnQ4ev327PDkrwdHISpjMHYm8/NpQFzmMhWE5lqqiCYsI4oZ8YbNqIj75A3N",
+	"LtCii7MjtEjGwDOsavmveiigeCkyxpI/pNtcsRGeCHtQagBibrnex1371vXo2WVDgVQmlgyPg11xpSFz",
+	"u5GcNDWYuqdQjFW9rL6y+XR5yy1kDu8LRBVDupuwcUaVq/P7EwKavNczml149DfYHxC8kEVzsS0d2UA3",
+	"1isugU/HhQh+G1SatTRFh9odk5JPqsjDtcOYu8kUUWnCwbMEpZ6QyJaI0R4JjUgf5ywMsORBiMWERhje",
+	"NbeRXdhtn0IePDbGNA8PRWgocmYj23EubNC7XCmm0Mtc436M9HK6tT+LoeiGlca8oSvHyKNp4/UvtTte",
+	"YxF66YiwncAw2cjCPZWKQ3t/V4ZFkS5V5CcJpVdsxuceCX8YgDL2eDAz/zycmg89nwEHOiImwBVNNp/3",
+	"fK9H80bw6Mm01b9e9JFvZLpQSL5kQyF//tOX/yJ/7kKj0H/pDod9/NT7t65QX3L15f/+H/Vlpr6oL7Mv",
+	"017vX8ifu+TPwVYv9D4Pgr9cf22HculQG8ga/Epi87MBuL1CkxJqVdRexMRvK+g1xZK5SCrKdf3ql/SQ",
+	"qssInhrT6OIc7BDET060PIfelq2VRCuH1Rx2huFU1hKLXBiqz2JVZCh+bDV3iHeAPCw76H5DFWOIj3XJ",
+	"KLqcAe3kt1rHaKgN/NMhhtwWcMXSKM5Ny7XhYXuEEqCuMRA7EuIfaBupFt6kRayZeRKDRwVNfJtq67wq",
+	"AdNqOEOBKk7f6PgO5v9qCHyIdWOKOOTiXVdICuN3i/f2CLzYphH5wtC3KOOaeXA2pjh/+/Tmb1DVNQSo",
+	"+3qIyzdnn4RQmM49U1jK2lZbjNJpCKb/OnXtKh3F16RK2iX8BkJvbEiAf7tWC7FbJ7OVqi7FWbSH6uw0",
+	"3Ng9e8FREePK0h03mxVxoKLD6H//+39CqI5qg3b3yLBjyVQnDIaCuJ74e+Tjp7AH5Fw1qMA+PxGLwPtU",
+	"iJRlO04+nXEjUE0oz6AMNUTGExujnMqER+BXq/KPffNLAo2IDXn66fAM4ovNVKFTf31syhIJM8Rrh4RQ",
+	"gTxiI81ZZjY4SdjVsBN6jbv8xp6Dlt/CnNpi26AGGu6nbA0OUP5IyV/IBeli1R6r7746OvzP0YeD12eB",
+	"rUABciGOlmcZeDIq0f2OsXBlYQMV+3pOYBaeq0C+ByVqIaJpJoUhmmZ9zRsu9me2XeCB+T1oI/xOy7Dw",
+	"wFJ+pIkk2boamEMGhUCgLKK0enIpMcnADtGBe0EicJhgK4Na0L04+PGXn06O3799OTr9+eDk0PEIh3GA",
+	"T9DUwKFBJf/cwOHYV1ysAiqlSu1YU4NDZI/AXYteDgppJq+4NSdgJ4UdM5NZsLXUuDQOjGvrBe7W41Xw",
+	"wOaxSxQJ4YE9gmQcj6wA60jC5Vb9hryTrhMiPOwfKK8fBb7sokUOn0RDmpJYgqbKjfsuWcgdw8nh6bvj",
+	"t6eHow+v3748/tAz0J4aMGYstjUta1hhl4+Fl5x11eAvuBuEJGwywTIqZ66CPa9VDzAghWyagCDAShc0",
+	"KO4/OPaXAQcKoLWBxUXwUmvgmmNN91oI0k3yjcwvfo/QVJpd6V1A3kYXdM1+T6FSlkd8Z6Cppl3j+XGw",
+	"NzQ3olkq3QDjrGgJu7rrTEuzmWabUk1sB63e5qtZXOphYKjZSUkEsTf8+y2TibTWvdMmXNQVrt3P7uNm",
+	"sXyVC3TPCPzbjemryYolWi8xkLpWdHSFrLgy6K90Wiv1tlO4Di5murq2uuS1T1BtqSQftoXdIMkpayK2",
+	"4RTww0/Bt1FMNqQdv33L809ML5/4frvBwop7UNcDHLoZiIIrNJmt3M0O/mWXcwulunHVlsocharVVIvj",
+	"a9K6P1ByuQbjkvKxT3jMZqnEsDBXZRMLqZeMZqtZHxaQxqpTa5L+Q+uzCImNmUc/pa2MnkK1QfQTQnHz",
+	"Pgkh1Mqnr0Mih9VlKrGlRZSlrStfSvnoOqn80WBA3rzYb8z9KOqH9vZ9Dkc4FK4yvY372SfhjM8YdD6E",
+	"VU0yhiG3fdfYR41sHUYMYPKNFSYuhRfhNRRjFskZWyFbI4zuVbLGKb6RXG3313JRnZcMwfXdiZGnmmZg",
+	"YcddBi7xAGV9gchevlnuGtXv1e5n/HArIo2LWFma48yjJrGYWW0NZRMm8JKWqqZWK/uWBC2H59XivUWo",
+	"ocyKwhzrSy/gJKUr8U2Qsr673xH7qN/HbTHXnvu94G5osBLrpqCrBrHUJYLn9gqCX9vVvEbbf2YtrtxF",
+	"9RrM/rvkwsjl8P1QGF5ie5TQOLalxQtK/kA5NoX5ECScxU9D0p2yq16ASRFKsdnYYI1LhITBpvSS2ZCg",
+	"mJ8z1wrBPVNJ/ywlTxSFaiAKMfRPqaKdA+liT5NIxkztYzop9hBRtjSDD56FSgwVpkosT40yqZTNWDUo",
+	"RTPOFPQTWQxFQ75msJyM6YMV7LKUpgvlUKlPjgWx7b7LD3E1FJWWeVBJxiwKixtDjgxE+JPQ9so0FMq2",
+	"tcC1t1KrJtJip7pffluZ5J+S4xak2V0YXwLrq+dlfhNad2DvKdbB9vnainChpWXgWxM+GOHeOHaRao5Z",
+	"5CGWe8IIZ1u9GQrN2uwIKyc/e0Le8Bek++wvwcPB8+D5syf4BAjHQ4H0tFE6DopcdksFfS/Uqi2/T94B",
+	"7GZ0YQRoK/cMhdljkjDMd5thhzpzpUXESk5ZhDueAfVFtrgUSL6QUuJDLnVYZhgdYKmImdeAodAN5tyW",
+	"v3FaBRS8QlD0yQEpVQ4r+HwhpQyFHXmNpHIQx3h4Zv/3l9Rdmeab0hPY5+q8brPJ3wH9iGMjKJnbCPRi",
+	"C5Fpjr3WR66m2uqKOK4zu3/45mEkbsJbVlz55wwQuU/bZ+0M1sdm+KP9DcRmWHQt9tTegtA+uioQ48OU",
+	"ldsQLPU3hCLGTnyvPeJXAE35o4yPPWeCmo3CcD+DGJDIBrVTws883iPDDrvUo//97/8ZdgJr6MIvmdDm",
+	"K/NOQHzjVh0Ao9sj9mUslgmvX1+HgdESzoUNfTjV1EjLMbE4osicLlCYMj+7JRvFwbzFxflIsShjOiTd",
+	"0MJrh2Nfafen5jOmNJ2lYUD8l+ZtqvOMhb2gFB5Rjcy7ZBmfLFwvMncc/VzMM5q6iF6YvtLoEFgxJM5B",
+	"GOKChJnUVDO3VOg9Uur6OGYQ3DtWMsk1I+FU69SmL5qPIXl/ctQn74uq00jWoKeENhK/dZp/OHzx8/Hx",
+	"L6ODo6PjD6N3J6//enB2CJF9U7TwYe4GNl+TiW1dSkma8UuqWUASKdMxjS4Co/Zc7CQyoslQyKzURFJI",
+	"sZPm44RHRqPLbLP9jE1yhTlOMYmmLLowwsc5hR4ZrtwZS7j50OsPxYGwQdpG1MjYOVeaZVY9fDoo3fdW",
+	"C1+Nhtyrqa821zeSGGqrMPryKeBTa0qDfbKkjNg7Y5H2u6OmJw5T6BIZBeM36rHOe95ISNuEht3P9a82",
+	"c0I34eHXQYA13QZh2VyK79QvLfzJYsVcJxBaKsKtvSnOoH5nK9dc6ZL+dme37sp+p7Vp6peyXZjZSqGv",
+	"AW+lZv/K6PJYY4XIXGMnLbRSQrN9tU9CIBDgiFIhlN6kEStVXTFctU/CPI2t/BJin2+jI0OYoU3gR4Nd",
+	"NKXinGEfU4eZGFuJXSVc3elz6bR+webA0Rt423uY8+vwtsa5/jl424bX47fsOwCsKpPBB2jTgaL2Nj1M",
+	"aBC174bV7RaUtTXz5VgwL8ZB8o0NyhNxwYexQxyPvefZaRI8doI2tK1UVtEoS+1kymiMzbpRZqRas1mq",
+	"e3sl/7eP+/CNW/CCgVgLH43wD8ZxFvvSzmXtoShf/+jqKigqL8ODdWH65PDs5G+jV8cnIZlSNRQpVeXS",
+	"z0ao7pNfWIoSyOMBielCtWWvWDwvSMUtzA/+IP4wP9yI2NhDWKw3PxQ343fZR6tCg2xNmwIk3nyBtGCN",
+	"EePWfH9LolZRvLd3JWwjeZyUYoA8pfGal2H6dZMFOj2HIjRCykgmsf1hRCPNL9loIrPRoyejqcwzFQZl",
+	"0ddeeWg4+ugJRPwoEtHMkEziTRtkvBgKhoHUYKSALEWwbGDgEMH6DL39koLvekzYV5SWaaE32oZhjQ0e",
+	"ANI1gFkF9Z46PpRnxJm+UuuHu1DFDUJ8Q3X8mxCXE5S1aySlDoW7EGY0U/d83c8wUStNsCoWmjAxA0YU",
+	"xi5fIGmSMTU1qod2yW+2vQTVtG9EH2oD5dzPNrzBcFZIJcZ2GSS0Xn8Ur7KcgT7CXL3mJRGnVI/Ohizo",
+	"XA0FVFV32XejSMYshPCEYgCYPaJCSDBQZoaOmOFkVpQcsSlomEG1bIc8e/3m8Pg9VMsu1452B5YLGJSO",
+	"EyxfYHBgPl1Ys6oHLSQYOy3K1q12NZXoTNqy1iUe3UCcztiS5+eeiFLDTP8cOpVZWHtDu7OqcR3P67dP",
+	"kE6hC6ZDNl9lqXwPhJwHNvIJ+4amMsN+4w5IG9GrwuSwkXvSPH4GT38FDHGTrSoDVlE3v3UtsNJiKmc1",
+	"o4vCl0W0bDsbMyCL8gxqfn383DlI+S9scZDraWfv4ydD8zHzDJlGniWdvc5U63Rvdxd8IlOp9N7zwfOB",
+	"EUj/XwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

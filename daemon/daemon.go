@@ -65,6 +65,9 @@ type Config struct {
 	// RampFraction is the last part of a request's window, its deadline ramp, in which a request
 	// of a model that is not live goes to the model's fallback route, if it has one.
 	RampFraction float64
+	// BackgroundShare is the most of a model's limit that requests of the `background` service
+	// tier may hold (at least one slot); they run only while no other request of the model waits.
+	BackgroundShare float64
 	// Metrics records claims, upstream calls and outcomes; nil records nothing.
 	Metrics *metrics.Metrics
 }
@@ -85,6 +88,7 @@ func DefaultConfig() Config {
 		JanitorInterval:   time.Minute,
 		TrickleInterval:   time.Minute,
 		RampFraction:      DefaultRampFraction,
+		BackgroundShare:   0.5,
 	}
 }
 

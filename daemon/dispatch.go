@@ -60,6 +60,7 @@ func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 		TrickleSeconds: d.cfg.TrickleInterval.Seconds(),
 		FallbackModels: d.limits.fallbackModels, FallbackDefault: d.limits.fallbackDefault,
 		RampFraction: d.cfg.RampFraction, RampHorizonSeconds: d.cfg.RampFraction * maxWindow.Seconds(),
+		BackgroundShare: d.cfg.BackgroundShare,
 	})
 	// Rounds that committed before an error hold requests running under this replica: they are
 	// started all the same. The allowances come first, so that none of them starts under an

@@ -136,7 +136,7 @@ func (s *Server) RetryBatch(ctx context.Context, req api.RetryBatchRequestObject
 		batch, err = q.BatchInsert(ctx, dbsqlc.BatchInsertParams{
 			ID: id, Owner: owner, InputFileID: file.ID, Endpoint: old.Endpoint, CompletionWindow: windowText,
 			Model: model, Metadata: metadata, OutputExpiresSeconds: old.OutputExpiresSeconds, CreatedAt: created, ExpiresAt: expires,
-			Total: int32(n),
+			Total: int32(n), ServiceTier: old.ServiceTier,
 		})
 		if err != nil {
 			return fmt.Errorf("insert batch: %w", err)

@@ -96,6 +96,13 @@ func (s *Server) CreateBatch(ctx context.Context, req api.CreateBatchRequestObje
 	if err != nil {
 		return nil, err
 	}
+	var tier *string
+	if t := in.ServiceTier; t != nil {
+		if !t.Valid() {
+			return nil, badRequest("invalid_value", "service_tier", "Invalid 'service_tier': '%s'. Supported values are 'auto', 'default', 'flex' and 'background'.", truncate(string(*t), 64))
+		}
+		tier = (*string)(t)
+	}
 	var outputExpiry *int32
 	if oe := in.OutputExpiresAfter; oe != nil {
 		if oe.Anchor != "created_at" {
@@ -141,14 +148,16 @@ func (s *Server) CreateBatch(ctx context.Context, req api.CreateBatchRequestObje
 		}
 		id, created := ids.New("batch_")
 		expires := created.Add(window)
-		n, err := q.RequestsCreateFromFile(ctx, dbsqlc.RequestsCreateFromFileParams{BatchID: id, Owner: owner, FileID: file.ID, Deadline: expires})
+		n, err := q.RequestsCreateFromFile(ctx, dbsqlc.RequestsCreateFromFileParams{
+			BatchID: id, Owner: owner, FileID: file.ID, Deadline: expires, Background: deref(tier) == tierBackground,
+		})
 		if err != nil {
 			return fmt.Errorf("create requests: %w", err)
 		}
 		batch, err = q.BatchInsert(ctx, dbsqlc.BatchInsertParams{
 			ID: id, Owner: owner, InputFileID: file.ID, Endpoint: in.Endpoint, CompletionWindow: in.CompletionWindow,
 			Model: model, Metadata: metadata, OutputExpiresSeconds: outputExpiry, CreatedAt: created, ExpiresAt: expires,
-			Total: int32(n),
+			Total: int32(n), ServiceTier: tier,
 		})
 		if err != nil {
 			return fmt.Errorf("insert batch: %w", err)
@@ -347,6 +356,10 @@ func batchObject(b dbsqlc.Batch) api.Batch {
 		if json.Unmarshal(b.Metadata, &md) == nil {
 			out.Metadata = &md
 		}
+	}
+	if b.ServiceTier != nil {
+		t := api.BatchServiceTier(*b.ServiceTier)
+		out.ServiceTier = &t
 	}
 	if len(b.Errors) > 0 {
 		var e api.BatchErrors

@@ -99,6 +99,7 @@ func TestCreateBatchRejectsBadInput(t *testing.T) {
 		{"metadata value too long", req(good, "/v1/chat/completions", "24h", `,"metadata":{"k":"`+strings.Repeat("v", 513)+`"}`), "invalid_value", "metadata", "longer than 512"},
 		{"output expiry anchor", req(good, "/v1/chat/completions", "24h", `,"output_expires_after":{"anchor":"now","seconds":3600}`), "invalid_value", "output_expires_after.anchor", "'created_at'"},
 		{"output expiry seconds", req(good, "/v1/chat/completions", "24h", `,"output_expires_after":{"anchor":"created_at","seconds":5}`), "invalid_value", "output_expires_after.seconds", "3600"},
+		{"unknown service tier", req(good, "/v1/chat/completions", "24h", `,"service_tier":"lowest"`), "invalid_value", "service_tier", "'lowest'. Supported values are 'auto', 'default', 'flex' and 'background'"},
 		{"unknown file", req("file-nope", "/v1/chat/completions", "24h", ""), "invalid_input_file", "input_file_id", "No such File object: file-nope"},
 		{"another owner's file", req(bobs, "/v1/chat/completions", "24h", ""), "invalid_input_file", "input_file_id", "No such File object"},
 		{"url mismatch", req(mixed, "/v1/chat/completions", "24h", ""), "url_mismatch", "endpoint", "Line 2: url '/v1/embeddings'"},

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/volleyhq/volley/api"
 	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
@@ -25,6 +27,10 @@ const (
 	modeFlex       = "flex"
 	modeSync       = "sync"
 )
+
+// tierBackground is Volley's lowest service tier: its requests run only while nothing else of
+// their model waits, within a share of the model's limit.
+const tierBackground = "background"
 
 // flexRecheck bounds how long a flex call can miss a lost notification.
 const flexRecheck = 2 * time.Second
@@ -115,7 +121,10 @@ func (s *Server) CreateResponse(ctx context.Context, req api.CreateResponseReque
 	background := p.Background != nil && *p.Background
 	stream := p.Stream != nil && *p.Stream
 	flex := p.ServiceTier != nil && *p.ServiceTier == "flex"
+	lowest := p.ServiceTier != nil && *p.ServiceTier == tierBackground
 	switch {
+	case lowest && !background:
+		return nil, badRequest("unsupported_value", "service_tier", "The '%s' service tier queues a response behind all other work; create it with 'background': true and poll GET /v1/responses/{id}.", tierBackground)
 	case background && stream:
 		return nil, badRequest("unsupported_value", "stream", "Streaming a background response is not supported; create it without 'stream' and poll GET /v1/responses/{id}.")
 	case flex && stream:
@@ -133,7 +142,7 @@ func (s *Server) CreateResponse(ctx context.Context, req api.CreateResponseReque
 		if background {
 			mode = modeBackground
 		}
-		return s.queueResponse(ctx, model, raw, mode, window)
+		return s.queueResponse(ctx, model, raw, mode, window, lowest)
 	case stream:
 		store := p.Store == nil || *p.Store
 		return sseProxy{s: s, ctx: ctx, route: route, raw: raw, model: model, store: store}, nil
@@ -148,9 +157,14 @@ func (s *Server) route(model string) (upstream.Route, bool) {
 	return s.router.Route(model)
 }
 
-// queueResponse stores the response and its request; a flex call then waits for the answer.
-func (s *Server) queueResponse(ctx context.Context, model string, raw []byte, mode string, window time.Duration) (api.CreateResponseResponseObject, error) {
-	body, err := withoutKeys(raw, "background", "stream", "background_options")
+// queueResponse stores the response and its request; a flex call then waits for the answer. A
+// request of the background tier goes upstream without its tier, which is Volley's own.
+func (s *Server) queueResponse(ctx context.Context, model string, raw []byte, mode string, window time.Duration, lowest bool) (api.CreateResponseResponseObject, error) {
+	strip := []string{"background", "stream", "background_options"}
+	if lowest {
+		strip = append(strip, "service_tier")
+	}
+	body, err := withoutKeys(raw, strip...)
 	if err != nil {
 		return nil, badRequest("invalid_json", "", "Invalid request body: %s.", err.Error())
 	}
@@ -164,7 +178,7 @@ func (s *Server) queueResponse(ctx context.Context, model string, raw []byte, mo
 	owner := ownerFrom(ctx)
 	err = s.withTx(ctx, func(_ db.Tx, q *dbsqlc.Queries) error {
 		reqID, err := q.ResponseRequestInsert(ctx, dbsqlc.ResponseRequestInsertParams{
-			Owner: owner, Model: model, Body: body, Deadline: created.Add(window), ResponseID: &id,
+			Owner: owner, Model: model, Body: body, Deadline: created.Add(window), ResponseID: &id, Background: lowest,
 		})
 		if err != nil {
 			return err
@@ -301,7 +315,11 @@ func renderStored(row dbsqlc.ResponseGetRow) ([]byte, bool) {
 			sk.Status = "cancelled"
 			break
 		}
-		return responses.WithBackground(row.RequestResult, row.Mode == modeBackground), true
+		tier := ""
+		if gjson.GetBytes(row.Params, "service_tier").Str == tierBackground {
+			tier = tierBackground
+		}
+		return responses.AsCreated(row.RequestResult, row.Mode == modeBackground, tier), true
 	default: // failed, expired
 		sk.Status = "failed"
 		sk.Error = row.RequestResult
@@ -432,7 +450,7 @@ func (s *Server) QueueDepth(ctx context.Context, req api.QueueDepthRequestObject
 			}
 		}
 		out.Data[i] = api.ModelQueue{Model: r.Model, Pending: r.Pending, Running: r.Running, OwnPending: r.OwnPending, OwnRunning: r.OwnRunning,
-			DeadlineWindows: windows}
+			BackgroundPending: r.BackgroundPending, BackgroundRunning: r.BackgroundRunning, DeadlineWindows: windows}
 		if route, ok := s.route(r.Model); ok {
 			limit := route.Ceiling()
 			out.Data[i].Limit = &limit

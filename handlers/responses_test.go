@@ -25,6 +25,7 @@ func TestCreateResponseRejectsBadInput(t *testing.T) {
 		{"background stream", `{"model":"m1","input":"hi","background":true,"stream":true}`, "unsupported_value", "stream", "background"},
 		{"metadata value null", `{"model":"m1","input":"hi","background":true,"metadata":{"k":null}}`, "invalid_value", "metadata", "must be a string, got null"},
 		{"a 10 KB model name", `{"model":"` + strings.Repeat("m", 10_000) + `","input":"hi"}`, "model_not_found", "model", "'mmm"},
+		{"background tier, synchronous", `{"model":"m1","input":"hi","service_tier":"background"}`, "unsupported_value", "service_tier", "'background': true"},
 		{"flex stream", `{"model":"m1","input":"hi","service_tier":"flex","stream":true}`, "unsupported_value", "stream", "flex"},
 		{"background options not an object", `{"model":"m1","input":"hi","background":true,"background_options":"24h"}`, "invalid_type", "background_options", "must be an object"},
 		{"completion window not a string", `{"model":"m1","input":"hi","background":true,"background_options":{"completion_window":24}}`, "invalid_type", "background_options.completion_window", "must be a string"},

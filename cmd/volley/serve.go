@@ -90,6 +90,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		dc.TrickleInterval = cfg.Dispatch.TrickleInterval
 		dc.ClaimAhead = cfg.Dispatch.ClaimAhead
 		dc.RampFraction = cfg.Dispatch.RampFraction
+		dc.BackgroundShare = cfg.Dispatch.BackgroundShare
 		dc.OutputExpiry = cfg.Files.DefaultExpiry
 		dc.Metrics = m
 		dispatcher = daemon.New(d.pool, dc, upstreams, logger)

@@ -138,8 +138,8 @@ func (q *Queries) RequestsCancelRequestedBatches(ctx context.Context) ([]string,
 }
 
 const requestsCreateRetry = `-- name: RequestsCreateRetry :execrows
-INSERT INTO requests (batch_id, line, owner, model, url, custom_id, file_id, deadline)
-SELECT $1::text, r.line, r.owner, r.model, r.url, r.custom_id, r.file_id, $2::timestamptz
+INSERT INTO requests (batch_id, line, owner, model, url, custom_id, file_id, deadline, background)
+SELECT $1::text, r.line, r.owner, r.model, r.url, r.custom_id, r.file_id, $2::timestamptz, r.background
 FROM requests r
 WHERE r.batch_id = $3::text AND r.state = ANY ($4::text[])
   AND (cardinality($5::text[]) = 0 OR r.custom_id = ANY ($5::text[]))

@@ -91,7 +91,7 @@ func (q *Queries) BatchFilesMarkDeleted(ctx context.Context, batchID string) err
 
 const batchFinalize = `-- name: BatchFinalize :one
 WITH b AS (
-    SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at FROM batches
+    SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at, service_tier FROM batches
     WHERE batches.id = $1 AND status IN ('in_progress', 'cancelling') AND completed + failed >= total
     FOR UPDATE
 ), out_file AS (
@@ -121,7 +121,7 @@ UPDATE batches SET
     error_file_id  = (SELECT err_file.id FROM err_file)
 FROM b
 WHERE batches.id = b.id
-RETURNING batches.id, batches.owner, batches.input_file_id, batches.endpoint, batches.completion_window, batches.model, batches.status, batches.metadata, batches.output_expires_seconds, batches.errors, batches.created_at, batches.in_progress_at, batches.expires_at, batches.finalizing_at, batches.completed_at, batches.failed_at, batches.expired_at, batches.cancelling_at, batches.cancelled_at, batches.expiring_at, batches.output_file_id, batches.error_file_id, batches.total, batches.completed, batches.failed, batches.output_bytes, batches.error_bytes, batches.input_tokens, batches.cached_tokens, batches.output_tokens, batches.reasoning_tokens, batches.total_tokens, batches.results_removed_at, batches.deleted_at
+RETURNING batches.id, batches.owner, batches.input_file_id, batches.endpoint, batches.completion_window, batches.model, batches.status, batches.metadata, batches.output_expires_seconds, batches.errors, batches.created_at, batches.in_progress_at, batches.expires_at, batches.finalizing_at, batches.completed_at, batches.failed_at, batches.expired_at, batches.cancelling_at, batches.cancelled_at, batches.expiring_at, batches.output_file_id, batches.error_file_id, batches.total, batches.completed, batches.failed, batches.output_bytes, batches.error_bytes, batches.input_tokens, batches.cached_tokens, batches.output_tokens, batches.reasoning_tokens, batches.total_tokens, batches.results_removed_at, batches.deleted_at, batches.service_tier
 ), event AS (
     -- The batch's webhook event, in the same transaction, when an endpoint of its owner wants it.
     INSERT INTO webhook_events (id, owner, type, data, created_at)
@@ -135,7 +135,7 @@ RETURNING batches.id, batches.owner, batches.input_file_id, batches.endpoint, ba
     SELECT e.id, event.id FROM event
     JOIN webhook_endpoints e ON e.owner = event.owner AND event.type = ANY (e.event_types)
 )
-SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at FROM ended
+SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at, service_tier FROM ended
 `
 
 type BatchFinalizeParams struct {
@@ -181,6 +181,7 @@ type BatchFinalizeRow struct {
 	TotalTokens          int64
 	ResultsRemovedAt     *time.Time
 	DeletedAt            *time.Time
+	ServiceTier          *string
 }
 
 // Settles a batch whose requests are all terminal, creating its output and error files (only those
@@ -231,12 +232,13 @@ func (q *Queries) BatchFinalize(ctx context.Context, arg BatchFinalizeParams) (B
 		&i.TotalTokens,
 		&i.ResultsRemovedAt,
 		&i.DeletedAt,
+		&i.ServiceTier,
 	)
 	return i, err
 }
 
 const batchGet = `-- name: BatchGet :one
-SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at FROM batches WHERE id = $1 AND owner = $2 AND deleted_at IS NULL
+SELECT id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at, service_tier FROM batches WHERE id = $1 AND owner = $2 AND deleted_at IS NULL
 `
 
 type BatchGetParams struct {
@@ -282,16 +284,17 @@ func (q *Queries) BatchGet(ctx context.Context, arg BatchGetParams) (Batch, erro
 		&i.TotalTokens,
 		&i.ResultsRemovedAt,
 		&i.DeletedAt,
+		&i.ServiceTier,
 	)
 	return i, err
 }
 
 const batchInsert = `-- name: BatchInsert :one
 INSERT INTO batches (id, owner, input_file_id, endpoint, completion_window, model, status, metadata,
-                     output_expires_seconds, created_at, in_progress_at, expires_at, total)
+                     output_expires_seconds, created_at, in_progress_at, expires_at, total, service_tier)
 VALUES ($1, $2, $3, $4, $5, $6, 'in_progress', $7,
-        $8, $9, $9, $10, $11)
-RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at
+        $8, $9, $9, $10, $11, $12)
+RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at, service_tier
 `
 
 type BatchInsertParams struct {
@@ -306,6 +309,7 @@ type BatchInsertParams struct {
 	CreatedAt            time.Time
 	ExpiresAt            time.Time
 	Total                int32
+	ServiceTier          *string
 }
 
 func (q *Queries) BatchInsert(ctx context.Context, arg BatchInsertParams) (Batch, error) {
@@ -321,6 +325,7 @@ func (q *Queries) BatchInsert(ctx context.Context, arg BatchInsertParams) (Batch
 		arg.CreatedAt,
 		arg.ExpiresAt,
 		arg.Total,
+		arg.ServiceTier,
 	)
 	var i Batch
 	err := row.Scan(
@@ -358,6 +363,7 @@ func (q *Queries) BatchInsert(ctx context.Context, arg BatchInsertParams) (Batch
 		&i.TotalTokens,
 		&i.ResultsRemovedAt,
 		&i.DeletedAt,
+		&i.ServiceTier,
 	)
 	return i, err
 }
@@ -380,7 +386,7 @@ func (q *Queries) BatchIsActive(ctx context.Context, arg BatchIsActiveParams) (b
 }
 
 const batchList = `-- name: BatchList :many
-SELECT b.id, b.owner, b.input_file_id, b.endpoint, b.completion_window, b.model, b.status, b.metadata, b.output_expires_seconds, b.errors, b.created_at, b.in_progress_at, b.expires_at, b.finalizing_at, b.completed_at, b.failed_at, b.expired_at, b.cancelling_at, b.cancelled_at, b.expiring_at, b.output_file_id, b.error_file_id, b.total, b.completed, b.failed, b.output_bytes, b.error_bytes, b.input_tokens, b.cached_tokens, b.output_tokens, b.reasoning_tokens, b.total_tokens, b.results_removed_at, b.deleted_at FROM batches b
+SELECT b.id, b.owner, b.input_file_id, b.endpoint, b.completion_window, b.model, b.status, b.metadata, b.output_expires_seconds, b.errors, b.created_at, b.in_progress_at, b.expires_at, b.finalizing_at, b.completed_at, b.failed_at, b.expired_at, b.cancelling_at, b.cancelled_at, b.expiring_at, b.output_file_id, b.error_file_id, b.total, b.completed, b.failed, b.output_bytes, b.error_bytes, b.input_tokens, b.cached_tokens, b.output_tokens, b.reasoning_tokens, b.total_tokens, b.results_removed_at, b.deleted_at, b.service_tier FROM batches b
 WHERE b.owner = $1 AND b.deleted_at IS NULL
   AND (cardinality($2::text[]) = 0 OR b.status = ANY ($2::text[]))
   AND ($3::text IS NULL OR b.input_file_id = $3::text)
@@ -468,6 +474,7 @@ func (q *Queries) BatchList(ctx context.Context, arg BatchListParams) ([]Batch, 
 			&i.TotalTokens,
 			&i.ResultsRemovedAt,
 			&i.DeletedAt,
+			&i.ServiceTier,
 		); err != nil {
 			return nil, err
 		}
@@ -546,7 +553,7 @@ func (q *Queries) BatchNotifyWork(ctx context.Context, payload string) error {
 const batchRequestCancel = `-- name: BatchRequestCancel :one
 UPDATE batches SET status = 'cancelling', cancelling_at = now()
 WHERE id = $1 AND owner = $2 AND status = 'in_progress' AND deleted_at IS NULL
-RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at
+RETURNING id, owner, input_file_id, endpoint, completion_window, model, status, metadata, output_expires_seconds, errors, created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, expiring_at, output_file_id, error_file_id, total, completed, failed, output_bytes, error_bytes, input_tokens, cached_tokens, output_tokens, reasoning_tokens, total_tokens, results_removed_at, deleted_at, service_tier
 `
 
 type BatchRequestCancelParams struct {
@@ -593,6 +600,7 @@ func (q *Queries) BatchRequestCancel(ctx context.Context, arg BatchRequestCancel
 		&i.TotalTokens,
 		&i.ResultsRemovedAt,
 		&i.DeletedAt,
+		&i.ServiceTier,
 	)
 	return i, err
 }

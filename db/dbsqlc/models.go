@@ -54,6 +54,7 @@ type Batch struct {
 	TotalTokens          int64
 	ResultsRemovedAt     *time.Time
 	DeletedAt            *time.Time
+	ServiceTier          *string
 }
 
 type Daemon struct {
@@ -117,11 +118,13 @@ type ModelTrickle struct {
 }
 
 type Queue struct {
-	Model    string
-	Owner    string
-	Pending  int32
-	Running  int32
-	ServedAt time.Time
+	Model             string
+	Owner             string
+	Pending           int32
+	Running           int32
+	ServedAt          time.Time
+	PendingBackground int32
+	RunningBackground int32
 }
 
 type Request struct {
@@ -149,6 +152,7 @@ type Request struct {
 	ServedModel       *string
 	ServedFallback    bool
 	CreatedAt         time.Time
+	Background        bool
 }
 
 type Response struct {

@@ -13,29 +13,40 @@ import (
 const requestClaim = `-- name: RequestClaim :many
 WITH arg AS (
     SELECT $4::int AS max_claim, $5::int AS prefetch, $1::bigint AS me,
-           $3::float8 AS ramp_fraction, make_interval(secs => $6::float8) AS ramp_horizon
+           $3::float8 AS ramp_fraction, make_interval(secs => $6::float8) AS ramp_horizon,
+           $7::float8 AS background_share
 ), lk AS (
-    SELECT unnest($7::text[])::text AS model
+    SELECT unnest($8::text[])::text AS model
 ), cfg AS (
-    SELECT lk.model, coalesce(($8::int[])[array_position($9::text[], lk.model)], $10::int) AS configured
+    SELECT lk.model, coalesce(($9::int[])[array_position($10::text[], lk.model)], $11::int) AS configured
     FROM lk
 ), room AS (
     -- A model whose limit adapts runs at its effective limit, never above the configured one.
     SELECT lk.model,
            least(cfg.configured, coalesce((SELECT ml.effective FROM model_limits ml WHERE ml.model = lk.model), cfg.configured)) AS lim,
            coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running,
+           coalesce((SELECT sum(q.running_background) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running_background,
+           -- No request of the model but background ones is pending: the background tier's turn.
+           NOT EXISTS (SELECT 1 FROM queues q WHERE q.model = lk.model AND q.pending > q.pending_background) AS background,
            -- Another replica holds requests of the model (as RequestClaimAllowance found, in
            -- this transaction): none is claimed ahead, so that what one holds ahead never starves
            -- the others' allowances.
-           (lk.model = ANY ($11::text[])) AS shared
+           (lk.model = ANY ($12::text[])) AS shared
     FROM lk JOIN cfg ON cfg.model = lk.model
 ), mdl AS (
     -- Models take turns: each may take its even part of the claim.
-    SELECT y.model, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
+    SELECT y.model, y.background, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
     FROM (
-        SELECT x.model, x.free, count(*) OVER () AS n
+        SELECT x.model, x.background, x.free, count(*) OVER () AS n
         FROM (
-            SELECT room.model, room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END AS free
+            SELECT room.model, room.background,
+                   CASE WHEN room.background
+                        -- Background requests hold at most their share of the limit (at least one
+                        -- slot), counting those claimed ahead.
+                        THEN least(room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END,
+                                   greatest(1, floor(room.lim * arg.background_share))::int - room.running_background)
+                        ELSE room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END
+                   END AS free
             FROM room CROSS JOIN arg
         ) x
         WHERE x.free > 0
@@ -44,10 +55,10 @@ WITH arg AS (
     -- The owners with the fewest running are the only ones water-filling can give these slots
     -- to; a few more are looked at in case some have nothing ready (in backoff, or past their
     -- deadline and not yet expired).
-    SELECT mdl.model, mdl.want, p.owner, p.running
+    SELECT mdl.model, mdl.want, mdl.background, p.owner, p.running
     FROM mdl CROSS JOIN LATERAL (
         SELECT q.owner, q.running FROM queues q
-        WHERE q.model = mdl.model AND q.pending > 0
+        WHERE q.model = mdl.model AND q.pending > 0 AND (mdl.background OR q.pending > q.pending_background)
         ORDER BY q.running, q.served_at
         LIMIT mdl.want + 16
     ) p
@@ -67,7 +78,7 @@ WITH arg AS (
     CROSS JOIN arg
     CROSS JOIN LATERAL (
         (SELECT q.id, q.deadline FROM requests q
-         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
+         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner AND q.background = p.background
            AND q.not_before <= now() AND q.deadline > now()
          ORDER BY q.deadline, q.id
          LIMIT least(p.want,
@@ -75,9 +86,9 @@ WITH arg AS (
                      -- A model that is not live takes nothing, except that a ` + "`" + `coming` + "`" + ` one lets one
                      -- request per owner through per trickle interval.
                      CASE WHEN av.state IS NULL OR av.state = 'live' THEN p.want
-                          WHEN av.state = 'coming' AND $12::float8 > 0 AND NOT EXISTS (
+                          WHEN av.state = 'coming' AND $13::float8 > 0 AND NOT EXISTS (
                               SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
-                                AND t.at > now() - make_interval(secs => $12::float8))
+                                AND t.at > now() - make_interval(secs => $13::float8))
                           THEN 1 ELSE 0 END))
         UNION ALL
         -- A model that is not live but has a fallback also takes the requests inside their
@@ -85,8 +96,8 @@ WITH arg AS (
         -- deadline than ramp_horizon, which bounds the scan).
         (SELECT q.id, q.deadline FROM requests q
          WHERE av.state IS NOT NULL AND av.state <> 'live'
-           AND (p.model = ANY ($13::text[]) OR ($14::bool AND NOT p.model = ANY ($9::text[])))
-           AND q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
+           AND (p.model = ANY ($14::text[]) OR ($15::bool AND NOT p.model = ANY ($10::text[])))
+           AND q.state = 'pending' AND q.model = p.model AND q.owner = p.owner AND q.background = p.background
            AND q.not_before <= now() AND q.deadline > now() AND q.deadline <= now() + arg.ramp_horizon
            AND q.deadline - (q.deadline - q.created_at) * arg.ramp_fraction <= now()
          ORDER BY q.deadline, q.id
@@ -113,7 +124,7 @@ WITH arg AS (
     -- not live, and it has one.
     SELECT lk.model,
            (coalesce((SELECT e.state FROM model_availability_events e WHERE e.model = lk.model ORDER BY e.id DESC LIMIT 1), 'live') <> 'live'
-            AND (lk.model = ANY ($13::text[]) OR ($14::bool AND NOT lk.model = ANY ($9::text[])))) AS ramps
+            AND (lk.model = ANY ($14::text[]) OR ($15::bool AND NOT lk.model = ANY ($10::text[])))) AS ramps
     FROM lk
 ), trickled AS (
     -- Requests of a ` + "`" + `coming` + "`" + ` model went through the trickle: the next one of that owner waits an
@@ -150,6 +161,7 @@ type RequestClaimParams struct {
 	MaxClaim           int32
 	Prefetch           int32
 	RampHorizonSeconds float64
+	BackgroundShare    float64
 	Locked             []string
 	Limits             []int32
 	Models             []string
@@ -185,7 +197,9 @@ type RequestClaimRow struct {
 // slots go to the owners with the fewest requests running (water-filling), owners at the same
 // level taking turns, and each owner's earliest deadlines first. It may take fewer than the free
 // slots allow when an owner has fewer ready than its share: claiming again completes the
-// water-filling.
+// water-filling. Requests of the background tier are taken only while no other request of their
+// model is pending, and only while the model's background ones running stay within
+// @background_share of its limit.
 func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]RequestClaimRow, error) {
 	rows, err := q.db.Query(ctx, requestClaim,
 		arg.DaemonID,
@@ -194,6 +208,7 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 		arg.MaxClaim,
 		arg.Prefetch,
 		arg.RampHorizonSeconds,
+		arg.BackgroundShare,
 		arg.Locked,
 		arg.Limits,
 		arg.Models,
@@ -636,17 +651,18 @@ func (q *Queries) RequestsBrowse(ctx context.Context, arg RequestsBrowseParams) 
 }
 
 const requestsCreateFromFile = `-- name: RequestsCreateFromFile :execrows
-INSERT INTO requests (batch_id, line, owner, model, url, custom_id, file_id, deadline)
-SELECT $1::text, fl.line, $2::text, fl.model, fl.url, fl.custom_id, fl.file_id, $3::timestamptz
+INSERT INTO requests (batch_id, line, owner, model, url, custom_id, file_id, deadline, background)
+SELECT $1::text, fl.line, $2::text, fl.model, fl.url, fl.custom_id, fl.file_id, $3::timestamptz, $4::bool
 FROM file_lines fl
-WHERE fl.file_id = $4::text AND fl.custom_id IS NOT NULL
+WHERE fl.file_id = $5::text AND fl.custom_id IS NOT NULL
 `
 
 type RequestsCreateFromFileParams struct {
-	BatchID  string
-	Owner    string
-	Deadline time.Time
-	FileID   string
+	BatchID    string
+	Owner      string
+	Deadline   time.Time
+	Background bool
+	FileID     string
 }
 
 func (q *Queries) RequestsCreateFromFile(ctx context.Context, arg RequestsCreateFromFileParams) (int64, error) {
@@ -654,6 +670,7 @@ func (q *Queries) RequestsCreateFromFile(ctx context.Context, arg RequestsCreate
 		arg.BatchID,
 		arg.Owner,
 		arg.Deadline,
+		arg.Background,
 		arg.FileID,
 	)
 	if err != nil {

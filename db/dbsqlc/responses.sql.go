@@ -61,7 +61,9 @@ SELECT model::text AS model,
        count(*) FILTER (WHERE state = 'pending')::bigint AS pending,
        count(*) FILTER (WHERE state = 'running')::bigint AS running,
        count(*) FILTER (WHERE state = 'pending' AND owner = $1)::bigint AS own_pending,
-       count(*) FILTER (WHERE state = 'running' AND owner = $1)::bigint AS own_running
+       count(*) FILTER (WHERE state = 'running' AND owner = $1)::bigint AS own_running,
+       count(*) FILTER (WHERE state = 'pending' AND background)::bigint AS background_pending,
+       count(*) FILTER (WHERE state = 'running' AND background)::bigint AS background_running
 FROM requests
 WHERE state IN ('pending', 'running')
 GROUP BY model
@@ -69,11 +71,13 @@ ORDER BY model
 `
 
 type QueueDepthRow struct {
-	Model      string
-	Pending    int64
-	Running    int64
-	OwnPending int64
-	OwnRunning int64
+	Model             string
+	Pending           int64
+	Running           int64
+	OwnPending        int64
+	OwnRunning        int64
+	BackgroundPending int64
+	BackgroundRunning int64
 }
 
 func (q *Queries) QueueDepth(ctx context.Context, owner string) ([]QueueDepthRow, error) {
@@ -91,6 +95,8 @@ func (q *Queries) QueueDepth(ctx context.Context, owner string) ([]QueueDepthRow
 			&i.Running,
 			&i.OwnPending,
 			&i.OwnRunning,
+			&i.BackgroundPending,
+			&i.BackgroundRunning,
 		); err != nil {
 			return nil, err
 		}
@@ -313,8 +319,8 @@ func (q *Queries) ResponseNotifyAbort(ctx context.Context, responseID string) er
 }
 
 const responseRequestInsert = `-- name: ResponseRequestInsert :one
-INSERT INTO requests (owner, model, url, body, deadline, response_id)
-VALUES ($1, $2, '/v1/responses', $3, $4, $5)
+INSERT INTO requests (owner, model, url, body, deadline, response_id, background)
+VALUES ($1, $2, '/v1/responses', $3, $4, $5, $6)
 RETURNING id
 `
 
@@ -324,6 +330,7 @@ type ResponseRequestInsertParams struct {
 	Body       []byte
 	Deadline   time.Time
 	ResponseID *string
+	Background bool
 }
 
 func (q *Queries) ResponseRequestInsert(ctx context.Context, arg ResponseRequestInsertParams) (int64, error) {
@@ -333,6 +340,7 @@ func (q *Queries) ResponseRequestInsert(ctx context.Context, arg ResponseRequest
 		arg.Body,
 		arg.Deadline,
 		arg.ResponseID,
+		arg.Background,
 	)
 	var id int64
 	err := row.Scan(&id)

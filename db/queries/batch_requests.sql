@@ -47,8 +47,8 @@ WHERE r.cancel_requested_at IS NOT NULL AND r.state = 'pending';
 -- name: RequestsCreateRetry :execrows
 -- The requests of a retry batch: those of the old batch in one of @states (and among @custom_ids
 -- when any are given), at their input lines, reading their bodies from the same input file.
-INSERT INTO requests (batch_id, line, owner, model, url, custom_id, file_id, deadline)
-SELECT @batch_id::text, r.line, r.owner, r.model, r.url, r.custom_id, r.file_id, @deadline::timestamptz
+INSERT INTO requests (batch_id, line, owner, model, url, custom_id, file_id, deadline, background)
+SELECT @batch_id::text, r.line, r.owner, r.model, r.url, r.custom_id, r.file_id, @deadline::timestamptz, r.background
 FROM requests r
 WHERE r.batch_id = @old_batch_id::text AND r.state = ANY (@states::text[])
   AND (cardinality(@custom_ids::text[]) = 0 OR r.custom_id = ANY (@custom_ids::text[]))

@@ -1,8 +1,8 @@
 -- name: BatchInsert :one
 INSERT INTO batches (id, owner, input_file_id, endpoint, completion_window, model, status, metadata,
-                     output_expires_seconds, created_at, in_progress_at, expires_at, total)
+                     output_expires_seconds, created_at, in_progress_at, expires_at, total, service_tier)
 VALUES (@id, @owner, @input_file_id, @endpoint, @completion_window, sqlc.narg(model), 'in_progress', @metadata,
-        sqlc.narg(output_expires_seconds), @created_at, @created_at, @expires_at, @total)
+        sqlc.narg(output_expires_seconds), @created_at, @created_at, @expires_at, @total, sqlc.narg(service_tier))
 RETURNING *;
 
 -- name: BatchGet :one

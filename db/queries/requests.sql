@@ -1,6 +1,6 @@
 -- name: RequestsCreateFromFile :execrows
-INSERT INTO requests (batch_id, line, owner, model, url, custom_id, file_id, deadline)
-SELECT @batch_id::text, fl.line, @owner::text, fl.model, fl.url, fl.custom_id, fl.file_id, @deadline::timestamptz
+INSERT INTO requests (batch_id, line, owner, model, url, custom_id, file_id, deadline, background)
+SELECT @batch_id::text, fl.line, @owner::text, fl.model, fl.url, fl.custom_id, fl.file_id, @deadline::timestamptz, @background::bool
 FROM file_lines fl
 WHERE fl.file_id = @file_id::text AND fl.custom_id IS NOT NULL;
 
@@ -31,10 +31,13 @@ WHERE m.model IS NOT NULL AND pg_try_advisory_xact_lock(726211853, hashtext(m.mo
 -- slots go to the owners with the fewest requests running (water-filling), owners at the same
 -- level taking turns, and each owner's earliest deadlines first. It may take fewer than the free
 -- slots allow when an owner has fewer ready than its share: claiming again completes the
--- water-filling.
+-- water-filling. Requests of the background tier are taken only while no other request of their
+-- model is pending, and only while the model's background ones running stay within
+-- @background_share of its limit.
 WITH arg AS (
     SELECT @max_claim::int AS max_claim, @prefetch::int AS prefetch, @daemon_id::bigint AS me,
-           @ramp_fraction::float8 AS ramp_fraction, make_interval(secs => @ramp_horizon_seconds::float8) AS ramp_horizon
+           @ramp_fraction::float8 AS ramp_fraction, make_interval(secs => @ramp_horizon_seconds::float8) AS ramp_horizon,
+           @background_share::float8 AS background_share
 ), lk AS (
     SELECT unnest(@locked::text[])::text AS model
 ), cfg AS (
@@ -45,6 +48,9 @@ WITH arg AS (
     SELECT lk.model,
            least(cfg.configured, coalesce((SELECT ml.effective FROM model_limits ml WHERE ml.model = lk.model), cfg.configured)) AS lim,
            coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running,
+           coalesce((SELECT sum(q.running_background) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running_background,
+           -- No request of the model but background ones is pending: the background tier's turn.
+           NOT EXISTS (SELECT 1 FROM queues q WHERE q.model = lk.model AND q.pending > q.pending_background) AS background,
            -- Another replica holds requests of the model (as RequestClaimAllowance found, in
            -- this transaction): none is claimed ahead, so that what one holds ahead never starves
            -- the others' allowances.
@@ -52,11 +58,18 @@ WITH arg AS (
     FROM lk JOIN cfg ON cfg.model = lk.model
 ), mdl AS (
     -- Models take turns: each may take its even part of the claim.
-    SELECT y.model, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
+    SELECT y.model, y.background, least(y.free, (y.n + arg.max_claim - 1) / y.n)::int AS want
     FROM (
-        SELECT x.model, x.free, count(*) OVER () AS n
+        SELECT x.model, x.background, x.free, count(*) OVER () AS n
         FROM (
-            SELECT room.model, room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END AS free
+            SELECT room.model, room.background,
+                   CASE WHEN room.background
+                        -- Background requests hold at most their share of the limit (at least one
+                        -- slot), counting those claimed ahead.
+                        THEN least(room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END,
+                                   greatest(1, floor(room.lim * arg.background_share))::int - room.running_background)
+                        ELSE room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END
+                   END AS free
             FROM room CROSS JOIN arg
         ) x
         WHERE x.free > 0
@@ -65,10 +78,10 @@ WITH arg AS (
     -- The owners with the fewest running are the only ones water-filling can give these slots
     -- to; a few more are looked at in case some have nothing ready (in backoff, or past their
     -- deadline and not yet expired).
-    SELECT mdl.model, mdl.want, p.owner, p.running
+    SELECT mdl.model, mdl.want, mdl.background, p.owner, p.running
     FROM mdl CROSS JOIN LATERAL (
         SELECT q.owner, q.running FROM queues q
-        WHERE q.model = mdl.model AND q.pending > 0
+        WHERE q.model = mdl.model AND q.pending > 0 AND (mdl.background OR q.pending > q.pending_background)
         ORDER BY q.running, q.served_at
         LIMIT mdl.want + 16
     ) p
@@ -88,7 +101,7 @@ WITH arg AS (
     CROSS JOIN arg
     CROSS JOIN LATERAL (
         (SELECT q.id, q.deadline FROM requests q
-         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
+         WHERE q.state = 'pending' AND q.model = p.model AND q.owner = p.owner AND q.background = p.background
            AND q.not_before <= now() AND q.deadline > now()
          ORDER BY q.deadline, q.id
          LIMIT least(p.want,
@@ -107,7 +120,7 @@ WITH arg AS (
         (SELECT q.id, q.deadline FROM requests q
          WHERE av.state IS NOT NULL AND av.state <> 'live'
            AND (p.model = ANY (@fallback_models::text[]) OR (@fallback_default::bool AND NOT p.model = ANY (@models::text[])))
-           AND q.state = 'pending' AND q.model = p.model AND q.owner = p.owner
+           AND q.state = 'pending' AND q.model = p.model AND q.owner = p.owner AND q.background = p.background
            AND q.not_before <= now() AND q.deadline > now() AND q.deadline <= now() + arg.ramp_horizon
            AND q.deadline - (q.deadline - q.created_at) * arg.ramp_fraction <= now()
          ORDER BY q.deadline, q.id

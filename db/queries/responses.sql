@@ -1,6 +1,6 @@
 -- name: ResponseRequestInsert :one
-INSERT INTO requests (owner, model, url, body, deadline, response_id)
-VALUES (@owner, @model, '/v1/responses', @body, @deadline, @response_id)
+INSERT INTO requests (owner, model, url, body, deadline, response_id, background)
+VALUES (@owner, @model, '/v1/responses', @body, @deadline, @response_id, @background)
 RETURNING id;
 
 -- name: ResponseInsert :exec
@@ -47,7 +47,9 @@ SELECT model::text AS model,
        count(*) FILTER (WHERE state = 'pending')::bigint AS pending,
        count(*) FILTER (WHERE state = 'running')::bigint AS running,
        count(*) FILTER (WHERE state = 'pending' AND owner = @owner)::bigint AS own_pending,
-       count(*) FILTER (WHERE state = 'running' AND owner = @owner)::bigint AS own_running
+       count(*) FILTER (WHERE state = 'running' AND owner = @owner)::bigint AS own_running,
+       count(*) FILTER (WHERE state = 'pending' AND background)::bigint AS background_pending,
+       count(*) FILTER (WHERE state = 'running' AND background)::bigint AS background_running
 FROM requests
 WHERE state IN ('pending', 'running')
 GROUP BY model

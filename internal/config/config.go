@@ -123,6 +123,9 @@ type Dispatch struct {
 	// RampFraction is the last part of a request's window in which a request of a model that is
 	// not live goes to the model's fallback route (VOLLEY_FALLBACK_RAMP, default 0.25).
 	RampFraction float64
+	// BackgroundShare is the most of a model's limit that requests of the `background` service
+	// tier may hold, at least one slot (VOLLEY_BACKGROUND_SHARE, default 0.5).
+	BackgroundShare float64
 	// ClaimAhead is how many requests of a model past its limit a replica may claim, at most the
 	// limit itself (VOLLEY_CLAIM_AHEAD, default 0): they wait in the replica and start the moment
 	// one of its calls returns, without a trip to the database. Only a replica alone on a model
@@ -194,6 +197,7 @@ func Default() Config {
 			PollInterval:     time.Second,
 			TrickleInterval:  time.Minute,
 			RampFraction:     0.25,
+			BackgroundShare:  0.5,
 		},
 	}
 }
@@ -229,6 +233,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.duration("VOLLEY_MODEL_TRICKLE_INTERVAL", &c.Dispatch.TrickleInterval)
 	l.int("VOLLEY_CLAIM_AHEAD", &c.Dispatch.ClaimAhead)
 	l.float("VOLLEY_FALLBACK_RAMP", &c.Dispatch.RampFraction)
+	l.float("VOLLEY_BACKGROUND_SHARE", &c.Dispatch.BackgroundShare)
 	l.str("VOLLEY_METRICS_ADDR", &c.Metrics.Addr)
 	l.duration("VOLLEY_METRICS_QUEUE_INTERVAL", &c.Metrics.QueueInterval)
 	l.duration("VOLLEY_WEBHOOK_RETRY_FOR", &c.Webhook.RetryFor)
@@ -307,6 +312,9 @@ func (c Config) validate() error {
 	}
 	if c.Dispatch.PollInterval < 10*time.Millisecond {
 		return fmt.Errorf("VOLLEY_POLL_INTERVAL: must be at least 10ms, got %s", c.Dispatch.PollInterval)
+	}
+	if c.Dispatch.BackgroundShare <= 0 || c.Dispatch.BackgroundShare > 1 {
+		return fmt.Errorf("VOLLEY_BACKGROUND_SHARE: must be above 0 and at most 1 (the part of a model's limit background requests may hold), got %g", c.Dispatch.BackgroundShare)
 	}
 	if c.Dispatch.RampFraction <= 0 || c.Dispatch.RampFraction > 1 {
 		return fmt.Errorf("VOLLEY_FALLBACK_RAMP: must be above 0 and at most 1 (the last part of a window that falls back), got %g", c.Dispatch.RampFraction)

@@ -91,16 +91,25 @@ func TestMaxInFlightBytes(t *testing.T) {
 	}
 }
 
-func TestFallbackRampIsChecked(t *testing.T) {
-	c, err := Load(env(map[string]string{"VOLLEY_FALLBACK_RAMP": "0.5"}))
-	require.NoError(t, err)
-	require.Equal(t, 0.5, c.Dispatch.RampFraction)
-	c, err = Load(env(nil))
-	require.NoError(t, err)
-	require.Equal(t, 0.25, c.Dispatch.RampFraction)
-	for _, bad := range []string{"0", "-0.1", "1.5", "half"} {
-		_, err := Load(env(map[string]string{"VOLLEY_FALLBACK_RAMP": bad}))
-		require.ErrorContains(t, err, "VOLLEY_FALLBACK_RAMP", bad)
+func TestFractionsAreChecked(t *testing.T) {
+	for _, f := range []struct {
+		name  string
+		field func(Config) float64
+		def   float64
+	}{
+		{"VOLLEY_FALLBACK_RAMP", func(c Config) float64 { return c.Dispatch.RampFraction }, 0.25},
+		{"VOLLEY_BACKGROUND_SHARE", func(c Config) float64 { return c.Dispatch.BackgroundShare }, 0.5},
+	} {
+		c, err := Load(env(map[string]string{f.name: "0.75"}))
+		require.NoError(t, err)
+		require.Equal(t, 0.75, f.field(c), f.name)
+		c, err = Load(env(nil))
+		require.NoError(t, err)
+		require.Equal(t, f.def, f.field(c), f.name)
+		for _, bad := range []string{"0", "-0.1", "1.5", "half"} {
+			_, err := Load(env(map[string]string{f.name: bad}))
+			require.ErrorContains(t, err, f.name, bad)
+		}
 	}
 }
 

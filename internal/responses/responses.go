@@ -31,15 +31,19 @@ func WithID(body []byte, id string) []byte {
 	return b
 }
 
-// WithBackground returns a stored Response object with "background" set as the client created it.
-// A background response is sent upstream without "background" (the upstream runs it in the
-// foreground for Volley), so the upstream's object says false; the client's object must not.
-func WithBackground(obj []byte, background bool) []byte {
+// AsCreated returns a stored Response object with "background" set as the client created it, and
+// "service_tier" too when tier, a tier of Volley's own, is not empty. A background response is sent
+// upstream without "background" (the upstream runs it in the foreground for Volley), and without
+// Volley's tier, so the upstream's object says neither; the client's object must.
+func AsCreated(obj []byte, background bool, tier string) []byte {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(obj, &m) != nil || m == nil {
 		return obj
 	}
 	m["background"], _ = json.Marshal(background)
+	if tier != "" {
+		m["service_tier"], _ = json.Marshal(tier)
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return obj

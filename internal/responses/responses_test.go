@@ -32,15 +32,17 @@ func TestWithIDReplacesTheIDAndKeepsEverythingElse(t *testing.T) {
 	require.Equal(t, "server_error", failed["code"])
 }
 
-func TestWithBackgroundSetsTheClientsMode(t *testing.T) {
+func TestAsCreatedSetsTheClientsModeAndTier(t *testing.T) {
 	t.Parallel()
 	upstream := []byte(`{"id":"resp_ours","background":false,"status":"completed","output":[]}`)
-	obj := decode(t, WithBackground(upstream, true))
+	obj := decode(t, AsCreated(upstream, true, ""))
 	require.Equal(t, true, obj["background"])
 	require.Equal(t, "resp_ours", obj["id"])
 	require.Equal(t, "completed", obj["status"])
-	require.Equal(t, false, decode(t, WithBackground([]byte(`{"id":"r"}`), false))["background"], "set even when the upstream left it out")
-	require.Equal(t, "not json", string(WithBackground([]byte("not json"), true)), "what is not an object is left alone")
+	require.Equal(t, false, decode(t, AsCreated([]byte(`{"id":"r"}`), false, ""))["background"], "set even when the upstream left it out")
+	require.Equal(t, "not json", string(AsCreated([]byte("not json"), true, "")), "what is not an object is left alone")
+	require.Equal(t, "default", decode(t, AsCreated([]byte(`{"service_tier":"default"}`), true, ""))["service_tier"], "the upstream's tier stays")
+	require.Equal(t, "background", decode(t, AsCreated([]byte(`{"service_tier":"default"}`), true, "background"))["service_tier"])
 }
 
 func TestFromUpstreamError(t *testing.T) {

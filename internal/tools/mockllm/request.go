@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,6 +107,7 @@ type apiRequest struct {
 	Store               *bool           `json:"store"`
 	Dimensions          *int            `json:"dimensions"`
 	EncodingFormat      string          `json:"encoding_format"`
+	ServiceTier         *string         `json:"service_tier"`
 
 	model          string
 	mock           *Directive
@@ -128,6 +130,9 @@ func invalid(param, format string, args ...any) *apiError {
 
 // parseRequest decodes body into req. req.model is set whenever the body
 // carries a string model, even if another part is invalid.
+// serviceTiers are the tiers OpenAI accepts; it refuses any other.
+var serviceTiers = []string{"auto", "default", "flex", "scale", "priority", "fast", "ultrafast"}
+
 func parseRequest(ep endpoint, body []byte, req *apiRequest) *apiError {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
@@ -155,6 +160,9 @@ func parseRequest(ep endpoint, body []byte, req *apiRequest) *apiError {
 	}
 	if req.model == "" {
 		return invalid("model", "you must provide a model parameter")
+	}
+	if t := req.ServiceTier; t != nil && !slices.Contains(serviceTiers, *t) {
+		return invalid("service_tier", "Invalid value for 'service_tier': '%s'. Supported values are: %s.", *t, strings.Join(serviceTiers, ", "))
 	}
 	if d := req.Mock; d != nil {
 		if aerr := req.checkDirective(d); aerr != nil {

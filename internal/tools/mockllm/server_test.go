@@ -46,6 +46,7 @@ func TestBadRequests(t *testing.T) {
 		{"bad mock status type", "/v1/chat/completions", `{"model":"m","mock":{"status":"500"},"messages":[{"role":"user","content":"x"}]}`, 400, "mock.status"},
 		{"bad mock latency", "/v1/chat/completions", `{"model":"m","mock":{"latency":"soon"},"messages":[{"role":"user","content":"x"}]}`, 400, "mock.latency"},
 		{"negative mock times", "/v1/chat/completions", `{"model":"m","mock":{"status":500,"times":-1},"messages":[{"role":"user","content":"x"}]}`, 400, "mock.times"},
+		{"unknown service tier", "/v1/responses", `{"model":"m","input":"x","service_tier":"background"}`, 400, "service_tier"},
 		{"too large", "/v1/embeddings", `{"model":"m","input":"` + strings.Repeat("x", 2000) + `"}`, 413, nil},
 		{"unknown path", "/v1/images/generations", `{"model":"m"}`, 404, nil},
 	}

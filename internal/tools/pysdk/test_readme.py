@@ -4,6 +4,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import time
 
 from conftest import wait_batch
 
@@ -39,3 +40,15 @@ def test_readme_uploads_snippet(tmp_path, client):
     assert status == "completed"
     assert client.files.content(file_id).text == block("requests-jsonl")
     assert wait_batch(client, batch_id).request_counts.completed == 1
+
+
+def test_readme_background_snippet(tmp_path, client):
+    tier, batch_id, status, response_id = run_snippet(tmp_path, "python-background-snippet").split()
+    assert (tier, status) == ("background", "queued")
+    batch = wait_batch(client, batch_id)
+    assert batch.status == "completed" and batch.request_counts.completed == 1
+    deadline = time.monotonic() + 30
+    while (resp := client.responses.retrieve(response_id)).status != "completed":
+        assert time.monotonic() < deadline, resp.status
+        time.sleep(0.05)
+    assert resp.service_tier == "background"
