@@ -126,3 +126,40 @@ func TestRetryBatchRefusals(t *testing.T) {
 	require.Equal(t, before, after, "nothing was written")
 	require.Equal(t, 4, batches)
 }
+
+// A retry of a background batch is a background batch, its requests of the background tier.
+func TestRetryKeepsTheServiceTier(t *testing.T) {
+	t.Parallel()
+	f := setupBatches(t)
+	for _, tier := range []string{"background", "flex", ""} {
+		extra := ""
+		if tier != "" {
+			extra = fmt.Sprintf(`,"service_tier":%q`, tier)
+		}
+		b := f.createBatch(f.alice, fmt.Sprintf(`{"input_file_id":%q,"endpoint":"/v1/chat/completions","completion_window":"2h"%s}`, f.uploadOK(f.alice, lines(2)).ID, extra))
+		_, err := f.pool.Exec(t.Context(), `UPDATE requests SET state = 'failed', finished_at = now(), result = '{}' WHERE batch_id = $1`, b.ID)
+		require.NoError(t, err)
+		_, err = f.pool.Exec(t.Context(), `UPDATE batches SET status = 'completed', failed = 2, completed_at = now() WHERE id = $1`, b.ID)
+		require.NoError(t, err)
+		status, body := f.postJSON("/v1/batches/"+b.ID+"/retry", f.alice, "")
+		require.Equal(t, http.StatusOK, status, string(body))
+		var nb map[string]any
+		require.NoError(t, json.Unmarshal(body, &nb))
+		if tier == "" {
+			require.NotContains(t, nb, "service_tier", "a batch made without a tier shows none")
+		} else {
+			require.Equal(t, tier, nb["service_tier"])
+		}
+		var background []bool
+		rows, err := f.pool.Query(t.Context(), `SELECT background FROM requests WHERE batch_id = ANY ($1) ORDER BY id`, []string{b.ID, nb["id"].(string)})
+		require.NoError(t, err)
+		for rows.Next() {
+			var bg bool
+			require.NoError(t, rows.Scan(&bg))
+			background = append(background, bg)
+		}
+		require.NoError(t, rows.Err())
+		want := tier == "background"
+		require.Equal(t, []bool{want, want, want, want}, background, tier)
+	}
+}
