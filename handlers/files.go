@@ -198,25 +198,26 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 		}
 		after = c.sel.first - 1
 	}
-	for {
-		rows, err := c.chunk(after)
-		if err != nil {
+	// The next chunk is read while this one is written, so that the database and the client
+	// are kept busy at once; at most two chunks are held.
+	ctx, cancel := context.WithCancel(c.ctx)
+	chunks, done := c.readAhead(ctx, after)
+	defer done()
+	defer cancel()
+	for ch := range chunks {
+		if ch.err != nil {
 			// The status is gone already: cut the connection so that the client sees a short read
 			// rather than a truncated file it might take for whole.
-			loggerFrom(c.ctx).Error("download failed mid-stream", "file_id", c.file.ID, "written", written, "error", err.Error())
+			loggerFrom(c.ctx).Error("download failed mid-stream", "file_id", c.file.ID, "written", written, "error", ch.err.Error())
 			panic(http.ErrAbortHandler)
 		}
-		for _, row := range rows {
+		for _, row := range ch.rows {
 			n, err := bw.Write(row.data)
 			written += int64(n)
 			if err != nil {
 				return nil // the client went away; nothing left to tell it
 			}
 		}
-		if len(rows) < contentChunkRows {
-			break
-		}
-		after = rows[len(rows)-1].line
 	}
 	if err := bw.Flush(); err != nil {
 		return nil
@@ -226,6 +227,36 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+type contentChunk struct {
+	rows []contentRow
+	err  error
+}
+
+// readAhead reads the file's chunks after line after, in order, one ahead of the reader, until the
+// last or an error (sent as the last chunk), or until ctx ends; done waits for it to stop.
+func (c contentStream) readAhead(ctx context.Context, after int32) (chunks <-chan contentChunk, done func()) {
+	out := make(chan contentChunk)
+	c.ctx = ctx
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		defer close(out)
+		for {
+			rows, err := c.chunk(after)
+			select {
+			case out <- contentChunk{rows: rows, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(rows) < contentChunkRows {
+				return
+			}
+			after = rows[len(rows)-1].line
+		}
+	}()
+	return out, func() { <-stopped }
 }
 
 type contentRow struct {

@@ -3,8 +3,11 @@ package handlers
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -252,3 +255,39 @@ func mustField(t *testing.T, body []byte, key string) json.RawMessage {
 }
 
 func jsonDecode(res *http.Response, v any) error { return json.NewDecoder(res.Body).Decode(v) }
+
+// Downloads read a file a chunk at a time, the next while the last is written: every size around a
+// chunk's comes out whole and in order, and a client that goes away stops the reading.
+func TestContentAcrossChunks(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for _, n := range []int{contentChunkRows - 1, contentChunkRows, 2 * contentChunkRows, 2*contentChunkRows + 500} {
+		content := lines(n)
+		up := f.uploadOK(f.alice, content)
+		status, _, body := f.do(http.MethodGet, "/v1/files/"+up.ID+"/content", f.alice, nil, nil)
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, content, string(body), "%d lines", n)
+		status, _, body = f.do(http.MethodGet, fmt.Sprintf("/v1/files/%s/content?offset=%d&limit=%d", up.ID, contentChunkRows-2, contentChunkRows+4), f.alice, nil, nil)
+		require.Equal(t, http.StatusOK, status)
+		all := strings.SplitAfter(content, "\n")
+		want := strings.Join(all[contentChunkRows-2:min(n, 2*contentChunkRows+2)], "")
+		require.Equal(t, want, string(body), "%d lines, a selection across chunks", n)
+	}
+
+	up := f.uploadOK(f.alice, lines(40*contentChunkRows))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.url+"/v1/files/"+up.ID+"/content", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+f.alice)
+	client := &http.Client{Transport: &http.Transport{}}
+	res, err := client.Do(req)
+	require.NoError(t, err)
+	_, err = io.ReadFull(res.Body, make([]byte, 4096))
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	client.CloseIdleConnections()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.pool.Stat().AcquiredConns() > 0 {
+		require.True(t, time.Now().Before(deadline), "the download's reading stops and gives its connection back")
+		time.Sleep(10 * time.Millisecond)
+	}
+}
