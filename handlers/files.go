@@ -23,6 +23,10 @@ const (
 	// contentChunkRows is how many lines a download reads per query: enough to amortise the round
 	// trip, few enough that memory stays flat.
 	contentChunkRows = 1000
+	// contentChunkBytes is what a chunk is sized to hold (see nextChunkRows), and
+	// contentFirstChunkRows what the first one reads, before any line's size is known.
+	contentChunkBytes     = 4 << 20
+	contentFirstChunkRows = 64
 )
 
 func fileObject(f dbsqlc.File) api.OpenAIFile {
@@ -243,20 +247,33 @@ func (c contentStream) readAhead(ctx context.Context, after int32) (chunks <-cha
 	go func() {
 		defer close(stopped)
 		defer close(out)
+		want := contentFirstChunkRows
 		for {
-			rows, err := c.chunk(after)
+			rows, err := c.chunk(after, want)
 			select {
 			case out <- contentChunk{rows: rows, err: err}:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil || len(rows) < contentChunkRows {
+			if err != nil || len(rows) < want {
 				return
 			}
 			after = rows[len(rows)-1].line
+			want = nextChunkRows(rows)
 		}
 	}()
 	return out, func() { <-stopped }
+}
+
+// nextChunkRows is how many lines the next chunk reads: as many of the largest line of this one as
+// fit in contentChunkBytes, from 1 to contentChunkRows. The lines of a file are mostly alike in
+// size, so a chunk of large answers stays near the bound rather than holding a thousand of them.
+func nextChunkRows(rows []contentRow) int {
+	largest := 1
+	for _, r := range rows {
+		largest = max(largest, len(r.data))
+	}
+	return min(contentChunkRows, max(1, contentChunkBytes/largest))
 }
 
 type contentRow struct {
@@ -266,13 +283,13 @@ type contentRow struct {
 
 // chunk reads the next lines of the file: an uploaded file's own lines, or a batch's rendered
 // results for its output and error files.
-func (c contentStream) chunk(after int32) ([]contentRow, error) {
+func (c contentStream) chunk(after int32, n int) ([]contentRow, error) {
 	if c.sel != nil {
-		return c.selectedChunk(after)
+		return c.selectedChunk(after, n)
 	}
 	if c.file.BatchID != nil {
 		rows, err := c.s.queries.RequestResultsChunk(c.ctx, dbsqlc.RequestResultsChunkParams{
-			BatchID: c.file.BatchID, AfterLine: &after, Errors: c.file.Purpose == purposeBatchError, MaxRows: contentChunkRows,
+			BatchID: c.file.BatchID, AfterLine: &after, Errors: c.file.Purpose == purposeBatchError, MaxRows: int32(n),
 		})
 		out := make([]contentRow, len(rows))
 		for i, r := range rows {
@@ -280,7 +297,7 @@ func (c contentStream) chunk(after int32) ([]contentRow, error) {
 		}
 		return out, err
 	}
-	rows, err := c.s.queries.FileLinesChunk(c.ctx, dbsqlc.FileLinesChunkParams{FileID: c.file.ID, AfterLine: after, MaxRows: contentChunkRows})
+	rows, err := c.s.queries.FileLinesChunk(c.ctx, dbsqlc.FileLinesChunkParams{FileID: c.file.ID, AfterLine: after, MaxRows: int32(n)})
 	out := make([]contentRow, len(rows))
 	for i, r := range rows {
 		out[i] = contentRow{line: r.Line, data: r.Data}
@@ -289,11 +306,11 @@ func (c contentStream) chunk(after int32) ([]contentRow, error) {
 }
 
 // selectedChunk reads the next lines of a selection.
-func (c contentStream) selectedChunk(after int32) ([]contentRow, error) {
+func (c contentStream) selectedChunk(after int32, n int) ([]contentRow, error) {
 	if c.file.BatchID != nil {
 		rows, err := c.s.queries.RequestResultsSelectedChunk(c.ctx, dbsqlc.RequestResultsSelectedChunkParams{
 			BatchID: *c.file.BatchID, AfterLine: after, LastLine: c.sel.last, Errors: c.file.Purpose == purposeBatchError,
-			Search: c.sel.search, MaxRows: contentChunkRows,
+			Search: c.sel.search, MaxRows: int32(n),
 		})
 		out := make([]contentRow, len(rows))
 		for i, r := range rows {
@@ -302,7 +319,7 @@ func (c contentStream) selectedChunk(after int32) ([]contentRow, error) {
 		return out, err
 	}
 	rows, err := c.s.queries.FileLinesSelectedChunk(c.ctx, dbsqlc.FileLinesSelectedChunkParams{
-		FileID: c.file.ID, AfterLine: after, LastLine: c.sel.last, Search: c.sel.search, MaxRows: contentChunkRows,
+		FileID: c.file.ID, AfterLine: after, LastLine: c.sel.last, Search: c.sel.search, MaxRows: int32(n),
 	})
 	out := make([]contentRow, len(rows))
 	for i, r := range rows {

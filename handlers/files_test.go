@@ -274,7 +274,18 @@ func TestContentAcrossChunks(t *testing.T) {
 		require.Equal(t, want, string(body), "%d lines, a selection across chunks", n)
 	}
 
-	up := f.uploadOK(f.alice, lines(40*contentChunkRows))
+	// Large lines, some larger than a chunk is sized for.
+	var big strings.Builder
+	for i, size := range []int{1 << 10, contentChunkBytes + 100, 300 << 10, 2 << 20, 3 << 20, 1 << 20, contentChunkBytes, 10, 5 << 20} {
+		fmt.Fprintf(&big, `{"custom_id":"big-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"m1","messages":[{"role":"user","content":%q}]}}`+"\n",
+			i, strings.Repeat("x", size))
+	}
+	up := f.uploadOK(f.alice, big.String())
+	status, _, body := f.do(http.MethodGet, "/v1/files/"+up.ID+"/content", f.alice, nil, nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, big.String(), string(body), "large lines")
+
+	up = f.uploadOK(f.alice, lines(40*contentChunkRows))
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.url+"/v1/files/"+up.ID+"/content", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+f.alice)
@@ -290,4 +301,19 @@ func TestContentAcrossChunks(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the download's reading stops and gives its connection back")
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestChunksAreSizedByTheirLargestLine(t *testing.T) {
+	t.Parallel()
+	of := func(sizes ...int) []contentRow {
+		rows := make([]contentRow, len(sizes))
+		for i, n := range sizes {
+			rows[i] = contentRow{data: make([]byte, n)}
+		}
+		return rows
+	}
+	require.Equal(t, contentChunkRows, nextChunkRows(of(600, 700)), "small lines: the most rows")
+	require.Equal(t, 4, nextChunkRows(of(600, 1<<20, 700)), "the largest line counts")
+	require.Equal(t, 1, nextChunkRows(of(16<<20)), "a line past the bound: one at a time")
+	require.Equal(t, contentChunkRows, nextChunkRows(of(0)))
 }
