@@ -30,17 +30,18 @@ func Batch(ctx context.Context, args []string, o IO) error {
 	jsonOut := fs.Bool("json", false, "print objects as JSON")
 	interval := fs.Duration("interval", 0, "refresh interval while watching")
 	var (
-		endpoint, window, out, after, status *string
-		wait                                 *bool
-		limit                                *int64
-		md                                   = metadata{}
-		statuses                             list
-		customIDs                            repeated
+		endpoint, window, out, after, status, tier *string
+		wait                                       *bool
+		limit                                      *int64
+		md                                         = metadata{}
+		statuses                                   list
+		customIDs                                  repeated
 	)
 	switch sub {
 	case "submit":
 		endpoint = fs.String("endpoint", "", "endpoint of every line (default: the lines' url)")
 		window = fs.String("window", "24h", "completion window")
+		tier = fs.String("service-tier", "", "service tier: auto, default, flex or background (runs only while nothing else of its model waits)")
 		fs.Var(md, "metadata", "key=value metadata (repeatable)")
 		wait = fs.Bool("wait", false, "watch the batch to its end and download its results")
 	case "retry":
@@ -73,7 +74,7 @@ func Batch(ctx context.Context, args []string, o IO) error {
 	}
 	switch sub {
 	case "submit":
-		return e.submit(fs.args[0], *endpoint, *window, md, *wait)
+		return e.submit(fs.args[0], *endpoint, *window, *tier, md, *wait)
 	case "watch":
 		b, err := e.watch(fs.args[0], true)
 		if err != nil {
@@ -144,7 +145,7 @@ func checkBatchArgs(fs *flags, sub string, interval *time.Duration, limit *int64
 }
 
 // submit uploads path, creates a batch from it and, with wait, watches it and downloads its results.
-func (e *env) submit(path, endpoint, window string, md metadata, wait bool) error {
+func (e *env) submit(path, endpoint, window, tier string, md metadata, wait bool) error {
 	if endpoint == "" {
 		var err error
 		if endpoint, err = inferEndpoint(path); err != nil {
@@ -163,7 +164,11 @@ func (e *env) submit(path, endpoint, window string, md metadata, wait bool) erro
 	if len(md) > 0 {
 		params.Metadata = shared.Metadata(md)
 	}
-	b, err := e.client.Batches.New(e.ctx, params)
+	var opts []option.RequestOption
+	if tier != "" {
+		opts = append(opts, option.WithJSONSet("service_tier", tier)) // Volley's extension of the create call
+	}
+	b, err := e.client.Batches.New(e.ctx, params, opts...)
 	if err != nil {
 		return apiError(fmt.Sprintf("create a batch from %s (uploaded as %s)", path, f.ID), err)
 	}
@@ -543,7 +548,7 @@ func (e *env) describe(b *openai.Batch) error {
 	}
 	rows := [][2]string{
 		{"id", b.ID}, {"status", string(b.Status)}, {"endpoint", b.Endpoint}, {"model", orDash(b.Model)},
-		{"completion_window", b.CompletionWindow},
+		{"completion_window", b.CompletionWindow}, {"service_tier", orDash(extraString(b.JSON.ExtraFields["service_tier"].Raw()))},
 		{"requests", fmt.Sprintf("%d completed, %d failed, %d total", c.Completed, c.Failed, c.Total)},
 		{"input_file_id", b.InputFileID}, {"output_file_id", orDash(b.OutputFileID)}, {"error_file_id", orDash(b.ErrorFileID)},
 		{"created_at", unixTime(b.CreatedAt)}, {"in_progress_at", unixTime(b.InProgressAt)}, {"expires_at", unixTime(b.ExpiresAt)},
@@ -675,4 +680,14 @@ func (e *env) lacksRoute(id string, err error) bool {
 	}
 	_, getErr := e.client.Batches.Get(e.ctx, id)
 	return getErr == nil
+}
+
+// extraString is the string a field the SDK does not know holds, given its raw JSON; "" when it is
+// absent or not a string.
+func extraString(raw string) string {
+	var s string
+	if json.Unmarshal([]byte(raw), &s) != nil {
+		return ""
+	}
+	return s
 }

@@ -54,7 +54,7 @@ type IO struct {
 
 // BatchUsage and FileUsage are the help texts of the two command groups.
 const BatchUsage = `Usage:
-  volley batch submit FILE [--endpoint E] [--window W] [--metadata k=v]... [--wait] [--json]
+  volley batch submit FILE [--endpoint E] [--window W] [--service-tier T] [--metadata k=v]... [--wait] [--json]
         upload FILE (a JSONL file of requests) and create a batch from it; the endpoint is taken from
         the lines' url unless given. --wait watches it to the end and writes the results next to FILE
         (requests.jsonl: requests.output.jsonl and requests.errors.jsonl); the exit status is then 0

@@ -456,6 +456,7 @@ func TestCLICommands(t *testing.T) {
 	require.Equal(t, openai.BatchStatusCompleted, got1.Status)
 	human := s.run("batch", "get", b.ID).stdout
 	require.Regexp(t, `requests\s+27 completed, 3 failed, 30 total`, human)
+	require.Regexp(t, `service_tier\s+-\n`, human, "none given")
 
 	bl := s.run("batch", "list", "--json", "--limit", "5")
 	require.Equal(t, 0, bl.code, bl.stderr)
@@ -487,6 +488,16 @@ func TestCLICommands(t *testing.T) {
 	missing := s.run("batch", "get", "batch_missing")
 	require.Equal(t, 1, missing.code)
 	require.Contains(t, missing.stderr, "get batch: 404 No batch found with id 'batch_missing'.")
+
+	// A batch of the background tier.
+	low := s.run("batch", "submit", path, "--service-tier", "background")
+	require.Equal(t, 0, low.code, low.stderr)
+	lowID := strings.TrimSpace(low.stdout)
+	require.Regexp(t, `service_tier\s+background\n`, s.run("batch", "get", lowID).stdout)
+	waitBatch(t, s.client, lowID, time.Minute, terminal)
+	bad := s.run("batch", "submit", path, "--service-tier", "urgent")
+	require.Equal(t, 1, bad.code)
+	require.Contains(t, bad.stderr, "Invalid 'service_tier': 'urgent'")
 }
 
 // A bad command line exits 2 with the usage; bad input found before any call exits 1, named.
