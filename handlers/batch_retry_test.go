@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 )
 
@@ -150,15 +151,10 @@ func TestRetryKeepsTheServiceTier(t *testing.T) {
 		} else {
 			require.Equal(t, tier, nb["service_tier"])
 		}
-		var background []bool
 		rows, err := f.pool.Query(t.Context(), `SELECT background FROM requests WHERE batch_id = ANY ($1) ORDER BY id`, []string{b.ID, nb["id"].(string)})
 		require.NoError(t, err)
-		for rows.Next() {
-			var bg bool
-			require.NoError(t, rows.Scan(&bg))
-			background = append(background, bg)
-		}
-		require.NoError(t, rows.Err())
+		background, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+		require.NoError(t, err)
 		want := tier == "background"
 		require.Equal(t, []bool{want, want, want, want}, background, tier)
 	}

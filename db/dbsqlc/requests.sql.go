@@ -40,13 +40,11 @@ WITH arg AS (
         SELECT x.model, x.background, x.free, count(*) OVER () AS n
         FROM (
             SELECT room.model, room.background,
-                   CASE WHEN room.background
-                        -- Background requests hold at most their share of the limit (at least one
-                        -- slot), counting those claimed ahead.
-                        THEN least(room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END,
-                                   greatest(1, floor(room.lim * arg.background_share))::int - room.running_background)
-                        ELSE room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END
-                   END AS free
+                   least(room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END,
+                         -- Background requests hold at most their share of the limit (at least one
+                         -- slot), counting those claimed ahead.
+                         CASE WHEN room.background
+                              THEN greatest(1, floor(room.lim * arg.background_share))::int - room.running_background END) AS free
             FROM room CROSS JOIN arg
         ) x
         WHERE x.free > 0
