@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -238,4 +240,64 @@ func TestClaimSharesItsSizeBetweenModels(t *testing.T) {
 		per[r.Model]++
 	}
 	require.Equal(t, map[string]int{"a": 3, "b": 3}, per)
+}
+
+// A cancel asked while a call runs holds even when the abort never reaches the call: whatever the
+// call returns, the request ends as request_cancelled, counted as failed, with no tokens.
+func TestACancelAskedWhileRunningHoldsWhateverTheCallReturns(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	q := dbsqlc.New(pool)
+	batchID := seed(t, pool, "alice", "m", 3)
+	daemonID := register(t, q)
+	rows := claim(t, pool, daemonID, 10, 10)
+	require.Len(t, rows, 3)
+	marked, err := q.RequestsMarkCancelRunning(t.Context(), dbsqlc.RequestsMarkCancelRunningParams{BatchID: batchID, CustomIds: []string{"c1", "c2"}})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"c1", "c2"}, marked)
+
+	byCustomID := map[string]dbsqlc.RequestClaimRow{}
+	for _, r := range rows {
+		byCustomID[*r.CustomID] = r
+	}
+	// c1 completes, c2 comes back for a retry, c3 (not marked) completes.
+	record(t, q, daemonID, byCustomID["c1"], byCustomID["c1"].Attempt)
+	retry := byCustomID["c2"]
+	_, err = q.RequestsRecord(t.Context(), dbsqlc.RequestsRecordParams{
+		DaemonID: daemonID, Ids: []int64{retry.ID}, Attempts: []int32{retry.Attempt}, States: []string{"pending"},
+		Results: [][]byte{nil}, Failures: []int32{1}, NotBefore: []time.Time{time.Now()},
+		InputTokens: []int64{0}, CachedTokens: []int64{0}, OutputTokens: []int64{0}, ReasoningTokens: []int64{0}, TotalTokens: []int64{0},
+		ServedUpstream: []string{""}, ServedModel: []string{""}, ServedFallback: []bool{false},
+	})
+	require.NoError(t, err)
+	got := record(t, q, daemonID, byCustomID["c3"], byCustomID["c3"].Attempt)
+	require.Equal(t, []dbsqlc.RequestsRecordRow{{ID: batchID, Settled: true}}, got)
+
+	type line struct {
+		CustomID string    `json:"custom_id"`
+		Response *struct{} `json:"response"`
+		Error    *struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	for _, id := range []string{"c1", "c2"} {
+		var state string
+		var result []byte
+		var served *string
+		require.NoError(t, pool.QueryRow(t.Context(), "SELECT state, result, served_upstream FROM requests WHERE batch_id = $1 AND custom_id = $2",
+			batchID, id).Scan(&state, &result, &served))
+		require.Equal(t, "cancelled", state, id)
+		require.Nil(t, served, "%s: no answer is delivered, so none is said to be served", id)
+		var l line
+		require.NoError(t, json.Unmarshal(result, &l), id)
+		require.Equal(t, id, l.CustomID)
+		require.Nil(t, l.Response)
+		require.NotNil(t, l.Error, id)
+		require.Equal(t, "request_cancelled", l.Error.Code)
+		require.True(t, bytes.HasSuffix(result, []byte("\n")))
+	}
+	completed, failed, tokens := batchCounts(t, q, batchID, "alice")
+	require.Equal(t, int32(1), completed)
+	require.Equal(t, int32(2), failed)
+	require.Equal(t, int64(2), tokens, "only c3's tokens count")
 }

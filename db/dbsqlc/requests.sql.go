@@ -688,19 +688,32 @@ WITH res AS (
            unnest($14::bool[]) AS served_fallback
 ), upd AS (
     UPDATE requests r SET
-        state = res.state,
-        result = CASE WHEN res.state = 'pending' THEN NULL ELSE res.result END,
+        state = CASE WHEN r.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE res.state END,
+        result = CASE
+            WHEN r.cancel_requested_at IS NOT NULL AND res.state <> 'cancelled' THEN convert_to(json_build_object(
+                'id', 'batch_req_' || md5(r.batch_id || ':' || r.line),
+                'custom_id', r.custom_id,
+                'response', NULL,
+                'error', json_build_object('code', 'request_cancelled', 'message', 'This request was cancelled before it completed.')
+            )::text || E'\n', 'UTF8')
+            WHEN res.state = 'pending' THEN NULL
+            ELSE res.result END,
         failures = res.failures,
         not_before = res.not_before,
         daemon_id = NULL,
-        finished_at = CASE WHEN res.state = 'pending' THEN NULL ELSE now() END,
-        served_upstream = CASE WHEN res.state = 'pending' THEN NULL ELSE nullif(res.served_upstream, '') END,
-        served_model = CASE WHEN res.state = 'pending' THEN NULL ELSE nullif(res.served_model, '') END,
-        served_fallback = res.state <> 'pending' AND coalesce(res.served_fallback, false)
+        finished_at = CASE WHEN res.state = 'pending' AND r.cancel_requested_at IS NULL THEN NULL ELSE now() END,
+        served_upstream = CASE WHEN res.state = 'pending' OR r.cancel_requested_at IS NOT NULL THEN NULL ELSE nullif(res.served_upstream, '') END,
+        served_model = CASE WHEN res.state = 'pending' OR r.cancel_requested_at IS NOT NULL THEN NULL ELSE nullif(res.served_model, '') END,
+        served_fallback = res.state <> 'pending' AND r.cancel_requested_at IS NULL AND coalesce(res.served_fallback, false)
     FROM res
     WHERE r.id = res.id AND r.state = 'running' AND r.daemon_id = $15::bigint AND r.attempt = res.attempt
-    RETURNING r.batch_id, res.state, length(res.result) AS bytes, res.input_tokens, res.cached_tokens,
-              res.output_tokens, res.reasoning_tokens, res.total_tokens
+    -- r is the row as updated: its state and result are what was written.
+    RETURNING r.batch_id, r.state, length(r.result) AS bytes,
+              CASE WHEN r.state = res.state THEN res.input_tokens ELSE 0 END AS input_tokens,
+              CASE WHEN r.state = res.state THEN res.cached_tokens ELSE 0 END AS cached_tokens,
+              CASE WHEN r.state = res.state THEN res.output_tokens ELSE 0 END AS output_tokens,
+              CASE WHEN r.state = res.state THEN res.reasoning_tokens ELSE 0 END AS reasoning_tokens,
+              CASE WHEN r.state = res.state THEN res.total_tokens ELSE 0 END AS total_tokens
 ), agg AS (
     SELECT upd.batch_id,
            count(*) FILTER (WHERE upd.state = 'completed')::int AS completed,
@@ -755,7 +768,9 @@ type RequestsRecordRow struct {
 
 // Records many results at once, fenced on (running, this daemon, this attempt), and moves the
 // batches' counters in the same statement. state 'pending' is a retry: the request waits until
-// not_before. Returns the batches it touched and whether each is now settled.
+// not_before. A request whose cancel was asked while it ran ends cancelled whatever its call
+// returned, so that a cancel answered "cancelled" holds even when the abort came too late.
+// Returns the batches it touched and whether each is now settled.
 func (q *Queries) RequestsRecord(ctx context.Context, arg RequestsRecordParams) ([]RequestsRecordRow, error) {
 	rows, err := q.db.Query(ctx, requestsRecord,
 		arg.Ids,
