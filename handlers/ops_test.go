@@ -4,13 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/apikey"
+	"github.com/volleyhq/volley/internal/upstream"
 )
 
 func (f *fixture) newAdminKey(owner string) string {
@@ -130,6 +134,77 @@ func TestListModels(t *testing.T) {
 	}
 	status, _ = f.getJSON("/v1/models", "", nil)
 	require.Equal(t, http.StatusUnauthorized, status)
+}
+
+// With a catch-all route, the models its upstream lists are Volley's too; the answer is kept a
+// while, and an upstream that fails leaves the list to what was last known.
+func TestListModelsAsksTheCatchAllUpstream(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	var failing atomic.Bool
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if failing.Load() || r.URL.Path != "/v1/models" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte(`{"object":"list","data":[{"id":"qwen-2"},{"id":"m1"},{"id":"llama-3"}]}`))
+	}))
+	t.Cleanup(up.Close)
+	cfg, err := upstream.Parse([]byte(fmt.Sprintf(`upstreams:
+  own:
+    url: http://127.0.0.1:9/v1
+  pool:
+    url: %s/v1
+models:
+  - name: m1
+    upstream: own
+    concurrency: 2
+  - name: "*"
+    upstream: pool
+    concurrency: 7
+`, up.URL)), "test.yaml", func(string) string { return "" })
+	require.NoError(t, err)
+	f := setup(t)
+	f.server.router = upstream.NewRouter(cfg)
+	f.server.client = upstream.NewClient(cfg, nil)
+	clock := time.Now()
+	f.server.catchAll.now = func() time.Time { return clock }
+
+	type listed struct {
+		ID               string `json:"id"`
+		OwnedBy          string `json:"owned_by"`
+		ConcurrencyLimit int    `json:"concurrency_limit"`
+	}
+	list := func() []listed {
+		var models struct {
+			Data []listed `json:"data"`
+		}
+		status, body := f.getJSON("/v1/models", f.alice, &models)
+		require.Equal(t, http.StatusOK, status, string(body))
+		return models.Data
+	}
+	want := []listed{{"m1", "own", 2}, {"qwen-2", "pool", 7}, {"llama-3", "pool", 7}}
+	require.Equal(t, want, list(), "m1 is listed once, under its own route")
+	require.Equal(t, want, list())
+	require.Equal(t, int32(1), calls.Load(), "the answer is kept")
+
+	failing.Store(true)
+	clock = clock.Add(catchAllModelsTTL)
+	require.Equal(t, want, list(), "a failing upstream leaves the last list")
+	require.Equal(t, int32(2), calls.Load())
+	clock = clock.Add(catchAllModelsRetry - time.Millisecond)
+	list()
+	require.Equal(t, int32(2), calls.Load(), "a failure is not asked again at once")
+	failing.Store(false)
+	clock = clock.Add(time.Millisecond)
+	list()
+	require.Equal(t, int32(3), calls.Load())
+
+	// A server that never had an answer lists the routes of its own.
+	failing.Store(true)
+	f.server.catchAll = catchAllModels{}
+	require.Equal(t, want[:1], list())
 }
 
 func TestQueueDeadlineWindows(t *testing.T) {

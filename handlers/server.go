@@ -45,6 +45,8 @@ type Server struct {
 	resolver webhook.Resolver
 	// started is when the server was made: the "created" of the models it lists.
 	started time.Time
+	// catchAll caches the models the catch-all route's upstream serves, for GET /v1/models.
+	catchAll catchAllModels
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)

@@ -3,6 +3,7 @@ package upstream
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -333,4 +334,51 @@ func readBody(resp *http.Response, limit int64) ([]byte, error) {
 		bufPool.Put(buf)
 	}
 	return out, err
+}
+
+// maxModelListBytes bounds the answer of an upstream's GET /v1/models.
+const maxModelListBytes = 4 << 20
+
+// Models asks the upstream named upstream which models it serves (GET /v1/models, the OpenAI list
+// every OpenAI-compatible server answers), within timeout.
+func (c *Client) Models(ctx context.Context, upstream string, timeout time.Duration) ([]string, error) {
+	uc := c.upstreams[upstream]
+	if uc == nil {
+		return nil, fmt.Errorf("no upstream client for upstream %q", upstream)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uc.base+"/models", nil)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: %w", uc.name, err)
+	}
+	req.Header = uc.header.Clone()
+	req.Header.Del("Content-Type")
+	resp, err := uc.transport.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: list models: %w", uc.name, err)
+	}
+	defer resp.Body.Close()
+	body, err := readBody(resp, maxModelListBytes)
+	if err != nil {
+		return nil, fmt.Errorf("upstream %s: list models: %w", uc.name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("upstream %s: list models answered %d", uc.name, resp.StatusCode)
+	}
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("upstream %s: list models: %w", uc.name, err)
+	}
+	models := make([]string, 0, len(list.Data))
+	for _, m := range list.Data {
+		if m.ID != "" {
+			models = append(models, m.ID)
+		}
+	}
+	return models, nil
 }

@@ -548,3 +548,44 @@ func BenchmarkSend(b *testing.B) {
 		}
 	})
 }
+
+func TestModelsAsksTheUpstream(t *testing.T) {
+	t.Parallel()
+	answer := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"object":"list","data":[{"id":"llama-3","object":"model"},{"id":""},{"id":"qwen-2"}]}`))
+	}
+	srv, got := recordingServer(t, answer)
+	c, _ := setup(t, srv.URL+"/v1", nil)
+	models, err := c.Models(t.Context(), "up", 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, []string{"llama-3", "qwen-2"}, models, "entries without an id are skipped")
+	r := <-got
+	require.Equal(t, http.MethodGet, r.method)
+	require.Equal(t, "/v1/models", r.path)
+	require.Equal(t, "Bearer sk-upstream", r.header.Get("Authorization"))
+	require.Equal(t, "research", r.header.Get("X-Team"))
+
+	_, err = c.Models(t.Context(), "nope", time.Second)
+	require.ErrorContains(t, err, `no upstream client for upstream "nope"`)
+}
+
+func TestModelsReportsAFailingUpstream(t *testing.T) {
+	t.Parallel()
+	for name, answer := range map[string]func(w http.ResponseWriter, r *http.Request){
+		"status":   func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) },
+		"not json": func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("<html>")) },
+		"slow": func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv, _ := recordingServer(t, answer)
+			c, _ := setup(t, srv.URL+"/v1", nil)
+			_, err := c.Models(t.Context(), "up", 200*time.Millisecond)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "upstream up")
+		})
+	}
+}

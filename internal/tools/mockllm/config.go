@@ -120,6 +120,10 @@ type Config struct {
 	// limit), to produce answers of a known, large size. Zero leaves texts as generated.
 	PadBytes int
 
+	// Models are the model names GET /v1/models lists, in this order. Calls for any other model
+	// are served as well, as they always are.
+	Models []string
+
 	// Verbose logs one line per API request.
 	Verbose bool
 }

@@ -428,3 +428,39 @@ func TestV1PrefixOptional(t *testing.T) {
 	callHandler(t, st.Handler(), "/embeddings", `{"model":"m","input":"x"}`)
 	require.Equal(t, map[string]int64{"/v1/embeddings": 1}, st.Stats().Endpoints)
 }
+
+func TestModelsListsTheConfiguredModels(t *testing.T) {
+	t.Parallel()
+	_, ts := startServer(t, Config{APIKey: testKey, Models: []string{"llama-3", "qwen-2"}})
+	get := func(key string) (int, map[string]any) {
+		req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/models", nil)
+		require.NoError(t, err)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		return resp.StatusCode, m
+	}
+	status, list := get(testKey)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "list", list["object"])
+	var ids []string
+	for _, d := range list["data"].([]any) {
+		ids = append(ids, d.(map[string]any)["id"].(string))
+	}
+	require.Equal(t, []string{"llama-3", "qwen-2"}, ids)
+
+	status, _ = get("sk-wrong-key-1234")
+	require.Equal(t, http.StatusUnauthorized, status)
+	status, _ = get("")
+	require.Equal(t, http.StatusUnauthorized, status)
+
+	resp, err := http.Post(ts.URL+"/v1/models", "application/json", strings.NewReader("{}"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+}

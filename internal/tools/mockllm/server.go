@@ -172,6 +172,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.ResetStats()
 		writeJSON(w, http.StatusOK, s.Stats())
 		return
+	case "/v1/models":
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, "GET")
+			return
+		}
+		if e := s.checkAuth(r); e != nil {
+			writeJSON(w, http.StatusUnauthorized, e)
+			return
+		}
+		writeJSON(w, http.StatusOK, s.modelList())
+		return
 	}
 	ep, ok := lookupEndpoint(r.URL.Path)
 	if !ok {
@@ -184,6 +195,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.serveAPI(w, r, ep)
+}
+
+type modelList struct {
+	Object string        `json:"object"`
+	Data   []modelObject `json:"data"`
+}
+
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// modelList is GET /v1/models: the configured models, as an inference server lists those it serves.
+func (s *Server) modelList() modelList {
+	out := modelList{Object: "list", Data: make([]modelObject, 0, len(s.cfg.Models))}
+	for _, m := range s.cfg.Models {
+		out.Data = append(out.Data, modelObject{ID: m, Object: "model", Created: 1700000000, OwnedBy: "mockllm"})
+	}
+	return out
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {

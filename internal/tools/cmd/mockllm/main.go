@@ -64,6 +64,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	var (
 		failRate   float64
 		failStatus string
+		models     string
 		seed       uint64
 	)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:9090", "listen address (port 0 picks a free port)")
@@ -91,6 +92,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	fs.IntVar(&c.PadBytes, "pad-bytes", 0, "pad every generated text with filler to at least this many bytes (0: no padding)")
 	fs.IntVar(&c.EchoMaxRunes, "echo-max", mockllm.DefaultEchoMaxRunes, "truncate echoed user text to this many characters (negative: no limit)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on shutdown")
+	fs.StringVar(&models, "models", "", "comma-separated model names that GET /v1/models lists (calls for any model are served)")
 	fs.BoolVar(&c.Verbose, "v", false, "log every request")
 	fs.BoolVar(&c.Verbose, "verbose", false, "same as -v")
 	fs.Usage = func() {
@@ -118,6 +120,11 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	}
 
 	c.Seed = seed
+	for m := range strings.SplitSeq(models, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			c.Models = append(c.Models, m)
+		}
+	}
 	if failRate < 0 || failRate > 1 || failRate != failRate {
 		return nil, fmt.Errorf("-fail-rate must be within [0,1], got %v", failRate)
 	}
