@@ -153,7 +153,7 @@ func TestCancelNamedRequestsMidBatch(t *testing.T) {
 // after; then its failures retried as a new batch, the old batch left as it was.
 func TestBrowseAndRetryABatchWithFailures(t *testing.T) {
 	t.Parallel()
-	m := startMock(t, "-latency", "5ms")
+	m := startMock(t, "-latency", "50ms")
 	v := startVolley(t, dispatchEnv(t, m, 40)...)
 	key := v.key("alice")
 	c := v.client(key)
@@ -194,6 +194,26 @@ func TestBrowseAndRetryABatchWithFailures(t *testing.T) {
 		require.Equal(t, i+1, r.Line)
 		require.Contains(t, []string{"pending", "running", "completed", "failed"}, r.Status)
 	}
+	// Each filter while it runs: every row matches it as it was read, in input order.
+	for query, match := range map[string]func(browseItem) bool{
+		"status=pending":           func(r browseItem) bool { return r.Status == "pending" },
+		"status=running,completed": func(r browseItem) bool { return r.Status == "running" || r.Status == "completed" },
+		"status=failed":            func(r browseItem) bool { return r.Status == "failed" && (want400[r.CustomID] || want500[r.CustomID]) },
+		"model=m-b":                func(r browseItem) bool { return r.Model == "m-b" },
+		"search=REQ_19":            func(r browseItem) bool { return strings.HasPrefix(r.CustomID, "req_19") },
+		"search=1&model=m-a":       func(r browseItem) bool { return strings.Contains(r.CustomID, "1") && r.Model == "m-a" },
+	} {
+		rows := v.browseAll(key, b.ID, query, 50)
+		for i, r := range rows {
+			require.True(t, match(r), "%s: %+v", query, r)
+			if i > 0 {
+				require.Greater(t, r.Line, rows[i-1].Line, query)
+			}
+		}
+	}
+	running, err := c.Batches.Get(ctx(t), b.ID)
+	require.NoError(t, err)
+	require.Equal(t, openai.BatchStatusInProgress, running.Status, "the filters were read while the batch ran")
 	final := waitBatch(t, c, b.ID, 120*time.Second, terminal)
 	require.Equal(t, openai.BatchStatusCompleted, final.Status)
 	out, errs := checkExactlyOnce(t, c, final, ids)
