@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -86,4 +87,32 @@ func TestAdaptiveLimitCutsOncePerEpisode(t *testing.T) {
 	}
 	n, _ = limit()
 	require.Equal(t, 5, n, "never below the min")
+
+	// The history holds every move, in order, with its cause; a cut that did not lower the limit
+	// (at the min already) is a move to the same value.
+	history, err := q.ModelLimitChanges(ctx, dbsqlc.ModelLimitChangesParams{Model: "m", Since: time.Unix(0, 0)})
+	require.NoError(t, err)
+	var moves []string
+	for i, c := range history {
+		moves = append(moves, fmt.Sprintf("%s %d", c.Cause, c.Effective))
+		if i > 0 {
+			require.False(t, c.At.Before(history[i-1].At))
+		}
+	}
+	require.Equal(t, []string{"cut 50", "cut 25", "cut 12", "raise 14", "cut 7", "cut 5", "cut 5", "cut 5", "cut 5", "cut 5", "cut 5", "cut 5", "cut 5", "cut 5", "cut 5"}, moves)
+	since := history[3].At
+	tail, err := q.ModelLimitChanges(ctx, dbsqlc.ModelLimitChangesParams{Model: "m", Since: since})
+	require.NoError(t, err)
+	require.Equal(t, history[3:], tail, "from @since: the move in force then, and every later one")
+
+	// Retention keeps each model's latest move however old.
+	_, err = pool.Exec(ctx, "UPDATE model_limit_changes SET at = at - interval '2 days'")
+	require.NoError(t, err)
+	pruned, err := q.ModelLimitChangesPrune(ctx, limitChangesRetention.Seconds())
+	require.NoError(t, err)
+	require.EqualValues(t, len(history)-1, pruned)
+	left, err := q.ModelLimitChanges(ctx, dbsqlc.ModelLimitChangesParams{Model: "m", Since: time.Now()})
+	require.NoError(t, err)
+	require.Len(t, left, 1)
+	require.EqualValues(t, 5, left[0].Effective)
 }

@@ -249,9 +249,11 @@ func (d *Daemon) settleBatches(ctx context.Context) {
 // deleted responses, and the parts of uploads left pending past their hour.
 // Retention of the model availability log: events older than availabilityRetention go, except
 // each model's latest availabilityKeep, so that pruning never changes a model's state.
+// The history of adaptive limits keeps limitChangesRetention, and each model's latest move.
 const (
 	availabilityRetention = 30 * 24 * time.Hour
 	availabilityKeep      = 100
+	limitChangesRetention = 24 * time.Hour
 )
 
 func (d *Daemon) janitor(ctx context.Context) {
@@ -260,6 +262,9 @@ func (d *Daemon) janitor(ctx context.Context) {
 		d.logger.Warn("prune model availability events", "error", err.Error())
 	} else if n > 0 {
 		d.logger.Info("pruned model availability events", "events", n)
+	}
+	if _, err := d.q.ModelLimitChangesPrune(ctx, limitChangesRetention.Seconds()); err != nil {
+		d.logger.Warn("prune the history of adaptive limits", "error", err.Error())
 	}
 	if _, err := d.q.ModelTrickleExpire(ctx, max(d.cfg.TrickleInterval, time.Hour).Seconds()); err != nil {
 		d.logger.Warn("expire trickle marks", "error", err.Error())

@@ -7,14 +7,76 @@ package dbsqlc
 
 import (
 	"context"
+	"time"
 )
 
+const modelLimitChanges = `-- name: ModelLimitChanges :many
+(SELECT c.at, c.effective, c.cause FROM model_limit_changes c
+ WHERE c.model = $1::text AND c.at <= $2::timestamptz ORDER BY c.at DESC LIMIT 1)
+UNION ALL
+(SELECT c.at, c.effective, c.cause FROM model_limit_changes c
+ WHERE c.model = $1::text AND c.at > $2::timestamptz ORDER BY c.at)
+ORDER BY at
+`
+
+type ModelLimitChangesParams struct {
+	Model string
+	Since time.Time
+}
+
+type ModelLimitChangesRow struct {
+	At        time.Time
+	Effective int32
+	Cause     string
+}
+
+// A model's limit history since @since: the moves, oldest first, after the one in force at @since.
+func (q *Queries) ModelLimitChanges(ctx context.Context, arg ModelLimitChangesParams) ([]ModelLimitChangesRow, error) {
+	rows, err := q.db.Query(ctx, modelLimitChanges, arg.Model, arg.Since)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []ModelLimitChangesRow{}
+	for rows.Next() {
+		var i ModelLimitChangesRow
+		if err := rows.Scan(&i.At, &i.Effective, &i.Cause); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const modelLimitChangesPrune = `-- name: ModelLimitChangesPrune :execrows
+DELETE FROM model_limit_changes c
+WHERE c.at < now() - make_interval(secs => $1::float8)
+  AND EXISTS (SELECT 1 FROM model_limit_changes x WHERE x.model = c.model AND x.at > c.at)
+`
+
+// Retention of the limit history: moves older than @older_than_seconds go, but each model's latest.
+func (q *Queries) ModelLimitChangesPrune(ctx context.Context, olderThanSeconds float64) (int64, error) {
+	result, err := q.db.Exec(ctx, modelLimitChangesPrune, olderThanSeconds)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const modelLimitCut = `-- name: ModelLimitCut :one
-UPDATE model_limits AS ml
-SET effective = greatest($1::int, floor(least(ml.effective, $2::int) * $3::float8)::int),
-    epoch = ml.epoch + 1, cuts = ml.cuts + 1, updated_at = now()
-WHERE ml.model = $4::text AND ml.epoch = $5::bigint
-RETURNING ml.effective, ml.epoch
+WITH cut AS (
+    UPDATE model_limits AS ml
+    SET effective = greatest($1::int, floor(least(ml.effective, $2::int) * $3::float8)::int),
+        epoch = ml.epoch + 1, cuts = ml.cuts + 1, updated_at = now()
+    WHERE ml.model = $4::text AND ml.epoch = $5::bigint
+    RETURNING ml.model, ml.effective, ml.epoch
+), logged AS (
+    INSERT INTO model_limit_changes (model, effective, cause) SELECT cut.model, cut.effective, 'cut' FROM cut
+)
+SELECT cut.effective, cut.epoch FROM cut
 `
 
 type ModelLimitCutParams struct {
@@ -32,7 +94,7 @@ type ModelLimitCutRow struct {
 
 // Cuts a model's effective limit to @decrease of itself (at least @min_limit, and from at most
 // @ceiling) for an overloaded call that started under @epoch, unless another cut came since, in
-// which case no row is returned.
+// which case no row is returned. The cut is logged in model_limit_changes.
 func (q *Queries) ModelLimitCut(ctx context.Context, arg ModelLimitCutParams) (ModelLimitCutRow, error) {
 	row := q.db.QueryRow(ctx, modelLimitCut,
 		arg.MinLimit,
@@ -47,10 +109,15 @@ func (q *Queries) ModelLimitCut(ctx context.Context, arg ModelLimitCutParams) (M
 }
 
 const modelLimitFirstCut = `-- name: ModelLimitFirstCut :one
-INSERT INTO model_limits (model, effective, epoch, cuts)
-VALUES ($1::text, $2::int, 1, 1)
-ON CONFLICT (model) DO NOTHING
-RETURNING effective, epoch
+WITH cut AS (
+    INSERT INTO model_limits (model, effective, epoch, cuts)
+    VALUES ($1::text, $2::int, 1, 1)
+    ON CONFLICT (model) DO NOTHING
+    RETURNING model, effective, epoch
+), logged AS (
+    INSERT INTO model_limit_changes (model, effective, cause) SELECT cut.model, cut.effective, 'cut' FROM cut
+)
+SELECT cut.effective, cut.epoch FROM cut
 `
 
 type ModelLimitFirstCutParams struct {
@@ -73,10 +140,15 @@ func (q *Queries) ModelLimitFirstCut(ctx context.Context, arg ModelLimitFirstCut
 }
 
 const modelLimitRaise = `-- name: ModelLimitRaise :one
-UPDATE model_limits AS ml
-SET effective = least($1::int, ml.effective + $2::int), raises = ml.raises + 1, updated_at = now()
-WHERE ml.model = $3::text AND ml.epoch = $4::bigint AND ml.effective < $1::int
-RETURNING ml.effective, ml.epoch
+WITH raised AS (
+    UPDATE model_limits AS ml
+    SET effective = least($1::int, ml.effective + $2::int), raises = ml.raises + 1, updated_at = now()
+    WHERE ml.model = $3::text AND ml.epoch = $4::bigint AND ml.effective < $1::int
+    RETURNING ml.model, ml.effective, ml.epoch
+), logged AS (
+    INSERT INTO model_limit_changes (model, effective, cause) SELECT raised.model, raised.effective, 'raise' FROM raised
+)
+SELECT raised.effective, raised.epoch FROM raised
 `
 
 type ModelLimitRaiseParams struct {
@@ -92,7 +164,8 @@ type ModelLimitRaiseRow struct {
 }
 
 // Raises a model's effective limit by @increase, at most @max_limit, unless a cut came since
-// @epoch. A model without a row is at its ceiling already.
+// @epoch. A model without a row is at its ceiling already. The raise is logged in
+// model_limit_changes.
 func (q *Queries) ModelLimitRaise(ctx context.Context, arg ModelLimitRaiseParams) (ModelLimitRaiseRow, error) {
 	row := q.db.QueryRow(ctx, modelLimitRaise,
 		arg.MaxLimit,

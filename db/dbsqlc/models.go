@@ -111,6 +111,14 @@ type ModelLimit struct {
 	UpdatedAt time.Time
 }
 
+type ModelLimitChange struct {
+	ID        int64
+	Model     string
+	At        time.Time
+	Effective int32
+	Cause     string
+}
+
 type ModelTrickle struct {
 	Model string
 	Owner string
