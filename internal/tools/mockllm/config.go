@@ -120,6 +120,10 @@ type Config struct {
 	// limit), to produce answers of a known, large size. Zero leaves texts as generated.
 	PadBytes int
 
+	// RecordStarts keeps, per model, each call's start time and the model's calls in flight at
+	// that start (GET /stats/starts), for checking concurrency against a limit that moves.
+	RecordStarts bool
+
 	// Models are the model names GET /v1/models lists, in this order. Calls for any other model
 	// are served as well, as they always are.
 	Models []string

@@ -27,7 +27,8 @@
 // GET /stats reports call counts, in-flight and peak concurrency (global and
 // per model), calls in a capacity slot and those over capacity, status counts, duplicate bodies and the last Authorization
 // header seen per model; POST /stats/reset clears them. GET /healthz
-// answers 200. GET /v1/models lists Config.Models (flag -models), checking
+// answers 200. With -record-starts, GET /stats/starts gives each call's start
+// time and its model's calls in flight then. GET /v1/models lists Config.Models (flag -models), checking
 // the key as the API routes do.
 //
 // The hot path only touches atomic counters, a sync.Map of per-model state

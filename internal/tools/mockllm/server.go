@@ -77,6 +77,7 @@ type Server struct {
 	cfg       Config
 	logger    *slog.Logger
 	stats     *stats
+	starts    startLog
 	seq       atomic.Uint64
 	faults    []fault
 	closing   chan struct{}
@@ -140,6 +141,7 @@ func (s *Server) Stats() Stats {
 // directives start over) and restarts the random sequence.
 func (s *Server) ResetStats() {
 	s.stats.reset()
+	s.starts.reset()
 	s.seq.Store(0)
 }
 
@@ -163,6 +165,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.Stats())
+		return
+	case "/stats/starts":
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, "GET")
+			return
+		}
+		writeJSON(w, http.StatusOK, s.starts.snapshot())
 		return
 	case "/stats/reset":
 		if r.Method != http.MethodPost {
@@ -303,7 +312,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	if req.model != "" {
 		ms := st.model(req.model)
 		ms.calls.Add(1)
-		ms.inflight.inc()
+		if s.cfg.RecordStarts {
+			s.starts.record(req.model, &ms.inflight)
+		} else {
+			ms.inflight.inc()
+		}
 		ms.setAuth(r.Header.Get("Authorization"))
 		c.ms = ms
 	}

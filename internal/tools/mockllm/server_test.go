@@ -607,3 +607,61 @@ func BenchmarkChatCompletions(b *testing.B) {
 		b.Fatal(errSink)
 	}
 }
+
+// With RecordStarts, every start of a model is kept with the model's calls in flight at it: a
+// wave of calls held open counts 1, 2, … up, and a call after they ended counts 1 again.
+func TestRecordStarts(t *testing.T) {
+	const perModel = 6
+	_, ts := startServer(t, Config{Latency: time.Hour, RecordStarts: true})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	before := time.Now().UnixNano()
+	var wg sync.WaitGroup
+	for m := range 2 {
+		for i := range perModel {
+			wg.Go(func() {
+				_, _ = doPost(ctx, client, ts.URL+"/v1/embeddings", fmt.Sprintf(`{"model":"m%d","input":"%d"}`, m, i))
+			})
+		}
+	}
+	waitStats(t, ts.URL, "every call in flight", func(st Stats) bool {
+		return st.Models["m0"].InFlight == perModel && st.Models["m1"].InFlight == perModel
+	})
+	cancel()
+	wg.Wait()
+	waitStats(t, ts.URL, "every call ended", func(st Stats) bool { return st.InFlight == 0 })
+	_, err := doPost(t.Context(), http.DefaultClient, ts.URL+"/v1/embeddings", `{"model":"m0","input":"after","mock":{"latency":"0s"}}`)
+	require.NoError(t, err)
+
+	starts := getStarts(t, ts.URL)
+	require.Zero(t, starts.Dropped)
+	for m, want := range map[string]int{"m0": perModel + 1, "m1": perModel} {
+		got := starts.Models[m]
+		require.Len(t, got, want, m)
+		for i, s := range got[:perModel] {
+			require.EqualValues(t, i+1, s.InFlight, "%s: start %d", m, i)
+			require.GreaterOrEqual(t, s.At, before)
+			if i > 0 {
+				require.GreaterOrEqual(t, s.At, got[i-1].At, "in the order of their counts")
+			}
+		}
+	}
+	require.EqualValues(t, 1, starts.Models["m0"][perModel].InFlight, "the later call was alone")
+
+	resp, err := http.Post(ts.URL+"/stats/reset", "application/json", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Empty(t, getStarts(t, ts.URL).Models, "a reset forgets the starts")
+}
+
+func getStarts(t *testing.T, base string) Starts {
+	t.Helper()
+	resp, err := http.Get(base + "/stats/starts")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var s Starts
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&s))
+	return s
+}

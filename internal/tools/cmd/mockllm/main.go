@@ -92,6 +92,7 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool), stderr io.
 	fs.IntVar(&c.PadBytes, "pad-bytes", 0, "pad every generated text with filler to at least this many bytes (0: no padding)")
 	fs.IntVar(&c.EchoMaxRunes, "echo-max", mockllm.DefaultEchoMaxRunes, "truncate echoed user text to this many characters (negative: no limit)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for in-flight requests on shutdown")
+	fs.BoolVar(&c.RecordStarts, "record-starts", false, "keep each call's start and its model's calls in flight then, served at GET /stats/starts")
 	fs.StringVar(&models, "models", "", "comma-separated model names that GET /v1/models lists (calls for any model are served)")
 	fs.BoolVar(&c.Verbose, "v", false, "log every request")
 	fs.BoolVar(&c.Verbose, "verbose", false, "same as -v")
