@@ -106,6 +106,7 @@ func verifyRun(ctx context.Context, res *Result, e *Env, via *Replica, key strin
 	checkBatch(res, "", final, v)
 	checkAnswered(res, "", v)
 	checkModelPeaks(res, limitCheck, models, st)
+	checkEffectiveLimits(ctx, res, e, models)
 	checkReplicaHealth(res, e)
 	return st, nil
 }

@@ -143,6 +143,9 @@ func (h *Harness) NewEnv(ctx context.Context, name string, opts EnvOptions) (*En
 		h.mu.Unlock()
 	}
 	if len(opts.Models) > 0 {
+		for _, m := range opts.Models {
+			opts.Mock.RecordStarts = opts.Mock.RecordStarts || m.Adaptive
+		}
 		if e.Mock, err = StartMock(ctx, h.Bin.Mock, opts.Mock); err != nil {
 			return nil, err
 		}

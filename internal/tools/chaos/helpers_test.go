@@ -108,3 +108,36 @@ func TestResultVerdicts(t *testing.T) {
 		t.Fatal("a lost request is a correctness failure")
 	}
 }
+
+func TestAuditLimits(t *testing.T) {
+	base := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) int64 { return base.Add(time.Duration(ms) * time.Millisecond).UnixNano() }
+	changes := []LimitChange{
+		{At: base.Add(1000 * time.Millisecond), Effective: 6}, // cut from the ceiling of 10
+		{At: base.Add(3000 * time.Millisecond), Effective: 7}, // raised
+		{At: base.Add(6000 * time.Millisecond), Effective: 3}, // cut
+	}
+	starts := []Start{
+		{At: at(0), InFlight: 10},    // the ceiling, before any move
+		{At: at(1500), InFlight: 10}, // 500 ms after the cut to 6: late, within the lag
+		{At: at(2500), InFlight: 7},  // 1.5 s after it: over
+		{At: at(3500), InFlight: 7},  // the raised limit
+		{At: at(6200), InFlight: 7},  // late after the cut to 3
+		{At: at(9000), InFlight: 4},  // over
+		{At: at(9000), InFlight: 3},
+	}
+	a := auditLimits(starts, changes, 10, time.Second)
+	if a.starts != 7 || a.over != 2 || a.late != 2 || a.moves != 3 || a.lowest != 3 {
+		t.Fatalf("audit: %+v", a)
+	}
+	if !strings.Contains(a.worst, "7 calls at once") || !strings.Contains(a.worst, "limit of 6") {
+		t.Fatalf("the first start over its limit is named: %q", a.worst)
+	}
+	// A limit is never taken above the ceiling, and no history means the ceiling throughout.
+	if a := auditLimits([]Start{{At: at(0), InFlight: 11}}, []LimitChange{{At: base.Add(-time.Hour), Effective: 20}}, 10, time.Second); a.over != 1 {
+		t.Fatalf("above the ceiling: %+v", a)
+	}
+	if a := auditLimits([]Start{{At: at(0), InFlight: 10}}, nil, 10, time.Second); a.over != 0 || a.late != 0 {
+		t.Fatalf("at the ceiling: %+v", a)
+	}
+}

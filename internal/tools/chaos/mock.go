@@ -22,6 +22,9 @@ type MockOptions struct {
 	HangRate      float64
 	// MaxConcurrency counts a violation whenever more calls than this are in flight at once.
 	MaxConcurrency int
+	// RecordStarts keeps each call's start for the check against moving limits; NewEnv sets it
+	// when a model adapts.
+	RecordStarts bool
 }
 
 func (o MockOptions) args() []string {
@@ -44,6 +47,9 @@ func (o MockOptions) args() []string {
 	}
 	if o.MaxConcurrency > 0 {
 		args = append(args, "-max-concurrency", strconv.Itoa(o.MaxConcurrency))
+	}
+	if o.RecordStarts {
+		args = append(args, "-record-starts")
 	}
 	return args
 }

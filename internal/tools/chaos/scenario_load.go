@@ -212,6 +212,7 @@ func RunLoad(ctx context.Context, h *Harness, p LoadParams) *Result {
 	res.Lost, res.Duplicated, res.Violations = int64(lost), int64(dup), st.Violations
 	res.UpstreamDuplicates = st.DuplicateCalls
 	checkModelPeaks(res, CheckLimit, p.Models, st)
+	checkEffectiveLimits(ctx, res, e, p.Models)
 	checkReplicaHealth(res, e)
 	lc.mu.Lock()
 	samples := strings.Join(lc.samples, "; ")
