@@ -47,7 +47,8 @@ type Config struct {
 	// LeaseTimeout is how long a replica may go without heartbeating before its requests are
 	// handed to others.
 	LeaseTimeout time.Duration
-	// FlushInterval is the longest a result waits before it is written.
+	// FlushInterval is the longest a result waits before it is written; with 0 a write takes the
+	// results that finished while the last one ran, without waiting for more.
 	FlushInterval time.Duration
 	// FlushMax is the most results written in one statement.
 	FlushMax int

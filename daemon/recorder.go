@@ -86,6 +86,7 @@ func (r *recorder) loop(ctx context.Context) {
 		maxBytes = int(^uint(0) >> 1)
 	}
 	batch := make([]result, 0, max)
+	interval := r.d.cfg.FlushInterval
 	for {
 		res, ok := <-r.in
 		if !ok {
@@ -93,30 +94,47 @@ func (r *recorder) loop(ctx context.Context) {
 		}
 		batch = append(batch[:0], res)
 		size := len(res.line)
-		deadline := time.NewTimer(r.d.cfg.FlushInterval)
+		// wait ends the gathering of a write; without an interval it is nil, and a write takes
+		// what queued while the last one ran.
+		var deadline *time.Timer
+		var wait <-chan time.Time
+		if interval > 0 {
+			deadline = time.NewTimer(interval)
+			wait = deadline.C
+		}
 	collect:
 		for len(batch) < max && size < maxBytes {
 			select {
-			case res, ok := <-r.in:
-				if !ok {
+			case res, ok = <-r.in:
+			default:
+				if wait == nil {
 					break collect
 				}
-				if len(batch) > 0 && size+len(res.line) > maxBytes {
-					// Too large to join this write: it opens the next one.
-					deadline.Stop()
-					r.write(ctx, batch)
-					batch = append(batch[:0], res)
-					size = len(res.line)
-					deadline.Reset(r.d.cfg.FlushInterval)
-					continue
+				select {
+				case res, ok = <-r.in:
+				case <-wait:
+					break collect
 				}
-				batch = append(batch, res)
-				size += len(res.line)
-			case <-deadline.C:
+			}
+			if !ok {
 				break collect
 			}
+			if size+len(res.line) > maxBytes {
+				// Too large to join this write: it opens the next one.
+				r.write(ctx, batch)
+				batch = append(batch[:0], res)
+				size = len(res.line)
+				if deadline != nil {
+					deadline.Reset(interval)
+				}
+				continue
+			}
+			batch = append(batch, res)
+			size += len(res.line)
 		}
-		deadline.Stop()
+		if deadline != nil {
+			deadline.Stop()
+		}
 		r.write(ctx, batch)
 	}
 }

@@ -89,6 +89,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		dc.PollInterval = cfg.Dispatch.PollInterval
 		dc.TrickleInterval = cfg.Dispatch.TrickleInterval
 		dc.ClaimAhead = cfg.Dispatch.ClaimAhead
+		dc.FlushInterval = cfg.Dispatch.FlushInterval
 		dc.RampFraction = cfg.Dispatch.RampFraction
 		dc.BackgroundShare = cfg.Dispatch.BackgroundShare
 		dc.OutputExpiry = cfg.Files.DefaultExpiry

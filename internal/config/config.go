@@ -131,6 +131,9 @@ type Dispatch struct {
 	// one of its calls returns, without a trip to the database. Only a replica alone on a model
 	// claims ahead.
 	ClaimAhead int
+	// FlushInterval is how long a finished call's result waits for others to be written with it
+	// (VOLLEY_FLUSH_INTERVAL, default 5ms); 0 writes at once what finished while the last write ran.
+	FlushInterval time.Duration
 	// TrickleInterval is how often one request per owner of a model marked `coming` is let
 	// through to its upstream, so that a model scaled to zero sees demand
 	// (VOLLEY_MODEL_TRICKLE_INTERVAL, default 1m; 0 lets none through).
@@ -198,6 +201,7 @@ func Default() Config {
 			TrickleInterval:  time.Minute,
 			RampFraction:     0.25,
 			BackgroundShare:  0.5,
+			FlushInterval:    5 * time.Millisecond,
 		},
 	}
 }
@@ -232,6 +236,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.duration("VOLLEY_POLL_INTERVAL", &c.Dispatch.PollInterval)
 	l.duration("VOLLEY_MODEL_TRICKLE_INTERVAL", &c.Dispatch.TrickleInterval)
 	l.int("VOLLEY_CLAIM_AHEAD", &c.Dispatch.ClaimAhead)
+	l.duration("VOLLEY_FLUSH_INTERVAL", &c.Dispatch.FlushInterval)
 	l.float("VOLLEY_FALLBACK_RAMP", &c.Dispatch.RampFraction)
 	l.float("VOLLEY_BACKGROUND_SHARE", &c.Dispatch.BackgroundShare)
 	l.str("VOLLEY_METRICS_ADDR", &c.Metrics.Addr)
@@ -318,6 +323,9 @@ func (c Config) validate() error {
 	}
 	if c.Dispatch.RampFraction <= 0 || c.Dispatch.RampFraction > 1 {
 		return fmt.Errorf("VOLLEY_FALLBACK_RAMP: must be above 0 and at most 1 (the last part of a window that falls back), got %g", c.Dispatch.RampFraction)
+	}
+	if c.Dispatch.FlushInterval < 0 || c.Dispatch.FlushInterval > time.Second {
+		return fmt.Errorf("VOLLEY_FLUSH_INTERVAL: must be from 0 to 1s, got %s", c.Dispatch.FlushInterval)
 	}
 	if c.Dispatch.ClaimAhead < 0 {
 		return fmt.Errorf("VOLLEY_CLAIM_AHEAD: must not be negative, got %d", c.Dispatch.ClaimAhead)

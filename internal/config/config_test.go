@@ -113,6 +113,19 @@ func TestFractionsAreChecked(t *testing.T) {
 	}
 }
 
+func TestFlushIntervalIsChecked(t *testing.T) {
+	c, err := Load(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Millisecond, c.Dispatch.FlushInterval)
+	c, err = Load(env(map[string]string{"VOLLEY_FLUSH_INTERVAL": "0"}))
+	require.NoError(t, err)
+	require.Zero(t, c.Dispatch.FlushInterval)
+	for _, bad := range []string{"-1ms", "2s", "soon"} {
+		_, err := Load(env(map[string]string{"VOLLEY_FLUSH_INTERVAL": bad}))
+		require.ErrorContains(t, err, "VOLLEY_FLUSH_INTERVAL", bad)
+	}
+}
+
 func TestClaimAheadIsChecked(t *testing.T) {
 	c, err := Load(env(nil))
 	require.NoError(t, err)
