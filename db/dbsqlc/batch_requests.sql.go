@@ -40,12 +40,7 @@ WITH settled AS (
         state = 'cancelled',
         finished_at = now(),
         daemon_id = NULL,
-        result = convert_to(json_build_object(
-            'id', 'batch_req_' || md5(requests.batch_id || ':' || requests.line),
-            'custom_id', requests.custom_id,
-            'response', NULL,
-            'error', json_build_object('code', 'request_cancelled', 'message', 'This request was cancelled before it completed.')
-        )::text || E'\n', 'UTF8')
+        result = request_cancelled_line(requests.batch_id, requests.line, requests.custom_id)
     WHERE requests.batch_id = $1::text AND requests.state = 'pending'
       AND (requests.custom_id = ANY ($2::text[]) OR requests.cancel_requested_at IS NOT NULL)
     RETURNING requests.custom_id::text AS custom_id, length(requests.result) AS bytes

@@ -690,12 +690,7 @@ WITH res AS (
     UPDATE requests r SET
         state = CASE WHEN r.cancel_requested_at IS NOT NULL THEN 'cancelled' ELSE res.state END,
         result = CASE
-            WHEN r.cancel_requested_at IS NOT NULL AND res.state <> 'cancelled' THEN convert_to(json_build_object(
-                'id', 'batch_req_' || md5(r.batch_id || ':' || r.line),
-                'custom_id', r.custom_id,
-                'response', NULL,
-                'error', json_build_object('code', 'request_cancelled', 'message', 'This request was cancelled before it completed.')
-            )::text || E'\n', 'UTF8')
+            WHEN r.cancel_requested_at IS NOT NULL AND res.state <> 'cancelled' THEN request_cancelled_line(r.batch_id, r.line, r.custom_id)
             WHEN res.state = 'pending' THEN NULL
             ELSE res.result END,
         failures = res.failures,

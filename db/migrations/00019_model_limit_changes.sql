@@ -12,5 +12,19 @@ CREATE TABLE model_limit_changes (
 );
 CREATE INDEX model_limit_changes_model_at ON model_limit_changes (model, at);
 
+-- The error line of a batch request its user cancelled, as every statement that ends one writes it.
+-- +goose StatementBegin
+CREATE FUNCTION request_cancelled_line(batch_id text, line int, custom_id text) RETURNS bytea
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT convert_to(json_build_object(
+        'id', 'batch_req_' || md5(batch_id || ':' || line),
+        'custom_id', custom_id,
+        'response', NULL,
+        'error', json_build_object('code', 'request_cancelled', 'message', 'This request was cancelled before it completed.')
+    )::text || E'\n', 'UTF8')
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
+DROP FUNCTION request_cancelled_line(text, int, text);
 DROP TABLE model_limit_changes;
