@@ -74,6 +74,8 @@ func TestListBatchesFiltersAndPaging(t *testing.T) {
 		{"status=in_progress", pick(7, 6, 1)}, // finalizing counts as in progress
 		{"status=cancelled", pick(4, 3)},      // and cancelling as cancelled
 		{"status=cancelling", pick(3)},
+		{"status=", pick(7, 6, 5, 4, 3, 2, 1, 0)}, // an empty value is no filter
+		{"status=&status=cancelling", pick(3)},
 		{"status=completed,failed&status=expired", pick(5, 2, 0)},
 		{"input_file_id=" + fileB, pick(7, 5, 3, 1)},
 		{"search=" + url.QueryEscape("eval%"), pick(7, 5, 3, 1)}, // the filename, % literal
