@@ -301,3 +301,47 @@ func TestACancelAskedWhileRunningHoldsWhateverTheCallReturns(t *testing.T) {
 	require.Equal(t, int32(2), failed)
 	require.Equal(t, int64(2), tokens, "only c3's tokens count")
 }
+
+// Calls waiting at a replica's gate get a fresh allowance from the next claim even once their
+// model has nothing pending: the claim locks the models it is told of and reads their allowance.
+func TestAClaimReadsTheAllowanceOfModelsWithWaitingCalls(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	q := dbsqlc.New(pool)
+	seed(t, pool, "alice", "m", 3)
+	other, me := register(t, q), register(t, q)
+	rows := claim(t, pool, other, 3, 10)
+	require.Len(t, rows, 3)
+
+	round := func(waiting []string) db.Claim {
+		var c db.Claim
+		require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
+			var err error
+			c, err = db.ClaimRound(t.Context(), q, dbsqlc.RequestClaimParams{
+				DaemonID: me, DefaultLimit: 3, MaxClaim: 10, FreshSeconds: 60, Locked: waiting})
+			return err
+		}))
+		require.Empty(t, c.Rows, "nothing is pending")
+		return c
+	}
+	require.NotContains(t, round(nil).Allowance, "m", "without waiting calls a model with nothing pending is not read")
+	require.Equal(t, map[string]int{"m": 0}, round([]string{"m"}).Allowance, "the other replica holds the whole limit")
+	for _, r := range rows {
+		record(t, q, other, r, r.Attempt)
+	}
+	require.Equal(t, map[string]int{"m": 3}, round([]string{"m"}).Allowance, "its calls have ended")
+}
+
+func TestGateListsTheModelsWithWaitingCalls(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	g.setAllowance("m", 0)
+	require.Empty(t, g.waiting())
+	acquired := make(chan error, 1)
+	go func() { acquired <- g.acquire(t.Context(), "m") }()
+	require.Eventually(t, func() bool { return len(g.waiting()) == 1 }, 10*time.Second, time.Millisecond)
+	require.Equal(t, []string{"m"}, g.waiting())
+	g.setAllowance("m", 1)
+	require.NoError(t, <-acquired)
+	require.Empty(t, g.waiting())
+}

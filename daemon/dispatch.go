@@ -61,6 +61,8 @@ func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 		FallbackModels: d.limits.fallbackModels, FallbackDefault: d.limits.fallbackDefault,
 		RampFraction: d.cfg.RampFraction, RampHorizonSeconds: d.cfg.RampFraction * maxWindow.Seconds(),
 		BackgroundShare: d.cfg.BackgroundShare,
+		// Waiting calls need a fresh allowance even once their model has nothing pending.
+		Locked: d.gate.waiting(),
 	})
 	// Rounds that committed before an error hold requests running under this replica: they are
 	// started all the same. The allowances come first, so that none of them starts under an

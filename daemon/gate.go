@@ -121,6 +121,19 @@ func (g *gate) full(model string) bool {
 	return m.calls >= m.allow || len(m.waiters) > 0
 }
 
+// waiting lists the models with calls waiting for an allowance.
+func (g *gate) waiting() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := []string{}
+	for name, m := range g.models {
+		if len(m.waiters) > 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // calls is how many calls of model are in flight.
 func (g *gate) calls(model string) int {
 	g.mu.Lock()

@@ -27,9 +27,11 @@ type ModelLimit struct {
 
 // ClaimRound is one round of a claim inside the caller's transaction: it takes the claim lock of
 // every model with pending requests that no other replica is claiming, claims from those models
-// (p.Locked is filled in here) and reads the replica's allowance for each. The locks last until
-// the transaction ends, so the allowance holds until then; p.Locked empty means every model with
-// work is being claimed by another replica, or there is none.
+// and reads the replica's allowance for each. The locks last until the transaction ends, so the
+// allowance holds until then. On the way in, p.Locked names the models whose calls wait at the
+// replica's gate: they are locked and their allowance read even when nothing of theirs is
+// pending, since no other claim would read it again. It is then set to the models locked; none
+// means every model with work is being claimed by another replica, or there is none.
 func ClaimRound(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.RequestClaimParams) (Claim, error) {
 	// The claim's statements run with their generic plans, which do not depend on the arguments
 	// (the claim looks rows up by key and bounds every step itself): planning the claim afresh
@@ -37,7 +39,11 @@ func ClaimRound(ctx context.Context, q *dbsqlc.Queries, p dbsqlc.RequestClaimPar
 	if err := q.SetGenericPlans(ctx); err != nil {
 		return Claim{}, err
 	}
-	locked, err := q.RequestClaimLockModels(ctx)
+	waiting := p.Locked
+	if waiting == nil {
+		waiting = []string{}
+	}
+	locked, err := q.RequestClaimLockModels(ctx, waiting)
 	if err != nil || len(locked) == 0 {
 		return Claim{}, err
 	}

@@ -330,17 +330,23 @@ WITH RECURSIVE m AS (
     UNION ALL
     SELECT (SELECT q.model FROM queues q WHERE q.pending > 0 AND q.model > m.model ORDER BY q.model LIMIT 1)
     FROM m WHERE m.model IS NOT NULL
+), cand AS (
+    SELECT m.model FROM m WHERE m.model IS NOT NULL
+    UNION
+    SELECT unnest($1::text[])
 )
-SELECT m.model::text AS model FROM m
-WHERE m.model IS NOT NULL AND pg_try_advisory_xact_lock(726211853, hashtext(m.model))
+SELECT cand.model::text AS model FROM cand
+WHERE pg_try_advisory_xact_lock(726211853, hashtext(cand.model))
 `
 
 // Takes, for this transaction, the claim lock of every model with pending requests that no other
 // claim holds, and returns those models. Claims of one model are serialised by its lock, so that
 // the running counts a claim reads cannot be raced past the model's limit; claims of different
-// models, from different replicas, run side by side.
-func (q *Queries) RequestClaimLockModels(ctx context.Context) ([]string, error) {
-	rows, err := q.db.Query(ctx, requestClaimLockModels)
+// models, from different replicas, run side by side. The models in @waiting are locked too, with
+// or without pending requests: calls of theirs wait at this replica's gate for an allowance, which
+// only a claim holding the lock may read.
+func (q *Queries) RequestClaimLockModels(ctx context.Context, waiting []string) ([]string, error) {
+	rows, err := q.db.Query(ctx, requestClaimLockModels, waiting)
 	if err != nil {
 		return nil, err
 	}

@@ -12,15 +12,21 @@ SET LOCAL plan_cache_mode = force_generic_plan;
 -- Takes, for this transaction, the claim lock of every model with pending requests that no other
 -- claim holds, and returns those models. Claims of one model are serialised by its lock, so that
 -- the running counts a claim reads cannot be raced past the model's limit; claims of different
--- models, from different replicas, run side by side.
+-- models, from different replicas, run side by side. The models in @waiting are locked too, with
+-- or without pending requests: calls of theirs wait at this replica's gate for an allowance, which
+-- only a claim holding the lock may read.
 WITH RECURSIVE m AS (
     (SELECT q.model FROM queues q WHERE q.pending > 0 ORDER BY q.model LIMIT 1)
     UNION ALL
     SELECT (SELECT q.model FROM queues q WHERE q.pending > 0 AND q.model > m.model ORDER BY q.model LIMIT 1)
     FROM m WHERE m.model IS NOT NULL
+), cand AS (
+    SELECT m.model FROM m WHERE m.model IS NOT NULL
+    UNION
+    SELECT unnest(@waiting::text[])
 )
-SELECT m.model::text AS model FROM m
-WHERE m.model IS NOT NULL AND pg_try_advisory_xact_lock(726211853, hashtext(m.model));
+SELECT cand.model::text AS model FROM cand
+WHERE pg_try_advisory_xact_lock(726211853, hashtext(cand.model));
 
 -- name: RequestClaim :many
 -- Claims up to @max_claim pending requests of the @locked models for @daemon_id, within each
