@@ -63,14 +63,27 @@ func register(t *testing.T, q *dbsqlc.Queries) int64 {
 	return id
 }
 
+// record writes a completed result of row, with two tokens.
 func record(t *testing.T, q *dbsqlc.Queries, daemonID int64, row dbsqlc.RequestClaimRow, attempt int32) []dbsqlc.RequestsRecordRow {
 	t.Helper()
-	rows, err := q.RequestsRecord(context.Background(), dbsqlc.RequestsRecordParams{
+	return recordRetry(t, q, daemonID, row, attempt, false)
+}
+
+// recordRetry writes a completed result of row, or with retry a failure to be tried again now.
+func recordRetry(t *testing.T, q *dbsqlc.Queries, daemonID int64, row dbsqlc.RequestClaimRow, attempt int32, retry bool) []dbsqlc.RequestsRecordRow {
+	t.Helper()
+	p := dbsqlc.RequestsRecordParams{
 		DaemonID: daemonID, Ids: []int64{row.ID}, Attempts: []int32{attempt}, States: []string{"completed"},
 		Results: [][]byte{[]byte("{}\n")}, Failures: []int32{0}, NotBefore: []time.Time{time.Unix(0, 0)},
 		InputTokens: []int64{1}, CachedTokens: []int64{0}, OutputTokens: []int64{1}, ReasoningTokens: []int64{0}, TotalTokens: []int64{2},
 		ServedUpstream: []string{"u"}, ServedModel: []string{row.Model}, ServedFallback: []bool{false},
-	})
+	}
+	if retry {
+		p.States, p.Results, p.Failures, p.NotBefore = []string{"pending"}, [][]byte{nil}, []int32{1}, []time.Time{time.Now()}
+		p.InputTokens, p.OutputTokens, p.TotalTokens = []int64{0}, []int64{0}, []int64{0}
+		p.ServedUpstream, p.ServedModel = []string{""}, []string{""}
+	}
+	rows, err := q.RequestsRecord(context.Background(), p)
 	require.NoError(t, err)
 	return rows
 }
@@ -262,14 +275,7 @@ func TestACancelAskedWhileRunningHoldsWhateverTheCallReturns(t *testing.T) {
 	}
 	// c1 completes, c2 comes back for a retry, c3 (not marked) completes.
 	record(t, q, daemonID, byCustomID["c1"], byCustomID["c1"].Attempt)
-	retry := byCustomID["c2"]
-	_, err = q.RequestsRecord(t.Context(), dbsqlc.RequestsRecordParams{
-		DaemonID: daemonID, Ids: []int64{retry.ID}, Attempts: []int32{retry.Attempt}, States: []string{"pending"},
-		Results: [][]byte{nil}, Failures: []int32{1}, NotBefore: []time.Time{time.Now()},
-		InputTokens: []int64{0}, CachedTokens: []int64{0}, OutputTokens: []int64{0}, ReasoningTokens: []int64{0}, TotalTokens: []int64{0},
-		ServedUpstream: []string{""}, ServedModel: []string{""}, ServedFallback: []bool{false},
-	})
-	require.NoError(t, err)
+	recordRetry(t, q, daemonID, byCustomID["c2"], byCustomID["c2"].Attempt, true)
 	got := record(t, q, daemonID, byCustomID["c3"], byCustomID["c3"].Attempt)
 	require.Equal(t, []dbsqlc.RequestsRecordRow{{ID: batchID, Settled: true}}, got)
 

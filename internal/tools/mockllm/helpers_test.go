@@ -75,16 +75,19 @@ func doPost(ctx context.Context, client *http.Client, url, body string) (result,
 	return result{status: resp.StatusCode, header: resp.Header, body: b}, err
 }
 
-func getStats(t *testing.T, baseURL string) Stats {
+// getJSON reads a GET answer of the mock's own routes, which must be a 200.
+func getJSON[T any](t *testing.T, url string) T {
 	t.Helper()
-	resp, err := http.Get(baseURL + "/stats")
+	resp, err := http.Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var st Stats
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
-	return st
+	var v T
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+	return v
 }
+
+func getStats(t *testing.T, baseURL string) Stats { return getJSON[Stats](t, baseURL+"/stats") }
 
 // waitStats polls /stats until cond holds or the deadline passes.
 func waitStats(t *testing.T, baseURL string, what string, cond func(Stats) bool) Stats {

@@ -655,13 +655,4 @@ func TestRecordStarts(t *testing.T) {
 	require.Empty(t, getStarts(t, ts.URL).Models, "a reset forgets the starts")
 }
 
-func getStarts(t *testing.T, base string) Starts {
-	t.Helper()
-	resp, err := http.Get(base + "/stats/starts")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var s Starts
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&s))
-	return s
-}
+func getStarts(t *testing.T, base string) Starts { return getJSON[Starts](t, base+"/stats/starts") }
