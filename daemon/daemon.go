@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -33,12 +34,12 @@ type Config struct {
 	MaxInFlightBytes int64
 	// ClaimBatch is the most requests one claim takes.
 	ClaimBatch int
-	// ClaimAhead is how many requests of a model a claim may take past its limit (at most the
-	// limit itself): they wait in this replica, ready to start the moment one of its calls
-	// returns, so that a call slot is not idle while a result is written and the next claim is
-	// made. A replica claims ahead only while no other replica holds requests of the model: what
-	// one holds ahead counts against the others' allowances. Zero, the default, claims none
-	// ahead (docs/design.md says why).
+	// ClaimAhead is the most requests of a model a claim may take past its limit (and never more
+	// than the limit itself): they wait in this replica, ready to start the moment one of its
+	// calls returns, so that a call slot is not idle while a result is written and the next claim
+	// is made. A claim takes only as many ahead as the model's calls return while a claim
+	// replaces one (aheadPlan), and only while no other replica holds requests of the model: what
+	// one holds ahead counts against the others' allowances. Zero claims none ahead.
 	ClaimAhead int
 	// PollInterval is how often the queue is looked at when no notification arrives.
 	PollInterval time.Duration
@@ -78,7 +79,7 @@ func DefaultConfig() Config {
 	return Config{
 		MaxInFlight:       20000,
 		ClaimBatch:        1000,
-		ClaimAhead:        0,
+		ClaimAhead:        math.MaxInt32,
 		PollInterval:      time.Second,
 		HeartbeatInterval: 2 * time.Second,
 		LeaseTimeout:      15 * time.Second,
@@ -125,6 +126,7 @@ type Daemon struct {
 	inFlight  atomic.Int64
 	budget    *budget
 	gate      *gate
+	ahead     *aheadPlan
 	adapt     *adapter
 	// completed and failed count what this process finished, reported with each heartbeat.
 	completed, failed atomic.Int64
@@ -185,6 +187,7 @@ func New(pool *pgxpool.Pool, cfg Config, upstreams *upstream.Config, logger *slo
 		wake:    make(chan struct{}, 1),
 		budget:  newBudget(cfg.MaxInFlightBytes),
 		gate:    newGate(),
+		ahead:   newAheadPlan(cfg.ClaimAhead, cfg.FlushInterval),
 		running: make(map[int64]*call),
 		byBatch: make(map[string]map[int64]bool),
 		rnd:     rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),

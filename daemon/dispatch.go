@@ -49,13 +49,15 @@ func (d *Daemon) dispatch(ctx context.Context) {
 // claim takes up to n requests and starts a call for each.
 func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 	start := time.Now()
+	aheadModels, ahead := d.ahead.plan(start, d.gate.returns())
 	c, err := db.ClaimRequests(ctx, d.pool, dbsqlc.RequestClaimParams{
 		DaemonID:       d.id.Load(),
 		Models:         d.limits.models,
 		Limits:         d.limits.limits,
 		DefaultLimit:   d.limits.defaultLimit,
 		MaxClaim:       int32(n),
-		Prefetch:       int32(d.cfg.ClaimAhead),
+		AheadModels:    aheadModels,
+		Ahead:          ahead,
 		FreshSeconds:   d.freshLease().Seconds(),
 		TrickleSeconds: d.cfg.TrickleInterval.Seconds(),
 		FallbackModels: d.limits.fallbackModels, FallbackDefault: d.limits.fallbackDefault,
@@ -77,6 +79,7 @@ func (d *Daemon) claim(ctx context.Context, n int) (int, error) {
 	}
 	if len(c.Rows) > 0 {
 		d.cfg.Metrics.Claim(len(c.Rows), time.Since(start))
+		d.ahead.claimed(time.Since(start))
 	}
 	for i := range c.Rows {
 		d.startCall(c.Rows[i])

@@ -18,9 +18,10 @@ type gate struct {
 }
 
 type modelGate struct {
-	calls   int
-	allow   int
-	waiters []chan struct{} // closed when the waiter may call
+	calls    int
+	allow    int
+	waiters  []chan struct{} // closed when the waiter may call
+	returned int             // calls ended since returns last took them
 }
 
 func newGate() *gate { return &gate{models: make(map[string]*modelGate), quit: make(chan struct{})} }
@@ -100,7 +101,22 @@ func (g *gate) release(model string) {
 	defer g.mu.Unlock()
 	m := g.model(model)
 	m.calls--
+	m.returned++
 	m.admit()
+}
+
+// returns takes the count of each model's calls that ended since it was last called.
+func (g *gate) returns() map[string]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]int)
+	for name, m := range g.models {
+		if m.returned > 0 {
+			out[name] = m.returned
+			m.returned = 0
+		}
+	}
+	return out
 }
 
 // lower takes n from model's allowance: a cut of its limit, which may start no more calls until

@@ -169,8 +169,10 @@ func (r *recorder) flush(ctx context.Context, batch []result) {
 	}
 	wait := 50 * time.Millisecond
 	for {
+		start := time.Now()
 		rows, err := r.d.q.RequestsRecord(ctx, p)
 		if err == nil {
+			r.d.ahead.wrote(time.Since(start))
 			for _, row := range rows {
 				if row.Settled {
 					r.d.finalize(ctx, row.ID)

@@ -12,13 +12,13 @@ import (
 
 const requestClaim = `-- name: RequestClaim :many
 WITH arg AS (
-    SELECT $4::int AS max_claim, $5::int AS prefetch, $1::bigint AS me,
-           $3::float8 AS ramp_fraction, make_interval(secs => $6::float8) AS ramp_horizon,
-           $7::float8 AS background_share
+    SELECT $4::int AS max_claim, $1::bigint AS me,
+           $3::float8 AS ramp_fraction, make_interval(secs => $5::float8) AS ramp_horizon,
+           $6::float8 AS background_share
 ), lk AS (
-    SELECT unnest($8::text[])::text AS model
+    SELECT unnest($7::text[])::text AS model
 ), cfg AS (
-    SELECT lk.model, coalesce(($9::int[])[array_position($10::text[], lk.model)], $11::int) AS configured
+    SELECT lk.model, coalesce(($8::int[])[array_position($9::text[], lk.model)], $10::int) AS configured
     FROM lk
 ), room AS (
     -- A model whose limit adapts runs at its effective limit, never above the configured one.
@@ -31,7 +31,8 @@ WITH arg AS (
            -- Another replica holds requests of the model (as RequestClaimAllowance found, in
            -- this transaction): none is claimed ahead, so that what one holds ahead never starves
            -- the others' allowances.
-           (lk.model = ANY ($12::text[])) AS shared
+           (lk.model = ANY ($11::text[])) AS shared,
+           coalesce(($12::int[])[array_position($13::text[], lk.model)], 0) AS ahead
     FROM lk JOIN cfg ON cfg.model = lk.model
 ), mdl AS (
     -- Models take turns: each may take its even part of the claim.
@@ -40,7 +41,7 @@ WITH arg AS (
         SELECT x.model, x.background, x.free, count(*) OVER () AS n
         FROM (
             SELECT room.model, room.background,
-                   least(room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END,
+                   least(room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, room.ahead) END,
                          -- Background requests hold at most their share of the limit (at least one
                          -- slot), counting those claimed ahead.
                          CASE WHEN room.background
@@ -84,9 +85,9 @@ WITH arg AS (
                      -- A model that is not live takes nothing, except that a ` + "`" + `coming` + "`" + ` one lets one
                      -- request per owner through per trickle interval.
                      CASE WHEN av.state IS NULL OR av.state = 'live' THEN p.want
-                          WHEN av.state = 'coming' AND $13::float8 > 0 AND NOT EXISTS (
+                          WHEN av.state = 'coming' AND $14::float8 > 0 AND NOT EXISTS (
                               SELECT 1 FROM model_trickle t WHERE t.model = p.model AND t.owner = p.owner
-                                AND t.at > now() - make_interval(secs => $13::float8))
+                                AND t.at > now() - make_interval(secs => $14::float8))
                           THEN 1 ELSE 0 END))
         UNION ALL
         -- A model that is not live but has a fallback also takes the requests inside their
@@ -94,7 +95,7 @@ WITH arg AS (
         -- deadline than ramp_horizon, which bounds the scan).
         (SELECT q.id, q.deadline FROM requests q
          WHERE av.state IS NOT NULL AND av.state <> 'live'
-           AND (p.model = ANY ($14::text[]) OR ($15::bool AND NOT p.model = ANY ($10::text[])))
+           AND (p.model = ANY ($15::text[]) OR ($16::bool AND NOT p.model = ANY ($9::text[])))
            AND q.state = 'pending' AND q.model = p.model AND q.owner = p.owner AND q.background = p.background
            AND q.not_before <= now() AND q.deadline > now() AND q.deadline <= now() + arg.ramp_horizon
            AND q.deadline - (q.deadline - q.created_at) * arg.ramp_fraction <= now()
@@ -122,7 +123,7 @@ WITH arg AS (
     -- not live, and it has one.
     SELECT lk.model,
            (coalesce((SELECT e.state FROM model_availability_events e WHERE e.model = lk.model ORDER BY e.id DESC LIMIT 1), 'live') <> 'live'
-            AND (lk.model = ANY ($14::text[]) OR ($15::bool AND NOT lk.model = ANY ($10::text[])))) AS ramps
+            AND (lk.model = ANY ($15::text[]) OR ($16::bool AND NOT lk.model = ANY ($9::text[])))) AS ramps
     FROM lk
 ), trickled AS (
     -- Requests of a ` + "`" + `coming` + "`" + ` model went through the trickle: the next one of that owner waits an
@@ -157,7 +158,6 @@ type RequestClaimParams struct {
 	FreshSeconds       float64
 	RampFraction       float64
 	MaxClaim           int32
-	Prefetch           int32
 	RampHorizonSeconds float64
 	BackgroundShare    float64
 	Locked             []string
@@ -165,6 +165,8 @@ type RequestClaimParams struct {
 	Models             []string
 	DefaultLimit       int32
 	Shared             []string
+	Ahead              []int32
+	AheadModels        []string
 	TrickleSeconds     float64
 	FallbackModels     []string
 	FallbackDefault    bool
@@ -188,8 +190,8 @@ type RequestClaimRow struct {
 }
 
 // Claims up to @max_claim pending requests of the @locked models for @daemon_id, within each
-// model's free global capacity: its limit, plus as much again up to @prefetch, minus the requests
-// running anywhere. What is claimed past the limit waits in the replica, ready to start the
+// model's free global capacity: its limit, plus what @ahead gives the model in @ahead_models (at
+// most the limit again), minus the requests running anywhere. What is claimed past the limit waits in the replica, ready to start the
 // moment one of its calls returns: it starts calls only within its allowance
 // (RequestClaimAllowance), so the upstream never sees more than the limit. Within a model, free
 // slots go to the owners with the fewest requests running (water-filling), owners at the same
@@ -204,7 +206,6 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 		arg.FreshSeconds,
 		arg.RampFraction,
 		arg.MaxClaim,
-		arg.Prefetch,
 		arg.RampHorizonSeconds,
 		arg.BackgroundShare,
 		arg.Locked,
@@ -212,6 +213,8 @@ func (q *Queries) RequestClaim(ctx context.Context, arg RequestClaimParams) ([]R
 		arg.Models,
 		arg.DefaultLimit,
 		arg.Shared,
+		arg.Ahead,
+		arg.AheadModels,
 		arg.TrickleSeconds,
 		arg.FallbackModels,
 		arg.FallbackDefault,

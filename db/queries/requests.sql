@@ -30,8 +30,8 @@ WHERE pg_try_advisory_xact_lock(726211853, hashtext(cand.model));
 
 -- name: RequestClaim :many
 -- Claims up to @max_claim pending requests of the @locked models for @daemon_id, within each
--- model's free global capacity: its limit, plus as much again up to @prefetch, minus the requests
--- running anywhere. What is claimed past the limit waits in the replica, ready to start the
+-- model's free global capacity: its limit, plus what @ahead gives the model in @ahead_models (at
+-- most the limit again), minus the requests running anywhere. What is claimed past the limit waits in the replica, ready to start the
 -- moment one of its calls returns: it starts calls only within its allowance
 -- (RequestClaimAllowance), so the upstream never sees more than the limit. Within a model, free
 -- slots go to the owners with the fewest requests running (water-filling), owners at the same
@@ -41,7 +41,7 @@ WHERE pg_try_advisory_xact_lock(726211853, hashtext(cand.model));
 -- model is pending, and only while the model's background ones running stay within
 -- @background_share of its limit.
 WITH arg AS (
-    SELECT @max_claim::int AS max_claim, @prefetch::int AS prefetch, @daemon_id::bigint AS me,
+    SELECT @max_claim::int AS max_claim, @daemon_id::bigint AS me,
            @ramp_fraction::float8 AS ramp_fraction, make_interval(secs => @ramp_horizon_seconds::float8) AS ramp_horizon,
            @background_share::float8 AS background_share
 ), lk AS (
@@ -60,7 +60,8 @@ WITH arg AS (
            -- Another replica holds requests of the model (as RequestClaimAllowance found, in
            -- this transaction): none is claimed ahead, so that what one holds ahead never starves
            -- the others' allowances.
-           (lk.model = ANY (@shared::text[])) AS shared
+           (lk.model = ANY (@shared::text[])) AS shared,
+           coalesce((@ahead::int[])[array_position(@ahead_models::text[], lk.model)], 0) AS ahead
     FROM lk JOIN cfg ON cfg.model = lk.model
 ), mdl AS (
     -- Models take turns: each may take its even part of the claim.
@@ -69,7 +70,7 @@ WITH arg AS (
         SELECT x.model, x.background, x.free, count(*) OVER () AS n
         FROM (
             SELECT room.model, room.background,
-                   least(room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, arg.prefetch) END,
+                   least(room.lim - room.running + CASE WHEN room.shared THEN 0 ELSE least(room.lim, room.ahead) END,
                          -- Background requests hold at most their share of the limit (at least one
                          -- slot), counting those claimed ahead.
                          CASE WHEN room.background

@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -126,10 +127,11 @@ type Dispatch struct {
 	// BackgroundShare is the most of a model's limit that requests of the `background` service
 	// tier may hold, at least one slot (VOLLEY_BACKGROUND_SHARE, default 0.5).
 	BackgroundShare float64
-	// ClaimAhead is how many requests of a model past its limit a replica may claim, at most the
-	// limit itself (VOLLEY_CLAIM_AHEAD, default 0): they wait in the replica and start the moment
-	// one of its calls returns, without a trip to the database. Only a replica alone on a model
-	// claims ahead.
+	// ClaimAhead is the most requests of a model past its limit a replica may claim
+	// (VOLLEY_CLAIM_AHEAD: a number, or `limit`, the default, for at most the model's limit; 0
+	// claims none ahead). They wait in the replica and start the moment one of its calls returns,
+	// without a trip to the database. A replica claims only as many ahead as its model's calls
+	// return while a claim replaces one, and only while it is alone on the model.
 	ClaimAhead int
 	// FlushInterval is how long a finished call's result waits for others to be written with it
 	// (VOLLEY_FLUSH_INTERVAL, default 5ms); 0 writes at once what finished while the last write ran.
@@ -160,6 +162,9 @@ type FileLimits struct {
 	// are served round the owners, their bodies unread meanwhile.
 	MaxConcurrent int
 }
+
+// AheadUpToTheLimit is ClaimAhead's `limit`: as many ahead as the model's limit, the claim's cap.
+const AheadUpToTheLimit = math.MaxInt32
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
@@ -202,6 +207,7 @@ func Default() Config {
 			RampFraction:     0.25,
 			BackgroundShare:  0.5,
 			FlushInterval:    5 * time.Millisecond,
+			ClaimAhead:       AheadUpToTheLimit,
 		},
 	}
 }
@@ -235,7 +241,15 @@ func Load(getenv func(string) string) (Config, error) {
 	l.duration("VOLLEY_LEASE_TIMEOUT", &c.Dispatch.LeaseTimeout)
 	l.duration("VOLLEY_POLL_INTERVAL", &c.Dispatch.PollInterval)
 	l.duration("VOLLEY_MODEL_TRICKLE_INTERVAL", &c.Dispatch.TrickleInterval)
-	l.int("VOLLEY_CLAIM_AHEAD", &c.Dispatch.ClaimAhead)
+	if v, ok := l.raw("VOLLEY_CLAIM_AHEAD"); ok {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			c.Dispatch.ClaimAhead = n
+		} else if v == "limit" {
+			c.Dispatch.ClaimAhead = AheadUpToTheLimit
+		} else {
+			l.fail("VOLLEY_CLAIM_AHEAD", v, "`limit` or a whole number from 0")
+		}
+	}
 	l.duration("VOLLEY_FLUSH_INTERVAL", &c.Dispatch.FlushInterval)
 	l.float("VOLLEY_FALLBACK_RAMP", &c.Dispatch.RampFraction)
 	l.float("VOLLEY_BACKGROUND_SHARE", &c.Dispatch.BackgroundShare)
@@ -326,9 +340,6 @@ func (c Config) validate() error {
 	}
 	if c.Dispatch.FlushInterval < 0 || c.Dispatch.FlushInterval > time.Second {
 		return fmt.Errorf("VOLLEY_FLUSH_INTERVAL: must be from 0 to 1s, got %s", c.Dispatch.FlushInterval)
-	}
-	if c.Dispatch.ClaimAhead < 0 {
-		return fmt.Errorf("VOLLEY_CLAIM_AHEAD: must not be negative, got %d", c.Dispatch.ClaimAhead)
 	}
 	if c.Dispatch.TrickleInterval < 0 {
 		return fmt.Errorf("VOLLEY_MODEL_TRICKLE_INTERVAL: must not be negative, got %s", c.Dispatch.TrickleInterval)

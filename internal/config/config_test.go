@@ -129,11 +129,13 @@ func TestFlushIntervalIsChecked(t *testing.T) {
 func TestClaimAheadIsChecked(t *testing.T) {
 	c, err := Load(env(nil))
 	require.NoError(t, err)
-	require.Zero(t, c.Dispatch.ClaimAhead, "off unless set")
-	c, err = Load(env(map[string]string{"VOLLEY_CLAIM_AHEAD": "256"}))
-	require.NoError(t, err)
-	require.Equal(t, 256, c.Dispatch.ClaimAhead)
-	for _, bad := range []string{"-1", "many"} {
+	require.Equal(t, AheadUpToTheLimit, c.Dispatch.ClaimAhead, "up to each model's limit unless set")
+	for v, want := range map[string]int{"256": 256, "0": 0, "limit": AheadUpToTheLimit} {
+		c, err = Load(env(map[string]string{"VOLLEY_CLAIM_AHEAD": v}))
+		require.NoError(t, err)
+		require.Equal(t, want, c.Dispatch.ClaimAhead, v)
+	}
+	for _, bad := range []string{"-1", "many", "Limit", "1.5"} {
 		_, err := Load(env(map[string]string{"VOLLEY_CLAIM_AHEAD": bad}))
 		require.ErrorContains(t, err, "VOLLEY_CLAIM_AHEAD", bad)
 	}

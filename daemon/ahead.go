@@ -1,0 +1,92 @@
+package daemon
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// aheadPlan decides how many requests of each model a claim takes past the model's limit. A
+// request claimed ahead waits in this replica for a call of its model to return and then starts
+// at once, so that a slot does not sit idle while the finished call's result is written and a
+// claim replaces it. Holding more than that idle time needs only makes requests wait in the
+// replica while they show as running, so the plan takes what the model's calls return during
+// one replacement: its rate of returns times the time a replacement takes (the flush interval,
+// the write and two claims, since a claim already under way when the write commits misses it),
+// rounded, at most the configured cap and, in the claim, at most the limit. A model whose calls
+// return less often than once per replacement gets none, and its running requests are its calls.
+type aheadPlan struct {
+	max   int           // the most ahead per model; 0 claims none
+	flush time.Duration // the recorder's flush interval
+
+	mu    sync.Mutex
+	last  time.Time
+	rates map[string]float64 // returns per second, decaying over rateWindow
+	claim time.Duration      // a claim's duration, averaged
+	write time.Duration      // a result write's duration, averaged
+}
+
+// rateWindow is how fast a model's rate follows a change: its weight halves about every 0.35 s.
+const rateWindow = 500 * time.Millisecond
+
+func newAheadPlan(max int, flush time.Duration) *aheadPlan {
+	return &aheadPlan{max: max, flush: flush, rates: make(map[string]float64)}
+}
+
+// plan folds in the calls that returned since the last plan, per model, and gives the models to
+// claim ahead for with how many each.
+func (a *aheadPlan) plan(now time.Time, returned map[string]int) (models []string, ahead []int32) {
+	models, ahead = []string{}, []int32{}
+	if a.max == 0 {
+		return models, ahead
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	dt := now.Sub(a.last).Seconds()
+	a.last = now
+	if dt <= 0 || dt > 10*rateWindow.Seconds() {
+		// The first plan, or one after a long quiet: no rate to go on beyond what returned.
+		clear(a.rates)
+		return models, ahead
+	}
+	weight := 1 - math.Exp(-dt/rateWindow.Seconds())
+	for m := range returned {
+		if _, ok := a.rates[m]; !ok {
+			a.rates[m] = 0
+		}
+	}
+	replacement := (a.flush + a.write + 2*a.claim).Seconds()
+	for m, r := range a.rates {
+		r += weight * (float64(returned[m])/dt - r)
+		a.rates[m] = r
+		n := min(int(math.Round(r*replacement)), a.max)
+		if n > 0 {
+			models, ahead = append(models, m), append(ahead, int32(n))
+		} else if r < 1 {
+			delete(a.rates, m) // back from nothing when its calls return again
+		}
+	}
+	return models, ahead
+}
+
+// claimed folds in how long a claim took.
+func (a *aheadPlan) claimed(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.claim = average(a.claim, d)
+}
+
+// wrote folds in how long a write of results took.
+func (a *aheadPlan) wrote(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.write = average(a.write, d)
+}
+
+// average moves avg a fifth of the way to d, or to d at once from nothing.
+func average(avg, d time.Duration) time.Duration {
+	if avg == 0 {
+		return d
+	}
+	return avg + (d-avg)/5
+}
