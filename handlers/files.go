@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/volleyhq/volley/api"
 	"github.com/volleyhq/volley/db"
@@ -193,7 +193,6 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 	h.Set("Content-Length", strconv.FormatInt(c.bytes, 10))
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", c.file.Filename))
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 256<<10)
 	var written int64
 	after := int32(-1)
 	if c.sel != nil {
@@ -203,9 +202,9 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 		after = c.sel.first - 1
 	}
 	// The next chunk is read while this one is written, so that the database and the client
-	// are kept busy at once; at most two chunks are held.
+	// are kept busy at once; the two chunks' buffers are all that is held.
 	ctx, cancel := context.WithCancel(c.ctx)
-	chunks, done := c.readAhead(ctx, after)
+	chunks, spare, done := c.readAhead(ctx, after)
 	defer done()
 	defer cancel()
 	for ch := range chunks {
@@ -215,16 +214,14 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 			loggerFrom(c.ctx).Error("download failed mid-stream", "file_id", c.file.ID, "written", written, "error", ch.err.Error())
 			panic(http.ErrAbortHandler)
 		}
-		for _, row := range ch.rows {
-			n, err := bw.Write(row.data)
-			written += int64(n)
-			if err != nil {
-				return nil // the client went away; nothing left to tell it
-			}
+		// The chunk's lines are contiguous already: a buffer in between would only copy them once
+		// more.
+		n, err := w.Write(ch.data)
+		written += int64(n)
+		if err != nil {
+			return nil // the client went away; nothing left to tell it
 		}
-	}
-	if err := bw.Flush(); err != nil {
-		return nil
+		spare <- ch
 	}
 	if written != c.bytes {
 		loggerFrom(c.ctx).Error("download size mismatch", "file_id", c.file.ID, "want", c.bytes, "written", written)
@@ -233,36 +230,55 @@ func (c contentStream) VisitDownloadFileResponse(w http.ResponseWriter) error {
 	return nil
 }
 
+// contentChunk is a run of a file's lines, read into a buffer that the download reuses for a later
+// chunk once this one is written.
 type contentChunk struct {
-	rows []contentRow
+	data []byte       // the lines, one after the other
+	rows []contentRow // each line, within data
 	err  error
 }
 
 // readAhead reads the file's chunks after line after, in order, one ahead of the reader, until the
-// last or an error (sent as the last chunk), or until ctx ends; done waits for it to stop.
-func (c contentStream) readAhead(ctx context.Context, after int32) (chunks <-chan contentChunk, done func()) {
-	out := make(chan contentChunk)
+// last or an error (sent as the last chunk), or until ctx ends; the reader gives each chunk back
+// through spare once written (spare has room for every chunk), and done waits for the reading to
+// stop.
+func (c contentStream) readAhead(ctx context.Context, after int32) (chunks <-chan *contentChunk, spare chan<- *contentChunk, done func()) {
+	out := make(chan *contentChunk)
+	// Two chunks: one being written, the next being read.
+	free := make(chan *contentChunk, 2)
+	free <- new(contentChunk)
+	free <- new(contentChunk)
 	c.ctx = ctx
+	conn := db.Bounded(c.s.pool, c.s.cfg.DBTimeout)
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		defer close(out)
 		want := contentFirstChunkRows
 		for {
-			rows, err := c.chunk(after, want)
+			var ch *contentChunk
 			select {
-			case out <- contentChunk{rows: rows, err: err}:
+			case ch = <-free:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil || len(rows) < want {
+			ch.err = c.chunk(conn, ch, after, want)
+			last := ch.err != nil || len(ch.rows) < want
+			if !last {
+				after = ch.rows[len(ch.rows)-1].line
+				want = nextChunkRows(ch.rows)
+			}
+			select {
+			case out <- ch:
+			case <-ctx.Done():
 				return
 			}
-			after = rows[len(rows)-1].line
-			want = nextChunkRows(rows)
+			if last {
+				return
+			}
 		}
 	}()
-	return out, func() { <-stopped }
+	return out, free, func() { <-stopped }
 }
 
 // nextChunkRows is how many lines the next chunk reads: as many of the largest line of this one as
@@ -281,49 +297,91 @@ type contentRow struct {
 	data []byte
 }
 
-// chunk reads the next lines of the file: an uploaded file's own lines, or a batch's rendered
-// results for its output and error files.
-func (c contentStream) chunk(after int32, n int) ([]contentRow, error) {
-	if c.sel != nil {
-		return c.selectedChunk(after, n)
+// chunk reads into ch the next lines of the file, at most n after line after: an uploaded file's own
+// lines, or a batch's rendered results for its output and error files. It sends the generated
+// query's statement itself and copies each line straight from pgx's read buffer into ch's, where
+// the generated code would allocate every line of its own: for a file of small lines those
+// allocations, their garbage and a second copy into the response's buffer were most of what a
+// download cost besides the database.
+func (c contentStream) chunk(conn dbsqlc.DBTX, ch *contentChunk, after int32, n int) error {
+	ch.data, ch.rows = ch.data[:0], ch.rows[:0]
+	sql, args, err := statementOf(func(q *dbsqlc.Queries) error { return c.chunkQuery(q, after, n) })
+	if err != nil {
+		return err
 	}
-	if c.file.BatchID != nil {
-		rows, err := c.s.queries.RequestResultsChunk(c.ctx, dbsqlc.RequestResultsChunkParams{
-			BatchID: c.file.BatchID, AfterLine: &after, Errors: c.file.Purpose == purposeBatchError, MaxRows: int32(n),
-		})
-		out := make([]contentRow, len(rows))
-		for i, r := range rows {
-			out[i] = contentRow{line: *r.Line, data: r.Result}
+	rows, err := conn.Query(c.ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var line int32
+	var data pgtype.DriverBytes // valid until the next row
+	dest := []any{&line, &data} // once, rather than allocated for every row
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
 		}
-		return out, err
+		ch.data = append(ch.data, data...)
+		ch.rows = append(ch.rows, contentRow{line: line, data: data})
 	}
-	rows, err := c.s.queries.FileLinesChunk(c.ctx, dbsqlc.FileLinesChunkParams{FileID: c.file.ID, AfterLine: after, MaxRows: int32(n)})
-	out := make([]contentRow, len(rows))
-	for i, r := range rows {
-		out[i] = contentRow{line: r.Line, data: r.Data}
+	if err := rows.Err(); err != nil {
+		return err
 	}
-	return out, err
+	// Each row is pointed at its copy only now, when ch.data is done growing.
+	off := 0
+	for i, r := range ch.rows {
+		ch.rows[i].data = ch.data[off : off+len(r.data)]
+		off += len(r.data)
+	}
+	return nil
 }
 
-// selectedChunk reads the next lines of a selection.
-func (c contentStream) selectedChunk(after int32, n int) ([]contentRow, error) {
-	if c.file.BatchID != nil {
-		rows, err := c.s.queries.RequestResultsSelectedChunk(c.ctx, dbsqlc.RequestResultsSelectedChunkParams{
-			BatchID: *c.file.BatchID, AfterLine: after, LastLine: c.sel.last, Errors: c.file.Purpose == purposeBatchError,
+// chunkQuery calls the generated query that reads the chunk of n lines after line after: of the
+// whole file or of the selection.
+func (c contentStream) chunkQuery(q *dbsqlc.Queries, after int32, n int) error {
+	errorFile := c.file.Purpose == purposeBatchError
+	var err error
+	switch {
+	case c.sel == nil && c.file.BatchID != nil:
+		_, err = q.RequestResultsChunk(c.ctx, dbsqlc.RequestResultsChunkParams{
+			BatchID: c.file.BatchID, AfterLine: &after, Errors: errorFile, MaxRows: int32(n),
+		})
+	case c.sel == nil:
+		_, err = q.FileLinesChunk(c.ctx, dbsqlc.FileLinesChunkParams{FileID: c.file.ID, AfterLine: after, MaxRows: int32(n)})
+	case c.file.BatchID != nil:
+		_, err = q.RequestResultsSelectedChunk(c.ctx, dbsqlc.RequestResultsSelectedChunkParams{
+			BatchID: *c.file.BatchID, AfterLine: after, LastLine: c.sel.last, Errors: errorFile,
 			Search: c.sel.search, MaxRows: int32(n),
 		})
-		out := make([]contentRow, len(rows))
-		for i, r := range rows {
-			out[i] = contentRow{line: r.Line, data: r.Result}
-		}
-		return out, err
+	default:
+		_, err = q.FileLinesSelectedChunk(c.ctx, dbsqlc.FileLinesSelectedChunkParams{
+			FileID: c.file.ID, AfterLine: after, LastLine: c.sel.last, Search: c.sel.search, MaxRows: int32(n),
+		})
 	}
-	rows, err := c.s.queries.FileLinesSelectedChunk(c.ctx, dbsqlc.FileLinesSelectedChunkParams{
-		FileID: c.file.ID, AfterLine: after, LastLine: c.sel.last, Search: c.sel.search, MaxRows: int32(n),
-	})
-	out := make([]contentRow, len(rows))
-	for i, r := range rows {
-		out[i] = contentRow{line: r.Line, data: r.Data}
+	return err
+}
+
+// statementOf returns the SQL and arguments of the one generated query that call makes, without
+// sending it, so that the caller can send it and read its rows its own way.
+func statementOf(call func(*dbsqlc.Queries) error) (string, []any, error) {
+	var st keptStatement
+	if err := call(dbsqlc.New(&st)); !errors.Is(err, errStatementKept) {
+		return "", nil, fmt.Errorf("keep statement: the query returned %v", err)
 	}
-	return out, err
+	return st.sql, st.args, nil
+}
+
+var errStatementKept = errors.New("statement kept, not sent")
+
+// keptStatement is a dbsqlc.DBTX that keeps the statement of a generated :many query rather than
+// sending it. The other methods are left to the nil DBTX: a :many query calls only Query.
+type keptStatement struct {
+	dbsqlc.DBTX
+	sql  string
+	args []any
+}
+
+func (s *keptStatement) Query(_ context.Context, sql string, args ...any) (pgx.Rows, error) {
+	s.sql, s.args = sql, args
+	return nil, errStatementKept
 }

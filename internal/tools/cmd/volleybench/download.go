@@ -13,8 +13,8 @@ import (
 const (
 	downloadMinRate = 200.0 // MB/s
 	// downloadMaxRSSGrowth bounds what volley serve may grow by while it streams a file. A download
-	// reads 1,000 result rows per query and writes through a 256 KB buffer, so a few MB are
-	// expected; the 100,000-line output file is several times this bound, so a server holding
+	// reads at most 1,000 result rows (4 MB) per query into one of two reused buffers, so a few
+	// MB are expected; the 100,000-line output file is several times this bound, so a server holding
 	// it whole would fail.
 	downloadMaxRSSGrowth = 16_000_000
 )
