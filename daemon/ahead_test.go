@@ -68,3 +68,21 @@ func TestAheadStartsAfreshAfterAQuiet(t *testing.T) {
 	models, _ := a.plan(now.Add(time.Minute), map[string]int{"fast": 5})
 	require.Empty(t, models)
 }
+
+func TestGateCountsTheCallsThatReturned(t *testing.T) {
+	g := newGate()
+	g.setAllowance("a", 3)
+	g.setAllowance("b", 3)
+	for range 3 {
+		require.NoError(t, g.acquire(t.Context(), "a"))
+	}
+	require.NoError(t, g.acquire(t.Context(), "b"))
+	require.Empty(t, g.returns(), "nothing has returned")
+	g.release("a")
+	g.release("a")
+	g.release("b")
+	require.Equal(t, map[string]int{"a": 2, "b": 1}, g.returns())
+	require.Empty(t, g.returns(), "each return is counted once")
+	g.release("a")
+	require.Equal(t, map[string]int{"a": 1}, g.returns())
+}

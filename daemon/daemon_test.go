@@ -351,3 +351,42 @@ func TestGateListsTheModelsWithWaitingCalls(t *testing.T) {
 	require.NoError(t, <-acquired)
 	require.Empty(t, g.waiting())
 }
+
+// A claim takes past a model's limit what it is told to for that model, never more than the limit
+// again, and nothing past it once another replica holds requests of the model.
+func TestAClaimTakesAheadPerModel(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	q := dbsqlc.New(pool)
+	seed(t, pool, "alice", "fast", 30)
+	seed(t, pool, "alice", "slow", 30)
+	seed(t, pool, "alice", "greedy", 30)
+	me, other := register(t, q), register(t, q)
+	round := func(daemonID int64, models []string, ahead []int32) map[string]int {
+		var c db.Claim
+		require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
+			var err error
+			c, err = db.ClaimRound(t.Context(), q, dbsqlc.RequestClaimParams{
+				DaemonID: daemonID, DefaultLimit: 4, MaxClaim: 100, FreshSeconds: 60, AheadModels: models, Ahead: ahead})
+			return err
+		}))
+		per := map[string]int{}
+		for _, r := range c.Rows {
+			per[r.Model]++
+		}
+		return per
+	}
+	require.Equal(t, map[string]int{"fast": 4 + 3, "slow": 4, "greedy": 4 + 4}, round(me, []string{"fast", "greedy"}, []int32{3, 50}),
+		"fast takes its 3 ahead, slow none, greedy at most its limit again")
+	require.Empty(t, round(me, []string{"fast", "greedy"}, []int32{3, 50}), "what is held ahead counts against the limit")
+
+	// Another replica holding requests of a model turns ahead off for it, for everyone.
+	for _, m := range []string{"fast", "slow", "greedy"} {
+		_, err := pool.Exec(t.Context(), "UPDATE requests SET state = 'pending', daemon_id = NULL WHERE model = $1 AND state = 'running'", m)
+		require.NoError(t, err)
+	}
+	require.Equal(t, map[string]int{"fast": 4, "slow": 4, "greedy": 4}, round(other, nil, nil))
+	_, err := pool.Exec(t.Context(), "UPDATE requests SET state = 'pending', daemon_id = NULL WHERE model = 'fast' AND state = 'running' AND id IN (SELECT id FROM requests WHERE model = 'fast' AND state = 'running' LIMIT 2)")
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"fast": 2}, round(me, []string{"fast"}, []int32{3}), "the other replica holds 2 of fast's 4: only the limit is taken")
+}
