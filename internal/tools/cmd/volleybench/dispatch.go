@@ -310,6 +310,7 @@ func (s dispatchSpec) run(ctx context.Context, e *env) ([]row, error) {
 			return append([]row{inputRow}, s.rows(runs, conc)...), fmt.Errorf("run %d: %w", i+1, err)
 		}
 		runs = append(runs, r)
+		e.logStatements(ctx, fmt.Sprintf("%s %d", s.name, i+1))
 		e.log.Info("run done", "scenario", s.name, "run", i+1, "total", r.total.Round(time.Millisecond),
 			"req_s", fmt.Sprintf("%.0f", r.rate()), "create", r.create.Round(time.Millisecond),
 			"first_call", r.firstCall.Round(time.Millisecond), "counted", r.counted.Round(time.Millisecond),

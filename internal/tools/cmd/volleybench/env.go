@@ -23,9 +23,10 @@ const database = "volley"
 // env is what every scenario shares: a throwaway PostgreSQL cluster with Volley's schema, freshly
 // built volley and mockllm binaries, an API key, and a connection for housekeeping between runs.
 type env struct {
-	log   *slog.Logger
-	quick bool
-	runs  int
+	log        *slog.Logger
+	quick      bool
+	runs       int
+	statements bool // see options.statements
 
 	workDir   string // binaries and generated input files
 	pgDir     string // the cluster's data directory
@@ -49,7 +50,7 @@ type env struct {
 // migrations) and gathers what the report says about the machine. On error, whatever was started
 // is stopped again.
 func setup(ctx context.Context, log *slog.Logger, opts options) (_ *env, err error) {
-	e := &env{log: log, quick: opts.quick, runs: opts.runs}
+	e := &env{log: log, quick: opts.quick, runs: opts.runs, statements: opts.statements}
 	defer func() {
 		if err != nil {
 			e.close()
@@ -69,6 +70,11 @@ func setup(ctx context.Context, log *slog.Logger, opts options) (_ *env, err err
 	}
 	if e.db, err = pgx.Connect(ctx, e.dsn); err != nil {
 		return nil, fmt.Errorf("connect to the cluster: %w", err)
+	}
+	if e.statements {
+		if _, err := e.db.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+			return nil, fmt.Errorf("pg_stat_statements: %w", err)
+		}
 	}
 	if e.settings, err = serverSettings(ctx, e.db); err != nil {
 		return nil, err
@@ -141,11 +147,16 @@ func (e *env) startCluster(ctx context.Context) error {
 	}
 	e.pgDir = dir
 	e.log.Info("starting PostgreSQL", "data_dir", dir)
+	var settings map[string]string
+	if e.statements {
+		settings = map[string]string{"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track_planning": "on"}
+	}
 	c, err := pgcluster.Start(ctx, pgcluster.Options{
 		DataDir:   dir,
 		Database:  database,
 		Ephemeral: true,
 		Logger:    e.log.With("component", "pgcluster"),
+		Settings:  settings,
 	})
 	if err != nil {
 		return fmt.Errorf("start PostgreSQL: %w", err)
@@ -210,4 +221,34 @@ func (e *env) quiesce(ctx context.Context, tables ...string) error {
 		}
 	}
 	return e.exec(ctx, "CHECKPOINT")
+}
+
+// logStatements logs, with -statements, the statements that took the server's time since the last
+// call, and starts counting afresh.
+func (e *env) logStatements(ctx context.Context, label string) {
+	if !e.statements {
+		return
+	}
+	rows, err := e.db.Query(ctx, `SELECT calls, total_exec_time, total_plan_time, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 120)
+		FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 12`)
+	if err != nil {
+		e.log.Warn("pg_stat_statements", "error", err.Error())
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var calls, n int64
+		var exec, plan float64
+		var query string
+		if err := rows.Scan(&calls, &exec, &plan, &n, &query); err != nil {
+			e.log.Warn("pg_stat_statements", "error", err.Error())
+			return
+		}
+		e.log.Info("statement", "run", label, "calls", calls, "exec_ms", fmt.Sprintf("%.0f", exec), "plan_ms", fmt.Sprintf("%.0f", plan),
+			"mean_ms", fmt.Sprintf("%.3f", (exec+plan)/float64(max(calls, 1))), "rows", n, "query", query)
+	}
+	rows.Close()
+	if _, err := e.db.Exec(ctx, "SELECT pg_stat_statements_reset()"); err != nil {
+		e.log.Warn("pg_stat_statements reset", "error", err.Error())
+	}
 }

@@ -39,7 +39,11 @@ type options struct {
 	only  []string
 	quick bool
 	runs  int
-	args  []string // as given, for the report
+	// statements loads pg_stat_statements and logs, after each dispatch run, the statements that
+	// took the server's time. The extra tracking costs a little, so such runs are for finding
+	// where time goes, not for the report.
+	statements bool
+	args       []string // as given, for the report
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -49,6 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	only := fs.String("only", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarioNames(), ", "))
 	quick := fs.Bool("quick", false, "tiny sizes, to check that the benchmark itself works")
 	runs := fs.Int("runs", 3, "repetitions of each measurement; the median is reported")
+	statements := fs.Bool("statements", false, "log the statements that took PostgreSQL's time after each dispatch run (pg_stat_statements)")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -58,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if *runs < 1 {
 		return options{}, fmt.Errorf("-runs must be at least 1, got %d", *runs)
 	}
-	o := options{out: *out, quick: *quick, runs: *runs, args: args}
+	o := options{out: *out, quick: *quick, runs: *runs, statements: *statements, args: args}
 	for name := range strings.SplitSeq(*only, ",") {
 		if name = strings.TrimSpace(name); name != "" {
 			o.only = append(o.only, name)

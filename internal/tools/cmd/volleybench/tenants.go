@@ -88,6 +88,7 @@ func (e *env) tenants(ctx context.Context) ([]row, error) {
 			if err != nil {
 				return rows(), fmt.Errorf("run %d (spread %v): %w", i+1, spread, err)
 			}
+			e.logStatements(ctx, fmt.Sprintf("tenants %d spread=%v", i+1, spread))
 			if spread {
 				many = append(many, r)
 			} else {
