@@ -56,7 +56,12 @@ WITH arg AS (
            coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running,
            coalesce((SELECT sum(q.running_background) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running_background,
            -- No request of the model but background ones is pending: the background tier's turn.
-           NOT EXISTS (SELECT 1 FROM queues q WHERE q.model = lk.model AND q.pending > q.pending_background) AS background,
+           -- The probe walks the model's entries in queues_ready, in the index's order, and stops
+           -- at the first pair with other work; as an EXISTS the planner read the whole table for
+           -- it, every pair of every model, once per model.
+           (SELECT q.pending > q.pending_background FROM queues q
+            WHERE q.model = lk.model AND q.pending > 0 AND q.pending > q.pending_background
+            ORDER BY q.model, q.running, q.served_at LIMIT 1) IS NULL AS background,
            -- Another replica holds requests of the model (as RequestClaimAllowance found, in
            -- this transaction): none is claimed ahead, so that what one holds ahead never starves
            -- the others' allowances.

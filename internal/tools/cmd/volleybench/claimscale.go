@@ -91,7 +91,7 @@ func (e *env) claimScale(ctx context.Context, b backlog, smallP99 time.Duration)
 		FROM generate_series(0, $1 - 1) g`, b.pending, b.owners, b.models); err != nil {
 		return nil, 0, fmt.Errorf("fill: %w", err)
 	}
-	for _, sql := range []string{"VACUUM ANALYZE requests", "CHECKPOINT"} {
+	for _, sql := range []string{"VACUUM ANALYZE requests", "VACUUM ANALYZE queues", "CHECKPOINT"} {
 		if err := e.exec(ctx, sql); err != nil {
 			return nil, 0, err
 		}
