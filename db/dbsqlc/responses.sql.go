@@ -57,17 +57,17 @@ func (q *Queries) QueueDeadlineWindows(ctx context.Context, arg QueueDeadlineWin
 }
 
 const queueDepth = `-- name: QueueDepth :many
-SELECT model::text AS model,
-       count(*) FILTER (WHERE state = 'pending')::bigint AS pending,
-       count(*) FILTER (WHERE state = 'running')::bigint AS running,
-       count(*) FILTER (WHERE state = 'pending' AND owner = $1)::bigint AS own_pending,
-       count(*) FILTER (WHERE state = 'running' AND owner = $1)::bigint AS own_running,
-       count(*) FILTER (WHERE state = 'pending' AND background)::bigint AS background_pending,
-       count(*) FILTER (WHERE state = 'running' AND background)::bigint AS background_running
-FROM requests
-WHERE state IN ('pending', 'running')
-GROUP BY model
-ORDER BY model
+SELECT q.model::text AS model,
+       sum(q.pending)::bigint AS pending,
+       sum(q.running)::bigint AS running,
+       coalesce(sum(q.pending) FILTER (WHERE q.owner = $1), 0)::bigint AS own_pending,
+       coalesce(sum(q.running) FILTER (WHERE q.owner = $1), 0)::bigint AS own_running,
+       sum(q.pending_background)::bigint AS background_pending,
+       sum(q.running_background)::bigint AS background_running
+FROM queues q
+WHERE q.pending > 0 OR q.running > 0
+GROUP BY q.model
+ORDER BY q.model
 `
 
 type QueueDepthRow struct {
@@ -80,6 +80,9 @@ type QueueDepthRow struct {
 	BackgroundRunning int64
 }
 
+// Pending and running requests per model, from the per-(model, owner) counters that every change
+// of a request's state keeps exact: what the queue holds is read in one row per pair, not one per
+// request.
 func (q *Queries) QueueDepth(ctx context.Context, owner string) ([]QueueDepthRow, error) {
 	rows, err := q.db.Query(ctx, queueDepth, owner)
 	if err != nil {

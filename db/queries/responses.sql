@@ -43,17 +43,20 @@ SELECT pg_notify('volley_abort', 'cancelled ' || @response_id::text);
 LISTEN volley_response;
 
 -- name: QueueDepth :many
-SELECT model::text AS model,
-       count(*) FILTER (WHERE state = 'pending')::bigint AS pending,
-       count(*) FILTER (WHERE state = 'running')::bigint AS running,
-       count(*) FILTER (WHERE state = 'pending' AND owner = @owner)::bigint AS own_pending,
-       count(*) FILTER (WHERE state = 'running' AND owner = @owner)::bigint AS own_running,
-       count(*) FILTER (WHERE state = 'pending' AND background)::bigint AS background_pending,
-       count(*) FILTER (WHERE state = 'running' AND background)::bigint AS background_running
-FROM requests
-WHERE state IN ('pending', 'running')
-GROUP BY model
-ORDER BY model;
+-- Pending and running requests per model, from the per-(model, owner) counters that every change
+-- of a request's state keeps exact: what the queue holds is read in one row per pair, not one per
+-- request.
+SELECT q.model::text AS model,
+       sum(q.pending)::bigint AS pending,
+       sum(q.running)::bigint AS running,
+       coalesce(sum(q.pending) FILTER (WHERE q.owner = @owner), 0)::bigint AS own_pending,
+       coalesce(sum(q.running) FILTER (WHERE q.owner = @owner), 0)::bigint AS own_running,
+       sum(q.pending_background)::bigint AS background_pending,
+       sum(q.running_background)::bigint AS background_running
+FROM queues q
+WHERE q.pending > 0 OR q.running > 0
+GROUP BY q.model
+ORDER BY q.model;
 
 -- name: ResponsesExpire :many
 -- Queued responses whose window passed without a slot: they fail.
