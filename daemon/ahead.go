@@ -19,18 +19,19 @@ type aheadPlan struct {
 	max   int           // the most ahead per model; 0 claims none
 	flush time.Duration // the recorder's flush interval
 
-	mu    sync.Mutex
-	last  time.Time
-	rates map[string]float64 // returns per second, decaying over rateWindow
-	claim time.Duration      // a claim's duration, averaged
-	write time.Duration      // a result write's duration, averaged
+	mu      sync.Mutex
+	last    time.Time
+	rates   map[string]float64 // returns per second, decaying over rateWindow
+	pending map[string]int     // returns not yet folded into rates
+	claim   time.Duration      // a claim's duration, averaged
+	write   time.Duration      // a result write's duration, averaged
 }
 
 // rateWindow is how fast a model's rate follows a change: its weight halves about every 0.35 s.
 const rateWindow = 500 * time.Millisecond
 
 func newAheadPlan(max int, flush time.Duration) *aheadPlan {
-	return &aheadPlan{max: max, flush: flush, rates: make(map[string]float64)}
+	return &aheadPlan{max: min(max, math.MaxInt32), flush: flush, rates: make(map[string]float64), pending: make(map[string]int)}
 }
 
 // plan folds in the calls that returned since the last plan, per model, and gives the models to
@@ -42,23 +43,34 @@ func (a *aheadPlan) plan(now time.Time, returned map[string]int) (models []strin
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for m, n := range returned {
+		a.pending[m] += n
+	}
 	dt := now.Sub(a.last).Seconds()
-	a.last = now
-	if dt <= 0 || dt > 10*rateWindow.Seconds() {
-		// The first plan, or one after a long quiet: no rate to go on beyond what returned.
+	switch {
+	case a.last.IsZero() || dt > 10*rateWindow.Seconds():
+		// The first plan, or one after a long quiet: the old rates say nothing of now.
+		a.last = now
 		clear(a.rates)
+		clear(a.pending)
 		return models, ahead
-	}
-	weight := 1 - math.Exp(-dt/rateWindow.Seconds())
-	for m := range returned {
-		if _, ok := a.rates[m]; !ok {
-			a.rates[m] = 0
+	case dt > 0:
+		weight := 1 - math.Exp(-dt/rateWindow.Seconds())
+		for m := range a.pending {
+			if _, ok := a.rates[m]; !ok {
+				a.rates[m] = 0
+			}
 		}
+		for m, r := range a.rates {
+			a.rates[m] = r + weight*(float64(a.pending[m])/dt-r)
+		}
+		a.last = now
+		clear(a.pending)
 	}
+	// With no time passed the returns wait for the next plan, and this one uses the rates as
+	// they stand.
 	replacement := (a.flush + a.write + 2*a.claim).Seconds()
 	for m, r := range a.rates {
-		r += weight * (float64(returned[m])/dt - r)
-		a.rates[m] = r
 		n := min(int(math.Round(r*replacement)), a.max)
 		if n > 0 {
 			models, ahead = append(models, m), append(ahead, int32(n))

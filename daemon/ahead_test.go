@@ -11,11 +11,14 @@ import (
 // every step, and gives the last plan.
 func steady(a *aheadPlan, now time.Time, d, step time.Duration, rates map[string]float64) (time.Time, map[string]int32) {
 	got := map[string]int32{}
+	owed := map[string]float64{} // the part of a return each step carries to the next
 	for end := now.Add(d); now.Before(end); {
 		now = now.Add(step)
 		returned := map[string]int{}
 		for m, r := range rates {
-			returned[m] = int(r * step.Seconds())
+			owed[m] += r * step.Seconds()
+			returned[m] = int(owed[m])
+			owed[m] -= float64(returned[m])
 		}
 		models, ahead := a.plan(now, returned)
 		clear(got)
@@ -39,6 +42,7 @@ func TestAheadFollowsWhatReturnsDuringAReplacement(t *testing.T) {
 	require.InDelta(t, 300, got["fast"], 3)
 	require.InDelta(t, 3, got["mid"], 0)
 	require.NotContains(t, got, "slow")
+	require.InDelta(t, 5, a.rates["slow"], 2, "slow's calls do return, less often than once a replacement")
 
 	// A model whose calls stop returning soon needs none ahead, and is forgotten.
 	_, got = steady(a, now, 5*time.Second, 10*time.Millisecond, map[string]float64{"mid": 100})
@@ -85,4 +89,30 @@ func TestGateCountsTheCallsThatReturned(t *testing.T) {
 	require.Empty(t, g.returns(), "each return is counted once")
 	g.release("a")
 	require.Equal(t, map[string]int{"a": 1}, g.returns())
+}
+
+func TestAheadAveragesClaimsAndWrites(t *testing.T) {
+	a := newAheadPlan(1000, 0)
+	a.claimed(10 * time.Millisecond)
+	for range 40 {
+		a.claimed(20 * time.Millisecond)
+		a.wrote(10 * time.Millisecond)
+	}
+	require.InDelta(t, float64(20*time.Millisecond), float64(a.claim), float64(100*time.Microsecond), "the average follows the durations")
+	require.Equal(t, 10*time.Millisecond, a.write)
+	// A replacement now takes 10 + 2×20 = 50 ms: 1,000 returns a second is 50 ahead.
+	_, got := steady(a, time.Unix(1000, 0), 5*time.Second, 10*time.Millisecond, map[string]float64{"m": 1000})
+	require.InDelta(t, 50, got["m"], 1)
+}
+
+func TestAheadKeepsReturnsOfAPlanWithNoTimePassed(t *testing.T) {
+	a := newAheadPlan(1000, 0)
+	a.claimed(10 * time.Millisecond)
+	now, _ := steady(a, time.Unix(1000, 0), 3*time.Second, 10*time.Millisecond, map[string]float64{"m": 1000})
+	before := a.rates["m"]
+	models, _ := a.plan(now, map[string]int{"m": 10})
+	require.Equal(t, []string{"m"}, models, "the rates stand")
+	require.Equal(t, before, a.rates["m"])
+	a.plan(now.Add(10*time.Millisecond), map[string]int{"m": 10})
+	require.Greater(t, a.rates["m"], before, "the held returns count at the next plan: 20 in 10 ms")
 }

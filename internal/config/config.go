@@ -243,7 +243,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.duration("VOLLEY_MODEL_TRICKLE_INTERVAL", &c.Dispatch.TrickleInterval)
 	if v, ok := l.raw("VOLLEY_CLAIM_AHEAD"); ok {
 		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-			c.Dispatch.ClaimAhead = n
+			c.Dispatch.ClaimAhead = min(n, AheadUpToTheLimit) // no limit is larger
 		} else if v == "limit" {
 			c.Dispatch.ClaimAhead = AheadUpToTheLimit
 		} else {

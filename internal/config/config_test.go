@@ -130,7 +130,7 @@ func TestClaimAheadIsChecked(t *testing.T) {
 	c, err := Load(env(nil))
 	require.NoError(t, err)
 	require.Equal(t, AheadUpToTheLimit, c.Dispatch.ClaimAhead, "up to each model's limit unless set")
-	for v, want := range map[string]int{"256": 256, "0": 0, "limit": AheadUpToTheLimit} {
+	for v, want := range map[string]int{"256": 256, "0": 0, "limit": AheadUpToTheLimit, "99999999999": AheadUpToTheLimit} {
 		c, err = Load(env(map[string]string{"VOLLEY_CLAIM_AHEAD": v}))
 		require.NoError(t, err)
 		require.Equal(t, want, c.Dispatch.ClaimAhead, v)
