@@ -49,6 +49,11 @@ WITH arg AS (
 ), cfg AS (
     SELECT lk.model, coalesce((@limits::int[])[array_position(@models::text[], lk.model)], @default_limit::int) AS configured
     FROM lk
+), avail AS (
+    -- A model's availability is its latest event (none: live), read once per model rather than
+    -- once per owner or request taken.
+    SELECT lk.model, (SELECT e.state FROM model_availability_events e WHERE e.model = lk.model ORDER BY e.id DESC LIMIT 1) AS state
+    FROM lk
 ), room AS (
     -- A model whose limit adapts runs at its effective limit, never above the configured one.
     SELECT lk.model,
@@ -104,10 +109,7 @@ WITH arg AS (
            p.running + row_number() OVER (PARTITION BY p.model, p.owner ORDER BY c.deadline, c.id) AS level
     FROM pairs p
     JOIN share s ON s.model = p.model
-    -- A model's availability is its latest event (none: live).
-    LEFT JOIN LATERAL (
-        SELECT e.state FROM model_availability_events e WHERE e.model = p.model ORDER BY e.id DESC LIMIT 1
-    ) av ON true
+    JOIN avail av ON av.model = p.model
     CROSS JOIN arg
     CROSS JOIN LATERAL (
         (SELECT q.id, q.deadline FROM requests q
@@ -155,16 +157,16 @@ WITH arg AS (
 ), ramps AS (
     -- Whether each locked model sends requests in their deadline ramp to its fallback: it is
     -- not live, and it has one.
-    SELECT lk.model,
-           (coalesce((SELECT e.state FROM model_availability_events e WHERE e.model = lk.model ORDER BY e.id DESC LIMIT 1), 'live') <> 'live'
-            AND (lk.model = ANY (@fallback_models::text[]) OR (@fallback_default::bool AND NOT lk.model = ANY (@models::text[])))) AS ramps
-    FROM lk
+    SELECT av.model,
+           (coalesce(av.state, 'live') <> 'live'
+            AND (av.model = ANY (@fallback_models::text[]) OR (@fallback_default::bool AND NOT av.model = ANY (@models::text[])))) AS ramps
+    FROM avail av
 ), trickled AS (
     -- Requests of a `coming` model went through the trickle: the next one of that owner waits an
     -- interval. Claims of a model are serialised, so a later claim sees this.
     INSERT INTO model_trickle (model, owner, at)
     SELECT DISTINCT l.model, l.owner, now() FROM locked l
-    WHERE (SELECT e.state FROM model_availability_events e WHERE e.model = l.model ORDER BY e.id DESC LIMIT 1) = 'coming'
+    WHERE l.model IN (SELECT av.model FROM avail av WHERE av.state = 'coming')
       AND EXISTS (SELECT 1 FROM daemons d WHERE d.id = @daemon_id::bigint AND d.stopped_at IS NULL
                   AND d.heartbeat_at > now() - make_interval(secs => @fresh_seconds::float8))
     ON CONFLICT (model, owner) DO UPDATE SET at = excluded.at
