@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+
+	"github.com/tidwall/gjson"
 )
 
 // Result line ids are derived from the batch and line, the same way the database derives them for
@@ -77,45 +79,52 @@ type usage struct {
 	input, cached, output, reasoning, total int64
 }
 
-// usageOf reads the usage object of an upstream answer, whichever endpoint's shape it has.
+// usageOf reads the usage object of an upstream answer, whichever endpoint's shape it has. A body
+// that is not JSON, or a usage with a count that is not a whole number, counts nothing. It looks
+// the fields up in place: decoding the whole answer for them took 8% of a replica's CPU while it
+// dispatched at 20 ms and limit 256.
 func usageOf(body []byte) usage {
-	var doc struct {
-		Usage *struct {
-			PromptTokens        int64 `json:"prompt_tokens"`
-			CompletionTokens    int64 `json:"completion_tokens"`
-			InputTokens         int64 `json:"input_tokens"`
-			OutputTokens        int64 `json:"output_tokens"`
-			TotalTokens         int64 `json:"total_tokens"`
-			PromptTokensDetails *struct {
-				CachedTokens int64 `json:"cached_tokens"`
-			} `json:"prompt_tokens_details"`
-			InputTokensDetails *struct {
-				CachedTokens int64 `json:"cached_tokens"`
-			} `json:"input_tokens_details"`
-			CompletionTokensDetails *struct {
-				ReasoningTokens int64 `json:"reasoning_tokens"`
-			} `json:"completion_tokens_details"`
-			OutputTokensDetails *struct {
-				ReasoningTokens int64 `json:"reasoning_tokens"`
-			} `json:"output_tokens_details"`
-		} `json:"usage"`
-	}
-	if json.Unmarshal(body, &doc) != nil || doc.Usage == nil {
+	if !gjson.ValidBytes(body) {
 		return usage{}
 	}
-	u := doc.Usage
-	out := usage{input: u.PromptTokens + u.InputTokens, output: u.CompletionTokens + u.OutputTokens, total: u.TotalTokens}
-	if u.PromptTokensDetails != nil {
-		out.cached += u.PromptTokensDetails.CachedTokens
+	u := gjson.GetBytes(body, "usage")
+	if !u.IsObject() {
+		return usage{}
 	}
-	if u.InputTokensDetails != nil {
-		out.cached += u.InputTokensDetails.CachedTokens
+	ok := true
+	count := func(obj gjson.Result, name string) int64 {
+		switch r := obj.Get(name); r.Type {
+		case gjson.Null:
+			return 0
+		case gjson.Number:
+			n, err := strconv.ParseInt(r.Raw, 10, 64)
+			ok = ok && err == nil
+			return n
+		default:
+			ok = false
+			return 0
+		}
 	}
-	if u.CompletionTokensDetails != nil {
-		out.reasoning += u.CompletionTokensDetails.ReasoningTokens
+	detail := func(name, field string) int64 {
+		switch d := u.Get(name); {
+		case d.Type == gjson.Null:
+			return 0
+		case d.IsObject():
+			return count(d, field)
+		default:
+			ok = false
+			return 0
+		}
 	}
-	if u.OutputTokensDetails != nil {
-		out.reasoning += u.OutputTokensDetails.ReasoningTokens
+	out := usage{
+		input:     count(u, "prompt_tokens") + count(u, "input_tokens"),
+		output:    count(u, "completion_tokens") + count(u, "output_tokens"),
+		total:     count(u, "total_tokens"),
+		cached:    detail("prompt_tokens_details", "cached_tokens") + detail("input_tokens_details", "cached_tokens"),
+		reasoning: detail("completion_tokens_details", "reasoning_tokens") + detail("output_tokens_details", "reasoning_tokens"),
+	}
+	if !ok {
+		return usage{}
 	}
 	if out.total == 0 {
 		out.total = out.input + out.output

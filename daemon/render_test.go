@@ -55,4 +55,18 @@ func TestUsageOfEveryEndpointShape(t *testing.T) {
 	require.Equal(t, usage{input: 2, output: 3, total: 5}, usageOf([]byte(`{"usage":{"prompt_tokens":2,"completion_tokens":3}}`)))
 	require.Equal(t, usage{}, usageOf([]byte(`{"results":[]}`)))
 	require.Equal(t, usage{}, usageOf([]byte(`not json`)))
+	require.Equal(t, usage{}, usageOf([]byte(`{"usage":{"prompt_tokens":2,"completion_tokens":3}`)), "cut short")
+	require.Equal(t, usage{}, usageOf([]byte(`{"usage":null}`)))
+	require.Equal(t, usage{}, usageOf([]byte(`{"usage":[1,2]}`)))
+	// A count that is not a whole number spoils the whole usage, as it would not decode.
+	require.Equal(t, usage{}, usageOf([]byte(`{"usage":{"prompt_tokens":"2","completion_tokens":3}}`)))
+	require.Equal(t, usage{}, usageOf([]byte(`{"usage":{"prompt_tokens":2.5,"completion_tokens":3}}`)))
+	require.Equal(t, usage{}, usageOf([]byte(`{"usage":{"prompt_tokens":2,"prompt_tokens_details":7}}`)))
+	require.Equal(t, usage{}, usageOf([]byte(`{"usage":{"prompt_tokens":99999999999999999999}}`)))
+	// Nulls count as nothing.
+	require.Equal(t, usage{input: 2, output: 3, total: 5},
+		usageOf([]byte(`{"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":null,"prompt_tokens_details":null}}`)))
+	// Other fields and nesting around usage are skipped, whatever they hold.
+	require.Equal(t, usage{input: 1, output: 1, total: 2},
+		usageOf([]byte(`{"choices":[{"message":{"content":"{\"usage\":{\"prompt_tokens\":9}}"}}],"usage":{"prompt_tokens":1,"completion_tokens":1}}`)))
 }
