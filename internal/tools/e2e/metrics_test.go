@@ -84,6 +84,12 @@ scrape_configs:
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	}, 60*time.Second, 100*time.Millisecond, "prometheus ready")
+	// Ready is not scraping: Prometheus hands new targets to its scrapers some seconds after it
+	// starts. Until it has scraped the target once, a test could miss what it came to see.
+	require.Eventually(t, func() bool {
+		up, ok := p.scalar(`up{job="volley"}`)
+		return ok && up == 1
+	}, 60*time.Second, 100*time.Millisecond, "prometheus scrapes the target")
 	return p
 }
 
