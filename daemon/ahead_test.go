@@ -33,21 +33,21 @@ func TestAheadFollowsWhatReturnsDuringAReplacement(t *testing.T) {
 	a := newAheadPlan(1000, 5*time.Millisecond)
 	a.claimed(10 * time.Millisecond)
 	a.wrote(5 * time.Millisecond)
-	// A replacement takes 5 + 5 + 2×10 = 30 ms.
+	// A replacement takes 5 + 5 + 2×10 = 30 ms, and two are held.
 	now, got := steady(a, time.Unix(1000, 0), 5*time.Second, 10*time.Millisecond, map[string]float64{
-		"fast": 10000, // 300 return during a replacement
-		"mid":  100,   // 3
-		"slow": 5,     // 0.15: none, its running requests are its calls
+		"fast": 10000, // 600 return during two replacements
+		"mid":  100,   // 6
+		"slow": 5,     // 0.3: none, its running requests are its calls
 	})
-	require.InDelta(t, 300, got["fast"], 3)
-	require.InDelta(t, 3, got["mid"], 0)
+	require.InDelta(t, 600, got["fast"], 6)
+	require.InDelta(t, 6, got["mid"], 0)
 	require.NotContains(t, got, "slow")
 	require.InDelta(t, 5, a.rates["slow"], 2, "slow's calls do return, less often than once a replacement")
 
 	// A model whose calls stop returning soon needs none ahead, and is forgotten.
 	_, got = steady(a, now, 5*time.Second, 10*time.Millisecond, map[string]float64{"mid": 100})
 	require.NotContains(t, got, "fast")
-	require.Equal(t, int32(3), got["mid"])
+	require.Equal(t, int32(6), got["mid"])
 	require.NotContains(t, a.rates, "fast")
 }
 
@@ -100,9 +100,9 @@ func TestAheadAveragesClaimsAndWrites(t *testing.T) {
 	}
 	require.InDelta(t, float64(20*time.Millisecond), float64(a.claim), float64(100*time.Microsecond), "the average follows the durations")
 	require.Equal(t, 10*time.Millisecond, a.write)
-	// A replacement now takes 10 + 2×20 = 50 ms: 1,000 returns a second is 50 ahead.
+	// A replacement now takes 10 + 2×20 = 50 ms: 1,000 returns a second is 100 ahead.
 	_, got := steady(a, time.Unix(1000, 0), 5*time.Second, 10*time.Millisecond, map[string]float64{"m": 1000})
-	require.InDelta(t, 50, got["m"], 1)
+	require.InDelta(t, 100, got["m"], 2)
 }
 
 func TestAheadKeepsReturnsOfAPlanWithNoTimePassed(t *testing.T) {

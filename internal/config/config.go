@@ -130,8 +130,8 @@ type Dispatch struct {
 	// ClaimAhead is the most requests of a model past its limit a replica may claim
 	// (VOLLEY_CLAIM_AHEAD: a number, or `limit`, the default, for at most the model's limit; 0
 	// claims none ahead). They wait in the replica and start the moment one of its calls returns,
-	// without a trip to the database. A replica claims only as many ahead as its model's calls
-	// return while a claim replaces one, and only while it is alone on the model.
+	// without a trip to the database. A replica claims only about as many ahead as its model's
+	// calls return while two claims replace them, and only while it is alone on the model.
 	ClaimAhead int
 	// FlushInterval is how long a finished call's result waits for others to be written with it
 	// (VOLLEY_FLUSH_INTERVAL, default 5ms); 0 writes at once what finished while the last write ran.
