@@ -6,7 +6,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/tools/testdb"
 )
@@ -19,15 +18,9 @@ func setAvailability(t *testing.T, q *dbsqlc.Queries, model, state string) {
 
 func claimTrickle(t *testing.T, pool *pgxpool.Pool, daemonID int64, trickleSeconds float64) []dbsqlc.RequestClaimRow {
 	t.Helper()
-	var c db.Claim
-	require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
-		var err error
-		c, err = db.ClaimRound(t.Context(), q, dbsqlc.RequestClaimParams{
-			DaemonID: daemonID, DefaultLimit: 100, MaxClaim: 100, FreshSeconds: 60, TrickleSeconds: trickleSeconds,
-		})
-		return err
-	}))
-	return c.Rows
+	return claimRound(t, pool, dbsqlc.RequestClaimParams{
+		DaemonID: daemonID, DefaultLimit: 100, MaxClaim: 100, FreshSeconds: 60, TrickleSeconds: trickleSeconds,
+	}).Rows
 }
 
 func perOwner(rows []dbsqlc.RequestClaimRow) map[string]int {

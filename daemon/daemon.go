@@ -38,8 +38,8 @@ type Config struct {
 	// than the limit itself): they wait in this replica, ready to start the moment one of its
 	// calls returns, so that a call slot is not idle while a result is written and the next claim
 	// is made. A claim takes only about as many ahead as the model's calls return while two
-	// claims replace them (aheadPlan), and only while no other replica holds requests of the model: what
-	// one holds ahead counts against the others' allowances. Zero claims none ahead.
+	// claims replace them (aheadPlan), and only while no other replica holds requests of the
+	// model: what one holds ahead counts against the others' allowances. Zero claims none ahead.
 	ClaimAhead int
 	// PollInterval is how often the queue is looked at when no notification arrives.
 	PollInterval time.Duration

@@ -45,15 +45,21 @@ func seed(t *testing.T, pool *pgxpool.Pool, owner, model string, n int) string {
 // claim runs one claim round, claiming nothing ahead of the limit.
 func claim(t *testing.T, pool *pgxpool.Pool, daemonID int64, limit, max int) []dbsqlc.RequestClaimRow {
 	t.Helper()
+	return claimRound(t, pool, dbsqlc.RequestClaimParams{
+		DaemonID: daemonID, DefaultLimit: int32(limit), MaxClaim: int32(max), FreshSeconds: 60,
+	}).Rows
+}
+
+// claimRound runs one claim round with p, in a transaction of its own.
+func claimRound(t *testing.T, pool *pgxpool.Pool, p dbsqlc.RequestClaimParams) db.Claim {
+	t.Helper()
 	var c db.Claim
 	require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
 		var err error
-		c, err = db.ClaimRound(t.Context(), q, dbsqlc.RequestClaimParams{
-			DaemonID: daemonID, DefaultLimit: int32(limit), MaxClaim: int32(max), FreshSeconds: 60,
-		})
+		c, err = db.ClaimRound(t.Context(), q, p)
 		return err
 	}))
-	return c.Rows
+	return c
 }
 
 func register(t *testing.T, q *dbsqlc.Queries) int64 {
@@ -320,13 +326,7 @@ func TestAClaimReadsTheAllowanceOfModelsWithWaitingCalls(t *testing.T) {
 	require.Len(t, rows, 3)
 
 	round := func(waiting []string) db.Claim {
-		var c db.Claim
-		require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
-			var err error
-			c, err = db.ClaimRound(t.Context(), q, dbsqlc.RequestClaimParams{
-				DaemonID: me, DefaultLimit: 3, MaxClaim: 10, FreshSeconds: 60, Locked: waiting})
-			return err
-		}))
+		c := claimRound(t, pool, dbsqlc.RequestClaimParams{DaemonID: me, DefaultLimit: 3, MaxClaim: 10, FreshSeconds: 60, Locked: waiting})
 		require.Empty(t, c.Rows, "nothing is pending")
 		return c
 	}
@@ -363,13 +363,8 @@ func TestAClaimTakesAheadPerModel(t *testing.T) {
 	seed(t, pool, "alice", "greedy", 30)
 	me, other := register(t, q), register(t, q)
 	round := func(daemonID int64, models []string, ahead []int32) map[string]int {
-		var c db.Claim
-		require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
-			var err error
-			c, err = db.ClaimRound(t.Context(), q, dbsqlc.RequestClaimParams{
-				DaemonID: daemonID, DefaultLimit: 4, MaxClaim: 100, FreshSeconds: 60, AheadModels: models, Ahead: ahead})
-			return err
-		}))
+		c := claimRound(t, pool, dbsqlc.RequestClaimParams{
+			DaemonID: daemonID, DefaultLimit: 4, MaxClaim: 100, FreshSeconds: 60, AheadModels: models, Ahead: ahead})
 		per := map[string]int{}
 		for _, r := range c.Rows {
 			per[r.Model]++

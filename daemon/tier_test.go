@@ -6,7 +6,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/volleyhq/volley/db"
 	"github.com/volleyhq/volley/db/dbsqlc"
 	"github.com/volleyhq/volley/internal/tools/testdb"
 )
@@ -22,14 +21,9 @@ func seedBackground(t *testing.T, pool *pgxpool.Pool, owner, model string, n int
 
 func claimShare(t *testing.T, pool *pgxpool.Pool, daemonID int64, limit int, share float64) map[string]int {
 	t.Helper()
-	var c db.Claim
-	require.NoError(t, db.WithTx(t.Context(), pool, func(_ db.Tx, q *dbsqlc.Queries) error {
-		var err error
-		c, err = db.ClaimRound(t.Context(), q, dbsqlc.RequestClaimParams{
-			DaemonID: daemonID, DefaultLimit: int32(limit), MaxClaim: 100, FreshSeconds: 60, BackgroundShare: share,
-		})
-		return err
-	}))
+	c := claimRound(t, pool, dbsqlc.RequestClaimParams{
+		DaemonID: daemonID, DefaultLimit: int32(limit), MaxClaim: 100, FreshSeconds: 60, BackgroundShare: share,
+	})
 	per := map[string]int{}
 	for _, r := range c.Rows {
 		per[*r.BatchID]++
