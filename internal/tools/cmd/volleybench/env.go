@@ -229,7 +229,7 @@ func (e *env) logStatements(ctx context.Context, label string) {
 	if !e.statements {
 		return
 	}
-	rows, err := e.db.Query(ctx, `SELECT calls, total_exec_time, total_plan_time, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 120)
+	rows, err := e.db.Query(ctx, `SELECT calls, total_exec_time, total_plan_time, rows, shared_blks_dirtied, wal_fpi, wal_bytes::bigint, left(regexp_replace(query, '\s+', ' ', 'g'), 120)
 		FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 12`)
 	if err != nil {
 		e.log.Warn("pg_stat_statements", "error", err.Error())
@@ -237,15 +237,16 @@ func (e *env) logStatements(ctx context.Context, label string) {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var calls, n int64
+		var calls, n, dirtied, fpi, walBytes int64
 		var exec, plan float64
 		var query string
-		if err := rows.Scan(&calls, &exec, &plan, &n, &query); err != nil {
+		if err := rows.Scan(&calls, &exec, &plan, &n, &dirtied, &fpi, &walBytes, &query); err != nil {
 			e.log.Warn("pg_stat_statements", "error", err.Error())
 			return
 		}
 		e.log.Info("statement", "run", label, "calls", calls, "exec_ms", fmt.Sprintf("%.0f", exec), "plan_ms", fmt.Sprintf("%.0f", plan),
-			"mean_ms", fmt.Sprintf("%.3f", (exec+plan)/float64(max(calls, 1))), "rows", n, "query", query)
+			"mean_ms", fmt.Sprintf("%.3f", (exec+plan)/float64(max(calls, 1))), "rows", n,
+			"blocks_dirtied", dirtied, "wal_fpi", fpi, "wal_mb", fmt.Sprintf("%.1f", float64(walBytes)/(1<<20)), "query", query)
 	}
 	rows.Close()
 	if _, err := e.db.Exec(ctx, "SELECT pg_stat_statements_reset()"); err != nil {
