@@ -129,10 +129,8 @@ type Queue struct {
 	Model             string
 	Owner             string
 	Pending           int32
-	Running           int32
 	ServedAt          time.Time
 	PendingBackground int32
-	RunningBackground int32
 }
 
 type Request struct {

@@ -25,19 +25,27 @@ WITH arg AS (
     -- once per owner or request taken.
     SELECT lk.model, (SELECT e.state FROM model_availability_events e WHERE e.model = lk.model ORDER BY e.id DESC LIMIT 1) AS state
     FROM lk
+), run AS (
+    -- The locked models' running requests per owner, whichever replica runs them. They are
+    -- bounded by the limits (and what is claimed ahead), so they are counted here rather than
+    -- kept in counters that every result's write would have to move.
+    SELECT r.model, r.owner, count(*)::int AS running, count(*) FILTER (WHERE r.background)::int AS running_background
+    FROM requests r
+    WHERE r.state = 'running' AND r.model = ANY ($7::text[])
+    GROUP BY r.model, r.owner
 ), room AS (
     -- A model whose limit adapts runs at its effective limit, never above the configured one.
     SELECT lk.model,
            least(cfg.configured, coalesce((SELECT ml.effective FROM model_limits ml WHERE ml.model = lk.model), cfg.configured)) AS lim,
-           coalesce((SELECT sum(q.running) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running,
-           coalesce((SELECT sum(q.running_background) FROM queues q WHERE q.model = lk.model AND q.running > 0), 0)::int AS running_background,
+           coalesce((SELECT sum(run.running) FROM run WHERE run.model = lk.model), 0)::int AS running,
+           coalesce((SELECT sum(run.running_background) FROM run WHERE run.model = lk.model), 0)::int AS running_background,
            -- No request of the model but background ones is pending: the background tier's turn.
            -- The probe walks the model's entries in queues_ready, in the index's order, and stops
            -- at the first pair with other work; as an EXISTS the planner read the whole table for
            -- it, every pair of every model, once per model.
            (SELECT q.pending > q.pending_background FROM queues q
             WHERE q.model = lk.model AND q.pending > 0 AND q.pending > q.pending_background
-            ORDER BY q.model, q.running, q.served_at LIMIT 1) IS NULL AS background,
+            ORDER BY q.model, q.served_at LIMIT 1) IS NULL AS background,
            -- Another replica holds requests of the model (as RequestClaimAllowance found, in
            -- this transaction): none is claimed ahead, so that what one holds ahead never starves
            -- the others' allowances.
@@ -63,12 +71,33 @@ WITH arg AS (
 ), pairs AS (
     -- The owners with the fewest running are the only ones water-filling can give these slots
     -- to; a few more are looked at in case some have nothing ready (in backoff, or past their
-    -- deadline and not yet expired).
+    -- deadline and not yet expired). They are the owners with none running, longest unserved
+    -- first (queues_ready, in its order, passing over the few owners that run some), then those
+    -- that run some, fewest first.
     SELECT mdl.model, mdl.want, mdl.background, p.owner, p.running
     FROM mdl CROSS JOIN LATERAL (
-        SELECT q.owner, q.running FROM queues q
-        WHERE q.model = mdl.model AND q.pending > 0 AND (mdl.background OR q.pending > q.pending_background)
-        ORDER BY q.running, q.served_at
+        SELECT x.owner, x.running FROM (
+            (SELECT q.owner, 0 AS running, q.served_at FROM queues q
+             WHERE q.model = mdl.model AND q.pending > 0 AND (mdl.background OR q.pending > q.pending_background)
+               -- Not correlated, so that it is one hash for the statement rather than a scan of
+               -- the running owners for every pair passed.
+               AND (q.model, q.owner) NOT IN (SELECT run.model, run.owner FROM run)
+             ORDER BY q.served_at
+             LIMIT mdl.want + 16)
+            UNION ALL
+            -- Each one's pair looked up by its key: as a join, the generic plan read the model's
+            -- every pair for each owner. No pair means nothing of the tier is pending (a pair's
+            -- background requests are among its pending ones).
+            SELECT b.owner, b.running, b.served_at FROM (
+                SELECT run.owner, run.running,
+                       (SELECT q.served_at FROM queues q
+                        WHERE q.model = run.model AND q.owner = run.owner
+                          AND CASE WHEN mdl.background THEN q.pending ELSE q.pending - q.pending_background END > 0) AS served_at
+                FROM run WHERE run.model = mdl.model
+            ) b
+            WHERE b.served_at IS NOT NULL
+        ) x
+        ORDER BY x.running, x.served_at
         LIMIT mdl.want + 16
     ) p
 ), share AS (

@@ -43,20 +43,29 @@ SELECT pg_notify('volley_abort', 'cancelled ' || @response_id::text);
 LISTEN volley_response;
 
 -- name: QueueDepth :many
--- Pending and running requests per model, from the per-(model, owner) counters that every change
--- of a request's state keeps exact: what the queue holds is read in one row per pair, not one per
--- request.
-SELECT q.model::text AS model,
-       sum(q.pending)::bigint AS pending,
-       sum(q.running)::bigint AS running,
-       coalesce(sum(q.pending) FILTER (WHERE q.owner = @owner), 0)::bigint AS own_pending,
-       coalesce(sum(q.running) FILTER (WHERE q.owner = @owner), 0)::bigint AS own_running,
-       sum(q.pending_background)::bigint AS background_pending,
-       sum(q.running_background)::bigint AS background_running
-FROM queues q
-WHERE q.pending > 0 OR q.running > 0
-GROUP BY q.model
-ORDER BY q.model;
+-- Pending and running requests per model: the pending ones from the per-(model, owner) counters
+-- that every change of a request's state keeps exact, one row per pair rather than one per
+-- request; the running ones, bounded by the models' limits, counted where they are.
+WITH p AS (
+    SELECT q.model, sum(q.pending) AS pending, coalesce(sum(q.pending) FILTER (WHERE q.owner = @owner), 0) AS own_pending,
+           sum(q.pending_background) AS background_pending
+    FROM queues q WHERE q.pending > 0
+    GROUP BY q.model
+), r AS (
+    SELECT r.model, count(*) AS running, count(*) FILTER (WHERE r.owner = @owner) AS own_running,
+           count(*) FILTER (WHERE r.background) AS background_running
+    FROM requests r WHERE r.state = 'running'
+    GROUP BY r.model
+)
+SELECT coalesce(p.model, r.model)::text AS model,
+       coalesce(p.pending, 0)::bigint AS pending,
+       coalesce(r.running, 0)::bigint AS running,
+       coalesce(p.own_pending, 0)::bigint AS own_pending,
+       coalesce(r.own_running, 0)::bigint AS own_running,
+       coalesce(p.background_pending, 0)::bigint AS background_pending,
+       coalesce(r.background_running, 0)::bigint AS background_running
+FROM p FULL JOIN r ON r.model = p.model
+ORDER BY 1;
 
 -- name: ResponsesExpire :many
 -- Queued responses whose window passed without a slot: they fail.
