@@ -134,6 +134,19 @@ func TestDeletingAFileAndItsBatchErasesTheirBytes(t *testing.T) {
 	cfg.PollInterval = 20 * time.Millisecond
 	d := New(pool, cfg, ucfg, logger)
 	require.NoError(t, d.Start(ctx))
+	// Stopped before the pool is closed, also when the test fails early: a running dispatcher
+	// holds connections that the pool's close would wait for.
+	running := true
+	stopDaemon := func() {
+		if !running {
+			return
+		}
+		running = false
+		stop, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		require.NoError(t, d.Stop(stop))
+	}
+	t.Cleanup(stopDaemon)
 	var ended struct {
 		Status       string
 		OutputFileID *string `json:"output_file_id"`
@@ -143,9 +156,7 @@ func TestDeletingAFileAndItsBatchErasesTheirBytes(t *testing.T) {
 		call(http.MethodGet, "/v1/batches/"+batch.ID, "", nil, &ended)
 		return ended.Status == "completed"
 	}, 30*time.Second, 20*time.Millisecond)
-	stop, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	require.NoError(t, d.Stop(stop))
+	stopDaemon()
 	require.NotNil(t, ended.OutputFileID)
 	require.NotNil(t, ended.ErrorFileID)
 	holding := tablesHolding(t, pool, marker)
