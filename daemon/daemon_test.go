@@ -177,6 +177,28 @@ func TestClaimSharesSlotsBetweenOwners(t *testing.T) {
 	require.Equal(t, map[string]int{"big": 3, "small": 3}, per)
 }
 
+// Slots go to the owners with the fewest requests running, counting what every replica runs:
+// an owner running none comes first, then owners level with each other share what is left.
+func TestClaimFillsUpFromTheOwnersRunningFewest(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	q := dbsqlc.New(pool)
+	other, me := register(t, q), register(t, q)
+	seed(t, pool, "a", "m", 10)
+	require.Len(t, claim(t, pool, other, 2, 100), 2, "a runs 2")
+	seed(t, pool, "c", "m", 10)
+	require.Len(t, claim(t, pool, other, 3, 100), 1, "c runs 1")
+	seed(t, pool, "b", "m", 10)
+
+	per := map[string]int{}
+	for _, r := range claim(t, pool, me, 6, 100) {
+		per[r.Owner]++
+	}
+	// b goes from 0 to 1, then b and c from 1 to 2, level with a.
+	require.Equal(t, map[string]int{"b": 2, "c": 1}, per)
+	require.Empty(t, claim(t, pool, me, 6, 100), "the limit is reached")
+}
+
 // Regression: a replica declared dead could still claim under its old id until its next heartbeat,
 // so the next rescue handed its in-flight requests to another replica: twice the model's limit.
 func TestOnlyAReplicaWithAFreshLeaseClaims(t *testing.T) {
