@@ -5,9 +5,9 @@
 -- every request's life, at its claim and at its result's write: a write of results spread over a
 -- few hundred owners updated a few hundred counter rows, all of them a write the claim of those
 -- owners then waited on. The running requests of a model are bounded by its limit (and what is
--- claimed ahead), so a claim counts them in a scan of the running index as cheaply as it summed
--- their counters; a result's write now moves no counter at all unless the request goes back to
--- pending.
+-- claimed ahead), so a claim counts them, found through a running index and read from their
+-- rows for owner and tier, about as cheaply as it summed their counters; a result's write now
+-- moves no counter at all unless the request goes back to pending.
 DROP INDEX queues_busy;
 DROP INDEX queues_ready;
 ALTER TABLE queues DROP COLUMN running, DROP COLUMN running_background;
